@@ -1,0 +1,30 @@
+"""kgan: a model zoo of generative adversarial networks for Keras 3.
+
+Example:
+
+```python
+import kgan
+gan = kgan.zoo.load("dcgan_mnist")
+kgan.images.save_grid(gan.generate(64, seed=0), "digits.png")
+```
+"""
+
+__version__ = "0.1.0"
+
+from kgan import callbacks, data, export, images, losses, models, networks, zoo
+from kgan.export import export_generator
+from kgan.models import DCGAN, GAN
+
+__all__ = [
+    "DCGAN",
+    "GAN",
+    "callbacks",
+    "data",
+    "export",
+    "export_generator",
+    "images",
+    "losses",
+    "models",
+    "networks",
+    "zoo",
+]

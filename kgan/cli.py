@@ -1,0 +1,331 @@
+"""The `kgan` command line: list, info, sample, train, export.
+
+Errors a user can fix (unknown names, bad paths, bad arguments) print one line
+`kgan: error: ...` and exit with status 2, without a traceback.
+"""
+
+import argparse
+import json
+import os
+import platform
+import shlex
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+
+
+class CLIError(Exception):
+    """An error reported as one line."""
+
+
+def _positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def _int(text):
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}")
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog="kgan",
+        description="GAN model zoo for Keras 3: list and inspect presets, sample, train, export.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    p = sub.add_parser("list", help="list presets (or architectures)", description="List registered presets or architectures.")
+    p.add_argument("pattern", nargs="?", default="*", help="shell-style filter, e.g. '*mnist*'")
+    p.add_argument("--architectures", action="store_true", help="list architectures instead of presets")
+
+    p = sub.add_parser("info", help="show a preset's metadata", description="Print a preset's metadata (JSON).")
+    p.add_argument("name", help="preset name, preset folder, or https URL (with --sha256)")
+    p.add_argument("--sha256", help="full sha256 of a remote archive")
+
+    p = sub.add_parser(
+        "sample",
+        help="sample images from a preset",
+        description=(
+            "Sample images from a pretrained generator. OUTPUT ending in .png writes a grid, "
+            ".npz writes a uint8 array 'images' of shape [N, H, W, C], anything else is a "
+            "folder of PNGs. --interpolate K draws N rows of K-step spherical interpolations."
+        ),
+    )
+    p.add_argument("name", help="preset name, preset folder, or https URL (with --sha256)")
+    p.add_argument("--num", type=_positive_int, default=64, help="number of samples (rows with --interpolate)")
+    p.add_argument("--seed", type=_int, default=0, help="latent seed (same seed, same images)")
+    p.add_argument("--output", required=True, help="file.png, file.npz or a folder")
+    p.add_argument("--interpolate", type=_positive_int, metavar="K", help="K-step latent interpolations per row")
+    p.add_argument("--sha256", help="full sha256 of a remote archive")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output")
+
+    p = sub.add_parser(
+        "train",
+        help="train an architecture into a preset",
+        description=(
+            "Train ARCH on a dataset with model.fit. Writes OUTPUT/preset (a preset folder: "
+            "config.json, model.weights.h5, metadata.json, README.md, samples.png), "
+            "OUTPUT/samples/epoch_*.png, OUTPUT/log.csv; OUTPUT/backup lets an interrupted "
+            "run resume with the same command."
+        ),
+    )
+    p.add_argument("arch", help="architecture name (kgan list --architectures)")
+    p.add_argument("--dataset", required=True, help="embedded set (mnist_5k) or a tensorflow-datasets name")
+    p.add_argument("--epochs", type=_positive_int, required=True)
+    p.add_argument("--batch-size", type=_positive_int, default=64)
+    p.add_argument("--output", required=True, help="run folder")
+    p.add_argument("--image-size", type=_positive_int, help="resize images to this square size")
+    p.add_argument("--latent-dim", type=_positive_int, default=100)
+    p.add_argument("--filters", type=_positive_int, default=64, help="base network width")
+    p.add_argument("--precision", choices=PRECISIONS, default="float32")
+    p.add_argument("--steps-per-execution", type=_positive_int, default=1)
+    p.add_argument("--jit-compile", action="store_true", help="compile the train step with XLA")
+    p.add_argument("--seed", type=_int, default=0)
+    p.add_argument("--name", help="preset name (default: the output folder's name)")
+    p.add_argument("--description", default="", help="one line for the model card")
+    p.add_argument("--license", default=None, help="license of the weights (default: the dataset's)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing preset in OUTPUT")
+    p.add_argument("--verbose", type=_int, default=1, choices=(0, 1, 2), help="Keras progress bar mode")
+
+    p = sub.add_parser(
+        "export",
+        help="export a generator as a SavedModel",
+        description="Export a preset's generator as a SavedModel (signatures serving_default, generate_uint8).",
+    )
+    p.add_argument("name", help="preset name, preset folder, or https URL (with --sha256)")
+    p.add_argument("dir", help="destination folder (must not exist unless --overwrite)")
+    p.add_argument("--sha256", help="full sha256 of a remote archive")
+    p.add_argument("--overwrite", action="store_true")
+    return parser
+
+
+def cmd_list(args):
+    from kgan import zoo
+
+    kind = "architectures" if args.architectures else "presets"
+    names = zoo.list(args.pattern, kind=kind)
+    for name in names:
+        if kind == "architectures":
+            print(f"{name:16s} {zoo.architecture(name).description}")
+        else:
+            print(f"{name:16s} {zoo._PRESETS[name].description}")
+    if not names:
+        print(f"no {kind} match {args.pattern!r}", file=sys.stderr)
+
+
+def cmd_info(args):
+    from kgan import zoo
+
+    print(json.dumps(zoo.info(args.name) if not args.sha256 else _info_remote(args), indent=2, sort_keys=True))
+
+
+def _info_remote(args):
+    from kgan import zoo
+
+    folder = zoo.resolve(args.name, sha256=args.sha256)
+    return zoo.info(str(folder))
+
+
+def cmd_sample(args):
+    import numpy as np
+
+    from kgan import images, zoo
+
+    output = Path(args.output)
+    if output.exists() and not args.overwrite and output.suffix in (".png", ".npz"):
+        raise CLIError(f"{output} exists; pass --overwrite to replace it")
+    model = zoo.load(args.name, sha256=args.sha256)
+    if args.interpolate:
+        if args.interpolate < 2:
+            raise CLIError("--interpolate needs at least 2 steps")
+        ends = model.latents(2 * args.num, seed=args.seed)
+        rows = [model.interpolate(ends[2 * i], ends[2 * i + 1], args.interpolate) for i in range(args.num)]
+        samples = np.concatenate(rows, axis=0)
+        ncols = args.interpolate
+    else:
+        samples = model.generate(args.num, seed=args.seed)
+        ncols = None
+    if output.suffix == ".png":
+        images.save_grid(samples, output, ncols=ncols)
+    elif output.suffix == ".npz":
+        output.parent.mkdir(parents=True, exist_ok=True)
+        temporary = output.with_name(f".{output.name}.tmp-{os.getpid()}.npz")
+        np.savez_compressed(temporary, images=images.to_uint8(samples))
+        os.replace(temporary, output)
+    else:
+        if output.exists() and any(output.iterdir()) and not args.overwrite:
+            raise CLIError(f"folder {output} is not empty; pass --overwrite or choose another")
+        images.save_pngs(samples, output)
+    print(f"wrote {len(samples)} samples to {output}")
+
+
+def _dataset_license(name):
+    if name.startswith("mnist"):
+        return "CC-BY-SA-3.0 (MNIST, LeCun & Cortes); weights Apache-2.0"
+    return "see the dataset's license; weights Apache-2.0"
+
+
+def cmd_train(args, argv):
+    import keras
+
+    keras.mixed_precision.set_global_policy(args.precision)
+    from kgan import callbacks as kgan_callbacks
+    from kgan import data, zoo
+
+    output = Path(args.output)
+    preset_dir = output / "preset"
+    if preset_dir.exists() and not args.overwrite:
+        raise CLIError(f"{preset_dir} exists; pass --overwrite to train again into {output}")
+    arch = zoo.architecture(args.arch)
+    dataset = data.load(
+        args.dataset, batch_size=args.batch_size, image_size=args.image_size, seed=args.seed
+    )
+    image_shape = tuple(int(d) for d in dataset.element_spec.shape[1:])
+    model = arch.builder(
+        image_shape=image_shape, latent_dim=args.latent_dim, filters=args.filters, seed=args.seed
+    )
+    model.compile(steps_per_execution=args.steps_per_execution, jit_compile=args.jit_compile)
+
+    output.mkdir(parents=True, exist_ok=True)
+    backup_dir = output / "backup"
+    if backup_dir.exists() and any(backup_dir.iterdir()):
+        print(f"kgan: resuming from the backup in {backup_dir}", file=sys.stderr)
+    timer = _make_timer()
+    history = model.fit(
+        dataset,
+        epochs=args.epochs,
+        verbose=args.verbose,
+        callbacks=[
+            keras.callbacks.BackupAndRestore(str(backup_dir)),
+            kgan_callbacks.SampleGrid(output / "samples", num_samples=64, seed=args.seed),
+            keras.callbacks.CSVLogger(str(output / "log.csv"), append=True),
+            keras.callbacks.TerminateOnNaN(),
+            timer,
+        ],
+    )
+    images_per_epoch = _dataset_size(dataset) * args.batch_size
+    metadata = {
+        "name": args.name or output.name,
+        "architecture": args.arch,
+        "description": args.description or f"{args.arch} trained on {args.dataset}",
+        "dataset": args.dataset,
+        "recipe": "kgan " + shlex.join(argv),
+        "license": args.license or _dataset_license(args.dataset),
+        "metrics": {},
+        "training": {
+            "epochs": args.epochs,
+            "batch_size": args.batch_size,
+            "precision": args.precision,
+            "steps_per_execution": args.steps_per_execution,
+            "jit_compile": bool(args.jit_compile),
+            "seed": args.seed,
+            "wall_time_s": round(timer.total, 1),
+            "images_per_s_median_epoch": round(timer.images_per_s(images_per_epoch), 1),
+            "final_d_loss": round(float(history.history["d_loss"][-1]), 4) if history.history else None,
+            "final_g_loss": round(float(history.history["g_loss"][-1]), 4) if history.history else None,
+            "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, {platform.system()}",
+            "tensorflow": _version("tensorflow"),
+            "keras": keras.__version__,
+        },
+    }
+    zoo.save_preset(model, preset_dir, metadata, overwrite=args.overwrite)
+    print(f"wrote preset {preset_dir} ({timer.total:.0f} s)")
+
+
+def _dataset_size(dataset):
+    import tensorflow as tf
+
+    size = int(dataset.cardinality())
+    if size < 0:  # unknown: count once
+        size = int(dataset.reduce(0, lambda n, _: n + 1))
+    return size if size != tf.data.INFINITE_CARDINALITY else 0
+
+
+def _version(module):
+    try:
+        return __import__(module).__version__
+    except Exception:  # pragma: no cover
+        return "unknown"
+
+
+def _make_timer():
+    import keras
+
+    class EpochTimer(keras.callbacks.Callback):
+        """Wall time per epoch; the first epoch (tracing) is left out of the rate."""
+
+        def __init__(self):
+            super().__init__()
+            self.durations = []
+            self.total = 0.0
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self._start = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            duration = time.perf_counter() - self._start
+            self.durations.append(duration)
+            self.total += duration
+
+        def images_per_s(self, images_per_epoch):
+            import statistics
+
+            steady = self.durations[1:] or self.durations
+            return images_per_epoch / statistics.median(steady) if steady else 0.0
+
+    return EpochTimer()
+
+
+def cmd_export(args):
+    from kgan import export, zoo
+
+    target = Path(args.dir)
+    if target.exists() and not args.overwrite:
+        raise CLIError(f"{target} already exists; pass --overwrite to replace it")
+    model = zoo.load(args.name, sha256=args.sha256)
+    export.export_generator(model, target, overwrite=args.overwrite)
+    print(f"exported {args.name} to {target} (signatures: serving_default, generate_uint8)")
+
+
+def main(argv=None):
+    """Entry point of the `kgan` console script."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_args(argv)
+    try:
+        from kgan.data import DatasetUnavailableError
+    except ImportError:  # pragma: no cover
+        DatasetUnavailableError = RuntimeError
+    try:
+        if args.command == "list":
+            cmd_list(args)
+        elif args.command == "info":
+            cmd_info(args)
+        elif args.command == "sample":
+            cmd_sample(args)
+        elif args.command == "train":
+            cmd_train(args, argv)
+        elif args.command == "export":
+            cmd_export(args)
+    except (CLIError, ValueError, TypeError, KeyError, FileExistsError, FileNotFoundError,
+            PermissionError, DatasetUnavailableError) as err:
+        message = err.args[0] if isinstance(err, KeyError) and err.args else err
+        print(f"kgan: error: {message}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

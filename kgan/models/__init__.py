@@ -1,0 +1,6 @@
+"""kgan architectures; each is a `GAN` subclass overriding `train_step`."""
+
+from kgan.models.dcgan import DCGAN
+from kgan.models.gan import GAN, InputValidationError, slerp
+
+__all__ = ["DCGAN", "GAN", "InputValidationError", "slerp"]

@@ -1,0 +1,491 @@
+"""The base class every kgan architecture subclasses.
+
+`GAN` owns everything that is the same for all adversarial models, so that an
+architecture only writes its `train_step`:
+
+* construction from nested `generator` / `discriminator` Keras models, with
+  `get_config` / `from_config` that serialize them (the keras-hub `Task`
+  pattern), so `model.save("x.keras")` and `keras.models.load_model` work;
+* `compile(g_optimizer=None, d_optimizer=None, **kwargs)` with the paper's
+  optimizers as defaults, one optimizer per network, built on that network's
+  variables (so `BackupAndRestore` and `.keras` files restore their state);
+* loss trackers reported through `metrics`;
+* input validation of the first batch, with errors that say what to change;
+* randomness from a model-owned `keras.random.SeedGenerator`, folded with the
+  replica id so replicas of a distribution strategy draw different latents;
+* global-batch loss scaling and mixed-precision loss scaling;
+* sampling helpers (`generate`, `generate_from_latents`, `interpolate`).
+"""
+
+import math
+
+import keras
+import numpy as np
+import tensorflow as tf
+from keras import ops
+
+from kgan import losses as kgan_losses
+
+
+class InputValidationError(ValueError):
+    """Raised when a training batch does not fit the model."""
+
+
+def _serialize(obj):
+    return keras.saving.serialize_keras_object(obj)
+
+
+def _deserialize(config):
+    if isinstance(config, dict) and "class_name" in config:
+        return keras.saving.deserialize_keras_object(config)
+    return config
+
+
+@keras.saving.register_keras_serializable(package="kgan")
+class GAN(keras.Model):
+    """Base class of kgan's adversarial models.
+
+    Subclasses override `train_step` (and `default_optimizers`, `loss_names`
+    when they differ). The generator maps latents `[B, latent_dim]` to images
+    `[B, H, W, C]` in [-1, 1]; the discriminator maps images to logits `[B, 1]`.
+
+    Args:
+        generator: a built `keras.Model` from latents to images.
+        discriminator: a built `keras.Model` from images to logits.
+        seed: optional int seeding the model's random stream (latents drawn
+            during training and by `generate(seed=None)`).
+        **kwargs: passed to `keras.Model` (e.g. `name`).
+
+    Example:
+
+    ```python
+    gan = kgan.models.DCGAN.from_image_shape((28, 28, 1), latent_dim=64)
+    gan.compile()
+    gan.fit(kgan.data.load("mnist_5k", batch_size=64), epochs=1)
+    images = gan.generate(16, seed=0)  # float32, [-1, 1]
+    ```
+    """
+
+    #: names of the loss trackers, in the order `fit` reports them.
+    loss_names = ("d_loss", "g_loss")
+
+    def __init__(self, generator, discriminator, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        for role, net in (("generator", generator), ("discriminator", discriminator)):
+            if not isinstance(net, keras.Model):
+                raise TypeError(
+                    f"`{role}` must be a keras.Model, got {type(net).__name__}. "
+                    "Build it with kgan.networks or the Keras functional API."
+                )
+            if not net.built:
+                raise ValueError(
+                    f"`{role}` is not built. Pass a functional model or call "
+                    "it once on a batch before building the GAN."
+                )
+        self.generator = generator
+        self.discriminator = discriminator
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed, name="latent_seed")
+        self.loss_trackers = [keras.metrics.Mean(name=n) for n in self.loss_names]
+        self.g_optimizer = None
+        self.d_optimizer = None
+        self._compile_kwargs = {}
+        self._inference_fn = None
+        # Nested networks are built, so the GAN is: BackupAndRestore and
+        # weight loading refuse unbuilt models.
+        self.built = True
+
+    # ------------------------------------------------------------------ shapes
+    @property
+    def latent_dim(self):
+        """Size of the latent vector the generator takes."""
+        shape = self.generator.inputs[0].shape
+        return int(shape[-1])
+
+    @property
+    def image_shape(self):
+        """`(H, W, C)` of generated (and expected real) images."""
+        return tuple(int(d) for d in self.generator.outputs[0].shape[1:])
+
+    # ------------------------------------------------------------------ config
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "generator": _serialize(self.generator),
+                "discriminator": _serialize(self.discriminator),
+                "seed": self.seed,
+            }
+        )
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        for key in ("generator", "discriminator"):
+            config[key] = _deserialize(config[key])
+        return cls(**config)
+
+    # ------------------------------------------------------------------ compile
+    @classmethod
+    def default_optimizers(cls):
+        """The paper's optimizers as `(g_optimizer, d_optimizer)`.
+
+        The base uses DCGAN's Adam(2e-4, beta_1=0.5) for both networks.
+        """
+        return (
+            keras.optimizers.Adam(2e-4, beta_1=0.5),
+            keras.optimizers.Adam(2e-4, beta_1=0.5),
+        )
+
+    def compile(self, g_optimizer=None, d_optimizer=None, **kwargs):
+        """Configure training with one optimizer per network.
+
+        Args:
+            g_optimizer: generator optimizer (instance, name or config);
+                `None` takes the paper default from `default_optimizers()`.
+            d_optimizer: discriminator optimizer, likewise.
+            **kwargs: passed to `keras.Model.compile` (`jit_compile`,
+                `steps_per_execution`, `run_eagerly`). `optimizer`, `loss` and
+                `metrics` are refused: a GAN's losses are part of its
+                architecture and it has two optimizers.
+
+        Under a `mixed_float16` policy both optimizers are wrapped in
+        `keras.optimizers.LossScaleOptimizer` (Keras only wraps
+        `self.optimizer`, which a GAN does not use).
+
+        Example:
+
+        ```python
+        gan.compile(jit_compile=True, steps_per_execution=10)
+        ```
+        """
+        for key in ("optimizer", "loss", "metrics", "loss_weights", "weighted_metrics"):
+            if kwargs.get(key) is not None:
+                raise TypeError(
+                    f"{type(self).__name__}.compile() does not take `{key}`: "
+                    "pass `g_optimizer=` and `d_optimizer=`; the losses are "
+                    "fixed by the architecture."
+                )
+            kwargs.pop(key, None)
+        default_g, default_d = self.default_optimizers()
+        g_optimizer = self._resolve_optimizer(g_optimizer, default_g, "g_optimizer")
+        d_optimizer = self._resolve_optimizer(d_optimizer, default_d, "d_optimizer")
+        if g_optimizer is d_optimizer:
+            raise ValueError(
+                "g_optimizer and d_optimizer are the same object; a Keras 3 "
+                "optimizer only updates the variables it was built with. "
+                "Pass two optimizer instances."
+            )
+        super().compile(optimizer=None, **kwargs)
+        self._compile_kwargs = dict(kwargs)
+        with self.distribute_strategy.scope():
+            self.g_optimizer = g_optimizer
+            self.d_optimizer = d_optimizer
+            self._build_optimizers()
+        self._inference_fn = None
+
+    def _build_optimizers(self):
+        """Build each optimizer on its network's variables.
+
+        Subclasses with more networks (CycleGAN) override this. Building now,
+        not at the first step, is what lets `BackupAndRestore` and `.keras`
+        loading restore the optimizer slots.
+        """
+        self.g_optimizer.build(self.generator.trainable_variables)
+        self.d_optimizer.build(self.discriminator.trainable_variables)
+
+    def _resolve_optimizer(self, value, default, argname):
+        if value is None:
+            value = default
+        try:
+            optimizer = keras.optimizers.get(value)
+        except (ValueError, TypeError) as err:
+            raise ValueError(
+                f"Could not interpret {argname}={value!r}: {err}. Pass a "
+                "keras.optimizers.Optimizer instance, a name such as 'adam', "
+                "or None for the paper default."
+            ) from err
+        if getattr(optimizer, "built", False):
+            raise ValueError(
+                f"{argname} is already built on other variables; pass a fresh "
+                "optimizer instance (Keras 3 optimizers are bound to the "
+                "variables they were built with)."
+            )
+        if self.dtype_policy.name == "mixed_float16" or (
+            self.generator.dtype_policy.name == "mixed_float16"
+        ):
+            if not isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
+                optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+        return optimizer
+
+    def get_compile_config(self):
+        if not self.compiled:
+            return {}
+        config = {
+            "g_optimizer": _serialize(self.g_optimizer),
+            "d_optimizer": _serialize(self.d_optimizer),
+        }
+        config.update(self._compile_kwargs)
+        return config
+
+    def compile_from_config(self, config):
+        config = dict(config)
+        g_optimizer = _deserialize(config.pop("g_optimizer", None))
+        d_optimizer = _deserialize(config.pop("d_optimizer", None))
+        self.compile(g_optimizer=g_optimizer, d_optimizer=d_optimizer, **config)
+
+    # ------------------------------------------------------------------ metrics
+    @property
+    def metrics(self):
+        return list(self.loss_trackers)
+
+    def _kgan_tracker(self, name):
+        for tracker in self.loss_trackers:
+            if tracker.name == name:
+                return tracker
+        raise KeyError(name)
+
+    def _report(self, **values):
+        for name, value in values.items():
+            self._kgan_tracker(name).update_state(value)
+        return {m.name: m.result() for m in self.metrics}
+
+    # ------------------------------------------------------------------ inputs
+    def _split_batch(self, data):
+        """Return `(images, labels_or_None)` from `x`, `(x,)` or `(x, y[, w])`."""
+        if isinstance(data, dict):
+            raise InputValidationError(
+                "Got a dict batch; kgan models take images `x` or `(x, y)` "
+                "tuples. Map the dataset with `lambda d: d['image']`."
+            )
+        if isinstance(data, (tuple, list)):
+            if not data:
+                raise InputValidationError("Got an empty batch tuple.")
+            images = data[0]
+            labels = data[1] if len(data) > 1 else None
+        else:
+            images, labels = data, None
+        self._check_image_spec(images.shape, images.dtype)
+        return images, labels
+
+    def _check_image_spec(self, shape, dtype):
+        """Static checks of a batch's shape and dtype (run at trace time)."""
+        expected = self.image_shape
+        shape = tuple(shape)
+        if len(shape) != 4:
+            hint = ""
+            if len(shape) == 3 and expected[-1] == 1:
+                hint = " Add a channel axis, e.g. `x[..., None]`."
+            elif len(shape) == 3:
+                hint = " Batch the dataset, e.g. `dataset.batch(64)`."
+            raise InputValidationError(
+                f"{type(self).__name__} expects image batches of rank 4 "
+                f"[batch, {expected[0]}, {expected[1]}, {expected[2]}], got "
+                f"shape {shape}.{hint}"
+            )
+        dims = tuple(None if d is None else int(d) for d in shape[1:])
+        if any(d is not None and d != e for d, e in zip(dims, expected)):
+            raise InputValidationError(
+                f"{type(self).__name__} was built for images of shape "
+                f"{expected}, got batches of shape {dims}. Resize the data "
+                "(kgan.data.load(..., image_size=...)) or build the model for "
+                "this shape."
+            )
+        dtype = tf.as_dtype(dtype)
+        if not dtype.is_floating:
+            raise InputValidationError(
+                f"Images must be floating point in [-1, 1], got dtype "
+                f"{dtype.name}. Convert with `kgan.images.from_uint8` or "
+                "`tf.cast(x, 'float32') / 127.5 - 1`."
+            )
+
+    def check_values(self, images):
+        """Check a concrete batch is floating point and within [-1, 1].
+
+        `fit` calls this on the first batch; values in [0, 255] or [0, 1]
+        are the usual mistake and get a message with the fix.
+        """
+        self._check_image_spec(images.shape, images.dtype)
+        array = np.asarray(images, dtype=np.float32)
+        if not np.all(np.isfinite(array)):
+            raise InputValidationError("Images contain NaN or Inf values.")
+        low, high = float(array.min()), float(array.max())
+        if low < -1.001 or high > 1.001:
+            raise InputValidationError(
+                f"Images must be scaled to [-1, 1], got values in "
+                f"[{low:.3g}, {high:.3g}]. Scale uint8 data with "
+                "`x / 127.5 - 1` (kgan.data pipelines do this)."
+            )
+
+    def _first_batch(self, x):
+        if isinstance(x, tf.data.Dataset):
+            for batch in x.take(1):
+                return batch
+            raise InputValidationError(
+                "The training dataset is empty. With drop_remainder=True, a "
+                "dataset smaller than one batch yields nothing: lower the "
+                "batch size."
+            )
+        if isinstance(x, (np.ndarray, tf.Tensor)):
+            return x
+        return None
+
+    def fit(self, x=None, y=None, *args, **kwargs):
+        """`keras.Model.fit`, after checking the first batch once.
+
+        Accepts a `tf.data.Dataset` of `x` or `(x, y)` batches, or arrays.
+        """
+        batch = self._first_batch(x)
+        if batch is not None:
+            images, _ = self._split_batch(batch)
+            self.check_values(images)
+        if not self.compiled:
+            raise RuntimeError(
+                f"Call {type(self).__name__}.compile() before fit(); "
+                "compile() with no arguments uses the paper's optimizers."
+            )
+        if isinstance(x, tf.data.Dataset):
+            # The pipeline shuffles; Keras would warn that shuffle=True is ignored.
+            kwargs.setdefault("shuffle", False)
+        return super().fit(x, y, *args, **kwargs)
+
+    # ------------------------------------------------------------------ training helpers
+    def _next_seed(self):
+        """A fresh stateless seed, distinct per replica of a strategy."""
+        seed = self.seed_generator.next()
+        context = tf.distribute.get_replica_context()
+        replica_id = 0 if context is None else context.replica_id_in_sync_group
+        seed = tf.cast(seed, tf.int64)
+        return tf.random.experimental.stateless_fold_in(seed, replica_id)
+
+    def sample_latents(self, batch_size):
+        """Latents `[batch_size, latent_dim]` for a training step (float32)."""
+        return tf.random.stateless_normal(
+            (batch_size, self.latent_dim), seed=self._next_seed(), dtype=tf.float32
+        )
+
+    @staticmethod
+    def scaled_loss(optimizer, per_example_loss):
+        """The loss to differentiate for `optimizer`; call it inside the tape.
+
+        Averages over the *global* batch (`kgan.losses.global_batch_mean`:
+        Keras sums replicas' gradients) and applies the optimizer's loss
+        scale (the identity, or `LossScaleOptimizer`'s dynamic scale under
+        `mixed_float16`). It must be recorded by the tape, hence inside it.
+        """
+        return optimizer.scale_loss(kgan_losses.global_batch_mean(per_example_loss))
+
+    @staticmethod
+    def apply_gradients(optimizer, tape, scaled_loss, variables):
+        """Differentiate a `scaled_loss` and apply the gradients.
+
+        `LossScaleOptimizer.apply` unscales them and skips steps whose
+        gradients are not finite.
+        """
+        grads = tape.gradient(scaled_loss, variables)
+        optimizer.apply_gradients(zip(grads, variables))
+
+    def train_step(self, data):  # pragma: no cover - abstract
+        raise NotImplementedError(
+            f"{type(self).__name__} must override train_step; GAN is a base class."
+        )
+
+    # ------------------------------------------------------------------ inference
+    def call(self, latents, training=False):
+        """Run the generator: latents `[B, latent_dim]` -> images in [-1, 1]."""
+        return self.generator(latents, training=training)
+
+    def latents(self, num, seed=None):
+        """`num` latent vectors as float32 numpy.
+
+        With an int `seed` the result depends only on the seed (numpy's PCG64),
+        so the same seed gives the same samples on any machine and backend.
+        """
+        num = _check_count(num, "num")
+        if seed is None:
+            z = keras.random.normal((num, self.latent_dim), seed=self.seed_generator)
+            return np.asarray(z, dtype=np.float32)
+        if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):
+            raise TypeError(f"seed must be an int or None, got {seed!r}.")
+        rng = np.random.default_rng(int(seed))
+        return rng.standard_normal((num, self.latent_dim)).astype(np.float32)
+
+    def generate_from_latents(self, latents, batch_size=256):
+        """Images (float32 numpy in [-1, 1]) for the given latent vectors."""
+        latents = np.asarray(latents, dtype=np.float32)
+        if latents.ndim != 2 or latents.shape[1] != self.latent_dim:
+            raise ValueError(
+                f"latents must have shape [N, {self.latent_dim}], got "
+                f"{latents.shape}."
+            )
+        if self._inference_fn is None:
+            self._inference_fn = tf.function(
+                lambda z: tf.cast(self.generator(z, training=False), tf.float32),
+                reduce_retracing=True,
+            )
+        batch_size = _check_count(batch_size, "batch_size")
+        outputs = [
+            self._inference_fn(tf.constant(latents[i : i + batch_size])).numpy()
+            for i in range(0, len(latents), batch_size)
+        ]
+        if not outputs:
+            return np.zeros((0,) + self.image_shape, np.float32)
+        return np.concatenate(outputs, axis=0)
+
+    def generate(self, num, seed=None, batch_size=256):
+        """Sample `num` images (float32 numpy `[num, H, W, C]` in [-1, 1]).
+
+        Example:
+
+        ```python
+        images = gan.generate(64, seed=0)
+        kgan.images.save_grid(images, "samples.png")
+        ```
+        """
+        return self.generate_from_latents(self.latents(num, seed), batch_size)
+
+    def generate_uint8(self, num, seed=None, batch_size=256):
+        """Like `generate`, as uint8 images ready for PNG encoding."""
+        from kgan.images import to_uint8
+
+        return to_uint8(self.generate(num, seed=seed, batch_size=batch_size))
+
+    def interpolate(self, z0, z1, steps):
+        """Images along the spherical interpolation from `z0` to `z1`.
+
+        Spherical (slerp), not linear: Gaussian latents live near a sphere and
+        a straight line passes through low-norm latents the generator rarely
+        saw (White 2016).
+
+        Returns float32 numpy `[steps, H, W, C]` in [-1, 1].
+        """
+        return self.generate_from_latents(slerp(z0, z1, steps))
+
+
+def slerp(z0, z1, steps):
+    """`steps` latents from `z0` to `z1` (inclusive) by spherical interpolation."""
+    z0 = np.asarray(z0, np.float64).reshape(-1)
+    z1 = np.asarray(z1, np.float64).reshape(-1)
+    if z0.shape != z1.shape:
+        raise ValueError(f"z0 and z1 differ in shape: {z0.shape} vs {z1.shape}.")
+    steps = _check_count(steps, "steps")
+    if steps < 2:
+        raise ValueError(f"steps must be at least 2 (both ends), got {steps}.")
+    t = np.linspace(0.0, 1.0, steps)[:, None]
+    n0, n1 = np.linalg.norm(z0), np.linalg.norm(z1)
+    cos = np.clip(np.dot(z0, z1) / max(n0 * n1, 1e-12), -1.0, 1.0)
+    omega = math.acos(cos)
+    if omega < 1e-6:
+        path = (1 - t) * z0 + t * z1
+    else:
+        path = (np.sin((1 - t) * omega) * z0 + np.sin(t * omega) * z1) / np.sin(omega)
+    return path.astype(np.float32)
+
+
+def _check_count(value, name):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be a positive int, got {value!r}.")
+    if value < 1:
+        raise ValueError(f"{name} must be at least 1, got {value}.")
+    return int(value)

@@ -1,0 +1,146 @@
+"""DCGAN generator and discriminator stacks (Radford et al. 2016).
+
+Sized by `image_shape`: the spatial size is halved while it is even and larger
+than 4, which fixes the number of stride-2 stages (28 -> 7 with two stages,
+32 -> 4 with three, 64 -> 4 with four). Widths double at each stage inward from
+`filters`, as in the paper's 64 px model (filters=128: 1024-512-256-128).
+
+Both follow the paper: batch norm everywhere except the generator output and the
+discriminator input, ReLU in the generator, LeakyReLU(0.2) in the
+discriminator, weights drawn from N(0, 0.02), tanh output in [-1, 1]. The last
+layer of each network computes in float32 under mixed precision, so images and
+logits never round to bf16/fp16.
+"""
+
+import keras
+from keras import layers
+
+
+def _init():
+    return keras.initializers.RandomNormal(mean=0.0, stddev=0.02)
+
+
+def _bn():
+    # BN's gamma ~ N(1, 0.02) as in the paper's reference code.
+    return layers.BatchNormalization(
+        momentum=0.9,
+        epsilon=1e-5,
+        gamma_initializer=keras.initializers.RandomNormal(1.0, 0.02),
+    )
+
+
+def stages_for(image_shape):
+    """`(start_height, start_width, num_stages)` for a DCGAN of this size.
+
+    Raises:
+        ValueError: if the shape is not `(H, W, C)` with H and W reachable
+            from a small start by the same number of doublings.
+    """
+    if len(image_shape) != 3:
+        raise ValueError(
+            f"image_shape must be (height, width, channels), got {image_shape}."
+        )
+    height, width, channels = (int(d) for d in image_shape)
+    if channels < 1 or height < 8 or width < 8:
+        raise ValueError(
+            f"DCGAN needs images of at least 8x8 with >= 1 channel, got {image_shape}."
+        )
+
+    def halve(size):
+        stages = 0
+        while size % 2 == 0 and size > 4:
+            size //= 2
+            stages += 1
+        return size, stages
+
+    start_h, stages_h = halve(height)
+    start_w, stages_w = halve(width)
+    if stages_h != stages_w or stages_h < 1:
+        raise ValueError(
+            f"DCGAN cannot size {height}x{width}: height and width need the same "
+            "number of halvings down to a size of at most 7 (e.g. 28, 32, 64, "
+            "128). Resize the data to such a size."
+        )
+    return start_h, start_w, stages_h
+
+
+def dcgan_generator(image_shape, latent_dim=100, filters=64, kernel_size=4, name="generator"):
+    """The DCGAN generator: latents `[B, latent_dim]` -> images in [-1, 1].
+
+    Args:
+        image_shape: `(H, W, C)` of the images, e.g. `(28, 28, 1)`, `(64, 64, 3)`.
+        latent_dim: size of the latent vector.
+        filters: width of the last hidden stage; stages inward double it.
+        kernel_size: transposed-convolution kernel (4 divides stride 2 evenly,
+            avoiding checkerboard artifacts).
+        name: model name.
+
+    Example:
+
+    ```python
+    g = dcgan_generator((32, 32, 3), latent_dim=128, filters=64)
+    g.output_shape  # (None, 32, 32, 3)
+    ```
+    """
+    start_h, start_w, stages = stages_for(image_shape)
+    if int(latent_dim) < 1 or int(filters) < 1:
+        raise ValueError(f"latent_dim and filters must be positive, got {latent_dim}, {filters}.")
+    width = filters * 2 ** (stages - 1)
+    latents = keras.Input((latent_dim,), name="latents")
+    x = layers.Dense(start_h * start_w * width, use_bias=False, kernel_initializer=_init())(latents)
+    x = layers.Reshape((start_h, start_w, width))(x)
+    x = _bn()(x)
+    x = layers.ReLU()(x)
+    for _ in range(stages - 1):
+        width //= 2
+        x = layers.Conv2DTranspose(
+            width, kernel_size, strides=2, padding="same", use_bias=False,
+            kernel_initializer=_init(),
+        )(x)
+        x = _bn()(x)
+        x = layers.ReLU()(x)
+    x = layers.Conv2DTranspose(
+        image_shape[-1], kernel_size, strides=2, padding="same",
+        kernel_initializer=_init(), dtype="float32",
+    )(x)
+    images = layers.Activation("tanh", dtype="float32", name="images")(x)
+    return keras.Model(latents, images, name=name)
+
+
+def dcgan_discriminator(image_shape, filters=64, kernel_size=4, name="discriminator", normalization="batch"):
+    """The DCGAN discriminator: images -> one logit per image (float32).
+
+    Args:
+        image_shape: `(H, W, C)` of the images.
+        filters: width of the first stage; each stage doubles it.
+        kernel_size: convolution kernel size.
+        name: model name.
+        normalization: `"batch"` (DCGAN), `"layer"` (WGAN-GP: the gradient
+            penalty is per example, which batch statistics would break) or
+            `None`.
+
+    Example:
+
+    ```python
+    d = dcgan_discriminator((28, 28, 1))
+    d.output_shape  # (None, 1)
+    ```
+    """
+    _, _, stages = stages_for(image_shape)
+    if normalization not in ("batch", "layer", None):
+        raise ValueError(f"normalization must be 'batch', 'layer' or None, got {normalization!r}.")
+    images = keras.Input(tuple(image_shape), name="images")
+    x = images
+    for stage in range(stages):
+        x = layers.Conv2D(
+            filters * 2**stage, kernel_size, strides=2, padding="same",
+            use_bias=stage == 0 or normalization is None, kernel_initializer=_init(),
+        )(x)
+        if stage > 0 and normalization == "batch":
+            x = _bn()(x)
+        elif stage > 0 and normalization == "layer":
+            x = layers.LayerNormalization(axis=[1, 2, 3])(x)
+        x = layers.LeakyReLU(0.2)(x)
+    x = layers.Flatten()(x)
+    logits = layers.Dense(1, kernel_initializer=_init(), dtype="float32", name="logits")(x)
+    return keras.Model(images, logits, name=name)

@@ -1,0 +1,569 @@
+"""The zoo: registries of architectures and presets, and preset I/O.
+
+A *preset* is a folder in the keras-hub style:
+
+```
+config.json        keras.saving.serialize_keras_object(model)
+model.weights.h5   the model's weights (no optimizer state)
+metadata.json      dataset, shapes, parameter counts, sha256 of the weights,
+                   the recipe command, license, measured figures
+README.md          the model card, rendered from metadata.json
+samples.png        a sample grid (latent seed 0)
+```
+
+`load` takes a registered name, a preset folder, or an https URL of a
+`.tar.gz` of such a folder together with its full sha256. Downloads go through
+`keras.utils.get_file` into the Keras cache; a file whose hash does not match
+is deleted before the error is raised, so nothing unverified stays cached.
+
+Example:
+
+```python
+import kgan
+kgan.zoo.list("dcgan*")          # ['dcgan_mnist']
+gan = kgan.zoo.load("dcgan_mnist")
+images = gan.generate(16, seed=0)
+```
+"""
+
+import builtins
+import dataclasses
+import difflib
+import fnmatch
+import hashlib
+import json
+import os
+import shutil
+import tarfile
+import tempfile
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.weights.h5"
+METADATA_FILE = "metadata.json"
+CARD_FILE = "README.md"
+SAMPLES_FILE = "samples.png"
+PRESET_FILES = (CONFIG_FILE, WEIGHTS_FILE, METADATA_FILE, CARD_FILE, SAMPLES_FILE)
+
+#: keys every preset's metadata.json must have.
+REQUIRED_METADATA = (
+    "name",
+    "architecture",
+    "description",
+    "dataset",
+    "image_shape",
+    "latent_dim",
+    "parameters",
+    "weights_sha256",
+    "recipe",
+    "license",
+    "metrics",
+)
+
+
+class ZooError(ValueError):
+    """Base class of the zoo's errors."""
+
+
+class UnknownNameError(ZooError, KeyError):
+    """A preset or architecture name that is not registered."""
+
+    def __str__(self):  # KeyError would repr() the message
+        return str(self.args[0])
+
+
+class IntegrityError(ZooError):
+    """A file whose sha256 does not match the recorded one."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Architecture:
+    """A registered architecture: its class and a builder from hyperparameters."""
+
+    name: str
+    cls: type
+    builder: object
+    description: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class Preset:
+    """A registered preset: a local folder, or a remote archive and its sha256."""
+
+    name: str
+    path: str = None
+    url: str = None
+    sha256: str = None
+    description: str = ""
+
+
+_ARCHITECTURES = {}
+_PRESETS = {}
+
+
+# ---------------------------------------------------------------------- registry
+def register_architecture(name, cls, builder=None, description=""):
+    """Register an architecture under a unique `name`.
+
+    Args:
+        name: registry name, e.g. `"dcgan"`.
+        cls: the `kgan.models.GAN` subclass.
+        builder: callable returning a model from hyperparameters (defaults to
+            `cls.from_image_shape`).
+        description: one line for `kgan list`.
+
+    Raises:
+        ValueError: if `name` is already registered.
+    """
+    if name in _ARCHITECTURES:
+        raise ValueError(f"Architecture {name!r} is already registered; names are unique.")
+    _ARCHITECTURES[name] = Architecture(name, cls, builder or cls.from_image_shape, description)
+    return _ARCHITECTURES[name]
+
+
+def register_preset(name, path=None, url=None, sha256=None, description=""):
+    """Register a preset: a local folder or an https archive with its sha256.
+
+    Raises:
+        ValueError: if `name` is taken, or the location is incomplete.
+    """
+    if name in _PRESETS:
+        raise ValueError(f"Preset {name!r} is already registered; names are unique.")
+    if (path is None) == (url is None):
+        raise ValueError("Give exactly one of `path` (a folder) or `url` (an archive).")
+    if url is not None:
+        _check_sha256(sha256)
+    _PRESETS[name] = Preset(name, None if path is None else str(path), url, sha256, description)
+    return _PRESETS[name]
+
+
+def unregister_preset(name):
+    """Remove a preset registration (for tests and plugins)."""
+    _PRESETS.pop(name)
+
+
+def list(pattern="*", kind="presets"):  # noqa: A001 - timm-style API name
+    """Sorted registered names matching a shell-style `pattern`.
+
+    Args:
+        pattern: e.g. `"*mnist*"`.
+        kind: `"presets"` or `"architectures"`.
+
+    Example:
+
+    ```python
+    kgan.zoo.list("dcgan*")
+    kgan.zoo.list(kind="architectures")
+    ```
+    """
+    registry = {"presets": _PRESETS, "architectures": _ARCHITECTURES}.get(kind)
+    if registry is None:
+        raise ValueError(f"kind must be 'presets' or 'architectures', got {kind!r}.")
+    return sorted(n for n in registry if fnmatch.fnmatchcase(n, pattern))
+
+
+def architecture(name):
+    """The registered `Architecture` called `name`."""
+    if name not in _ARCHITECTURES:
+        raise UnknownNameError(_unknown_message("architecture", name, _ARCHITECTURES))
+    return _ARCHITECTURES[name]
+
+
+def build(name, **kwargs):
+    """Build a fresh (untrained) model of a registered architecture.
+
+    Example:
+
+    ```python
+    gan = kgan.zoo.build("dcgan", image_shape=(32, 32, 3), latent_dim=128)
+    ```
+    """
+    return architecture(name).builder(**kwargs)
+
+
+def info(name):
+    """Metadata of a preset (name, folder or URL), with its location added."""
+    folder = resolve(name)
+    metadata = read_metadata(folder)
+    metadata["location"] = str(folder)
+    return metadata
+
+
+def _unknown_message(kind, name, registry):
+    close = difflib.get_close_matches(str(name), builtins.list(registry), n=3, cutoff=0.5)
+    hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+    known = ", ".join(sorted(registry)) or "none"
+    return f"Unknown {kind} {name!r}.{hint} Known: {known}."
+
+
+# ---------------------------------------------------------------------- resolve
+def resolve(source, sha256=None, cache_dir=None, allow_http=False):
+    """Return the local preset folder for a name, folder or URL.
+
+    Args:
+        source: a registered preset name, a path to a preset folder, or an
+            `https://` URL of a `.tar.gz` preset archive.
+        sha256: the archive's full sha256 (required for URLs not registered).
+        cache_dir: Keras cache root (default `~/.keras`, or `KERAS_HOME`).
+        allow_http: accept plain `http://` (only for local testing).
+    """
+    source = os.fspath(source)
+    if source in _PRESETS:
+        preset = _PRESETS[source]
+        if preset.path is not None:
+            return Path(preset.path)
+        return _fetch(preset.url, preset.sha256, cache_dir, allow_http)
+    if source.startswith(("https://", "http://")):
+        return _fetch(source, sha256, cache_dir, allow_http)
+    path = Path(source)
+    if path.is_dir():
+        return path
+    if path.exists():
+        raise ZooError(f"{source!r} is a file, not a preset folder (one holding {CONFIG_FILE}).")
+    if os.sep in source or source.startswith("."):
+        raise ZooError(f"Preset folder {source!r} does not exist.")
+    raise UnknownNameError(_unknown_message("preset", source, _PRESETS))
+
+
+def _check_sha256(sha256):
+    if not isinstance(sha256, str) or len(sha256) != 64 or any(
+        c not in "0123456789abcdef" for c in sha256.lower()
+    ):
+        raise ZooError(
+            "A remote preset needs its full sha256 (64 hex characters); got "
+            f"{sha256!r}. Keras would treat a shorter hash as MD5."
+        )
+    return sha256.lower()
+
+
+def _fetch(url, sha256, cache_dir, allow_http):
+    if url.startswith("http://") and not allow_http:
+        raise ZooError(
+            f"Refusing plain-http URL {url!r}: use https, or pass "
+            "allow_http=True for a server you trust (e.g. on 127.0.0.1)."
+        )
+    sha256 = _check_sha256(sha256)
+    cache_root = Path(cache_dir or os.environ.get("KERAS_HOME", Path.home() / ".keras"))
+    extracted = cache_root / "kgan" / "presets" / sha256
+    if (extracted / CONFIG_FILE).is_file():
+        return extracted
+    fname = f"kgan-preset-{sha256}.tar.gz"
+    try:
+        archive = keras.utils.get_file(
+            fname=fname,
+            origin=url,
+            file_hash=sha256,
+            hash_algorithm="sha256",
+            cache_dir=str(cache_root),
+            cache_subdir="kgan",
+        )
+    except ValueError as err:
+        # get_file leaves a mismatching download in the cache; remove it.
+        stale = cache_root / "kgan" / fname
+        if stale.exists():
+            stale.unlink()
+        raise IntegrityError(
+            f"Download of {url} does not match sha256 {sha256}; the file was "
+            "deleted. Check the URL and the hash you were given."
+        ) from err
+    except Exception as err:
+        raise ZooError(f"Could not download preset from {url}: {err}") from err
+    _safe_extract(Path(archive), extracted)
+    return extracted
+
+
+def _safe_extract(archive, destination):
+    """Extract a preset archive, refusing links and paths outside it, atomically."""
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".extract-", dir=destination.parent))
+    try:
+        with tarfile.open(archive, "r:*") as tar:
+            members = tar.getmembers()
+            for member in members:
+                name = member.name
+                if name.startswith("/") or ".." in Path(name).parts:
+                    raise ZooError(f"Refusing archive member with unsafe path {name!r}.")
+                if not (member.isfile() or member.isdir()):
+                    raise ZooError(f"Refusing archive member {name!r}: not a plain file.")
+            tar.extractall(staging, members=members, filter="data")
+        root = staging
+        if not (root / CONFIG_FILE).exists():
+            subdirs = [p for p in staging.iterdir() if p.is_dir()]
+            if len(subdirs) == 1 and (subdirs[0] / CONFIG_FILE).exists():
+                root = subdirs[0]
+            else:
+                raise ZooError(f"Archive {archive.name} holds no preset folder ({CONFIG_FILE}).")
+        if destination.exists():
+            shutil.rmtree(destination)
+        os.replace(root, destination)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+# ---------------------------------------------------------------------- load
+def read_metadata(folder):
+    """`metadata.json` of a preset folder as a dict."""
+    path = Path(folder) / METADATA_FILE
+    if not path.is_file():
+        raise ZooError(f"{folder} is not a preset folder: {METADATA_FILE} is missing.")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise ZooError(f"{path} is not valid JSON: {err}.") from err
+
+
+def file_sha256(path):
+    """Hex sha256 of a file, read in chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def load(source, sha256=None, cache_dir=None, allow_http=False, compile=False):  # noqa: A002
+    """Load a pretrained model from a preset name, folder or URL.
+
+    The weight file is checked against the sha256 in `metadata.json` before
+    it is read, and the model is rebuilt from `config.json` in Keras safe mode.
+
+    Args:
+        source: registered name, preset folder, or https URL of an archive.
+        sha256: full sha256 of the archive, for a URL.
+        cache_dir: Keras cache root for downloads.
+        allow_http: accept plain http URLs (local testing only).
+        compile: compile with the architecture's default optimizers.
+
+    Returns:
+        The `kgan.models.GAN` subclass instance.
+
+    Example:
+
+    ```python
+    gan = kgan.zoo.load("dcgan_mnist")
+    kgan.images.save_grid(gan.generate(64, seed=0), "digits.png")
+    ```
+    """
+    folder = resolve(source, sha256=sha256, cache_dir=cache_dir, allow_http=allow_http)
+    for required in (CONFIG_FILE, WEIGHTS_FILE, METADATA_FILE):
+        if not (folder / required).is_file():
+            raise ZooError(f"Preset folder {folder} is missing {required}.")
+    metadata = read_metadata(folder)
+    expected = metadata.get("weights_sha256")
+    actual = file_sha256(folder / WEIGHTS_FILE)
+    if expected != actual:
+        raise IntegrityError(
+            f"{folder / WEIGHTS_FILE} has sha256 {actual}, but metadata.json "
+            f"records {expected}: the file is corrupt or was replaced. "
+            "Re-download or re-save the preset."
+        )
+    config = json.loads((folder / CONFIG_FILE).read_text())
+    registered = config.get("registered_name") or ""
+    if not registered.startswith("kgan>"):
+        raise ZooError(
+            f"{folder / CONFIG_FILE} describes {registered or config.get('class_name')!r}, "
+            "not a kgan model."
+        )
+    arch = metadata.get("architecture")
+    if arch in _ARCHITECTURES and _ARCHITECTURES[arch].cls.__name__ != config.get("class_name"):
+        raise ZooError(
+            f"Preset {folder} says architecture {arch!r} but its config builds "
+            f"{config.get('class_name')!r}; the preset is inconsistent."
+        )
+    model = keras.saving.deserialize_keras_object(config, safe_mode=True)
+    try:
+        model.load_weights(folder / WEIGHTS_FILE)
+    except Exception as err:
+        raise ZooError(
+            f"Could not load {folder / WEIGHTS_FILE} into a {type(model).__name__}: {err}"
+        ) from err
+    if compile:
+        model.compile()
+    return model
+
+
+# ---------------------------------------------------------------------- save
+def _float32_policies(config):
+    """Config with mixed-precision layer policies replaced by float32.
+
+    Presets are stored portable: the variables are float32 either way, and a
+    bf16 config would force bf16 compute on machines without fast bf16.
+    """
+    if isinstance(config, dict):
+        if config.get("class_name") == "DTypePolicy" and isinstance(config.get("config"), dict):
+            name = config["config"].get("name", "")
+            if name.startswith("mixed_"):
+                return {**config, "config": {**config["config"], "name": "float32"}}
+        return {k: _float32_policies(v) for k, v in config.items()}
+    if isinstance(config, builtins.list):
+        return [_float32_policies(v) for v in config]
+    if config in ("mixed_bfloat16", "mixed_float16"):
+        return "float32"
+    return config
+
+
+def portable_copy(model):
+    """An uncompiled float32 copy of `model` with the same weights."""
+    config = _float32_policies(keras.saving.serialize_keras_object(model))
+    clone = keras.saving.deserialize_keras_object(config)
+    clone.set_weights([np.asarray(w) for w in model.get_weights()])
+    return clone, config
+
+
+def save_preset(model, folder, metadata, overwrite=False, sample_seed=0):
+    """Write `model` as a preset folder, atomically.
+
+    The folder is assembled under a temporary name next to `folder` and
+    renamed into place, so an interrupted save leaves any previous preset
+    intact. Parameter counts, shapes, the weights' sha256, the model card and
+    the sample grid are filled in here; `metadata` supplies the rest
+    (`name`, `description`, `dataset`, `recipe`, `license`, `metrics`, ...).
+
+    Args:
+        model: a `kgan.models.GAN`.
+        folder: destination folder.
+        metadata: dict of descriptive fields.
+        overwrite: replace an existing folder.
+        sample_seed: latent seed of `samples.png`.
+
+    Returns:
+        The folder as a `Path`.
+
+    Example:
+
+    ```python
+    kgan.zoo.save_preset(gan, "my_dcgan", {"name": "my_dcgan", "dataset": "mnist_5k",
+                         "description": "...", "recipe": "...", "license": "CC-BY-SA-3.0",
+                         "metrics": {}})
+    ```
+    """
+    from kgan import images as kgan_images
+
+    folder = Path(folder)
+    if folder.exists() and not overwrite:
+        raise FileExistsError(f"{folder} exists; pass overwrite=True to replace it.")
+    if folder.exists() and not folder.is_dir():
+        raise FileExistsError(f"{folder} exists and is not a folder.")
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    if not os.access(folder.parent, os.W_OK):
+        raise PermissionError(f"Cannot write in {folder.parent}; choose another output folder.")
+    clone, config = portable_copy(model)
+    staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
+    try:
+        (staging / CONFIG_FILE).write_text(json.dumps(config, indent=2))
+        clone.save_weights(staging / WEIGHTS_FILE)
+        full = dict(metadata)
+        full.setdefault("name", folder.name)
+        full["architecture"] = full.get("architecture") or _architecture_name(model)
+        full["class_name"] = type(model).__name__
+        full["image_shape"] = builtins.list(model.image_shape)
+        full["latent_dim"] = model.latent_dim
+        full["parameters"] = {
+            "generator": int(model.generator.count_params()),
+            "discriminator": int(model.discriminator.count_params()),
+        }
+        full["weights_sha256"] = file_sha256(staging / WEIGHTS_FILE)
+        full["weights_bytes"] = (staging / WEIGHTS_FILE).stat().st_size
+        full.setdefault("metrics", {})
+        full.setdefault("created", time.strftime("%Y-%m-%d"))
+        missing = [k for k in REQUIRED_METADATA if k not in full]
+        if missing:
+            raise ValueError(f"metadata is missing {missing}; see kgan.zoo.REQUIRED_METADATA.")
+        samples = clone.generate(64, seed=sample_seed)
+        kgan_images.save_grid(samples, staging / SAMPLES_FILE, ncols=8)
+        (staging / METADATA_FILE).write_text(json.dumps(full, indent=2, sort_keys=True) + "\n")
+        (staging / CARD_FILE).write_text(render_model_card(full))
+        _replace_folder(staging, folder)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return folder
+
+
+def _replace_folder(staging, folder):
+    if folder.exists():
+        retired = folder.with_name(f".{folder.name}.old-{os.getpid()}")
+        os.replace(folder, retired)
+        os.replace(staging, folder)
+        shutil.rmtree(retired, ignore_errors=True)
+    else:
+        os.replace(staging, folder)
+
+
+def _architecture_name(model):
+    for arch in _ARCHITECTURES.values():
+        if type(model) is arch.cls:
+            return arch.name
+    return type(model).__name__.lower()
+
+
+def render_model_card(metadata):
+    """The model card (Markdown) of a preset, from its metadata."""
+    m = metadata
+    lines = [
+        f"# {m['name']}",
+        "",
+        m.get("description", ""),
+        "",
+        "![samples](samples.png)",
+        "",
+        "| field | value |",
+        "|---|---|",
+        f"| architecture | `{m['architecture']}` ({m.get('class_name', '')}) |",
+        f"| dataset | {m['dataset']} |",
+        f"| image shape | {tuple(m['image_shape'])} |",
+        f"| latent size | {m['latent_dim']} |",
+        f"| parameters | generator {m['parameters']['generator']:,}, discriminator {m['parameters']['discriminator']:,} |",
+        f"| weights | `{WEIGHTS_FILE}`, {m.get('weights_bytes', 0) / 1e6:.2f} MB, sha256 `{m['weights_sha256']}` |",
+        f"| license | {m['license']} |",
+        "",
+        "## Recipe",
+        "",
+        "```sh",
+        m["recipe"],
+        "```",
+        "",
+    ]
+    training = m.get("training") or {}
+    if training:
+        lines += ["## Training", "", "| field | value |", "|---|---|"]
+        lines += [f"| {k} | {v} |" for k, v in sorted(training.items())]
+        lines.append("")
+    lines += ["## Measured figures", ""]
+    metrics = m.get("metrics") or {}
+    if metrics:
+        lines += ["| metric | value |", "|---|---|"]
+        lines += [f"| {k} | {v} |" for k, v in sorted(metrics.items())]
+    else:
+        lines.append("No quality figures measured yet.")
+    lines.append("")
+    if m.get("notes"):
+        lines += ["## Notes", "", m["notes"], ""]
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------- catalog
+def catalog_dir():
+    """The folder of shipped presets (`zoo/` in a checkout, package data when installed)."""
+    source = Path(__file__).resolve().parent.parent / "zoo"
+    if source.is_dir():
+        return source
+    from importlib import resources
+
+    return Path(str(resources.files("kgan._catalog")))
+
+
+def _register_catalog():
+    root = catalog_dir()
+    if not root.is_dir():
+        return
+    for folder in sorted(root.iterdir()):
+        if (folder / METADATA_FILE).is_file():
+            description = read_metadata(folder).get("description", "")
+            register_preset(folder.name, path=folder, description=description)
+
+
+_register_catalog()

@@ -1,0 +1,108 @@
+"""The shared contract, run over every registered architecture."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import kgan
+from architecture_checks import (
+    TINY_CONFIGS,
+    build_tiny,
+    check_export_round_trip,
+    check_keras_round_trip,
+    check_train_step,
+    tiny_dataset,
+)
+
+ARCHITECTURES = kgan.zoo.list(kind="architectures")
+
+
+def test_every_architecture_has_a_tiny_config():
+    assert ARCHITECTURES, "no architectures registered"
+    assert set(ARCHITECTURES) == set(TINY_CONFIGS)
+
+
+@pytest.mark.parametrize("arch", ARCHITECTURES)
+def test_train_save_load_export(arch, tmp_path):
+    model = build_tiny(arch)
+    model.compile()
+    check_train_step(model, tiny_dataset(model, arch))
+    check_keras_round_trip(model, tmp_path / "model.keras")
+    check_export_round_trip(model, tmp_path)
+
+
+@pytest.mark.parametrize("arch", ARCHITECTURES)
+def test_mirrored_strategy(arch, tmp_path, two_cpu_strategy):
+    with two_cpu_strategy.scope():
+        model = build_tiny(arch)
+        model.compile()
+    assert model.distribute_strategy is two_cpu_strategy
+    check_train_step(model, tiny_dataset(model, arch))
+    restored = check_keras_round_trip(model, tmp_path / "model.keras")
+    assert restored.generate(2, seed=0).shape == (2,) + model.image_shape
+    check_export_round_trip(model, tmp_path)
+
+
+@pytest.mark.parametrize("arch", ARCHITECTURES)
+def test_mixed_bfloat16(arch, tmp_path):
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    model = build_tiny(arch)
+    model.compile()
+    assert model.generator.layers[1].compute_dtype == "bfloat16"
+    assert all(v.dtype == "float32" for v in model.generator.trainable_variables)
+    check_train_step(model, tiny_dataset(model, arch))
+    images = model.generate(3, seed=0)
+    assert images.dtype == np.float32 and np.abs(images).max() <= 1.0
+    check_keras_round_trip(model, tmp_path / "model.keras")
+    check_export_round_trip(model, tmp_path)
+
+
+@pytest.mark.parametrize("arch", ARCHITECTURES)
+def test_mixed_float16_wraps_both_optimizers(arch):
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    model = build_tiny(arch)
+    model.compile()
+    assert isinstance(model.g_optimizer, keras.optimizers.LossScaleOptimizer)
+    assert isinstance(model.d_optimizer, keras.optimizers.LossScaleOptimizer)
+    check_train_step(model, tiny_dataset(model, arch))
+    assert np.isfinite(model.generate(2, seed=0)).all()
+
+
+@pytest.mark.parametrize("arch", ARCHITECTURES)
+def test_backup_and_restore_resumes_optimizers(arch, tmp_path):
+    """An interrupted fit resumes with both optimizers' iteration counts."""
+    backup = str(tmp_path / "backup")
+
+    class StopAfterFirstEpoch(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 0:
+                raise KeyboardInterrupt("simulated crash")
+
+    model = build_tiny(arch)
+    model.compile()
+    data = tiny_dataset(model, arch, num_batches=2)
+    with pytest.raises(KeyboardInterrupt):
+        model.fit(data, epochs=3, verbose=0,
+                  callbacks=[keras.callbacks.BackupAndRestore(backup), StopAfterFirstEpoch()])
+    steps_done = int(model.d_optimizer.iterations.numpy())
+    weights = [w.numpy().copy() for w in model.generator.weights]
+
+    resumed = build_tiny(arch)
+    resumed.compile()
+    seen_epochs = []
+    record = keras.callbacks.LambdaCallback(on_epoch_begin=lambda e, logs: seen_epochs.append(e))
+    # Capture state right at the start of training, after the restore.
+    restored_iterations = []
+    at_start = keras.callbacks.LambdaCallback(
+        on_train_begin=lambda logs: restored_iterations.append(
+            (int(resumed.g_optimizer.iterations.numpy()), int(resumed.d_optimizer.iterations.numpy()))
+        )
+    )
+    resumed.fit(data, epochs=3, verbose=0,
+                callbacks=[keras.callbacks.BackupAndRestore(backup), at_start, record])
+    assert seen_epochs == [1, 2]
+    assert restored_iterations[0][1] == steps_done > 0
+    assert restored_iterations[0][0] > 0
+    assert int(resumed.d_optimizer.iterations.numpy()) == steps_done * 3
+    del weights

@@ -1,0 +1,221 @@
+"""The base class: compile, input validation, randomness, distribution scaling."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import kgan
+from kgan.models import DCGAN, GAN, InputValidationError, slerp
+
+
+def tiny_dcgan(**kwargs):
+    return DCGAN.from_image_shape((16, 16, 1), latent_dim=8, filters=4, seed=0, **kwargs)
+
+
+def linear_gan(latent_dim=3, side=4):
+    """G(z) = Wz + b with W = 0 (output independent of z), D linear."""
+    z = keras.Input((latent_dim,))
+    x = keras.layers.Dense(side * side, kernel_initializer="zeros", bias_initializer="ones")(z)
+    g = keras.Model(z, keras.layers.Reshape((side, side, 1))(x))
+    images = keras.Input((side, side, 1))
+    logits = keras.layers.Dense(1, kernel_initializer="ones")(keras.layers.Flatten()(images))
+    d = keras.Model(images, logits)
+    return DCGAN(g, d, seed=0)
+
+
+# ---------------------------------------------------------------- compile
+def test_compile_defaults_are_the_papers():
+    model = tiny_dcgan()
+    model.compile()
+    for opt in (model.g_optimizer, model.d_optimizer):
+        assert isinstance(opt, keras.optimizers.Adam)
+        assert float(opt.learning_rate) == pytest.approx(2e-4)
+        assert float(opt.beta_1) == pytest.approx(0.5)
+        assert opt.built
+    assert model.g_optimizer is not model.d_optimizer
+    assert model.optimizer is None
+
+
+def test_compile_passes_keras_options_through():
+    model = tiny_dcgan()
+    model.compile(g_optimizer="sgd", d_optimizer=keras.optimizers.SGD(0.1),
+                  steps_per_execution=3, jit_compile=False)
+    assert isinstance(model.g_optimizer, keras.optimizers.SGD)
+    assert model.steps_per_execution == 3
+    assert model.jit_compile is False
+    config = model.get_compile_config()
+    assert config["steps_per_execution"] == 3 and "g_optimizer" in config
+
+
+@pytest.mark.parametrize("key", ["optimizer", "loss", "metrics"])
+def test_compile_refuses_single_model_arguments(key):
+    with pytest.raises(TypeError, match="g_optimizer"):
+        tiny_dcgan().compile(**{key: "adam"})
+
+
+def test_compile_refuses_shared_or_built_optimizer():
+    model = tiny_dcgan()
+    shared = keras.optimizers.Adam()
+    with pytest.raises(ValueError, match="same object"):
+        model.compile(g_optimizer=shared, d_optimizer=shared)
+    built = keras.optimizers.Adam()
+    built.build([keras.Variable(1.0)])
+    with pytest.raises(ValueError, match="already built"):
+        tiny_dcgan().compile(g_optimizer=built)
+    with pytest.raises(ValueError, match="Could not interpret"):
+        tiny_dcgan().compile(g_optimizer="no-such-optimizer")
+
+
+def test_constructor_rejects_non_models():
+    with pytest.raises(TypeError, match="generator"):
+        DCGAN(generator="g", discriminator=tiny_dcgan().discriminator)
+
+
+def test_fit_before_compile_is_an_error():
+    model = tiny_dcgan()
+    with pytest.raises(RuntimeError, match="compile"):
+        model.fit(np.zeros((8, 16, 16, 1), "float32"), batch_size=4, verbose=0)
+
+
+def test_config_round_trip():
+    model = tiny_dcgan()
+    clone = DCGAN.from_config(model.get_config())
+    assert clone.image_shape == model.image_shape == (16, 16, 1)
+    assert clone.latent_dim == 8 and clone.seed == 0
+    assert clone.generator.count_params() == model.generator.count_params()
+
+
+# ---------------------------------------------------------------- inputs
+@pytest.mark.parametrize(
+    "images, match",
+    [
+        (np.zeros((8, 16, 16), "float32"), "rank 4.*channel axis"),
+        (np.zeros((8, 32, 32, 1), "float32"), r"built for images of shape \(16, 16, 1\)"),
+        (np.zeros((8, 16, 16, 3), "float32"), "built for images of shape"),
+        (np.zeros((8, 16, 16, 1), "uint8"), "floating point.*uint8"),
+        (np.full((8, 16, 16, 1), 255.0, "float32"), r"scaled to \[-1, 1\].*127.5"),
+        (np.full((8, 16, 16, 1), np.nan, "float32"), "NaN"),
+    ],
+)
+def test_bad_batches_get_clear_errors(images, match):
+    model = tiny_dcgan()
+    model.compile()
+    dataset = tf.data.Dataset.from_tensor_slices(images).batch(4)
+    with pytest.raises(InputValidationError, match=match):
+        model.fit(dataset, epochs=1, verbose=0)
+
+
+def test_empty_dataset_and_dict_batches_are_rejected():
+    model = tiny_dcgan()
+    model.compile()
+    empty = tf.data.Dataset.from_tensor_slices(np.zeros((3, 16, 16, 1), "float32")).batch(4, drop_remainder=True)
+    with pytest.raises(InputValidationError, match="empty.*batch size"):
+        model.fit(empty, verbose=0)
+    dicts = tf.data.Dataset.from_tensor_slices({"image": np.zeros((4, 16, 16, 1), "float32")}).batch(4)
+    with pytest.raises(InputValidationError, match="dict"):
+        model.fit(dicts, verbose=0)
+
+
+def test_x_y_batches_are_accepted():
+    model = tiny_dcgan()
+    model.compile()
+    images = np.zeros((8, 16, 16, 1), "float32")
+    labels = np.arange(8)
+    dataset = tf.data.Dataset.from_tensor_slices((images, labels)).batch(4)
+    history = model.fit(dataset, epochs=1, verbose=0)
+    assert np.isfinite(history.history["d_loss"]).all()
+
+
+# ---------------------------------------------------------------- sampling
+def test_generate_is_deterministic_per_seed():
+    model = tiny_dcgan()
+    a, b, c = model.generate(4, seed=7), model.generate(4, seed=7), model.generate(4, seed=8)
+    np.testing.assert_array_equal(a, b)
+    assert not np.allclose(a, c)
+    assert a.shape == (4, 16, 16, 1) and a.dtype == np.float32
+    assert -1.0 <= a.min() and a.max() <= 1.0
+    unseeded = model.generate(2), model.generate(2)
+    assert not np.allclose(*unseeded)
+    u8 = model.generate_uint8(4, seed=7)
+    assert u8.dtype == np.uint8
+    np.testing.assert_array_equal(u8, kgan.images.to_uint8(a))
+
+
+def test_call_runs_the_generator():
+    model = tiny_dcgan()
+    z = model.latents(3, seed=1)
+    np.testing.assert_allclose(model(z).numpy(), model.generate_from_latents(z), atol=1e-6)
+    np.testing.assert_allclose(model.predict(z, verbose=0), model.generate_from_latents(z), atol=1e-6)
+
+
+@pytest.mark.parametrize("num", [0, -1, 2.5, True])
+def test_generate_rejects_bad_counts(num):
+    with pytest.raises((ValueError, TypeError), match="num"):
+        tiny_dcgan().generate(num)
+
+
+def test_generate_from_latents_checks_shape():
+    with pytest.raises(ValueError, match=r"\[N, 8\]"):
+        tiny_dcgan().generate_from_latents(np.zeros((2, 5)))
+
+
+def test_slerp_and_interpolate():
+    rng = np.random.default_rng(0)
+    z0, z1 = rng.standard_normal(8), rng.standard_normal(8)
+    path = slerp(z0, z1, 5)
+    assert path.shape == (5, 8)
+    np.testing.assert_allclose(path[0], z0, atol=1e-6)
+    np.testing.assert_allclose(path[-1], z1, atol=1e-6)
+    model = tiny_dcgan()
+    images = model.interpolate(z0, z1, 5)
+    np.testing.assert_allclose(images[0], model.generate_from_latents(z0[None].astype("float32"))[0], atol=1e-6)
+    with pytest.raises(ValueError, match="at least 2"):
+        slerp(z0, z1, 1)
+
+
+# ---------------------------------------------------------------- distribution
+def test_replicas_draw_different_latents(two_cpu_strategy):
+    with two_cpu_strategy.scope():
+        model = tiny_dcgan()
+
+    @tf.function
+    def draw():
+        return two_cpu_strategy.run(lambda: model.sample_latents(4))
+
+    first, second = two_cpu_strategy.experimental_local_results(draw())
+    assert not np.allclose(first.numpy(), second.numpy())
+
+
+def test_losses_average_over_the_global_batch(two_cpu_strategy):
+    """One step on 2 replicas equals one step on 1 device for the same global batch.
+
+    The linear generator's output does not depend on z, so both runs see the
+    same fakes; without dividing by the replica count the two-replica update
+    would be twice as large. Tolerance 1e-6 (float32 summation order).
+    """
+    rng = np.random.default_rng(0)
+    images = rng.uniform(-1, 1, (8, 4, 4, 1)).astype("float32")
+
+    def one_step(strategy):
+        with strategy.scope():
+            model = linear_gan()
+            model.compile(g_optimizer=keras.optimizers.SGD(0.1), d_optimizer=keras.optimizers.SGD(0.1))
+        data = tf.data.Dataset.from_tensor_slices(images).batch(8)
+        model.fit(data, epochs=1, verbose=0)
+        return [v.numpy() for v in model.discriminator.weights], model.generator.weights[1].numpy()
+
+    d_single, g_bias_single = one_step(tf.distribute.get_strategy())
+    d_mirrored, g_bias_mirrored = one_step(two_cpu_strategy)
+    for a, b in zip(d_single, d_mirrored):
+        np.testing.assert_allclose(a, b, atol=1e-6)
+    np.testing.assert_allclose(g_bias_single, g_bias_mirrored, atol=1e-6)
+    # The step did move the weights (the comparison is not vacuous).
+    assert not np.allclose(d_single[0], 1.0)
+
+
+def test_base_class_requires_train_step():
+    model = GAN(tiny_dcgan().generator, tiny_dcgan().discriminator)
+    model.compile()
+    with pytest.raises(NotImplementedError, match="train_step"):
+        model.train_step(tf.zeros((2, 16, 16, 1)))
