@@ -272,7 +272,12 @@ def _fetch(url, sha256, cache_dir, allow_http):
         ) from err
     except Exception as err:
         raise ZooError(f"Could not download preset from {url}: {err}") from err
-    _safe_extract(Path(archive), extracted)
+    try:
+        _safe_extract(Path(archive), extracted)
+    finally:
+        # The verified, extracted folder is the cache entry; the archive is
+        # not needed again (and a refused archive must not stay cached).
+        Path(archive).unlink(missing_ok=True)
     return extracted
 
 
@@ -374,7 +379,7 @@ def load(source, sha256=None, cache_dir=None, allow_http=False, compile=False): 
             f"Preset {folder} says architecture {arch!r} but its config builds "
             f"{config.get('class_name')!r}; the preset is inconsistent."
         )
-    model = keras.saving.deserialize_keras_object(config, safe_mode=True)
+    model = keras.saving.deserialize_keras_object(config, safe_mode=True)  # no Lambda code
     try:
         model.load_weights(folder / WEIGHTS_FILE)
     except Exception as err:
@@ -409,7 +414,11 @@ def _float32_policies(config):
 def portable_copy(model):
     """An uncompiled float32 copy of `model` with the same weights."""
     config = _float32_policies(keras.saving.serialize_keras_object(model))
-    clone = keras.saving.deserialize_keras_object(config)
+    # A preset holds no training state: without compile_config the clone is
+    # uncompiled, so its weight file carries no optimizer slots.
+    config.pop("compile_config", None)
+    # Deserialization mutates nested configs in place: build from a copy.
+    clone = keras.saving.deserialize_keras_object(json.loads(json.dumps(config)))
     clone.set_weights([np.asarray(w) for w in model.get_weights()])
     return clone, config
 

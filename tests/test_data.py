@@ -1,0 +1,560 @@
+"""Tests for kgan.data: embedded data, numpy, folders and tensorflow-datasets."""
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_datasets as tfds
+
+from kgan import data
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def batches(dataset):
+    """All batches of one epoch as numpy (images, or (images, labels))."""
+    return list(dataset.as_numpy_iterator())
+
+
+def ramp_images(n, height=8, width=8, channels=None):
+    """uint8 images whose first pixel encodes their index, so order is visible."""
+    shape = (n, height, width) if channels is None else (n, height, width, channels)
+    images = np.zeros(shape, np.uint8)
+    images[:, 0, 0] = (
+        np.arange(n, dtype=np.uint8)[:, None] if channels else np.arange(n, dtype=np.uint8)
+    )
+    return images
+
+
+def first_pixels(images):
+    """Recovers the ramp_images indices from a float batch."""
+    return np.rint((images[:, 0, 0, 0] + 1.0) * 127.5).astype(int)
+
+
+# ---------------------------------------------------------------------------
+# Embedded data
+
+
+def test_embedded_registry_lists_mnist_5k():
+    assert "mnist_5k" in data.EMBEDDED_DATASETS
+    assert "MNIST" in data.EMBEDDED_DATASETS["mnist_5k"]
+
+
+def test_load_mnist_5k_arrays():
+    images, labels = data.load_mnist_5k()
+    assert images.shape == (5000, 28, 28, 1)
+    assert images.dtype == np.uint8
+    assert labels.shape == (5000,)
+    assert labels.dtype == np.int32
+    assert images.min() == 0
+    assert images.max() == 255
+    np.testing.assert_array_equal(np.bincount(labels), [500] * 10)
+    # Digits are mostly background: a mean near 33/255 is what MNIST looks like.
+    assert 20 < images.mean() < 50
+    # Callers get copies: writing to them must not change the next call.
+    images[:] = 7
+    assert data.load_mnist_5k()[0].max() == 255
+
+
+def test_embedded_file_falls_back_to_the_module_folder(monkeypatch):
+    # importlib.resources fails when kgan runs from a tree that is not an
+    # importable package; the file next to the module must still be found.
+    def no_package(_name):
+        raise ModuleNotFoundError("No module named 'kgan.datasets'")
+
+    monkeypatch.setattr(data.importlib.resources, "files", no_package)
+    handle, where = data._embedded_file("mnist_5k.npz")
+    with handle:
+        assert handle.read(2) == b"PK"  # npz files are zip archives
+    assert Path(where) == REPO / "kgan" / "datasets" / "mnist_5k.npz"
+    with pytest.raises(FileNotFoundError, match="Reinstall kgan"):
+        data._embedded_file("missing.npz")
+
+
+def test_load_embedded_offline_shapes_range_and_balance():
+    dataset = data.load("mnist_5k", batch_size=500, seed=1, with_labels=True, download=False)
+    assert dataset.element_spec[0].shape == (500, 28, 28, 1)
+    assert dataset.element_spec[1].dtype == tf.int32
+    assert dataset.class_names == [str(d) for d in range(10)]
+    epoch = batches(dataset)
+    assert len(epoch) == 10
+    images = np.concatenate([x for x, _ in epoch])
+    labels = np.concatenate([y for _, y in epoch])
+    assert images.dtype == np.float32
+    assert images.min() == -1.0
+    assert images.max() == 1.0
+    np.testing.assert_array_equal(np.bincount(labels), [500] * 10)
+    # The file is sorted by class; a shuffled first batch must mix classes.
+    assert len(np.unique(epoch[0][1])) == 10
+
+
+def test_load_embedded_resize_and_channels():
+    dataset = data.load("mnist_5k", batch_size=50, image_size=32, channels=3, seed=0)
+    images = next(iter(dataset)).numpy()
+    assert images.shape == (50, 32, 32, 3)
+    assert images.min() >= -1.0
+    assert images.max() <= 1.0
+    np.testing.assert_array_equal(images[..., 0], images[..., 1])
+    np.testing.assert_array_equal(images[..., 1], images[..., 2])
+
+
+def test_load_embedded_rejects_other_splits():
+    with pytest.raises(ValueError, match=r"only the split 'train'.*'test'"):
+        data.load("mnist_5k", split="test")
+
+
+# ---------------------------------------------------------------------------
+# from_numpy
+
+
+def test_from_numpy_uint8_scaling_is_exact():
+    images = np.array([0, 128, 255], np.uint8).reshape(3, 1, 1)
+    (batch,) = batches(data.from_numpy(images, batch_size=3, shuffle=False))
+    assert batch.shape == (3, 1, 1, 1)
+    assert batch.dtype == np.float32
+    np.testing.assert_allclose(batch.ravel(), [-1.0, 128 / 127.5 - 1.0, 1.0], rtol=0, atol=1e-7)
+
+
+def test_from_numpy_float_passes_through_and_keeps_channels():
+    rng = np.random.default_rng(0)
+    images = rng.uniform(-1, 1, size=(6, 5, 4, 3))  # float64, non-square
+    (batch,) = batches(data.from_numpy(images, batch_size=6, shuffle=False))
+    assert batch.dtype == np.float32
+    assert batch.shape == (6, 5, 4, 3)
+    np.testing.assert_allclose(batch, images.astype(np.float32))
+
+
+def test_from_numpy_accepts_small_rounding_past_the_range():
+    images = np.full((2, 4, 4), 1.0005, np.float32)
+    (batch,) = batches(data.from_numpy(images, batch_size=2))
+    assert batch.max() == 1.0
+
+
+def test_from_numpy_other_integer_dtypes_in_range():
+    images = np.full((4, 3, 3), 255, np.int64)
+    (batch,) = batches(data.from_numpy(images, batch_size=4))
+    assert np.all(batch == 1.0)
+
+
+def test_from_numpy_resize_to_32_keeps_range_and_content():
+    images = np.zeros((4, 28, 28), np.uint8)
+    images[:, 7:21, 7:21] = 255  # a white square in the middle
+    (batch,) = batches(data.from_numpy(images, batch_size=4, image_size=32, shuffle=False))
+    assert batch.shape == (4, 32, 32, 1)
+    assert batch.min() >= -1.0
+    assert batch.max() <= 1.0
+    assert batch[0, 16, 16, 0] == pytest.approx(1.0)
+    assert batch[0, 1, 1, 0] == pytest.approx(-1.0)
+
+
+def test_from_numpy_resize_to_height_width_pair():
+    images = np.zeros((2, 10, 10, 3), np.uint8)
+    (batch,) = batches(data.from_numpy(images, batch_size=2, image_size=(6, 12)))
+    assert batch.shape == (2, 6, 12, 3)
+
+
+def test_from_numpy_same_size_is_not_resampled():
+    images = np.random.default_rng(1).integers(0, 256, size=(3, 8, 8, 1), dtype=np.uint8)
+    (plain,) = batches(data.from_numpy(images, batch_size=3, shuffle=False))
+    (same,) = batches(data.from_numpy(images, batch_size=3, shuffle=False, image_size=8))
+    np.testing.assert_array_equal(plain, same)
+
+
+def test_from_numpy_gray_to_rgb_and_back():
+    gray = np.random.default_rng(2).integers(0, 256, size=(2, 4, 4), dtype=np.uint8)
+    (rgb,) = batches(data.from_numpy(gray, batch_size=2, channels=3, shuffle=False))
+    assert rgb.shape == (2, 4, 4, 3)
+    np.testing.assert_array_equal(rgb[..., 0], rgb[..., 2])
+
+    color = np.zeros((1, 2, 2, 3), np.uint8)
+    color[..., 0] = 255  # pure red
+    (back,) = batches(data.from_numpy(color, batch_size=1, channels=1))
+    assert back.shape == (1, 2, 2, 1)
+    # ITU-R 601 luma of pure red is 0.2989: -1 + 2 * 0.2989 in [-1, 1] units.
+    np.testing.assert_allclose(back, -1.0 + 2 * 0.2989, atol=1e-3)
+
+
+def test_from_numpy_rgba_drops_alpha():
+    rgba = np.full((1, 2, 2, 4), 255, np.uint8)
+    rgba[..., 3] = 0
+    (batch,) = batches(data.from_numpy(rgba, batch_size=1, channels=3))
+    assert batch.shape == (1, 2, 2, 3)
+    assert np.all(batch == 1.0)
+
+
+def test_drop_remainder_gives_only_full_batches():
+    images = ramp_images(10)
+    full = batches(data.from_numpy(images, batch_size=4))
+    assert [len(b) for b in full] == [4, 4]
+    ragged = batches(data.from_numpy(images, batch_size=4, drop_remainder=False))
+    assert [len(b) for b in ragged] == [4, 4, 2]
+    # The static batch dimension is what lets a compiled train step trace once.
+    assert data.from_numpy(images, batch_size=4).element_spec.shape[0] == 4
+
+
+def test_repeat_batches_multiplies_the_batch():
+    images, labels = ramp_images(30), np.arange(30)
+    dataset = data.from_numpy(images, labels, batch_size=4, repeat_batches=3, shuffle=False)
+    epoch = batches(dataset)
+    assert [(x.shape[0], y.shape[0]) for x, y in epoch] == [(12, 12), (12, 12)]
+    np.testing.assert_array_equal(first_pixels(epoch[0][0]), epoch[0][1])
+    assert dataset.element_spec[0].shape == (12, 8, 8, 1)
+
+
+def test_too_small_for_repeat_batches_names_the_product():
+    with pytest.raises(ValueError, match=r"has 10 examples.*batch_size=4 x repeat_batches=3"):
+        data.from_numpy(ramp_images(10), batch_size=4, repeat_batches=3)
+
+
+def test_shuffle_false_keeps_order():
+    epoch = batches(data.from_numpy(ramp_images(12), batch_size=4, shuffle=False))
+    np.testing.assert_array_equal(first_pixels(np.concatenate(epoch)), np.arange(12))
+
+
+def test_seed_reproducibility_and_reshuffle_each_epoch():
+    images = ramp_images(64)
+
+    def order(dataset):
+        return first_pixels(np.concatenate(batches(dataset)))
+
+    first = data.from_numpy(images, batch_size=8, seed=123)
+    same = data.from_numpy(images, batch_size=8, seed=123)
+    other = data.from_numpy(images, batch_size=8, seed=321)
+    epoch1, epoch2 = order(first), order(first)
+    np.testing.assert_array_equal(epoch1, order(same))
+    assert sorted(epoch1) == list(range(64))  # a permutation: nothing lost or repeated
+    assert not np.array_equal(epoch1, np.arange(64))
+    assert not np.array_equal(epoch1, order(other))
+    assert not np.array_equal(epoch1, epoch2)
+
+
+def test_labels_follow_their_images_through_the_shuffle():
+    images, labels = ramp_images(40), np.arange(40) * 2
+    for x, y in batches(data.from_numpy(images, labels, batch_size=8, seed=5)):
+        assert y.dtype == np.int32
+        np.testing.assert_array_equal(first_pixels(x) * 2, y)
+
+
+def test_cache_false_gives_the_same_data():
+    images = ramp_images(16)
+    cached = batches(data.from_numpy(images, batch_size=16, seed=3))
+    uncached = batches(data.from_numpy(images, batch_size=16, seed=3, cache=False))
+    np.testing.assert_array_equal(cached[0], uncached[0])
+
+
+@pytest.mark.parametrize(
+    ("images", "error", "pattern"),
+    [
+        (np.full((3, 4, 4), 2.0), ValueError, r"\[-1, 1\].*uint8.*x / 127.5 - 1"),
+        (np.full((3, 4, 4), -1.5, np.float32), ValueError, r"scaled to \[-1, 1\]"),
+        (np.full((3, 4, 4), np.nan), ValueError, "NaN"),
+        (np.full((3, 4, 4), 300, np.int32), ValueError, r"0\.\.255"),
+        (np.zeros((0, 4, 4), np.uint8), ValueError, "empty"),
+        (np.zeros((4, 4), np.uint8), ValueError, r"\[N, H, W\]"),
+        (np.zeros((3, 4, 4), bool), TypeError, "numeric"),
+        (np.array([["a"]]), TypeError, "numeric"),
+    ],
+)
+def test_from_numpy_rejects_bad_images(images, error, pattern):
+    with pytest.raises(error, match=pattern):
+        data.from_numpy(images, batch_size=1)
+
+
+def test_from_numpy_rejects_bad_labels():
+    images = ramp_images(5)
+    with pytest.raises(ValueError, match="labels has 4 entries but images has 5"):
+        data.from_numpy(images, np.arange(4), batch_size=1)
+    with pytest.raises(TypeError, match="integers"):
+        data.from_numpy(images, np.linspace(0, 1, 5), batch_size=1)
+    with pytest.raises(ValueError, match="argmax"):
+        data.from_numpy(images, np.eye(5, dtype=int), batch_size=1)
+
+
+def test_too_small_dataset_says_how_many_and_what_to_do():
+    with pytest.raises(
+        ValueError, match=r"has 5 examples.*batch of 64.*Lower batch_size to at most 5"
+    ):
+        data.from_numpy(ramp_images(5))
+    # Without drop_remainder a single short batch is fine.
+    (batch,) = batches(data.from_numpy(ramp_images(5), drop_remainder=False))
+    assert batch.shape[0] == 5
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "pattern"),
+    [
+        ({"batch_size": 0}, ValueError, "batch_size must be >= 1"),
+        ({"batch_size": True}, TypeError, "batch_size must be an int"),
+        ({"batch_size": 2.0}, TypeError, "batch_size must be an int"),
+        ({"repeat_batches": 0}, ValueError, "repeat_batches must be >= 1"),
+        ({"image_size": 0}, ValueError, "positive"),
+        ({"image_size": (8, 8, 3)}, TypeError, r"\(height, width\)"),
+        ({"image_size": "32"}, TypeError, "image_size"),
+        ({"channels": 2}, ValueError, "channels must be 1"),
+        ({"seed": "x"}, TypeError, "seed"),
+        ({"shuffle": "yes"}, TypeError, "shuffle must be True or False"),
+    ],
+)
+def test_bad_arguments_are_rejected(kwargs, error, pattern):
+    options = {"batch_size": 2, **kwargs}
+    with pytest.raises(error, match=pattern):
+        data.from_numpy(ramp_images(8), **options)
+
+
+# ---------------------------------------------------------------------------
+# from_folder
+
+
+def write_png(path, array):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(tf.io.encode_png(array).numpy())
+
+
+def write_jpeg(path, array):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(tf.io.encode_jpeg(array, quality=100).numpy())
+
+
+@pytest.fixture
+def pets(tmp_path):
+    """pets/cat: 3 white PNGs (one nested, one grayscale); pets/dog: 2 black images."""
+    root = tmp_path / "pets"
+    white = np.full((10, 12, 3), 255, np.uint8)
+    black = np.zeros((6, 6, 3), np.uint8)
+    write_png(root / "cat" / "a.png", white)
+    write_png(root / "cat" / "b.PNG", np.full((8, 8, 1), 255, np.uint8))
+    write_png(root / "cat" / "kittens" / "c.png", white)
+    write_png(root / "dog" / "a.png", black)
+    write_jpeg(root / "dog" / "b.jpg", black)
+    (root / "dog" / "notes.txt").write_text("not an image")
+    write_png(root / "dog" / ".ipynb_checkpoints" / "stale.png", white)  # hidden: skipped
+    return root
+
+
+def test_from_folder_with_labels(pets):
+    dataset = data.from_folder(pets, image_size=8, batch_size=5, with_labels=True, seed=0)
+    assert dataset.class_names == ["cat", "dog"]
+    ((images, labels),) = batches(dataset)
+    assert images.shape == (5, 8, 8, 3)
+    assert images.dtype == np.float32
+    assert labels.dtype == np.int32
+    assert sorted(labels.tolist()) == [0, 0, 0, 1, 1]
+    # Cats are white and dogs black: every label must sit with its own image.
+    # (JPEG at quality 100 keeps black within a couple of levels of 0.)
+    np.testing.assert_allclose(images[labels == 0], 1.0, atol=1e-6)
+    np.testing.assert_allclose(images[labels == 1], -1.0, atol=0.03)
+
+
+def test_from_folder_without_labels_reads_recursively(pets):
+    dataset = data.from_folder(
+        pets, image_size=(4, 6), channels=1, batch_size=2, drop_remainder=False
+    )
+    epoch = batches(dataset)
+    assert [b.shape for b in epoch] == [(2, 4, 6, 1), (2, 4, 6, 1), (1, 4, 6, 1)]
+    means = sorted(float(b.mean()) for batch in epoch for b in batch)
+    assert means[:2] == pytest.approx([-1.0, -1.0], abs=0.03)
+    assert means[2:] == pytest.approx([1.0] * 3)
+    assert not hasattr(dataset, "class_names")
+
+
+def test_from_folder_cache_false_and_seed(pets):
+    def run():
+        dataset = data.from_folder(
+            pets, image_size=4, batch_size=5, with_labels=True, seed=7, cache=False
+        )
+        return batches(dataset)[0][1]
+
+    first = run()
+    np.testing.assert_array_equal(first, run())
+    assert sorted(first.tolist()) == [0, 0, 0, 1, 1]
+
+
+def test_from_folder_missing_folder(tmp_path):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        data.from_folder(tmp_path / "nope", image_size=8)
+
+
+def test_from_folder_file_instead_of_folder(tmp_path):
+    (tmp_path / "x.png").write_bytes(b"")
+    with pytest.raises(NotADirectoryError, match="is a file"):
+        data.from_folder(tmp_path / "x.png", image_size=8)
+
+
+def test_from_folder_empty_folder_names_folder_and_extensions(tmp_path):
+    (tmp_path / "readme.txt").write_text("no images here")
+    with pytest.raises(
+        ValueError,
+        match=r"No images found in .*" + tmp_path.name + r".*\.png, \.jpg, \.jpeg, \.bmp, \.gif",
+    ):
+        data.from_folder(tmp_path, image_size=8)
+
+
+def test_from_folder_labels_need_class_subfolders(tmp_path):
+    write_png(tmp_path / "loose.png", np.zeros((4, 4, 3), np.uint8))
+    write_png(tmp_path / "cls" / "a.png", np.zeros((4, 4, 3), np.uint8))
+    with pytest.raises(ValueError, match=r"lie directly in it \(e\.g\. 'loose\.png'\)"):
+        data.from_folder(tmp_path, image_size=4, batch_size=1, with_labels=True)
+
+
+def test_from_folder_requires_image_size_and_valid_channels(pets):
+    with pytest.raises(ValueError, match="needs image_size"):
+        data.from_folder(pets, image_size=None)
+    with pytest.raises(ValueError, match="channels must be 1"):
+        data.from_folder(pets, image_size=8, channels=4)
+
+
+def test_from_folder_too_few_images(pets):
+    with pytest.raises(ValueError, match=r"has 5 examples, fewer than one batch of 64"):
+        data.from_folder(pets, image_size=8)
+
+
+# ---------------------------------------------------------------------------
+# tensorflow-datasets
+
+
+def test_tfds_mnist_mocked():
+    with tfds.testing.mock_data(num_examples=20):
+        dataset = data.load("mnist", batch_size=8, seed=0)
+        epoch = batches(dataset)
+    assert [b.shape for b in epoch] == [(8, 28, 28, 1), (8, 28, 28, 1)]
+    images = np.concatenate(epoch)
+    assert images.dtype == np.float32
+    assert images.min() >= -1.0
+    assert images.max() <= 1.0
+    assert images.std() > 0.1
+
+
+def test_tfds_mnist_mocked_with_labels():
+    with tfds.testing.mock_data(num_examples=16):
+        dataset = data.load("mnist", batch_size=16, with_labels=True, channels=3)
+        ((images, labels),) = batches(dataset)
+    assert images.shape == (16, 28, 28, 3)
+    assert labels.shape == (16,)
+    assert labels.dtype == np.int32
+    assert labels.min() >= 0
+    assert labels.max() <= 9
+    assert dataset.class_names == [str(d) for d in range(10)]
+
+
+def test_tfds_cifar10_mocked_with_image_size():
+    with tfds.testing.mock_data(num_examples=12):
+        dataset = data.load("cifar10", split="test", batch_size=4, image_size=16, channels=1)
+        epoch = batches(dataset)
+    assert [b.shape for b in epoch] == [(4, 16, 16, 1)] * 3
+    assert all(b.min() >= -1.0 and b.max() <= 1.0 for b in epoch)
+
+
+def test_tfds_variable_size_images_need_image_size():
+    with tfds.testing.mock_data(num_examples=4):
+        with pytest.raises(ValueError, match="vary in size.*pass image_size"):
+            data.load("cycle_gan/horse2zebra", split="trainA", batch_size=2)
+        dataset = data.load("cycle_gan/horse2zebra", split="trainA", batch_size=2, image_size=32)
+        assert [b.shape for b in batches(dataset)] == [(2, 32, 32, 3)] * 2
+
+
+def test_tfds_without_label_feature_rejects_with_labels():
+    with (
+        tfds.testing.mock_data(num_examples=2),
+        pytest.raises(ValueError, match=r"'celeb_a' has no 'label' feature.*with_labels=False"),
+    ):
+        data.load("celeb_a", batch_size=1, with_labels=True)
+
+
+def test_unknown_name_suggests_close_matches():
+    with pytest.raises(ValueError, match=r"Unknown dataset 'mnistt'.*Did you mean 'mnist'") as info:
+        data.load("mnistt")
+    assert "mnist_5k" in str(info.value)
+    # Not tfds's own error, whose message lists every dataset.
+    assert not isinstance(info.value, tfds.core.DatasetNotFoundError)
+    with pytest.raises(ValueError, match="Did you mean 'mnist_5k'"):
+        data.load("mnist_5kk")
+
+
+def test_missing_tfds_data_without_download_is_unavailable(tmp_path):
+    with pytest.raises(data.DatasetUnavailableError) as info:
+        data.load("mnist", data_dir=tmp_path, download=False)
+    message = str(info.value)
+    assert isinstance(info.value, RuntimeError)
+    assert str(tmp_path) in message
+    assert "download=False" in message
+    assert "kgan.data.load('mnist_5k')" in message
+    assert "--dataset mnist_5k" in message
+    assert info.value.dataset == "mnist"
+    assert info.value.data_dir == str(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("error", "pattern"),
+    [
+        (
+            OSError("Failed to resolve 'storage.googleapis.com'"),
+            r"could not be downloaded.*network",
+        ),
+        (
+            ModuleNotFoundError(
+                "No module named 'importlib_resources'", name="importlib_resources"
+            ),
+            r"pip install importlib_resources",
+        ),
+    ],
+)
+def test_download_failures_are_unavailable(monkeypatch, tmp_path, error, pattern):
+    # A real download attempt without network takes minutes of retries; the
+    # failure tfds raises then (requests' ConnectionError, an OSError) is simulated.
+    def failing_load(*args, **kwargs):
+        raise error
+
+    monkeypatch.setattr(tfds, "load", failing_load)
+    with pytest.raises(data.DatasetUnavailableError, match=pattern) as info:
+        data.load("mnist", data_dir=tmp_path)
+    assert "mnist_5k" in str(info.value)
+    assert str(tmp_path) in str(info.value)
+    assert info.value.__cause__ is error
+
+
+def test_load_rejects_bad_name_and_split_types():
+    with pytest.raises(TypeError, match="non-empty string"):
+        data.load("")
+    with pytest.raises(TypeError, match="one string"):
+        data.load("mnist_5k", split=["train"])
+
+
+# ---------------------------------------------------------------------------
+# tools/make_mnist_5k.py
+
+
+def test_make_mnist_5k_tool_round_trip(tmp_path):
+    import gzip
+
+    rng = np.random.default_rng(0)
+    pixels = rng.integers(0, 256, size=(20, 784))
+    labels = np.arange(20) % 10
+    rows = np.concatenate([pixels, labels[:, None]], axis=1)
+    source = tmp_path / "mnist_5k.csv.gz"
+    source.write_bytes(gzip.compress("\n".join(",".join(map(str, r)) for r in rows).encode()))
+    output = tmp_path / "out.npz"
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "tools" / "make_mnist_5k.py"),
+            str(source),
+            "--output",
+            str(output),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "sha256" in result.stdout
+    with np.load(output) as archive:
+        np.testing.assert_array_equal(archive["images"], pixels.reshape(20, 28, 28))
+        np.testing.assert_array_equal(archive["labels"], labels)
+        assert archive["images"].dtype == np.uint8

@@ -1,0 +1,279 @@
+"""The zoo: registries, preset save/load, integrity, remote fetch, the catalog."""
+
+import functools
+import http.server
+import io
+import json
+import tarfile
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import kgan
+from kgan import zoo
+from kgan.models import DCGAN
+
+
+def tiny_model():
+    return DCGAN.from_image_shape((16, 16, 1), latent_dim=8, filters=4, seed=0)
+
+
+METADATA = {
+    "name": "tiny",
+    "description": "a tiny test preset",
+    "dataset": "random",
+    "recipe": "pytest",
+    "license": "Apache-2.0",
+    "metrics": {"example": 1.0},
+}
+
+
+@pytest.fixture
+def preset(tmp_path):
+    model = tiny_model()
+    folder = zoo.save_preset(model, tmp_path / "tiny", METADATA)
+    return model, folder
+
+
+# ---------------------------------------------------------------- registry
+def test_list_and_architectures():
+    assert "dcgan" in zoo.list(kind="architectures")
+    assert zoo.list("dcgan*", kind="architectures") == ["dcgan"]
+    assert zoo.list("no-such-*") == []
+    with pytest.raises(ValueError, match="kind"):
+        zoo.list(kind="weights")
+
+
+def test_registering_a_name_twice_raises(tmp_path):
+    with pytest.raises(ValueError, match="already registered"):
+        zoo.register_architecture("dcgan", DCGAN)
+    zoo.register_preset("test_dup", path=tmp_path)
+    try:
+        with pytest.raises(ValueError, match="already registered"):
+            zoo.register_preset("test_dup", path=tmp_path)
+    finally:
+        zoo.unregister_preset("test_dup")
+
+
+def test_unknown_names_suggest_close_matches():
+    with pytest.raises(zoo.UnknownNameError, match="Did you mean 'dcgan'"):
+        zoo.build("dcgn")
+    with pytest.raises(zoo.UnknownNameError, match="Unknown preset 'dcgan_mnst'.*Did you mean 'dcgan_mnist'"):
+        zoo.load("dcgan_mnst")
+
+
+def test_build_by_name():
+    model = zoo.build("dcgan", image_shape=(32, 32, 3), latent_dim=16, filters=4)
+    assert model.image_shape == (32, 32, 3) and model.latent_dim == 16
+
+
+# ---------------------------------------------------------------- save / load
+def test_save_and_load_preset(preset):
+    model, folder = preset
+    assert sorted(p.name for p in folder.iterdir()) == sorted(zoo.PRESET_FILES)
+    metadata = zoo.read_metadata(folder)
+    for key in zoo.REQUIRED_METADATA:
+        assert key in metadata
+    assert metadata["weights_sha256"] == zoo.file_sha256(folder / zoo.WEIGHTS_FILE)
+    assert metadata["image_shape"] == [16, 16, 1] and metadata["latent_dim"] == 8
+    assert metadata["parameters"]["generator"] == model.generator.count_params()
+    loaded = zoo.load(folder)
+    np.testing.assert_allclose(loaded.generate(4, seed=1), model.generate(4, seed=1), atol=1e-6)
+    assert "# tiny" in (folder / "README.md").read_text()
+    assert kgan.images.load_png(folder / "samples.png").shape == (8 * 18 + 2, 8 * 18 + 2, 1)
+    # No staging folders are left next to the preset.
+    assert [p.name for p in folder.parent.iterdir()] == ["tiny"]
+
+
+def test_weights_exclude_optimizer_state(tmp_path):
+    model = tiny_model()
+    model.compile()
+    model.fit(np.zeros((8, 16, 16, 1), "float32"), batch_size=4, verbose=0)
+    folder = zoo.save_preset(model, tmp_path / "p", METADATA)
+    plain = zoo.save_preset(tiny_model(), tmp_path / "q", METADATA)
+    size = (folder / zoo.WEIGHTS_FILE).stat().st_size
+    assert size == pytest.approx((plain / zoo.WEIGHTS_FILE).stat().st_size, rel=0.05)
+
+
+def test_save_preset_refuses_existing_folder_unless_overwrite(preset):
+    model, folder = preset
+    before = zoo.file_sha256(folder / zoo.WEIGHTS_FILE)
+    with pytest.raises(FileExistsError, match="overwrite=True"):
+        zoo.save_preset(model, folder, METADATA)
+    assert zoo.file_sha256(folder / zoo.WEIGHTS_FILE) == before
+    other = tiny_model()
+    other.generator.layers[1].kernel.assign(other.generator.layers[1].kernel * 2)
+    zoo.save_preset(other, folder, METADATA, overwrite=True)
+    assert zoo.file_sha256(folder / zoo.WEIGHTS_FILE) != before
+
+
+def test_save_preset_requires_metadata(tmp_path):
+    with pytest.raises(ValueError, match="missing"):
+        zoo.save_preset(tiny_model(), tmp_path / "x", {"name": "x"})
+    assert not (tmp_path / "x").exists()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_mixed_precision_model_saves_a_float32_preset(tmp_path):
+    import keras
+
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    model = tiny_model()
+    keras.mixed_precision.set_global_policy("float32")
+    folder = zoo.save_preset(model, tmp_path / "bf16", METADATA)
+    assert "mixed_bfloat16" not in (folder / zoo.CONFIG_FILE).read_text()
+    loaded = zoo.load(folder)
+    assert loaded.generator.layers[1].compute_dtype == "float32"
+
+
+@pytest.mark.parametrize("damage", ["flip", "truncate"])
+def test_corrupt_weights_are_refused(preset, damage):
+    _, folder = preset
+    weights = folder / zoo.WEIGHTS_FILE
+    data = bytearray(weights.read_bytes())
+    if damage == "flip":
+        data[len(data) // 2] ^= 0xFF
+    else:
+        data = data[: len(data) // 2]
+    weights.write_bytes(bytes(data))
+    with pytest.raises(zoo.IntegrityError, match="sha256.*corrupt"):
+        zoo.load(folder)
+
+
+def test_non_kgan_config_is_refused(preset):
+    _, folder = preset
+    config = json.loads((folder / zoo.CONFIG_FILE).read_text())
+    config["registered_name"] = "evil>Thing"
+    (folder / zoo.CONFIG_FILE).write_text(json.dumps(config))
+    with pytest.raises(zoo.ZooError, match="not a kgan model"):
+        zoo.load(folder)
+
+
+def test_missing_files_and_paths(tmp_path):
+    with pytest.raises(zoo.ZooError, match="does not exist"):
+        zoo.load(str(tmp_path / "nowhere") + "/")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(zoo.ZooError, match="missing config.json"):
+        zoo.load(tmp_path / "empty")
+
+
+# ---------------------------------------------------------------- remote
+def _archive(folder, arcname="tiny"):
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        tar.add(folder, arcname=arcname)
+    return buffer.getvalue()
+
+
+@pytest.fixture
+def http_server(tmp_path):
+    root = tmp_path / "www"
+    root.mkdir()
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
+    handler.log_message = lambda *args: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield root, f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def _sha256(data):
+    import hashlib
+
+    return hashlib.sha256(data).hexdigest()
+
+
+def test_remote_preset_is_fetched_verified_and_cached(preset, http_server, tmp_path):
+    model, folder = preset
+    root, base = http_server
+    data = _archive(folder)
+    (root / "tiny.tar.gz").write_bytes(data)
+    url, digest, cache = f"{base}/tiny.tar.gz", _sha256(data), tmp_path / "cache"
+    with pytest.raises(zoo.ZooError, match="plain-http"):
+        zoo.load(url, sha256=digest, cache_dir=cache)
+    with pytest.raises(zoo.ZooError, match="64 hex"):
+        zoo.load(url, sha256=digest[:32], cache_dir=cache, allow_http=True)
+    loaded = zoo.load(url, sha256=digest, cache_dir=cache, allow_http=True)
+    np.testing.assert_allclose(loaded.generate(2, seed=0), model.generate(2, seed=0), atol=1e-6)
+    assert (cache / "kgan" / "presets" / digest / zoo.CONFIG_FILE).is_file()
+    assert list(cache.rglob("*.tar.gz")) == []
+    # Second load is served from the cache, even with the server gone.
+    (root / "tiny.tar.gz").unlink()
+    assert zoo.load(url, sha256=digest, cache_dir=cache, allow_http=True).latent_dim == 8
+
+
+def test_registered_remote_preset(preset, http_server, tmp_path):
+    _, folder = preset
+    root, base = http_server
+    data = _archive(folder)
+    (root / "r.tar.gz").write_bytes(data)
+    zoo.register_preset("test_remote", url=f"{base}/r.tar.gz", sha256=_sha256(data))
+    try:
+        folder = zoo.resolve("test_remote", cache_dir=tmp_path / "c", allow_http=True)
+        assert (folder / zoo.CONFIG_FILE).is_file()
+    finally:
+        zoo.unregister_preset("test_remote")
+
+
+def test_hash_mismatch_leaves_nothing_in_the_cache(preset, http_server, tmp_path):
+    _, folder = preset
+    root, base = http_server
+    (root / "tiny.tar.gz").write_bytes(_archive(folder))
+    cache = tmp_path / "cache"
+    wrong = "0" * 64
+    with pytest.raises(zoo.IntegrityError, match="does not match sha256"):
+        zoo.load(f"{base}/tiny.tar.gz", sha256=wrong, cache_dir=cache, allow_http=True)
+    leftovers = [p for p in cache.rglob("*") if p.is_file()]
+    assert leftovers == []
+
+
+@pytest.mark.parametrize("member", ["../evil.txt", "/abs/evil.txt"])
+def test_unsafe_archives_are_refused(http_server, tmp_path, member):
+    root, base = http_server
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        info = tarfile.TarInfo(member)
+        info.size = 4
+        tar.addfile(info, io.BytesIO(b"evil"))
+    data = buffer.getvalue()
+    (root / "bad.tar.gz").write_bytes(data)
+    with pytest.raises(zoo.ZooError, match="unsafe path"):
+        zoo.load(f"{base}/bad.tar.gz", sha256=_sha256(data), cache_dir=tmp_path / "c", allow_http=True)
+    assert not (tmp_path / "evil.txt").exists()
+
+
+# ---------------------------------------------------------------- the catalog
+CATALOG = zoo.list()
+
+
+def test_the_catalog_is_not_empty():
+    assert "dcgan_mnist" in CATALOG
+
+
+@pytest.mark.parametrize("name", CATALOG)
+def test_catalog_entry(name):
+    folder = zoo.resolve(name)
+    metadata = zoo.read_metadata(folder)
+    for key in zoo.REQUIRED_METADATA:
+        assert key in metadata, key
+    assert metadata["name"] == name == Path(folder).name
+    assert metadata["architecture"] in zoo.list(kind="architectures")
+    assert metadata["recipe"].startswith("kgan train ")
+    assert metadata["weights_sha256"] == zoo.file_sha256(folder / zoo.WEIGHTS_FILE)
+    assert (folder / zoo.WEIGHTS_FILE).stat().st_size < 8 * 2**20, "keep shipped weights small"
+    training = metadata["training"]
+    assert training["wall_time_s"] > 0 and training["images_per_s_median_epoch"] > 0
+    model = zoo.load(name)
+    assert list(model.image_shape) == metadata["image_shape"]
+    assert model.latent_dim == metadata["latent_dim"]
+    assert model.generator.count_params() == metadata["parameters"]["generator"]
+    images = model.generate(8, seed=0)
+    assert images.shape == (8,) + tuple(metadata["image_shape"])
+    assert np.isfinite(images).all() and images.std() > 0.1
+    assert (folder / zoo.SAMPLES_FILE).is_file()
+    card = (folder / zoo.CARD_FILE).read_text()
+    assert metadata["recipe"] in card and metadata["weights_sha256"] in card
