@@ -55,7 +55,7 @@ def stages_for(image_shape):
 
     start_h, stages_h = halve(height)
     start_w, stages_w = halve(width)
-    if stages_h != stages_w or stages_h < 1:
+    if stages_h != stages_w or stages_h < 1 or max(start_h, start_w) > 7:
         raise ValueError(
             f"DCGAN cannot size {height}x{width}: height and width need the same "
             "number of halvings down to a size of at most 7 (e.g. 28, 32, 64, "
