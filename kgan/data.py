@@ -136,14 +136,14 @@ def _read_mnist_5k() -> tuple[np.ndarray, np.ndarray]:
         if {"images", "labels"} - set(archive.files):
             raise ValueError(
                 f"{where} has arrays {archive.files}, not 'images' and 'labels'; the file is "
-                f"damaged. Reinstall kgan or rebuild it with tools/make_mnist_5k.py."
+                f"damaged. Reinstall kgan or rebuild it with `python -m kgan.datasets.make_mnist_5k`."
             )
         images, labels = archive["images"], archive["labels"]
     if images.shape != (5000, 28, 28) or labels.shape != (5000,) or images.dtype != np.uint8:
         raise ValueError(
             f"{where} holds images {images.dtype} {images.shape} and labels {labels.shape}, "
             f"expected uint8 (5000, 28, 28) and (5000,); the file is damaged. Reinstall kgan "
-            f"or rebuild it with tools/make_mnist_5k.py."
+            f"or rebuild it with `python -m kgan.datasets.make_mnist_5k`."
         )
     images = images[..., np.newaxis]
     labels = labels.astype(np.int32)

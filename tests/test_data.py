@@ -527,7 +527,7 @@ def test_load_rejects_bad_name_and_split_types():
 
 
 # ---------------------------------------------------------------------------
-# tools/make_mnist_5k.py
+# python -m kgan.datasets.make_mnist_5k
 
 
 def test_make_mnist_5k_tool_round_trip(tmp_path):
@@ -543,7 +543,8 @@ def test_make_mnist_5k_tool_round_trip(tmp_path):
     result = subprocess.run(
         [
             sys.executable,
-            str(REPO / "tools" / "make_mnist_5k.py"),
+            "-m",
+            "kgan.datasets.make_mnist_5k",
             str(source),
             "--output",
             str(output),

