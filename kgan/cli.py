@@ -39,8 +39,25 @@ def _int(text):
         raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}")
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (usage stays available through --help)."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _unit_interval(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1), got {text!r}")
+    if not 0.0 < value < 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1), got {value}")
+    return value
+
+
 def build_parser():
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="kgan",
         description="GAN model zoo for Keras 3: list and inspect presets, sample, train, export.",
     )
@@ -50,6 +67,7 @@ def build_parser():
     p = sub.add_parser("list", help="list presets (or architectures)", description="List registered presets or architectures.")
     p.add_argument("pattern", nargs="?", default="*", help="shell-style filter, e.g. '*mnist*'")
     p.add_argument("--architectures", action="store_true", help="list architectures instead of presets")
+    p.add_argument("--markdown", action="store_true", help="print the README zoo table")
 
     p = sub.add_parser("info", help="show a preset's metadata", description="Print a preset's metadata (JSON).")
     p.add_argument("name", help="preset name, preset folder, or https URL (with --sha256)")
@@ -90,6 +108,7 @@ def build_parser():
     p.add_argument("--image-size", type=_positive_int, help="resize images to this square size")
     p.add_argument("--latent-dim", type=_positive_int, default=100)
     p.add_argument("--filters", type=_positive_int, default=64, help="base network width")
+    p.add_argument("--ema-decay", type=_unit_interval, help="keep an EMA generator with this decay (e.g. 0.999)")
     p.add_argument("--precision", choices=PRECISIONS, default="float32")
     p.add_argument("--steps-per-execution", type=_positive_int, default=1)
     p.add_argument("--jit-compile", action="store_true", help="compile the train step with XLA")
@@ -115,6 +134,9 @@ def build_parser():
 def cmd_list(args):
     from kgan import zoo
 
+    if args.markdown:
+        print(zoo.markdown_table())
+        return
     kind = "architectures" if args.architectures else "presets"
     names = zoo.list(args.pattern, kind=kind)
     for name in names:
@@ -145,12 +167,15 @@ def cmd_sample(args):
     from kgan import images, zoo
 
     output = Path(args.output)
-    if output.exists() and not args.overwrite and output.suffix in (".png", ".npz"):
+    suffix = output.suffix.lower()
+    if args.interpolate is not None and args.interpolate < 2:
+        raise CLIError("--interpolate needs at least 2 steps")
+    if suffix in (".png", ".npz") and output.is_dir():
+        raise CLIError(f"{output} is a folder; choose a file name for a .png/.npz output")
+    if output.exists() and not args.overwrite and suffix in (".png", ".npz"):
         raise CLIError(f"{output} exists; pass --overwrite to replace it")
     model = zoo.load(args.name, sha256=args.sha256)
     if args.interpolate:
-        if args.interpolate < 2:
-            raise CLIError("--interpolate needs at least 2 steps")
         ends = model.latents(2 * args.num, seed=args.seed)
         rows = [model.interpolate(ends[2 * i], ends[2 * i + 1], args.interpolate) for i in range(args.num)]
         samples = np.concatenate(rows, axis=0)
@@ -158,14 +183,19 @@ def cmd_sample(args):
     else:
         samples = model.generate(args.num, seed=args.seed)
         ncols = None
-    if output.suffix == ".png":
+    if suffix == ".png":
         images.save_grid(samples, output, ncols=ncols)
-    elif output.suffix == ".npz":
+    elif suffix == ".npz":
         output.parent.mkdir(parents=True, exist_ok=True)
         temporary = output.with_name(f".{output.name}.tmp-{os.getpid()}.npz")
         np.savez_compressed(temporary, images=images.to_uint8(samples))
         os.replace(temporary, output)
     else:
+        if output.exists() and not output.is_dir():
+            raise CLIError(
+                f"{output} exists and is not a folder; OUTPUT must end in .png or .npz, "
+                "or name a folder for one PNG per sample"
+            )
         if output.exists() and any(output.iterdir()) and not args.overwrite:
             raise CLIError(f"folder {output} is not empty; pass --overwrite or choose another")
         images.save_pngs(samples, output)
@@ -181,7 +211,17 @@ def _dataset_license(name):
 def cmd_train(args, argv):
     import keras
 
+    previous = keras.mixed_precision.global_policy()
     keras.mixed_precision.set_global_policy(args.precision)
+    try:
+        _train(args, argv)
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+
+
+def _train(args, argv):
+    import keras
+
     from kgan import callbacks as kgan_callbacks
     from kgan import data, zoo
 
@@ -195,13 +235,15 @@ def cmd_train(args, argv):
     )
     image_shape = tuple(int(d) for d in dataset.element_spec.shape[1:])
     model = arch.builder(
-        image_shape=image_shape, latent_dim=args.latent_dim, filters=args.filters, seed=args.seed
+        image_shape=image_shape, latent_dim=args.latent_dim, filters=args.filters, seed=args.seed,
+        ema_decay=args.ema_decay,
     )
     model.compile(steps_per_execution=args.steps_per_execution, jit_compile=args.jit_compile)
 
     output.mkdir(parents=True, exist_ok=True)
     backup_dir = output / "backup"
-    if backup_dir.exists() and any(backup_dir.iterdir()):
+    resuming = backup_dir.exists() and any(backup_dir.iterdir())
+    if resuming:
         print(f"kgan: resuming from the backup in {backup_dir}", file=sys.stderr)
     timer = _make_timer()
     history = model.fit(
@@ -211,14 +253,15 @@ def cmd_train(args, argv):
         callbacks=[
             keras.callbacks.BackupAndRestore(str(backup_dir)),
             kgan_callbacks.SampleGrid(output / "samples", num_samples=64, seed=args.seed),
-            keras.callbacks.CSVLogger(str(output / "log.csv"), append=True),
+            # Append only when resuming: a fresh run (e.g. --overwrite) starts a new log.
+            keras.callbacks.CSVLogger(str(output / "log.csv"), append=resuming),
             keras.callbacks.TerminateOnNaN(),
             timer,
         ],
     )
     images_per_epoch = _dataset_size(dataset) * args.batch_size
     metadata = {
-        "name": args.name or output.name,
+        "name": args.name or output.resolve().name,  # `--output .` has no .name
         "architecture": args.arch,
         "description": args.description or f"{args.arch} trained on {args.dataset}",
         "dataset": args.dataset,
@@ -232,6 +275,7 @@ def cmd_train(args, argv):
             "steps_per_execution": args.steps_per_execution,
             "jit_compile": bool(args.jit_compile),
             "seed": args.seed,
+            "ema_decay": args.ema_decay,
             "wall_time_s": round(timer.total, 1),
             "images_per_s_median_epoch": round(timer.images_per_s(images_per_epoch), 1),
             "final_d_loss": round(float(history.history["d_loss"][-1]), 4) if history.history else None,

@@ -53,7 +53,7 @@ def export_generator(model, path, overwrite=False):
             f"Export path {path} already exists; pass overwrite=True "
             "(CLI: --overwrite) to replace it, or choose a new path."
         )
-    generator = model.generator
+    generator = model.sampling_generator  # the EMA weights when enabled
     latent_dim = model.latent_dim
     spec = tf.TensorSpec([None, latent_dim], tf.float32, name="latents")
 

@@ -284,7 +284,7 @@ def _fetch(url, sha256, cache_dir, allow_http):
 def _safe_extract(archive, destination):
     """Extract a preset archive, refusing links and paths outside it, atomically."""
     destination.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".extract-", dir=destination.parent))
+    staging = _staging_dir(destination)
     try:
         with tarfile.open(archive, "r:*") as tar:
             members = tar.getmembers()
@@ -461,7 +461,7 @@ def save_preset(model, folder, metadata, overwrite=False, sample_seed=0):
     if not os.access(folder.parent, os.W_OK):
         raise PermissionError(f"Cannot write in {folder.parent}; choose another output folder.")
     clone, config = portable_copy(model)
-    staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
+    staging = _staging_dir(folder)
     try:
         (staging / CONFIG_FILE).write_text(json.dumps(config, indent=2))
         clone.save_weights(staging / WEIGHTS_FILE)
@@ -472,7 +472,7 @@ def save_preset(model, folder, metadata, overwrite=False, sample_seed=0):
         full["image_shape"] = builtins.list(model.image_shape)
         full["latent_dim"] = model.latent_dim
         full["parameters"] = {
-            "generator": int(model.generator.count_params()),
+            "generator": int(model.sampling_generator.count_params()),
             "discriminator": int(model.discriminator.count_params()),
         }
         full["weights_sha256"] = file_sha256(staging / WEIGHTS_FILE)
@@ -490,6 +490,18 @@ def save_preset(model, folder, metadata, overwrite=False, sample_seed=0):
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return folder
+
+
+def _staging_dir(target):
+    """A temporary sibling of `target` with ordinary permissions.
+
+    mkdtemp makes folders private (0700); renamed into place they would stay so.
+    """
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(staging, 0o777 & ~umask)
+    return staging
 
 
 def _replace_folder(staging, folder):
@@ -573,6 +585,28 @@ def _register_catalog():
         if (folder / METADATA_FILE).is_file():
             description = read_metadata(folder).get("description", "")
             register_preset(folder.name, path=folder, description=description)
+
+
+
+def markdown_table():
+    """The README's zoo table, generated from every preset's metadata.
+
+    `tests/test_zoo.py` fails when README.md's table differs from this; print
+    it with `kgan list --markdown` and paste it between the README markers.
+    """
+    rows = [
+        "| preset | architecture | dataset | image | generator params | weights | figures |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name in list():
+        m = read_metadata(resolve(name))
+        figures = ", ".join(f"{k} {v}" for k, v in sorted((m.get("metrics") or {}).items())) or "-"
+        shape = "x".join(str(d) for d in m["image_shape"])
+        rows.append(
+            f"| [{name}](zoo/{name}/README.md) | {m['architecture']} | {m['dataset']} | {shape} "
+            f"| {m['parameters']['generator']:,} | {m.get('weights_bytes', 0) / 1e6:.1f} MB | {figures} |"
+        )
+    return "\n".join(rows)
 
 
 _register_catalog()

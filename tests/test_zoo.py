@@ -277,3 +277,19 @@ def test_catalog_entry(name):
     assert (folder / zoo.SAMPLES_FILE).is_file()
     card = (folder / zoo.CARD_FILE).read_text()
     assert metadata["recipe"] in card and metadata["weights_sha256"] in card
+
+
+def test_readme_zoo_table_is_generated_from_metadata():
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    table = readme.split("<!-- zoo-table:start -->\n")[1].split("\n<!-- zoo-table:end -->")[0]
+    assert table == zoo.markdown_table(), "run `kgan list --markdown` and paste it into README.md"
+
+
+def test_preset_folder_has_ordinary_permissions(preset):
+    import os
+    import stat
+
+    _, folder = preset
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o777 & ~umask

@@ -38,7 +38,7 @@ class DCGAN(GAN):
     """
 
     @classmethod
-    def from_image_shape(cls, image_shape, latent_dim=100, filters=64, seed=None, **kwargs):
+    def from_image_shape(cls, image_shape, latent_dim=100, filters=64, seed=None, ema_decay=None, **kwargs):
         """Build a DCGAN with the paper's networks sized for `image_shape`.
 
         Args:
@@ -46,12 +46,14 @@ class DCGAN(GAN):
             latent_dim: latent size (the paper uses 100).
             filters: base width of both networks.
             seed: seed of the model's random stream.
+            ema_decay: keep an EMA generator with this decay (see `GAN`).
             **kwargs: passed to the constructor (e.g. `name`).
         """
         return cls(
             generator=dcgan_generator(image_shape, latent_dim=latent_dim, filters=filters),
             discriminator=dcgan_discriminator(image_shape, filters=filters),
             seed=seed,
+            ema_decay=ema_decay,
             **kwargs,
         )
 
@@ -77,6 +79,7 @@ class DCGAN(GAN):
         self.apply_gradients(
             self.g_optimizer, tape, g_loss_scaled, self.generator.trainable_variables
         )
+        self.update_ema()
         return self._report(d_loss=tf.reduce_mean(d_loss), g_loss=tf.reduce_mean(g_loss))
 
 

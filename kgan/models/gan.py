@@ -54,6 +54,11 @@ class GAN(keras.Model):
         discriminator: a built `keras.Model` from images to logits.
         seed: optional int seeding the model's random stream (latents drawn
             during training and by `generate(seed=None)`).
+        ema_decay: if set (e.g. 0.999), keep `ema_generator`, an exponential
+            moving average of the generator's weights (Yazici et al. 2019),
+            updated after every generator step. `generate`, `call`, presets
+            and export then use it: averaged weights give smoother, less
+            oscillating samples at no training cost.
         **kwargs: passed to `keras.Model` (e.g. `name`).
 
     Example:
@@ -69,7 +74,7 @@ class GAN(keras.Model):
     #: names of the loss trackers, in the order `fit` reports them.
     loss_names = ("d_loss", "g_loss")
 
-    def __init__(self, generator, discriminator, seed=None, **kwargs):
+    def __init__(self, generator, discriminator, seed=None, ema_decay=None, **kwargs):
         super().__init__(**kwargs)
         for role, net in (("generator", generator), ("discriminator", discriminator)):
             if not isinstance(net, keras.Model):
@@ -85,6 +90,13 @@ class GAN(keras.Model):
         self.generator = generator
         self.discriminator = discriminator
         self.seed = seed
+        if ema_decay is not None and not 0.0 < float(ema_decay) < 1.0:
+            raise ValueError(f"ema_decay must be in (0, 1), e.g. 0.999; got {ema_decay}.")
+        self.ema_decay = None if ema_decay is None else float(ema_decay)
+        self.ema_generator = None
+        if self.ema_decay is not None:
+            self.ema_generator = keras.models.clone_model(generator)
+            self.ema_generator.set_weights(generator.get_weights())
         self.seed_generator = keras.random.SeedGenerator(seed, name="latent_seed")
         self.loss_trackers = [keras.metrics.Mean(name=n) for n in self.loss_names]
         self.g_optimizer = None
@@ -115,6 +127,7 @@ class GAN(keras.Model):
                 "generator": _serialize(self.generator),
                 "discriminator": _serialize(self.discriminator),
                 "seed": self.seed,
+                "ema_decay": self.ema_decay,
             }
         )
         return config
@@ -168,18 +181,19 @@ class GAN(keras.Model):
                     "fixed by the architecture."
                 )
             kwargs.pop(key, None)
-        default_g, default_d = self.default_optimizers()
-        g_optimizer = self._resolve_optimizer(g_optimizer, default_g, "g_optimizer")
-        d_optimizer = self._resolve_optimizer(d_optimizer, default_d, "d_optimizer")
-        if g_optimizer is d_optimizer:
+        if g_optimizer is not None and g_optimizer is d_optimizer:
             raise ValueError(
                 "g_optimizer and d_optimizer are the same object; a Keras 3 "
                 "optimizer only updates the variables it was built with. "
                 "Pass two optimizer instances."
             )
-        super().compile(optimizer=None, **kwargs)
-        self._compile_kwargs = dict(kwargs)
+        # Optimizers bind to the strategy in scope when they are created.
         with self.distribute_strategy.scope():
+            default_g, default_d = self.default_optimizers()
+            g_optimizer = self._resolve_optimizer(g_optimizer, default_g, "g_optimizer")
+            d_optimizer = self._resolve_optimizer(d_optimizer, default_d, "d_optimizer")
+            super().compile(optimizer=None, **kwargs)
+            self._compile_kwargs = dict(kwargs)
             self.g_optimizer = g_optimizer
             self.d_optimizer = d_optimizer
             self._build_optimizers()
@@ -391,10 +405,47 @@ class GAN(keras.Model):
             f"{type(self).__name__} must override train_step; GAN is a base class."
         )
 
+    def update_ema(self):
+        """Move `ema_generator` toward the generator; call after each G step.
+
+        Trainable weights are averaged with decay `min(ema_decay, (1 + n) /
+        (10 + n))` for generator step n (the warm-up keeps early averages from
+        clinging to the random initialization); batch-norm statistics are
+        copied. Runs as a cross-replica update, so it works under
+        `tf.distribute` strategies. A no-op without `ema_decay`.
+        """
+        if self.ema_generator is None:
+            return
+        steps = tf.cast(self.g_optimizer.iterations, tf.float32)
+        decay = tf.minimum(self.ema_decay, (1.0 + steps) / (10.0 + steps))
+        trainable = {id(v) for v in self.generator.trainable_variables}
+        # The underlying tf.Variables: tf.distribute updates act on those.
+        pairs = [
+            (average.value, weight.value, id(weight) in trainable)
+            for average, weight in zip(self.ema_generator.weights, self.generator.weights)
+        ]
+
+        def assign(average, weight, decay, mix):
+            value = decay * average + (1.0 - decay) * weight if mix else weight
+            return average.assign(value)
+
+        def update(strategy, decay):
+            for average, weight, mix in pairs:
+                strategy.extended.update(
+                    average, assign, args=(weight, decay, mix), group=False
+                )
+
+        tf.distribute.get_replica_context().merge_call(update, args=(decay,))
+
     # ------------------------------------------------------------------ inference
+    @property
+    def sampling_generator(self):
+        """The network used for sampling and export: the EMA one if enabled."""
+        return self.ema_generator if self.ema_generator is not None else self.generator
+
     def call(self, latents, training=False):
-        """Run the generator: latents `[B, latent_dim]` -> images in [-1, 1]."""
-        return self.generator(latents, training=training)
+        """Run the (EMA, if enabled) generator: latents -> images in [-1, 1]."""
+        return self.sampling_generator(latents, training=training)
 
     def latents(self, num, seed=None):
         """`num` latent vectors as float32 numpy.
@@ -421,7 +472,7 @@ class GAN(keras.Model):
             )
         if self._inference_fn is None:
             self._inference_fn = tf.function(
-                lambda z: tf.cast(self.generator(z, training=False), tf.float32),
+                lambda z: tf.cast(self.sampling_generator(z, training=False), tf.float32),
                 reduce_retracing=True,
             )
         batch_size = _check_count(batch_size, "batch_size")

@@ -219,3 +219,68 @@ def test_base_class_requires_train_step():
     model.compile()
     with pytest.raises(NotImplementedError, match="train_step"):
         model.train_step(tf.zeros((2, 16, 16, 1)))
+
+
+# ---------------------------------------------------------------- EMA
+def test_ema_generator_tracks_the_generator():
+    model = tiny_dcgan(ema_decay=0.9)
+    model.compile()
+    initial = [w.numpy().copy() for w in model.ema_generator.trainable_weights]
+    np.testing.assert_array_equal(initial[0], model.generator.trainable_weights[0].numpy())
+    data = tf.data.Dataset.from_tensor_slices(np.random.default_rng(0).uniform(-1, 1, (32, 16, 16, 1)).astype("float32")).batch(8)
+    model.fit(data, epochs=2, verbose=0)
+    ema, live = model.ema_generator.trainable_weights[0].numpy(), model.generator.trainable_weights[0].numpy()
+    assert not np.array_equal(ema, initial[0]), "EMA did not move"
+    assert not np.array_equal(ema, live), "EMA equals the live weights"
+    # Sampling uses the EMA network.
+    z = model.latents(2, seed=0)
+    np.testing.assert_allclose(model.generate_from_latents(z), model.ema_generator(z, training=False).numpy(), atol=1e-6)
+    # Batch-norm statistics are copied, not averaged.
+    bn_ema = [w for w in model.ema_generator.non_trainable_weights]
+    bn_live = [w for w in model.generator.non_trainable_weights]
+    for a, b in zip(bn_ema, bn_live):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
+def test_ema_decay_formula_with_warm_up():
+    """One step with decay d: ema = d' * ema0 + (1 - d') * w1, d' = min(d, 1/10)."""
+    model = linear_gan()
+    model = DCGAN(model.generator, model.discriminator, seed=0, ema_decay=0.99)
+    model.compile(g_optimizer=keras.optimizers.SGD(0.1), d_optimizer=keras.optimizers.SGD(0.1))
+    before = model.generator.weights[1].numpy().copy()
+    model.fit(tf.data.Dataset.from_tensor_slices(np.zeros((4, 4, 4, 1), "float32")).batch(4), verbose=0)
+    after = model.generator.weights[1].numpy()
+    expected = 0.2 * before + 0.8 * after  # steps=1 after the update: (1+1)/(10+1)... see below
+    decay = min(0.99, 2.0 / 11.0)
+    expected = decay * before + (1 - decay) * after
+    np.testing.assert_allclose(model.ema_generator.weights[1].numpy(), expected, rtol=1e-6)
+
+
+def test_ema_is_saved_and_restored(tmp_path):
+    model = tiny_dcgan(ema_decay=0.5)
+    model.compile()
+    model.fit(np.random.default_rng(0).uniform(-1, 1, (16, 16, 16, 1)).astype("float32"), batch_size=8, verbose=0)
+    model.save(tmp_path / "m.keras")
+    restored = keras.models.load_model(tmp_path / "m.keras")
+    assert restored.ema_decay == 0.5
+    for a, b in zip(model.ema_generator.weights, restored.ema_generator.weights):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    folder = kgan.zoo.save_preset(model, tmp_path / "p", {
+        "name": "p", "description": "d", "dataset": "x", "recipe": "r", "license": "l", "metrics": {}})
+    loaded = kgan.zoo.load(folder)
+    np.testing.assert_allclose(loaded.generate(3, seed=1), model.generate(3, seed=1), atol=1e-6)
+
+
+def test_ema_under_mirrored_strategy(two_cpu_strategy):
+    with two_cpu_strategy.scope():
+        model = tiny_dcgan(ema_decay=0.9)
+        model.compile()
+    before = model.ema_generator.trainable_weights[0].numpy().copy()
+    data = tf.data.Dataset.from_tensor_slices(np.random.default_rng(0).uniform(-1, 1, (16, 16, 16, 1)).astype("float32")).batch(8)
+    model.fit(data, epochs=1, verbose=0)
+    assert not np.array_equal(model.ema_generator.trainable_weights[0].numpy(), before)
+
+
+def test_bad_ema_decay():
+    with pytest.raises(ValueError, match="ema_decay"):
+        tiny_dcgan(ema_decay=1.5)

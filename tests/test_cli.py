@@ -1,0 +1,407 @@
+"""The `kgan` command line, run in-process through `kgan.cli.main` (plus two subprocesses)."""
+
+import contextlib
+import csv
+import io
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import kgan
+from kgan import cli, zoo
+from kgan.models import DCGAN
+
+REGISTERED = "kgan_test_tiny_cli"
+
+METADATA = {
+    "name": "tiny",
+    "description": "a tiny test preset",
+    "dataset": "random",
+    "recipe": "pytest",
+    "license": "Apache-2.0",
+    "metrics": {"example": 1.0},
+}
+
+TRAIN_ARGS = [
+    "train", "dcgan", "--dataset", "mnist_5k", "--epochs", "1", "--batch-size", "250",
+    "--latent-dim", "8", "--filters", "4", "--verbose", "0",
+]
+
+
+def run(argv):
+    """`kgan.cli.main(argv)` as an exit code; argparse errors raise SystemExit."""
+    try:
+        return cli.main([str(a) for a in argv])
+    except SystemExit as exit_:
+        return exit_.code
+
+
+def error_line(err):
+    """The one `kgan: error:` line of a captured stderr (and nothing else)."""
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("kgan: error: "), err
+    assert "Traceback" not in err
+    return lines[0]
+
+
+def spread_weights(model, seed=0):
+    """Redraw the generator's kernels at unit scale (in place) and return the model.
+
+    A freshly initialized DCGAN (N(0, 0.02) kernels) outputs images within
+    about 1e-3 of zero, which would make tolerances and uint8 comparisons
+    meaningless; these weights give images spread over [-1, 1].
+    """
+    rng = np.random.default_rng(seed)
+    for variable in model.generator.trainable_variables:
+        if len(variable.shape) > 1:
+            std = 1.0 / np.sqrt(np.prod(variable.shape[:-1]))
+            variable.assign(rng.normal(0.0, std, variable.shape).astype("float32"))
+    return model
+
+
+# ---------------------------------------------------------------- fixtures
+@pytest.fixture(scope="module")
+def preset(tmp_path_factory):
+    """A tiny DCGAN preset folder (16x16x1, latent 8), saved once for the module."""
+    folder = tmp_path_factory.mktemp("presets") / "tiny"
+    model = spread_weights(DCGAN.from_image_shape((16, 16, 1), latent_dim=8, filters=4, seed=0))
+    return zoo.save_preset(model, folder, METADATA)
+
+
+@pytest.fixture(scope="module")
+def loaded(preset):
+    return zoo.load(preset)
+
+
+@pytest.fixture
+def registered(preset):
+    zoo.register_preset(REGISTERED, path=preset, description="registered by test_cli")
+    yield REGISTERED
+    zoo.unregister_preset(REGISTERED)
+
+
+# ---------------------------------------------------------------- list / info
+def test_list_presets_and_pattern(registered, capsys):
+    assert run(["list"]) == 0
+    out = capsys.readouterr().out
+    assert any(line.split()[0] == registered and "registered by test_cli" in line
+               for line in out.splitlines())
+    assert run(["list", "kgan_test_*"]) == 0
+    assert capsys.readouterr().out.split() == [registered, "registered", "by", "test_cli"]
+    assert run(["list", "no-such-preset-*"]) == 0
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert "no presets match 'no-such-preset-*'" in captured.err
+
+
+def test_list_architectures(capsys):
+    assert run(["list", "--architectures"]) == 0
+    names = [line.split()[0] for line in capsys.readouterr().out.splitlines()]
+    assert names == zoo.list(kind="architectures") and "dcgan" in names
+    assert run(["list", "--architectures", "dc*"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 1 and lines[0].split()[0] == "dcgan"
+    assert zoo.architecture("dcgan").description in lines[0]
+
+
+def test_info_on_a_folder_prints_the_metadata_as_json(preset, capsys):
+    assert run(["info", preset]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["name"] == "tiny" and info["architecture"] == "dcgan"
+    assert info["image_shape"] == [16, 16, 1] and info["latent_dim"] == 8
+    assert info["location"] == str(preset)
+    assert info["weights_sha256"] == zoo.file_sha256(preset / zoo.WEIGHTS_FILE)
+    assert info["metrics"] == {"example": 1.0}
+    for key in zoo.REQUIRED_METADATA:
+        assert key in info
+
+
+def test_info_by_registered_name(registered, preset, capsys):
+    assert run(["info", registered]) == 0
+    assert json.loads(capsys.readouterr().out)["location"] == str(preset)
+
+
+# ---------------------------------------------------------------- sample
+def test_sample_png_grid(preset, loaded, tmp_path, capsys):
+    out = tmp_path / "grid.png"
+    assert run(["sample", preset, "--num", "4", "--seed", "3", "--output", out]) == 0
+    assert "wrote 4 samples" in capsys.readouterr().out
+    grid = kgan.images.load_png(out)
+    assert grid.shape == (2 * 18 + 2, 2 * 18 + 2, 1)  # 2 x 2 tiles of 16 px, 2 px padding
+    np.testing.assert_array_equal(grid, kgan.images.make_grid(loaded.generate_uint8(4, seed=3)))
+
+
+def test_sample_npz_equals_generate_uint8(preset, loaded, tmp_path):
+    out = tmp_path / "nested" / "samples.npz"
+    assert run(["sample", preset, "--num", "6", "--seed", "5", "--output", out]) == 0
+    with np.load(out) as npz:
+        assert list(npz.keys()) == ["images"]
+        array = npz["images"]
+    assert array.dtype == np.uint8 and array.shape == (6, 16, 16, 1)
+    np.testing.assert_array_equal(array, loaded.generate_uint8(6, seed=5))
+    assert len(np.unique(array)) > 50  # real images, not a constant
+    assert sorted(p.name for p in out.parent.iterdir()) == ["samples.npz"]  # no temp file left
+
+
+def test_sample_folder_of_pngs(preset, loaded, tmp_path, capsys):
+    out = tmp_path / "pngs"
+    assert run(["sample", preset, "--num", "5", "--seed", "2", "--output", out]) == 0
+    files = sorted(out.iterdir())
+    assert [p.name for p in files] == [f"sample_{i:06d}.png" for i in range(5)]
+    expected = loaded.generate_uint8(5, seed=2)
+    for path, image in zip(files, expected):
+        np.testing.assert_array_equal(kgan.images.load_png(path), image)
+    # A non-empty folder is refused without --overwrite.
+    capsys.readouterr()
+    assert run(["sample", preset, "--num", "2", "--output", out]) == 2
+    assert "not empty" in error_line(capsys.readouterr().err)
+    assert run(["sample", preset, "--num", "5", "--seed", "9", "--output", out, "--overwrite"]) == 0
+    np.testing.assert_array_equal(kgan.images.load_png(files[0]), loaded.generate_uint8(1, seed=9)[0])
+
+
+def test_sample_to_an_existing_file_without_known_suffix_is_a_user_error(preset, tmp_path, capsys):
+    out = tmp_path / "samples.jpg"
+    out.write_bytes(b"not a folder")
+    assert run(["sample", preset, "--num", "2", "--output", out]) == 2
+    assert "is not a folder" in error_line(capsys.readouterr().err)
+    assert out.read_bytes() == b"not a folder"
+
+
+def test_sample_interpolate(preset, loaded, tmp_path):
+    rows, steps = 3, 4
+    grid_path, npz_path = tmp_path / "interp.png", tmp_path / "interp.npz"
+    for out in (grid_path, npz_path):
+        argv = ["sample", preset, "--num", rows, "--interpolate", steps, "--seed", 7, "--output", out]
+        assert run(argv) == 0
+    # The grid has N rows of K columns.
+    grid = kgan.images.load_png(grid_path)
+    assert grid.shape == (rows * 18 + 2, steps * 18 + 2, 1)
+    with np.load(npz_path) as npz:
+        images = npz["images"].reshape(rows, steps, 16, 16, 1)
+    np.testing.assert_array_equal(grid, kgan.images.make_grid(images.reshape(-1, 16, 16, 1), ncols=steps))
+    # Row i goes from latent 2i to latent 2i+1 of the seed's latents.
+    ends = loaded.latents(2 * rows, seed=7)
+    starts = kgan.images.to_uint8(loaded.generate_from_latents(ends[0::2]))
+    stops = kgan.images.to_uint8(loaded.generate_from_latents(ends[1::2]))
+    np.testing.assert_array_equal(images[:, 0], starts)
+    np.testing.assert_array_equal(images[:, -1], stops)
+    # The inner steps are new images, not copies of the ends.
+    for inner in images[:, 1:-1].swapaxes(0, 1):
+        assert not np.array_equal(inner, starts) and not np.array_equal(inner, stops)
+
+
+def test_sample_seed_determines_the_output(preset, tmp_path):
+    paths = {name: tmp_path / f"{name}.npz" for name in ("a", "b", "c")}
+    for name, seed in (("a", 11), ("b", 11), ("c", 12)):
+        assert run(["sample", preset, "--num", "4", "--seed", seed, "--output", paths[name]]) == 0
+    a, b, c = (np.load(paths[n])["images"] for n in ("a", "b", "c"))
+    np.testing.assert_array_equal(a, b)
+    assert np.mean(np.abs(a.astype(int) - c.astype(int))) > 10  # really different images
+
+
+def test_sample_overwrite_semantics_for_png(preset, tmp_path, capsys):
+    out = tmp_path / "grid.png"
+    assert run(["sample", preset, "--num", "4", "--seed", "0", "--output", out]) == 0
+    first = out.read_bytes()
+    capsys.readouterr()
+    assert run(["sample", preset, "--num", "4", "--seed", "1", "--output", out]) == 2
+    message = error_line(capsys.readouterr().err)
+    assert str(out) in message and "--overwrite" in message
+    assert out.read_bytes() == first
+    assert run(["sample", preset, "--num", "4", "--seed", "1", "--output", out, "--overwrite"]) == 0
+    assert out.read_bytes() != first
+    assert kgan.images.load_png(out).shape == (38, 38, 1)
+
+
+# ---------------------------------------------------------------- export
+def test_export_writes_a_saved_model_and_refuses_an_existing_dir(preset, loaded, tmp_path, capsys):
+    target = tmp_path / "served"
+    assert run(["export", preset, target]) == 0
+    assert "generate_uint8" in capsys.readouterr().out
+    assert (target / "saved_model.pb").is_file() and (target / "variables").is_dir()
+    served = tf.saved_model.load(str(target))
+    assert set(served.signatures) == {"serving_default", "generate_uint8"}
+    z = loaded.latents(2, seed=0)
+    images = served.signatures["serving_default"](latents=tf.constant(z))["images"].numpy()
+    np.testing.assert_allclose(images, loaded.generate_from_latents(z), atol=1e-5)
+
+    before = sorted(p.relative_to(target) for p in target.rglob("*"))
+    assert run(["export", preset, target]) == 2
+    message = error_line(capsys.readouterr().err)
+    assert "already exists" in message and "--overwrite" in message
+    assert sorted(p.relative_to(target) for p in target.rglob("*")) == before
+
+    assert run(["export", preset, target, "--overwrite"]) == 0
+    assert (target / "saved_model.pb").is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["served"]  # no staging folders
+
+
+# ---------------------------------------------------------------- train
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """One `kgan train` run (about 5 s), shared by the train tests."""
+    output = tmp_path_factory.mktemp("train") / "run"
+    argv = TRAIN_ARGS + ["--output", str(output)]
+    stdout, stderr = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+        code = run(argv)
+    assert code == 0, stderr.getvalue()
+    return output, argv, stdout.getvalue()
+
+
+def _log_rows(path):
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_train_writes_preset_samples_and_log(trained):
+    output, argv, stdout = trained
+    assert f"wrote preset {output / 'preset'}" in stdout
+    assert sorted(p.name for p in (output / "preset").iterdir()) == sorted(zoo.PRESET_FILES)
+    assert [p.name for p in (output / "samples").iterdir()] == ["epoch_0001.png"]
+    assert kgan.images.load_png(output / "samples" / "epoch_0001.png").shape == (8 * 30 + 2,) * 2 + (1,)
+    rows = _log_rows(output / "log.csv")
+    assert len(rows) == 1 and rows[0]["epoch"] == "0"
+    assert np.isfinite(float(rows[0]["d_loss"])) and np.isfinite(float(rows[0]["g_loss"]))
+    assert not (output / "backup").exists() or not any((output / "backup").iterdir())
+
+    metadata = zoo.read_metadata(output / "preset")
+    assert metadata["recipe"] == "kgan " + " ".join(argv) == "kgan " + shlex.join(argv)
+    assert metadata["name"] == "run" and metadata["architecture"] == "dcgan"
+    assert metadata["dataset"] == "mnist_5k" and metadata["latent_dim"] == 8
+    assert metadata["image_shape"] == [28, 28, 1]
+    training = metadata["training"]
+    assert training["epochs"] == 1 and training["batch_size"] == 250
+    assert training["precision"] == "float32" and training["seed"] == 0
+    for key in ("wall_time_s", "images_per_s_median_epoch", "final_d_loss", "final_g_loss"):
+        assert isinstance(training[key], float) and training[key] > 0, key
+    assert training["final_d_loss"] == pytest.approx(float(rows[0]["d_loss"]), abs=1e-4)
+
+    model = zoo.load(output / "preset")
+    assert isinstance(model, DCGAN)
+    assert model.latent_dim == 8 and model.image_shape == (28, 28, 1)
+    images = model.generate(4, seed=0)
+    assert images.shape == (4, 28, 28, 1) and np.isfinite(images).all()
+
+
+def test_train_refuses_an_existing_preset(trained, capsys):
+    output, argv, _ = trained
+    sha = zoo.file_sha256(output / "preset" / zoo.WEIGHTS_FILE)
+    log = (output / "log.csv").read_text()
+    assert run(argv) == 2
+    message = error_line(capsys.readouterr().err)
+    assert str(output / "preset") in message and "--overwrite" in message
+    assert zoo.file_sha256(output / "preset" / zoo.WEIGHTS_FILE) == sha
+    assert (output / "log.csv").read_text() == log
+
+
+def test_train_overwrite_starts_a_fresh_log(trained, tmp_path, monkeypatch):
+    """`--overwrite` retrains from scratch: log.csv must not append to the old run's.
+
+    Run from inside the folder with `--output .`, which also checks the
+    default preset name is the folder's name (`Path('.').name` is empty).
+    """
+    folder = tmp_path / "again"
+    shutil.copytree(trained[0], folder)
+    monkeypatch.chdir(folder)
+    assert run(TRAIN_ARGS + ["--output", ".", "--overwrite"]) == 0
+    assert len(_log_rows(folder / "log.csv")) == 1
+    metadata = zoo.read_metadata(folder / "preset")
+    assert metadata["name"] == "again"
+    assert metadata["recipe"] == "kgan " + " ".join(TRAIN_ARGS + ["--output", ".", "--overwrite"])
+    assert sorted(p.name for p in folder.iterdir() if p.name.startswith(".")) == []
+
+
+# ---------------------------------------------------------------- user errors
+def test_unknown_preset_suggests_a_close_name(registered, tmp_path, capsys):
+    out = tmp_path / "x.png"
+    assert run(["sample", registered[:-1] + "j", "--output", out]) == 2
+    message = error_line(capsys.readouterr().err)
+    assert f"Unknown preset '{registered[:-1]}j'" in message
+    assert f"Did you mean '{registered}'" in message
+    assert not out.exists()
+    assert run(["info", registered + "x"]) == 2
+    assert f"Did you mean '{registered}'" in error_line(capsys.readouterr().err)
+
+
+def test_unknown_architecture(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert run(["train", "dcgn", "--dataset", "mnist_5k", "--epochs", "1", "--output", out]) == 2
+    message = error_line(capsys.readouterr().err)
+    assert "Unknown architecture 'dcgn'" in message and "Did you mean 'dcgan'" in message
+    assert not out.exists()
+
+
+def test_unknown_dataset(tmp_path, capsys):
+    out = tmp_path / "run"
+    argv = ["train", "dcgan", "--dataset", "no_such_dataset_kgan", "--epochs", "1", "--output", out]
+    assert run(argv) == 2
+    message = error_line(capsys.readouterr().err)
+    assert "Unknown dataset 'no_such_dataset_kgan'" in message and "mnist_5k" in message
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    "num, problem",
+    [("0", "expected a positive integer, got 0"), ("abc", "expected a positive integer, got 'abc'")],
+)
+def test_bad_num_is_a_usage_error(preset, tmp_path, capsys, num, problem):
+    out = tmp_path / "x.png"
+    assert run(["sample", preset, "--num", num, "--output", out]) == 2
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("kgan sample: error: argument --num"), err
+    assert problem in lines[0] and "Traceback" not in err
+    assert not out.exists()
+
+
+def test_interpolate_needs_two_steps(preset, tmp_path, capsys):
+    out = tmp_path / "x.png"
+    assert run(["sample", preset, "--num", "2", "--interpolate", "1", "--output", out]) == 2
+    assert "--interpolate needs at least 2 steps" in error_line(capsys.readouterr().err)
+    assert not out.exists()
+
+
+def test_missing_preset_folder(tmp_path, capsys):
+    assert run(["info", tmp_path / "nowhere"]) == 2
+    assert "does not exist" in error_line(capsys.readouterr().err)
+
+
+# ---------------------------------------------------------------- subprocesses
+def _subprocess(args, cwd):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="")
+    return subprocess.run(args, capture_output=True, text=True, env=env, cwd=cwd, timeout=120)
+
+
+def test_help_runs_as_a_module_and_as_the_console_script(tmp_path):
+    commands = [[sys.executable, "-m", "kgan.cli"]]
+    script = Path(sys.executable).parent / "kgan"
+    if script.is_file():  # the installed console script, when there is one
+        commands.append([str(script)])
+    for command in commands:
+        result = _subprocess(command + ["--help"], tmp_path)
+        assert result.returncode == 0, result.stderr[-2000:]
+        assert result.stdout.startswith("usage: kgan")
+        for sub in ("list", "info", "sample", "train", "export"):
+            assert sub in result.stdout
+
+
+def test_user_error_exits_2_with_one_line_and_no_traceback(tmp_path):
+    result = _subprocess([sys.executable, "-m", "kgan.cli", "sample", "no_such_preset_kgan",
+                          "--output", "x.png"], tmp_path)
+    assert result.returncode == 2
+    # TensorFlow's native start-up logging may precede it; kgan prints one line.
+    kgan_lines = [line for line in result.stderr.splitlines() if line.startswith("kgan")]
+    assert len(kgan_lines) == 1, result.stderr[-2000:]
+    assert kgan_lines[0].startswith("kgan: error: Unknown preset 'no_such_preset_kgan'.")
+    assert "Error:" not in result.stderr  # no Python exception line
+    assert "Traceback" not in result.stderr and result.stdout == ""
+    assert not (tmp_path / "x.png").exists()

@@ -1,0 +1,204 @@
+"""SavedModel export of generators (`kgan.export.export_generator`)."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import kgan
+from kgan.export import export_generator
+from kgan.models import DCGAN
+
+SIGNATURES = {"serving_default", "generate_uint8"}
+LATENT_DIM = 8
+IMAGE_SHAPE = (16, 16, 1)
+
+
+def tiny_model(seed=0):
+    model = DCGAN.from_image_shape(IMAGE_SHAPE, latent_dim=LATENT_DIM, filters=4, seed=seed)
+    return spread_weights(model, seed)
+
+
+def spread_weights(model, seed=0):
+    """Redraw the generator's kernels at unit scale (in place) and return the model.
+
+    A freshly initialized DCGAN (N(0, 0.02) kernels) outputs images within
+    about 1e-3 of zero, which would make tolerances and uint8 comparisons
+    meaningless; these weights give images spread over [-1, 1].
+    """
+    rng = np.random.default_rng(seed)
+    for variable in model.generator.trainable_variables:
+        if len(variable.shape) > 1:
+            std = 1.0 / np.sqrt(np.prod(variable.shape[:-1]))
+            variable.assign(rng.normal(0.0, std, variable.shape).astype("float32"))
+    return model
+
+
+def serve(path_or_loaded, latents, signature="serving_default"):
+    loaded = path_or_loaded
+    if isinstance(loaded, (str, os.PathLike)):
+        loaded = tf.saved_model.load(str(loaded))
+    return loaded.signatures[signature](latents=tf.constant(latents))["images"].numpy()
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    """A tiny DCGAN, exported once for the module, and the loaded SavedModel."""
+    model = tiny_model()
+    parent = tmp_path_factory.mktemp("export")
+    path = export_generator(model, parent / "generator")
+    return model, path, tf.saved_model.load(str(path))
+
+
+# ---------------------------------------------------------------- the SavedModel
+def test_export_returns_the_path_and_leaves_no_staging_folder(exported):
+    _, path, _ = exported
+    assert isinstance(path, Path)
+    assert (path / "saved_model.pb").is_file() and (path / "variables").is_dir()
+    assert [p.name for p in path.parent.iterdir()] == ["generator"]
+
+
+def test_signatures_are_exactly_the_two_documented(exported):
+    _, _, loaded = exported
+    assert set(loaded.signatures.keys()) == SIGNATURES
+
+
+@pytest.mark.parametrize("signature, dtype", [("serving_default", tf.float32), ("generate_uint8", tf.uint8)])
+def test_input_and_output_specs(exported, signature, dtype):
+    _, _, loaded = exported
+    function = loaded.signatures[signature]
+    args, kwargs = function.structured_input_signature
+    assert args == () and list(kwargs) == ["latents"]
+    spec = kwargs["latents"]
+    assert spec.dtype == tf.float32 and spec.shape.as_list() == [None, LATENT_DIM]
+    outputs = function.structured_outputs
+    assert list(outputs) == ["images"]
+    assert outputs["images"].dtype == dtype
+    assert outputs["images"].shape.as_list() == [None, *IMAGE_SHAPE]
+
+
+@pytest.mark.parametrize("batch", [1, 7])
+def test_serving_default_matches_generate_from_latents(exported, batch):
+    model, _, loaded = exported
+    z = model.latents(batch, seed=batch)
+    images = serve(loaded, z)
+    expected = model.generate_from_latents(z)
+    assert images.dtype == np.float32 and images.shape == (batch, *IMAGE_SHAPE)
+    assert images.min() >= -1.0 and images.max() <= 1.0
+    assert np.max(np.abs(images - expected)) <= 1e-5
+    assert images.std() > 0.1  # images, not near-constant outputs
+
+
+@pytest.mark.parametrize("batch", [1, 7])
+def test_generate_uint8_is_to_uint8_of_the_float_output(exported, batch):
+    model, _, loaded = exported
+    z = model.latents(batch, seed=100 + batch)
+    as_uint8 = serve(loaded, z, "generate_uint8")
+    assert as_uint8.dtype == np.uint8 and as_uint8.shape == (batch, *IMAGE_SHAPE)
+    np.testing.assert_array_equal(as_uint8, kgan.images.to_uint8(serve(loaded, z)))
+    assert len(np.unique(as_uint8)) > 50
+
+
+def test_saved_model_cli_lists_both_signatures_and_the_latents_input(exported):
+    _, path, _ = exported
+    executable = Path(sys.executable).parent / "saved_model_cli"
+    if not executable.is_file():
+        pytest.skip(f"saved_model_cli is not installed next to {sys.executable}")
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="")
+    result = subprocess.run(
+        [str(executable), "show", "--all", "--dir", str(path)],
+        capture_output=True, text=True, env=env, timeout=120,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    out = result.stdout
+    for name in SIGNATURES:
+        assert f"signature_def['{name}']" in out
+    assert out.count("inputs['latents']") == 2
+    assert f"shape: (-1, {LATENT_DIM})" in out
+    assert "dtype: DT_UINT8" in out and "dtype: DT_FLOAT" in out
+
+
+# ---------------------------------------------------------------- overwrite / atomicity
+def test_existing_path_is_refused_and_left_untouched(tmp_path):
+    target = tmp_path / "served"
+    target.mkdir()
+    (target / "keep.txt").write_text("previous content")
+    with pytest.raises(FileExistsError, match="overwrite"):
+        export_generator(tiny_model(), target)
+    assert [p.name for p in target.iterdir()] == ["keep.txt"]
+    assert (target / "keep.txt").read_text() == "previous content"
+    assert [p.name for p in tmp_path.iterdir()] == ["served"]
+
+
+def test_overwrite_replaces_the_previous_export(tmp_path):
+    target = tmp_path / "served"
+    first, second = tiny_model(seed=0), tiny_model(seed=1)
+    z = first.latents(3, seed=0)
+    export_generator(first, target)
+    np.testing.assert_allclose(serve(target, z), first.generate_from_latents(z), atol=1e-5)
+    export_generator(second, target, overwrite=True)
+    replaced = serve(target, z)
+    assert np.max(np.abs(replaced - second.generate_from_latents(z))) <= 1e-5
+    assert np.max(np.abs(replaced - first.generate_from_latents(z))) > 0.1
+    assert [p.name for p in tmp_path.iterdir()] == ["served"]  # no staging or retired folder
+
+
+def _failing_write_out(self, filepath, **kwargs):
+    # Half-write the export, then fail, as a full disk would.
+    os.makedirs(filepath)
+    Path(filepath, "saved_model.pb").write_bytes(b"truncated")
+    raise OSError("simulated failure while writing the SavedModel")
+
+
+def test_failed_export_keeps_the_previous_export_and_leaves_no_temp_folders(tmp_path, monkeypatch):
+    target = tmp_path / "served"
+    previous = tiny_model(seed=0)
+    export_generator(previous, target)
+    pb = (target / "saved_model.pb").read_bytes()
+    # keras.export.ExportArchive() returns a backend subclass instance (Keras 3.15:
+    # TF's SavedModel archive): patch the class export_generator really uses.
+    archive_class = type(keras.export.ExportArchive())
+    monkeypatch.setattr(archive_class, "write_out", _failing_write_out)
+
+    with pytest.raises(OSError, match="simulated failure"):
+        export_generator(tiny_model(seed=1), target, overwrite=True)
+    assert [p.name for p in tmp_path.iterdir()] == ["served"]
+    assert (target / "saved_model.pb").read_bytes() == pb
+    z = previous.latents(2, seed=4)
+    assert np.max(np.abs(serve(target, z) - previous.generate_from_latents(z))) <= 1e-5
+
+    # A failed first export leaves nothing behind either.
+    with pytest.raises(OSError, match="simulated failure"):
+        export_generator(tiny_model(), tmp_path / "fresh")
+    assert [p.name for p in tmp_path.iterdir()] == ["served"]
+
+
+def test_export_creates_missing_parent_folders(tmp_path):
+    target = tmp_path / "a" / "b" / "served"
+    assert export_generator(tiny_model(), str(target)) == target
+    assert set(tf.saved_model.load(str(target)).signatures) == SIGNATURES
+
+
+# ---------------------------------------------------------------- mixed precision
+def test_mixed_bfloat16_model_exports_float32_outputs(tmp_path):
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    model = tiny_model()
+    computes = {layer.compute_dtype for layer in model.generator.layers if layer.weights}
+    assert "bfloat16" in computes  # the network really runs in bfloat16
+    target = export_generator(model, tmp_path / "served")
+    keras.mixed_precision.set_global_policy("float32")
+
+    loaded = tf.saved_model.load(str(target))
+    assert loaded.signatures["serving_default"].structured_outputs["images"].dtype == tf.float32
+    z = model.latents(5, seed=0)
+    images = serve(loaded, z)
+    assert images.dtype == np.float32 and images.shape == (5, *IMAGE_SHAPE)
+    assert np.isfinite(images).all() and images.min() >= -1.0 and images.max() <= 1.0
+    # The same bfloat16 computation as the model's own sampling path.
+    np.testing.assert_allclose(images, model.generate_from_latents(z), atol=1e-2)
+    np.testing.assert_array_equal(serve(loaded, z, "generate_uint8"), kgan.images.to_uint8(images))
