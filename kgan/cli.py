@@ -120,6 +120,27 @@ def build_parser():
     p.add_argument("--verbose", type=_int, default=1, choices=(0, 1, 2), help="Keras progress bar mode")
 
     p = sub.add_parser(
+        "bench",
+        help="measure training throughput per precision",
+        description=(
+            "Time model.fit of ARCH for each precision in one process, repeats interleaved; "
+            "reports the median images/s and step time, and the ratio to the first precision."
+        ),
+    )
+    p.add_argument("arch", help="architecture name")
+    p.add_argument("--precision", default="float32,mixed_bfloat16",
+                   help="comma-separated: float32, mixed_bfloat16, mixed_float16")
+    p.add_argument("--dataset", default="mnist_5k")
+    p.add_argument("--batch-size", type=_positive_int, default=64)
+    p.add_argument("--steps", type=_positive_int, default=50, help="train steps per repeat")
+    p.add_argument("--repeats", type=_positive_int, default=5)
+    p.add_argument("--latent-dim", type=_positive_int, default=100)
+    p.add_argument("--filters", type=_positive_int, default=64)
+    p.add_argument("--steps-per-execution", type=_positive_int, default=1)
+    p.add_argument("--jit-compile", action="store_true")
+    p.add_argument("--json", help="also write the rows to this JSON file")
+
+    p = sub.add_parser(
         "export",
         help="export a generator as a SavedModel",
         description="Export a preset's generator as a SavedModel (signatures serving_default, generate_uint8).",
@@ -333,6 +354,27 @@ def _make_timer():
     return EpochTimer()
 
 
+def cmd_bench(args):
+    from kgan import bench
+
+    precisions = [p.strip() for p in args.precision.split(",") if p.strip()]
+    unknown = [p for p in precisions if p not in PRECISIONS]
+    if unknown or not precisions:
+        raise CLIError(f"unknown precision {unknown or args.precision!r}; choose from {', '.join(PRECISIONS)}")
+    rows = bench.run(
+        args.arch, precisions=precisions, dataset=args.dataset, batch_size=args.batch_size,
+        steps=args.steps, repeats=args.repeats, latent_dim=args.latent_dim, filters=args.filters,
+        steps_per_execution=args.steps_per_execution, jit_compile=args.jit_compile,
+    )
+    base = rows[0]["images_per_s"]
+    print(f"{'precision':16s} {'images/s':>10s} {'step ms':>9s} {'ratio':>6s}  repeats (images/s)")
+    for row in rows:
+        print(f"{row['precision']:16s} {row['images_per_s']:10.1f} {row['step_ms']:9.2f} "
+              f"{row['images_per_s'] / base:6.2f}  {row['repeats_images_per_s']}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=2) + "\n")
+
+
 def cmd_export(args):
     from kgan import export, zoo
 
@@ -363,6 +405,8 @@ def main(argv=None):
             cmd_train(args, argv)
         elif args.command == "export":
             cmd_export(args)
+        elif args.command == "bench":
+            cmd_bench(args)
     except (CLIError, ValueError, TypeError, KeyError, FileExistsError, FileNotFoundError,
             PermissionError, DatasetUnavailableError) as err:
         message = err.args[0] if isinstance(err, KeyError) and err.args else err

@@ -405,3 +405,22 @@ def test_user_error_exits_2_with_one_line_and_no_traceback(tmp_path):
     assert "Error:" not in result.stderr  # no Python exception line
     assert "Traceback" not in result.stderr and result.stdout == ""
     assert not (tmp_path / "x.png").exists()
+
+
+def test_bench_reports_each_precision(tmp_path, capsys):
+    report = tmp_path / "bench.json"
+    code = run(["bench", "dcgan", "--precision", "float32,mixed_bfloat16", "--batch-size", "16",
+                "--steps", "3", "--repeats", "2", "--filters", "4", "--latent-dim", "8", "--json", report])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "float32" in out and "mixed_bfloat16" in out
+    rows = json.loads(report.read_text())
+    assert [r["precision"] for r in rows] == ["float32", "mixed_bfloat16"]
+    for row in rows:
+        assert row["images_per_s"] > 0 and len(row["repeats_images_per_s"]) == 2
+        assert row["step_ms"] == pytest.approx(1000 * 16 / row["images_per_s"], rel=0.01)
+
+
+def test_bench_rejects_unknown_precision(capsys):
+    assert run(["bench", "dcgan", "--precision", "float8"]) == 2
+    assert "unknown precision" in error_line(capsys.readouterr().err)
