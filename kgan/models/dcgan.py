@@ -38,7 +38,10 @@ class DCGAN(GAN):
     """
 
     @classmethod
-    def from_image_shape(cls, image_shape, latent_dim=100, filters=64, seed=None, ema_decay=None, **kwargs):
+    def from_image_shape(
+        cls, image_shape, latent_dim=100, filters=64, seed=None, ema_decay=None,
+        refine_layers=0, dropout=0.0, **kwargs,
+    ):
         """Build a DCGAN with the paper's networks sized for `image_shape`.
 
         Args:
@@ -47,11 +50,16 @@ class DCGAN(GAN):
             filters: base width of both networks.
             seed: seed of the model's random stream.
             ema_decay: keep an EMA generator with this decay (see `GAN`).
+            refine_layers: stride-1 generator blocks at the start resolution
+                (see `kgan.networks.dcgan_generator`; 0 is the paper).
+            dropout: discriminator dropout rate (0 is the paper).
             **kwargs: passed to the constructor (e.g. `name`).
         """
         return cls(
-            generator=dcgan_generator(image_shape, latent_dim=latent_dim, filters=filters),
-            discriminator=dcgan_discriminator(image_shape, filters=filters),
+            generator=dcgan_generator(
+                image_shape, latent_dim=latent_dim, filters=filters, refine_layers=refine_layers
+            ),
+            discriminator=dcgan_discriminator(image_shape, filters=filters, dropout=dropout),
             seed=seed,
             ema_decay=ema_decay,
             **kwargs,

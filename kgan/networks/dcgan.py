@@ -64,7 +64,9 @@ def stages_for(image_shape):
     return start_h, start_w, stages_h
 
 
-def dcgan_generator(image_shape, latent_dim=100, filters=64, kernel_size=4, name="generator"):
+def dcgan_generator(
+    image_shape, latent_dim=100, filters=64, kernel_size=4, refine_layers=0, name="generator"
+):
     """The DCGAN generator: latents `[B, latent_dim]` -> images in [-1, 1].
 
     Args:
@@ -73,6 +75,10 @@ def dcgan_generator(image_shape, latent_dim=100, filters=64, kernel_size=4, name
         filters: width of the last hidden stage; stages inward double it.
         kernel_size: transposed-convolution kernel (4 divides stride 2 evenly,
             avoiding checkerboard artifacts).
+        refine_layers: stride-1 conv/BN/ReLU blocks at the start resolution,
+            before upsampling. 0 is the paper; small images have few stages
+            (two at 28 px), and a refining block deepens the generator there,
+            as the tensorflow.org DCGAN tutorial's 7x7 stride-1 layer does.
         name: model name.
 
     Example:
@@ -91,6 +97,13 @@ def dcgan_generator(image_shape, latent_dim=100, filters=64, kernel_size=4, name
     x = layers.Reshape((start_h, start_w, width))(x)
     x = _bn()(x)
     x = layers.ReLU()(x)
+    for _ in range(int(refine_layers)):
+        x = layers.Conv2DTranspose(
+            width, kernel_size, strides=1, padding="same", use_bias=False,
+            kernel_initializer=_init(),
+        )(x)
+        x = _bn()(x)
+        x = layers.ReLU()(x)
     for _ in range(stages - 1):
         width //= 2
         x = layers.Conv2DTranspose(
@@ -107,7 +120,9 @@ def dcgan_generator(image_shape, latent_dim=100, filters=64, kernel_size=4, name
     return keras.Model(latents, images, name=name)
 
 
-def dcgan_discriminator(image_shape, filters=64, kernel_size=4, name="discriminator", normalization="batch"):
+def dcgan_discriminator(
+    image_shape, filters=64, kernel_size=4, name="discriminator", normalization="batch", dropout=0.0
+):
     """The DCGAN discriminator: images -> one logit per image (float32).
 
     Args:
@@ -118,6 +133,8 @@ def dcgan_discriminator(image_shape, filters=64, kernel_size=4, name="discrimina
         normalization: `"batch"` (DCGAN), `"layer"` (WGAN-GP: the gradient
             penalty is per example, which batch statistics would break) or
             `None`.
+        dropout: dropout rate after each activation (0 is the paper); it
+            slows the discriminator's memorization of small datasets.
 
     Example:
 
@@ -127,6 +144,8 @@ def dcgan_discriminator(image_shape, filters=64, kernel_size=4, name="discrimina
     ```
     """
     _, _, stages = stages_for(image_shape)
+    if not 0.0 <= float(dropout) < 1.0:
+        raise ValueError(f"dropout must be in [0, 1), got {dropout}.")
     if normalization not in ("batch", "layer", None):
         raise ValueError(f"normalization must be 'batch', 'layer' or None, got {normalization!r}.")
     images = keras.Input(tuple(image_shape), name="images")
@@ -141,6 +160,8 @@ def dcgan_discriminator(image_shape, filters=64, kernel_size=4, name="discrimina
         elif stage > 0 and normalization == "layer":
             x = layers.LayerNormalization(axis=[1, 2, 3])(x)
         x = layers.LeakyReLU(0.2)(x)
+        if dropout:
+            x = layers.Dropout(dropout)(x)
     x = layers.Flatten()(x)
     logits = layers.Dense(1, kernel_initializer=_init(), dtype="float32", name="logits")(x)
     return keras.Model(images, logits, name=name)

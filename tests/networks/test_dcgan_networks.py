@@ -71,3 +71,19 @@ def test_bad_arguments():
         dcgan_generator((28, 28, 1), latent_dim=0)
     with pytest.raises(ValueError, match="normalization"):
         dcgan_discriminator((28, 28, 1), normalization="group")
+
+
+def test_refine_layers_and_dropout_options():
+    g = dcgan_generator((28, 28, 1), latent_dim=8, filters=8, refine_layers=2)
+    stride_one = [l for l in g.layers if isinstance(l, keras.layers.Conv2DTranspose) and l.strides == (1, 1)]
+    assert len(stride_one) == 2 and all(l.filters == 16 for l in stride_one)
+    assert g.output_shape == (None, 28, 28, 1)
+    d = dcgan_discriminator((28, 28, 1), filters=8, dropout=0.3)
+    drops = [l for l in d.layers if isinstance(l, keras.layers.Dropout)]
+    assert len(drops) == 2 and all(l.rate == 0.3 for l in drops)
+    # Dropout is active only in training.
+    x = np.random.default_rng(0).uniform(-1, 1, (4, 28, 28, 1)).astype("float32")
+    np.testing.assert_array_equal(d(x, training=False).numpy(), d(x, training=False).numpy())
+    assert not np.allclose(d(x, training=True).numpy(), d(x, training=False).numpy())
+    with pytest.raises(ValueError, match="dropout"):
+        dcgan_discriminator((28, 28, 1), dropout=1.0)
