@@ -504,6 +504,36 @@ def _staging_dir(target):
     return staging
 
 
+def update_metadata(folder, updates):
+    """Merge `updates` into a preset's metadata.json and re-render its card.
+
+    Both files are written to temporary names and renamed, so an interrupted
+    update leaves the previous pair intact. Fields derived from the weights
+    (`weights_sha256`, `parameters`, ...) cannot be changed this way.
+
+    Example:
+
+    ```python
+    kgan.zoo.update_metadata("zoo/dcgan_mnist", {"notes": "Recipe chosen because ..."})
+    ```
+    """
+    folder = Path(folder)
+    protected = {"weights_sha256", "weights_bytes", "parameters", "image_shape", "latent_dim", "class_name"}
+    clash = protected & set(updates)
+    if clash:
+        raise ValueError(f"{sorted(clash)} are derived from the weights; re-save the preset instead.")
+    metadata = read_metadata(folder)
+    metadata.update(updates)
+    for name, text in (
+        (METADATA_FILE, json.dumps(metadata, indent=2, sort_keys=True) + "\n"),
+        (CARD_FILE, render_model_card(metadata)),
+    ):
+        temporary = folder / f".{name}.tmp-{os.getpid()}"
+        temporary.write_text(text)
+        os.replace(temporary, folder / name)
+    return metadata
+
+
 def _replace_folder(staging, folder):
     if folder.exists():
         retired = folder.with_name(f".{folder.name}.old-{os.getpid()}")

@@ -293,3 +293,16 @@ def test_preset_folder_has_ordinary_permissions(preset):
     umask = os.umask(0)
     os.umask(umask)
     assert stat.S_IMODE(folder.stat().st_mode) == 0o777 & ~umask
+
+
+def test_update_metadata_rewrites_metadata_and_card(preset):
+    _, folder = preset
+    zoo.update_metadata(folder, {"notes": "chosen for a reason", "metrics": {"fid": 1.5}})
+    metadata = zoo.read_metadata(folder)
+    assert metadata["notes"] == "chosen for a reason" and metadata["metrics"] == {"fid": 1.5}
+    card = (folder / zoo.CARD_FILE).read_text()
+    assert "chosen for a reason" in card and "| fid | 1.5 |" in card
+    with pytest.raises(ValueError, match="derived from the weights"):
+        zoo.update_metadata(folder, {"weights_sha256": "0" * 64})
+    assert zoo.load(folder) is not None
+    assert not [p for p in folder.iterdir() if p.name.startswith(".")]
