@@ -11,12 +11,13 @@ kgan.images.save_grid(gan.generate(64, seed=0), "digits.png")
 
 __version__ = "0.1.0"
 
-from kgan import callbacks, data, export, images, losses, models, networks, zoo
+from kgan import augment, callbacks, data, export, images, losses, models, networks, zoo
 from kgan.export import export_generator
 from kgan.models import DCGAN, GAN
 
 __all__ = [
     "DCGAN",
+    "augment",
     "GAN",
     "callbacks",
     "data",

@@ -109,6 +109,7 @@ def build_parser():
     p.add_argument("--latent-dim", type=_positive_int, default=100)
     p.add_argument("--filters", type=_positive_int, default=64, help="base network width")
     p.add_argument("--ema-decay", type=_unit_interval, help="keep an EMA generator with this decay (e.g. 0.999)")
+    p.add_argument("--augment", help="DiffAugment policy, e.g. color,translation,cutout")
     p.add_argument("--refine-layers", type=_int, help="DCGAN: stride-1 generator blocks at the start size")
     p.add_argument("--dropout", type=float, help="DCGAN: discriminator dropout rate")
     p.add_argument("--precision", choices=PRECISIONS, default="float32")
@@ -261,7 +262,7 @@ def _train(args, argv):
     extra = {k: getattr(args, k) for k in ("refine_layers", "dropout") if getattr(args, k) is not None}
     model = arch.builder(
         image_shape=image_shape, latent_dim=args.latent_dim, filters=args.filters, seed=args.seed,
-        ema_decay=args.ema_decay, **extra,
+        ema_decay=args.ema_decay, augment=args.augment, **extra,
     )
     model.compile(steps_per_execution=args.steps_per_execution, jit_compile=args.jit_compile)
 
@@ -301,6 +302,7 @@ def _train(args, argv):
             "jit_compile": bool(args.jit_compile),
             "seed": args.seed,
             "ema_decay": args.ema_decay,
+            "augment": args.augment,
             **extra,
             "wall_time_s": round(timer.total, 1),
             "images_per_s_median_epoch": round(timer.images_per_s(images_per_epoch), 1),

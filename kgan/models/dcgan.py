@@ -40,7 +40,7 @@ class DCGAN(GAN):
     @classmethod
     def from_image_shape(
         cls, image_shape, latent_dim=100, filters=64, seed=None, ema_decay=None,
-        refine_layers=0, dropout=0.0, **kwargs,
+        refine_layers=0, dropout=0.0, augment=None, **kwargs,
     ):
         """Build a DCGAN with the paper's networks sized for `image_shape`.
 
@@ -53,6 +53,7 @@ class DCGAN(GAN):
             refine_layers: stride-1 generator blocks at the start resolution
                 (see `kgan.networks.dcgan_generator`; 0 is the paper).
             dropout: discriminator dropout rate (0 is the paper).
+            augment: DiffAugment policy, e.g. `"color,translation,cutout"`.
             **kwargs: passed to the constructor (e.g. `name`).
         """
         return cls(
@@ -62,6 +63,7 @@ class DCGAN(GAN):
             discriminator=dcgan_discriminator(image_shape, filters=filters, dropout=dropout),
             seed=seed,
             ema_decay=ema_decay,
+            augment=augment,
             **kwargs,
         )
 
@@ -71,8 +73,8 @@ class DCGAN(GAN):
 
         with tf.GradientTape() as tape:
             fake = self.generator(self.sample_latents(batch_size), training=True)
-            real_logits = self.discriminator(real, training=True)
-            fake_logits = self.discriminator(fake, training=True)
+            real_logits = self.discriminator(self.discriminator_view(real), training=True)
+            fake_logits = self.discriminator(self.discriminator_view(fake), training=True)
             d_loss = losses.discriminator_loss(real_logits, fake_logits)
             d_loss_scaled = self.scaled_loss(self.d_optimizer, d_loss)
         self.apply_gradients(
@@ -81,7 +83,7 @@ class DCGAN(GAN):
 
         with tf.GradientTape() as tape:
             fake = self.generator(self.sample_latents(batch_size), training=True)
-            fake_logits = self.discriminator(fake, training=True)
+            fake_logits = self.discriminator(self.discriminator_view(fake), training=True)
             g_loss = losses.non_saturating_generator_loss(fake_logits)
             g_loss_scaled = self.scaled_loss(self.g_optimizer, g_loss)
         self.apply_gradients(

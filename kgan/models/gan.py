@@ -25,6 +25,7 @@ import tensorflow as tf
 from keras import ops
 
 from kgan import losses as kgan_losses
+from kgan.augment import DiffAugment, parse_policy
 
 
 class InputValidationError(ValueError):
@@ -59,6 +60,9 @@ class GAN(keras.Model):
             updated after every generator step. `generate`, `call`, presets
             and export then use it: averaged weights give smoother, less
             oscillating samples at no training cost.
+        augment: DiffAugment policy (e.g. `"color,translation,cutout"`)
+            applied to real and fake images before the discriminator in both
+            updates (Zhao et al. 2020); helps most on small datasets.
         **kwargs: passed to `keras.Model` (e.g. `name`).
 
     Example:
@@ -74,7 +78,9 @@ class GAN(keras.Model):
     #: names of the loss trackers, in the order `fit` reports them.
     loss_names = ("d_loss", "g_loss")
 
-    def __init__(self, generator, discriminator, seed=None, ema_decay=None, **kwargs):
+    def __init__(
+        self, generator, discriminator, seed=None, ema_decay=None, augment=None, **kwargs
+    ):
         super().__init__(**kwargs)
         for role, net in (("generator", generator), ("discriminator", discriminator)):
             if not isinstance(net, keras.Model):
@@ -98,6 +104,8 @@ class GAN(keras.Model):
             self.ema_generator = keras.models.clone_model(generator)
             self.ema_generator.set_weights(generator.get_weights())
         self.seed_generator = keras.random.SeedGenerator(seed, name="latent_seed")
+        self.augment = parse_policy(augment)
+        self.augmenter = DiffAugment(self.augment) if self.augment else None
         self.loss_trackers = [keras.metrics.Mean(name=n) for n in self.loss_names]
         self.g_optimizer = None
         self.d_optimizer = None
@@ -128,6 +136,7 @@ class GAN(keras.Model):
                 "discriminator": _serialize(self.discriminator),
                 "seed": self.seed,
                 "ema_decay": self.ema_decay,
+                "augment": self.augment,
             }
         )
         return config
@@ -378,6 +387,16 @@ class GAN(keras.Model):
         return tf.random.stateless_normal(
             (batch_size, self.latent_dim), seed=self._next_seed(), dtype=tf.float32
         )
+
+    def discriminator_view(self, images):
+        """What the discriminator sees: `images`, DiffAugmented if enabled.
+
+        Call it on real and generated images in both updates, so the
+        generator is trained through the same (differentiable) transforms.
+        """
+        if self.augmenter is None:
+            return images
+        return self.augmenter(images, seed=self._next_seed())
 
     @staticmethod
     def scaled_loss(optimizer, per_example_loss):

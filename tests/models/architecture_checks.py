@@ -19,7 +19,7 @@ import kgan
 
 #: per architecture: builder kwargs of a tiny model and the batch size to use.
 TINY_CONFIGS = {
-    "dcgan": {"build": {"image_shape": (16, 16, 1), "latent_dim": 8, "filters": 8, "seed": 1, "ema_decay": 0.99}, "batch": 8},
+    "dcgan": {"build": {"image_shape": (16, 16, 1), "latent_dim": 8, "filters": 8, "seed": 1, "ema_decay": 0.99, "augment": "color,translation,cutout"}, "batch": 8},
 }
 
 
