@@ -13,13 +13,13 @@ The SavedModel has two signatures:
 It loads with plain TensorFlow: `tf.saved_model.load(path).signatures[...]`.
 """
 
-import os
 import shutil
-import tempfile
 from pathlib import Path
 
 import keras
 import tensorflow as tf
+
+from kgan.atomic import replace_folder, staging_dir
 
 
 def export_generator(model, path, overwrite=False):
@@ -72,18 +72,11 @@ def export_generator(model, path, overwrite=False):
     archive.add_endpoint("serving_default", serve_float, input_signature=[spec])
     archive.add_endpoint("generate_uint8", serve_uint8, input_signature=[spec])
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{path.name}-", dir=path.parent))
+    staging = staging_dir(path)
     try:
         target = staging / "saved_model"
         archive.write_out(str(target), verbose=False)
-        if path.exists():
-            retired = path.with_name(f".{path.name}.old-{os.getpid()}")
-            os.replace(path, retired)
-            os.replace(target, path)
-            shutil.rmtree(retired, ignore_errors=True)
-        else:
-            os.replace(target, path)
+        replace_folder(target, path)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return path

@@ -35,12 +35,13 @@ import json
 import os
 import shutil
 import tarfile
-import tempfile
 import time
 from pathlib import Path
 
 import keras
 import numpy as np
+
+from kgan.atomic import replace_folder, staging_dir
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.weights.h5"
@@ -284,7 +285,7 @@ def _fetch(url, sha256, cache_dir, allow_http):
 def _safe_extract(archive, destination):
     """Extract a preset archive, refusing links and paths outside it, atomically."""
     destination.parent.mkdir(parents=True, exist_ok=True)
-    staging = _staging_dir(destination)
+    staging = staging_dir(destination)
     try:
         with tarfile.open(archive, "r:*") as tar:
             members = tar.getmembers()
@@ -302,9 +303,7 @@ def _safe_extract(archive, destination):
                 root = subdirs[0]
             else:
                 raise ZooError(f"Archive {archive.name} holds no preset folder ({CONFIG_FILE}).")
-        if destination.exists():
-            shutil.rmtree(destination)
-        os.replace(root, destination)
+        replace_folder(root, destination)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
@@ -461,7 +460,7 @@ def save_preset(model, folder, metadata, overwrite=False, sample_seed=0):
     if not os.access(folder.parent, os.W_OK):
         raise PermissionError(f"Cannot write in {folder.parent}; choose another output folder.")
     clone, config = portable_copy(model)
-    staging = _staging_dir(folder)
+    staging = staging_dir(folder)
     try:
         (staging / CONFIG_FILE).write_text(json.dumps(config, indent=2))
         clone.save_weights(staging / WEIGHTS_FILE)
@@ -486,22 +485,10 @@ def save_preset(model, folder, metadata, overwrite=False, sample_seed=0):
         kgan_images.save_grid(samples, staging / SAMPLES_FILE, ncols=8)
         (staging / METADATA_FILE).write_text(json.dumps(full, indent=2, sort_keys=True) + "\n")
         (staging / CARD_FILE).write_text(render_model_card(full))
-        _replace_folder(staging, folder)
+        replace_folder(staging, folder)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return folder
-
-
-def _staging_dir(target):
-    """A temporary sibling of `target` with ordinary permissions.
-
-    mkdtemp makes folders private (0700); renamed into place they would stay so.
-    """
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(staging, 0o777 & ~umask)
-    return staging
 
 
 def update_metadata(folder, updates):
@@ -532,16 +519,6 @@ def update_metadata(folder, updates):
         temporary.write_text(text)
         os.replace(temporary, folder / name)
     return metadata
-
-
-def _replace_folder(staging, folder):
-    if folder.exists():
-        retired = folder.with_name(f".{folder.name}.old-{os.getpid()}")
-        os.replace(folder, retired)
-        os.replace(staging, folder)
-        shutil.rmtree(retired, ignore_errors=True)
-    else:
-        os.replace(staging, folder)
 
 
 def _architecture_name(model):

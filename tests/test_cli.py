@@ -16,19 +16,13 @@ import pytest
 import tensorflow as tf
 
 import kgan
+from kgan_test_utils import TINY_METADATA, spread_weights
 from kgan import cli, zoo
 from kgan.models import DCGAN
 
 REGISTERED = "kgan_test_tiny_cli"
 
-METADATA = {
-    "name": "tiny",
-    "description": "a tiny test preset",
-    "dataset": "random",
-    "recipe": "pytest",
-    "license": "Apache-2.0",
-    "metrics": {"example": 1.0},
-}
+METADATA = TINY_METADATA
 
 TRAIN_ARGS = [
     "train", "dcgan", "--dataset", "mnist_5k", "--epochs", "1", "--batch-size", "250",
@@ -50,21 +44,6 @@ def error_line(err):
     assert len(lines) == 1 and lines[0].startswith("kgan: error: "), err
     assert "Traceback" not in err
     return lines[0]
-
-
-def spread_weights(model, seed=0):
-    """Redraw the generator's kernels at unit scale (in place) and return the model.
-
-    A freshly initialized DCGAN (N(0, 0.02) kernels) outputs images within
-    about 1e-3 of zero, which would make tolerances and uint8 comparisons
-    meaningless; these weights give images spread over [-1, 1].
-    """
-    rng = np.random.default_rng(seed)
-    for variable in model.generator.trainable_variables:
-        if len(variable.shape) > 1:
-            std = 1.0 / np.sqrt(np.prod(variable.shape[:-1]))
-            variable.assign(rng.normal(0.0, std, variable.shape).astype("float32"))
-    return model
 
 
 # ---------------------------------------------------------------- fixtures

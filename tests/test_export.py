@@ -11,6 +11,7 @@ import pytest
 import tensorflow as tf
 
 import kgan
+from kgan_test_utils import TINY_METADATA, spread_weights
 from kgan.export import export_generator
 from kgan.models import DCGAN
 
@@ -22,21 +23,6 @@ IMAGE_SHAPE = (16, 16, 1)
 def tiny_model(seed=0):
     model = DCGAN.from_image_shape(IMAGE_SHAPE, latent_dim=LATENT_DIM, filters=4, seed=seed)
     return spread_weights(model, seed)
-
-
-def spread_weights(model, seed=0):
-    """Redraw the generator's kernels at unit scale (in place) and return the model.
-
-    A freshly initialized DCGAN (N(0, 0.02) kernels) outputs images within
-    about 1e-3 of zero, which would make tolerances and uint8 comparisons
-    meaningless; these weights give images spread over [-1, 1].
-    """
-    rng = np.random.default_rng(seed)
-    for variable in model.generator.trainable_variables:
-        if len(variable.shape) > 1:
-            std = 1.0 / np.sqrt(np.prod(variable.shape[:-1]))
-            variable.assign(rng.normal(0.0, std, variable.shape).astype("float32"))
-    return model
 
 
 def serve(path_or_loaded, latents, signature="serving_default"):

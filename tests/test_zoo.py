@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 import kgan
+from kgan_test_utils import TINY_METADATA, spread_weights
 from kgan import zoo
 from kgan.models import DCGAN
 
@@ -20,14 +21,7 @@ def tiny_model():
     return DCGAN.from_image_shape((16, 16, 1), latent_dim=8, filters=4, seed=0)
 
 
-METADATA = {
-    "name": "tiny",
-    "description": "a tiny test preset",
-    "dataset": "random",
-    "recipe": "pytest",
-    "license": "Apache-2.0",
-    "metrics": {"example": 1.0},
-}
+METADATA = TINY_METADATA
 
 
 @pytest.fixture
