@@ -11,7 +11,7 @@ kgan.images.save_grid(gan.generate(64, seed=0), "digits.png")
 
 __version__ = "0.1.0"
 
-from kgan import augment, callbacks, data, export, images, losses, models, networks, zoo
+from kgan import augment, callbacks, data, export, images, losses, metrics, models, networks, zoo
 from kgan.export import export_generator
 from kgan.models import DCGAN, GAN
 
@@ -25,6 +25,7 @@ __all__ = [
     "export_generator",
     "images",
     "losses",
+    "metrics",
     "models",
     "networks",
     "zoo",

@@ -275,7 +275,8 @@ def frechet_distance(mu1, sigma1, mu2, sigma2, eps=1e-6):
 
     `||mu1 - mu2||^2 + Tr(sigma1 + sigma2 - 2 sqrtm(sigma1 sigma2))`, computed
     like the FID reference code (TTUR, pytorch-fid): if `sqrtm` of the product
-    is not finite (singular product), `eps * I` is added to both covariances;
+    is not finite (singular product), `eps * I` is added to both covariances
+    inside the square root (shifting the result by about `-2 * eps * D`);
     imaginary parts from rounding are dropped, and an error is raised if the
     diagonal's imaginary part exceeds 1e-3.
 
@@ -757,7 +758,10 @@ def inception_v3_extractor(weights_path=None):
     stats = features_from(real_dataset, extractor, num=10_000)
     ```
     """
-    path = os.path.expanduser(os.fspath(weights_path)) if weights_path else inception_weights_path()
+    if weights_path is None:
+        path = inception_weights_path()
+    else:
+        path = os.path.expanduser(os.fspath(weights_path))
     if not os.path.isfile(path):
         raise FileNotFoundError(
             f"InceptionV3 weights not found: {path}\n"
