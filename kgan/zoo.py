@@ -575,13 +575,14 @@ def render_model_card(metadata):
 
 # ---------------------------------------------------------------------- catalog
 def catalog_dir():
-    """The folder of shipped presets (`zoo/` in a checkout, package data when installed)."""
-    source = Path(__file__).resolve().parent.parent / "zoo"
-    if source.is_dir():
-        return source
-    from importlib import resources
+    """The folder of shipped presets.
 
-    return Path(str(resources.files("kgan._catalog")))
+    Installed, the catalog is package data at `kgan/_catalog` (setup.cfg maps
+    the repository's `zoo/` there); in a source checkout it is `zoo/`.
+    """
+    package = Path(__file__).resolve().parent
+    installed = package / "_catalog"
+    return installed if installed.is_dir() else package.parent / "zoo"
 
 
 def _register_catalog():
