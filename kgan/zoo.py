@@ -411,14 +411,27 @@ def _float32_policies(config):
 
 
 def portable_copy(model):
-    """An uncompiled float32 copy of `model` with the same weights."""
+    """An uncompiled float32 copy of `model` for a preset, and its config.
+
+    A preset holds what sampling and fine-tuning need, not training state: no
+    optimizer slots, and with EMA enabled the averaged generator *is* the
+    preset's generator (`ema_decay` is dropped from its config). The live
+    generator's last weights are training state, like the optimizer's, and
+    storing both generators would double the file for no use.
+    """
     config = _float32_policies(keras.saving.serialize_keras_object(model))
-    # A preset holds no training state: without compile_config the clone is
-    # uncompiled, so its weight file carries no optimizer slots.
+    # Without compile_config the clone is uncompiled: no optimizer slots.
     config.pop("compile_config", None)
+    ema = getattr(model, "ema_generator", None)
+    if ema is not None:
+        config["config"]["ema_decay"] = None
     # Deserialization mutates nested configs in place: build from a copy.
     clone = keras.saving.deserialize_keras_object(json.loads(json.dumps(config)))
-    clone.set_weights([np.asarray(w) for w in model.get_weights()])
+    if ema is None:
+        clone.set_weights([np.asarray(w) for w in model.get_weights()])
+    else:
+        clone.generator.set_weights([np.asarray(w) for w in ema.get_weights()])
+        clone.discriminator.set_weights([np.asarray(w) for w in model.discriminator.get_weights()])
     return clone, config
 
 

@@ -300,3 +300,15 @@ def test_update_metadata_rewrites_metadata_and_card(preset):
         zoo.update_metadata(folder, {"weights_sha256": "0" * 64})
     assert zoo.load(folder) is not None
     assert not [p for p in folder.iterdir() if p.name.startswith(".")]
+
+
+def test_ema_preset_stores_the_averaged_generator_once(tmp_path):
+    model = DCGAN.from_image_shape((16, 16, 1), latent_dim=8, filters=4, seed=0, ema_decay=0.9)
+    spread_weights(model)  # live generator now differs from the EMA copy
+    folder = zoo.save_preset(model, tmp_path / "ema", METADATA)
+    plain = zoo.save_preset(tiny_model(), tmp_path / "plain", METADATA)
+    assert (folder / zoo.WEIGHTS_FILE).stat().st_size == pytest.approx(
+        (plain / zoo.WEIGHTS_FILE).stat().st_size, rel=0.05)
+    loaded = zoo.load(folder)
+    assert loaded.ema_generator is None
+    np.testing.assert_allclose(loaded.generate(3, seed=2), model.generate(3, seed=2), atol=1e-6)
