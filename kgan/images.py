@@ -387,3 +387,19 @@ def load_png(path):
     with open(path, "rb") as f:
         data = f.read()
     return tf.io.decode_png(data, channels=0, dtype=tf.uint8).numpy()
+
+
+def check_value_range(images, error=ValueError):
+    """Raise `error` unless `images` are finite and within [-1, 1] (1e-3 slack).
+
+    Values in [0, 255] or [0, 1] are the usual mistake; the message gives the fix.
+    """
+    array = np.asarray(images, dtype=np.float32)
+    if not np.all(np.isfinite(array)):
+        raise error("Images contain NaN or Inf values.")
+    low, high = float(array.min()), float(array.max())
+    if low < -1.001 or high > 1.001:
+        raise error(
+            f"Images must be scaled to [-1, 1], got values in [{low:.3g}, "
+            f"{high:.3g}]. Scale uint8 data with `x / 127.5 - 1` (kgan.data pipelines do this)."
+        )

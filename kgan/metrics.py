@@ -52,6 +52,8 @@ import scipy.linalg
 import scipy.special
 import tensorflow as tf
 
+from kgan.images import check_value_range
+
 __all__ = [
     "FeatureExtractor",
     "FeatureStats",
@@ -907,14 +909,7 @@ def _check_images(images, expected):
         raise ValueError(
             f"Image shape changed within one source: {expected} then {shape}."
         )
-    if not np.all(np.isfinite(images)):
-        raise ValueError("Images contain NaN or Inf values.")
-    low, high = float(images.min()), float(images.max())
-    if low < -1.001 or high > 1.001:
-        raise ValueError(
-            f"Images must be scaled to [-1, 1], got values in [{low:.3g}, "
-            f"{high:.3g}]. Scale uint8 data with `x / 127.5 - 1`."
-        )
+    check_value_range(images)
     return shape
 
 

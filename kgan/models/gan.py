@@ -329,17 +329,10 @@ class GAN(keras.Model):
         `fit` calls this on the first batch; values in [0, 255] or [0, 1]
         are the usual mistake and get a message with the fix.
         """
+        from kgan.images import check_value_range
+
         self._check_image_spec(images.shape, images.dtype)
-        array = np.asarray(images, dtype=np.float32)
-        if not np.all(np.isfinite(array)):
-            raise InputValidationError("Images contain NaN or Inf values.")
-        low, high = float(array.min()), float(array.max())
-        if low < -1.001 or high > 1.001:
-            raise InputValidationError(
-                f"Images must be scaled to [-1, 1], got values in "
-                f"[{low:.3g}, {high:.3g}]. Scale uint8 data with "
-                "`x / 127.5 - 1` (kgan.data pipelines do this)."
-            )
+        check_value_range(images, error=InputValidationError)
 
     def _first_batch(self, x):
         if isinstance(x, tf.data.Dataset):
