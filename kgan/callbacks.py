@@ -16,7 +16,7 @@ import tensorflow as tf
 
 from kgan import images as _images
 
-__all__ = ["SampleGrid"]
+__all__ = ["QualityMetrics", "SampleGrid"]
 
 
 class SampleGrid(keras.callbacks.Callback):
@@ -170,4 +170,143 @@ class SampleGrid(keras.callbacks.Callback):
                 self._writer = tf.summary.create_file_writer(self.tensorboard_log_dir)
             with self._writer.as_default():
                 tf.summary.image("samples", grid[None], step=epoch)
+            self._writer.flush()
+
+
+class QualityMetrics(keras.callbacks.Callback):
+    """Computes quality metrics (FID/FCD, KID, IS, precision/recall) during `fit`.
+
+    The real set's features are extracted once, when training starts; every
+    `every_n_epochs` epochs `num` images are generated (`model.generate`, so
+    the EMA generator when the model keeps one) and compared with them. The
+    figures are written into the epoch's `logs`, so they appear in
+    `fit(...).history` (for the evaluated epochs only), in callbacks after this
+    one (`CSVLogger`, `keras.callbacks.TensorBoard`, `EarlyStopping` on e.g.
+    `"fid"`), and, with `tensorboard_log_dir`, as scalars `quality/<name>`.
+    Keys are those of `kgan.metrics.evaluate` (`fid`, `kid_mean`, `kid_std`,
+    `precision`, `recall`, `is_mean`, `is_std`) with an optional `prefix`.
+
+    Args:
+        real: real images: a `tf.data.Dataset`, an array, or a
+            `kgan.metrics.FeatureStats` computed beforehand.
+        extractor: a `kgan.metrics.FeatureExtractor` or `keras.Model`, e.g.
+            `kgan.evaluators.mnist_extractor()`.
+        metrics: any of `"fid"`, `"kid"`, `"is"`, `"pr"`.
+        every_n_epochs: evaluate after the first epoch, after every this
+            many epochs, and after the last epoch of `fit` (the first so that
+            `keras.callbacks.CSVLogger`, which fixes its columns then, has
+            them; it writes NA for the epochs in between).
+        num: images per set (more than the feature dimension for FID).
+        seed: sampling seed: the same latents every time, so changes in the
+            figures come from the generator, not from the draw.
+        batch_size: images per generation / extraction batch.
+        prefix: prepended to the log keys (e.g. `"val_"`).
+        tensorboard_log_dir: also write the figures as TensorBoard scalars.
+
+    Attributes:
+        history: `{epoch (1-based): {key: value}}` of every evaluation.
+
+    Example:
+
+    ```python
+    quality = QualityMetrics(kgan.data.load("mnist_5k", batch_size=250),
+                             kgan.evaluators.mnist_extractor(), metrics=("fid",),
+                             every_n_epochs=5, num=2000)
+    history = gan.fit(dataset, epochs=20, callbacks=[quality])
+    print(quality.history)  # {1: {"fid": ...}, 5: {...}, 10: {...}, ...}
+    ```
+    """
+
+    def __init__(
+        self,
+        real,
+        extractor,
+        metrics=("fid",),
+        every_n_epochs=1,
+        num=2000,
+        seed=0,
+        batch_size=250,
+        prefix="",
+        tensorboard_log_dir=None,
+    ):
+        super().__init__()
+        from kgan import metrics as kgan_metrics
+
+        metrics = (metrics,) if isinstance(metrics, str) else tuple(metrics)
+        unknown = set(metrics) - {"fid", "kid", "is", "pr"}
+        if unknown or not metrics:
+            raise ValueError(f"Unknown metrics {sorted(unknown) or metrics}; choose from fid, kid, is, pr.")
+        for name, value in (("every_n_epochs", every_n_epochs), ("num", num), ("batch_size", batch_size)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive int, got {value!r}.")
+        if not callable(extractor):
+            raise TypeError(f"extractor must be callable, got {type(extractor).__name__}.")
+        self._metrics_module = kgan_metrics
+        self.real = real
+        self.extractor = extractor
+        self.metric_names = metrics
+        self.every_n_epochs = every_n_epochs
+        self.num = num
+        self.seed = seed
+        self.batch_size = batch_size
+        self.prefix = prefix
+        self.tensorboard_log_dir = tensorboard_log_dir
+        self.history = {}
+        self._real_stats = None
+        self._writer = None
+        self._last_epoch = None
+
+    def _keep(self):
+        return bool({"kid", "pr"} & set(self.metric_names))
+
+    def on_train_begin(self, logs=None):
+        if not (hasattr(self.model, "generate") and hasattr(self.model, "image_shape")):
+            raise TypeError("QualityMetrics needs a kgan GAN model (with generate and image_shape).")
+        if self._real_stats is None:
+            m = self._metrics_module
+            if isinstance(self.real, m.FeatureStats):
+                self._real_stats = self.real
+            else:
+                self._real_stats = m.features_from(
+                    self.real, self.extractor, num=self.num, batch_size=self.batch_size,
+                    seed=self.seed, keep_features=self._keep(), max_features=self.num,
+                )
+            if self._real_stats.image_shape not in (None, tuple(self.model.image_shape)):
+                raise ValueError(
+                    f"Real images have shape {self._real_stats.image_shape}, the model "
+                    f"generates {tuple(self.model.image_shape)}."
+                )
+        if self.tensorboard_log_dir and self._writer is None:
+            self._writer = tf.summary.create_file_writer(os.fspath(self.tensorboard_log_dir))
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._last_epoch = epoch
+        # The first epoch too: CSVLogger fixes its columns at the first epoch.
+        if epoch == 0 or (epoch + 1) % self.every_n_epochs == 0:
+            self._evaluate(epoch, logs)
+
+    def on_train_end(self, logs=None):
+        last = self._last_epoch
+        if last is not None and (last + 1) not in self.history:
+            # Ends of runs stopped early or not a multiple of every_n_epochs.
+            self._evaluate(last, None)
+
+    def _evaluate(self, epoch, logs):
+        m = self._metrics_module
+        fake = m.features_from(
+            self.model, self.extractor, num=self.num, batch_size=self.batch_size,
+            seed=self.seed, keep_features=self._keep(), max_features=self.num,
+        )
+        scores = m.evaluate(
+            self._real_stats, fake, self.extractor, metrics=self.metric_names,
+            num=self.num, seed=self.seed, kid_subset_size=min(1000, self.num),
+        )
+        scores = {f"{self.prefix}{k}": float(v) for k, v in scores.items()}
+        self.history[epoch + 1] = scores
+        if logs is not None:
+            logs.update(scores)
+        if self._writer is not None:
+            with self._writer.as_default():
+                for key, value in scores.items():
+                    tf.summary.scalar(f"quality/{key}", value, step=epoch)
             self._writer.flush()

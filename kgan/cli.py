@@ -116,6 +116,10 @@ def build_parser():
     p.add_argument("--steps-per-execution", type=_positive_int, default=1)
     p.add_argument("--jit-compile", action="store_true", help="compile the train step with XLA")
     p.add_argument("--seed", type=_int, default=0)
+    p.add_argument("--eval-every", type=_positive_int, metavar="K",
+                   help="measure FID/FCD against the training data after epoch 1, every K epochs "
+                        "and at the end (into log.csv, TensorBoard and the history)")
+    p.add_argument("--eval-num", type=_positive_int, default=2000, help="images per set for --eval-every")
     p.add_argument("--name", help="preset name (default: the output folder's name)")
     p.add_argument("--description", default="", help="one line for the model card")
     p.add_argument("--license", default=None, help="license of the weights (default: the dataset's)")
@@ -142,6 +146,39 @@ def build_parser():
     p.add_argument("--steps-per-execution", type=_positive_int, default=1)
     p.add_argument("--jit-compile", action="store_true")
     p.add_argument("--json", help="also write the rows to this JSON file")
+
+    p = sub.add_parser(
+        "evaluate",
+        help="measure quality: FID/FCD, KID, IS/classifier score, precision/recall",
+        description=(
+            "Evaluate SOURCE (a preset name, preset folder or URL; a folder of images; or a "
+            "dataset name with --split) against real images. Prints JSON (progress on stderr). "
+            "28x28x1 images are measured with kgan's MNIST evaluator (FCD, classifier score), "
+            "others with InceptionV3 (its weights file must be present: see --inception-weights)."
+        ),
+    )
+    p.add_argument("source", help="preset name/folder/URL, image folder, or dataset name")
+    p.add_argument("--num", type=_positive_int, default=2500, help="images from each set")
+    p.add_argument("--against", help="real dataset or image folder (default: the preset's dataset)")
+    p.add_argument("--against-split", default="train", help="split of --against, e.g. 'train[:50%%]'")
+    p.add_argument("--split", default="train", help="split when SOURCE is a dataset")
+    p.add_argument("--reference", help="also evaluate this real set (e.g. a held-out split) for scale")
+    p.add_argument("--reference-split", default="train", help="split of --reference")
+    p.add_argument("--metrics", default="fid,kid,is,pr", help="comma-separated: fid, kid, is, pr")
+    p.add_argument("--extractor", default="auto",
+                   help="auto, mnist_classifier, inception_v3, an evaluator folder, or a .keras file")
+    p.add_argument("--inception-weights", help="path of the InceptionV3 no-top weights file")
+    p.add_argument("--live-generator", action="store_true",
+                   help="sample the trained generator instead of its EMA average")
+    p.add_argument("--batch-size", type=_positive_int, default=250)
+    p.add_argument("--seed", type=_int, default=0)
+    p.add_argument("--json", help="also write the result to this file")
+    p.add_argument("--update-card", action="store_true",
+                   help="write the figures into the preset's metadata.json and model card")
+    p.add_argument("--compare-into", metavar="PRESET_FOLDER",
+                   help="add the figures as a comparison row to another preset's card")
+    p.add_argument("--label", help="row label for --compare-into")
+    p.add_argument("--sha256", help="full sha256 of a remote archive")
 
     p = sub.add_parser(
         "export",
@@ -272,6 +309,17 @@ def _train(args, argv):
     if resuming:
         print(f"kgan: resuming from the backup in {backup_dir}", file=sys.stderr)
     timer = _make_timer()
+    quality = []
+    if args.eval_every:
+        from kgan import evaluators
+
+        _, extractor = evaluators.extractor_for(image_shape)
+        real = data.load(args.dataset, batch_size=250, image_size=args.image_size,
+                         shuffle=False, drop_remainder=False)
+        quality = [kgan_callbacks.QualityMetrics(
+            real, extractor, metrics=("fid",), every_n_epochs=args.eval_every, num=args.eval_num,
+            seed=args.seed, tensorboard_log_dir=output / "tensorboard",
+        )]
     history = model.fit(
         dataset,
         epochs=args.epochs,
@@ -279,6 +327,7 @@ def _train(args, argv):
         callbacks=[
             keras.callbacks.BackupAndRestore(str(backup_dir)),
             kgan_callbacks.SampleGrid(output / "samples", num_samples=64, seed=args.seed),
+            *quality,
             # Append only when resuming: a fresh run (e.g. --overwrite) starts a new log.
             keras.callbacks.CSVLogger(str(output / "log.csv"), append=resuming),
             keras.callbacks.TerminateOnNaN(),
@@ -382,6 +431,53 @@ def cmd_bench(args):
         Path(args.json).write_text(json.dumps(rows, indent=2) + "\n")
 
 
+def cmd_evaluate(args, argv):
+    from kgan import evaluation, zoo
+
+    chosen = [m.strip() for m in args.metrics.split(",") if m.strip()]
+    unknown = [m for m in chosen if m not in evaluation.METRICS]
+    if unknown or not chosen:
+        raise CLIError(f"unknown metrics {unknown or args.metrics!r}; choose from {', '.join(evaluation.METRICS)}")
+    if args.compare_into and not args.label:
+        raise CLIError("--compare-into needs --label, the row's name in that card")
+    if args.compare_into and not (Path(args.compare_into) / zoo.METADATA_FILE).is_file():
+        raise CLIError(f"--compare-into {args.compare_into} is not a preset folder")
+    if args.update_card and args.split != "train":
+        raise CLIError("--update-card applies to presets; --split is for dataset sources")
+    if args.json and Path(args.json).is_dir():
+        raise CLIError(f"--json {args.json} is a folder; give a file name")
+    if args.update_card and args.live_generator:
+        raise CLIError("--update-card records the preset's own figures; record --live-generator "
+                       "figures as a row with --compare-into")
+    with evaluation.stdout_to_stderr():
+        result = evaluation.evaluate(
+            args.source, split=args.split, against=args.against, against_split=args.against_split, num=args.num,
+            metrics_to_compute=chosen, extractor=args.extractor,
+            inception_weights=args.inception_weights, reference=args.reference,
+            reference_split=args.reference_split, live_generator=args.live_generator,
+            seed=args.seed, batch_size=args.batch_size, progress=True, sha256=args.sha256,
+        )
+    command = "kgan " + shlex.join(argv)
+    result["command"] = command
+    if args.update_card:
+        folder = result.get("preset_folder")
+        if folder is None:
+            raise CLIError(f"--update-card needs a preset; {args.source} is not one")
+        evaluation.record_in_card(folder, result, command)
+        print(f"kgan: updated {folder}/metadata.json and its model card", file=sys.stderr)
+    if args.compare_into:
+        evaluation.record_comparison(args.compare_into, args.label, result, command)
+        print(f"kgan: added row {args.label!r} to {args.compare_into}", file=sys.stderr)
+    text = evaluation.dumps(result)
+    if args.json:
+        target = Path(args.json)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        temporary = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+        temporary.write_text(text + "\n")
+        os.replace(temporary, target)
+    print(text)
+
+
 def cmd_export(args):
     from kgan import export, zoo
 
@@ -410,6 +506,8 @@ def main(argv=None):
             cmd_sample(args)
         elif args.command == "train":
             cmd_train(args, argv)
+        elif args.command == "evaluate":
+            cmd_evaluate(args, argv)
         elif args.command == "export":
             cmd_export(args)
         elif args.command == "bench":

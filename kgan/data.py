@@ -41,6 +41,7 @@ import functools
 import importlib.resources
 import numbers
 import os
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -50,6 +51,7 @@ import tensorflow as tf
 
 __all__ = [
     "EMBEDDED_DATASETS",
+    "embedded_split",
     "IMAGE_EXTENSIONS",
     "DatasetUnavailableError",
     "from_folder",
@@ -179,6 +181,70 @@ def load_mnist_5k() -> tuple[np.ndarray, np.ndarray]:
 
 
 _EMBEDDED_LOADERS = {"mnist_5k": _read_mnist_5k}
+
+_SPLIT_SLICE = re.compile(r"^train(?:\[(-?\d+%?)?:(-?\d+%?)?\])?$")
+
+
+def embedded_split(
+    name: str, split: str = "train"
+) -> tuple[np.ndarray, np.ndarray]:
+    """The examples of an embedded dataset selected by a tfds-style split.
+
+    Embedded datasets have one split, ``"train"``, sliceable as in tfds:
+    ``"train[:80%]"``, ``"train[80%:]"``, ``"train[:2500]"``. Slices are taken
+    from a fixed class-interleaved order (0, 1, ..., 9, 0, 1, ...), so every
+    slice holds the classes in equal shares as far as its size allows: a
+    held-out ``"train[80%:]"`` is a balanced test set, and ``"train[:50%]"``
+    and ``"train[50%:]"`` are two disjoint, balanced halves.
+
+    Args:
+        name: an embedded dataset name, e.g. ``"mnist_5k"``.
+        split: ``"train"`` or a slice of it.
+
+    Returns:
+        ``(images, labels)``: read-only uint8 ``[N, H, W, C]`` and int32 ``[N]``.
+
+    Raises:
+        ValueError: For an unknown embedded name or a split that is not a
+            slice of ``"train"`` (the message shows the accepted forms).
+
+    Example:
+        >>> test_images, test_labels = kgan.data.embedded_split("mnist_5k", "train[80%:]")
+        >>> len(test_images)
+        1000
+    """
+    if name not in _EMBEDDED_LOADERS:
+        raise ValueError(
+            f"{name!r} is not an embedded dataset; embedded: {', '.join(_EMBEDDED_LOADERS)}."
+        )
+    images, labels = _EMBEDDED_LOADERS[name]()
+    match = _SPLIT_SLICE.match(split.replace(" ", "")) if isinstance(split, str) else None
+    if match is None:
+        raise ValueError(
+            f"The embedded dataset {name!r} has only the split 'train' (all its examples), "
+            f"sliceable as in tfds; got {split!r}. Use 'train', 'train[:80%]', "
+            f"'train[80%:]' or 'train[:2500]'."
+        )
+    # Stable sort by rank within the class, then class: the interleaved order.
+    rank = np.empty(len(labels), dtype=np.int64)
+    for value in np.unique(labels):
+        members = np.flatnonzero(labels == value)
+        rank[members] = np.arange(len(members))
+    order = np.lexsort((labels, rank))
+    bounds = [_slice_bound(b, len(order)) for b in match.groups()]
+    chosen = order[slice(*bounds)]
+    if len(chosen) == 0:
+        raise ValueError(f"The split {split!r} of {name!r} selects no examples.")
+    return images[chosen], labels[chosen]
+
+
+def _slice_bound(text: str | None, total: int) -> int | None:
+    if text is None:
+        return None
+    if text.endswith("%"):
+        # tfds rounds percent boundaries to the closest example.
+        return int(round(total * int(text[:-1]) / 100))
+    return int(text)
 
 
 # ---------------------------------------------------------------------------
@@ -867,7 +933,8 @@ def load(
     Args:
         name: Dataset name.
         split: tfds split, slicing allowed (``"train"``, ``"test[:10%]"``,
-            ``"trainA"``). Embedded datasets only have ``"train"``.
+            ``"trainA"``). Embedded datasets only have ``"train"``, which
+            slices the same way (see :func:`embedded_split`).
         batch_size: Examples per training step.
         image_size: Output size, an int for square images or ``(height,
             width)``; None keeps the dataset's (datasets whose images vary in
@@ -930,13 +997,7 @@ def load(
         data_dir = os.fspath(data_dir)
 
     if name in _EMBEDDED_LOADERS:
-        if split != "train":
-            raise ValueError(
-                f"The embedded dataset {name!r} has only the split 'train' (all its examples), got "
-                f"{split!r}. Use split='train'; to hold data out, load the arrays with "
-                f"kgan.data.load_mnist_5k() and split them yourself."
-            )
-        images, labels = _EMBEDDED_LOADERS[name]()
+        images, labels = embedded_split(name, split)
         dataset = tf.data.Dataset.from_tensor_slices((images, labels) if with_labels else images)
         num_examples = len(images)
         class_names = [str(c) for c in np.unique(labels)]

@@ -794,6 +794,7 @@ def features_from(
     *,
     keep_features=False,
     max_features=10_000,
+    progress=False,
 ):
     """Stream images through `extractor` into a `FeatureStats`.
 
@@ -811,6 +812,8 @@ def features_from(
         seed: base seed of generated batches and of the reservoir.
         keep_features: keep features for KID and precision/recall.
         max_features: cap on kept features (reservoir sampling past it).
+        progress: show a `keras.utils.Progbar` counting images (a string
+            is used as its label).
 
     Returns:
         A `FeatureStats` with `image_shape` set.
@@ -829,11 +832,18 @@ def features_from(
         num = _positive_int(num, "num")
     batch_size = _positive_int(batch_size, "batch_size")
     stats = FeatureStats(keep_features=keep_features, max_features=max_features, seed=seed)
+    bar = None
+    if progress:
+        if isinstance(progress, str):
+            print(progress)
+        bar = keras.utils.Progbar(num, unit_name="image")
     for images in _image_batches(source, num, batch_size, seed):
         shape = _check_images(images, stats.image_shape)
         stats.image_shape = shape
         features, probabilities = _split_output(extractor(images), len(images))
         stats.update(features, probabilities)
+        if bar is not None:
+            bar.update(stats.count)
     if stats.count == 0:
         raise ValueError("The source yielded no images.")
     if num is not None and stats.count < num:
@@ -954,6 +964,7 @@ def evaluate(
     kid_subsets=100,
     kid_subset_size=1000,
     pr_k=3,
+    progress=False,
 ):
     """Compare real and generated images; return a dict of python floats.
 
@@ -975,6 +986,7 @@ def evaluate(
         max_features: cap on features kept for KID and precision/recall.
         kid_subsets, kid_subset_size: see `kernel_distance`.
         pr_k: neighbourhood size of `precision_recall`.
+        progress: show a progress bar per set of images.
 
     Example:
 
@@ -996,10 +1008,13 @@ def evaluate(
     )
     if not isinstance(real, FeatureStats):
         real = features_from(
-            real, extractor, num=num if num_real is None else num_real, **common
+            real, extractor, num=num if num_real is None else num_real,
+            progress="real images" if progress else False, **common,
         )
     if not isinstance(fake, FeatureStats):
-        fake = features_from(fake, extractor, num=num, **common)
+        fake = features_from(
+            fake, extractor, num=num, progress="evaluated images" if progress else False, **common
+        )
     _check_compatible(real, fake)
     results = {}
     if "fid" in metrics:

@@ -541,6 +541,22 @@ def _architecture_name(model):
     return type(model).__name__.lower()
 
 
+def card_weights_and_recipe(metadata):
+    """Card lines shared by presets and evaluators: weights, license, recipe."""
+    m = metadata
+    return [
+        f"| weights | `{WEIGHTS_FILE}`, {m.get('weights_bytes', 0) / 1e6:.2f} MB, sha256 `{m['weights_sha256']}` |",
+        f"| license | {m['license']} |",
+        "",
+        "## Recipe",
+        "",
+        "```sh",
+        m["recipe"],
+        "```",
+        "",
+    ]
+
+
 def render_model_card(metadata):
     """The model card (Markdown) of a preset, from its metadata."""
     m = metadata
@@ -558,15 +574,7 @@ def render_model_card(metadata):
         f"| image shape | {tuple(m['image_shape'])} |",
         f"| latent size | {m['latent_dim']} |",
         f"| parameters | generator {m['parameters']['generator']:,}, discriminator {m['parameters']['discriminator']:,} |",
-        f"| weights | `{WEIGHTS_FILE}`, {m.get('weights_bytes', 0) / 1e6:.2f} MB, sha256 `{m['weights_sha256']}` |",
-        f"| license | {m['license']} |",
-        "",
-        "## Recipe",
-        "",
-        "```sh",
-        m["recipe"],
-        "```",
-        "",
+        *card_weights_and_recipe(m),
     ]
     training = m.get("training") or {}
     if training:
@@ -575,7 +583,10 @@ def render_model_card(metadata):
         lines.append("")
     lines += ["## Measured figures", ""]
     metrics = m.get("metrics") or {}
-    if metrics:
+    evaluation = m.get("evaluation") or {}
+    if metrics and evaluation:
+        lines += _evaluation_lines(metrics, evaluation)
+    elif metrics:
         lines += ["| metric | value |", "|---|---|"]
         lines += [f"| {k} | {v} |" for k, v in sorted(metrics.items())]
     else:
@@ -584,6 +595,35 @@ def render_model_card(metadata):
     if m.get("notes"):
         lines += ["## Notes", "", m["notes"], ""]
     return "\n".join(lines)
+
+
+def _evaluation_lines(metrics, evaluation):
+    """The figures table of a card: this model, the real reference, comparisons."""
+    protocol = evaluation["protocol"]
+    columns = [("this model", metrics)]
+    reference = evaluation.get("reference")
+    if reference:
+        columns.append((f"real vs real: {reference['source']}", reference["metrics"]))
+    comparisons = evaluation.get("comparisons", [])
+    columns += [(c["label"], c["metrics"]) for c in comparisons]
+    lines = [
+        f"{protocol['num']:,} images from each set, compared with {protocol['against']} "
+        f"through the features of `{protocol['extractor']}` (seed {protocol['seed']}). "
+        "FCD/FID and KID: lower is better; classifier score: higher is better (10 is "
+        "the maximum for 10 classes); precision/recall: higher is better.",
+        "",
+        "| metric | " + " | ".join(name for name, _ in columns) + " |",
+        "|---|" + "---|" * len(columns),
+    ]
+    for key in sorted(metrics):
+        lines.append(f"| {key} | " + " | ".join(str(values.get(key, "-")) for _, values in columns) + " |")
+    lines += ["", "Measured with:", "", "```sh", evaluation["command"]]
+    if reference:
+        lines.append("# (the --reference option measures the real-vs-real column)")
+    lines += ["```", ""]
+    for comparison in comparisons:
+        lines += [f"{comparison['label']}:", "", "```sh", comparison["command"], "```", ""]
+    return lines
 
 
 # ---------------------------------------------------------------------- catalog
@@ -609,6 +649,10 @@ def _register_catalog():
 
 
 
+#: Figures shown in the README table (the card has them all), in this order.
+_TABLE_FIGURES = ("fcd", "fid", "classifier_score", "inception_score", "precision", "recall")
+
+
 def markdown_table():
     """The README's zoo table, generated from every preset's metadata.
 
@@ -621,7 +665,8 @@ def markdown_table():
     ]
     for name in list():
         m = read_metadata(resolve(name))
-        figures = ", ".join(f"{k} {v}" for k, v in sorted((m.get("metrics") or {}).items())) or "-"
+        metrics = m.get("metrics") or {}
+        figures = ", ".join(f"{k} {metrics[k]}" for k in _TABLE_FIGURES if k in metrics) or "-"
         shape = "x".join(str(d) for d in m["image_shape"])
         rows.append(
             f"| [{name}](zoo/{name}/README.md) | {m['architecture']} | {m['dataset']} | {shape} "

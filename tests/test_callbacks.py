@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from kgan import callbacks, images
+from kgan import callbacks, data, images
 from kgan.callbacks import SampleGrid
 
 LATENT_DIM = 4
@@ -173,3 +173,66 @@ def test_model_without_gan_interface_is_rejected(tmp_path):
     with pytest.raises(TypeError, match="generate_from_latents"):
         cb.on_train_begin()
     assert os.listdir(tmp_path) == []
+
+
+# ---------------------------------------------------------------- QualityMetrics
+def _coarse_pixels(images):
+    """A 16-feature extractor for 16x16x1 images: every fourth pixel."""
+    return np.asarray(images)[:, ::4, ::4, 0].reshape(len(images), -1)
+
+
+def test_quality_metrics_log_every_k_epochs_and_at_the_end(tmp_path):
+    from kgan.callbacks import QualityMetrics
+    from kgan_test_utils import tiny_dcgan
+
+    model = tiny_dcgan(spread=True)
+    model.compile()
+    real = np.random.default_rng(0).uniform(-1, 1, (64, 16, 16, 1)).astype("float32")
+    dataset = data.from_numpy(real, batch_size=16, shuffle=False, cache=False)
+    quality = QualityMetrics(
+        real, _coarse_pixels, metrics=("fid", "kid", "pr"), every_n_epochs=2, num=40,
+        tensorboard_log_dir=tmp_path / "tb",
+    )
+    history = model.fit(dataset, epochs=3, verbose=0, callbacks=[quality])
+    assert sorted(quality.history) == [1, 2, 3]
+    assert set(quality.history[2]) == {"fid", "kid_mean", "kid_std", "precision", "recall"}
+    # Epochs 1 and 2 reached the History callback; epoch 3 is an end-of-run extra.
+    assert history.history["fid"] == [quality.history[1]["fid"], quality.history[2]["fid"]]
+    assert quality.history[2]["fid"] > 0
+    events = list((tmp_path / "tb").glob("events.out.tfevents.*"))
+    tags = {
+        value.tag
+        for event in tf.compat.v1.train.summary_iterator(str(events[0]))
+        for value in event.summary.value
+    }
+    assert "quality/fid" in tags
+
+
+def test_quality_metrics_same_generator_same_figures():
+    from kgan.callbacks import QualityMetrics
+    from kgan_test_utils import tiny_dcgan
+
+    model = tiny_dcgan(spread=True)
+    real = np.random.default_rng(0).uniform(-1, 1, (40, 16, 16, 1)).astype("float32")
+    quality = QualityMetrics(real, _coarse_pixels, num=40)
+    quality.set_model(model)
+    quality.on_train_begin()
+    first, second = {}, {}
+    quality.on_epoch_end(0, first)
+    quality.on_epoch_end(1, second)
+    assert first == second and "fid" in first
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"metrics": ("fid", "lpips")}, "Unknown metrics"),
+        ({"every_n_epochs": 0}, "every_n_epochs"),
+        ({"num": 2.5}, "num"),
+    ],
+)
+def test_quality_metrics_bad_arguments(kwargs, message):
+    from kgan.callbacks import QualityMetrics
+
+    with pytest.raises(ValueError, match=message):
+        QualityMetrics(np.zeros((4, 16, 16, 1), "float32"), _coarse_pixels, **kwargs)

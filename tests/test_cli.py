@@ -271,6 +271,17 @@ def test_train_writes_preset_samples_and_log(trained):
     assert images.shape == (4, 28, 28, 1) and np.isfinite(images).all()
 
 
+def test_train_eval_every_logs_the_fcd(tmp_path):
+    output = tmp_path / "evaluated"
+    argv = TRAIN_ARGS[:5] + ["2"] + TRAIN_ARGS[6:] + [
+        "--output", output, "--eval-every", "2", "--eval-num", "200"]
+    assert run(argv) == 0
+    rows = _log_rows(output / "log.csv")
+    # Evaluated after epoch 1 and epoch 2 (every 2): FCD of the MNIST evaluator.
+    assert [float(r["fid"]) > 0 for r in rows] == [True, True]
+    assert list((output / "tensorboard").glob("events.out.tfevents.*"))
+
+
 def test_train_refuses_an_existing_preset(trained, capsys):
     output, argv, _ = trained
     sha = zoo.file_sha256(output / "preset" / zoo.WEIGHTS_FILE)

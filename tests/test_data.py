@@ -108,6 +108,29 @@ def test_load_embedded_resize_and_channels():
 def test_load_embedded_rejects_other_splits():
     with pytest.raises(ValueError, match=r"only the split 'train'.*'test'"):
         data.load("mnist_5k", split="test")
+    with pytest.raises(ValueError, match="selects no examples"):
+        data.embedded_split("mnist_5k", "train[5000:]")
+
+
+@pytest.mark.parametrize(
+    "split, size", [("train", 5000), ("train[:80%]", 4000), ("train[80%:]", 1000), ("train[:25]", 25)]
+)
+def test_embedded_split_slices_are_class_balanced(split, size):
+    images, labels = data.embedded_split("mnist_5k", split)
+    assert images.shape == (size, 28, 28, 1)
+    counts = np.bincount(labels, minlength=10)
+    assert counts.max() - counts.min() <= 1, counts
+
+
+def test_embedded_split_halves_are_disjoint_and_cover_the_set():
+    first, _ = data.embedded_split("mnist_5k", "train[:50%]")
+    second, _ = data.embedded_split("mnist_5k", "train[50%:]")
+    everything, _ = data.load_mnist_5k()
+    keys = lambda a: {x.tobytes() for x in a}  # noqa: E731
+    assert not keys(first) & keys(second)
+    assert keys(first) | keys(second) == keys(everything)
+    dataset = data.load("mnist_5k", split="train[50%:]", batch_size=2500, shuffle=False)
+    assert next(iter(dataset)).shape[0] == 2500
 
 
 # ---------------------------------------------------------------------------

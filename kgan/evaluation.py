@@ -1,0 +1,341 @@
+"""Evaluate presets, image folders and datasets; record the figures in model cards.
+
+This is what `kgan evaluate` runs. A *source* is named the way a user names
+it on the command line:
+
+* a preset (a name from `kgan list`, a preset folder, or an https URL): its
+  generator is sampled (`model.generate`, i.e. the EMA generator when the
+  model keeps one; `live_generator=True` samples the trained generator);
+* a folder of images (PNG/JPEG, read with `kgan.data.from_folder`);
+* a dataset name for `kgan.data.load` (`mnist_5k`, `mnist`, ...), with a split
+  (`train[50%:]`): how real-vs-real reference figures are measured.
+
+Figures depend on the extractor, the sample count, the reference set and the
+seed, so every result carries that *protocol*, and comparisons recorded in a
+card must share the card's protocol.
+
+Example:
+
+```python
+from kgan import evaluation
+
+result = evaluation.evaluate(
+    "dcgan_mnist", against="mnist_5k", against_split="train[:50%]", num=2500,
+    reference="mnist_5k", reference_split="train[50%:]",
+)
+print(result["metrics"]["fcd"], result["reference"]["metrics"]["fcd"])
+```
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from kgan import data, evaluators, metrics, zoo
+
+__all__ = ["METRICS", "Source", "evaluate", "open_source", "record_comparison", "record_in_card"]
+
+#: Metric groups `evaluate` understands (as in `kgan.metrics.evaluate`).
+METRICS = ("fid", "kid", "is", "pr")
+
+
+class Source:
+    """Something to take images from, with a label for reports.
+
+    Attributes:
+        kind: `"preset"`, `"folder"` or `"dataset"`.
+        label: how the source is named in results.
+        images: what `kgan.metrics.features_from` reads (a model, an adapter
+            or a `tf.data.Dataset`).
+        image_shape: `(H, W, C)`.
+        folder: the preset folder (presets only), for recording figures.
+        metadata: the preset's metadata (presets only).
+    """
+
+    def __init__(self, kind, label, images, image_shape, folder=None, metadata=None):
+        self.kind, self.label, self.images = kind, label, images
+        self.image_shape = tuple(int(d) for d in image_shape)
+        self.folder, self.metadata = folder, metadata
+
+
+class _TrainedGenerator:
+    """Samples a model's trained generator rather than its EMA average."""
+
+    def __init__(self, model):
+        self.model = model
+        self.image_shape = model.image_shape
+
+    def generate(self, num, seed=None, batch_size=256):
+        latents = self.model.latents(num, seed=seed)
+        out = [
+            np.asarray(self.model.generator(latents[i : i + batch_size], training=False), dtype="float32")
+            for i in range(0, num, batch_size)
+        ]
+        return np.concatenate(out, axis=0)
+
+
+def _is_image_folder(spec):
+    path = Path(str(spec))
+    return path.is_dir() and not (path / zoo.METADATA_FILE).is_file()
+
+
+def open_source(
+    spec, split="train", live_generator=False, sha256=None, batch_size=250, image_shape=None
+):
+    """Resolve a command-line source name to a `Source`.
+
+    Args:
+        spec: preset name, preset folder, https URL, image folder or dataset name.
+        split: dataset split (datasets only).
+        live_generator: for a preset with an EMA generator, sample the trained
+            generator instead (to measure what the EMA gains).
+        sha256: full sha256 of a remote preset archive.
+        batch_size: batch size of dataset and folder pipelines.
+        image_shape: `(H, W, C)` images of a folder are resized and
+            converted to (required for folders: files can differ in size).
+
+    Returns:
+        A `Source`.
+
+    Raises:
+        ValueError: for a name that is none of these, or `live_generator`
+            for a model without an EMA generator.
+    """
+    spec = str(spec)
+    path = Path(spec)
+    is_preset = (
+        spec in zoo.list()
+        or spec.startswith(("https://", "http://"))
+        or (path / zoo.METADATA_FILE).is_file()
+    )
+    if is_preset:
+        model = zoo.load(spec, sha256=sha256)
+        folder = zoo.resolve(spec, sha256=sha256)
+        images = model
+        label = spec
+        if live_generator:
+            if model.ema_generator is None:
+                raise ValueError(
+                    f"{spec} keeps no EMA generator (its preset stores one generator); "
+                    "--live-generator needs a run's full preset with ema_decay set."
+                )
+            images = _TrainedGenerator(model)
+            label = f"{spec} (trained generator, no EMA)"
+        return Source("preset", label, images, model.image_shape, folder, zoo.read_metadata(folder))
+    if live_generator:
+        raise ValueError("--live-generator applies to presets only.")
+    if path.is_dir():
+        if image_shape is None:
+            raise ValueError(
+                f"{spec} is a folder of images: say what to compare it with (--against "
+                "a dataset), whose image shape the files are resized to."
+            )
+        dataset = data.from_folder(
+            path, image_size=tuple(image_shape[:2]), channels=int(image_shape[2]),
+            batch_size=batch_size, shuffle=False, cache=False, drop_remainder=False,
+        )
+        return Source("folder", spec, dataset, image_shape)
+    if path.suffix or os.sep in spec:
+        raise FileNotFoundError(
+            f"{spec} is not a preset, a folder of images, or a dataset name; check the path."
+        )
+    dataset = data.load(
+        spec, split=split, batch_size=batch_size, shuffle=False, drop_remainder=False, cache=False
+    )
+    label = spec if split == "train" else f"{spec} {split}"
+    return Source("dataset", label, dataset, dataset.element_spec.shape[1:])
+
+
+def _figures(scores, extractor_name):
+    """Rename `metrics.evaluate` keys: with a classifier, FID is the FCD."""
+    classifier = extractor_name != "inception_v3"
+    names = {
+        "fid": "fcd" if classifier else "fid",
+        "kid_mean": "kid",
+        "kid_std": "kid_std",
+        "is_mean": "classifier_score" if classifier else "inception_score",
+        "is_std": "classifier_score_std" if classifier else "inception_score_std",
+        "precision": "precision",
+        "recall": "recall",
+    }
+    return {names[k]: _round(v) for k, v in scores.items()}
+
+
+def _round(value, digits=4):
+    if value == 0 or not math.isfinite(value):
+        return float(value)
+    return round(float(value), max(digits - 1 - int(math.floor(math.log10(abs(value)))), 0))
+
+
+def evaluate(
+    source,
+    split="train",
+    against=None,
+    against_split="train",
+    num=2500,
+    metrics_to_compute=("fid", "kid", "is", "pr"),
+    extractor="auto",
+    inception_weights=None,
+    reference=None,
+    reference_split="train",
+    live_generator=False,
+    seed=0,
+    batch_size=250,
+    progress=False,
+    sha256=None,
+):
+    """Evaluate `source` against a real dataset; optionally a real reference too.
+
+    Args:
+        source: anything `open_source` accepts.
+        split: the source's split, when it is a dataset.
+        against: the real dataset compared with (default: a preset's
+            training dataset from its metadata).
+        against_split: its split, e.g. `"train[:50%]"`.
+        num: images taken from each set.
+        metrics_to_compute: any of `"fid"`, `"kid"`, `"is"`, `"pr"`.
+        extractor: see `kgan.evaluators.extractor_for`.
+        inception_weights: InceptionV3 weights file, for that extractor.
+        reference: a second source (typically the held-out real split)
+            evaluated the same way, so readers see the real-vs-real scale.
+        reference_split: its split.
+        live_generator: see `open_source`.
+        seed: seed of sampling, reservoirs and KID subsets.
+        batch_size: images per batch.
+        progress: show progress bars.
+        sha256: full sha256 of a remote preset archive.
+
+    Returns:
+        A JSON-ready dict: `source`, `metrics`, `protocol`, `seconds`,
+        `reference` (`source`, `metrics`) when a reference was given, and
+        `preset_folder` when the source is a preset.
+    """
+    unknown = set(metrics_to_compute) - set(METRICS)
+    if unknown or not metrics_to_compute:
+        raise ValueError(f"Unknown metrics {sorted(unknown) or metrics_to_compute}; choose from {', '.join(METRICS)}.")
+    start = time.perf_counter()
+    opened = dict(sha256=sha256, batch_size=batch_size)
+    if _is_image_folder(source):
+        if against is None:
+            raise ValueError(f"Say which real dataset to compare {source} with: pass --against DATASET.")
+        real = open_source(against, split=against_split, batch_size=batch_size)
+        evaluated = open_source(source, image_shape=real.image_shape, **opened)
+    else:
+        evaluated = open_source(source, split=split, live_generator=live_generator, **opened)
+        if against is None:
+            if evaluated.metadata is None:
+                raise ValueError(f"Say which real dataset to compare {source} with: pass --against DATASET.")
+            against = evaluated.metadata["dataset"]
+        real = open_source(
+            against, split=against_split, batch_size=batch_size, image_shape=evaluated.image_shape
+        )
+    if real.kind == "preset":
+        raise ValueError(f"--against {against} is a preset; compare with real images (a dataset or folder).")
+    if real.image_shape != evaluated.image_shape:
+        raise ValueError(
+            f"{source} gives images of shape {evaluated.image_shape} but {real.label} holds "
+            f"{real.image_shape}; compare sets of the same shape (resize the folder or dataset)."
+        )
+    extractor_name, extractor_fn = evaluators.extractor_for(
+        evaluated.image_shape, extractor, inception_weights=inception_weights
+    )
+    wanted = tuple(m for m in METRICS if m in metrics_to_compute)
+    keep = bool({"kid", "pr"} & set(wanted))
+    common = dict(batch_size=batch_size, seed=seed, keep_features=keep, max_features=min(num, 10_000))
+    real_stats = metrics.features_from(
+        real.images, extractor_fn, num=num, progress=f"{real.label}" if progress else False, **common
+    )
+
+    def score(src):
+        stats = metrics.features_from(
+            src.images, extractor_fn, num=num, progress=src.label if progress else False, **common
+        )
+        scores = metrics.evaluate(
+            real_stats, stats, extractor_fn, metrics=wanted, num=num, seed=seed,
+            kid_subset_size=min(1000, num),
+        )
+        return _figures(scores, extractor_name)
+
+    result = {"source": evaluated.label, "metrics": score(evaluated)}
+    if evaluated.kind == "preset" and not live_generator:
+        result["preset_folder"] = str(evaluated.folder)
+    if reference is not None:
+        ref = open_source(
+            reference, split=reference_split, batch_size=batch_size, image_shape=real.image_shape
+        )
+        result["reference"] = {"source": ref.label, "metrics": score(ref)}
+    result["protocol"] = {
+        "against": real.label,
+        "extractor": extractor_name,
+        "num": num,
+        "seed": seed,
+        "metrics": list(wanted),
+    }
+    result["seconds"] = round(time.perf_counter() - start, 1)
+    return result
+
+
+def record_in_card(folder, result, command):
+    """Write `result` into a preset's metadata (`metrics`, `evaluation`) and card.
+
+    Comparisons recorded earlier are kept only if they share the new protocol.
+    """
+    metadata = zoo.read_metadata(folder)
+    previous = metadata.get("evaluation") or {}
+    comparisons = [
+        c for c in previous.get("comparisons", []) if c.get("protocol") == result["protocol"]
+    ]
+    evaluation = {"command": command, "protocol": result["protocol"]}
+    if "reference" in result:
+        evaluation["reference"] = result["reference"]
+    if comparisons:
+        evaluation["comparisons"] = comparisons
+    return zoo.update_metadata(folder, {"metrics": result["metrics"], "evaluation": evaluation})
+
+
+def record_comparison(folder, label, result, command):
+    """Add (or replace) a labelled comparison row in a preset's card.
+
+    The preset must already have figures from the same protocol (same real
+    set, extractor, sample count and seed): rows measured differently would
+    not be comparable.
+    """
+    metadata = zoo.read_metadata(folder)
+    evaluation = dict(metadata.get("evaluation") or {})
+    if evaluation.get("protocol") != result["protocol"]:
+        raise ValueError(
+            f"{folder} was evaluated with protocol {evaluation.get('protocol')}, this run used "
+            f"{result['protocol']}; evaluate both the same way (same --against, --extractor, "
+            "--num, --seed, --metrics)."
+        )
+    rows = [c for c in evaluation.get("comparisons", []) if c["label"] != label]
+    rows.append(
+        {"label": label, "source": result["source"], "command": command,
+         "protocol": result["protocol"], "metrics": result["metrics"]}
+    )
+    evaluation["comparisons"] = rows
+    return zoo.update_metadata(folder, {"evaluation": evaluation})
+
+
+@contextlib.contextmanager
+def stdout_to_stderr():
+    """Send progress bars (Keras prints to stdout) to stderr, keeping stdout for JSON."""
+    previous = sys.stdout
+    sys.stdout = sys.stderr
+    try:
+        yield
+    finally:
+        sys.stdout = previous
+
+
+def dumps(result):
+    """`result` as indented JSON."""
+    return json.dumps(result, indent=2, sort_keys=True)

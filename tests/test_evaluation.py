@@ -1,0 +1,148 @@
+"""kgan.evaluation and `kgan evaluate`: sources, protocols, card records, bad input."""
+
+import json
+
+import numpy as np
+import pytest
+
+from kgan import cli, evaluation, images, zoo
+from kgan.models import DCGAN
+from kgan_test_utils import TINY_METADATA, spread_weights
+
+NUM = 200
+
+
+@pytest.fixture(scope="module")
+def digits_preset(tmp_path_factory):
+    """A tiny untrained 28x28x1 DCGAN preset whose dataset is mnist_5k."""
+    folder = tmp_path_factory.mktemp("evaluation") / "tiny_digits"
+    model = spread_weights(DCGAN.from_image_shape((28, 28, 1), latent_dim=8, filters=4, seed=0))
+    return zoo.save_preset(model, folder, dict(TINY_METADATA, name="tiny_digits", dataset="mnist_5k"))
+
+
+@pytest.fixture(scope="module")
+def real_vs_real():
+    return evaluation.evaluate(
+        "mnist_5k", split="train[50%:]", against="mnist_5k", against_split="train[:50%]", num=NUM
+    )
+
+
+def run(argv):
+    try:
+        return cli.main([str(a) for a in argv])
+    except SystemExit as exit_:
+        return exit_.code
+
+
+def test_real_vs_real_is_close_and_an_untrained_generator_is_far(digits_preset, real_vs_real):
+    fake = evaluation.evaluate(digits_preset, against_split="train[:50%]", num=NUM)
+    real = real_vs_real["metrics"]
+    assert set(fake["metrics"]) == {
+        "fcd", "kid", "kid_std", "classifier_score", "classifier_score_std", "precision", "recall"
+    }
+    assert fake["protocol"] == {
+        "against": "mnist_5k train[:50%]", "extractor": "mnist_classifier", "num": NUM, "seed": 0,
+        "metrics": ["fid", "kid", "is", "pr"],
+    }
+    assert fake["metrics"]["fcd"] > 10 * real["fcd"]
+    assert real["classifier_score"] > 8.0 > fake["metrics"]["classifier_score"]
+    assert real["precision"] > 0.5 and real["recall"] > 0.5
+    assert fake["preset_folder"] == str(digits_preset)
+
+
+def test_evaluation_is_deterministic_for_a_seed(digits_preset):
+    first = evaluation.evaluate(digits_preset, num=NUM, metrics_to_compute=("fid",))
+    again = evaluation.evaluate(digits_preset, num=NUM, metrics_to_compute=("fid",))
+    assert first["metrics"] == again["metrics"]
+
+
+def test_a_folder_of_pngs_is_a_source(tmp_path, real_vs_real):
+    real, _ = __import__("kgan").data.embedded_split("mnist_5k", "train[50%:]")
+    images.save_pngs(images.from_uint8(real[:NUM]), tmp_path / "pngs")
+    result = evaluation.evaluate(
+        tmp_path / "pngs", against="mnist_5k", against_split="train[:50%]", num=NUM
+    )
+    # The same images as the dataset source, through PNG files: the same figures.
+    assert result["metrics"]["fcd"] == pytest.approx(real_vs_real["metrics"]["fcd"], rel=1e-3)
+
+
+def test_card_records_figures_reference_and_comparisons(digits_preset, tmp_path):
+    import shutil
+
+    folder = tmp_path / "card"
+    shutil.copytree(digits_preset, folder)
+    result = evaluation.evaluate(
+        folder, against_split="train[:50%]", num=NUM, reference="mnist_5k",
+        reference_split="train[50%:]",
+    )
+    evaluation.record_in_card(folder, result, "kgan evaluate ...")
+    metadata = zoo.read_metadata(folder)
+    assert metadata["metrics"] == result["metrics"]
+    assert metadata["evaluation"]["reference"]["source"] == "mnist_5k train[50%:]"
+    card = (folder / "README.md").read_text()
+    assert "real vs real: mnist_5k train[50%:]" in card and "| fcd |" in card
+    # A comparison measured the same way becomes a column ...
+    evaluation.record_comparison(folder, "same again", result, "kgan evaluate again")
+    assert "same again" in (folder / "README.md").read_text()
+    # ... one measured another way is refused and changes nothing.
+    other = dict(result, protocol=dict(result["protocol"], num=NUM + 1))
+    before = (folder / "metadata.json").read_text()
+    with pytest.raises(ValueError, match="protocol"):
+        evaluation.record_comparison(folder, "different", other, "kgan evaluate other")
+    assert (folder / "metadata.json").read_text() == before
+    # Re-recording with the same protocol keeps the comparison rows.
+    evaluation.record_in_card(folder, result, "kgan evaluate ...")
+    assert zoo.read_metadata(folder)["evaluation"]["comparisons"][0]["label"] == "same again"
+
+
+# ---------------------------------------------------------------- CLI
+def test_cli_prints_json_writes_a_file_and_updates_the_card(digits_preset, tmp_path, capsys):
+    import shutil
+
+    folder = tmp_path / "cli_card"
+    shutil.copytree(digits_preset, folder)
+    code = run(["evaluate", folder, "--num", NUM, "--metrics", "fid,is", "--json",
+                tmp_path / "out" / "result.json", "--update-card"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    printed = json.loads(captured.out)
+    assert set(printed["metrics"]) == {"fcd", "classifier_score", "classifier_score_std"}
+    assert printed["command"].startswith("kgan evaluate ")
+    assert json.loads((tmp_path / "out" / "result.json").read_text()) == printed
+    assert "image" in captured.err  # the progress bar went to stderr
+    assert zoo.read_metadata(folder)["metrics"] == printed["metrics"]
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--metrics", "fid,lpips"], "unknown metrics"),
+        (["--against", "no_such_dataset_kgan"], "no_such_dataset_kgan"),
+        (["--compare-into", "."], "needs --label"),
+        (["--extractor", "inception_v3", "--inception-weights", "/nonexistent/w.h5"], "w.h5"),
+        (["--against", "mnist_5k", "--against-split", "test"], "only the split 'train'"),
+        (["--live-generator"], "no EMA generator"),
+        (["--num", "0"], "positive integer"),
+    ],
+)
+def test_cli_bad_input_is_one_line(digits_preset, capsys, args, message):
+    code = run(["evaluate", digits_preset] + args)
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.startswith("kgan")]
+    assert code == 2, err
+    assert message in lines[-1] and "Traceback" not in err
+
+
+def test_cli_unknown_source_and_folder_without_against(tmp_path, capsys):
+    assert run(["evaluate", tmp_path / "missing.png"]) == 2
+    assert "not a preset, a folder of images, or a dataset" in capsys.readouterr().err
+    (tmp_path / "pngs").mkdir()
+    assert run(["evaluate", tmp_path / "pngs"]) == 2
+    assert "--against" in capsys.readouterr().err
+
+
+def test_shape_mismatch_between_source_and_against(tmp_path):
+    model = spread_weights(DCGAN.from_image_shape((16, 16, 1), latent_dim=8, filters=4, seed=0))
+    folder = zoo.save_preset(model, tmp_path / "small", TINY_METADATA)
+    with pytest.raises(ValueError, match=r"\(16, 16, 1\).*\(28, 28, 1\)"):
+        evaluation.evaluate(folder, against="mnist_5k", num=10)
