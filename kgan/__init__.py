@@ -13,7 +13,7 @@ __version__ = "0.1.0"
 
 from kgan import augment, callbacks, data, export, images, losses, metrics, models, networks, zoo
 from kgan.export import export_generator
-from kgan.models import DCGAN, GAN
+from kgan.models import DCGAN, GAN, WGAN, WGANGP
 
 __all__ = [
     "DCGAN",
@@ -28,5 +28,7 @@ __all__ = [
     "metrics",
     "models",
     "networks",
+    "WGAN",
+    "WGANGP",
     "zoo",
 ]

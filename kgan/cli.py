@@ -111,7 +111,10 @@ def build_parser():
     p.add_argument("--ema-decay", type=_unit_interval, help="keep an EMA generator with this decay (e.g. 0.999)")
     p.add_argument("--augment", help="DiffAugment policy, e.g. color,translation,cutout")
     p.add_argument("--refine-layers", type=_int, help="DCGAN: stride-1 generator blocks at the start size")
-    p.add_argument("--dropout", type=float, help="DCGAN: discriminator dropout rate")
+    p.add_argument("--dropout", type=float, help="discriminator dropout rate")
+    p.add_argument("--n-critic", type=_positive_int, help="WGAN, WGAN-GP: critic updates per generator update")
+    p.add_argument("--clip-value", type=float, help="WGAN: critic weight clipping bound c")
+    p.add_argument("--gp-weight", type=float, help="WGAN-GP: gradient penalty weight lambda")
     p.add_argument("--precision", choices=PRECISIONS, default="float32")
     p.add_argument("--steps-per-execution", type=_positive_int, default=1)
     p.add_argument("--jit-compile", action="store_true", help="compile the train step with XLA")
@@ -296,11 +299,22 @@ def _train(args, argv):
     )
     image_shape = tuple(int(d) for d in dataset.element_spec.shape[1:])
     # Architecture-specific options are passed only when given.
-    extra = {k: getattr(args, k) for k in ("refine_layers", "dropout") if getattr(args, k) is not None}
+    extra = {
+        k: getattr(args, k)
+        for k in ("refine_layers", "dropout", "n_critic", "clip_value", "gp_weight")
+        if getattr(args, k) is not None
+    }
+    _check_builder_accepts(arch, extra)
     model = arch.builder(
         image_shape=image_shape, latent_dim=args.latent_dim, filters=args.filters, seed=args.seed,
         ema_decay=args.ema_decay, augment=args.augment, **extra,
     )
+    if model.batches_per_step > 1:
+        # Each critic update takes a fresh minibatch: one step eats n_critic of them.
+        dataset = data.load(
+            args.dataset, batch_size=args.batch_size, image_size=args.image_size, seed=args.seed,
+            repeat_batches=model.batches_per_step,
+        )
     model.compile(steps_per_execution=args.steps_per_execution, jit_compile=args.jit_compile)
 
     output.mkdir(parents=True, exist_ok=True)
@@ -334,7 +348,8 @@ def _train(args, argv):
             timer,
         ],
     )
-    images_per_epoch = _dataset_size(dataset) * args.batch_size
+    model.recalibrate_ema_statistics(seed=args.seed)
+    images_per_epoch = _dataset_size(dataset) * args.batch_size * model.batches_per_step
     metadata = {
         "name": args.name or output.resolve().name,  # `--output .` has no .name
         "architecture": args.arch,
@@ -364,6 +379,16 @@ def _train(args, argv):
     }
     zoo.save_preset(model, preset_dir, metadata, overwrite=args.overwrite)
     print(f"wrote preset {preset_dir} ({timer.total:.0f} s)")
+
+
+def _check_builder_accepts(arch, options):
+    import inspect
+
+    accepted = inspect.signature(arch.builder).parameters
+    refused = [k for k in options if k not in accepted]
+    if refused:
+        flags = ", ".join("--" + k.replace("_", "-") for k in refused)
+        raise CLIError(f"{arch.name} does not take {flags}; see kgan train --help")
 
 
 def _dataset_size(dataset):

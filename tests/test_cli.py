@@ -282,6 +282,22 @@ def test_train_eval_every_logs_the_fcd(tmp_path):
     assert list((output / "tensorboard").glob("events.out.tfevents.*"))
 
 
+def test_train_wgan_gp_takes_n_critic_fresh_minibatches_per_step(tmp_path):
+    output = tmp_path / "wgan_gp"
+    argv = ["train", "wgan_gp"] + TRAIN_ARGS[2:] + ["--n-critic", "2", "--output", output]
+    assert run(argv) == 0
+    metadata = zoo.read_metadata(output / "preset")
+    assert metadata["architecture"] == "wgan_gp" and metadata["training"]["n_critic"] == 2
+    model = zoo.load(output / "preset")
+    assert model.n_critic == 2 and model.batches_per_step == 2
+
+
+def test_train_refuses_options_the_architecture_does_not_take(tmp_path, capsys):
+    assert run(TRAIN_ARGS + ["--n-critic", "5", "--output", tmp_path / "x"]) == 2
+    assert "dcgan does not take --n-critic" in error_line(capsys.readouterr().err)
+    assert not (tmp_path / "x").exists()
+
+
 def test_train_refuses_an_existing_preset(trained, capsys):
     output, argv, _ = trained
     sha = zoo.file_sha256(output / "preset" / zoo.WEIGHTS_FILE)

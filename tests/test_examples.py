@@ -33,7 +33,8 @@ def tiny_preset(tmp_path):
 
 def test_every_example_is_tested():
     assert sorted(p.name for p in EXAMPLES.glob("*.py")) == [
-        "export_and_serve.py", "sample_pretrained.py", "train_dcgan.py",
+        "export_and_serve.py", "sample_pretrained.py", "train_dcgan.py", "train_wgan.py",
+        "train_wgan_gp.py",
     ]
 
 
@@ -56,3 +57,15 @@ def test_export_and_serve(tmp_path, tiny_preset):
     assert difference <= 1e-5
     assert (tmp_path / "served" / "saved_model.pb").is_file()
     assert (tmp_path / "served_samples.png").is_file()
+
+
+def test_train_wgan(tmp_path):
+    out = run("train_wgan.py", "--epochs", "1", "--batch-size", "200", "--filters", "4",
+              "--latent-dim", "8", "--output", "run", cwd=tmp_path)
+    assert "Wasserstein estimate" in out and (tmp_path / "run" / "wgan.keras").is_file()
+
+
+def test_train_wgan_gp_on_the_ring(tmp_path):
+    out = run("train_wgan_gp.py", "--steps", "10", "--batch-size", "32", "--units", "16",
+              "--output", "run", cwd=tmp_path)
+    assert "modes covered:" in out and (tmp_path / "run" / "samples.png").is_file()

@@ -2,5 +2,6 @@
 
 from kgan.models.dcgan import DCGAN
 from kgan.models.gan import GAN, InputValidationError, slerp
+from kgan.models.wgan import WGAN, WGANGP
 
-__all__ = ["DCGAN", "GAN", "InputValidationError", "slerp"]
+__all__ = ["DCGAN", "GAN", "InputValidationError", "WGAN", "WGANGP", "slerp"]

@@ -78,6 +78,11 @@ class GAN(keras.Model):
     #: names of the loss trackers, in the order `fit` reports them.
     loss_names = ("d_loss", "g_loss")
 
+    #: how many minibatches one train_step consumes; pipelines use
+    #: `repeat_batches=model.batches_per_step` (1 here and for DCGAN;
+    #: `n_critic` for WGAN and WGAN-GP, whose critic takes several steps).
+    batches_per_step = 1
+
     def __init__(
         self, generator, discriminator, seed=None, ema_decay=None, augment=None, **kwargs
     ):
@@ -105,6 +110,12 @@ class GAN(keras.Model):
             self.ema_generator.set_weights(generator.get_weights())
         self.seed_generator = keras.random.SeedGenerator(seed, name="latent_seed")
         self.augment = parse_policy(augment)
+        if self.augment and len(self.image_shape) != 3:
+            raise ValueError(
+                f"augment={augment!r} applies DiffAugment's image transforms, but "
+                f"this model's data has shape {self.image_shape}, not (H, W, C) "
+                "images. Pass augment=None for non-image data."
+            )
         self.augmenter = DiffAugment(self.augment) if self.augment else None
         self.loss_trackers = [keras.metrics.Mean(name=n) for n in self.loss_names]
         self.g_optimizer = None
@@ -124,7 +135,11 @@ class GAN(keras.Model):
 
     @property
     def image_shape(self):
-        """`(H, W, C)` of generated (and expected real) images."""
+        """`(H, W, C)` of generated (and expected real) images.
+
+        For non-image data (MLP networks on 2-D points) it is the data shape,
+        e.g. `(2,)`.
+        """
         return tuple(int(d) for d in self.generator.outputs[0].shape[1:])
 
     # ------------------------------------------------------------------ config
@@ -296,6 +311,20 @@ class GAN(keras.Model):
         """Static checks of a batch's shape and dtype (run at trace time)."""
         expected = self.image_shape
         shape = tuple(shape)
+        if len(expected) != 3:
+            # Non-image data (e.g. 2-D points for MLP GANs): rank and size only.
+            if len(shape) != len(expected) + 1 or any(
+                d is not None and int(d) != e for d, e in zip(shape[1:], expected)
+            ):
+                raise InputValidationError(
+                    f"{type(self).__name__} expects batches of shape "
+                    f"[batch, {', '.join(map(str, expected))}], got {shape}."
+                )
+            if not tf.as_dtype(dtype).is_floating:
+                raise InputValidationError(
+                    f"Data must be floating point, got dtype {tf.as_dtype(dtype).name}."
+                )
+            return
         if len(shape) != 4:
             hint = ""
             if len(shape) == 3 and expected[-1] == 1:
@@ -323,6 +352,62 @@ class GAN(keras.Model):
                 "`tf.cast(x, 'float32') / 127.5 - 1`."
             )
 
+    def _check_batch_divides(self, size, per_replica=False):
+        """Raise unless a batch of `size` splits into `batches_per_step` minibatches."""
+        steps = self.batches_per_step
+        if size is None or int(size) % steps == 0:
+            return
+        where = " per replica" if per_replica else ""
+        name = "n_critic" if hasattr(self, "n_critic") else "batches_per_step"
+        raise InputValidationError(
+            f"{type(self).__name__} splits each batch into {name}={steps} "
+            f"minibatches (one per update), but got a batch of {int(size)} "
+            f"examples{where}, which is not a multiple of {steps}. Build the "
+            f"pipeline with kgan.data.load(..., batch_size=B, repeat_batches={steps}) "
+            f"(repeat_batches=model.batches_per_step), which yields batches of "
+            f"{steps} * B; fit(x=array) needs batch_size a multiple of {steps}."
+        )
+
+    def split_minibatches(self, images):
+        """Split a training batch into `batches_per_step` minibatches.
+
+        Minibatch `k` holds examples `k, k + n, k + 2n, ...` (n =
+        `batches_per_step`). The pipeline shuffles, so this is as random as
+        contiguous slices; unlike them it is invariant to how a distribution
+        strategy splits the global batch: each replica gets a contiguous slice
+        whose strided minibatches are exactly its shares of the global ones,
+        so R replicas make the same updates as one device.
+
+        Raises:
+            InputValidationError: (at trace time) if the batch size is not a
+                multiple of `batches_per_step`.
+        """
+        steps = self.batches_per_step
+        if steps == 1:
+            return [images]
+        context = tf.distribute.get_replica_context()
+        per_replica = context is not None and context.num_replicas_in_sync > 1
+        self._check_batch_divides(images.shape[0], per_replica=per_replica)
+        if images.shape[0] is None:  # unknown until run time: check it then
+            check = tf.debugging.assert_equal(
+                tf.math.floormod(tf.shape(images)[0], steps), 0,
+                message=(
+                    f"batch size is not a multiple of batches_per_step={steps}; "
+                    f"use kgan.data.load(..., repeat_batches={steps}) with "
+                    "drop_remainder=True"
+                ),
+            )
+            with tf.control_dependencies([check]):  # before the reshape fails
+                images = tf.identity(images)
+        grouped = tf.reshape(images, tf.concat([[-1, steps], tf.shape(images)[1:]], axis=0))
+        size = None if images.shape[0] is None else images.shape[0] // steps
+        minibatches = []
+        for k in range(steps):
+            minibatch = grouped[:, k]
+            minibatch.set_shape((size,) + tuple(images.shape[1:]))
+            minibatches.append(minibatch)
+        return minibatches
+
     def check_values(self, images):
         """Check a concrete batch is floating point and within [-1, 1].
 
@@ -332,7 +417,8 @@ class GAN(keras.Model):
         from kgan.images import check_value_range
 
         self._check_image_spec(images.shape, images.dtype)
-        check_value_range(images, error=InputValidationError)
+        if len(self.image_shape) == 3:  # the [-1, 1] convention is for images
+            check_value_range(images, error=InputValidationError)
 
     def _first_batch(self, x):
         if isinstance(x, tf.data.Dataset):
@@ -351,11 +437,15 @@ class GAN(keras.Model):
         """`keras.Model.fit`, after checking the first batch once.
 
         Accepts a `tf.data.Dataset` of `x` or `(x, y)` batches, or arrays.
+        Each batch must hold a multiple of `batches_per_step` examples (build
+        pipelines with `repeat_batches=model.batches_per_step`).
         """
         batch = self._first_batch(x)
         if batch is not None:
             images, _ = self._split_batch(batch)
             self.check_values(images)
+            if isinstance(x, tf.data.Dataset):  # arrays are batched by fit itself
+                self._check_batch_divides(images.shape[0])
         if not self.compiled:
             raise RuntimeError(
                 f"Call {type(self).__name__}.compile() before fit(); "
@@ -448,6 +538,41 @@ class GAN(keras.Model):
                 )
 
         tf.distribute.get_replica_context().merge_call(update, args=(decay,))
+
+    def recalibrate_ema_statistics(self, num_batches=100, batch_size=256, seed=0):
+        """Recompute the EMA generator's batch-norm statistics for its own weights.
+
+        During training the EMA generator's batch-norm moving statistics are
+        copied from the trained generator, but they describe activations of
+        the *trained* weights, not of the averaged ones. Running the EMA
+        generator in training mode on fresh latents replaces them with its
+        own (measured on `dcgan_mnist`'s run: FCD 34.9 with copied statistics,
+        33.3 recalibrated). `kgan train` calls this before saving a preset. A
+        no-op without `ema_decay` or without batch norm.
+
+        Args:
+            num_batches: latent batches to run (the moving averages forget the
+                copied values geometrically in `momentum ** num_batches`).
+            batch_size: latents per batch.
+            seed: seed of the latents.
+
+        Example:
+
+        ```python
+        gan.fit(dataset, epochs=100)
+        gan.recalibrate_ema_statistics()
+        ```
+        """
+        if self.ema_generator is None or not any(
+            isinstance(layer, keras.layers.BatchNormalization)
+            for layer in self.ema_generator._flatten_layers()
+        ):
+            return
+        rng = np.random.default_rng(seed)
+        for _ in range(_check_count(num_batches, "num_batches")):
+            latents = rng.standard_normal((batch_size, self.latent_dim)).astype("float32")
+            # Training mode moves the statistics; no gradient, so no weight moves.
+            self.ema_generator(latents, training=True)
 
     # ------------------------------------------------------------------ inference
     @property

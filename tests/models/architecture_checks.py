@@ -17,9 +17,14 @@ import tensorflow as tf
 
 import kgan
 
-#: per architecture: builder kwargs of a tiny model and the batch size to use.
+#: per architecture: builder kwargs of a tiny model and the minibatch size to
+#: use (a train_step consumes `batch * model.batches_per_step` examples).
+#: WGAN/WGAN-GP use n_critic=2 here: tracing cost grows with the unrolled
+#: critic updates, and 2 already splits batches (test_wgan.py covers 5).
 TINY_CONFIGS = {
     "dcgan": {"build": {"image_shape": (16, 16, 1), "latent_dim": 8, "filters": 8, "seed": 1, "ema_decay": 0.99, "augment": "color,translation,cutout"}, "batch": 8},
+    "wgan": {"build": {"image_shape": (16, 16, 1), "latent_dim": 8, "filters": 8, "seed": 1, "n_critic": 2, "ema_decay": 0.99, "augment": "translation"}, "batch": 4},
+    "wgan_gp": {"build": {"image_shape": (16, 16, 1), "latent_dim": 8, "filters": 8, "seed": 1, "n_critic": 2, "ema_decay": 0.99, "augment": "color,cutout"}, "batch": 4},
 }
 
 
@@ -30,11 +35,18 @@ def build_tiny(arch, **overrides):
 
 
 def tiny_dataset(model, arch, num_batches=3, seed=0):
-    """A tf.data pipeline of real-looking batches for `model` (float32, [-1, 1])."""
+    """`num_batches` train_steps' worth of real-looking data for `model`.
+
+    Each element holds `batch * model.batches_per_step` images (float32,
+    [-1, 1]): one minibatch per update the step makes.
+    """
     batch = TINY_CONFIGS[arch]["batch"]
+    per_step = batch * model.batches_per_step
     rng = np.random.default_rng(seed)
-    images = rng.uniform(-1, 1, (batch * num_batches,) + model.image_shape).astype("float32")
-    return kgan.data.from_numpy(images, batch_size=batch, shuffle=False, cache=False)
+    images = rng.uniform(-1, 1, (per_step * num_batches,) + model.image_shape).astype("float32")
+    return kgan.data.from_numpy(
+        images, batch_size=batch, repeat_batches=model.batches_per_step, shuffle=False, cache=False
+    )
 
 
 def snapshot(variables):
@@ -45,13 +57,26 @@ def changed(before, variables):
     return any(not np.array_equal(b, v.numpy()) for b, v in zip(before, variables))
 
 
+def iterations(optimizer):
+    return int(optimizer.iterations.numpy())
+
+
 def check_train_step(model, dataset):
-    """fit runs, changes both networks, and reports finite losses."""
+    """fit runs, changes both networks, reports finite losses, and makes
+    `batches_per_step` discriminator updates per generator update."""
     g_before = snapshot(model.generator.trainable_variables)
     d_before = snapshot(model.discriminator.trainable_variables)
+    g_steps, d_steps = iterations(model.g_optimizer), iterations(model.d_optimizer)
     history = model.fit(dataset, epochs=1, verbose=0)
     assert changed(g_before, model.generator.trainable_variables), "generator did not change"
     assert changed(d_before, model.discriminator.trainable_variables), "discriminator did not change"
+    steps = int(dataset.cardinality().numpy())
+    g_steps, d_steps = iterations(model.g_optimizer) - g_steps, iterations(model.d_optimizer) - d_steps
+    if isinstance(model.d_optimizer, keras.optimizers.LossScaleOptimizer):
+        # Dynamic loss scaling skips (and does not count) non-finite steps.
+        assert 0 < g_steps <= steps and 0 < d_steps <= steps * model.batches_per_step
+    else:
+        assert (g_steps, d_steps) == (steps, steps * model.batches_per_step)
     assert set(model.loss_names) <= set(history.history), history.history.keys()
     for name in model.loss_names:
         assert np.isfinite(history.history[name]).all(), (name, history.history[name])

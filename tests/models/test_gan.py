@@ -284,3 +284,22 @@ def test_ema_under_mirrored_strategy(two_cpu_strategy):
 def test_bad_ema_decay():
     with pytest.raises(ValueError, match="ema_decay"):
         tiny_dcgan(ema_decay=1.5)
+
+
+def test_recalibrating_ema_statistics_moves_only_batch_norm_statistics():
+    model = tiny_dcgan(ema_decay=0.9)
+    generator = model.ema_generator
+    trainable = [np.array(v.numpy()) for v in generator.trainable_variables]
+    statistics = [np.array(v.numpy()) for v in generator.non_trainable_variables]
+    model.recalibrate_ema_statistics(num_batches=5, batch_size=16)
+    for before, variable in zip(trainable, generator.trainable_variables):
+        np.testing.assert_array_equal(before, variable.numpy())
+    assert any(
+        not np.allclose(before, variable.numpy())
+        for before, variable in zip(statistics, generator.non_trainable_variables)
+    )
+    # The live generator is untouched, and a model without EMA is a no-op.
+    plain = tiny_dcgan()
+    plain.recalibrate_ema_statistics(num_batches=1)
+    with pytest.raises(ValueError, match="num_batches"):
+        model.recalibrate_ema_statistics(num_batches=0)
