@@ -7,12 +7,15 @@ labels ``[B]`` when labels are asked for. The sources are:
 
 * :func:`load`: a tensorflow-datasets name (``"mnist"``, ``"cifar10"``,
   ``"celeb_a"``, ...) or an embedded dataset from :data:`EMBEDDED_DATASETS`
-  that ships with kgan and works offline (``"mnist_5k"``).
+  that ships with kgan and works offline (``"mnist_5k"``, ``"digits_8x8"``).
 * :func:`from_numpy`: arrays already in memory.
 * :func:`from_folder`: a folder of PNG/JPEG/BMP/GIF files, optionally with
   one sub-folder per class.
+* :func:`unpaired`: two unpaired image domains for CycleGAN, each a name, a
+  folder or an array (or one ``cycle_gan/...`` name for both), yielding
+  ``(images_a, images_b)`` batches, optionally with the paper's jitter.
 
-All three share one pipeline: scale to ``[-1, 1]``, resize (only when the
+The first three share one pipeline: scale to ``[-1, 1]``, resize (only when the
 size differs), convert channels, cache the preprocessed examples, shuffle,
 batch (dropping a ragged last batch by default, because a batch of another
 size retraces a compiled train step) and prefetch.
@@ -58,12 +61,17 @@ __all__ = [
     "from_numpy",
     "load",
     "load_mnist_5k",
+    "unpaired",
 ]
 
 EMBEDDED_DATASETS: dict[str, str] = {
     "mnist_5k": (
         "5,000 MNIST digits (500 per class), 28x28 grayscale, labels 0-9; "
         "ships with kgan and works offline"
+    ),
+    "digits_8x8": (
+        "1,797 handwritten digits (174-183 per class) from scikit-learn, 8x8 grayscale with "
+        "17 grey levels (0-16 scaled to 0-255), labels 0-9; ships with kgan and works offline"
     ),
 }
 """Datasets that install with kgan: name -> short description."""
@@ -81,6 +89,10 @@ _FLOAT_TOLERANCE = 1e-3
 _OFFLINE_HINT = (
     "to work offline use the embedded set: kgan.data.load('mnist_5k') "
     "(or --dataset mnist_5k on the command line)"
+)
+_UNPAIRED_OFFLINE_HINT = (
+    "to work offline use the embedded digit domains: "
+    "kgan.data.unpaired('digits_8x8', 'mnist_5k', image_size=32)"
 )
 
 
@@ -130,22 +142,40 @@ def _embedded_file(filename: str) -> tuple[Any, str]:
     return path.open("rb"), str(path)
 
 
+# name -> (file in kgan/datasets, images shape, the module that rebuilds it)
+_EMBEDDED_FILES: dict[str, tuple[str, tuple[int, int, int], str]] = {
+    "mnist_5k": ("mnist_5k.npz", (5000, 28, 28), "make_mnist_5k"),
+    "digits_8x8": ("digits_8x8.npz", (1797, 8, 8), "make_digits_8x8"),
+}
+
+
 @functools.cache
-def _read_mnist_5k() -> tuple[np.ndarray, np.ndarray]:
-    """Reads the embedded MNIST subset once; the arrays are read-only."""
-    handle, where = _embedded_file("mnist_5k.npz")
+def _read_embedded(name: str) -> tuple[np.ndarray, np.ndarray]:
+    """Reads an embedded dataset once; the arrays are read-only."""
+    filename, shape, builder = _EMBEDDED_FILES[name]
+    handle, where = _embedded_file(filename)
+    damaged = (
+        f"the file is damaged. Reinstall kgan or rebuild it with "
+        f"`python -m kgan.datasets.{builder}`."
+    )
     with handle, np.load(handle) as archive:
         if {"images", "labels"} - set(archive.files):
             raise ValueError(
-                f"{where} has arrays {archive.files}, not 'images' and 'labels'; the file is "
-                f"damaged. Reinstall kgan or rebuild it with `python -m kgan.datasets.make_mnist_5k`."
+                f"{where} has arrays {archive.files}, not 'images' and 'labels'; {damaged}"
             )
         images, labels = archive["images"], archive["labels"]
-    if images.shape != (5000, 28, 28) or labels.shape != (5000,) or images.dtype != np.uint8:
+    if (
+        images.shape != shape
+        or labels.shape != shape[:1]
+        or images.dtype != np.uint8
+        or not np.issubdtype(labels.dtype, np.integer)
+        or labels.min() < 0
+        or labels.max() > 9
+    ):
         raise ValueError(
-            f"{where} holds images {images.dtype} {images.shape} and labels {labels.shape}, "
-            f"expected uint8 (5000, 28, 28) and (5000,); the file is damaged. Reinstall kgan "
-            f"or rebuild it with `python -m kgan.datasets.make_mnist_5k`."
+            f"{where} holds images {images.dtype} {images.shape} and labels {labels.dtype} "
+            f"{labels.shape}, expected uint8 {shape} and integer class indices 0..9 "
+            f"{shape[:1]}; {damaged}"
         )
     images = images[..., np.newaxis]
     labels = labels.astype(np.int32)
@@ -176,11 +206,11 @@ def load_mnist_5k() -> tuple[np.ndarray, np.ndarray]:
         >>> images.shape, labels.shape
         ((5000, 28, 28, 1), (5000,))
     """
-    images, labels = _read_mnist_5k()
+    images, labels = _read_embedded("mnist_5k")
     return images.copy(), labels.copy()
 
 
-_EMBEDDED_LOADERS = {"mnist_5k": _read_mnist_5k}
+_EMBEDDED_LOADERS = {name: functools.partial(_read_embedded, name) for name in _EMBEDDED_FILES}
 
 _SPLIT_SLICE = re.compile(r"^train(?:\[(-?\d+%?)?:(-?\d+%?)?\])?$")
 
@@ -192,17 +222,24 @@ def embedded_split(
 
     Embedded datasets have one split, ``"train"``, sliceable as in tfds:
     ``"train[:80%]"``, ``"train[80%:]"``, ``"train[:2500]"``. Slices are taken
-    from a fixed class-interleaved order (0, 1, ..., 9, 0, 1, ...), so every
-    slice holds the classes in equal shares as far as its size allows: a
-    held-out ``"train[80%:]"`` is a balanced test set, and ``"train[:50%]"``
-    and ``"train[50%:]"`` are two disjoint, balanced halves.
+    from a fixed stratified order that spreads every class evenly over the
+    whole dataset (the ``k``-th of a class's ``n`` examples sits at ``(k +
+    0.5) / n`` of the way through; ties go to the lower label). So a slice
+    from either end (``"train[:p]"``, ``"train[p:]"``) holds each class in
+    proportion to its share of the dataset to within one example (any slice
+    to within two): a held-out ``"train[80%:]"`` is a stratified test set, and
+    ``"train[:50%]"`` and ``"train[50%:]"`` are two disjoint, stratified
+    halves. With equal class counts (``mnist_5k``) the order is simply 0, 1,
+    ..., 9, 0, 1, ...; ``digits_8x8``, with 174 to 183 examples per class,
+    keeps its slices stratified all the same.
 
     Args:
         name: an embedded dataset name, e.g. ``"mnist_5k"``.
         split: ``"train"`` or a slice of it.
 
     Returns:
-        ``(images, labels)``: read-only uint8 ``[N, H, W, C]`` and int32 ``[N]``.
+        ``(images, labels)``: uint8 ``[N, H, W, C]`` and int32 ``[N]``, new
+        arrays the caller may modify.
 
     Raises:
         ValueError: For an unknown embedded name or a split that is not a
@@ -225,12 +262,14 @@ def embedded_split(
             f"sliceable as in tfds; got {split!r}. Use 'train', 'train[:80%]', "
             f"'train[80%:]' or 'train[:2500]'."
         )
-    # Stable sort by rank within the class, then class: the interleaved order.
-    rank = np.empty(len(labels), dtype=np.int64)
+    # Each example's place in its class, as a fraction of the class size; a
+    # stable sort on (place, label) is the stratified order. With equal class
+    # sizes it is the plain interleaving 0, 1, ..., 9, 0, 1, ...
+    place = np.empty(len(labels), dtype=np.float64)
     for value in np.unique(labels):
         members = np.flatnonzero(labels == value)
-        rank[members] = np.arange(len(members))
-    order = np.lexsort((labels, rank))
+        place[members] = (np.arange(len(members)) + 0.5) / len(members)
+    order = np.lexsort((labels, place))
     bounds = [_slice_bound(b, len(order)) for b in match.groups()]
     chosen = order[slice(*bounds)]
     if len(chosen) == 0:
@@ -336,14 +375,19 @@ def _pipeline_options(
 # The shared pipeline
 
 
-def _resize(image: tf.Tensor, size: tuple[int, int]) -> tf.Tensor:
-    image = tf.image.resize(image, size, method="bilinear", antialias=True)
+def _resize(image: tf.Tensor, size: tuple[int, int], method: str = "bilinear") -> tf.Tensor:
+    # antialias only matters when shrinking: it then filters like PIL does.
+    image = tf.image.resize(image, size, method=method, antialias=True)
     # Interpolation can round a hair past the ends of the range.
     return tf.clip_by_value(image, -1.0, 1.0)
 
 
 def _make_preprocess(
-    image_spec: tf.TensorSpec, image_size: tuple[int, int] | None, channels: int | None, source: str
+    image_spec: tf.TensorSpec,
+    image_size: tuple[int, int] | None,
+    channels: int | None,
+    source: str,
+    method: str = "bilinear",
 ):
     """Plans, from the static spec, the per-example map to float32 [-1, 1]."""
     shape = image_spec.shape
@@ -406,10 +450,10 @@ def _make_preprocess(
             image = tf.cast(image, tf.float32)
         image = convert_channels(image, reducing=True)
         if resize == "static":
-            image = _resize(image, image_size)
+            image = _resize(image, image_size, method)
         elif resize == "dynamic":
             same = tf.reduce_all(tf.equal(tf.shape(image)[:2], tf.constant(image_size)))
-            image = tf.cond(same, lambda: image, lambda: _resize(image, image_size))
+            image = tf.cond(same, lambda: image, lambda: _resize(image, image_size, method))
         image = convert_channels(image, reducing=False)
         final_size = image_size if image_size is not None else (height, width)
         image.set_shape([*final_size, out_channels])
@@ -619,6 +663,23 @@ def _walk_images(top: str) -> list[str]:
     return sorted(found)
 
 
+def _check_folder(directory: str | os.PathLike) -> str:
+    """Returns the folder as a string path, or raises if it is missing or a file."""
+    directory = os.fspath(directory)
+    if not tf.io.gfile.exists(directory):
+        raise FileNotFoundError(f"Image folder {directory!r} does not exist; check the path.")
+    if not tf.io.gfile.isdir(directory):
+        raise NotADirectoryError(f"{directory!r} is a file; pass the folder that holds the images.")
+    return directory
+
+
+def _no_images_error(directory: str, where: str) -> ValueError:
+    return ValueError(
+        f"No images found in {directory!r}: searched {where} for files ending in "
+        f"{', '.join(IMAGE_EXTENSIONS)} (any case; hidden files and folders are skipped)."
+    )
+
+
 def _decode_image(path: tf.Tensor, channels: int) -> tf.Tensor:
     image = tf.io.decode_image(tf.io.read_file(path), channels=channels, expand_animations=False)
     # decode_image leaves the static shape unknown; the pipeline needs the rank
@@ -688,7 +749,6 @@ def from_folder(
         raise TypeError(
             f"directory must be a path, got {directory!r} ({type(directory).__name__})."
         )
-    directory = os.fspath(directory)
     if image_size is None:
         raise ValueError(
             "from_folder needs image_size (an int or (height, width)): files in a folder can "
@@ -700,10 +760,7 @@ def from_folder(
         batch_size, image_size, channels, shuffle, seed, cache, drop_remainder, repeat_batches
     )
     with_labels = _check_bool(with_labels, "with_labels")
-    if not tf.io.gfile.exists(directory):
-        raise FileNotFoundError(f"Image folder {directory!r} does not exist; check the path.")
-    if not tf.io.gfile.isdir(directory):
-        raise NotADirectoryError(f"{directory!r} is a file; pass the folder that holds the images.")
+    directory = _check_folder(directory)
 
     class_names: list[str] = []
     labels: list[int] = []
@@ -733,10 +790,8 @@ def from_folder(
     else:
         paths = _walk_images(directory)
     if not paths:
-        where = "its class sub-folders" if with_labels else "it or its sub-folders"
-        raise ValueError(
-            f"No images found in {directory!r}: searched {where} for files ending in "
-            f"{', '.join(IMAGE_EXTENSIONS)} (any case; hidden files and folders are skipped)."
+        raise _no_images_error(
+            directory, "its class sub-folders" if with_labels else "it or its sub-folders"
         )
 
     dataset = tf.data.Dataset.from_tensor_slices((paths, labels) if with_labels else paths)
@@ -775,6 +830,14 @@ def _tfds_default_data_dir(tfds: Any) -> str:
     )
 
 
+def _cycle_gan_configs(tfds: Any) -> list[str]:
+    """The cycle_gan builder's config names (horse2zebra, ...), read without network."""
+    try:
+        return [config.name for config in tfds.builder_cls("cycle_gan").BUILDER_CONFIGS]
+    except Exception:  # noqa: BLE001 - only used for suggestions
+        return []
+
+
 def _unknown_name_error(name: str, tfds: Any) -> ValueError:
     try:
         # Community datasets are left out: listing them may need the network.
@@ -785,6 +848,9 @@ def _unknown_name_error(name: str, tfds: Any) -> ValueError:
     matches = difflib.get_close_matches(
         base, sorted(known | set(EMBEDDED_DATASETS)), n=5, cutoff=0.6
     )
+    if base in _cycle_gan_configs(tfds):
+        # "horse2zebra" is a config of the cycle_gan builder, not a builder.
+        matches.insert(0, f"cycle_gan/{base}")
     hint = (
         f"Did you mean {', '.join(repr(m) for m in matches)}?"
         if matches
@@ -798,7 +864,13 @@ def _unknown_name_error(name: str, tfds: Any) -> ValueError:
 
 
 def _unavailable_error(
-    name: str, split: str, data_dir: str | None, download: bool, err: BaseException, tfds: Any
+    name: str,
+    split: str,
+    data_dir: str | None,
+    download: bool,
+    err: BaseException,
+    tfds: Any,
+    offline_hint: str = _OFFLINE_HINT,
 ) -> DatasetUnavailableError:
     tried = data_dir if data_dir is not None else _tfds_default_data_dir(tfds)
     where = f"data_dir {tried}" + (" (the tfds default)" if data_dir is None else "")
@@ -834,12 +906,24 @@ def _unavailable_error(
     if len(cause) > 400:
         cause = cause[:400] + " ..."
     said = f"tensorflow-datasets said: {type(err).__name__}: {cause}"
-    message = f"{what}. {said} -- {fix}; {_OFFLINE_HINT}."
+    message = f"{what}. {said} -- {fix}; {offline_hint}."
     return DatasetUnavailableError(message, dataset=name, data_dir=tried)
 
 
-def _load_tfds(name: str, split: str, data_dir: str | None, download: bool, with_labels: bool):
+def _is_cycle_gan(name: str) -> bool:
+    return name.split(":")[0].split("/")[0] == "cycle_gan"
+
+
+def _load_tfds(
+    name: str,
+    split: str,
+    data_dir: str | None,
+    download: bool,
+    with_labels: bool,
+):
     """Returns (unbatched dataset of image or (image, label), size, class names)."""
+    # A cycle_gan split is one domain of a pair: its offline stand-in is a pair too.
+    offline_hint = _UNPAIRED_OFFLINE_HINT if _is_cycle_gan(name) else _OFFLINE_HINT
     # Imported here: it is slow to import and only this path needs it.
     import tensorflow_datasets as tfds
 
@@ -867,11 +951,15 @@ def _load_tfds(name: str, split: str, data_dir: str | None, download: bool, with
     except ImportError as err:
         # tfds 4.9.10 needs importlib_resources to download but does not
         # declare it on Python >= 3.9, so this happens on clean installs.
-        raise _unavailable_error(name, split, data_dir, download, err, tfds) from err
+        raise _unavailable_error(
+            name, split, data_dir, download, err, tfds, offline_hint
+        ) from err
     except unavailable as err:
         # tfds reports "not prepared and download=False" as AssertionError and
         # network failures as requests' ConnectionError (an OSError).
-        raise _unavailable_error(name, split, data_dir, download, err, tfds) from err
+        raise _unavailable_error(
+            name, split, data_dir, download, err, tfds, offline_hint
+        ) from err
 
     features = info.features
     keys = sorted(features.keys())
@@ -903,6 +991,14 @@ def _load_tfds(name: str, split: str, data_dir: str | None, download: bool, with
         dataset = dataset.map(lambda ex: ex["image"], num_parallel_calls=tf.data.AUTOTUNE)
     size = int(dataset.cardinality())
     return dataset, (size if size >= 0 else None), class_names
+
+
+def _check_data_dir(data_dir: Any) -> str | None:
+    if data_dir is None:
+        return None
+    if not isinstance(data_dir, (str, os.PathLike)):
+        raise TypeError(f"data_dir must be a path or None, got {data_dir!r}.")
+    return os.fspath(data_dir)
 
 
 def load(
@@ -938,7 +1034,9 @@ def load(
         batch_size: Examples per training step.
         image_size: Output size, an int for square images or ``(height,
             width)``; None keeps the dataset's (datasets whose images vary in
-            size need one). Bilinear with antialiasing, only when it differs.
+            size need one). Bilinear with antialiasing, only when it differs:
+            ``load("digits_8x8", image_size=32)`` upsamples the 8x8 digits 4x
+            bilinearly (smooth strokes, no blocks), like the MNIST subset at 32.
         channels: 1 or 3 to convert grayscale <-> RGB; None keeps the dataset's.
         shuffle: Shuffle the examples, differently each epoch. The buffer is
             the whole dataset up to 60,000 examples, else 10,000.
@@ -971,7 +1069,8 @@ def load(
         TypeError: If an argument has the wrong type.
         DatasetUnavailableError: If tensorflow-datasets cannot download the
             dataset or find it in ``data_dir``. Nothing is substituted; the
-            message names the offline alternative ``mnist_5k``.
+            message names the offline alternative ``mnist_5k`` (for a
+            ``cycle_gan/...`` name, the pair ``unpaired("digits_8x8", "mnist_5k")``).
 
     Example:
         >>> train = kgan.data.load("mnist_5k", batch_size=64, with_labels=True)
@@ -991,10 +1090,7 @@ def load(
     )
     with_labels = _check_bool(with_labels, "with_labels")
     download = _check_bool(download, "download")
-    if data_dir is not None:
-        if not isinstance(data_dir, (str, os.PathLike)):
-            raise TypeError(f"data_dir must be a path or None, got {data_dir!r}.")
-        data_dir = os.fspath(data_dir)
+    data_dir = _check_data_dir(data_dir)
 
     if name in _EMBEDDED_LOADERS:
         images, labels = embedded_split(name, split)
@@ -1011,3 +1107,407 @@ def load(
     if with_labels and class_names:
         result.class_names = class_names
     return result
+
+
+# ---------------------------------------------------------------------------
+# Unpaired domains (CycleGAN)
+
+_JITTERS = ("cyclegan",)
+# A split naming a phase of the CycleGAN reference layout, without its side
+# letter: "train" means trainA in domain A and trainB in domain B.
+_PHASE_SPLIT = re.compile(r"^(train|test)(\[[^\]]*\])?$")
+_SIDED_SPLIT = re.compile(r"^(train|test)[AB](\[[^\]]*\])?$")
+
+
+def _cyclegan_load_size(crop: tuple[int, int]) -> tuple[int, int]:
+    """The size jitter="cyclegan" resizes to before cropping ``crop``.
+
+    The paper resizes to 286 and crops 256; other sizes keep the ratio:
+    ``round(crop * 286 / 256)`` per side, halves rounded up (32 -> 36).
+    """
+    return ((crop[0] * 286 + 128) // 256, (crop[1] * 286 + 128) // 256)
+
+
+class _Domain:
+    """One side of an unpaired dataset: unbatched images before preprocessing."""
+
+    def __init__(self, images: tf.data.Dataset, count: int | None, source: str, sided: bool):
+        self.images = images  # [H, W, C] uint8 (0..255) or float ([-1, 1])
+        self.count = count
+        self.source = source  # how error messages name it
+        self.sided = sided  # its split or sub-folder came from its side (A/B)
+        shape = images.element_spec.shape
+        self.size = tuple(shape[:2]) if shape.rank == 3 else (None, None)
+        self.channels = shape[-1] if shape.rank == 3 else None
+
+
+def _is_folder_name(domain: str) -> bool:
+    """Whether a string domain names a folder rather than a dataset."""
+    if domain in _EMBEDDED_LOADERS:
+        return False
+    if tf.io.gfile.isdir(os.path.expanduser(domain)):
+        return True
+    # Clearly meant as a path (and missing, which _check_folder reports).
+    return domain.endswith(("/", os.sep)) or domain.startswith((".", "~", os.sep))
+
+
+def _open_folder_domain(
+    directory: str | os.PathLike, side: str, split: str, channels: int, shuffle_paths: bool,
+    seed: int | None,
+) -> _Domain:
+    directory = _check_folder(os.path.expanduser(os.fspath(directory)))
+    # The reference layout: one folder holding trainA/, trainB/, testA/, testB/.
+    sub = split if _SIDED_SPLIT.match(split) else f"{split}{side}"
+    sided = tf.io.gfile.isdir(tf.io.gfile.join(directory, sub))
+    if sided:
+        directory = tf.io.gfile.join(directory, sub)
+    elif split != "train":
+        raise ValueError(
+            f"Domain {side}: the folder {directory!r} has no sub-folder {sub!r}, and a folder has "
+            f"no other splits: leave split_{side.lower()}='train' to read the whole folder (give "
+            f"the other domain its own split with split_a=/split_b=)."
+        )
+    paths = _walk_images(directory)
+    if not paths:
+        raise _no_images_error(directory, "it or its sub-folders")
+    images = tf.data.Dataset.from_tensor_slices(paths)
+    if shuffle_paths:
+        # As in from_folder: without a cache the shuffle buffer may hold only
+        # part of a big folder, so the cheap path strings are mixed first.
+        images = images.shuffle(len(paths), seed=seed, reshuffle_each_iteration=True)
+    images = images.map(
+        lambda path: _decode_image(path, channels), num_parallel_calls=tf.data.AUTOTUNE
+    )
+    return _Domain(images, len(paths), f"Domain {side} (folder {directory!r})", sided)
+
+
+def _open_domain(
+    domain: Any,
+    *,
+    side: str,
+    split: str,
+    channels: int | None,
+    data_dir: str | None,
+    download: bool,
+    shuffle_paths: bool,
+    seed: int | None,
+) -> _Domain:
+    """Resolves a dataset name, folder or array into unbatched images."""
+    if not isinstance(split, str):
+        raise TypeError(f"split_{side.lower()} must be a string such as 'train', got {split!r}.")
+    if isinstance(domain, os.PathLike) or (
+        isinstance(domain, str) and domain and _is_folder_name(domain)
+    ):
+        # Folders are decoded to a fixed channel count; RGB unless told otherwise.
+        return _open_folder_domain(domain, side, split, channels or 3, shuffle_paths, seed)
+    if isinstance(domain, str):
+        if not domain:
+            raise TypeError(f"domain_{side.lower()} must not be an empty string.")
+        if domain in _EMBEDDED_LOADERS:
+            images, _ = embedded_split(domain, split)
+            dataset = tf.data.Dataset.from_tensor_slices(images)
+            return _Domain(dataset, len(images), f"Domain {side} ({domain!r})", sided=False)
+        sided = False
+        if _is_cycle_gan(domain):
+            phase = _PHASE_SPLIT.match(split)
+            if phase:
+                split = f"{phase[1]}{side}{phase[2] or ''}"
+            sided = bool(phase) or bool(_SIDED_SPLIT.match(split))
+        dataset, count, _ = _load_tfds(domain, split, data_dir, download, with_labels=False)
+        return _Domain(dataset, count, f"Domain {side} ({domain!r}, split {split!r})", sided)
+    if domain is None or isinstance(domain, (tf.data.Dataset, dict, bytes, numbers.Number)):
+        raise TypeError(
+            f"domain_{side.lower()} must be a dataset name, a folder path or an array of images, "
+            f"got {type(domain).__name__}."
+        )
+    if split != "train":
+        raise ValueError(
+            f"Domain {side} is an array, which has no splits; got split {split!r}. Slice the "
+            f"array instead (give the other domain its own split with split_a=/split_b=)."
+        )
+    images = _check_images(domain)
+    dataset = tf.data.Dataset.from_tensor_slices(images)
+    return _Domain(dataset, len(images), f"Domain {side} (the array)", sided=False)
+
+
+def _cyclegan_jitter(image: tf.Tensor, seed: tf.Tensor, crop: tuple[int, int]) -> tf.Tensor:
+    """Random crop to ``crop`` and random horizontal flip, from a [2] seed."""
+    crop_seed, flip_seed = tf.unstack(tf.random.split(seed, 2))
+    image = tf.image.stateless_random_crop(image, [*crop, image.shape[-1]], seed=crop_seed)
+    return tf.image.stateless_random_flip_left_right(image, seed=flip_seed)
+
+
+def _to_float(image: tf.Tensor) -> tf.Tensor:
+    if image.dtype == tf.uint8:
+        return tf.cast(image, tf.float32) / 127.5 - 1.0
+    return image
+
+
+def _domain_pipeline(
+    domain: _Domain,
+    *,
+    stored_size: tuple[int, int],
+    crop: tuple[int, int] | None,
+    channels: int | None,
+    cache: bool,
+    shuffle: bool,
+    shuffle_seed: int | None,
+    jitter_seed: int | None,
+) -> tf.data.Dataset:
+    """Unbatched, endless float32 images of one domain, shuffled on every pass."""
+    spec = domain.images.element_spec
+    # Bicubic when jittering, as the reference resizes with PIL's BICUBIC.
+    method = "bicubic" if crop is not None else "bilinear"
+    preprocess = _make_preprocess(spec, stored_size, channels, domain.source, method)
+    keep_uint8 = spec.dtype == tf.uint8
+
+    def store(image: tf.Tensor) -> tf.Tensor:
+        image = preprocess(image)
+        if keep_uint8:
+            # The cache then holds uint8, a quarter of float32's memory; an
+            # image that was not resized comes back exactly.
+            image = tf.cast(tf.round((image + 1.0) * 127.5), tf.uint8)
+        return image
+
+    images = domain.images.map(store, num_parallel_calls=tf.data.AUTOTUNE)
+    if cache:
+        images = images.cache()
+    if shuffle:
+        small = domain.count is not None and domain.count <= _FULL_SHUFFLE_LIMIT
+        buffer = domain.count if small else _LARGE_SHUFFLE_BUFFER
+        images = images.shuffle(buffer, seed=shuffle_seed, reshuffle_each_iteration=True)
+    images = images.repeat()
+    if crop is None:
+        return images.map(_to_float, num_parallel_calls=tf.data.AUTOTUNE)
+    # One stateless seed per image: the jitter is reproducible with a seed
+    # although the map runs in parallel, and differs on every pass.
+    seeds = tf.data.Dataset.random(seed=jitter_seed, rerandomize_each_iteration=True).batch(2)
+    return tf.data.Dataset.zip((images, seeds)).map(
+        lambda image, seed: _to_float(_cyclegan_jitter(image, seed, crop)),
+        num_parallel_calls=tf.data.AUTOTUNE,
+    )
+
+
+def unpaired(
+    domain_a: Any,
+    domain_b: Any = None,
+    *,
+    batch_size: int = 1,
+    image_size: int | Sequence[int] | None = None,
+    channels: int | None = None,
+    jitter: str | None = None,
+    shuffle: bool = True,
+    seed: int | None = None,
+    split: str = "train",
+    split_a: str | None = None,
+    split_b: str | None = None,
+    steps: int | None = None,
+    cache: bool = True,
+    data_dir: str | os.PathLike | None = None,
+    download: bool = True,
+) -> tf.data.Dataset:
+    """Builds the training pipeline of two unpaired image domains (CycleGAN).
+
+    Each element is a tuple ``(images_a, images_b)`` of float32 ``[B, H, W,
+    C]`` batches in ``[-1, 1]``, with the same ``B, H, W, C`` on both sides.
+    The two domains are shuffled independently (each with its own seed drawn
+    from ``seed``), so which image of B meets which image of A changes every
+    epoch and nothing pairs them.
+
+    A domain is any of:
+
+    * a dataset name, as in :func:`load`: embedded (``"digits_8x8"``,
+      ``"mnist_5k"``) or tensorflow-datasets (``"cycle_gan/horse2zebra"``);
+    * a folder of images (a ``pathlib.Path``, a string naming an existing
+      folder, or any string ending in ``/``), read recursively as in
+      :func:`from_folder`, as RGB unless ``channels=1``;
+    * an array of images, as in :func:`from_numpy`.
+
+    One name can stand for both domains: ``unpaired("cycle_gan/horse2zebra")``
+    reads the tfds splits ``trainA`` (horses) and ``trainB`` (zebras), and a
+    folder in the reference layout (``trainA/``, ``trainB/``, ``testA/``,
+    ``testB/`` sub-folders) works the same way. In general, a ``cycle_gan``
+    split or a folder's sub-folder without its side letter gets the letter of
+    its position: ``split="test"`` reads ``testA`` for domain A and ``testB``
+    for domain B. Name the letter to choose another side
+    (``split_a="trainB"``).
+
+    An epoch is ``max(len_a, len_b) // batch_size`` steps (or ``steps``):
+    the larger domain is seen once, the smaller one cycled, reshuffled on
+    every pass, so both see all their images within an epoch (up to the
+    ``max(len_a, len_b) % batch_size`` images the dropped ragged batch would
+    have held). This is the reference's epoch length
+    (``UnalignedDataset.__len__`` is ``max(A_size, B_size)``); where the
+    reference draws each B image uniformly with replacement, cycling
+    permutations shows every image equally often and is the same for A and B.
+
+    ``jitter="cyclegan"`` is the paper's augmentation, per image and per
+    domain, fresh every pass: resize to 286x286 for 256x256 training (other
+    sizes keep the ratio, ``round(size * 286 / 256)``: 36 for 32; bicubic
+    with antialiasing, as the reference resizes with PIL's BICUBIC), crop a
+    random ``image_size`` window and flip it horizontally with probability
+    1/2. The flip suits photos and paintings, not digits or text (a mirrored
+    2 is no 2): leave ``jitter=None`` for those. Without jitter images are
+    resized to ``image_size`` bilinearly, as in :func:`load`, and only when
+    the size differs.
+
+    The decoded, resized images are cached before the jitter (uint8 for
+    uint8 sources: about 245 KB per 286x286 RGB image, so 0.6 GB for
+    horse2zebra's 2,401 training images); pass ``cache=False`` for domains
+    that do not fit in memory. Decoding, jitter and batching run in
+    parallel, batches never hold fewer than ``batch_size`` images, and the
+    next batches are prefetched.
+
+    Args:
+        domain_a: The first domain (a name, folder or array, see above).
+        domain_b: The second domain; None when ``domain_a`` names both.
+        batch_size: Images per domain per step; CycleGAN uses 1.
+        image_size: Training size, an int or ``(height, width)``. None keeps
+            the sources' size, which must then be fixed and the same for both.
+        channels: 1 or 3 to convert both domains; None keeps each source's,
+            which must then agree.
+        jitter: None, or ``"cyclegan"`` for the paper's resize, random crop
+            and flip.
+        shuffle: Shuffle each domain independently, differently every pass.
+        seed: Makes the shuffles and the jitter reproducible.
+        split: The split of both domains (``"train"``, ``"test"``, slices such
+            as ``"train[:80%]"``), as in :func:`load`; folders and arrays have
+            only ``"train"``.
+        split_a: The split of domain A, if not ``split``.
+        split_b: The split of domain B, if not ``split``.
+        steps: Steps per epoch; None for ``max(len_a, len_b) // batch_size``.
+        cache: Keep the decoded, resized images in memory after the first
+            pass.
+        data_dir: tfds data directory, as in :func:`load`.
+        download: Let tfds download a missing dataset, as in :func:`load`.
+
+    Returns:
+        A ``tf.data.Dataset`` of ``(images_a, images_b)`` with a known
+        cardinality of ``steps``.
+
+    Raises:
+        ValueError: For an unknown name (the message suggests close names),
+            a single domain that is not a pair, images of unknown or unequal
+            sizes without ``image_size``, unequal channel counts without
+            ``channels``, a domain with fewer images than ``batch_size``, a
+            split a folder or array does not have, or a bad ``jitter``.
+        TypeError: If an argument has the wrong type.
+        FileNotFoundError: If a folder does not exist.
+        DatasetUnavailableError: If tensorflow-datasets cannot download a
+            dataset or find it in ``data_dir``; the message names the offline
+            pair ``unpaired("digits_8x8", "mnist_5k", image_size=32)``.
+
+    Example:
+        >>> train = kgan.data.unpaired("digits_8x8", "mnist_5k", image_size=32, seed=0)
+        >>> digits, mnist = next(iter(train))
+        >>> digits.shape, mnist.shape
+        (TensorShape([1, 32, 32, 1]), TensorShape([1, 32, 32, 1]))
+        >>> horses2zebras = kgan.data.unpaired(
+        ...     "cycle_gan/horse2zebra", image_size=256, jitter="cyclegan")
+        >>> photos2paintings = kgan.data.unpaired("photos/", "paintings/", image_size=128)
+    """
+    options = _pipeline_options(batch_size, image_size, channels, shuffle, seed, cache, True, 1)
+    batch_size, image_size = options["batch_size"], options["image_size"]
+    channels, seed = options["channels"], options["seed"]
+    if jitter is not None and jitter not in _JITTERS:
+        raise ValueError(f"jitter must be None or one of {list(_JITTERS)}, got {jitter!r}.")
+    if steps is not None:
+        steps = _check_int(steps, "steps")
+    if not isinstance(split, str):
+        raise TypeError(f"split must be a string such as 'train' or 'test', got {split!r}.")
+    download = _check_bool(download, "download")
+    data_dir = _check_data_dir(data_dir)
+    # Four independent streams: the shuffle and the jitter of each domain.
+    streams: list[int | None] = [None] * 4
+    if seed is not None:
+        streams = [int(s) for s in np.random.SeedSequence(seed).generate_state(4)]
+
+    domains = []
+    for side, domain, side_split, stream in (
+        ("A", domain_a, split_a, streams[0]),
+        ("B", domain_a if domain_b is None else domain_b, split_b, streams[1]),
+    ):
+        opened = _open_domain(
+            domain,
+            side=side,
+            split=split if side_split is None else side_split,
+            channels=channels,
+            data_dir=data_dir,
+            download=download,
+            shuffle_paths=options["shuffle"] and not options["cache"],
+            seed=stream,
+        )
+        if domain_b is None and not opened.sided:
+            raise ValueError(
+                f"unpaired({_describe(domain_a)}) got one domain: a single name stands for "
+                f"both only for tensorflow-datasets 'cycle_gan/...' names and folders holding "
+                f"trainA/ and trainB/ sub-folders. Pass two: unpaired(domain_a, domain_b)."
+            )
+        domains.append(opened)
+
+    if image_size is None:
+        for domain in domains:
+            if None in domain.size:
+                raise ValueError(
+                    f"{domain.source}: its images can differ in size, so they cannot be batched "
+                    f"as they are; pass image_size=... (for example image_size=256)."
+                )
+        if domains[0].size != domains[1].size:
+            raise ValueError(
+                f"The domains' images differ in size: {_size_text(domains[0].size)} in A, "
+                f"{_size_text(domains[1].size)} in B. Pass image_size=... to resize both."
+            )
+        image_size = domains[0].size
+    if channels is None and domains[0].channels != domains[1].channels:
+        raise ValueError(
+            f"The domains' images differ in channels: {_channels_text(domains[0].channels)} in "
+            f"A, {_channels_text(domains[1].channels)} in B. Pass channels=1 or channels=3 to "
+            f"convert both."
+        )
+    for domain in domains:
+        if domain.count is None and steps is None:
+            raise ValueError(
+                f"{domain.source} does not know its length, so the epoch length is unknown; "
+                f"pass steps=..."
+            )
+        if domain.count is not None and domain.count < batch_size:
+            raise ValueError(
+                f"{domain.source} has {domain.count} images, fewer than one batch of "
+                f"{batch_size}: its images would repeat within a batch. Lower batch_size to "
+                f"at most {domain.count}."
+            )
+    if steps is None:
+        steps = max(domain.count for domain in domains) // batch_size
+
+    crop = image_size if jitter == "cyclegan" else None
+    stored_size = _cyclegan_load_size(image_size) if crop is not None else image_size
+    sides = [
+        _domain_pipeline(
+            domain,
+            stored_size=stored_size,
+            crop=crop,
+            channels=channels,
+            cache=options["cache"],
+            shuffle=options["shuffle"],
+            shuffle_seed=shuffle_seed,
+            jitter_seed=jitter_seed,
+        )
+        for domain, shuffle_seed, jitter_seed in zip(domains, streams[:2], streams[2:])
+    ]
+    pairs = tf.data.Dataset.zip(tuple(sides)).batch(batch_size, drop_remainder=True)
+    return pairs.take(steps).prefetch(tf.data.AUTOTUNE)
+
+
+def _describe(domain: Any) -> str:
+    if isinstance(domain, (str, os.PathLike)):
+        return repr(os.fspath(domain))
+    return f"<{type(domain).__name__}>"
+
+
+def _size_text(size: tuple[int | None, int | None]) -> str:
+    return f"{size[0]}x{size[1]}"
+
+
+def _channels_text(channels: int | None) -> str:
+    names = {1: "1 (grayscale)", 3: "3 (RGB)", 4: "4 (RGBA)"}
+    return names.get(channels, str(channels))

