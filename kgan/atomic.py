@@ -44,3 +44,27 @@ def replace_folder(source, target):
         shutil.rmtree(retired, ignore_errors=True)
     else:
         os.replace(source, target)
+
+
+def write_folder(target, write):
+    """Build a folder with `write(folder)` beside `target`, then move it into place.
+
+    `write` gets a path that does not exist yet and must create the folder
+    there (e.g. `ExportArchive.write_out`). On any error nothing is left
+    behind and a previous `target` stays intact.
+
+    Example:
+
+    ```python
+    write_folder(Path("served/model"), lambda folder: archive.write_out(str(folder)))
+    ```
+    """
+    target = Path(target)
+    staging = staging_dir(target)
+    try:
+        folder = staging / target.name
+        write(folder)
+        replace_folder(folder, target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return target

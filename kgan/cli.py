@@ -1,4 +1,4 @@
-"""The `kgan` command line: list, info, sample, train, export.
+"""The `kgan` command line: list, info, sample, train, evaluate, translate, export, bench.
 
 Errors a user can fix (unknown names, bad paths, bad arguments) print one line
 `kgan: error: ...` and exit with status 2, without a traceback.
@@ -101,7 +101,12 @@ def build_parser():
         ),
     )
     p.add_argument("arch", help="architecture name (kgan list --architectures)")
-    p.add_argument("--dataset", required=True, help="embedded set (mnist_5k) or a tensorflow-datasets name")
+    p.add_argument("--dataset", required=True,
+                   help="embedded set (mnist_5k), a tensorflow-datasets name, or for image-to-image "
+                        "architectures domain A (a cycle_gan/* name gives both domains)")
+    p.add_argument("--dataset-b", help="image-to-image (cyclegan): domain B, a dataset name or folder")
+    p.add_argument("--jitter", choices=("cyclegan",),
+                   help="image-to-image: the paper's resize, random crop and flip")
     p.add_argument("--epochs", type=_positive_int, required=True)
     p.add_argument("--batch-size", type=_positive_int, default=64)
     p.add_argument("--output", required=True, help="run folder")
@@ -115,6 +120,11 @@ def build_parser():
     p.add_argument("--n-critic", type=_positive_int, help="WGAN, WGAN-GP: critic updates per generator update")
     p.add_argument("--clip-value", type=float, help="WGAN: critic weight clipping bound c")
     p.add_argument("--gp-weight", type=float, help="WGAN-GP: gradient penalty weight lambda")
+    p.add_argument("--num-residual-blocks", type=_positive_int, help="CycleGAN: generator residual blocks")
+    p.add_argument("--disc-layers", type=_positive_int, help="CycleGAN: PatchGAN stride-2 blocks")
+    p.add_argument("--lambda-cycle", type=float, help="CycleGAN: cycle-consistency weight")
+    p.add_argument("--identity-weight", type=float, help="CycleGAN: identity weight (fraction of lambda; 0 off)")
+    p.add_argument("--pool-size", type=_int, help="CycleGAN: generated images kept per image pool")
     p.add_argument("--precision", choices=PRECISIONS, default="float32")
     p.add_argument("--steps-per-execution", type=_positive_int, default=1)
     p.add_argument("--jit-compile", action="store_true", help="compile the train step with XLA")
@@ -182,6 +192,22 @@ def build_parser():
                    help="add the figures as a comparison row to another preset's card")
     p.add_argument("--label", help="row label for --compare-into")
     p.add_argument("--sha256", help="full sha256 of a remote archive")
+
+    p = sub.add_parser(
+        "translate",
+        help="translate images with an image-to-image preset (CycleGAN)",
+        description=(
+            "Translate image files (PNG, JPEG, BMP, GIF) or folders of them with a CycleGAN "
+            "preset, at their own size, into PNGs under --output (a folder input keeps its "
+            "sub-folders). The output folder is written whole or not at all."
+        ),
+    )
+    p.add_argument("name", help="preset name, preset folder, or https URL (with --sha256)")
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders")
+    p.add_argument("--direction", choices=("a_to_b", "b_to_a"), default="a_to_b")
+    p.add_argument("--output", required=True, help="folder for the translated PNGs")
+    p.add_argument("--sha256", help="full sha256 of a remote archive")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
 
     p = sub.add_parser(
         "export",
@@ -294,28 +320,38 @@ def _train(args, argv):
     if preset_dir.exists() and not args.overwrite:
         raise CLIError(f"{preset_dir} exists; pass --overwrite to train again into {output}")
     arch = zoo.architecture(args.arch)
-    dataset = data.load(
-        args.dataset, batch_size=args.batch_size, image_size=args.image_size, seed=args.seed
-    )
-    image_shape = tuple(int(d) for d in dataset.element_spec.shape[1:])
+    translation = hasattr(arch.cls, "translate")
     # Architecture-specific options are passed only when given.
     extra = {
         k: getattr(args, k)
-        for k in ("refine_layers", "dropout", "n_critic", "clip_value", "gp_weight")
+        for k in ("refine_layers", "dropout", "n_critic", "clip_value", "gp_weight",
+                  "num_residual_blocks", "disc_layers", "lambda_cycle", "identity_weight",
+                  "pool_size")
         if getattr(args, k) is not None
     }
     _check_builder_accepts(arch, extra)
-    model = arch.builder(
-        image_shape=image_shape, latent_dim=args.latent_dim, filters=args.filters, seed=args.seed,
-        ema_decay=args.ema_decay, augment=args.augment, **extra,
-    )
-    if model.batches_per_step > 1:
-        # Each critic update takes a fresh minibatch: one step eats n_critic of them.
+    if translation:
+        dataset, model = _build_translation(arch, args, extra)
+    else:
+        for flag in ("dataset_b", "jitter"):
+            if getattr(args, flag) is not None:
+                raise CLIError(f"{args.arch} learns one dataset; --{flag.replace('_', '-')} is for "
+                               "image-to-image architectures (cyclegan)")
         dataset = data.load(
-            args.dataset, batch_size=args.batch_size, image_size=args.image_size, seed=args.seed,
-            repeat_batches=model.batches_per_step,
+            args.dataset, batch_size=args.batch_size, image_size=args.image_size, seed=args.seed
         )
-    model.compile(steps_per_execution=args.steps_per_execution, jit_compile=args.jit_compile)
+        image_shape = tuple(int(d) for d in dataset.element_spec.shape[1:])
+        model = arch.builder(
+            image_shape=image_shape, latent_dim=args.latent_dim, filters=args.filters,
+            seed=args.seed, ema_decay=args.ema_decay, augment=args.augment, **extra,
+        )
+        if model.batches_per_step > 1:
+            # Each critic update takes a fresh minibatch: one step eats n_critic of them.
+            dataset = data.load(
+                args.dataset, batch_size=args.batch_size, image_size=args.image_size,
+                seed=args.seed, repeat_batches=model.batches_per_step,
+            )
+        model.compile(steps_per_execution=args.steps_per_execution, jit_compile=args.jit_compile)
 
     output.mkdir(parents=True, exist_ok=True)
     backup_dir = output / "backup"
@@ -324,6 +360,9 @@ def _train(args, argv):
         print(f"kgan: resuming from the backup in {backup_dir}", file=sys.stderr)
     timer = _make_timer()
     quality = []
+    if args.eval_every and translation:
+        raise CLIError("--eval-every measures generated samples; for cyclegan evaluate the "
+                       "translations after training with kgan.evaluation")
     if args.eval_every:
         from kgan import evaluators
 
@@ -340,7 +379,8 @@ def _train(args, argv):
         verbose=args.verbose,
         callbacks=[
             keras.callbacks.BackupAndRestore(str(backup_dir)),
-            kgan_callbacks.SampleGrid(output / "samples", num_samples=64, seed=args.seed),
+            *([] if translation else [
+                kgan_callbacks.SampleGrid(output / "samples", num_samples=64, seed=args.seed)]),
             *quality,
             # Append only when resuming: a fresh run (e.g. --overwrite) starts a new log.
             keras.callbacks.CSVLogger(str(output / "log.csv"), append=resuming),
@@ -354,7 +394,7 @@ def _train(args, argv):
         "name": args.name or output.resolve().name,  # `--output .` has no .name
         "architecture": args.arch,
         "description": args.description or f"{args.arch} trained on {args.dataset}",
-        "dataset": args.dataset,
+        "dataset": args.dataset if not translation else f"{args.dataset} <-> {args.dataset_b or args.dataset}",
         "recipe": "kgan " + shlex.join(argv),
         "license": args.license or _dataset_license(args.dataset),
         "metrics": {},
@@ -377,8 +417,58 @@ def _train(args, argv):
             "keras": keras.__version__,
         },
     }
-    zoo.save_preset(model, preset_dir, metadata, overwrite=args.overwrite)
+    if translation:
+        metadata["training"]["jitter"] = args.jitter
+        samples = _translation_sheet(model, args)
+    else:
+        samples = None
+    zoo.save_preset(model, preset_dir, metadata, overwrite=args.overwrite, samples=samples)
     print(f"wrote preset {preset_dir} ({timer.total:.0f} s)")
+
+
+def _build_translation(arch, args, extra):
+    """The unpaired pipeline and a compiled image-to-image model (CycleGAN)."""
+    from kgan import data
+
+    refused = [flag for flag, value in (("--ema-decay", args.ema_decay), ("--augment", args.augment))
+               if value is not None]
+    if refused:
+        raise CLIError(f"{args.arch} does not take {', '.join(refused)}")
+    dataset = data.unpaired(
+        args.dataset, args.dataset_b, batch_size=args.batch_size, image_size=args.image_size,
+        seed=args.seed, jitter=args.jitter,
+    )
+    spec_a, spec_b = dataset.element_spec
+    image_shape = tuple(int(d) for d in spec_a.shape[1:])
+    model = arch.builder(
+        image_shape=image_shape, filters=args.filters, seed=args.seed,
+        channels_b=int(spec_b.shape[-1]), **extra,
+    )
+    # The paper's schedule: constant for the first half, then linear decay to 0.
+    g_optimizer, d_optimizer = arch.cls.default_optimizers(
+        epochs=args.epochs, steps_per_epoch=_dataset_size(dataset)
+    )
+    model.compile(
+        g_optimizer=g_optimizer, d_optimizer=d_optimizer,
+        steps_per_execution=args.steps_per_execution, jit_compile=args.jit_compile,
+    )
+    return dataset, model
+
+
+def _translation_sheet(model, args, per_row=8):
+    """Rows A, G(A), B, F(B) of fixed, unjittered training images."""
+    import numpy as np
+
+    from kgan import data
+
+    plain = data.unpaired(
+        args.dataset, args.dataset_b, batch_size=per_row, image_size=args.image_size,
+        shuffle=False,
+    )
+    images_a, images_b = (np.asarray(x) for x in next(iter(plain)))
+    rows = [images_a, model.translate(images_a, "a_to_b"), images_b, model.translate(images_b, "b_to_a")]
+    channels = max(r.shape[-1] for r in rows)
+    return np.concatenate([np.repeat(r, channels // r.shape[-1], axis=-1) for r in rows])
 
 
 def _check_builder_accepts(arch, options):
@@ -503,6 +593,76 @@ def cmd_evaluate(args, argv):
     print(text)
 
 
+_IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
+
+
+def _translation_jobs(inputs):
+    """`(source file, relative output path)` pairs for `kgan translate`."""
+    jobs = []
+    for given in inputs:
+        path = Path(given)
+        if path.is_dir():
+            files = sorted(
+                p for p in path.rglob("*")
+                if p.suffix.lower() in _IMAGE_SUFFIXES and not any(
+                    part.startswith(".") for part in p.relative_to(path).parts)
+            )
+            if not files:
+                raise CLIError(f"folder {path} holds no PNG, JPEG, BMP or GIF files")
+            jobs += [(f, Path(path.name) / f.relative_to(path).with_suffix(".png")) for f in files]
+        elif path.is_file():
+            if path.suffix.lower() not in _IMAGE_SUFFIXES:
+                raise CLIError(f"{path} is not a PNG, JPEG, BMP or GIF file")
+            jobs.append((path, Path(path.stem + ".png")))
+        else:
+            raise CLIError(f"input {path} does not exist")
+    targets = [target for _, target in jobs]
+    clash = sorted({str(t) for t in targets if targets.count(t) > 1})
+    if clash:
+        raise CLIError(f"two inputs would both be written to {clash[0]}; rename one or translate them separately")
+    return jobs
+
+
+def cmd_translate(args):
+    import shutil
+
+    import tensorflow as tf
+
+    from kgan import images as kgan_images
+    from kgan import zoo
+    from kgan.atomic import replace_folder, staging_dir
+
+    output = Path(args.output)
+    if output.exists() and not output.is_dir():
+        raise CLIError(f"--output {output} exists and is not a folder")
+    if output.exists() and any(output.iterdir()) and not args.overwrite:
+        raise CLIError(f"folder {output} is not empty; pass --overwrite or choose another")
+    jobs = _translation_jobs(args.inputs)
+    model = zoo.load(args.name, sha256=args.sha256)
+    if not hasattr(model, "translate"):
+        raise CLIError(
+            f"{args.name} is a {type(model).__name__}, which generates images from latents; "
+            "translate needs an image-to-image preset such as a CycleGAN (use kgan sample)"
+        )
+    shape = model.image_shape_a if args.direction == "a_to_b" else model.image_shape_b
+    channels = int(shape[-1])
+    staging = staging_dir(output)
+    try:
+        for source, target in jobs:
+            try:
+                image = tf.io.decode_image(
+                    tf.io.read_file(str(source)), channels=channels, expand_animations=False
+                ).numpy()
+            except tf.errors.OpError as err:
+                raise CLIError(f"cannot decode {source}: {err.message.splitlines()[0]}") from err
+            translated = model.translate(image, direction=args.direction)
+            kgan_images.save_png(translated, staging / target)
+        replace_folder(staging, output)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    print(f"translated {len(jobs)} images {args.direction} into {output}")
+
+
 def cmd_export(args):
     from kgan import export, zoo
 
@@ -511,7 +671,9 @@ def cmd_export(args):
         raise CLIError(f"{target} already exists; pass --overwrite to replace it")
     model = zoo.load(args.name, sha256=args.sha256)
     export.export_generator(model, target, overwrite=args.overwrite)
-    print(f"exported {args.name} to {target} (signatures: serving_default, generate_uint8)")
+    signatures = ("a_to_b, b_to_a, serving_default (= a_to_b)" if hasattr(model, "translate")
+                  else "serving_default, generate_uint8")
+    print(f"exported {args.name} to {target} (signatures: {signatures})")
 
 
 def main(argv=None):
@@ -533,6 +695,8 @@ def main(argv=None):
             cmd_train(args, argv)
         elif args.command == "evaluate":
             cmd_evaluate(args, argv)
+        elif args.command == "translate":
+            cmd_translate(args)
         elif args.command == "export":
             cmd_export(args)
         elif args.command == "bench":

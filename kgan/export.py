@@ -47,6 +47,8 @@ def export_generator(model, path, overwrite=False):
     images = served.signatures["serving_default"](tf.random.normal([4, gan.latent_dim]))["images"]
     ```
     """
+    if hasattr(model, "export_serving"):  # models whose inputs are images, not latents
+        return model.export_serving(path, overwrite=overwrite)  # (CycleGAN: a_to_b, b_to_a)
     path = Path(path)
     if path.exists() and not overwrite:
         raise FileExistsError(

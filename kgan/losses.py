@@ -155,3 +155,29 @@ def gradient_penalty(critic, real, fake, seed, weight=10.0, training=True):
     gradients = tf.reshape(tf.cast(gradients, tf.float32), [batch, -1])
     norms = tf.sqrt(tf.reduce_sum(tf.square(gradients), axis=1) + 1e-12)
     return float(weight) * tf.square(norms - 1.0)
+
+
+def _mean_absolute_error(target, output):
+    difference = ops.cast(target, "float32") - ops.cast(output, "float32")
+    return _per_example(ops.abs(difference))
+
+
+def cycle_consistency_loss(real, reconstructed):
+    """`mean |x - F(G(x))|` per example: CycleGAN's cycle loss (Zhu et al. 2017, eq. 2).
+
+    The L1 distance between images and their round trip through both
+    generators, averaged over pixels and channels (the reference's
+    `L1Loss`). Multiply by lambda_cycle (10 in the paper).
+    """
+    return _mean_absolute_error(real, reconstructed)
+
+
+def identity_loss(real, mapped):
+    """`mean |y - G(y)|` per example: CycleGAN's identity-mapping loss (sec. 5.2).
+
+    The L1 distance between real images of a generator's target domain and
+    what the generator makes of them; it keeps colors when a mapping need
+    not change them (Taigman et al. 2017). CycleGAN weights it by
+    `0.5 * lambda_cycle`.
+    """
+    return _mean_absolute_error(real, mapped)

@@ -425,9 +425,16 @@ def portable_copy(model):
     ema = getattr(model, "ema_generator", None)
     if ema is not None:
         config["config"]["ema_decay"] = None
+    # Other training state (CycleGAN's image pools): the class names config
+    # overrides that drop it and the networks a preset holds.
+    config["config"].update(getattr(model, "preset_config_overrides", {}))
     # Deserialization mutates nested configs in place: build from a copy.
     clone = keras.saving.deserialize_keras_object(json.loads(json.dumps(config)))
-    if ema is None:
+    networks = getattr(model, "preset_networks", None)
+    if networks is not None:
+        for name in networks:
+            getattr(clone, name).set_weights([np.asarray(w) for w in getattr(model, name).get_weights()])
+    elif ema is None:
         clone.set_weights([np.asarray(w) for w in model.get_weights()])
     else:
         clone.generator.set_weights([np.asarray(w) for w in ema.get_weights()])
@@ -435,7 +442,7 @@ def portable_copy(model):
     return clone, config
 
 
-def save_preset(model, folder, metadata, overwrite=False, sample_seed=0):
+def save_preset(model, folder, metadata, overwrite=False, sample_seed=0, samples=None):
     """Write `model` as a preset folder, atomically.
 
     The folder is assembled under a temporary name next to `folder` and
@@ -450,6 +457,9 @@ def save_preset(model, folder, metadata, overwrite=False, sample_seed=0):
         metadata: dict of descriptive fields.
         overwrite: replace an existing folder.
         sample_seed: latent seed of `samples.png`.
+        samples: images (`[N, H, W, C]`, [-1, 1] or uint8) for `samples.png`
+            instead of generated ones; required for models without a latent
+            space (CycleGAN: e.g. inputs and their translations).
 
     Returns:
         The folder as a `Path`.
@@ -494,7 +504,8 @@ def save_preset(model, folder, metadata, overwrite=False, sample_seed=0):
         missing = [k for k in REQUIRED_METADATA if k not in full]
         if missing:
             raise ValueError(f"metadata is missing {missing}; see kgan.zoo.REQUIRED_METADATA.")
-        samples = clone.generate(64, seed=sample_seed)
+        if samples is None:  # models without latents (CycleGAN) must pass samples
+            samples = clone.generate(64, seed=sample_seed)
         kgan_images.save_grid(samples, staging / SAMPLES_FILE, ncols=8)
         (staging / METADATA_FILE).write_text(json.dumps(full, indent=2, sort_keys=True) + "\n")
         (staging / CARD_FILE).write_text(render_model_card(full))

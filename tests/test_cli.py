@@ -430,3 +430,95 @@ def test_bench_reports_each_precision(tmp_path, capsys):
 def test_bench_rejects_unknown_precision(capsys):
     assert run(["bench", "dcgan", "--precision", "float8"]) == 2
     assert "unknown precision" in error_line(capsys.readouterr().err)
+
+
+# ---------------------------------------------------------------- translate
+@pytest.fixture(scope="module")
+def cyclegan_preset(tmp_path_factory):
+    """A tiny untrained CycleGAN preset (16x16 grey crops)."""
+    from kgan.models import CycleGAN
+
+    folder = tmp_path_factory.mktemp("presets") / "tiny_cyclegan"
+    model = CycleGAN.from_image_shape(
+        (16, 16, 1), filters=4, num_residual_blocks=1, disc_layers=1, seed=0
+    )
+    samples = np.zeros((8, 16, 16, 1), "float32")
+    return zoo.save_preset(model, folder, METADATA, samples=samples)
+
+
+def test_translate_files_and_folders_at_their_own_size(cyclegan_preset, tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    kgan.images.save_png(rng.integers(0, 256, (37, 53, 1), dtype=np.uint8), tmp_path / "one.png")
+    for i in range(2):
+        kgan.images.save_png(
+            rng.integers(0, 256, (20, 24, 3), dtype=np.uint8), tmp_path / "many" / "sub" / f"{i}.png"
+        )
+    out = tmp_path / "out"
+    code = run(["translate", cyclegan_preset, tmp_path / "one.png", tmp_path / "many",
+                "--direction", "b_to_a", "--output", out])
+    assert code == 0, capsys.readouterr().err
+    assert kgan.images.load_png(out / "one.png").shape == (37, 53, 1)
+    # RGB files are read as the domain's grey channel; sub-folders are kept.
+    assert kgan.images.load_png(out / "many" / "sub" / "1.png").shape == (20, 24, 1)
+    model = zoo.load(cyclegan_preset)
+    expected = model.translate(kgan.images.load_png(tmp_path / "one.png"), direction="b_to_a")
+    np.testing.assert_array_equal(kgan.images.load_png(out / "one.png"), expected)
+    # A second run refuses the non-empty folder and leaves it as it was.
+    assert run(["translate", cyclegan_preset, tmp_path / "one.png", "--output", out]) == 2
+    assert "--overwrite" in error_line(capsys.readouterr().err)
+    assert sorted(p.name for p in out.iterdir()) == ["many", "one.png"]
+
+
+@pytest.mark.parametrize(
+    "make_input, message",
+    [
+        (lambda d: d / "missing.png", "does not exist"),
+        (lambda d: (d / "notes.txt").write_text("x") and d / "notes.txt", "not a PNG"),
+        (lambda d: (d / "empty").mkdir() or d / "empty", "holds no PNG"),
+        (lambda d: (d / "broken.png").write_bytes(b"\x89PNG garbage") and d / "broken.png", "cannot decode"),
+    ],
+)
+def test_translate_bad_inputs_are_one_line(cyclegan_preset, tmp_path, capsys, make_input, message):
+    source = make_input(tmp_path)
+    assert run(["translate", cyclegan_preset, source, "--output", tmp_path / "out"]) == 2
+    assert message in error_line(capsys.readouterr().err)
+    assert not (tmp_path / "out").exists()
+
+
+def test_translate_refuses_a_latent_model(preset, tmp_path, capsys):
+    kgan.images.save_png(np.zeros((16, 16, 1), np.uint8), tmp_path / "x.png")
+    assert run(["translate", preset, tmp_path / "x.png", "--output", tmp_path / "out"]) == 2
+    assert "image-to-image" in error_line(capsys.readouterr().err)
+
+
+def test_train_cyclegan_on_two_domains_writes_a_translation_sheet(tmp_path):
+    output = tmp_path / "cyclegan"
+    argv = ["train", "cyclegan", "--dataset", "digits_8x8", "--dataset-b", "mnist_5k",
+            "--image-size", "16", "--epochs", "2", "--batch-size", "500", "--filters", "4",
+            "--num-residual-blocks", "1", "--disc-layers", "1", "--verbose", "0", "--output", output]
+    assert run(argv) == 0
+    metadata = zoo.read_metadata(output / "preset")
+    assert metadata["dataset"] == "digits_8x8 <-> mnist_5k"
+    assert metadata["architecture"] == "cyclegan"
+    # Rows A, G(A), B, F(B) of 8 images each.
+    sheet = kgan.images.load_png(output / "preset" / "samples.png")
+    assert sheet.shape == (4 * 18 + 2, 8 * 18 + 2, 1)
+    model = zoo.load(output / "preset")
+    assert model.translate(np.zeros((5, 7, 1), np.uint8), "a_to_b").shape == (5, 7, 1)
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["train", "cyclegan", "--dataset", "digits_8x8", "--dataset-b", "mnist_5k", "--ema-decay", "0.9"],
+         "does not take --ema-decay"),
+        (TRAIN_ARGS[:4] + ["--dataset-b", "digits_8x8"], "--dataset-b is for image-to-image"),
+        (["train", "cyclegan", "--dataset", "digits_8x8", "--dataset-b", "mnist_5k", "--n-critic", "2"],
+         "does not take --n-critic"),
+    ],
+)
+def test_train_image_to_image_options_are_checked(tmp_path, capsys, argv, message):
+    if "--epochs" not in argv:
+        argv = argv + ["--epochs", "1"]
+    assert run(argv + ["--output", tmp_path / "x"]) == 2
+    assert message in error_line(capsys.readouterr().err)

@@ -5,8 +5,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+import kgan
 from kgan import zoo
 from kgan.models import DCGAN
 
@@ -33,8 +35,8 @@ def tiny_preset(tmp_path):
 
 def test_every_example_is_tested():
     assert sorted(p.name for p in EXAMPLES.glob("*.py")) == [
-        "export_and_serve.py", "sample_pretrained.py", "train_dcgan.py", "train_wgan.py",
-        "train_wgan_gp.py",
+        "cyclegan_folders.py", "export_and_serve.py", "sample_pretrained.py", "train_dcgan.py",
+        "train_wgan.py", "train_wgan_gp.py",
     ]
 
 
@@ -69,3 +71,16 @@ def test_train_wgan_gp_on_the_ring(tmp_path):
     out = run("train_wgan_gp.py", "--steps", "10", "--batch-size", "32", "--units", "16",
               "--output", "run", cwd=tmp_path)
     assert "modes covered:" in out and (tmp_path / "run" / "samples.png").is_file()
+
+
+def test_cyclegan_folders(tmp_path):
+    rng = np.random.default_rng(0)
+    for domain, shape in (("a", (20, 28, 3)), ("b", (24, 24, 3))):
+        for i in range(3):
+            kgan.images.save_png(rng.integers(0, 256, shape, dtype=np.uint8), tmp_path / domain / f"{i}.png")
+    out = run("cyclegan_folders.py", "--domain-a", "a", "--domain-b", "b", "--image-size", "24",
+              "--epochs", "1", "--filters", "4", "--output", "run", cwd=tmp_path)
+    assert "translated 3 images" in out
+    # Translated at each image's own size, not the training crop's.
+    assert kgan.images.load_png(tmp_path / "run" / "translated" / "0.png").shape == (20, 28, 3)
+    assert (tmp_path / "run" / "served" / "saved_model.pb").is_file()

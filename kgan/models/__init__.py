@@ -1,7 +1,17 @@
 """kgan architectures; each is a `GAN` subclass overriding `train_step`."""
 
+from kgan.models.cyclegan import CycleGAN, export_translator
 from kgan.models.dcgan import DCGAN
 from kgan.models.gan import GAN, InputValidationError, slerp
 from kgan.models.wgan import WGAN, WGANGP
 
-__all__ = ["DCGAN", "GAN", "InputValidationError", "WGAN", "WGANGP", "slerp"]
+__all__ = [
+    "CycleGAN",
+    "DCGAN",
+    "GAN",
+    "InputValidationError",
+    "WGAN",
+    "WGANGP",
+    "export_translator",
+    "slerp",
+]

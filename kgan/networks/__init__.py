@@ -1,5 +1,12 @@
 """Reusable generator and discriminator builders."""
 
+from kgan.networks.cyclegan import (
+    patchgan_discriminator,
+    patchgan_output_size,
+    patchgan_receptive_field,
+    paper_residual_blocks,
+    resnet_generator,
+)
 from kgan.networks.dcgan import dcgan_discriminator, dcgan_generator, stages_for
 from kgan.networks.mlp import mlp_discriminator, mlp_generator
 
@@ -8,5 +15,10 @@ __all__ = [
     "dcgan_generator",
     "mlp_discriminator",
     "mlp_generator",
+    "patchgan_discriminator",
+    "patchgan_output_size",
+    "patchgan_receptive_field",
+    "paper_residual_blocks",
+    "resnet_generator",
     "stages_for",
 ]

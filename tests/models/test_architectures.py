@@ -12,6 +12,8 @@ from architecture_checks import (
     check_export_round_trip,
     check_keras_round_trip,
     check_train_step,
+    sample,
+    sample_shape,
     tiny_dataset,
 )
 
@@ -40,7 +42,7 @@ def test_mirrored_strategy(arch, tmp_path, two_cpu_strategy):
     assert model.distribute_strategy is two_cpu_strategy
     check_train_step(model, tiny_dataset(model, arch))
     restored = check_keras_round_trip(model, tmp_path / "model.keras")
-    assert restored.generate(2, seed=0).shape == (2,) + model.image_shape
+    assert sample(restored, 2, seed=0).shape == sample_shape(model, 2)
     check_export_round_trip(model, tmp_path)
 
 
@@ -52,7 +54,7 @@ def test_mixed_bfloat16(arch, tmp_path):
     assert model.generator.layers[1].compute_dtype == "bfloat16"
     assert all(v.dtype == "float32" for v in model.generator.trainable_variables)
     check_train_step(model, tiny_dataset(model, arch))
-    images = model.generate(3, seed=0)
+    images = sample(model, 3, seed=0)
     assert images.dtype == np.float32 and np.abs(images).max() <= 1.0
     check_keras_round_trip(model, tmp_path / "model.keras")
     check_export_round_trip(model, tmp_path)
@@ -65,8 +67,10 @@ def test_mixed_float16_wraps_both_optimizers(arch):
     model.compile()
     assert isinstance(model.g_optimizer, keras.optimizers.LossScaleOptimizer)
     assert isinstance(model.d_optimizer, keras.optimizers.LossScaleOptimizer)
-    check_train_step(model, tiny_dataset(model, arch))
-    assert np.isfinite(model.generate(2, seed=0)).all()
+    # Dynamic loss scaling starts at 2**15 and halves on every overflowing
+    # step, which it skips: CycleGAN's x10 cycle loss skips its first 4.
+    check_train_step(model, tiny_dataset(model, arch, num_batches=6))
+    assert np.isfinite(sample(model, 2, seed=0)).all()
 
 
 @pytest.mark.parametrize("arch", ARCHITECTURES)

@@ -1,0 +1,265 @@
+"""Small reusable Keras layers: reflection padding and the image pool.
+
+Both are registered as `kgan>...` serializables, so models that use them
+save to `.keras` files and load in Keras safe mode.
+
+Example:
+
+```python
+pad = kgan.layers.ReflectionPadding2D(3)       # [B, H, W, C] -> [B, H + 6, W + 6, C]
+pool = kgan.layers.ImagePool(50, (128, 128, 3))
+images_for_d = pool(fake_images, seed=[0, 1])  # history of generated images
+```
+"""
+
+import keras
+import tensorflow as tf
+
+
+def _pair(value, name):
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = (value, value)
+    try:
+        first, second = (int(v) for v in value)
+    except (TypeError, ValueError):
+        first = second = -1
+    if first < 0 or second < 0:
+        raise ValueError(
+            f"{name} must be a non-negative int or a pair of them, e.g. 3 or (3, 3); got {value!r}."
+        )
+    return first, second
+
+
+@keras.saving.register_keras_serializable(package="kgan")
+class ReflectionPadding2D(keras.layers.Layer):
+    """Pads the height and width of `[B, H, W, C]` images by reflection.
+
+    The border is mirrored without repeating the edge pixel (`tf.pad` mode
+    `REFLECT`, PyTorch's `ReflectionPad2d`). CycleGAN pads this way before
+    its 7x7 and 3x3 convolutions: zero padding would add a dark frame that
+    the generator learns to reproduce as border artifacts. Keras 3.15 has no
+    such layer (only `ZeroPadding2D`).
+
+    Each padding must be smaller than the padded side (a 3-pixel reflection
+    needs at least 4 pixels).
+
+    Args:
+        padding: int (same on all four sides) or `(pad_height, pad_width)`,
+            each applied on both sides of its axis.
+        **kwargs: passed to `keras.layers.Layer` (e.g. `name`).
+
+    Example:
+
+    ```python
+    x = ReflectionPadding2D(1)(keras.Input((None, None, 8)))
+    ```
+    """
+
+    def __init__(self, padding=1, **kwargs):
+        super().__init__(**kwargs)
+        self.padding = _pair(padding, "padding")
+
+    def call(self, inputs):
+        pad_h, pad_w = self.padding
+        return tf.pad(inputs, [[0, 0], [pad_h, pad_h], [pad_w, pad_w], [0, 0]], mode="REFLECT")
+
+    def compute_output_shape(self, input_shape):
+        batch, height, width, channels = input_shape
+        pad_h, pad_w = self.padding
+        height = None if height is None else height + 2 * pad_h
+        width = None if width is None else width + 2 * pad_w
+        return (batch, height, width, channels)
+
+    def get_config(self):
+        config = super().get_config()
+        config["padding"] = list(self.padding)
+        return config
+
+
+@keras.saving.register_keras_serializable(package="kgan")
+class ImagePool(keras.layers.Layer):
+    """A history of generated images for the discriminator (Shrivastava et al. 2017).
+
+    The discriminator is shown a mix of the newest fakes and fakes from
+    earlier steps, so it does not forget what the generator used to produce
+    and the two networks oscillate less. This is the rule of CycleGAN's
+    reference `ImagePool`, applied to the images of a batch in order:
+
+    * while fewer than `pool_size` images are stored, store the new image and
+      return it;
+    * once full, with probability 0.5 return a uniformly chosen stored image
+      and put the new one in its place; otherwise return the new image.
+
+    The pool lives in non-trainable Keras variables (the images and a count),
+    so it works inside a compiled `tf.function` / XLA train step (the update
+    is a fixed-shape select, no Python state) and is saved with the model:
+    `.keras` files, `save_weights` and `BackupAndRestore` checkpoints. Because
+    its variables have a fixed shape, it holds images of one size: train on
+    fixed-size crops of `image_shape`.
+
+    Under a `tf.distribute` strategy call it with the same `seed` on every
+    replica and pass `distributed=True` (the default): each replica gathers
+    the whole global batch, makes the same update of the one shared pool and
+    returns its own slice, so the pool behaves exactly as on one device
+    (the reference runs one pool over the global batch, too).
+
+    Randomness is stateless: the caller passes a seed (e.g. from a
+    `keras.random.SeedGenerator`), so runs are reproducible.
+
+    Args:
+        pool_size: how many images to keep; 0 disables the pool (images pass
+            through unchanged and no variables are created).
+        image_shape: `(H, W, C)` of the images stored.
+        **kwargs: passed to `keras.layers.Layer` (e.g. `name`). The layer
+            always computes in float32: the stored images are the float32
+            outputs of a generator.
+
+    Example:
+
+    ```python
+    pool = ImagePool(50, (128, 128, 3))
+    older_or_new = pool(fake_b, seed=tf.constant([1, 2]))
+    ```
+    """
+
+    def __init__(self, pool_size=50, image_shape=None, **kwargs):
+        kwargs["dtype"] = "float32"
+        super().__init__(**kwargs)
+        if isinstance(pool_size, bool) or not isinstance(pool_size, int) or pool_size < 0:
+            raise ValueError(
+                f"pool_size must be an int >= 0 (the paper uses 50; 0 disables the pool), "
+                f"got {pool_size!r}."
+            )
+        self.pool_size = pool_size
+        if image_shape is None or len(tuple(image_shape)) != 3 or any(
+            isinstance(d, bool) or not isinstance(d, int) or d < 1 for d in image_shape
+        ):
+            raise ValueError(
+                f"image_shape must be (height, width, channels) with positive ints, got "
+                f"{image_shape!r}. The pool stores fixed-size images: train on fixed-size crops."
+            )
+        self.image_shape = tuple(image_shape)
+        self.images = None
+        self.count = None
+        if pool_size:
+            # ONLY_FIRST_REPLICA: every replica computes the same new pool
+            # (same gathered batch, same seed); one copy is kept.
+            self.images = self.add_weight(
+                shape=(pool_size,) + self.image_shape, initializer="zeros", trainable=False,
+                name="images", aggregation="only_first_replica",
+            )
+            self.count = self.add_weight(
+                shape=(), initializer="zeros", dtype="int32", trainable=False, name="count",
+                aggregation="only_first_replica",
+            )
+        self.built = True
+
+    def call(self, images, seed, distributed=True):
+        """Images for the discriminator: new ones, or stored ones they replace.
+
+        Args:
+            images: float `[B, H, W, C]` generated images (gradients stop here).
+            seed: stateless seed, int tensor of shape `[2]`; the same on all
+                replicas of a strategy.
+            distributed: inside a multi-replica strategy, share one pool over
+                the global batch (see the class docstring).
+
+        Returns:
+            float32 `[B, H, W, C]`.
+        """
+        images = tf.stop_gradient(tf.cast(images, tf.float32))
+        if not self.pool_size:
+            return images
+        if tuple(images.shape[1:]) != self.image_shape:
+            raise ValueError(
+                f"ImagePool {self.name!r} stores images of shape {self.image_shape}, got a "
+                f"batch of shape {tuple(images.shape)}. Train on fixed-size crops of "
+                f"{self.image_shape[:2]}."
+            )
+        context = tf.distribute.get_replica_context()
+        replicas = 1 if context is None else context.num_replicas_in_sync
+        local = images
+        if distributed and replicas > 1:
+            images = context.all_gather(local, axis=0)
+        new_pool, new_count, returned = pool_update(
+            tf.convert_to_tensor(self.images), tf.convert_to_tensor(self.count), images, seed
+        )
+        self.images.assign(new_pool)
+        self.count.assign(new_count)
+        if distributed and replicas > 1:
+            size = tf.shape(local)[0]
+            start = tf.cast(context.replica_id_in_sync_group, tf.int32) * size
+            returned = returned[start : start + size]
+            returned.set_shape(local.shape)
+        return returned
+
+    def compute_output_spec(self, images, seed=None, distributed=True):
+        return keras.KerasTensor(images.shape, dtype="float32")
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"pool_size": self.pool_size, "image_shape": list(self.image_shape)})
+        config.pop("dtype", None)  # always float32 (set in __init__)
+        return config
+
+
+def pool_update(pool, count, images, seed):
+    """One pure step of the image-pool rule over a batch, in order.
+
+    Equivalent to feeding the images one by one to the reference `ImagePool`
+    (later images of the batch see the swaps of earlier ones), written with
+    fixed shapes so XLA and `tf.distribute` can run it: for each image, the
+    slot it writes (if any) and the slot it reads are computed, and the
+    stored image it returns is the last earlier write to that slot, or the
+    pool's content.
+
+    Args:
+        pool: `[N, H, W, C]` stored images (rows `>= count` are unused).
+        count: int32 scalar, how many rows are filled.
+        images: `[B, H, W, C]` new images.
+        seed: stateless seed `[2]`.
+
+    Returns:
+        `(new_pool, new_count, returned)`.
+    """
+    size = tf.shape(pool)[0]
+    batch = tf.shape(images)[0]
+    order = tf.range(batch)
+    seed = tf.cast(seed, tf.int64)
+    coin = tf.random.stateless_uniform([batch], seed=seed)
+    picks = tf.random.stateless_uniform(
+        [batch], seed=tf.random.experimental.stateless_fold_in(seed, 1),
+        minval=0, maxval=size, dtype=tf.int32,
+    )
+    # Image i finds count + i images stored (or a full pool).
+    fills = count + order < size
+    swaps = tf.logical_and(tf.logical_not(fills), coin > 0.5)  # the reference's `p > 0.5`
+    writes = tf.where(fills, count + order, tf.where(swaps, picks, -1))  # slot written, -1: none
+
+    # What image i reads from slot picks[i]: the last earlier batch image that
+    # wrote that slot, else the stored image.
+    earlier = order[None, :] < order[:, None]  # [i, j]: j before i
+    hits = tf.logical_and(earlier, tf.equal(writes[None, :], picks[:, None]))
+    last = tf.argmax(tf.where(hits, order[None, :] + 1, 0), axis=1, output_type=tf.int32)
+    read = tf.where(
+        _expand_like(tf.reduce_any(hits, axis=1), images),
+        tf.gather(images, last),
+        tf.gather(pool, picks),
+    )
+    returned = tf.where(_expand_like(swaps, images), read, images)
+
+    # Each slot ends with its last writer's image.
+    slots = tf.range(size)
+    writers = tf.equal(writes[None, :], slots[:, None])  # [slot, j]
+    last_writer = tf.argmax(tf.where(writers, order[None, :] + 1, 0), axis=1, output_type=tf.int32)
+    new_pool = tf.where(
+        _expand_like(tf.reduce_any(writers, axis=1), pool), tf.gather(images, last_writer), pool
+    )
+    new_count = tf.minimum(count + batch, size)
+    return new_pool, new_count, returned
+
+
+def _expand_like(mask, images):
+    """A `[B]` mask broadcastable against `[B, H, W, C]`."""
+    ones = tf.ones([tf.rank(images) - 1], tf.int32)
+    return tf.reshape(mask, tf.concat([tf.shape(mask), ones], 0))

@@ -1,0 +1,509 @@
+"""CycleGAN: networks, image pool, schedule, losses, translation, saving, export.
+
+The shared contract (fit, `.keras` round trip, export in a process without
+kgan, MirroredStrategy, mixed precision, BackupAndRestore) runs for CycleGAN
+in test_architectures.py; this file checks what is specific to it.
+"""
+
+import json
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import kgan
+from architecture_checks import TINY_CONFIGS, random_images
+from kgan.layers import ImagePool, ReflectionPadding2D
+from kgan.models import CycleGAN, InputValidationError, export_translator
+from kgan.networks import (
+    patchgan_discriminator,
+    patchgan_output_size,
+    patchgan_receptive_field,
+    paper_residual_blocks,
+    resnet_generator,
+)
+from kgan.schedules import LinearDecayAfterHalf
+from kgan_test_utils import TINY_METADATA
+
+BATCH = 2
+
+
+def tiny(**overrides):
+    config = dict(TINY_CONFIGS["cyclegan"]["build"])
+    config.update(overrides)
+    return CycleGAN.from_image_shape(**config)
+
+
+def unpaired(num_batches=2, batch=BATCH, shape=(16, 16, 3), seed=0):
+    """An unpaired dataset of (images_a, images_b) batches, float32 in [-1, 1]."""
+    a = random_images((num_batches * batch,) + shape, seed)
+    b = random_images((num_batches * batch,) + shape, seed + 100)
+    domains = (tf.data.Dataset.from_tensor_slices(a), tf.data.Dataset.from_tensor_slices(b))
+    return tf.data.Dataset.zip(domains).batch(batch, drop_remainder=True)
+
+
+def copy_networks(source, target):
+    for name in CycleGAN.preset_networks:
+        getattr(target, name).set_weights(getattr(source, name).get_weights())
+
+
+# ---------------------------------------------------------------------- networks
+def test_reflection_padding_matches_numpy_and_serializes():
+    x = np.arange(2 * 5 * 6 * 3, dtype="float32").reshape(2, 5, 6, 3)
+    layer = ReflectionPadding2D((2, 3))
+    expected = np.pad(x, [(0, 0), (2, 2), (3, 3), (0, 0)], mode="reflect")
+    np.testing.assert_array_equal(layer(x).numpy(), expected)
+    clone = ReflectionPadding2D.from_config(layer.get_config())
+    assert clone.padding == (2, 3)
+    assert layer.compute_output_shape((None, 5, None, 3)) == (None, 9, None, 3)
+    with pytest.raises(ValueError, match="non-negative int"):
+        ReflectionPadding2D(-1)
+
+
+def test_generator_is_the_papers_resnet():
+    g = resnet_generator(3, filters=8, num_residual_blocks=2)
+    assert g.input_shape == (None, None, None, 3)  # fully convolutional
+    x = random_images((2, 32, 24, 3), 0)
+    y = g(x).numpy()
+    assert y.shape == (2, 32, 24, 3) and np.abs(y).max() <= 1.0
+    norms = [l for l in g.layers if isinstance(l, keras.layers.GroupNormalization)]
+    # c7s1, d, d, 2 per residual block, u, u: instance norm without affine.
+    assert len(norms) == 3 + 2 * 2 + 2
+    assert all(n.groups == n.input.shape[-1] and not n.weights for n in norms)  # per channel
+    pads = [l.padding for l in g.layers if isinstance(l, ReflectionPadding2D)]
+    assert pads == [(3, 3)] + [(1, 1)] * 4 + [(3, 3)]
+    # Instance norm: one image's output does not depend on the others.
+    np.testing.assert_allclose(g(x[:1]).numpy(), y[:1], atol=1e-6)
+    kernels = [v for v in g.trainable_variables if len(v.shape) == 4]
+    assert 0.015 < np.std(np.concatenate([np.ravel(k) for k in kernels])) < 0.025  # N(0, 0.02)
+
+
+def test_paper_sizes():
+    """6 blocks at 128 px, 9 at 256 px; 70x70 patches; 30x30 logits at 256 px."""
+    assert patchgan_receptive_field(3) == 70
+    assert patchgan_output_size(256) == 30 and patchgan_output_size(128) == 14
+    d = patchgan_discriminator(3)
+    assert d.compute_output_spec(keras.KerasTensor((1, 256, 256, 3))).shape == (1, 30, 30, 1)
+    widths = [l.filters for l in d.layers if isinstance(l, keras.layers.Conv2D)]
+    assert widths == [64, 128, 256, 512, 1]
+    # The reference's parameter counts (11,378,179 and 2,764,737) less the
+    # biases of convolutions that feed an instance norm, which cancels them.
+    assert d.count_params() == 2_764_737 - (128 + 256 + 512)
+    g = resnet_generator(3, num_residual_blocks=9)
+    assert g.count_params() == 11_378_179 - (64 + 128 + 256 + 9 * 2 * 256 + 128 + 64)
+    assert [paper_residual_blocks(s) for s in ((128, 128), (200, 300), (256, 256), (512, 384))] == [
+        6, 6, 9, 9
+    ]
+    model = CycleGAN.from_image_shape((128, 128, 3), filters=1, pool_size=0)
+    assert sum(isinstance(l, keras.layers.Add) for l in model.generator.layers) == 6
+
+
+def test_mixed_precision_outputs_stay_float32():
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    g, d = resnet_generator(3, filters=4, num_residual_blocks=1), patchgan_discriminator(3, 4, 2)
+    x = random_images((1, 16, 16, 3), 0)
+    assert g(x).dtype == "float32" and d(x).dtype == "float32"
+    assert g.layers[2].compute_dtype == "bfloat16"
+
+
+# ---------------------------------------------------------------------- image pool
+def filled(k, shape=(2, 2, 1)):
+    """An image whose pixels all equal `k`: its value identifies it."""
+    return np.full((1,) + shape, k, dtype="float32")
+
+
+def test_pool_stores_and_returns_new_images_until_full():
+    pool = ImagePool(4, (2, 2, 1))
+    for k in range(4):
+        out = pool(filled(k), seed=tf.constant([0, k]))
+        assert out.numpy()[0, 0, 0, 0] == k
+        assert int(pool.count.numpy()) == k + 1
+    np.testing.assert_array_equal(pool.images.numpy()[:, 0, 0, 0], [0, 1, 2, 3])
+
+
+def test_full_pool_returns_a_stored_image_half_the_time():
+    """Once full, each query returns a stored image (and stores the new one in
+    its place) with probability 0.5, else the new image; the pool keeps 50.
+
+    2000 queries: the fraction's standard deviation is sqrt(0.25 / 2000) =
+    0.011, so the tolerance 0.05 is 4.5 sigma (a false failure about once in
+    150,000 runs; seeds are fixed, so it is deterministic anyway).
+    """
+    size, queries = 50, 2000
+    pool = ImagePool(size, (2, 2, 1))
+    query = tf.function(lambda x, seed: pool(x, seed))
+    for k in range(size):
+        query(filled(k), tf.constant([7, k], tf.int64))
+    returned_stored = 0
+    outputs = []
+    for k in range(size, size + queries):
+        out = float(query(filled(k), tf.constant([7, k], tf.int64)).numpy()[0, 0, 0, 0])
+        outputs.append(out)
+        stored = pool.images.numpy()[:, 0, 0, 0]
+        if out != k:
+            returned_stored += 1
+            assert out < k and k in stored  # an older image, replaced by the new one
+        else:
+            assert k not in stored
+        assert int(pool.count.numpy()) == size
+    assert pool.images.shape == (size, 2, 2, 1)
+    assert abs(returned_stored / queries - 0.5) < 0.05, returned_stored / queries
+    # Nothing is lost or duplicated: every image ever given is either in the
+    # pool or was returned exactly once after the pool was full.
+    everything = sorted(list(pool.images.numpy()[:, 0, 0, 0]) + outputs)
+    np.testing.assert_array_equal(everything, np.arange(size + queries))
+
+
+def test_pool_processes_a_batch_in_order():
+    """Batches larger than the free space: the first images fill the pool,
+    later ones may swap with images stored earlier in the same batch, and no
+    image is lost or duplicated (the reference's one-by-one rule)."""
+    pool = ImagePool(5, (1, 1, 1))
+    seen = []
+    for step in range(40):
+        batch = np.arange(7 * step, 7 * step + 7, dtype="float32").reshape(7, 1, 1, 1)
+        seen.append(pool(batch, seed=tf.constant([3, step])).numpy().ravel())
+        if step == 0:  # 5 fill the pool and come back; 2 meet a full pool
+            np.testing.assert_array_equal(seen[0][:5], [0, 1, 2, 3, 4])
+    # Images 0-4 went into the pool *and* came back; every later image either
+    # came back once or is still stored.
+    everything = sorted(np.concatenate([seen[0][5:]] + seen[1:] + [pool.images.numpy().ravel()]))
+    np.testing.assert_array_equal(everything, np.arange(7 * 40))
+    assert int(pool.count.numpy()) == 5
+
+
+def test_pool_size_zero_passes_images_through():
+    pool = ImagePool(0, (2, 2, 1))
+    assert not pool.weights
+    x = random_images((3, 2, 2, 1), 0)
+    np.testing.assert_array_equal(pool(x, seed=tf.constant([0, 0])).numpy(), x)
+
+
+def test_pool_refuses_other_sizes_and_bad_arguments():
+    pool = ImagePool(2, (4, 4, 3))
+    with pytest.raises(ValueError, match="fixed-size crops"):
+        pool(random_images((1, 8, 8, 3), 0), seed=tf.constant([0, 0]))
+    with pytest.raises(ValueError, match="pool_size"):
+        ImagePool(-1, (4, 4, 3))
+    with pytest.raises(ValueError, match="image_shape"):
+        ImagePool(2, (4, 4))
+
+
+# ---------------------------------------------------------------------- schedule
+def test_schedule_is_constant_then_linear_to_zero():
+    schedule = LinearDecayAfterHalf(2e-4, epochs=4, steps_per_epoch=10)
+    rates = np.array([float(schedule(s)) for s in range(0, 41)])
+    np.testing.assert_allclose(rates[:21], 2e-4)
+    np.testing.assert_allclose(rates[20:], 2e-4 * np.arange(20, -1, -1) / 20, rtol=1e-6, atol=1e-12)
+    assert float(schedule(1000)) == 0.0
+    assert LinearDecayAfterHalf.from_config(schedule.get_config()).decay_steps == 20
+    with pytest.raises(ValueError, match="decay_epochs"):
+        LinearDecayAfterHalf(2e-4, epochs=4, steps_per_epoch=10, decay_epochs=5)
+    with pytest.raises(ValueError, match="initial_learning_rate"):
+        LinearDecayAfterHalf(0, epochs=4, steps_per_epoch=10)
+    with pytest.raises(ValueError, match="both epochs and steps_per_epoch"):
+        CycleGAN.default_optimizers(epochs=4)
+
+
+class RecordRates(keras.callbacks.Callback):
+    """The rate of each optimizer before every step and after every epoch."""
+
+    def __init__(self):
+        super().__init__()
+        self.steps, self.epochs = [], []
+
+    def rates(self):
+        return tuple(float(o.learning_rate) for o in (self.model.g_optimizer, self.model.d_optimizer))
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self.steps.append(self.rates())
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.epochs.append(self.rates())
+
+
+def test_fit_decays_both_rates_to_zero_and_resumes_with_backup_and_restore(tmp_path):
+    """4 epochs of 2 steps: constant for steps 0-4, then down by base / 4 a
+    step, zero after the last epoch; a run interrupted after epoch 2 and
+    resumed by BackupAndRestore continues the same schedule."""
+    epochs, steps, base = 4, 2, 2e-4
+    backup = str(tmp_path / "backup")
+
+    class Crash(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 1:
+                raise KeyboardInterrupt("simulated crash")
+
+    records = []
+    for crash in ([Crash()], []):
+        model = tiny()
+        model.compile(*CycleGAN.default_optimizers(epochs=epochs, steps_per_epoch=steps))
+        records.append(RecordRates())
+        callbacks = [keras.callbacks.BackupAndRestore(backup), records[-1]] + crash
+        try:
+            model.fit(unpaired(steps), epochs=epochs, verbose=0, callbacks=callbacks)
+        except KeyboardInterrupt:
+            assert crash
+    first, resumed = records
+    expected = base * np.array([1, 1, 1, 1, 1, 0.75, 0.5, 0.25])
+    # Both optimizers follow it; the resumed run starts at step 4 of 8.
+    np.testing.assert_allclose(first.steps + resumed.steps, np.stack([expected] * 2, 1), rtol=1e-6)
+    np.testing.assert_allclose(first.epochs + resumed.epochs, [[base] * 2, [base] * 2,
+                                                               [base / 2] * 2, [0, 0]], rtol=1e-6)
+    assert int(model.d_optimizer.iterations.numpy()) == epochs * steps
+    assert int(model.pool_a.count.numpy()) == 3  # the pools came back too
+
+
+# ---------------------------------------------------------------------- losses
+def test_identity_loss_off_changes_nothing_else():
+    """Same weights, seeds and data: identity_weight=0 gives the same
+    adversarial and cycle terms, generator gradients that differ exactly by
+    the identity term's gradient, and the same discriminator update."""
+    on, off = tiny(identity_weight=0.5), tiny(identity_weight=0.0)
+    copy_networks(on, off)
+    a, b = next(iter(unpaired(1)))
+
+    def terms_and_grads(model):
+        with tf.GradientTape(persistent=True) as tape:
+            terms, _, _ = model.generator_loss_terms(a, b)
+            total = tf.reduce_mean(terms["adversarial"] + terms["cycle"] + terms["identity"])
+            identity = tf.reduce_mean(terms["identity"])
+        variables = model.generator_variables
+        grads = [tape.gradient(total, variables), tape.gradient(identity, variables)]
+        return terms, grads
+
+    terms_on, (grads_on, identity_grads) = terms_and_grads(on)
+    terms_off, (grads_off, unused) = terms_and_grads(off)
+    for name in ("adversarial", "cycle"):
+        np.testing.assert_allclose(terms_on[name], terms_off[name], rtol=1e-6)
+    assert np.all(terms_off["identity"].numpy() == 0) and np.all(terms_on["identity"].numpy() > 0)
+    # The identity term of the paper: 0.5 * lambda * (|G(b) - b| + |F(a) - a|).
+    expected = 0.5 * 10 * (
+        np.mean(np.abs(on.generator(b).numpy() - b), axis=(1, 2, 3))
+        + np.mean(np.abs(on.generator_ba(a).numpy() - a), axis=(1, 2, 3))
+    )
+    np.testing.assert_allclose(terms_on["identity"], expected, rtol=1e-5)
+    assert all(g is None for g in unused)  # no identity forward pass at all
+    for g_on, g_id, g_off in zip(grads_on, identity_grads, grads_off):
+        np.testing.assert_allclose(g_on - g_id, g_off, atol=1e-6)
+
+    # One full train_step each: identical discriminator updates and reports.
+    logs = []
+    for model in (on, off):
+        model.compile()  # arrays: fit(x=images_a, y=images_b) batches them as pairs
+        history = model.fit(a.numpy(), b.numpy(), batch_size=BATCH, shuffle=False, verbose=0)
+        logs.append(history.history)
+    for d_on, d_off in zip(on.discriminator_variables, off.discriminator_variables):
+        np.testing.assert_allclose(d_on.numpy(), d_off.numpy(), atol=1e-7)
+    for name in ("d_loss", "cycle_loss"):
+        np.testing.assert_allclose(logs[0][name], logs[1][name], rtol=1e-6)
+    np.testing.assert_allclose(
+        np.array(logs[0]["g_loss"]) - logs[0]["identity_loss"], logs[1]["g_loss"], rtol=1e-5
+    )
+    assert logs[1]["identity_loss"] == [0.0]
+
+
+def test_losses_are_the_papers():
+    """g_loss = LSGAN + 10 * cycle + 5 * identity; d_loss = halved LSGAN losses."""
+    model = tiny()
+    a, b = next(iter(unpaired(1)))
+    terms, fake_a, fake_b = model.generator_loss_terms(a, b)
+    d_b, d_a = model.discriminator_b, model.discriminator_a
+    adversarial = np.mean((d_b(fake_b).numpy() - 1) ** 2, axis=(1, 2, 3)) + np.mean(
+        (d_a(fake_a).numpy() - 1) ** 2, axis=(1, 2, 3)
+    )
+    cycle = 10 * (
+        np.mean(np.abs(model.generator_ba(fake_b).numpy() - a), axis=(1, 2, 3))
+        + np.mean(np.abs(model.generator(fake_a).numpy() - b), axis=(1, 2, 3))
+    )
+    np.testing.assert_allclose(terms["adversarial"], adversarial, rtol=1e-5)
+    np.testing.assert_allclose(terms["cycle"], cycle, rtol=1e-5)
+    d_loss = model.discriminator_loss(a, b, fake_a, fake_b).numpy()
+    expected = 0.5 * sum(
+        np.mean((d(real).numpy() - 1) ** 2, axis=(1, 2, 3)) + np.mean(d(fake).numpy() ** 2, axis=(1, 2, 3))
+        for d, real, fake in ((d_a, a, fake_a), (d_b, b, fake_b))
+    )
+    np.testing.assert_allclose(d_loss, expected, rtol=1e-5)
+
+
+def test_default_optimizers_are_the_papers():
+    model = tiny()
+    model.compile()
+    for optimizer in (model.g_optimizer, model.d_optimizer):
+        assert isinstance(optimizer, keras.optimizers.Adam)
+        assert np.isclose(float(optimizer.learning_rate), 2e-4) and optimizer.beta_1 == 0.5
+    # One optimizer over both generators, one over both discriminators.
+    assert len(model.g_optimizer._trainable_variables) == len(model.generator_variables)
+    assert len(model.d_optimizer._trainable_variables) == len(model.discriminator_variables)
+
+
+# ---------------------------------------------------------------------- translation
+def test_translate_any_size_keeps_the_size():
+    model = tiny()
+    image = np.random.default_rng(0).integers(0, 256, (37, 53, 3), dtype=np.uint8)
+    out = model.translate(image)
+    assert out.shape == (37, 53, 3) and out.dtype == np.uint8
+    floats = kgan.images.from_uint8(image)
+    out_float = model.translate(floats[None], direction="b_to_a", batch_size=1)
+    assert out_float.shape == (1, 37, 53, 3) and out_float.dtype == np.float32
+    # The padding is by reflection to 40x56, and the output is cropped back.
+    padded = np.pad(floats[None], [(0, 0), (0, 3), (0, 3), (0, 0)], mode="reflect")
+    np.testing.assert_allclose(
+        out_float, model.generator_ba(padded).numpy()[:, :37, :53], atol=1e-6
+    )
+    # Multiples of 4 go through unpadded: translate is the generator.
+    x = random_images((3, 16, 20, 3), 1)
+    np.testing.assert_allclose(model.translate(x, batch_size=2), model.generator(x).numpy(), atol=1e-6)
+    np.testing.assert_allclose(model.predict(x, verbose=0), model.generator(x).numpy(), atol=1e-6)
+    assert model.translate(np.zeros((0, 8, 8, 3), np.float32)).shape == (0, 8, 8, 3)
+
+
+@pytest.mark.parametrize(
+    "images, kwargs, error, match",
+    [
+        (np.zeros((8, 8, 3), np.uint8), {"direction": "AtoB"}, ValueError, "'a_to_b'"),
+        (np.zeros((8, 8, 1), np.uint8), {}, ValueError, "3 channels"),
+        (np.zeros((8, 8), np.uint8), {}, ValueError, r"\[N, H, W, C\]"),
+        (np.zeros((1, 8, 8, 3), np.int32), {}, TypeError, "uint8"),
+        (np.zeros((4, 8, 3), np.uint8), {}, ValueError, "at least 5x5"),
+        (np.full((8, 8, 3), 200.0, np.float32), {}, ValueError, r"\[-1, 1\]"),
+        (np.zeros((8, 8, 3), np.uint8), {"batch_size": 0}, ValueError, "batch_size"),
+        ("not an image", {}, TypeError, "uint8"),
+    ],
+)
+def test_translate_errors_say_what_to_fix(images, kwargs, error, match):
+    with pytest.raises(error, match=match):
+        tiny().translate(images, **kwargs)
+
+
+def test_no_latent_space():
+    model = tiny()
+    assert model.latent_dim is None
+    for call in (lambda: model.generate(4), lambda: model.latents(4), lambda: model.generate_uint8(2)):
+        with pytest.raises(TypeError, match="translate"):
+            call()
+
+
+# ---------------------------------------------------------------------- construction and inputs
+def test_construction_errors():
+    with pytest.raises(ValueError, match="multiples of 4"):
+        CycleGAN.from_image_shape((30, 32, 3))
+    with pytest.raises(ValueError, match="disc_layers"):
+        CycleGAN.from_image_shape((16, 16, 3), disc_layers=3)
+    with pytest.raises(ValueError, match="identity_weight=0"):
+        CycleGAN.from_image_shape((16, 16, 1), channels_b=3, disc_layers=2)
+    with pytest.raises(ValueError, match="ema_decay"):
+        tiny(ema_decay=0.999)
+    g = resnet_generator(3, filters=4, num_residual_blocks=0)
+    d1 = patchgan_discriminator(1, 4, 2)
+    with pytest.raises(ValueError, match="discriminator_a"):
+        CycleGAN(g, resnet_generator(3, filters=4, num_residual_blocks=0), d1,
+                 patchgan_discriminator(3, 4, 2), image_size=(16, 16))
+    with pytest.raises(ValueError, match="image_size"):
+        CycleGAN(g, g, patchgan_discriminator(3, 4, 2), patchgan_discriminator(3, 4, 2), image_size=None)
+
+
+def test_grayscale_to_rgb_model():
+    model = tiny(image_shape=(16, 16, 1), channels_b=3, identity_weight=0.0)
+    assert model.image_shape_a == (16, 16, 1) and model.image_shape_b == (16, 16, 3)
+    image = np.zeros((9, 11, 1), np.uint8)
+    assert model.translate(image).shape == (9, 11, 3)
+    assert model.translate(np.zeros((9, 11, 3), np.uint8), "b_to_a").shape == (9, 11, 1)
+
+
+@pytest.mark.parametrize(
+    "batch, match",
+    [
+        (lambda a, b: a, "unpaired batches"),
+        (lambda a, b: (a, b, a), "tuple of 3"),
+        (lambda a, b: (a[..., :1], b), "3 channels"),
+        (lambda a, b: (a, b[:, :8]), "fixed-size 16x16 crops"),
+        (lambda a, b: (a, tf.cast(b * 0, tf.uint8)), "floating point"),
+        (lambda a, b: (a * 255, b), r"\[-1, 1\]"),
+        (lambda a, b: (a, b[:1]), "differ in size"),
+    ],
+)
+def test_fit_checks_the_first_batch(batch, match):
+    model = tiny()
+    model.compile()
+    a, b = next(iter(unpaired(1)))
+    data = tf.data.Dataset.from_tensors(batch(a, b))
+    with pytest.raises(InputValidationError, match=match):
+        model.fit(data, epochs=1, verbose=0)
+
+
+# ---------------------------------------------------------------------- saving and export
+def test_keras_file_and_preset(tmp_path):
+    """A `.keras` file keeps the pools and both optimizers' state; a preset
+    keeps the four networks only (no pools, no optimizer state)."""
+    # Trained on the real unpaired pipeline: embedded 8x8 digits -> MNIST, at 16 px.
+    data = kgan.data.unpaired("digits_8x8", "mnist_5k", batch_size=2, image_size=16, steps=2, seed=0)
+    model = tiny(image_shape=(16, 16, 1))
+    model.compile()
+    model.fit(data, epochs=1, verbose=0)
+    assert int(model.pool_b.count.numpy()) == 3
+    model.save(tmp_path / "cyclegan.keras")
+    restored = keras.models.load_model(tmp_path / "cyclegan.keras")
+    for name in ("pool_a", "pool_b"):
+        for original, loaded in zip(getattr(model, name).weights, getattr(restored, name).weights):
+            np.testing.assert_array_equal(loaded.numpy(), original.numpy())
+    for name in ("g_optimizer", "d_optimizer"):
+        original, loaded = getattr(model, name), getattr(restored, name)
+        assert int(loaded.iterations.numpy()) == 2
+        for a, b in zip(original.variables, loaded.variables):
+            np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+    image = np.random.default_rng(2).integers(0, 256, (4, 16, 16, 1), dtype=np.uint8)
+    grid = np.concatenate([image, model.translate(image)])
+    with pytest.raises(TypeError, match="samples="):
+        kgan.zoo.save_preset(model, tmp_path / "no_samples", dict(TINY_METADATA))
+    folder = kgan.zoo.save_preset(model, tmp_path / "tiny_cyclegan", dict(TINY_METADATA), samples=grid)
+    config = json.loads((folder / "config.json").read_text())
+    assert config["config"]["pool_size"] == 0 and "compile_config" not in config
+    metadata = kgan.zoo.read_metadata(folder)
+    assert metadata["architecture"] == "cyclegan" and metadata["latent_dim"] is None
+    loaded = kgan.zoo.load(folder)
+    assert isinstance(loaded, CycleGAN) and not loaded.pool_a.weights
+    for direction in ("a_to_b", "b_to_a"):
+        np.testing.assert_array_equal(loaded.translate(image, direction), model.translate(image, direction))
+
+
+def test_export_translator_signatures(tmp_path):
+    model = tiny()
+    path = export_translator(model, tmp_path / "translator")
+    served = tf.saved_model.load(str(path))
+    assert {"a_to_b", "b_to_a", "serving_default"} <= set(served.signatures)
+    image = np.random.default_rng(1).integers(0, 256, (1, 13, 22, 3), dtype=np.uint8)
+    for direction in ("a_to_b", "b_to_a"):
+        out = served.signatures[direction](images=tf.constant(image))["images"].numpy()
+        np.testing.assert_array_equal(out, model.translate(image, direction))
+    with pytest.raises(FileExistsError, match="overwrite=True"):
+        export_translator(model, path)
+    # export_generator, and so `kgan export`, dispatches to the translator export.
+    kgan.export.export_generator(model, path, overwrite=True)
+    with pytest.raises(TypeError, match="export_generator"):
+        export_translator(kgan.models.DCGAN.from_image_shape((16, 16, 1), filters=4), tmp_path / "x")
+
+
+# ---------------------------------------------------------------------- distribution
+def test_two_replicas_make_the_one_device_update(two_cpu_strategy):
+    """One global pool and global-batch losses: a step on two replicas (one
+    image each) equals the step on one device (both images)."""
+    single = tiny(pool_size=2)
+    with two_cpu_strategy.scope():
+        mirrored = tiny(pool_size=2)
+    copy_networks(single, mirrored)
+    data = unpaired(3, seed=9)  # fills the pools, then swaps
+    for model in (single, mirrored):
+        model.compile()
+        model.fit(data, epochs=1, verbose=0)
+    # Equal up to float summation order (replicas sum their gradients).
+    np.testing.assert_array_equal(mirrored.pool_a.count.numpy(), 2)
+    for name in ("pool_a", "pool_b"):
+        np.testing.assert_allclose(
+            getattr(mirrored, name).images.numpy(), getattr(single, name).images.numpy(), atol=1e-4
+        )
+    for before, after in zip(single.generator_variables + single.discriminator_variables,
+                             mirrored.generator_variables + mirrored.discriminator_variables):
+        np.testing.assert_allclose(after.numpy(), before.numpy(), atol=1e-4)
