@@ -52,6 +52,7 @@ import scipy.linalg
 import scipy.special
 import tensorflow as tf
 
+from kgan._checks import positive_int
 from kgan.images import check_value_range
 
 __all__ = [
@@ -407,8 +408,8 @@ def kernel_distance(features_a, features_b, num_subsets=100, subset_size=1000, s
             f"Feature dimensions differ: features_a has {a.shape[1]}, "
             f"features_b has {b.shape[1]}."
         )
-    num_subsets = _positive_int(num_subsets, "num_subsets")
-    m = min(len(a), len(b), _positive_int(subset_size, "subset_size"))
+    num_subsets = positive_int(num_subsets, "num_subsets")
+    m = min(len(a), len(b), positive_int(subset_size, "subset_size"))
     if m < 2:
         raise ValueError(
             f"KID needs at least 2 samples per set, got {len(a)} and {len(b)}."
@@ -463,7 +464,7 @@ def inception_score(probabilities, num_splits=10):
             f"Each row of probabilities must sum to 1 (within 1e-3); row {worst} "
             f"sums to {sums[worst]:.6g}. Apply a softmax to logits first."
         )
-    num_splits = _positive_int(num_splits, "num_splits")
+    num_splits = positive_int(num_splits, "num_splits")
     size = len(p) // num_splits
     if size < 1:
         raise ValueError(
@@ -512,8 +513,8 @@ def precision_recall(real_features, fake_features, k=3, batch_size=512):
             f"Feature dimensions differ: real has {real.shape[1]}, fake has "
             f"{fake.shape[1]}."
         )
-    k = _positive_int(k, "k")
-    batch_size = _positive_int(batch_size, "batch_size")
+    k = positive_int(k, "k")
+    batch_size = positive_int(batch_size, "batch_size")
     for name, x in (("real", real), ("fake", fake)):
         if len(x) <= k:
             raise ValueError(
@@ -829,8 +830,8 @@ def features_from(
     if not callable(extractor):
         raise TypeError(f"extractor must be callable, got {type(extractor).__name__}.")
     if num is not None:
-        num = _positive_int(num, "num")
-    batch_size = _positive_int(batch_size, "batch_size")
+        num = positive_int(num, "num")
+    batch_size = positive_int(batch_size, "batch_size")
     stats = FeatureStats(keep_features=keep_features, max_features=max_features, seed=seed)
     bar = None
     if progress:
@@ -1090,11 +1091,3 @@ def _feature_matrix(features, name):
     if not np.all(np.isfinite(x)):
         raise ValueError(f"{name} contains NaN or Inf values.")
     return x
-
-
-def _positive_int(value, name):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be a positive int, got {value!r}.")
-    if value < 1:
-        raise ValueError(f"{name} must be at least 1, got {value}.")
-    return int(value)

@@ -40,6 +40,8 @@ import numbers
 
 import numpy as np
 
+from kgan._checks import positive_int
+
 __all__ = [
     "GRID_SCALE",
     "GRID_STD",
@@ -94,12 +96,6 @@ def _check_positive(value, name):
     return float(value)
 
 
-def _check_int(value, name):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be a positive int, got {value!r}.")
-    if value < 1:
-        raise ValueError(f"{name} must be at least 1, got {value}.")
-    return int(value)
 
 
 def ring_centers(num_modes=8, radius=RING_RADIUS):
@@ -122,7 +118,7 @@ def ring_centers(num_modes=8, radius=RING_RADIUS):
     ring_centers()[0]  # array([1.4144272, 0.], dtype=float32)
     ```
     """
-    num_modes = _check_int(num_modes, "num_modes")
+    num_modes = positive_int(num_modes, "num_modes")
     radius = _check_positive(radius, "radius")
     if num_modes == 8:
         s = 1.0 / math.sqrt(2.0)
@@ -153,7 +149,7 @@ def grid_centers(size=5, scale=GRID_SCALE):
     grid_centers().shape  # (25, 2)
     ```
     """
-    size = _check_int(size, "size")
+    size = positive_int(size, "size")
     scale = _check_positive(scale, "scale")
     axis = np.arange(size, dtype=np.float64) - (size - 1) / 2.0
     xs, ys = np.meshgrid(axis, axis, indexing="ij")
@@ -161,7 +157,7 @@ def grid_centers(size=5, scale=GRID_SCALE):
 
 
 def _mixture_sample(centers, std, num, seed):
-    num = _check_int(num, "num")
+    num = positive_int(num, "num")
     std = _check_positive(std, "std")
     rng = np.random.default_rng(seed)
     component = rng.integers(0, len(centers), size=num)
@@ -265,7 +261,7 @@ class ToyProblem:
         """
         import tensorflow as tf
 
-        batch_size = _check_int(batch_size, "batch_size")
+        batch_size = positive_int(batch_size, "batch_size")
         centers = tf.constant(self.centers)
         std = float(self.std)
         num_modes, dim = self.num_modes, self.dim
@@ -329,7 +325,7 @@ def expected_high_quality_share(threshold=3.0, dim=2):
     from scipy import special
 
     threshold = _check_positive(threshold, "threshold")
-    dim = _check_int(dim, "dim")
+    dim = positive_int(dim, "dim")
     return float(special.gammainc(dim / 2.0, threshold**2 / 2.0))
 
 
@@ -385,8 +381,8 @@ def mode_coverage(samples, centers, std, threshold=3.0, min_count=1, chunk_size=
         )
     std = _check_positive(std, "std")
     threshold = _check_positive(threshold, "threshold")
-    min_count = _check_int(min_count, "min_count")
-    chunk_size = _check_int(chunk_size, "chunk_size")
+    min_count = positive_int(min_count, "min_count")
+    chunk_size = positive_int(chunk_size, "chunk_size")
 
     finite = np.all(np.isfinite(samples), axis=1)
     radius_sq = (threshold * std) ** 2

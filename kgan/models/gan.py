@@ -26,6 +26,7 @@ from keras import ops
 
 from kgan import losses as kgan_losses
 from kgan.augment import DiffAugment, parse_policy
+from kgan._checks import positive_int
 
 
 class InputValidationError(ValueError):
@@ -569,7 +570,7 @@ class GAN(keras.Model):
         ):
             return
         rng = np.random.default_rng(seed)
-        for _ in range(_check_count(num_batches, "num_batches")):
+        for _ in range(positive_int(num_batches, "num_batches")):
             latents = rng.standard_normal((batch_size, self.latent_dim)).astype("float32")
             # Training mode moves the statistics; no gradient, so no weight moves.
             self.ema_generator(latents, training=True)
@@ -590,7 +591,7 @@ class GAN(keras.Model):
         With an int `seed` the result depends only on the seed (numpy's PCG64),
         so the same seed gives the same samples on any machine and backend.
         """
-        num = _check_count(num, "num")
+        num = positive_int(num, "num")
         if seed is None:
             z = keras.random.normal((num, self.latent_dim), seed=self.seed_generator)
             return np.asarray(z, dtype=np.float32)
@@ -612,7 +613,7 @@ class GAN(keras.Model):
                 lambda z: tf.cast(self.sampling_generator(z, training=False), tf.float32),
                 reduce_retracing=True,
             )
-        batch_size = _check_count(batch_size, "batch_size")
+        batch_size = positive_int(batch_size, "batch_size")
         outputs = [
             self._inference_fn(tf.constant(latents[i : i + batch_size])).numpy()
             for i in range(0, len(latents), batch_size)
@@ -657,7 +658,7 @@ def slerp(z0, z1, steps):
     z1 = np.asarray(z1, np.float64).reshape(-1)
     if z0.shape != z1.shape:
         raise ValueError(f"z0 and z1 differ in shape: {z0.shape} vs {z1.shape}.")
-    steps = _check_count(steps, "steps")
+    steps = positive_int(steps, "steps")
     if steps < 2:
         raise ValueError(f"steps must be at least 2 (both ends), got {steps}.")
     t = np.linspace(0.0, 1.0, steps)[:, None]
@@ -669,11 +670,3 @@ def slerp(z0, z1, steps):
     else:
         path = (np.sin((1 - t) * omega) * z0 + np.sin(t * omega) * z1) / np.sin(omega)
     return path.astype(np.float32)
-
-
-def _check_count(value, name):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be a positive int, got {value!r}.")
-    if value < 1:
-        raise ValueError(f"{name} must be at least 1, got {value}.")
-    return int(value)
