@@ -5,6 +5,7 @@ Errors a user can fix (unknown names, bad paths, bad arguments) print one line
 """
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -564,7 +565,8 @@ def cmd_evaluate(args, argv):
     if args.update_card and args.live_generator:
         raise CLIError("--update-card records the preset's own figures; record --live-generator "
                        "figures as a row with --compare-into")
-    with evaluation.stdout_to_stderr():
+    # Progress bars (Keras prints them to stdout) go to stderr; stdout is the JSON.
+    with contextlib.redirect_stdout(sys.stderr):
         result = evaluation.evaluate(
             args.source, split=args.split, against=args.against, against_split=args.against_split, num=args.num,
             metrics_to_compute=chosen, extractor=args.extractor,

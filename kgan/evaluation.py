@@ -29,11 +29,9 @@ print(result["metrics"]["fcd"], result["reference"]["metrics"]["fcd"])
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import os
-import sys
 import time
 from pathlib import Path
 
@@ -117,8 +115,9 @@ def open_source(
         or (path / zoo.METADATA_FILE).is_file()
     )
     if is_preset:
-        model = zoo.load(spec, sha256=sha256)
+        # Resolve once: for a URL that is the download and its sha256 check.
         folder = zoo.resolve(spec, sha256=sha256)
+        model = zoo.load(folder)
         images = model
         label = spec
         if live_generator:
@@ -323,17 +322,6 @@ def record_comparison(folder, label, result, command):
     )
     evaluation["comparisons"] = rows
     return zoo.update_metadata(folder, {"evaluation": evaluation})
-
-
-@contextlib.contextmanager
-def stdout_to_stderr():
-    """Send progress bars (Keras prints to stdout) to stderr, keeping stdout for JSON."""
-    previous = sys.stdout
-    sys.stdout = sys.stderr
-    try:
-        yield
-    finally:
-        sys.stdout = previous
 
 
 def dumps(result):
