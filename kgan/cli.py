@@ -8,7 +8,6 @@ import argparse
 import contextlib
 import json
 import os
-import platform
 import shlex
 import sys
 import time
@@ -413,7 +412,7 @@ def _train(args, argv):
             "images_per_s_median_epoch": round(timer.images_per_s(images_per_epoch), 1),
             "final_d_loss": round(float(history.history["d_loss"][-1]), 4) if history.history else None,
             "final_g_loss": round(float(history.history["g_loss"][-1]), 4) if history.history else None,
-            "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, {platform.system()}",
+            "machine": zoo.machine_summary(),
             "tensorflow": _version("tensorflow"),
             "keras": keras.__version__,
         },

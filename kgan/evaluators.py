@@ -41,7 +41,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import shlex
 import shutil
 import sys
@@ -235,7 +234,7 @@ def train_mnist_classifier(
             "wall_time_s": round(wall, 1),
             "tensorflow": tf.__version__,
             "keras": keras.__version__,
-            "machine": f"{platform.machine()}, {__import__('os').cpu_count()} CPUs, {platform.system()}",
+            "machine": zoo.machine_summary(),
         },
         "parameters": int(classifier.count_params()),
         "created": time.strftime("%Y-%m-%d"),

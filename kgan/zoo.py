@@ -33,6 +33,7 @@ import fnmatch
 import hashlib
 import json
 import os
+import platform
 import shutil
 import tarfile
 import time
@@ -566,6 +567,11 @@ def card_weights_and_recipe(metadata):
         "```",
         "",
     ]
+
+
+def machine_summary():
+    """The `training.machine` field of metadata: architecture, CPU count, OS."""
+    return f"{platform.machine()}, {os.cpu_count()} CPUs, {platform.system()}"
 
 
 def render_model_card(metadata):

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import shlex
 import sys
 import time
@@ -188,7 +187,7 @@ def main(argv=None):
             "wall_time_s": round(seconds, 1),
             "tensorflow": tf.__version__,
             "keras": keras.__version__,
-            "machine": f"{platform.machine()}, {__import__('os').cpu_count()} CPUs, {platform.system()}",
+            "machine": zoo.machine_summary(),
         },
     }
     folder = zoo.save_preset(model, args.output, metadata, overwrite=args.overwrite)
