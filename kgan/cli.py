@@ -167,12 +167,16 @@ def build_parser():
             "Evaluate SOURCE (a preset name, preset folder or URL; a folder of images; or a "
             "dataset name with --split) against real images. Prints JSON (progress on stderr). "
             "28x28x1 images are measured with kgan's MNIST evaluator (FCD, classifier score), "
-            "others with InceptionV3 (its weights file must be present: see --inception-weights)."
+            "others with InceptionV3 (its weights file must be present: see --inception-weights). "
+            "An image translator (CycleGAN preset) is measured in both directions: class "
+            "preservation by the evaluator, cycle reconstruction error, FCD against the target domain."
         ),
     )
     p.add_argument("source", help="preset name/folder/URL, image folder, or dataset name")
-    p.add_argument("--num", type=_positive_int, default=2500, help="images from each set")
-    p.add_argument("--against", help="real dataset or image folder (default: the preset's dataset)")
+    p.add_argument("--num", type=_positive_int,
+                   help="images from each set (default 2500; translators: the smaller domain)")
+    p.add_argument("--against", help="real dataset or image folder (default: the preset's dataset); "
+                   "for a translator its two labelled domains as A,B")
     p.add_argument("--against-split", default="train", help="split of --against, e.g. 'train[:50%%]'")
     p.add_argument("--split", default="train", help="split when SOURCE is a dataset")
     p.add_argument("--reference", help="also evaluate this real set (e.g. a held-out split) for scale")
@@ -398,6 +402,7 @@ def _train(args, argv):
         "recipe": "kgan " + shlex.join(argv),
         "license": args.license or _dataset_license(args.dataset),
         "metrics": {},
+        **({"dataset_a": args.dataset, "dataset_b": args.dataset_b or args.dataset} if translation else {}),
         "training": {
             "epochs": args.epochs,
             "batch_size": args.batch_size,
@@ -564,10 +569,13 @@ def cmd_evaluate(args, argv):
     if args.update_card and args.live_generator:
         raise CLIError("--update-card records the preset's own figures; record --live-generator "
                        "figures as a row with --compare-into")
+    if _is_translator(args.source):
+        return _evaluate_translation(args, argv)
     # Progress bars (Keras prints them to stdout) go to stderr; stdout is the JSON.
     with contextlib.redirect_stdout(sys.stderr):
         result = evaluation.evaluate(
-            args.source, split=args.split, against=args.against, against_split=args.against_split, num=args.num,
+            args.source, split=args.split, against=args.against, against_split=args.against_split,
+            num=args.num or 2500,
             metrics_to_compute=chosen, extractor=args.extractor,
             inception_weights=args.inception_weights, reference=args.reference,
             reference_split=args.reference_split, live_generator=args.live_generator,
@@ -584,14 +592,63 @@ def cmd_evaluate(args, argv):
     if args.compare_into:
         evaluation.record_comparison(args.compare_into, args.label, result, command)
         print(f"kgan: added row {args.label!r} to {args.compare_into}", file=sys.stderr)
-    text = evaluation.dumps(result)
-    if args.json:
-        target = Path(args.json)
+    _print_result(evaluation.dumps(result), args.json)
+
+
+def _print_result(text, json_path):
+    """JSON to stdout and, atomically, to `json_path` when given."""
+    if json_path:
+        target = Path(json_path)
         target.parent.mkdir(parents=True, exist_ok=True)
         temporary = target.with_name(f".{target.name}.tmp-{os.getpid()}")
         temporary.write_text(text + "\n")
         os.replace(temporary, target)
     print(text)
+
+
+def _is_translator(source):
+    """True if `source` names a preset (shipped or folder) of an image translator."""
+    from kgan import translation_evaluation, zoo
+
+    folder = Path(source)
+    if source in zoo.list():
+        folder = zoo.resolve(source)
+    if not (folder / zoo.METADATA_FILE).is_file():
+        return False
+    return translation_evaluation.is_translator_preset(zoo.read_metadata(folder))
+
+
+def _evaluate_translation(args, argv):
+    """`kgan evaluate` of a translator: class preservation, cycle error, FCD."""
+    from kgan import evaluation, translation_evaluation, zoo
+
+    generator_only = {
+        "--against-split": args.against_split != "train", "--reference": args.reference,
+        "--compare-into": args.compare_into, "--live-generator": args.live_generator,
+        "--split": args.split != "train", "--reference-split": args.reference_split != "train",
+    }
+    given = [flag for flag, value in generator_only.items() if value]
+    if given:
+        raise CLIError(f"{args.source} is an image translator: {', '.join(given)} apply to "
+                       "generators; a translator is measured on its two domains (--against A,B)")
+    domains = [d.strip() for d in (args.against or "").split(",") if d.strip()]
+    if args.against and len(domains) != 2:
+        raise CLIError(f"--against {args.against!r}: for a translator name both labelled "
+                       "domains as A,B (e.g. digits_8x8,mnist_5k)")
+    dataset_a, dataset_b = domains or (None, None)
+    classifier = args.extractor if args.extractor != "auto" else "mnist_classifier"
+    with contextlib.redirect_stdout(sys.stderr):
+        result = translation_evaluation.evaluate_translation(
+            args.source, dataset_a=dataset_a, dataset_b=dataset_b, num=args.num,
+            classifier=classifier, batch_size=args.batch_size, seed=args.seed,
+        )
+    command = "kgan " + shlex.join(argv)
+    result["command"] = command
+    if args.update_card:
+        folder = zoo.resolve(args.source)
+        translation_evaluation.record_in_card(folder, result, command)
+        print(f"kgan: updated {folder}/metadata.json and its model card", file=sys.stderr)
+    _print_result(evaluation.dumps(result), args.json)
 
 
 _IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")

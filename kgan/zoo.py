@@ -589,7 +589,7 @@ def render_model_card(metadata):
         f"| architecture | `{m['architecture']}` ({m.get('class_name', '')}) |",
         f"| dataset | {m['dataset']} |",
         f"| image shape | {tuple(m['image_shape'])} |",
-        f"| latent size | {m['latent_dim']} |",
+        *_inputs_lines(m),
         f"| parameters | generator {m['parameters']['generator']:,}, discriminator {m['parameters']['discriminator']:,} |",
         *card_weights_and_recipe(m),
     ]
@@ -601,7 +601,9 @@ def render_model_card(metadata):
     lines += ["## Measured figures", ""]
     metrics = m.get("metrics") or {}
     evaluation = m.get("evaluation") or {}
-    if metrics and evaluation:
+    if evaluation.get("kind") == "translation":
+        lines += _translation_lines(evaluation)
+    elif metrics and evaluation:
         lines += _evaluation_lines(metrics, evaluation)
     elif metrics:
         lines += ["| metric | value |", "|---|---|"]
@@ -612,6 +614,67 @@ def render_model_card(metadata):
     if m.get("notes"):
         lines += ["## Notes", "", m["notes"], ""]
     return "\n".join(lines)
+
+
+def _inputs_lines(metadata):
+    """What the generator takes: a latent vector, or (translators) images of a domain."""
+    if metadata.get("num_classes") is not None:
+        return [f"| latent size | {metadata['latent_dim']} |",
+                f"| classes | {metadata['num_classes']} (labels 0-{metadata['num_classes'] - 1}; "
+                "samples.png has one column per class) |"]
+    if metadata.get("latent_dim") is not None:
+        return [f"| latent size | {metadata['latent_dim']} |"]
+    parts = [p.strip() for p in str(metadata.get("dataset", "")).split("<->")]
+    domain_a = metadata.get("dataset_a") or parts[0]
+    domain_b = metadata.get("dataset_b") or parts[-1]
+    return [f"| translates | A ({domain_a}) <-> B ({domain_b}), images of any size (trained at "
+            f"{tuple(metadata['image_shape'])}) |"]
+
+
+#: Rows of a translator's figures table: (key, label, which way is better).
+_TRANSLATION_ROWS = (
+    ("class_preservation", "class preservation (evaluator accuracy vs source labels)", "higher"),
+    ("cycle_l1", "cycle reconstruction error (mean abs, [0, 1] pixels)", "lower"),
+    ("fcd", "FCD of translations vs target domain", "lower"),
+)
+
+
+def _translation_lines(evaluation):
+    """The figures of a translator: both directions and the real references."""
+    protocol, directions, ref = evaluation["protocol"], evaluation["directions"], evaluation["reference"]
+    lines = [
+        f"{protocol['num']:,} images of each domain (A: {protocol['domain_a']}, B: "
+        f"{protocol['domain_b']}, seed {protocol['seed']}), translated by the preset and read "
+        f"by `{protocol['classifier']}` (resized to {tuple(protocol['resized_to'])}). Each FCD "
+        f"compares {protocol['fcd_num']:,} images with the other half of the target domain's "
+        "sample.",
+        "",
+        "| figure | A -> B | B -> A | better |",
+        "|---|---|---|---|",
+    ]
+    for key, label, better in _TRANSLATION_ROWS:
+        lines.append(f"| {label} | {directions['a_to_b'][key]} | {directions['b_to_a'][key]} | {better} |")
+    lines += [
+        "",
+        "References (real images, same protocol):",
+        "",
+        "| reference | A | B |",
+        "|---|---|---|",
+        f"| evaluator accuracy on the real domain | {ref['classifier_accuracy_real_a']} "
+        f"| {ref['classifier_accuracy_real_b']} |",
+        f"| FCD of untranslated images vs the other domain | {ref['fcd_untranslated_a_vs_b']} (A vs B) "
+        f"| {ref['fcd_untranslated_b_vs_a']} (B vs A) |",
+        f"| FCD real vs real (two halves of the domain's sample) | {ref['fcd_real_a_vs_real_a']} "
+        f"| {ref['fcd_real_b_vs_real_b']} |",
+        "",
+        "Measured with:",
+        "",
+        "```sh",
+        evaluation["command"],
+        "```",
+        "",
+    ]
+    return lines
 
 
 def _evaluation_lines(metrics, evaluation):
@@ -667,7 +730,10 @@ def _register_catalog():
 
 
 #: Figures shown in the README table (the card has them all), in this order.
-_TABLE_FIGURES = ("fcd", "fid", "classifier_score", "inception_score", "precision", "recall")
+_TABLE_FIGURES = (
+    "fcd", "fid", "classifier_score", "inception_score", "precision", "recall",
+    "a_to_b_class_preservation", "a_to_b_fcd", "b_to_a_fcd",
+)
 
 
 def markdown_table():
