@@ -11,14 +11,16 @@ kgan.images.save_grid(gan.generate(64, seed=0), "digits.png")
 
 __version__ = "0.1.0"
 
-from kgan import augment, callbacks, data, export, images, layers, losses, metrics, models, networks
-from kgan import schedules, zoo
+from kgan import ada, augment, callbacks, data, export, images, layers, losses, metrics, models, networks
+from kgan import sampling, schedules, zoo
 from kgan.export import export_generator
-from kgan.models import DCGAN, GAN, WGAN, WGANGP, CycleGAN
+from kgan.models import DCGAN, GAN, WGAN, WGANGP, ConditionalGAN, CycleGAN
 
 __all__ = [
+    "ConditionalGAN",
     "CycleGAN",
     "DCGAN",
+    "ada",
     "augment",
     "GAN",
     "callbacks",
@@ -31,6 +33,7 @@ __all__ = [
     "metrics",
     "models",
     "networks",
+    "sampling",
     "schedules",
     "WGAN",
     "WGANGP",

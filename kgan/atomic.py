@@ -1,13 +1,59 @@
-"""Atomic replacement of folders: write beside the target, then rename.
+"""Atomic replacement of folders and files: write beside the target, then rename.
 
 A preset or export is assembled in a temporary sibling folder and renamed into
-place, so a crash mid-write leaves the previous version intact.
+place (`write_folder`, `replace_folder`); a single file such as a training
+backup's weights is written to a temporary sibling and renamed (`write_file`).
+A crash or SIGKILL mid-write leaves the previous version intact.
 """
 
+import errno
 import os
 import shutil
 import tempfile
 from pathlib import Path
+
+
+class OutputPathError(OSError):
+    """An output location kgan cannot write: a parent is a file, or permission is denied.
+
+    An `OSError`, raised before anything is written, with a message naming
+    the part of the path in the way and what to do instead of the raw
+    `[Errno 17] File exists` that `mkdir` gives.
+    """
+
+
+def _existing_ancestor(path):
+    """The nearest ancestor of `path` (or `path` itself) that exists."""
+    path = Path(os.path.abspath(path))
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
+
+
+def make_dirs(folder):
+    """Create `folder` and its parents, or raise `OutputPathError` saying why not.
+
+    Example:
+
+    ```python
+    make_dirs(Path("runs/x/samples"))
+    ```
+    """
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError) as err:
+        blocker = _existing_ancestor(folder)
+        raise OutputPathError(
+            f"Cannot create the folder {folder}: {blocker} is a file, not a folder. "
+            "Choose an output path inside a folder, or move that file away.",
+        ) from err
+    except PermissionError as err:
+        raise OutputPathError(
+            f"Cannot create the folder {folder}: no permission to write in "
+            f"{_existing_ancestor(folder)}. Choose an output folder you can write to.",
+        ) from err
+    return folder
 
 
 def staging_dir(target):
@@ -22,21 +68,90 @@ def staging_dir(target):
     ```
     """
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+    make_dirs(target.parent)
+    try:
+        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+    except PermissionError as err:  # the folder exists but is read-only
+        raise OutputPathError(
+            f"Cannot write {target}: no permission to write in {target.parent}. "
+            "Choose an output folder you can write to.",
+        ) from err
     umask = os.umask(0)
     os.umask(umask)
     os.chmod(staging, 0o777 & ~umask)
     return staging
 
 
+def _exchange(first, second):
+    """Atomically swap two paths with Linux `renameat2(RENAME_EXCHANGE)`; False if unsupported."""
+    global _RENAMEAT2
+    if _RENAMEAT2 is None:
+        try:
+            import ctypes
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            _RENAMEAT2 = getattr(libc, "renameat2", False) and (libc.renameat2, ctypes)
+        except OSError:
+            _RENAMEAT2 = False
+    if not _RENAMEAT2:
+        return False
+    renameat2, ctypes = _RENAMEAT2
+    at_fdcwd, rename_exchange = -100, 2
+    if renameat2(at_fdcwd, os.fsencode(first), at_fdcwd, os.fsencode(second), rename_exchange) == 0:
+        return True
+    error = ctypes.get_errno()
+    if error in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EPERM):
+        return False  # kernel or file system without it: fall back to two renames
+    raise OSError(error, os.strerror(error), str(second))
+
+
+#: `(renameat2, ctypes)` once looked up; False where libc lacks it.
+_RENAMEAT2 = None
+
+
+def write_file(target, write):
+    """Write a file with `write(path)` beside `target`, then rename it into place.
+
+    `write` gets a temporary path in the same folder (so the rename is atomic)
+    and must create the file there, e.g. `model.save_weights`. The file is
+    flushed to disk before the rename, so `target` is always either the
+    previous complete file or the new one, also after a kill or power loss.
+    On any error the temporary file is removed and `target` is untouched.
+
+    Example:
+
+    ```python
+    write_file(Path("run/backup/epoch-3.weights.h5"), model.save_weights)
+    ```
+    """
+    target = Path(target)
+    make_dirs(target.parent)
+    # Keep the whole name at the end: writers such as save_weights check the suffix.
+    temporary = target.with_name(f".tmp-{os.getpid()}-{target.name}")
+    try:
+        write(temporary)
+        with open(temporary, "rb") as handle:
+            os.fsync(handle.fileno())
+        os.replace(temporary, target)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+    return target
+
+
 def replace_folder(source, target):
     """Move the finished folder `source` to `target`, replacing what is there.
 
-    The old folder is renamed aside first and deleted only after the new one
-    is in place, so at every moment one complete version exists.
+    On Linux the two folders are swapped in one `renameat2(RENAME_EXCHANGE)`
+    call, so `target` names a complete version at every instant, even if the
+    process is killed. Elsewhere the old folder is renamed aside first and
+    deleted only after the new one is in place: a kill between the two
+    renames leaves the old version complete under `.NAME.old-PID`.
     """
     source, target = Path(source), Path(target)
+    if target.is_dir() and not target.is_symlink() and _exchange(source, target):
+        shutil.rmtree(source, ignore_errors=True)  # now the old version
+        return
     if target.exists():
         retired = target.with_name(f".{target.name}.old-{os.getpid()}")
         os.replace(target, retired)

@@ -139,3 +139,463 @@ class DiffAugment(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "policy": self.policy}
+
+
+# ---------------------------------------------------------------------- synthetic data for classifiers
+# A class-conditional generator (kgan.models.ConditionalGAN) turned into
+# labeled training data: `synthetic_dataset` streams (image, label) pairs,
+# `mix_datasets` blends them with real data for a classifier's `fit`, and
+# `filter_by_confidence` keeps only the samples a classifier finds convincing.
+#
+# Images default to float32 in [-1, 1]: the range of kgan.data's labeled
+# pipelines (`kgan.data.load(name, with_labels=True)`) and of kgan's own
+# classifiers, so synthetic and real data mix with no conversion. `value_range`
+# and `image_dtype` produce other conventions ((0, 1) floats; (0, 255) floats as
+# `keras.utils.image_dataset_from_directory` yields; uint8 pixels).
+
+import numbers as _numbers
+
+import numpy as _np
+
+
+def _conditional_generator_of(generator_or_model):
+    """`(generator, num_classes, latent_dim)` of a conditional model or generator."""
+    num_classes = getattr(generator_or_model, "num_classes", None)
+    name = type(generator_or_model).__name__
+    if hasattr(generator_or_model, "sampling_generator"):  # a kgan GAN
+        if num_classes is None:
+            raise TypeError(
+                f"synthetic_dataset needs a class-conditional model, but {name} generates "
+                "from latents alone, so its images have no labels. Train a "
+                "kgan.models.ConditionalGAN (architecture 'conditional_gan') instead."
+            )
+        generator = generator_or_model.sampling_generator  # EMA weights when enabled
+        return generator, int(num_classes), int(generator.inputs[0].shape[-1])
+    if not isinstance(generator_or_model, keras.Model):
+        raise TypeError(
+            "synthetic_dataset takes a kgan.models.ConditionalGAN (or its generator, a Keras "
+            f"model [latents, labels] -> images), got {name}."
+        )
+    inputs = generator_or_model.inputs or []
+    if len(inputs) != 2:
+        raise TypeError(
+            f"synthetic_dataset needs a class-conditional generator taking [latents, labels]; "
+            f"{generator_or_model.name!r} takes {len(inputs)} input(s). Pass a "
+            "kgan.models.ConditionalGAN or kgan.networks.conditional_generator(...)."
+        )
+    embeddings = [
+        layer for layer in generator_or_model.layers
+        if isinstance(layer, keras.layers.Embedding)
+    ]
+    named = [layer for layer in embeddings if layer.name == "label_embedding"]
+    if num_classes is None and len(named or embeddings) == 1:
+        num_classes = (named or embeddings)[0].input_dim
+    if num_classes is None:
+        raise ValueError(
+            f"Cannot tell how many classes generator {generator_or_model.name!r} has (no single "
+            "label Embedding layer); pass the kgan.models.ConditionalGAN, which records it."
+        )
+    return generator_or_model, int(num_classes), int(inputs[0].shape[-1])
+
+
+def _count(value, name):
+    if isinstance(value, bool) or not isinstance(value, (_numbers.Integral, _np.integer)):
+        raise TypeError(f"{name} must be an int, got {value!r}.")
+    if value < 0:
+        raise ValueError(f"{name} must be >= 0, got {value}.")
+    return int(value)
+
+
+def class_counts(num_classes, num_per_class=None, class_distribution=None, num=None):
+    """Exact number of examples per class for `synthetic_dataset`.
+
+    Give either `num_per_class` (an int for every class, or one count per
+    class), or `num` with an optional `class_distribution` (probabilities,
+    default uniform). Fractional quotas `num * p` are rounded by the
+    largest-remainder method, so the counts sum to exactly `num` and each is
+    `floor` or `ceil` of its quota (ties go to the lower class index).
+
+    Args:
+        num_classes: number of classes K.
+        num_per_class: int, or K ints.
+        class_distribution: K non-negative numbers summing to 1 (with `num`).
+        num: total number of examples.
+
+    Returns:
+        int64 numpy `[K]` of counts.
+
+    Raises:
+        ValueError: negative counts, a distribution of the wrong length or
+            not summing to 1, both or neither of `num_per_class` and `num`,
+            or a total of zero.
+        TypeError: counts that are not ints.
+
+    Example:
+
+    ```python
+    class_counts(3, num=10)                                # [4, 3, 3]
+    class_counts(3, num=10, class_distribution=[.5, .3, .2])  # [5, 3, 2]
+    ```
+    """
+    if (num_per_class is None) == (num is None):
+        raise ValueError(
+            "Pass exactly one of num_per_class= (per class) or num= (in total, split by "
+            f"class_distribution); got num_per_class={num_per_class!r}, num={num!r}."
+        )
+    if num_per_class is not None:
+        if class_distribution is not None:
+            raise ValueError(
+                "class_distribution applies to num=; with num_per_class= the counts are "
+                "already given. Pass num_per_class=[n_0, ..., n_K-1] for unequal classes."
+            )
+        if isinstance(num_per_class, (_numbers.Integral, _np.integer)) and not isinstance(
+            num_per_class, bool
+        ):
+            counts = _np.full(num_classes, _count(num_per_class, "num_per_class"), _np.int64)
+        else:
+            values = list(_np.asarray(num_per_class).reshape(-1)) if _np.ndim(num_per_class) else None
+            if values is None or len(values) != num_classes:
+                raise ValueError(
+                    f"num_per_class must be an int or {num_classes} counts (one per class), "
+                    f"got {num_per_class!r}."
+                )
+            counts = _np.array([_count(v, "each num_per_class") for v in values], _np.int64)
+    else:
+        num = _count(num, "num")
+        if class_distribution is None:
+            probabilities = _np.full(num_classes, 1.0 / num_classes)
+        else:
+            try:
+                probabilities = _np.asarray(class_distribution, dtype=_np.float64).reshape(-1)
+            except (TypeError, ValueError) as err:
+                raise TypeError(
+                    f"class_distribution must be {num_classes} numbers, got {class_distribution!r}."
+                ) from err
+            if len(probabilities) != num_classes:
+                raise ValueError(
+                    f"class_distribution has {len(probabilities)} entries; the generator has "
+                    f"{num_classes} classes. Give one probability per class."
+                )
+            if not _np.isfinite(probabilities).all() or (probabilities < 0).any():
+                raise ValueError(
+                    f"class_distribution must hold non-negative finite probabilities, got "
+                    f"{class_distribution!r}."
+                )
+            if abs(probabilities.sum() - 1.0) > 1e-6:
+                raise ValueError(
+                    f"class_distribution must sum to 1, got sum {probabilities.sum():.6g}; "
+                    "normalize it, e.g. p / p.sum()."
+                )
+        quotas = num * probabilities
+        counts = _np.floor(quotas).astype(_np.int64)
+        remainder = num - int(counts.sum())
+        # Largest remainder; the stable sort breaks ties toward lower classes.
+        order = _np.argsort(-(quotas - counts), kind="stable")
+        counts[order[:remainder]] += 1
+    if counts.sum() == 0:
+        raise ValueError("The requested dataset is empty: every class count is 0.")
+    return counts
+
+
+def _output_format(image_dtype, value_range):
+    try:
+        dtype = tf.as_dtype(image_dtype)
+    except TypeError as err:
+        raise TypeError(
+            f"image_dtype must be a dtype such as 'float32' or 'uint8', got {image_dtype!r}."
+        ) from err
+    if not (dtype.is_floating or dtype == tf.uint8):
+        raise ValueError(f"image_dtype must be a floating dtype or uint8, got {dtype.name}.")
+    default = (0, 255) if dtype == tf.uint8 else (-1.0, 1.0)
+    if value_range is None:
+        value_range = default
+    try:
+        low, high = (float(v) for v in value_range)
+    except (TypeError, ValueError) as err:
+        raise TypeError(f"value_range must be a pair (low, high), got {value_range!r}.") from err
+    if not low < high:
+        raise ValueError(f"value_range must have low < high, got {value_range!r}.")
+    if dtype == tf.uint8 and (low, high) != (0.0, 255.0):
+        raise ValueError(f"uint8 images hold 0..255; value_range must be (0, 255), got {value_range!r}.")
+    return dtype, low, high
+
+
+def _convert_images(images, dtype, low, high):
+    """Generator output in [-1, 1] -> `dtype` in [low, high]."""
+    images = tf.clip_by_value(tf.cast(images, tf.float32), -1.0, 1.0)
+    if dtype == tf.uint8:
+        # Exactly kgan.images.to_uint8: round half to even of (x + 1) * 127.5.
+        return tf.cast(tf.round((images + 1.0) * 127.5), tf.uint8)
+    if (low, high) != (-1.0, 1.0):
+        images = low + (images + 1.0) * ((high - low) / 2.0)
+    return tf.cast(images, dtype)
+
+
+def synthetic_dataset(
+    generator_or_model, num_per_class=None, class_distribution=None, num=None, batch_size=256,
+    seed=None, image_dtype="float32", value_range=None, shuffle=True,
+):
+    """A `tf.data.Dataset` of generated `(image, label)` pairs, streamed batch by batch.
+
+    The labels are fixed up front (exact per-class counts, see
+    `class_counts`), shuffled so that any window of the stream mixes the
+    classes, and the generator runs inside the pipeline one batch at a time:
+    only `batch_size` images exist at once, whatever the total. With an int
+    `seed` every pass yields the same images; with `seed=None` each pass
+    (each epoch of `fit`) draws fresh latents for the same labels, an endless
+    supply of new samples at the cost of generating them every epoch (add
+    `.cache()` to generate once).
+
+    Images are float32 in [-1, 1] by default, the range of kgan's labeled
+    pipelines (`kgan.data.load(name, with_labels=True)`) and classifiers, so
+    they mix with real data as they are.
+
+    Args:
+        generator_or_model: a `kgan.models.ConditionalGAN` (its EMA generator
+            is used when it has one) or a conditional generator model
+            `[latents, labels] -> images` in [-1, 1].
+        num_per_class: examples per class: an int, or one int per class.
+        class_distribution: with `num`, the probability of each class
+            (default uniform); counts are exact (largest remainder).
+        num: total number of examples (instead of `num_per_class`).
+        batch_size: images per generator call.
+        seed: int for a reproducible dataset; None for fresh samples each pass.
+        image_dtype: `"float32"` (default), another float dtype, or `"uint8"`.
+        value_range: `(low, high)` of the images: default `(-1, 1)` for floats
+            (use `(0, 1)` for models trained on `x / 255`, `(0, 255)` to match
+            `keras.utils.image_dataset_from_directory`); uint8 is always 0..255.
+        shuffle: shuffle the label order (False: class 0's examples first).
+
+    Returns:
+        An unbatched `tf.data.Dataset` of `(image [H, W, C], label int32 [])`
+        with known cardinality; batch it, or pass it to `mix_datasets`.
+
+    Raises:
+        TypeError: an unconditional model (e.g. a DCGAN) or a non-model.
+        ValueError: bad counts or distribution (see `class_counts`), or a
+            bad `value_range`.
+
+    Example:
+
+    ```python
+    gan = kgan.zoo.load("my_conditional_mnist")
+    synthetic = kgan.augment.synthetic_dataset(gan, num_per_class=500, seed=0)
+    classifier.fit(synthetic.batch(128), epochs=5)
+    ```
+    """
+    generator, num_classes, latent_dim = _conditional_generator_of(generator_or_model)
+    counts = class_counts(num_classes, num_per_class, class_distribution, num)
+    batch_size = _count(batch_size, "batch_size")
+    if batch_size < 1:
+        raise ValueError("batch_size must be at least 1.")
+    if seed is not None:
+        seed = _count(seed, "seed")
+    dtype, low, high = _output_format(image_dtype, value_range)
+
+    labels = _np.repeat(_np.arange(num_classes, dtype=_np.int32), counts)
+    if shuffle:
+        _np.random.default_rng(seed).shuffle(labels)
+    total = len(labels)
+    num_batches = -(-total // batch_size)
+    all_labels = tf.constant(labels)
+
+    def make_batch(index, stream_seed):
+        batch_labels = all_labels[index * batch_size : (index + 1) * batch_size]
+        # Stateless latents keyed by (stream seed, batch index): the same
+        # images whatever the pipeline's threading or prefetching.
+        latents = tf.random.stateless_normal(
+            [tf.shape(batch_labels)[0], latent_dim], seed=tf.stack([stream_seed, index])
+        )
+        images = generator([latents, batch_labels], training=False)
+        return _convert_images(images, dtype, low, high), batch_labels
+
+    # One random int64 per batch: fixed by `seed`, or redrawn every pass.
+    stream_seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=seed is None)
+    dataset = (
+        tf.data.Dataset.zip(tf.data.Dataset.range(num_batches), stream_seeds)
+        .map(make_batch)
+        .unbatch()
+        .apply(tf.data.experimental.assert_cardinality(total))
+    )
+    return dataset.prefetch(1)
+
+
+def _elements(dataset, name):
+    """`(unbatched dataset of (image, int32 label), was_batched, static batch size or None)`."""
+    if not isinstance(dataset, tf.data.Dataset):
+        raise TypeError(f"{name} must be a tf.data.Dataset of (image, label), got {type(dataset).__name__}.")
+    spec = dataset.element_spec
+    if not (isinstance(spec, tuple) and len(spec) == 2):
+        raise ValueError(
+            f"{name} must yield (image, label) pairs, got elements {spec}. Load labeled data "
+            "with kgan.data.load(name, with_labels=True)."
+        )
+    image_spec, label_spec = spec
+    if not label_spec.dtype.is_integer:
+        raise ValueError(
+            f"{name}'s labels must be integer class indices, got {label_spec.dtype.name}; "
+            "for one-hot labels map them with tf.argmax(y, -1)."
+        )
+    rank = image_spec.shape.rank
+    batch = None
+    if rank == 4:  # batched [B, H, W, C]; B is None for a ragged last batch
+        batch = image_spec.shape[0]
+        dataset = dataset.unbatch()
+        image_spec, label_spec = dataset.element_spec
+    elif rank != 3:
+        raise ValueError(
+            f"{name}'s images must be [H, W, C] (or batches [B, H, W, C]), got shape "
+            f"{image_spec.shape}."
+        )
+    if label_spec.shape.rank == 1 and label_spec.shape[0] == 1:  # [1] labels, keras.datasets style
+        dataset = dataset.map(lambda x, y: (x, tf.reshape(y, [])))
+    elif label_spec.shape.rank != 0:
+        raise ValueError(f"{name}'s labels must be one class index per image, got shape {label_spec.shape}.")
+    dataset = dataset.map(lambda x, y: (x, tf.cast(y, tf.int32)))
+    return dataset, rank == 4, batch
+
+
+def _fraction(value, name):
+    if isinstance(value, bool) or not isinstance(value, (_numbers.Real, _np.floating, _np.integer)):
+        raise TypeError(f"{name} must be a number in [0, 1], got {value!r}.")
+    if not 0.0 <= float(value) <= 1.0:
+        raise ValueError(f"{name} must be in [0, 1], got {value}.")
+    return float(value)
+
+
+def mix_datasets(real, synthetic, synthetic_fraction=0.5, seed=None, batch_size=None):
+    """Interleave real and synthetic `(image, label)` data into batches for `fit`.
+
+    Each example comes from `synthetic` with probability `synthetic_fraction`
+    (`tf.data.Dataset.sample_from_datasets`). The mix stops when either input
+    runs out, so the fraction holds over the whole stream instead of the tail
+    being all real or all synthetic; `.repeat()` the input you want to reuse.
+
+    Both inputs may be batched (`[B, H, W, C]`, as `kgan.data.load` yields)
+    or not (as `synthetic_dataset` yields); labels are cast to int32. Images
+    must already share dtype and range: `synthetic_dataset`'s default float32
+    [-1, 1] matches `kgan.data.load(..., with_labels=True)`.
+
+    Args:
+        real: dataset of real `(image, label)`.
+        synthetic: dataset of generated `(image, label)`.
+        synthetic_fraction: share of synthetic examples, in [0, 1].
+        seed: seed of the draw (same seed, same interleaving).
+        batch_size: examples per batch; default the batch size of `real` when
+            it is batched with a static size, else 32 (Keras' default).
+
+    Returns:
+        A batched, prefetched `tf.data.Dataset` of `(images, labels)`.
+
+    Raises:
+        ValueError: a fraction outside [0, 1], elements that are not
+            `(image, label)`, or images of different shapes or dtypes.
+        TypeError: an input that is not a `tf.data.Dataset`.
+
+    Example:
+
+    ```python
+    real = kgan.data.load("mnist_5k", split="train[:10%]", batch_size=64, with_labels=True)
+    synthetic = kgan.augment.synthetic_dataset(gan, num_per_class=200, seed=0)
+    classifier.fit(kgan.augment.mix_datasets(real.repeat(), synthetic, 0.5, seed=0), epochs=5)
+    ```
+    """
+    fraction = _fraction(synthetic_fraction, "synthetic_fraction")
+    real, _, real_batch = _elements(real, "real")
+    synthetic, _, _ = _elements(synthetic, "synthetic")
+    real_image, synthetic_image = real.element_spec[0], synthetic.element_spec[0]
+    if real_image.dtype != synthetic_image.dtype:
+        raise ValueError(
+            f"real images are {real_image.dtype.name} but synthetic ones {synthetic_image.dtype.name}; "
+            "make them match, e.g. synthetic_dataset(..., image_dtype=..., value_range=...)."
+        )
+    if not real_image.shape.is_compatible_with(synthetic_image.shape):
+        raise ValueError(
+            f"real images have shape {real_image.shape} but synthetic ones {synthetic_image.shape}; "
+            "resize the real data (kgan.data.load(..., image_size=...)) or use a generator of "
+            "that size."
+        )
+    if batch_size is None:
+        batch_size = real_batch if real_batch is not None else 32
+    batch_size = _count(batch_size, "batch_size")
+    if batch_size < 1:
+        raise ValueError("batch_size must be at least 1.")
+    if fraction == 0.0:
+        mixed = real
+    elif fraction == 1.0:
+        mixed = synthetic
+    else:
+        mixed = tf.data.Dataset.sample_from_datasets(
+            [real, synthetic], weights=[1.0 - fraction, fraction], seed=seed,
+            stop_on_empty_dataset=True,
+        )
+    return mixed.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def filter_by_confidence(dataset, classifier, threshold, batch_size=256, from_logits=None):
+    """Keep the `(image, label)` examples a classifier agrees with confidently.
+
+    An example stays when the classifier's probability of *its label* is at
+    least `threshold`: generated images that do not look like their class to
+    an independent classifier are dropped before they can teach a wrong label.
+
+    Args:
+        dataset: `(image, label)` dataset, batched or not (the result keeps the
+            structure; batched input is re-batched to its batch size).
+        classifier: a Keras model (or callable) from images to `[B, K]`
+            class logits or probabilities, taking images as `dataset` holds them.
+        threshold: minimum probability of the labeled class, in [0, 1].
+        batch_size: images per classifier call for an unbatched `dataset`
+            (and per output batch when the input's batch size is not static).
+        from_logits: True for logits, False for probabilities; None decides
+            per batch (rows of values in [0, 1] summing to 1 are probabilities).
+
+    Returns:
+        The filtered `tf.data.Dataset`.
+
+    Example:
+
+    ```python
+    confident = kgan.augment.filter_by_confidence(synthetic, classifier, threshold=0.9)
+    ```
+    """
+    threshold = _fraction(threshold, "threshold")
+    if not callable(classifier):
+        raise TypeError(f"classifier must be a Keras model or callable, got {type(classifier).__name__}.")
+    batch_size = _count(batch_size, "batch_size")
+    if batch_size < 1:
+        raise ValueError("batch_size must be at least 1.")
+    elements, batched, input_batch = _elements(dataset, "dataset")
+    # Keras models take `training`; plain callables may not.
+    takes_training = isinstance(classifier, keras.layers.Layer)
+
+    def probabilities(outputs):
+        outputs = tf.cast(outputs, tf.float32)
+        if outputs.shape.rank != 2:
+            raise ValueError(
+                f"The classifier must output [batch, num_classes] scores, got shape {outputs.shape}."
+            )
+        if from_logits is True:
+            return tf.nn.softmax(outputs)
+        if from_logits is False:
+            return outputs
+        looks_normalized = tf.reduce_all(outputs >= 0.0) & tf.reduce_all(
+            tf.abs(tf.reduce_sum(outputs, axis=-1) - 1.0) < 1e-3
+        )
+        return tf.cond(looks_normalized, lambda: outputs, lambda: tf.nn.softmax(outputs))
+
+    def score(images, labels):
+        outputs = classifier(images, training=False) if takes_training else classifier(images)
+        scores = probabilities(outputs)
+        return images, labels, tf.gather(scores, labels, axis=1, batch_dims=1)
+
+    kept = (
+        elements.batch(input_batch or batch_size)
+        .map(score)
+        .unbatch()
+        .filter(lambda image, label, confidence: confidence >= threshold)
+        .map(lambda image, label, confidence: (image, label))
+    )
+    if batched:
+        kept = kept.batch(input_batch or batch_size)
+    return kept.prefetch(tf.data.AUTOTUNE)

@@ -1,101 +1,528 @@
-"""Training-throughput benchmark: images/s of `fit` per precision, side by side.
+"""Training-throughput benchmark: kgan's `fit` per setting, and against a keras.io baseline.
 
-Several configurations are timed in one process, their repeats interleaved
-(A, B, A, B, ...) so that load from other processes on a shared machine hits
-them alike; the figure reported is the median over repeats, after a warm-up
-run that traces and compiles the step.
+`run` times `fit` of one architecture under several configurations in the
+same run, their repeats interleaved (A, B, A, B, ...) so that load from other
+processes on a shared machine hits them alike; each figure is the median
+over repeats, after a warm-up `fit` that traces and compiles the step.
+
+Configurations are kgan's (one per precision; steps per execution and XLA
+default to what `kgan train` uses, see `kgan.performance`) and, with
+`baseline=True`, the same networks (same builder, sizes and batch) trained
+by the keras.io-style float32 `train_step` of `kgan.benchmarks.baselines`.
+
+**Images per second** count the real images the discriminator scores:
+`batch_size` per update, so `batch_size * n_critic` per step for WGAN and
+WGAN-GP (kgan draws a fresh minibatch per critic update; the keras.io
+baseline re-scores the step's one batch n_critic times, the same work). A
+ratio of images/s is therefore a ratio of step rates.
+
+**Peak memory**: by default each configuration runs in its own worker
+process (`python -m kgan.bench --worker`), so `peak_rss_mb` is that
+process's resident high-water mark (`ru_maxrss`: TensorFlow runtime, data
+pipeline, model, compilation and training), and `rss_start_mb` its resident
+size after importing TensorFlow and kgan, before building anything. With
+`isolate=False` everything runs in this process (faster to start); then
+`peak_rss_mb` is the process's RSS sampled every 5 ms during that
+configuration's own build and fits, which includes memory still held by the
+configurations built before it (`memory_scope` says which).
 
 Example:
 
 ```python
 from kgan import bench
-rows = bench.run("dcgan", precisions=["float32", "mixed_bfloat16"], steps=50)
+rows = bench.run("dcgan", baseline=True, steps=50, repeats=5)
+rows[0]["ratio"]   # kgan images/s over the baseline's
 ```
 """
 
+import inspect
+import json
+import os
+import resource
 import statistics
+import subprocess
+import sys
+import tempfile
+import threading
 import time
 
-import keras
+_PREFIX = "KGAN_BENCH "
+_BASELINE = "baseline"
 
 
-def _build(arch, precision, image_shape, latent_dim, filters, steps_per_execution, jit_compile):
-    from kgan import zoo
-
-    previous = keras.mixed_precision.global_policy()
-    keras.mixed_precision.set_global_policy(precision)
+# --------------------------------------------------------------------- memory
+def _rss_mb():
+    """Current resident set size of this process, in MB (0 where /proc is missing)."""
     try:
-        model = zoo.build(
-            arch, image_shape=image_shape, latent_dim=latent_dim, filters=filters, seed=0
+        with open("/proc/self/statm") as handle:
+            pages = int(handle.read().split()[1])
+        return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except (OSError, ValueError, IndexError):
+        return 0.0
+
+
+def _max_rss_mb():
+    """This process's lifetime resident high-water mark, in MB (Linux reports KB)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**20 if sys.platform == "darwin" else peak / 2**10
+
+
+class _RssSampler:
+    """Resident-size high-water mark over a stretch of time, sampled every 5 ms."""
+
+    def __init__(self):
+        self.peak = _rss_mb()
+        self._stop = threading.Event()
+        self._thread = None
+
+    def __enter__(self):
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, _rss_mb())
+
+    def _sample(self):
+        while not self._stop.wait(0.005):
+            self.peak = max(self.peak, _rss_mb())
+
+
+# --------------------------------------------------------------------- one configuration
+def _images(pipeline, translation, with_labels):
+    """Materialize a finite kgan pipeline as float32 numpy (what the baseline trains on)."""
+    import numpy as np
+
+    parts = [tuple(np.asarray(t) for t in b) if isinstance(b, tuple) else (np.asarray(b),)
+             for b in pipeline]
+    columns = [np.concatenate(c) for c in zip(*parts)]
+    if translation:
+        return tuple(columns), None
+    return columns[0], (columns[1] if with_labels else None)
+
+
+def _is_conditional(arch):
+    """Class-conditional architectures take `(images, labels)` batches."""
+    return "num_classes" in inspect.signature(arch.builder).parameters
+
+
+def _pipeline(problem, translation, conditional, repeat_batches=1, baseline=False):
+    """The training pipeline `kgan train` builds for this problem.
+
+    With `baseline=True`, the same examples once, in order, in batches of 256
+    (for the baseline to hold in memory, as the keras.io examples do).
+    """
+    from kgan import data
+
+    p = problem
+    if translation:
+        if baseline:
+            return data.unpaired(
+                p["dataset"], p["dataset_b"], batch_size=1, image_size=p["image_size"],
+                channels=p["channels"], split=p["split"], shuffle=False,
+            ).unbatch().batch(256)
+        return data.unpaired(
+            p["dataset"], p["dataset_b"], batch_size=p["batch_size"],
+            image_size=p["image_size"], channels=p["channels"], split=p["split"], seed=p["seed"],
         )
-        model.compile(steps_per_execution=steps_per_execution, jit_compile=jit_compile)
-    finally:
-        keras.mixed_precision.set_global_policy(previous)
-    return model
+    if baseline:
+        return data.load(
+            p["dataset"], split=p["split"], batch_size=256, image_size=p["image_size"],
+            channels=p["channels"], shuffle=False, drop_remainder=False,
+            with_labels=conditional,
+        )
+    return data.load(
+        p["dataset"], split=p["split"], batch_size=p["batch_size"], image_size=p["image_size"],
+        channels=p["channels"], seed=p["seed"], with_labels=conditional,
+        repeat_batches=repeat_batches,
+    )
+
+
+class _Trainer:
+    """One configuration: its pipeline, its compiled model, and a timed `fit`.
+
+    Builds everything at construction and runs one untimed warm-up `fit`.
+    """
+
+    def __init__(self, problem, config):
+        import keras
+
+        from kgan import zoo
+
+        self.rss_start_mb = _rss_mb()
+        p = problem
+        arch = zoo.architecture(p["arch"])
+        self.translation = hasattr(arch.cls, "translate")
+        self.conditional = _is_conditional(arch)
+        is_baseline = config["kind"] == _BASELINE
+        precision = "float32" if is_baseline else config["precision"]
+        previous = keras.mixed_precision.global_policy()
+        keras.mixed_precision.set_global_policy(precision)
+        try:
+            pipeline = _pipeline(p, self.translation, self.conditional)
+            if self.translation:
+                spec_a, spec_b = pipeline.element_spec
+                build = {"image_shape": tuple(int(d) for d in spec_a.shape[1:]),
+                         "channels_b": int(spec_b.shape[-1])}
+                if p.get("num_residual_blocks"):
+                    build["num_residual_blocks"] = p["num_residual_blocks"]
+            else:
+                spec = pipeline.element_spec[0] if self.conditional else pipeline.element_spec
+                build = {"image_shape": tuple(int(d) for d in spec.shape[1:]),
+                         "latent_dim": p["latent_dim"]}
+                if self.conditional:
+                    build["num_classes"] = len(pipeline.class_names)
+                if p.get("n_critic"):
+                    build["n_critic"] = p["n_critic"]
+            self.image_shape = list(build["image_shape"])
+            model = arch.builder(filters=p["filters"], seed=p["seed"], **build)
+            if is_baseline:
+                from kgan.benchmarks import baselines
+
+                model = baselines.build(p["arch"], model)
+                self.batches_per_step = model.critic_updates
+                images, labels = _images(
+                    _pipeline(p, self.translation, self.conditional, baseline=True),
+                    self.translation, self.conditional,
+                )
+                pipeline = baselines.dataset(
+                    p["arch"], images, p["batch_size"], labels=labels, seed=p["seed"]
+                )
+            else:
+                self.batches_per_step = model.batches_per_step
+                if model.batches_per_step > 1:  # as kgan train: n_critic fresh minibatches
+                    pipeline = _pipeline(
+                        p, self.translation, self.conditional, model.batches_per_step
+                    )
+                model.compile(
+                    steps_per_execution=config["steps_per_execution"],
+                    jit_compile=config["jit_compile"],
+                )
+        finally:
+            keras.mixed_precision.set_global_policy(previous)
+        self.model = model
+        self.chunk = pipeline.repeat().take(p["steps"])
+        self.images_per_step = p["batch_size"] * self.batches_per_step
+        self.fit()  # warm-up: tracing, compilation, first-step allocations
+        self._start_weights = self._network_weights()
+
+    def _network_weights(self):
+        """`{network name: copy of its trainable weights}` of the model's networks."""
+        import keras
+        import numpy as np
+
+        return {
+            layer.name: [np.array(w) for w in layer.trainable_weights]
+            for layer in self.model._flatten_layers(include_self=False, recursive=False)
+            if isinstance(layer, keras.Model) and layer.trainable_weights
+        }
+
+    def networks_trained(self):
+        """`{network name: whether the timed fits changed its weights}` (a sanity check)."""
+        import numpy as np
+
+        now = self._network_weights()
+        return {
+            name: any(not np.array_equal(a, b) for a, b in zip(weights, now[name]))
+            for name, weights in self._start_weights.items()
+        }
+
+    def fit(self):
+        """`(wall seconds, CPU seconds of this process)` of one `fit` over `steps` steps."""
+        cpu, start = time.process_time(), time.perf_counter()
+        self.model.fit(self.chunk, epochs=1, verbose=0, shuffle=False)
+        return time.perf_counter() - start, time.process_time() - cpu
+
+
+class _InProcess:
+    """A configuration run in this process; memory is sampled process RSS."""
+
+    memory_scope = "shared process (sampled RSS during this configuration)"
+
+    def __init__(self, problem, config):
+        self.sampler = _RssSampler()
+        with self.sampler:
+            self.trainer = _Trainer(problem, config)
+        self.rss_start_mb = self.trainer.rss_start_mb
+        self.info = {"images_per_step": self.trainer.images_per_step,
+                     "batches_per_step": self.trainer.batches_per_step,
+                     "image_shape": self.trainer.image_shape}
+
+    def ready(self):
+        return self.info
+
+    def run(self):
+        with self.sampler:
+            return self.trainer.fit()
+
+    def close(self):
+        return {"peak_rss_mb": self.sampler.peak, "rss_start_mb": self.rss_start_mb,
+                "networks_trained": self.trainer.networks_trained()}
+
+
+class _Worker:
+    """A configuration run in its own process (`python -m kgan.bench --worker`)."""
+
+    memory_scope = "own process (ru_maxrss)"
+
+    def __init__(self, problem, config):
+        self.stderr = tempfile.TemporaryFile(mode="w+")
+        env = dict(os.environ)
+        env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        # The worker imports the same kgan as this process, installed or not.
+        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "kgan.bench", "--worker"], stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE, stderr=self.stderr, text=True, env=env,
+        )
+        self._send({"problem": problem, "config": config})
+
+    def _send(self, message):
+        self.process.stdin.write(json.dumps(message) + "\n")
+        self.process.stdin.flush()
+
+    def _receive(self):
+        for line in self.process.stdout:
+            if line.startswith(_PREFIX):
+                reply = json.loads(line[len(_PREFIX):])
+                if "error" in reply:
+                    self._fail(reply)
+                return reply
+        self._fail({})
+
+    def _fail(self, reply):
+        self.process.kill()
+        self.process.wait()
+        if reply.get("user_error"):
+            raise ValueError(reply["error"])
+        self.stderr.seek(0)
+        tail = self.stderr.read()[-3000:]
+        raise RuntimeError(f"bench worker failed: {reply.get('error', 'no reply')}\n{tail}")
+
+    def ready(self):
+        return self._receive()
+
+    def run(self):
+        self._send({"cmd": "run"})
+        reply = self._receive()
+        return reply["seconds"], reply["cpu_seconds"]
+
+    def close(self):
+        self._send({"cmd": "stop"})
+        reply = self._receive()
+        self.process.wait()
+        self.stderr.close()
+        return reply
+
+
+def _worker_main():
+    """The worker's loop: build the configuration, then answer run/stop commands."""
+    user_errors = (ValueError, TypeError, KeyError, FileNotFoundError)
+
+    def reply(message):
+        sys.stdout.write(_PREFIX + json.dumps(message) + "\n")
+        sys.stdout.flush()
+
+    request = json.loads(sys.stdin.readline())
+    try:
+        trainer = _Trainer(request["problem"], request["config"])
+    except Exception as err:  # reported to the parent, which raises it
+        message = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
+        reply({"error": str(message) or type(err).__name__,
+               "user_error": isinstance(err, user_errors)})
+        return
+    reply({"images_per_step": trainer.images_per_step,
+           "batches_per_step": trainer.batches_per_step, "image_shape": trainer.image_shape})
+    for line in sys.stdin:
+        command = json.loads(line)["cmd"]
+        if command == "run":
+            wall, cpu = trainer.fit()
+            reply({"seconds": wall, "cpu_seconds": cpu})
+        else:
+            reply({"peak_rss_mb": _max_rss_mb(), "rss_start_mb": trainer.rss_start_mb,
+                   "networks_trained": trainer.networks_trained()})
+            return
+
+
+# --------------------------------------------------------------------- the benchmark
+def _label(config):
+    if config["kind"] == _BASELINE:
+        return "baseline float32 (keras.io)"
+    jit = " xla" if config["jit_compile"] else ""
+    return f"kgan {config['precision']} spe={config['steps_per_execution']}{jit}"
 
 
 def run(
     arch,
-    precisions=("float32", "mixed_bfloat16"),
-    dataset="mnist_5k",
+    precisions=("auto",),
+    baseline=False,
+    dataset=None,
+    dataset_b=None,
+    split="train",
+    image_size=None,
+    channels=None,
     batch_size=64,
     steps=50,
     repeats=5,
     latent_dim=100,
     filters=64,
-    steps_per_execution=1,
-    jit_compile=False,
+    num_residual_blocks=None,
+    n_critic=None,
+    steps_per_execution="auto",
+    jit_compile="auto",
+    isolate=True,
+    seed=0,
 ):
-    """Time `fit` for each precision; returns one dict per precision.
+    """Time `fit` of `arch` per configuration; returns one dict per configuration.
 
-    Each dict has `precision`, `images_per_s` (median real images consumed
-    per second: `batch_size * batches_per_step` per step), `step_ms`
-    (median), `repeats_images_per_s` (all repeats) and the settings used.
+    Args:
+        arch: architecture name (`kgan.zoo.list(kind="architectures")`).
+        precisions: kgan configurations to time, one per precision;
+            `"auto"` is `kgan train`'s default (`kgan.performance`).
+        baseline: also time the keras.io-style float32 baseline of the same
+            networks (`kgan.benchmarks.baselines`); rows then carry their
+            ratio to it.
+        dataset: dataset name (default `mnist_5k`; for image-to-image
+            architectures domain A, default `digits_8x8`).
+        dataset_b: image-to-image architectures: domain B (default `mnist_5k`).
+        split: split of the dataset(s), e.g. `"train[:256]"`.
+        image_size: resize images to this square size.
+        channels: convert images to 1 or 3 channels.
+        batch_size: images per update (per domain for image-to-image).
+        steps: train steps per timed `fit`.
+        repeats: timed `fit` calls per configuration.
+        latent_dim: latent size (latent-space architectures).
+        filters: base network width.
+        num_residual_blocks: CycleGAN generator blocks (default: the paper's).
+        n_critic: WGAN, WGAN-GP critic updates per step (default: the paper's 5).
+        steps_per_execution: kgan's; `"auto"` is `kgan train`'s default.
+        jit_compile: kgan's; `"auto"` is `kgan train`'s default.
+        isolate: run each configuration in its own process (honest peak
+            memory per configuration); False runs all in this process.
+        seed: seed of data order and initialization.
+
+    Returns:
+        One dict per configuration (kgan's first, the baseline last):
+        `label`, `config` (`"kgan"` or `"baseline"`), `precision`,
+        `steps_per_execution`, `jit_compile`, `images_per_s` (median),
+        `step_ms` (median), `repeats_images_per_s`, `ratio` (images/s over
+        the reference row's: the baseline if present, else the first row),
+        `reference`, `peak_rss_mb`, `rss_start_mb`, `memory_scope`, and the
+        problem's settings.
+
+    Raises:
+        ValueError: unknown architecture or precision, no baseline for
+            `arch`, bad sizes, or a dataset that cannot be loaded.
     """
-    from kgan import data
+    from kgan import performance, zoo
 
     if steps < 1 or repeats < 1:
         raise ValueError(f"steps and repeats must be >= 1, got {steps}, {repeats}.")
-    pipeline = data.load(dataset, batch_size=batch_size, seed=0).repeat()
-    image_shape = tuple(int(d) for d in pipeline.element_spec.shape[1:])
-    models = {
-        p: _build(arch, p, image_shape, latent_dim, filters, steps_per_execution, jit_compile)
-        for p in precisions
+    architecture = zoo.architecture(arch)
+    translation = hasattr(architecture.cls, "translate")
+    if baseline:
+        from kgan.benchmarks import baselines
+
+        baselines.baseline_class(arch)
+    problem = {
+        "arch": arch,
+        "dataset": dataset or ("digits_8x8" if translation else "mnist_5k"),
+        "dataset_b": (dataset_b or "mnist_5k") if translation else None,
+        "split": split, "image_size": image_size, "channels": channels,
+        "batch_size": batch_size, "steps": steps, "latent_dim": latent_dim,
+        "filters": filters, "num_residual_blocks": num_residual_blocks, "n_critic": n_critic,
+        "seed": seed,
     }
-    # WGANs take n_critic fresh minibatches per step; images/s counts real
-    # images consumed, so it compares training speed across architectures.
-    per_step = next(iter(models.values())).batches_per_step
-    if per_step > 1:
-        pipeline = data.load(dataset, batch_size=batch_size, seed=0, repeat_batches=per_step).repeat()
-    chunk = pipeline.take(steps)
-    for model in models.values():  # warm-up: tracing and first-step allocation
-        model.fit(chunk, epochs=1, verbose=0)
-    times = {p: [] for p in precisions}
-    for _ in range(repeats):
-        for precision, model in models.items():
-            start = time.perf_counter()
-            model.fit(chunk, epochs=1, verbose=0)
-            times[precision].append(time.perf_counter() - start)
-    rows = []
+    # A bad dataset, split or size fails here, with its message, not in a worker.
+    _pipeline(problem, translation, _is_conditional(architecture))
+    configs = []
     for precision in precisions:
-        median = statistics.median(times[precision])
-        rows.append(
-            {
-                "arch": arch,
-                "precision": precision,
-                "images_per_s": round(steps * batch_size * per_step / median, 1),
-                "step_ms": round(1000 * median / steps, 2),
-                "repeats_images_per_s": [
-                    round(steps * batch_size * per_step / t, 1) for t in times[precision]
-                ],
-                "batches_per_step": per_step,
-                "batch_size": batch_size,
-                "steps": steps,
-                "steps_per_execution": steps_per_execution,
-                "jit_compile": jit_compile,
-                "image_shape": list(image_shape),
-                "filters": filters,
-                "latent_dim": latent_dim,
-            }
-        )
+        settings = performance.resolve(arch, precision, steps_per_execution, jit_compile)
+        configs.append({"kind": "kgan", **settings})
+    if baseline:
+        configs.append({"kind": _BASELINE, "precision": "float32", "steps_per_execution": 1,
+                        "jit_compile": False})
+    runner = _Worker if isolate else _InProcess
+    runners = []
+    try:
+        # Workers build and warm up concurrently; timed fits never overlap.
+        for config in configs:
+            runners.append(runner(problem, config))
+        infos = [r.ready() for r in runners]
+        times = [[] for _ in configs]
+        for _ in range(repeats):
+            for index, r in enumerate(runners):
+                times[index].append(r.run())
+        memory = [r.close() for r in runners]
+    finally:
+        for r in runners:
+            process = getattr(r, "process", None)
+            if process is not None and process.poll() is None:
+                process.kill()
+                process.wait()
+    rows = []
+    for config, info, measured, mem in zip(configs, infos, times, memory):
+        per_step = info["images_per_step"]
+        seconds = [wall for wall, _ in measured]
+        median = statistics.median(seconds)
+        cpu = statistics.median(cpu for _, cpu in measured)
+        rows.append({
+            "label": _label(config),
+            "config": config["kind"],
+            "arch": arch,
+            "precision": config["precision"],
+            "steps_per_execution": config["steps_per_execution"],
+            "jit_compile": config["jit_compile"],
+            "images_per_s": round(steps * per_step / median, 1),
+            "step_ms": round(1000 * median / steps, 2),
+            "repeats_images_per_s": [round(steps * per_step / t, 1) for t in seconds],
+            # CPU time of the configuration's process: on a loaded machine it
+            # varies far less than wall time (but does not credit parallelism).
+            "cpu_ms_per_step": round(1000 * cpu / steps, 2),
+            "images_per_cpu_s": round(steps * per_step / cpu, 1),
+            "peak_rss_mb": round(mem["peak_rss_mb"], 1),
+            "rss_start_mb": round(mem["rss_start_mb"], 1),
+            "memory_scope": runner.memory_scope,
+            "networks_trained": mem["networks_trained"],
+            "images_per_step": per_step,
+            "batches_per_step": info["batches_per_step"],
+            "batch_size": batch_size,
+            "steps": steps,
+            "repeats": repeats,
+            "image_shape": list(info["image_shape"]),
+            "filters": filters,
+            "latent_dim": None if translation else latent_dim,
+            "dataset": problem["dataset"] if not translation
+            else f"{problem['dataset']} <-> {problem['dataset_b']}",
+            "split": split,
+        })
+    reference = rows[-1] if baseline else rows[0]
+    for row in rows:
+        row["ratio"] = round(row["images_per_s"] / reference["images_per_s"], 3)
+        row["cpu_ratio"] = round(row["images_per_cpu_s"] / reference["images_per_cpu_s"], 3)
+        row["reference"] = reference["label"]
     return rows
+
+
+def format_table(rows):
+    """The rows as an aligned text table (what `kgan bench` prints)."""
+    lines = [f"{'configuration':34s} {'images/s':>9s} {'step ms':>9s} {'peak MB':>8s} "
+             f"{'ratio':>6s}  repeats (images/s)"]
+    for row in rows:
+        lines.append(
+            f"{row['label']:34s} {row['images_per_s']:9.1f} {row['step_ms']:9.2f} "
+            f"{row['peak_rss_mb']:8.0f} {row['ratio']:6.2f}  {row['repeats_images_per_s']}"
+        )
+    lines.append(f"ratio: images/s over {rows[0]['reference']}; peak MB: {rows[0]['memory_scope']}")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    if sys.argv[1:] == ["--worker"]:
+        _worker_main()
+    else:
+        sys.exit("usage: kgan bench ... (this module's entry point is the bench worker)")

@@ -1,4 +1,8 @@
-"""Keras callbacks for monitoring GAN training.
+"""Keras callbacks for monitoring GAN training, and for surviving its failures.
+
+`SampleGrid` and `QualityMetrics` monitor; `BackupAndRestore` (atomic,
+exact resume) and `StopOnDivergence` (stop at the first NaN/Inf loss,
+before any checkpoint saves it) make long runs fault tolerant.
 
 Example:
     >>> from kgan.callbacks import SampleGrid
@@ -16,7 +20,14 @@ import tensorflow as tf
 
 from kgan import images as _images
 
-__all__ = ["QualityMetrics", "SampleGrid"]
+__all__ = [
+    "BackupAndRestore",
+    "DivergenceError",
+    "QualityMetrics",
+    "SampleGrid",
+    "StopOnDivergence",
+    "non_finite_variable",
+]
 
 
 class SampleGrid(keras.callbacks.Callback):
@@ -310,3 +321,296 @@ class QualityMetrics(keras.callbacks.Callback):
                 for key, value in scores.items():
                     tf.summary.scalar(f"quality/{key}", value, step=epoch)
             self._writer.flush()
+
+
+# ---------------------------------------------------------------------- fault tolerance
+class DivergenceError(FloatingPointError):
+    """Training produced a NaN or Inf loss (or weights): it diverged.
+
+    Raised by `StopOnDivergence` and `BackupAndRestore` *from inside* `fit`,
+    so that no later callback runs: `fit` ends without `on_epoch_end` and
+    `on_train_end`, and nothing saves (or deletes) a checkpoint afterwards.
+
+    Attributes:
+        epoch: 0-based epoch of the first non-finite value (or None).
+        batch: 0-based batch within it (or None).
+        step: 1-based train step since the start of training, counting the
+            epochs of a resumed run's earlier process (or None).
+        values: `{name: value}` of the non-finite logged values.
+    """
+
+    def __init__(self, message, epoch=None, batch=None, step=None, values=None):
+        super().__init__(message)
+        self.epoch, self.batch, self.step = epoch, batch, step
+        self.values = dict(values or {})
+
+
+def non_finite_variable(variables):
+    """The path (or name) of the first floating-point variable holding NaN or Inf, else None.
+
+    Example:
+
+    ```python
+    assert non_finite_variable(model.weights) is None
+    ```
+    """
+    for variable in variables:
+        if not keras.backend.is_float_dtype(variable.dtype):
+            continue
+        value = np.asarray(keras.ops.convert_to_numpy(variable)).astype(np.float32)
+        if not np.isfinite(value).all():
+            return getattr(variable, "path", None) or variable.name
+    return None
+
+
+class StopOnDivergence(keras.callbacks.Callback):
+    """Stop `fit` at the first NaN or Inf loss, before any checkpoint can save it.
+
+    `keras.callbacks.TerminateOnNaN` is not enough for a run with
+    `BackupAndRestore`: it only sets `model.stop_training`, after which `fit`
+    still ends the epoch, so the backup callback saves the NaN weights at
+    `on_epoch_end`, and then deletes its backup at `on_train_end` as if
+    training had finished. This callback raises `DivergenceError` from
+    `on_train_batch_end` instead: `fit` stops right there, no later callback
+    runs, and the last backup (and any preset) keeps the last good weights.
+    Put it before `BackupAndRestore` when that saves every few batches
+    (`save_freq=N`), so a batch with a NaN loss is never saved.
+
+    The logged values are running means over the epoch, so a non-finite
+    value in any step (also inside a `steps_per_execution` group) shows at
+    the end of that step or group.
+
+    Args:
+        monitor: names of the logged values to check; None checks every
+            scalar in the batch logs (`d_loss`, `g_loss`, ...).
+
+    Example:
+
+    ```python
+    try:
+        gan.fit(data, epochs=20, callbacks=[kgan.callbacks.StopOnDivergence(),
+                                            kgan.callbacks.BackupAndRestore("run/backup")])
+    except kgan.callbacks.DivergenceError as err:
+        print(err)  # training diverged at epoch 3/20, batch 17/40 (train step 97): d_loss=nan
+    ```
+    """
+
+    def __init__(self, monitor=None):
+        super().__init__()
+        self.monitor = None if monitor is None else tuple(
+            (monitor,) if isinstance(monitor, str) else monitor
+        )
+        self._epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        bad = {}
+        for name, value in (logs or {}).items():
+            if self.monitor is not None and name not in self.monitor:
+                continue
+            try:
+                number = float(np.asarray(value))
+            except (TypeError, ValueError):
+                continue  # not a scalar
+            if not np.isfinite(number):
+                bad[name] = number
+        if bad:
+            raise self.error(batch, bad)
+
+    def error(self, batch, values):
+        """The `DivergenceError` for non-finite `values` at `batch` of the current epoch."""
+        epochs = self.params.get("epochs") if self.params else None
+        steps = self.params.get("steps") if self.params else None
+        step = self._epoch * steps + batch + 1 if steps else None
+        where = f"epoch {self._epoch + 1}" + (f"/{epochs}" if epochs else "")
+        where += f", batch {batch + 1}" + (f"/{steps}" if steps else "")
+        if step is not None:
+            where += f" (train step {step})"
+        per_execution = int(getattr(self.model, "steps_per_execution", 1) or 1)
+        if per_execution > 1:
+            where += f", in its last {per_execution} steps (steps_per_execution)"
+        found = ", ".join(f"{name}={value}" for name, value in sorted(values.items()))
+        return DivergenceError(
+            f"training diverged at {where}: {found}", epoch=self._epoch, batch=batch,
+            step=step, values=values,
+        )
+
+
+class BackupAndRestore(keras.callbacks.BackupAndRestore):
+    """`keras.callbacks.BackupAndRestore` that survives SIGKILL and divergence, and
+    resumes with the data order of an uninterrupted run.
+
+    It backs up and restores everything `model.save_weights` holds: for a
+    kgan model the networks, EMA generator, both optimizers (slots,
+    iteration counts, so schedules continue), image pools, the ADA
+    probability and the random streams' states (`GAN.random_state_variables`).
+    Differences from the Keras callback:
+
+    * **Atomic.** Each backup's weights go to a new file
+      `ckpt-<epoch>-<batch>.weights.h5` (written under a temporary name,
+      flushed and renamed), then `training_metadata.json`, which names that
+      file, is replaced the same way; older files are deleted last. A kill at
+      any moment leaves a complete, consistent backup. (Keras rewrites
+      `latest.weights.h5` in place: a kill while saving corrupts the only
+      backup.)
+    * **Never saves non-finite state.** If a weight or optimizer slot is NaN
+      or Inf when a backup is due, it raises `DivergenceError` and keeps the
+      previous backup.
+    * **Same data order.** A shuffled `tf.data` pipeline draws each epoch's
+      order from a seed that advances with every iterator made from it, so
+      in a new process epoch k would be shuffled like epoch 0. Given `data=`
+      (the dataset passed to `fit`), after restoring k finished epochs it
+      runs the pipeline through them (reading, not training) exactly as
+      `fit` would, so epoch k sees the order it would have seen. That costs
+      one pass over the input pipeline per finished epoch; pass `data=None`
+      to skip it (training then continues with a different, equally random
+      order).
+
+    Backups are taken per epoch by default; with `save_freq=N` (batches)
+    Keras resumes at the start of the interrupted epoch with the weights of
+    its batch N, so that epoch's first batches are trained twice: only
+    per-epoch backups resume exactly. Backups written by the Keras callback
+    (`latest.weights.h5`) are read too.
+
+    Args:
+        backup_dir: folder of the backup (used by this run only).
+        save_freq: `"epoch"` or a number of batches.
+        delete_checkpoint: delete the backup when `fit` ends normally.
+            `kgan train` passes False and deletes it after the preset is
+            written, so a kill in between still resumes.
+        data: the `tf.data.Dataset` given to `fit`, to replay its order.
+        steps_per_epoch: the `steps_per_epoch` given to `fit`, if any.
+
+    Attributes:
+        restored_epoch: number of finished epochs restored (None: nothing
+            to restore; training starts fresh).
+
+    Example:
+
+    ```python
+    backup = kgan.callbacks.BackupAndRestore("run/backup", data=dataset)
+    gan.fit(dataset, epochs=20, callbacks=[kgan.callbacks.StopOnDivergence(), backup])
+    # killed? the same two lines resume after the last finished epoch
+    ```
+    """
+
+    #: file that names the current weights file and the epoch it ends.
+    METADATA_FILE = "training_metadata.json"
+
+    def __init__(self, backup_dir, save_freq="epoch", delete_checkpoint=True, data=None,
+                 steps_per_epoch=None):
+        super().__init__(os.fspath(backup_dir), save_freq=save_freq,
+                         delete_checkpoint=delete_checkpoint)
+        if data is not None and not isinstance(data, tf.data.Dataset):
+            raise TypeError(f"data must be the tf.data.Dataset given to fit, got {type(data).__name__}.")
+        self.data = data
+        self.steps_per_epoch = steps_per_epoch
+        self.restored_epoch = None
+
+    @staticmethod
+    def read_metadata(backup_dir):
+        """The backup's `{"epoch", "batch", "weights"}`, or None if there is no backup."""
+        import json
+        from pathlib import Path
+
+        folder = Path(backup_dir)
+        path = folder / BackupAndRestore.METADATA_FILE
+        if not path.is_file():
+            return None
+        metadata = json.loads(path.read_text())
+        # Keras' own callback writes latest.weights.h5 and does not name it.
+        metadata.setdefault("weights", "latest.weights.h5")
+        if not (folder / metadata["weights"]).is_file():
+            return None
+        return metadata
+
+    def _load_model(self):
+        from pathlib import Path
+
+        if not self.model.built:
+            return super()._load_model()  # Keras' error message
+        metadata = self.read_metadata(self.backup_dir)
+        if metadata is None:
+            return
+        self.model.load_weights(Path(self.backup_dir) / metadata["weights"])
+        self.model._initial_epoch = int(metadata["epoch"])
+        self._current_epoch = int(metadata["epoch"])
+        self.restored_epoch = int(metadata["epoch"])
+
+    def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)
+        epochs = (self.params or {}).get("epochs")
+        # Nothing to replay when the backup is already at the end (e.g. the
+        # process was killed while the final preset was written).
+        if self.data is not None and self.restored_epoch and (
+            epochs is None or self.restored_epoch < epochs
+        ):
+            self._replay(self.restored_epoch)
+
+    def _replay(self, epochs):
+        """Draw `epochs` epochs from `data` as `fit` does, to advance its shuffle seeds.
+
+        Uses Keras' own epoch iterator, so the iterators are created exactly
+        as in `fit` (it makes one ahead at the end of each epoch; each one
+        advances the pipeline's seed generators).
+        """
+        from keras.src.backend.tensorflow.trainer import TFEpochIterator
+
+        per_execution = int(getattr(self.model, "steps_per_execution", 1) or 1)
+        iterator = TFEpochIterator(
+            x=self.data, steps_per_epoch=self.steps_per_epoch, shuffle=False,
+            distribute_strategy=self.model.distribute_strategy,
+            steps_per_execution=per_execution,
+        )
+        iterator.reset()
+        for _ in range(epochs):
+            with iterator.catch_stop_iteration():
+                for _, _, data_iterator in iterator:
+                    if per_execution == 1:  # what Keras' train function reads
+                        data_iterator.get_next()
+                        continue
+                    if not data_iterator.get_next_as_optional().has_value():
+                        raise StopIteration
+                    for _ in range(per_execution - 1):
+                        if not data_iterator.get_next_as_optional().has_value():
+                            break
+
+    def _state_variables(self):
+        variables = list(self.model.weights)
+        for name in ("optimizer", "g_optimizer", "d_optimizer"):
+            optimizer = getattr(self.model, name, None)
+            if optimizer is not None:
+                variables += list(optimizer.variables)
+        return variables
+
+    def _save_model(self):
+        import json
+        from pathlib import Path
+
+        from kgan.atomic import make_dirs, write_file
+
+        folder = Path(self.backup_dir)
+        bad = non_finite_variable(self._state_variables())
+        if bad is not None:
+            previous = self.read_metadata(folder)
+            kept = (f"the backup in {folder} keeps epoch {previous['epoch']}" if previous
+                    else "no backup was written")
+            raise DivergenceError(
+                f"training diverged before epoch {self._current_epoch} was backed up: {bad} "
+                f"holds NaN or Inf; {kept}", epoch=self._current_epoch,
+            )
+        make_dirs(folder)
+        name = f"ckpt-{self._current_epoch:06d}-{self._last_batch_seen:06d}.weights.h5"
+        write_file(folder / name, lambda path: self.model.save_weights(path, overwrite=True))
+        metadata = {"epoch": self._current_epoch, "batch": self._last_batch_seen, "weights": name}
+        # The commit point: until this rename the previous metadata names the previous weights.
+        write_file(folder / self.METADATA_FILE,
+                   lambda path: Path(path).write_text(json.dumps(metadata)))
+        for stale in list(folder.glob("ckpt-*.weights.h5")) + list(folder.glob("latest.weights.h5*")):
+            if stale.name != name:
+                stale.unlink(missing_ok=True)
+        for leftover in folder.glob(".tmp-*"):  # of saves killed halfway
+            if not leftover.name.startswith(f".tmp-{os.getpid()}-"):
+                leftover.unlink(missing_ok=True)

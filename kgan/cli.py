@@ -1,14 +1,17 @@
-"""The `kgan` command line: list, info, sample, train, evaluate, translate, export, bench.
+"""The `kgan` command line: list, info, sample, synthesize, train, evaluate, translate, export, bench.
 
 Errors a user can fix (unknown names, bad paths, bad arguments) print one line
-`kgan: error: ...` and exit with status 2, without a traceback.
+`kgan: error: ...` and exit with status 2, without a traceback. Training that
+diverges (a NaN or Inf loss) prints one such line and exits with status 1.
 """
 
 import argparse
 import contextlib
+import inspect
 import json
 import os
 import shlex
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -56,6 +59,21 @@ def _unit_interval(text):
     return value
 
 
+def _auto_positive_int(text):
+    return "auto" if text == "auto" else _positive_int(text)
+
+
+def _add_speed_arguments(p):
+    """kgan train's speed flags; "auto" takes kgan.performance's measured defaults."""
+    p.add_argument("--precision", choices=PRECISIONS + ("auto",), default="auto",
+                   help="auto: mixed_bfloat16 where the hardware has fast bfloat16 (AMX, "
+                        "AVX512-BF16, GPUs of compute capability >= 8), else float32")
+    p.add_argument("--steps-per-execution", type=_auto_positive_int, default="auto",
+                   help="train steps per compiled call (auto: measured per architecture)")
+    p.add_argument("--jit-compile", action=argparse.BooleanOptionalAction, default=None,
+                   help="compile the train step with XLA (default: where it measured faster)")
+
+
 def build_parser():
     parser = _Parser(
         prog="kgan",
@@ -91,13 +109,35 @@ def build_parser():
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
 
     p = sub.add_parser(
+        "synthesize",
+        help="write labeled synthetic images from a class-conditional preset",
+        description=(
+            "Generate --per-class images of every class with a class-conditional preset "
+            "(architecture conditional_gan) into OUTPUT/<class>/<class>_NNNNNN.png, the layout "
+            "keras.utils.image_dataset_from_directory and kgan.data.from_folder(with_labels=True) "
+            "read as labeled data (class folders are zero-padded, e.g. 00..11, so they sort in "
+            "label order). The folder is written whole or not at all."
+        ),
+    )
+    p.add_argument("name", help="preset name, preset folder, or https URL (with --sha256)")
+    p.add_argument("--per-class", type=_positive_int, required=True, metavar="N", help="images per class")
+    p.add_argument("--output", required=True, help="destination folder")
+    p.add_argument("--seed", type=_int, default=0, help="latent seed (same seed, same images)")
+    p.add_argument("--batch-size", type=_positive_int, default=256, help="images generated per step")
+    p.add_argument("--sha256", help="full sha256 of a remote archive")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing, non-empty output folder")
+
+    p = sub.add_parser(
         "train",
         help="train an architecture into a preset",
         description=(
             "Train ARCH on a dataset with model.fit. Writes OUTPUT/preset (a preset folder: "
             "config.json, model.weights.h5, metadata.json, README.md, samples.png), "
-            "OUTPUT/samples/epoch_*.png, OUTPUT/log.csv; OUTPUT/backup lets an interrupted "
-            "run resume with the same command."
+            "OUTPUT/samples/epoch_*.png, OUTPUT/log.csv. OUTPUT/backup, written after every "
+            "epoch, lets an interrupted (even killed) run resume with the same command, which "
+            "it does by default (--restart starts over); with --deterministic the resumed run "
+            "ends with the weights of an uninterrupted one. A NaN or Inf loss stops training "
+            "with exit status 1 and leaves the last backup intact."
         ),
     )
     p.add_argument("arch", help="architecture name (kgan list --architectures)")
@@ -107,6 +147,8 @@ def build_parser():
     p.add_argument("--dataset-b", help="image-to-image (cyclegan): domain B, a dataset name or folder")
     p.add_argument("--jitter", choices=("cyclegan",),
                    help="image-to-image: the paper's resize, random crop and flip")
+    p.add_argument("--split", default="train",
+                   help="split of --dataset, e.g. 'train[:500]' (embedded sets are class-interleaved)")
     p.add_argument("--epochs", type=_positive_int, required=True)
     p.add_argument("--batch-size", type=_positive_int, default=64)
     p.add_argument("--output", required=True, help="run folder")
@@ -114,7 +156,11 @@ def build_parser():
     p.add_argument("--latent-dim", type=_positive_int, default=100)
     p.add_argument("--filters", type=_positive_int, default=64, help="base network width")
     p.add_argument("--ema-decay", type=_unit_interval, help="keep an EMA generator with this decay (e.g. 0.999)")
-    p.add_argument("--augment", help="DiffAugment policy, e.g. color,translation,cutout")
+    p.add_argument("--augment", help="DiffAugment policy, e.g. color,translation,cutout, or 'ada' "
+                                     "(adaptive discriminator augmentation; logs ada_p, ada_rt)")
+    p.add_argument("--ada-target", type=_unit_interval, help="--augment ada: r_t target (0.6)")
+    p.add_argument("--ada-kimg", type=float,
+                   help="--augment ada: thousands of images for p to go from 0 to 1 (500)")
     p.add_argument("--refine-layers", type=_int, help="DCGAN: stride-1 generator blocks at the start size")
     p.add_argument("--dropout", type=float, help="discriminator dropout rate")
     p.add_argument("--n-critic", type=_positive_int, help="WGAN, WGAN-GP: critic updates per generator update")
@@ -125,10 +171,15 @@ def build_parser():
     p.add_argument("--lambda-cycle", type=float, help="CycleGAN: cycle-consistency weight")
     p.add_argument("--identity-weight", type=float, help="CycleGAN: identity weight (fraction of lambda; 0 off)")
     p.add_argument("--pool-size", type=_int, help="CycleGAN: generated images kept per image pool")
-    p.add_argument("--precision", choices=PRECISIONS, default="float32")
-    p.add_argument("--steps-per-execution", type=_positive_int, default=1)
-    p.add_argument("--jit-compile", action="store_true", help="compile the train step with XLA")
-    p.add_argument("--seed", type=_int, default=0)
+    _add_speed_arguments(p)
+    p.add_argument("--seed", type=_int, default=0,
+                   help="seeds everything: initialization, data order, latents (keras.utils.set_random_seed)")
+    p.add_argument("--deterministic", action="store_true",
+                   help="also make TensorFlow ops deterministic (tf.config.experimental."
+                        "enable_op_determinism): the same command gives the same weights")
+    p.add_argument("--restart", action="store_true",
+                   help="discard OUTPUT/backup of an interrupted run and start over (the default "
+                        "resumes from it)")
     p.add_argument("--eval-every", type=_positive_int, metavar="K",
                    help="measure FID/FCD against the training data after epoch 1, every K epochs "
                         "and at the end (into log.csv, TensorBoard and the history)")
@@ -141,23 +192,43 @@ def build_parser():
 
     p = sub.add_parser(
         "bench",
-        help="measure training throughput per precision",
+        help="measure training throughput (and against a keras.io baseline)",
         description=(
-            "Time model.fit of ARCH for each precision in one process, repeats interleaved; "
-            "reports the median images/s and step time, and the ratio to the first precision."
+            "Time model.fit of ARCH with kgan train's settings (one configuration per "
+            "--precision) and, with --baseline, the same networks trained by a plain float32 "
+            "keras.io-style train_step, each configuration in its own process, repeats "
+            "interleaved. Reports median images/s, step time, peak resident memory and the "
+            "ratio to the baseline (or to the first configuration)."
         ),
     )
-    p.add_argument("arch", help="architecture name")
-    p.add_argument("--precision", default="float32,mixed_bfloat16",
-                   help="comma-separated: float32, mixed_bfloat16, mixed_float16")
-    p.add_argument("--dataset", default="mnist_5k")
+    p.add_argument("arch", help="architecture name (with --serving: a preset name or folder)")
+    p.add_argument("--precision", default="auto",
+                   help="comma-separated: auto (kgan train's default), float32, mixed_bfloat16, "
+                        "mixed_float16")
+    p.add_argument("--steps-per-execution", type=_auto_positive_int, default="auto",
+                   help="train steps per compiled call (default: kgan train's, per architecture)")
+    p.add_argument("--jit-compile", action=argparse.BooleanOptionalAction, default=None,
+                   help="XLA on/off (default: kgan train's, per architecture)")
+    p.add_argument("--baseline", action="store_true",
+                   help="also time the keras.io-style float32 baseline of the same networks")
+    p.add_argument("--dataset", help="dataset (default mnist_5k; cyclegan: domain A, digits_8x8)")
+    p.add_argument("--dataset-b", help="image-to-image: domain B (default mnist_5k)")
+    p.add_argument("--split", default="train", help="dataset split, e.g. 'train[:256]'")
+    p.add_argument("--image-size", type=_positive_int, help="resize images to this square size")
+    p.add_argument("--channels", type=int, choices=(1, 3), help="convert images to 1 or 3 channels")
     p.add_argument("--batch-size", type=_positive_int, default=64)
     p.add_argument("--steps", type=_positive_int, default=50, help="train steps per repeat")
     p.add_argument("--repeats", type=_positive_int, default=5)
     p.add_argument("--latent-dim", type=_positive_int, default=100)
     p.add_argument("--filters", type=_positive_int, default=64)
-    p.add_argument("--steps-per-execution", type=_positive_int, default=1)
-    p.add_argument("--jit-compile", action="store_true")
+    p.add_argument("--num-residual-blocks", type=_positive_int, help="CycleGAN: generator residual blocks")
+    p.add_argument("--n-critic", type=_positive_int, help="WGAN, WGAN-GP: critic updates per step")
+    p.add_argument("--in-process", action="store_true",
+                   help="run every configuration in this process (faster start; peak memory "
+                        "is then process-wide)")
+    p.add_argument("--serving", action="store_true",
+                   help="instead time sampling of preset ARCH: Keras generate vs SavedModel vs "
+                        "TFLite (python -m kgan.benchmarks.serving; uses --repeats, --json)")
     p.add_argument("--json", help="also write the rows to this JSON file")
 
     p = sub.add_parser(
@@ -215,11 +286,20 @@ def build_parser():
 
     p = sub.add_parser(
         "export",
-        help="export a generator as a SavedModel",
-        description="Export a preset's generator as a SavedModel (signatures serving_default, generate_uint8).",
+        help="export a generator as a SavedModel or a TFLite (LiteRT) model",
+        description=(
+            "Export a preset's generator as a SavedModel (signatures serving_default, "
+            "generate_uint8), or with --format tflite as DIR/generator.tflite (the same "
+            "signatures at a fixed --batch-size; a CycleGAN's a_to_b/b_to_a at a fixed --image-size)."
+        ),
     )
     p.add_argument("name", help="preset name, preset folder, or https URL (with --sha256)")
     p.add_argument("dir", help="destination folder (must not exist unless --overwrite)")
+    p.add_argument("--format", choices=("savedmodel", "tflite"), default="savedmodel")
+    p.add_argument("--batch-size", type=_positive_int, default=1, help="tflite: the fixed batch size")
+    p.add_argument("--quantize", choices=("float16",), help="tflite: store the weights as float16")
+    p.add_argument("--image-size", metavar="HxW",
+                   help="tflite CycleGAN: input size, e.g. 256x256 (default: the training crop size)")
     p.add_argument("--sha256", help="full sha256 of a remote archive")
     p.add_argument("--overwrite", action="store_true")
     return parser
@@ -256,9 +336,7 @@ def _info_remote(args):
 
 
 def cmd_sample(args):
-    import numpy as np
-
-    from kgan import images, zoo
+    from kgan import sampling, zoo
 
     output = Path(args.output)
     suffix = output.suffix.lower()
@@ -268,23 +346,7 @@ def cmd_sample(args):
         raise CLIError(f"{output} is a folder; choose a file name for a .png/.npz output")
     if output.exists() and not args.overwrite and suffix in (".png", ".npz"):
         raise CLIError(f"{output} exists; pass --overwrite to replace it")
-    model = zoo.load(args.name, sha256=args.sha256)
-    if args.interpolate:
-        ends = model.latents(2 * args.num, seed=args.seed)
-        rows = [model.interpolate(ends[2 * i], ends[2 * i + 1], args.interpolate) for i in range(args.num)]
-        samples = np.concatenate(rows, axis=0)
-        ncols = args.interpolate
-    else:
-        samples = model.generate(args.num, seed=args.seed)
-        ncols = None
-    if suffix == ".png":
-        images.save_grid(samples, output, ncols=ncols)
-    elif suffix == ".npz":
-        output.parent.mkdir(parents=True, exist_ok=True)
-        temporary = output.with_name(f".{output.name}.tmp-{os.getpid()}.npz")
-        np.savez_compressed(temporary, images=images.to_uint8(samples))
-        os.replace(temporary, output)
-    else:
+    if suffix not in (".png", ".npz"):
         if output.exists() and not output.is_dir():
             raise CLIError(
                 f"{output} exists and is not a folder; OUTPUT must end in .png or .npz, "
@@ -292,8 +354,16 @@ def cmd_sample(args):
             )
         if output.exists() and any(output.iterdir()) and not args.overwrite:
             raise CLIError(f"folder {output} is not empty; pass --overwrite or choose another")
-        images.save_pngs(samples, output)
-    print(f"wrote {len(samples)} samples to {output}")
+    model = zoo.load(args.name, sha256=args.sha256)
+    if model.latent_dim is None:
+        raise CLIError(
+            f"{args.name} is a {type(model).__name__}, which translates images and has no "
+            "latent space to sample; use kgan translate"
+        )
+    # Batch by batch into a temporary file or folder, renamed at the end: memory
+    # stays flat in --num (sampling.py) and the output appears whole or not at all.
+    written = sampling.write_samples(model, output, args.num, seed=args.seed, interpolate=args.interpolate)
+    print(f"wrote {written} samples to {output}")
 
 
 def _dataset_license(name):
@@ -305,6 +375,11 @@ def _dataset_license(name):
 def cmd_train(args, argv):
     import keras
 
+    from kgan import performance
+
+    # "auto" -> the measured defaults (kgan.performance); recorded resolved in the metadata.
+    args.__dict__.update(performance.resolve(
+        args.arch, args.precision, args.steps_per_execution, args.jit_compile))
     previous = keras.mixed_precision.global_policy()
     keras.mixed_precision.set_global_policy(args.precision)
     try:
@@ -318,12 +393,20 @@ def _train(args, argv):
 
     from kgan import callbacks as kgan_callbacks
     from kgan import data, zoo
+    from kgan.atomic import make_dirs
 
     output = Path(args.output)
     preset_dir = output / "preset"
     if preset_dir.exists() and not args.overwrite:
         raise CLIError(f"{preset_dir} exists; pass --overwrite to train again into {output}")
     arch = zoo.architecture(args.arch)
+    # --seed fixes initialization, data order and every random stream, so a
+    # recipe reproduces its preset and a resumed run continues the same run.
+    keras.utils.set_random_seed(args.seed)
+    if args.deterministic:
+        import tensorflow as tf
+
+        tf.config.experimental.enable_op_determinism()
     translation = hasattr(arch.cls, "translate")
     # Architecture-specific options are passed only when given.
     extra = {
@@ -335,33 +418,37 @@ def _train(args, argv):
     }
     _check_builder_accepts(arch, extra)
     if translation:
+        if args.split != "train":
+            raise CLIError("--split selects one dataset's examples; cyclegan trains on both "
+                           "domains' train splits")
         dataset, model = _build_translation(arch, args, extra)
     else:
         for flag in ("dataset_b", "jitter"):
             if getattr(args, flag) is not None:
                 raise CLIError(f"{args.arch} learns one dataset; --{flag.replace('_', '-')} is for "
                                "image-to-image architectures (cyclegan)")
-        dataset = data.load(
-            args.dataset, batch_size=args.batch_size, image_size=args.image_size, seed=args.seed
-        )
-        image_shape = tuple(int(d) for d in dataset.element_spec.shape[1:])
+        # Class-conditional architectures learn (image, label) pairs.
+        conditional = "num_classes" in inspect.signature(arch.builder).parameters
+        load_options = dict(split=args.split, batch_size=args.batch_size,
+                            image_size=args.image_size, seed=args.seed, with_labels=conditional)
+        dataset = data.load(args.dataset, **load_options)
+        image_spec = dataset.element_spec[0] if conditional else dataset.element_spec
+        image_shape = tuple(int(d) for d in image_spec.shape[1:])
+        if conditional:
+            extra["num_classes"] = _num_classes(dataset, args.dataset)
         model = arch.builder(
             image_shape=image_shape, latent_dim=args.latent_dim, filters=args.filters,
             seed=args.seed, ema_decay=args.ema_decay, augment=args.augment, **extra,
+            **_ada_options(args),
         )
         if model.batches_per_step > 1:
             # Each critic update takes a fresh minibatch: one step eats n_critic of them.
-            dataset = data.load(
-                args.dataset, batch_size=args.batch_size, image_size=args.image_size,
-                seed=args.seed, repeat_batches=model.batches_per_step,
-            )
+            dataset = data.load(args.dataset, repeat_batches=model.batches_per_step, **load_options)
         model.compile(steps_per_execution=args.steps_per_execution, jit_compile=args.jit_compile)
 
-    output.mkdir(parents=True, exist_ok=True)
+    make_dirs(output)  # a one-line error if OUTPUT is under a file or read-only
     backup_dir = output / "backup"
-    resuming = backup_dir.exists() and any(backup_dir.iterdir())
-    if resuming:
-        print(f"kgan: resuming from the backup in {backup_dir}", file=sys.stderr)
+    backup, resuming = _backup(args, backup_dir, dataset)
     timer = _make_timer()
     quality = []
     if args.eval_every and translation:
@@ -377,28 +464,33 @@ def _train(args, argv):
             real, extractor, metrics=("fid",), every_n_epochs=args.eval_every, num=args.eval_num,
             seed=args.seed, tensorboard_log_dir=output / "tensorboard",
         )]
-    history = model.fit(
-        dataset,
-        epochs=args.epochs,
-        verbose=args.verbose,
-        callbacks=[
-            keras.callbacks.BackupAndRestore(str(backup_dir)),
-            *([] if translation else [
-                kgan_callbacks.SampleGrid(output / "samples", num_samples=64, seed=args.seed)]),
-            *quality,
-            # Append only when resuming: a fresh run (e.g. --overwrite) starts a new log.
-            keras.callbacks.CSVLogger(str(output / "log.csv"), append=resuming),
-            keras.callbacks.TerminateOnNaN(),
-            timer,
-        ],
-    )
+    try:
+        history = model.fit(
+            dataset,
+            epochs=args.epochs,
+            verbose=args.verbose,
+            callbacks=[
+                # First: a NaN loss raises before any callback (the backup) sees the batch.
+                kgan_callbacks.StopOnDivergence(),
+                backup,
+                *([] if translation else [
+                    kgan_callbacks.SampleGrid(output / "samples", num_samples=64, seed=args.seed)]),
+                *quality,
+                # Append only when resuming: a fresh run (e.g. --overwrite) starts a new log.
+                keras.callbacks.CSVLogger(str(output / "log.csv"), append=resuming),
+                timer,
+            ],
+        )
+    except kgan_callbacks.DivergenceError as err:
+        raise _diverged(err, backup_dir, preset_dir) from err
     model.recalibrate_ema_statistics(seed=args.seed)
     images_per_epoch = _dataset_size(dataset) * args.batch_size * model.batches_per_step
     metadata = {
         "name": args.name or output.resolve().name,  # `--output .` has no .name
         "architecture": args.arch,
         "description": args.description or f"{args.arch} trained on {args.dataset}",
-        "dataset": args.dataset if not translation else f"{args.dataset} <-> {args.dataset_b or args.dataset}",
+        "dataset": (f"{args.dataset} <-> {args.dataset_b or args.dataset}" if translation
+                    else args.dataset if args.split == "train" else f"{args.dataset} {args.split}"),
         "recipe": "kgan " + shlex.join(argv),
         "license": args.license or _dataset_license(args.dataset),
         "metrics": {},
@@ -412,6 +504,7 @@ def _train(args, argv):
             "seed": args.seed,
             "ema_decay": args.ema_decay,
             "augment": args.augment,
+            **_ada_options(args),
             **extra,
             "wall_time_s": round(timer.total, 1),
             "images_per_s_median_epoch": round(timer.images_per_s(images_per_epoch), 1),
@@ -427,16 +520,86 @@ def _train(args, argv):
         samples = _translation_sheet(model, args)
     else:
         samples = None
-    zoo.save_preset(model, preset_dir, metadata, overwrite=args.overwrite, samples=samples)
+    try:
+        zoo.save_preset(model, preset_dir, metadata, overwrite=args.overwrite, samples=samples)
+    except kgan_callbacks.DivergenceError as err:  # the last step left NaN weights
+        raise _diverged(err, backup_dir, preset_dir) from err
+    # Only now: a kill before the preset is written still resumes (and saves it).
+    shutil.rmtree(backup_dir, ignore_errors=True)
     print(f"wrote preset {preset_dir} ({timer.total:.0f} s)")
+
+
+#: `kgan train` arguments that may differ between a run and its resumption.
+_RESUME_MAY_DIFFER = ("verbose", "overwrite", "restart")
+
+
+def _backup(args, backup_dir, dataset):
+    """The backup callback of `kgan train`, and whether it resumes a run.
+
+    An existing backup is resumed by default (one line on stderr says so), if
+    it was made by the same command; `--restart` deletes it first.
+    """
+    from kgan import callbacks as kgan_callbacks
+    from kgan.atomic import make_dirs, write_file
+
+    command_file = backup_dir / "command.json"
+    if args.restart and backup_dir.exists():
+        shutil.rmtree(backup_dir)
+        print(f"kgan: --restart: deleted the backup in {backup_dir}", file=sys.stderr)
+    command = {k: v for k, v in sorted(vars(args).items()) if k not in _RESUME_MAY_DIFFER}
+    previous = kgan_callbacks.BackupAndRestore.read_metadata(backup_dir)
+    if previous is not None:
+        recorded = json.loads(command_file.read_text()) if command_file.is_file() else None
+        if recorded is not None and recorded != command:
+            changed = sorted(k for k in set(recorded) | set(command) if recorded.get(k) != command.get(k))
+            flags = ", ".join("--" + k.replace("_", "-") for k in changed)
+            raise CLIError(
+                f"{backup_dir} holds an interrupted run with other options ({flags}); run its "
+                "command again to resume it, or pass --restart to start over"
+            )
+        print(f"kgan: resuming from the backup in {backup_dir} after epoch {previous['epoch']} "
+              f"of {args.epochs} (--restart starts over)", file=sys.stderr)
+    else:
+        make_dirs(backup_dir)
+        write_file(command_file, lambda path: path.write_text(json.dumps(command, indent=1) + "\n"))
+    # Kept when fit ends (deleted after the preset is written); `data` replays
+    # the finished epochs' shuffles so the resumed epochs see the same order.
+    callback = kgan_callbacks.BackupAndRestore(backup_dir, delete_checkpoint=False, data=dataset)
+    return callback, previous is not None
+
+
+def _diverged(err, backup_dir, preset_dir):
+    """The one-line `DivergenceError` of `kgan train`: where, and what was kept."""
+    from kgan import callbacks as kgan_callbacks
+
+    previous = kgan_callbacks.BackupAndRestore.read_metadata(backup_dir)
+    kept = (f"the backup in {backup_dir} keeps epoch {previous['epoch']} (rerunning resumes from "
+            "it, --restart starts over)" if previous else "no backup was written yet")
+    if preset_dir.exists():
+        kept += f"; {preset_dir} was not replaced"
+    return kgan_callbacks.DivergenceError(
+        f"{err}; {kept}. Lower the learning rates or check the data for NaN", epoch=err.epoch,
+        batch=err.batch, step=err.step, values=err.values,
+    )
+
+
+def _ada_options(args):
+    """`ada_target` / `ada_kimg` when given; refused without `--augment ada`."""
+    options = {k: getattr(args, k) for k in ("ada_target", "ada_kimg") if getattr(args, k) is not None}
+    if options and (args.augment or "").strip() != "ada":
+        flags = ", ".join("--" + k.replace("_", "-") for k in options)
+        raise CLIError(f"{flags} only apply with --augment ada")
+    return options
 
 
 def _build_translation(arch, args, extra):
     """The unpaired pipeline and a compiled image-to-image model (CycleGAN)."""
     from kgan import data
 
+    # ADA works for every architecture; DiffAugment policies are not CycleGAN's.
+    augment = args.augment if args.augment is not None and args.augment.strip() == "ada" else None
     refused = [flag for flag, value in (("--ema-decay", args.ema_decay), ("--augment", args.augment))
-               if value is not None]
+               if value is not None and not (flag == "--augment" and augment)]
     if refused:
         raise CLIError(f"{args.arch} does not take {', '.join(refused)}")
     dataset = data.unpaired(
@@ -447,7 +610,7 @@ def _build_translation(arch, args, extra):
     image_shape = tuple(int(d) for d in spec_a.shape[1:])
     model = arch.builder(
         image_shape=image_shape, filters=args.filters, seed=args.seed,
-        channels_b=int(spec_b.shape[-1]), **extra,
+        channels_b=int(spec_b.shape[-1]), augment=augment, **extra, **_ada_options(args),
     )
     # The paper's schedule: constant for the first half, then linear decay to 0.
     g_optimizer, d_optimizer = arch.cls.default_optimizers(
@@ -474,6 +637,20 @@ def _translation_sheet(model, args, per_row=8):
     rows = [images_a, model.translate(images_a, "a_to_b"), images_b, model.translate(images_b, "b_to_a")]
     channels = max(r.shape[-1] for r in rows)
     return np.concatenate([np.repeat(r, channels // r.shape[-1], axis=-1) for r in rows])
+
+
+def _num_classes(dataset, name):
+    """Classes of a labelled training set: its class names, else the largest label + 1."""
+    import tensorflow as tf
+
+    names = getattr(dataset, "class_names", None)
+    if names:
+        return len(names)
+    largest = dataset.reduce(tf.constant(-1, tf.int32),
+                             lambda top, batch: tf.maximum(top, tf.reduce_max(batch[1])))
+    if int(largest) < 1:
+        raise CLIError(f"{name} has fewer than two classes; a conditional GAN needs labelled data")
+    return int(largest) + 1
 
 
 def _check_builder_accepts(arch, options):
@@ -533,20 +710,29 @@ def _make_timer():
 def cmd_bench(args):
     from kgan import bench
 
+    if args.serving:
+        from kgan.benchmarks import serving
+
+        report = serving.run(args.arch, repeats=args.repeats)
+        print(serving.format_table(report))
+        if args.json:
+            Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
+        return
     precisions = [p.strip() for p in args.precision.split(",") if p.strip()]
-    unknown = [p for p in precisions if p not in PRECISIONS]
+    unknown = [p for p in precisions if p not in PRECISIONS + ("auto",)]
     if unknown or not precisions:
-        raise CLIError(f"unknown precision {unknown or args.precision!r}; choose from {', '.join(PRECISIONS)}")
+        raise CLIError(f"unknown precision {unknown or args.precision!r}; choose from auto, {', '.join(PRECISIONS)}")
     rows = bench.run(
-        args.arch, precisions=precisions, dataset=args.dataset, batch_size=args.batch_size,
-        steps=args.steps, repeats=args.repeats, latent_dim=args.latent_dim, filters=args.filters,
-        steps_per_execution=args.steps_per_execution, jit_compile=args.jit_compile,
+        args.arch, precisions=precisions, baseline=args.baseline, dataset=args.dataset,
+        dataset_b=args.dataset_b, split=args.split, image_size=args.image_size,
+        channels=args.channels, batch_size=args.batch_size, steps=args.steps,
+        repeats=args.repeats, latent_dim=args.latent_dim, filters=args.filters,
+        num_residual_blocks=args.num_residual_blocks, n_critic=args.n_critic,
+        steps_per_execution=args.steps_per_execution,
+        jit_compile="auto" if args.jit_compile is None else args.jit_compile,
+        isolate=not args.in_process,
     )
-    base = rows[0]["images_per_s"]
-    print(f"{'precision':16s} {'images/s':>10s} {'step ms':>9s} {'ratio':>6s}  repeats (images/s)")
-    for row in rows:
-        print(f"{row['precision']:16s} {row['images_per_s']:10.1f} {row['step_ms']:9.2f} "
-              f"{row['images_per_s'] / base:6.2f}  {row['repeats_images_per_s']}")
+    print(bench.format_table(rows))
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=2) + "\n")
 
@@ -721,15 +907,87 @@ def cmd_translate(args):
     print(f"translated {len(jobs)} images {args.direction} into {output}")
 
 
+def cmd_synthesize(args):
+    import shutil
+
+    from kgan import augment, zoo
+    from kgan import images as kgan_images
+    from kgan.atomic import replace_folder, staging_dir
+
+    output = Path(args.output)
+    if output.exists() and not output.is_dir():
+        raise CLIError(f"--output {output} exists and is not a folder")
+    if output.exists() and any(output.iterdir()) and not args.overwrite:
+        raise CLIError(f"folder {output} is not empty; pass --overwrite or choose another")
+    if args.seed < 0:
+        raise CLIError(f"--seed must be >= 0, got {args.seed}")
+    model = zoo.load(args.name, sha256=args.sha256)
+    if getattr(model, "num_classes", None) is None:
+        raise CLIError(
+            f"{args.name} is a {type(model).__name__}, which is not class-conditional, so its "
+            "images have no labels; synthesize needs a conditional_gan preset (use kgan sample "
+            "for unlabeled samples)"
+        )
+    num_classes = model.num_classes
+    # Streamed batch by batch (memory flat in --per-class), class by class.
+    dataset = augment.synthetic_dataset(
+        model, num_per_class=args.per_class, batch_size=args.batch_size, seed=args.seed,
+        image_dtype="uint8", shuffle=False,
+    )
+    # Zero-padded class folders sort in label order (image_dataset_from_directory
+    # numbers classes by sorted folder name: "10" would come before "2").
+    width = len(str(num_classes - 1))
+    written = [0] * num_classes
+    staging = staging_dir(output)
+    try:
+        for images, labels in dataset.batch(args.batch_size):
+            for image, label in zip(images.numpy(), labels.numpy()):
+                folder = staging / f"{label:0{width}d}"
+                folder.mkdir(exist_ok=True)
+                (folder / f"{label:0{width}d}_{written[label]:06d}.png").write_bytes(
+                    kgan_images.encode_png(image)
+                )
+                written[label] += 1
+        replace_folder(staging, output)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    print(f"wrote {sum(written)} images ({args.per_class} per class, {num_classes} classes) "
+          f"to {output}/<class>/")
+
+
 def cmd_export(args):
     from kgan import export, zoo
 
     target = Path(args.dir)
+    tflite = args.format == "tflite"
+    if not tflite and (args.quantize or args.image_size or args.batch_size != 1):
+        raise CLIError("--batch-size, --quantize and --image-size apply to --format tflite "
+                       "(a SavedModel takes any batch and image size)")
+    image_size = None
+    if args.image_size:
+        try:
+            image_size = tuple(int(d) for d in args.image_size.lower().split("x"))
+        except ValueError:
+            image_size = ()
+        if len(image_size) != 2:
+            raise CLIError(f"--image-size takes HxW, e.g. 256x256; got {args.image_size!r}")
     if target.exists() and not args.overwrite:
         raise CLIError(f"{target} already exists; pass --overwrite to replace it")
     model = zoo.load(args.name, sha256=args.sha256)
+    translator = hasattr(model, "translate")
+    if image_size and not translator:
+        raise CLIError(f"--image-size is for image-to-image presets; {args.name} generates "
+                       f"{'x'.join(map(str, model.image_shape))} images from latents")
+    if tflite:
+        written = export.export_tflite(model, target, batch_size=args.batch_size,
+                                       quantize=args.quantize, image_size=image_size,
+                                       overwrite=args.overwrite)
+        signatures = "a_to_b, b_to_a" if translator else "serving_default, generate_uint8"
+        print(f"exported {args.name} to {written} ({written.stat().st_size:,} bytes, batch size "
+              f"{args.batch_size}, {args.quantize or 'float32'} weights; signatures: {signatures})")
+        return
     export.export_generator(model, target, overwrite=args.overwrite)
-    signatures = ("a_to_b, b_to_a, serving_default (= a_to_b)" if hasattr(model, "translate")
+    signatures = ("a_to_b, b_to_a, serving_default (= a_to_b)" if translator
                   else "serving_default, generate_uint8")
     print(f"exported {args.name} to {target} (signatures: {signatures})")
 
@@ -749,6 +1007,8 @@ def main(argv=None):
             cmd_info(args)
         elif args.command == "sample":
             cmd_sample(args)
+        elif args.command == "synthesize":
+            cmd_synthesize(args)
         elif args.command == "train":
             cmd_train(args, argv)
         elif args.command == "evaluate":
@@ -759,10 +1019,15 @@ def main(argv=None):
             cmd_export(args)
         elif args.command == "bench":
             cmd_bench(args)
-    except (CLIError, ValueError, TypeError, KeyError, FileExistsError, FileNotFoundError,
-            PermissionError, DatasetUnavailableError) as err:
+    except FloatingPointError as err:  # kgan.callbacks.DivergenceError: training diverged
+        print(f"kgan: error: {' '.join(str(err).split())}", file=sys.stderr)
+        return 1
+    # OSError covers unwritable outputs (kgan.atomic.OutputPathError), missing
+    # files and a full disk: all fixable by the user, so no traceback.
+    except (CLIError, ValueError, TypeError, KeyError, OSError, DatasetUnavailableError) as err:
         message = err.args[0] if isinstance(err, KeyError) and err.args else err
-        print(f"kgan: error: {message}", file=sys.stderr)
+        # One line, whatever the message: some Keras/TF errors span several.
+        print(f"kgan: error: {' '.join(str(message).split())}", file=sys.stderr)
         return 2
     return 0
 

@@ -57,6 +57,7 @@ __all__ = [
     "embedded_split",
     "IMAGE_EXTENSIONS",
     "DatasetUnavailableError",
+    "UnknownDatasetError",
     "from_folder",
     "from_numpy",
     "load",
@@ -94,6 +95,20 @@ _UNPAIRED_OFFLINE_HINT = (
     "to work offline use the embedded digit domains: "
     "kgan.data.unpaired('digits_8x8', 'mnist_5k', image_size=32)"
 )
+
+
+class UnknownDatasetError(ValueError):
+    """A dataset name that is neither embedded in kgan nor a tensorflow-datasets name.
+
+    The message suggests close names. A `ValueError`, unlike
+    :class:`DatasetUnavailableError`: the name is wrong, not the network.
+
+    Example:
+        >>> try:
+        ...     kgan.data.load("mnistt")
+        ... except kgan.data.UnknownDatasetError as err:
+        ...     print(err)  # "Unknown dataset 'mnistt': ... Did you mean 'mnist'?"
+    """
 
 
 class DatasetUnavailableError(RuntimeError):
@@ -838,7 +853,7 @@ def _cycle_gan_configs(tfds: Any) -> list[str]:
         return []
 
 
-def _unknown_name_error(name: str, tfds: Any) -> ValueError:
+def _unknown_name_error(name: str, tfds: Any) -> UnknownDatasetError:
     try:
         # Community datasets are left out: listing them may need the network.
         known = set(tfds.list_builders(with_community_datasets=False))
@@ -856,7 +871,7 @@ def _unknown_name_error(name: str, tfds: Any) -> ValueError:
         if matches
         else "No similar name is known."
     )
-    return ValueError(
+    return UnknownDatasetError(
         f"Unknown dataset {name!r}: it is not embedded in kgan ({', '.join(EMBEDDED_DATASETS)}) "
         f"and tensorflow-datasets has no dataset of that name. {hint} The tensorflow-datasets "
         f"catalog lists all names: https://www.tensorflow.org/datasets/catalog/overview"
@@ -948,6 +963,17 @@ def _load_tfds(
     except tfds.core.DatasetNotFoundError:
         # from None: tfds's own message lists all ~450 datasets.
         raise _unknown_name_error(name, tfds) from None
+    except ValueError as err:
+        # A name tfds cannot even parse (a path, spaces): its message is a
+        # 20-line grammar of builder names.
+        if "Parsing builder name string" not in str(err):
+            raise
+        raise UnknownDatasetError(
+            f"Unknown dataset {name!r}: not a name kgan embeds ({', '.join(EMBEDDED_DATASETS)}) "
+            f"nor a tensorflow-datasets name (dataset[/config][:version], e.g. 'cifar10' or "
+            f"'cycle_gan/horse2zebra'). For a folder of images use kgan.data.from_folder "
+            f"(or, for image-to-image domains, kgan.data.unpaired with a folder path)."
+        ) from None
     except ImportError as err:
         # tfds 4.9.10 needs importlib_resources to download but does not
         # declare it on Python >= 3.9, so this happens on clean installs.

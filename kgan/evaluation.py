@@ -39,7 +39,10 @@ import numpy as np
 
 from kgan import data, evaluators, metrics, zoo
 
-__all__ = ["METRICS", "Source", "evaluate", "open_source", "record_comparison", "record_in_card"]
+__all__ = [
+    "METRICS", "Source", "evaluate", "label_agreement", "open_source", "record_comparison",
+    "record_in_card",
+]
 
 #: Metric groups `evaluate` understands (as in `kgan.metrics.evaluate`).
 METRICS = ("fid", "kid", "is", "pr")
@@ -168,6 +171,33 @@ def _figures(scores, extractor_name):
     return {names[k]: _round(v) for k, v in scores.items()}
 
 
+def label_agreement(model, num=2500, seed=0, batch_size=250, classifier=None):
+    """How often kgan's MNIST evaluator reads a conditional sample as its requested class.
+
+    Args:
+        model: a class-conditional model (`generate(num, labels=...)`) of
+            28x28x1 digits with the MNIST classes.
+        num: samples, class-balanced (labels cycle 0..K-1).
+        seed: sampling seed.
+        batch_size: images per classifier call.
+        classifier: the evaluator (default: the shipped `mnist_classifier`).
+
+    Returns:
+        The fraction of samples whose predicted class is the requested label.
+
+    Example:
+
+    ```python
+    label_agreement(kgan.zoo.load("cgan_mnist_50shot"))  # e.g. 0.98
+    ```
+    """
+    classifier = evaluators.load_evaluator() if classifier is None else classifier
+    labels = np.arange(num) % model.num_classes
+    images = model.generate(num, labels=labels, seed=seed)
+    predicted = np.argmax(classifier.predict(images, batch_size=batch_size, verbose=0), axis=-1)
+    return float(np.mean(predicted == labels))
+
+
 def _round(value, digits=4):
     if value == 0 or not math.isfinite(value):
         return float(value)
@@ -264,6 +294,11 @@ def evaluate(
         return _figures(scores, extractor_name)
 
     result = {"source": evaluated.label, "metrics": score(evaluated)}
+    num_classes = getattr(evaluated.images, "num_classes", None)
+    if num_classes and extractor_name == evaluators.MNIST_CLASSIFIER:
+        result["metrics"]["label_agreement"] = _round(
+            label_agreement(evaluated.images, num=num, seed=seed, batch_size=batch_size)
+        )
     if evaluated.kind == "preset" and not live_generator:
         result["preset_folder"] = str(evaluated.folder)
     if reference is not None:

@@ -338,7 +338,11 @@ def load_evaluator(source=MNIST_CLASSIFIER):
             "Reinstall kgan or retrain the evaluator with its recipe."
         )
     config = json.loads((folder / zoo.CONFIG_FILE).read_text())
-    model = keras.saving.deserialize_keras_object(config, safe_mode=True)
+    try:
+        model = keras.saving.deserialize_keras_object(config, safe_mode=True)
+    except ValueError as err:
+        zoo._unsafe_or_raise(err, folder / zoo.CONFIG_FILE)
+        raise
     model.load_weights(folder / zoo.WEIGHTS_FILE)
     return model
 
@@ -397,7 +401,11 @@ def extractor_for(image_shape, name="auto", inception_weights=None):
         path = Path(name)
         if not path.is_file():
             raise FileNotFoundError(f"Extractor model {path} does not exist.")
-        model = keras.saving.load_model(path, safe_mode=True, compile=False)
+        try:
+            model = keras.saving.load_model(path, safe_mode=True, compile=False)
+        except ValueError as err:  # safe mode refused a Lambda / pickled function
+            zoo._unsafe_or_raise(err, path)
+            raise
         return path.stem, metrics.keras_model_extractor(model)
     classifier = load_evaluator(name)
     expected = tuple(classifier.inputs[0].shape[1:])

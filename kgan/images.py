@@ -26,6 +26,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from kgan.atomic import OutputPathError, make_dirs
+
 __all__ = [
     "to_uint8",
     "from_uint8",
@@ -253,12 +255,18 @@ def _atomic_write(data, path):
     """Writes ``data`` to ``path`` through a temp file and ``os.replace``."""
     path = os.fspath(path)
     parent = os.path.dirname(path) or "."
-    os.makedirs(parent, exist_ok=True)
+    make_dirs(parent)
     # Same directory as the target, so os.replace is a rename on one file
     # system (atomic) rather than a copy. os.open with 0o666 (unlike
     # mkstemp's 0o600) lets the umask decide the final permissions.
     tmp = os.path.join(parent, f".{os.path.basename(path)}.{uuid.uuid4().hex}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    except PermissionError as err:  # the folder exists but is read-only
+        raise OutputPathError(
+            f"Cannot write {path}: no permission to write in {parent}. Choose an output "
+            "folder you can write to."
+        ) from err
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
@@ -396,7 +404,10 @@ def check_value_range(images, error=ValueError):
     """
     array = np.asarray(images, dtype=np.float32)
     if not np.all(np.isfinite(array)):
-        raise error("Images contain NaN or Inf values.")
+        raise error(
+            "Images contain NaN or Inf values; drop or repair them (np.isfinite finds them) "
+            "before passing them on."
+        )
     low, high = float(array.min()), float(array.max())
     if low < -1.001 or high > 1.001:
         raise error(

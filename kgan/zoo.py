@@ -37,12 +37,13 @@ import platform
 import shutil
 import tarfile
 import time
+import warnings
 from pathlib import Path
 
 import keras
 import numpy as np
 
-from kgan.atomic import replace_folder, staging_dir
+from kgan.atomic import OutputPathError, make_dirs, replace_folder, staging_dir
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.weights.h5"
@@ -79,7 +80,30 @@ class UnknownNameError(ZooError, KeyError):
 
 
 class IntegrityError(ZooError):
-    """A file whose sha256 does not match the recorded one."""
+    """A corrupt file: its sha256 does not match the recorded one, or it cannot be read."""
+
+
+class PresetMismatchError(ZooError):
+    """A preset whose parts disagree: metadata vs config, or weights vs architecture."""
+
+
+class UnsafeContentError(ZooError):
+    """A model file that would run code when loaded (a Lambda layer, a pickled function).
+
+    kgan deserializes in Keras safe mode and never turns it off for you.
+    """
+
+
+def _unsafe_or_raise(err, source):
+    """Re-raise Keras' safe-mode refusal of `source` as `UnsafeContentError`."""
+    if isinstance(err, ValueError) and "safe_mode" in str(err):
+        raise UnsafeContentError(
+            f"Refusing to load {source}: it holds a Lambda layer or other Python code, and "
+            "kgan loads models in Keras safe mode, which never runs code from a file. "
+            "Rebuild the model from registered layers (subclass keras.layers.Layer with "
+            "@keras.saving.register_keras_serializable) instead of a Lambda, or, only if you "
+            "trust the file, load it yourself with keras.saving.load_model(path, safe_mode=False)."
+        ) from err
 
 
 @dataclasses.dataclass(frozen=True)
@@ -184,7 +208,21 @@ def build(name, **kwargs):
     gan = kgan.zoo.build("dcgan", image_shape=(32, 32, 3), latent_dim=128)
     ```
     """
-    return architecture(name).builder(**kwargs)
+    arch = architecture(name)
+    try:
+        return arch.builder(**kwargs)
+    except (TypeError, ValueError) as err:
+        # Keras reports a misspelt option as "Unrecognized keyword arguments
+        # passed to DCGAN: {...}", without saying what the builder does take.
+        if "keyword argument" not in str(err):
+            raise
+        import inspect
+
+        taken = [p for p in inspect.signature(arch.builder).parameters if p != "kwargs"]
+        raise TypeError(
+            f"{_one_line(err)}. kgan.zoo.build({name!r}, ...) takes {', '.join(taken)} (and "
+            f"keras.Model options such as name); see help({arch.cls.__name__}.from_image_shape)."
+        ) from err
 
 
 def info(name):
@@ -227,7 +265,10 @@ def resolve(source, sha256=None, cache_dir=None, allow_http=False):
     if path.exists():
         raise ZooError(f"{source!r} is a file, not a preset folder (one holding {CONFIG_FILE}).")
     if os.sep in source or source.startswith("."):
-        raise ZooError(f"Preset folder {source!r} does not exist.")
+        raise ZooError(
+            f"Preset folder {source!r} does not exist. Check the path, or give a preset "
+            "name (kgan.zoo.list(), `kgan list`) or an https URL with its sha256."
+        )
     raise UnknownNameError(_unknown_message("preset", source, _PRESETS))
 
 
@@ -375,20 +416,55 @@ def load(source, sha256=None, cache_dir=None, allow_http=False, compile=False): 
         )
     arch = metadata.get("architecture")
     if arch in _ARCHITECTURES and _ARCHITECTURES[arch].cls.__name__ != config.get("class_name"):
-        raise ZooError(
-            f"Preset {folder} says architecture {arch!r} but its config builds "
-            f"{config.get('class_name')!r}; the preset is inconsistent."
+        raise PresetMismatchError(
+            f"Preset {folder} says architecture {arch!r} in {METADATA_FILE} but its "
+            f"{CONFIG_FILE} builds {config.get('class_name')!r}; one of the two files was "
+            "replaced. Restore the preset's original files, or re-save it with "
+            "kgan.zoo.save_preset (which writes both from the model)."
         )
-    model = keras.saving.deserialize_keras_object(config, safe_mode=True)  # no Lambda code
     try:
-        model.load_weights(folder / WEIGHTS_FILE)
+        model = keras.saving.deserialize_keras_object(config, safe_mode=True)  # no Lambda code
     except Exception as err:
-        raise ZooError(
-            f"Could not load {folder / WEIGHTS_FILE} into a {type(model).__name__}: {err}"
+        _unsafe_or_raise(err, folder / CONFIG_FILE)
+        raise PresetMismatchError(
+            f"{folder / CONFIG_FILE} does not describe a model this kgan can build "
+            f"({type(err).__name__}: {_one_line(err)}). Is it from a newer kgan? Upgrade "
+            "kgan, or re-save the preset with kgan.zoo.save_preset."
+        ) from err
+    try:
+        # Keras only *warns* when it skips a group of the file, leaving those
+        # layers at their random initialization: for a preset that is an error.
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            model.load_weights(folder / WEIGHTS_FILE)
+        skipped = [w for w in caught if "freshly-initialized" in str(w.message)]
+        if skipped:
+            raise ValueError(str(skipped[0].message))
+        for w in caught:  # anything else is the caller's to see
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    except OSError as err:  # h5py cannot read it: truncated or not HDF5
+        raise IntegrityError(
+            f"{folder / WEIGHTS_FILE} is not a readable weights file ({_one_line(err)}), "
+            f"although its sha256 matches {METADATA_FILE}: it was damaged before the hash "
+            "was recorded. Re-download the preset, or retrain it with the recipe in its "
+            "metadata."
+        ) from err
+    except Exception as err:
+        raise PresetMismatchError(
+            f"The weights in {folder / WEIGHTS_FILE} do not fit the {type(model).__name__} "
+            f"that {CONFIG_FILE} describes ({_one_line(err)}): they were saved from another "
+            "architecture or configuration. Keep a preset's config.json and model.weights.h5 "
+            "together, or re-save it with kgan.zoo.save_preset."
         ) from err
     if compile:
         model.compile()
     return model
+
+
+def _one_line(err, limit=300):
+    """An exception's message on one line (Keras' load errors span several)."""
+    text = " ".join(str(err).split())
+    return text if len(text) <= limit else text[:limit] + " ..."
 
 
 # ---------------------------------------------------------------------- save
@@ -431,6 +507,9 @@ def portable_copy(model):
     config["config"].update(getattr(model, "preset_config_overrides", {}))
     # Deserialization mutates nested configs in place: build from a copy.
     clone = keras.saving.deserialize_keras_object(json.loads(json.dumps(config)))
+    # The random streams' positions are training state too; leaving them out
+    # also keeps the weights layout every shipped preset has.
+    clone.save_random_state = False
     networks = getattr(model, "preset_networks", None)
     if networks is not None:
         for name in networks:
@@ -480,10 +559,18 @@ def save_preset(model, folder, metadata, overwrite=False, sample_seed=0, samples
         raise FileExistsError(f"{folder} exists; pass overwrite=True to replace it.")
     if folder.exists() and not folder.is_dir():
         raise FileExistsError(f"{folder} exists and is not a folder.")
-    folder.parent.mkdir(parents=True, exist_ok=True)
+    make_dirs(folder.parent)
     if not os.access(folder.parent, os.W_OK):
-        raise PermissionError(f"Cannot write in {folder.parent}; choose another output folder.")
+        raise OutputPathError(f"Cannot write in {folder.parent}; choose another output folder.")
     clone, config = portable_copy(model)
+    from kgan.callbacks import DivergenceError, non_finite_variable
+
+    bad = non_finite_variable(clone.weights)
+    if bad is not None:  # never replace a good preset with a diverged model
+        raise DivergenceError(
+            f"Refusing to save a preset to {folder}: the weights are not finite "
+            f"(NaN or Inf in {bad}); training diverged."
+        )
     staging = staging_dir(folder)
     try:
         (staging / CONFIG_FILE).write_text(json.dumps(config, indent=2))
@@ -494,6 +581,8 @@ def save_preset(model, folder, metadata, overwrite=False, sample_seed=0, samples
         full["class_name"] = type(model).__name__
         full["image_shape"] = builtins.list(model.image_shape)
         full["latent_dim"] = model.latent_dim
+        if getattr(model, "num_classes", None) is not None:  # class-conditional
+            full["num_classes"] = int(model.num_classes)
         full["parameters"] = {
             "generator": int(model.sampling_generator.count_params()),
             "discriminator": int(model.discriminator.count_params()),
@@ -505,9 +594,13 @@ def save_preset(model, folder, metadata, overwrite=False, sample_seed=0, samples
         missing = [k for k in REQUIRED_METADATA if k not in full]
         if missing:
             raise ValueError(f"metadata is missing {missing}; see kgan.zoo.REQUIRED_METADATA.")
-        if samples is None:  # models without latents (CycleGAN) must pass samples
+        ncols = 8
+        if samples is None and hasattr(clone, "sample_sheet"):
+            # Class-conditional models: one column per class, one latent per row.
+            samples, ncols = clone.sample_sheet(seed=sample_seed)
+        elif samples is None:  # models without latents (CycleGAN) must pass samples
             samples = clone.generate(64, seed=sample_seed)
-        kgan_images.save_grid(samples, staging / SAMPLES_FILE, ncols=8)
+        kgan_images.save_grid(samples, staging / SAMPLES_FILE, ncols=ncols)
         (staging / METADATA_FILE).write_text(json.dumps(full, indent=2, sort_keys=True) + "\n")
         (staging / CARD_FILE).write_text(render_model_card(full))
         replace_folder(staging, folder)
@@ -530,20 +623,43 @@ def update_metadata(folder, updates):
     ```
     """
     folder = Path(folder)
-    protected = {"weights_sha256", "weights_bytes", "parameters", "image_shape", "latent_dim", "class_name"}
+    protected = {"weights_sha256", "weights_bytes", "parameters", "image_shape", "latent_dim", "class_name",
+                 "num_classes"}
     clash = protected & set(updates)
     if clash:
         raise ValueError(f"{sorted(clash)} are derived from the weights; re-save the preset instead.")
     metadata = read_metadata(folder)
     metadata.update(updates)
-    for name, text in (
-        (METADATA_FILE, json.dumps(metadata, indent=2, sort_keys=True) + "\n"),
-        (CARD_FILE, render_model_card(metadata)),
-    ):
-        temporary = folder / f".{name}.tmp-{os.getpid()}"
-        temporary.write_text(text)
-        os.replace(temporary, folder / name)
+    texts = {
+        METADATA_FILE: json.dumps(metadata, indent=2, sort_keys=True) + "\n",
+        CARD_FILE: render_model_card(metadata),
+    }
+    # The two files change together: a copy of the folder (hard links to the
+    # other files, so the weights are not copied) gets both and is swapped in
+    # whole; renaming the files one by one could leave a new metadata.json
+    # beside the old card.
+    staging = staging_dir(folder)
+    try:
+        for path in folder.iterdir():
+            if path.name not in texts:
+                _link_or_copy(path, staging / path.name)
+        for name, text in texts.items():
+            (staging / name).write_text(text)
+        replace_folder(staging, folder)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     return metadata
+
+
+def _link_or_copy(source, target):
+    """Hard-link a file (copy where links are not possible); copy folders."""
+    if source.is_dir():
+        shutil.copytree(source, target)
+        return
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copy2(source, target)
 
 
 def _architecture_name(model):
@@ -723,7 +839,8 @@ def _register_catalog():
     if not root.is_dir():
         return
     for folder in sorted(root.iterdir()):
-        if (folder / METADATA_FILE).is_file():
+        # Dot-folders are staging copies of an interrupted save, not presets.
+        if not folder.name.startswith(".") and (folder / METADATA_FILE).is_file():
             description = read_metadata(folder).get("description", "")
             register_preset(folder.name, path=folder, description=description)
 
@@ -731,7 +848,7 @@ def _register_catalog():
 
 #: Figures shown in the README table (the card has them all), in this order.
 _TABLE_FIGURES = (
-    "fcd", "fid", "classifier_score", "inception_score", "precision", "recall",
+    "fcd", "fid", "classifier_score", "inception_score", "precision", "recall", "label_agreement",
     "a_to_b_class_preservation", "a_to_b_fcd", "b_to_a_fcd",
 )
 

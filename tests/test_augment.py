@@ -1,4 +1,6 @@
-"""DiffAugment transforms: correctness, differentiability, determinism."""
+"""DiffAugment transforms (correctness, differentiability, determinism) and
+synthetic labeled data for classifiers (synthetic_dataset, mix_datasets,
+filter_by_confidence)."""
 
 import numpy as np
 import pytest
@@ -88,3 +90,220 @@ def test_gan_applies_augmentation_to_the_discriminator_view():
     np.testing.assert_array_equal(plain.discriminator_view(x).numpy(), x.numpy())
     assert (augmented.discriminator_view(x).numpy() == 0).any()
     assert DCGAN.from_config(augmented.get_config()).augment == "cutout"
+
+
+# ---------------------------------------------------------------- synthetic data for classifiers
+import keras  # noqa: E402
+
+import kgan  # noqa: E402
+from kgan.models import ConditionalGAN  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def conditional():
+    """A tiny 3-class 16x16x1 ConditionalGAN with outputs spread over [-1, 1]."""
+    from kgan_test_utils import spread_weights
+
+    return spread_weights(ConditionalGAN.from_image_shape(
+        (16, 16, 1), 3, latent_dim=4, filters=2, embedding_dim=2, seed=0))
+
+
+def labels_of(dataset):
+    return np.array([int(label) for _, label in dataset])
+
+
+def test_synthetic_dataset_is_exactly_class_balanced(conditional):
+    dataset = augment.synthetic_dataset(conditional, num_per_class=7, batch_size=4, seed=0)
+    image_spec, label_spec = dataset.element_spec
+    assert image_spec.shape == (16, 16, 1) and image_spec.dtype == tf.float32
+    assert label_spec.shape == () and label_spec.dtype == tf.int32
+    assert int(dataset.cardinality()) == 21
+    labels = labels_of(dataset)
+    np.testing.assert_array_equal(np.bincount(labels), [7, 7, 7])
+    assert labels[:6].tolist() != [0] * 6  # shuffled: batches mix the classes
+    # num= without a distribution: balanced up to one example.
+    np.testing.assert_array_equal(np.bincount(labels_of(
+        augment.synthetic_dataset(conditional, num=10, seed=0))), [4, 3, 3])
+
+
+@pytest.mark.parametrize("kwargs, expected", [
+    ({"num": 10, "class_distribution": [0.5, 0.3, 0.2]}, [5, 3, 2]),
+    ({"num": 7, "class_distribution": [0.2, 0.2, 0.6]}, [2, 1, 4]),  # largest remainder
+    ({"num": 5, "class_distribution": [0.0, 0.0, 1.0]}, [0, 0, 5]),
+    ({"num_per_class": [1, 0, 3]}, [1, 0, 3]),
+])
+def test_class_counts_are_exact(conditional, kwargs, expected):
+    np.testing.assert_array_equal(augment.class_counts(3, **kwargs), expected)
+    labels = labels_of(augment.synthetic_dataset(conditional, seed=0, **kwargs))
+    np.testing.assert_array_equal(np.bincount(labels, minlength=3), expected)
+
+
+def test_synthetic_images_match_the_generator_and_value_ranges(conditional):
+    float_pairs = list(augment.synthetic_dataset(conditional, num_per_class=2, seed=3, shuffle=False))
+    images = np.stack([image for image, _ in float_pairs])
+    labels = np.array([int(label) for _, label in float_pairs])
+    np.testing.assert_array_equal(labels, [0, 0, 1, 1, 2, 2])
+    assert images.min() >= -1 and images.max() <= 1 and images.std() > 0.05
+    # The images are the generator's for those labels: regenerate one batch directly.
+    again = augment.synthetic_dataset(conditional, num_per_class=2, seed=3, shuffle=False, batch_size=6)
+    np.testing.assert_allclose(np.stack([x for x, _ in again]), images, atol=1e-6)
+    unit = np.stack([x for x, _ in augment.synthetic_dataset(
+        conditional, num_per_class=2, seed=3, shuffle=False, value_range=(0, 1))])
+    np.testing.assert_allclose(unit, (images + 1) / 2, atol=1e-6)
+    pixels = augment.synthetic_dataset(conditional, num_per_class=2, seed=3, shuffle=False,
+                                       image_dtype="uint8")
+    assert pixels.element_spec[0].dtype == tf.uint8
+    np.testing.assert_array_equal(np.stack([x for x, _ in pixels]), kgan.images.to_uint8(images))
+
+
+def test_seed_fixes_the_images_and_none_draws_fresh_ones_each_pass(conditional):
+    seeded = augment.synthetic_dataset(conditional, num_per_class=2, seed=1)
+    first, second = (np.stack([x for x, _ in seeded]) for _ in range(2))
+    np.testing.assert_array_equal(first, second)
+    fresh = augment.synthetic_dataset(conditional, num_per_class=2)
+    first, second = (np.stack([x for x, _ in fresh]) for _ in range(2))
+    assert not np.array_equal(first, second)
+
+
+def test_synthetic_dataset_streams(conditional):
+    # 3 million images would take 3 GB; building the dataset and reading a
+    # few must only generate the first batch.
+    dataset = augment.synthetic_dataset(conditional, num_per_class=1_000_000, batch_size=8, seed=0)
+    assert int(dataset.cardinality()) == 3_000_000
+    assert len(list(dataset.take(3))) == 3
+
+
+@pytest.mark.parametrize("kwargs, error, message", [
+    ({"num_per_class": -1}, ValueError, "num_per_class must be >= 0"),
+    ({"num_per_class": [1, 2]}, ValueError, "3 counts"),
+    ({"num_per_class": 2.5}, ValueError, "num_per_class must be an int or 3 counts"),
+    ({"num": 10, "class_distribution": [0.5, 0.4, 0.2]}, ValueError, "must sum to 1, got sum 1.1"),
+    ({"num": 10, "class_distribution": [0.5, 0.5]}, ValueError, "has 2 entries; the generator has 3"),
+    ({"num": 10, "class_distribution": [1.5, -0.5, 0.0]}, ValueError, "non-negative"),
+    ({"num": -3}, ValueError, "num must be >= 0"),
+    ({}, ValueError, "exactly one of num_per_class= .* or num="),
+    ({"num": 3, "num_per_class": 1}, ValueError, "exactly one of"),
+    ({"num_per_class": 1, "class_distribution": [1, 0, 0]}, ValueError, "applies to num="),
+    ({"num_per_class": 0}, ValueError, "empty"),
+    ({"num_per_class": 1, "value_range": (1, 0)}, ValueError, "low < high"),
+    ({"num_per_class": 1, "image_dtype": "uint8", "value_range": (0, 1)}, ValueError, r"\(0, 255\)"),
+])
+def test_synthetic_dataset_bad_arguments(conditional, kwargs, error, message):
+    with pytest.raises(error, match=message):
+        augment.synthetic_dataset(conditional, **kwargs)
+
+
+def test_synthetic_dataset_refuses_unconditional_generators():
+    dcgan = kgan.DCGAN.from_image_shape((16, 16, 1), latent_dim=4, filters=2)
+    with pytest.raises(TypeError, match="DCGAN generates from latents alone.*ConditionalGAN"):
+        augment.synthetic_dataset(dcgan, num_per_class=1)
+    with pytest.raises(TypeError, match="takes 1 input"):
+        augment.synthetic_dataset(dcgan.generator, num_per_class=1)
+    with pytest.raises(TypeError, match="got str"):
+        augment.synthetic_dataset("dcgan_mnist", num_per_class=1)
+
+
+def test_synthetic_dataset_takes_a_bare_conditional_generator(conditional):
+    dataset = augment.synthetic_dataset(conditional.generator, num_per_class=1, seed=0)
+    np.testing.assert_array_equal(np.bincount(labels_of(dataset)), [1, 1, 1])
+
+
+def marked(value, label, num, batch=None):
+    """`num` constant images of `value` labeled `label` (int64, as tfds yields)."""
+    dataset = tf.data.Dataset.from_tensor_slices(
+        (np.full((num, 4, 4, 1), value, "float32"), np.full(num, label, "int64")))
+    return dataset.batch(batch, drop_remainder=True) if batch else dataset
+
+
+def test_mix_datasets_respects_the_fraction():
+    real = marked(-1.0, 0, 20_000, batch=50)  # batched, like kgan.data.load
+    synthetic = marked(1.0, 1, 20_000)  # unbatched, like synthetic_dataset
+    mixed = augment.mix_datasets(real, synthetic, synthetic_fraction=0.25, seed=0)
+    assert mixed.element_spec[0].shape.as_list() == [None, 4, 4, 1]
+    assert mixed.element_spec[1].dtype == tf.int32
+    batches = list(mixed.take(100))
+    assert all(len(labels) == 50 for _, labels in batches)  # real's batch size
+    labels = np.concatenate([labels.numpy() for _, labels in batches])
+    images = np.concatenate([images.numpy() for images, _ in batches])
+    np.testing.assert_array_equal(images[:, 0, 0, 0], 2.0 * labels - 1)  # pairs stay together
+    # 5,000 draws: the share's standard error is 0.006.
+    assert abs(labels.mean() - 0.25) < 0.02, labels.mean()
+    again = np.concatenate([y.numpy() for _, y in augment.mix_datasets(
+        real, synthetic, synthetic_fraction=0.25, seed=0).take(100)])
+    np.testing.assert_array_equal(again, labels)  # the seed fixes the interleaving
+
+
+def test_mix_datasets_extremes_and_stopping():
+    real, synthetic = marked(-1.0, 0, 30), marked(1.0, 1, 30)
+    only_real = augment.mix_datasets(real, synthetic, 0.0, batch_size=7)
+    assert [len(y) for _, y in only_real] == [7, 7, 7, 7, 2]
+    assert np.concatenate([y.numpy() for _, y in only_real]).sum() == 0
+    only_synthetic = augment.mix_datasets(real, synthetic, 1, batch_size=30)
+    assert np.concatenate([y.numpy() for _, y in only_synthetic]).tolist() == [1] * 30
+    # Stops when one input is exhausted, so the tail is not all one source.
+    mixed = np.concatenate([y.numpy() for _, y in augment.mix_datasets(real, synthetic, 0.5, seed=1)])
+    counts = np.bincount(mixed, minlength=2)
+    assert 30 in counts and counts.sum() < 60, counts
+
+
+def test_mix_datasets_with_synthetic_dataset_feeds_a_classifier(conditional):
+    real = kgan.data.from_numpy(
+        np.random.default_rng(0).integers(0, 256, (12, 16, 16, 1), dtype=np.uint8),
+        np.arange(12) % 3, batch_size=4, seed=0)
+    synthetic = augment.synthetic_dataset(conditional, num_per_class=4, seed=0)
+    mixed = augment.mix_datasets(real, synthetic, 0.5, seed=0)
+    classifier = keras.Sequential([keras.Input((16, 16, 1)), keras.layers.Flatten(),
+                                   keras.layers.Dense(3)])
+    classifier.compile("sgd", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    history = classifier.fit(mixed, epochs=1, verbose=0, shuffle=False)
+    assert np.isfinite(history.history["loss"]).all()
+
+
+@pytest.mark.parametrize("kwargs, error, message", [
+    ({"synthetic_fraction": 1.5}, ValueError, r"synthetic_fraction must be in \[0, 1\], got 1.5"),
+    ({"synthetic_fraction": -0.1}, ValueError, r"must be in \[0, 1\]"),
+    ({"synthetic_fraction": "half"}, TypeError, "must be a number"),
+    ({"synthetic_fraction": True}, TypeError, "must be a number"),
+])
+def test_mix_datasets_bad_fraction(kwargs, error, message):
+    with pytest.raises(error, match=message):
+        augment.mix_datasets(marked(0.0, 0, 4), marked(0.0, 1, 4), **kwargs)
+
+
+def test_mix_datasets_bad_inputs():
+    real = marked(0.0, 0, 4)
+    with pytest.raises(ValueError, match=r"real must yield \(image, label\).*with_labels=True"):
+        augment.mix_datasets(real.map(lambda x, y: x), real)
+    with pytest.raises(ValueError, match="real images are float32 but synthetic ones uint8"):
+        augment.mix_datasets(real, real.map(lambda x, y: (tf.cast(x, tf.uint8), y)))
+    with pytest.raises(ValueError, match="shape"):
+        augment.mix_datasets(real, real.map(lambda x, y: (tf.image.resize(x, (8, 8)), y)))
+    with pytest.raises(ValueError, match="labels must be integer"):
+        augment.mix_datasets(real, real.map(lambda x, y: (x, tf.cast(y, tf.float32))))
+    with pytest.raises(TypeError, match="tf.data.Dataset"):
+        augment.mix_datasets(np.zeros((4, 4, 4, 1)), real)
+
+
+def test_filter_by_confidence_keeps_what_the_classifier_agrees_with():
+    # Image value v in {0, 1, 2}: the "classifier" gives probability 0.9 to
+    # class v; examples labeled v are kept, the mislabeled ones dropped.
+    values = np.array([0, 1, 2, 0, 1, 2, 0, 1])
+    labels = np.array([0, 1, 2, 1, 1, 0, 0, 2])
+    dataset = tf.data.Dataset.from_tensor_slices(
+        (np.ones((8, 4, 4, 1), "float32") * values[:, None, None, None], labels))
+
+    def probabilities(images):
+        value = tf.cast(tf.round(images[:, 0, 0, 0]), tf.int32)
+        return 0.05 + 0.85 * tf.one_hot(value, 3)
+
+    kept = augment.filter_by_confidence(dataset, probabilities, threshold=0.8, batch_size=3)
+    assert kept.element_spec[0].shape == (4, 4, 1)
+    assert [int(y) for _, y in kept] == [0, 1, 2, 1, 0]
+    # Logits are recognized and softmaxed; batched input stays batched.
+    logits = augment.filter_by_confidence(
+        dataset.batch(4, drop_remainder=True), lambda x: 10 * tf.math.log(probabilities(x)),
+        threshold=0.99)
+    assert [y.numpy().tolist() for _, y in logits] == [[0, 1, 2, 1], [0]]
+    assert augment.filter_by_confidence(dataset, probabilities, 0.0).cardinality() != 0
+    with pytest.raises(ValueError, match=r"threshold must be in \[0, 1\]"):
+        augment.filter_by_confidence(dataset, probabilities, 1.2)

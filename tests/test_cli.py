@@ -522,3 +522,59 @@ def test_train_image_to_image_options_are_checked(tmp_path, capsys, argv, messag
         argv = argv + ["--epochs", "1"]
     assert run(argv + ["--output", tmp_path / "x"]) == 2
     assert message in error_line(capsys.readouterr().err)
+
+
+# ---------------------------------------------------------------- synthesize
+@pytest.fixture(scope="module")
+def conditional_preset(tmp_path_factory):
+    """A tiny untrained 3-class ConditionalGAN preset (16x16x1)."""
+    from kgan.models import ConditionalGAN
+
+    model = spread_weights(ConditionalGAN.from_image_shape(
+        (16, 16, 1), 3, latent_dim=4, filters=2, embedding_dim=2, seed=0))
+    folder = tmp_path_factory.mktemp("presets") / "tiny_conditional"
+    return zoo.save_preset(model, folder, dict(METADATA, name="tiny_conditional"))
+
+
+def test_synthesize_writes_class_folders_keras_reads(conditional_preset, tmp_path, capsys):
+    output = tmp_path / "synthetic"
+    assert run(["synthesize", conditional_preset, "--per-class", 5, "--output", output,
+                "--seed", 1, "--batch-size", 4]) == 0
+    assert "wrote 15 images (5 per class, 3 classes)" in capsys.readouterr().out
+    assert sorted(p.name for p in output.iterdir()) == ["0", "1", "2"]  # no staging left
+    dataset = tf.keras.utils.image_dataset_from_directory(
+        output, labels="inferred", color_mode="grayscale", image_size=(16, 16), batch_size=None,
+        shuffle=False, verbose=False)
+    assert dataset.class_names == ["0", "1", "2"]
+    labels = np.array([int(label) for _, label in dataset])
+    np.testing.assert_array_equal(np.bincount(labels), [5, 5, 5])
+    # The PNGs are the model's images for those labels (uint8, exactly).
+    model = zoo.load(conditional_preset)
+    expected = kgan.augment.synthetic_dataset(model, num_per_class=5, seed=1, batch_size=4,
+                                              image_dtype="uint8", shuffle=False)
+    first = kgan.images.load_png(output / "1" / "1_000000.png")
+    np.testing.assert_array_equal(first, list(expected)[5][0].numpy())
+
+
+def test_synthesize_refuses_an_unconditional_preset(preset, tmp_path, capsys):
+    assert run(["synthesize", preset, "--per-class", 2, "--output", tmp_path / "s"]) == 2
+    line = error_line(capsys.readouterr().err)
+    assert "is a DCGAN, which is not class-conditional" in line and "kgan sample" in line
+    assert not (tmp_path / "s").exists()
+
+
+@pytest.mark.parametrize("value", ["0", "-3", "many"])
+def test_synthesize_bad_per_class_is_a_usage_error(conditional_preset, tmp_path, capsys, value):
+    assert run(["synthesize", conditional_preset, "--per-class", value, "--output", tmp_path / "s"]) == 2
+    err = capsys.readouterr().err
+    assert "argument --per-class: expected a positive integer" in err and len(err.strip().splitlines()) == 1
+
+
+def test_synthesize_keeps_a_non_empty_output_unless_overwrite(conditional_preset, tmp_path, capsys):
+    output = tmp_path / "s"
+    output.mkdir()
+    (output / "keep.txt").write_text("x")
+    assert run(["synthesize", conditional_preset, "--per-class", 1, "--output", output]) == 2
+    assert "not empty; pass --overwrite" in error_line(capsys.readouterr().err)
+    assert run(["synthesize", conditional_preset, "--per-class", 1, "--output", output, "--overwrite"]) == 0
+    assert sorted(p.name for p in output.iterdir()) == ["0", "1", "2"]

@@ -35,8 +35,9 @@ def tiny_preset(tmp_path):
 
 def test_every_example_is_tested():
     assert sorted(p.name for p in EXAMPLES.glob("*.py")) == [
-        "cyclegan_folders.py", "export_and_serve.py", "sample_pretrained.py", "train_dcgan.py",
-        "train_wgan.py", "train_wgan_gp.py",
+        "augment_small_dataset.py", "cyclegan_folders.py", "export_and_serve.py",
+        "multiworker_dcgan.py",  # run by tests/test_multiworker.py, two workers
+        "sample_pretrained.py", "train_dcgan.py", "train_wgan.py", "train_wgan_gp.py",
     ]
 
 
@@ -84,3 +85,15 @@ def test_cyclegan_folders(tmp_path):
     # Translated at each image's own size, not the training crop's.
     assert kgan.images.load_png(tmp_path / "run" / "translated" / "0.png").shape == (20, 28, 3)
     assert (tmp_path / "run" / "served" / "saved_model.pb").is_file()
+
+
+def test_augment_small_dataset(tmp_path):
+    out = run("augment_small_dataset.py", "--per-class", "5", "--gan-epochs", "1", "--batch-size", "50",
+              "--filters", "4", "--latent-dim", "8", "--synthetic-per-class", "5",
+              "--classifier-epochs", "1", "--classifier-steps", "3", "--classifier-width", "4",
+              "--min-confidence", "0.0", "--output", "run", cwd=tmp_path)
+    assert "real digits: 50 (5 per class)" in out
+    accuracies = [float(line.rsplit(": ", 1)[1]) for line in out.splitlines() if "test accuracy" in line]
+    assert len(accuracies) == 2 and all(0.0 <= a <= 1.0 for a in accuracies)
+    # The sample sheet: one column per class (10 x 30 px), 8 rows.
+    assert kgan.images.load_png(tmp_path / "run" / "samples.png").shape == (8 * 30 + 2, 10 * 30 + 2, 1)

@@ -31,10 +31,11 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from kgan import ada as kgan_ada
 from kgan import losses, zoo
 from kgan.atomic import write_folder
 from kgan.layers import ImagePool
-from kgan.models.gan import GAN, InputValidationError, _deserialize, _serialize
+from kgan.models.gan import GAN, InputDTypeError, InputValidationError, _deserialize, _serialize
 from kgan.networks.cyclegan import (
     patchgan_discriminator,
     patchgan_output_size,
@@ -96,8 +97,12 @@ class CycleGAN(GAN):
         pool_size: generated images each discriminator's pool keeps (50; 0
             disables the pools).
         seed: seed of the model's random stream (the pools' draws).
-        **kwargs: passed to `keras.Model` (e.g. `name`). `ema_decay` and
-            `augment` are refused: the paper uses neither.
+        **kwargs: passed to `keras.Model` (e.g. `name`) and `GAN`:
+            `augment="ada"` (with `ada_target`, `ada_kimg`, `ada_interval`)
+            gives each discriminator its own adaptive augmentation (`ada_a`
+            for D_A, `ada` for D_B; `fit` logs `ada_p_a`, `ada_p_b`,
+            `ada_rt_a`, `ada_rt_b`). `ema_decay` and DiffAugment policies
+            are refused: the paper uses neither.
 
     Example:
 
@@ -118,16 +123,26 @@ class CycleGAN(GAN):
     preset_config_overrides = {"pool_size": 0}
     preset_networks = ("generator", "generator_ba", "discriminator", "discriminator_a")
 
+    #: ADA's heuristic takes sign(D(x) - 0.5): least-squares targets are 1 for
+    #: real and 0 for fake, so 0.5 is where a discriminator is undecided.
+    ada_center = 0.5
+
     def __init__(
         self, generator_ab, generator_ba, discriminator_a, discriminator_b, image_size,
         lambda_cycle=10.0, identity_weight=0.5, pool_size=50, seed=None, **kwargs,
     ):
-        for key in ("ema_decay", "augment"):
-            if kwargs.pop(key, None) is not None:
-                raise ValueError(
-                    f"CycleGAN does not support {key}= (the paper uses neither); leave it unset."
-                )
-        super().__init__(generator_ab, discriminator_b, seed=seed, **kwargs)
+        if kwargs.pop("ema_decay", None) is not None:
+            raise ValueError(
+                "CycleGAN does not support ema_decay= (the paper does not use it); leave it unset."
+            )
+        augment = kwargs.pop("augment", None)
+        if augment is not None and not kgan_ada.is_ada(augment):
+            raise ValueError(
+                f"CycleGAN takes augment='ada' (adaptive discriminator augmentation) or None, "
+                f"got {augment!r}: DiffAugment policies are not supported (the paper uses no "
+                "augmentation of the discriminators' inputs)."
+            )
+        super().__init__(generator_ab, discriminator_b, seed=seed, augment=augment, **kwargs)
         for role, net in (("generator_ba", generator_ba), ("discriminator_a", discriminator_a)):
             if not isinstance(net, keras.Model) or not net.built:
                 raise TypeError(
@@ -136,6 +151,12 @@ class CycleGAN(GAN):
                 )
         self.generator_ba = generator_ba
         self.discriminator_a = discriminator_a
+        # ADA: one p per discriminator (the base's `ada` is D_B's). The domains
+        # differ in size and difficulty, so each D overfits at its own pace.
+        self.ada_a = None
+        if self.ada is not None:
+            self.ada_a = self._new_adaptive_augment("ada_a")
+            self._ada_readouts = self._make_ada_readouts()
         try:
             height, width = (int(d) for d in image_size)
         except (TypeError, ValueError):
@@ -303,8 +324,10 @@ class CycleGAN(GAN):
     # ------------------------------------------------------------------ config
     def get_config(self):
         config = super().get_config()
-        for key in ("generator", "discriminator", "ema_decay", "augment"):
+        for key in ("generator", "discriminator", "ema_decay"):
             config.pop(key, None)
+        if config.get("augment") is None:
+            config.pop("augment", None)
         config.update({name: _serialize(getattr(self, name)) for name in _NETWORKS})
         config.update(
             {
@@ -463,9 +486,13 @@ class CycleGAN(GAN):
         """
         fake_b = self.generator(real_a, training=training)
         fake_a = self.generator_ba(real_b, training=training)
+        # With augment="ada" the discriminators see augmented fakes here too, so
+        # the generators are trained through the (differentiable) transforms.
         adversarial = losses.least_squares_generator_loss(
-            self.discriminator(fake_b, training=training)
-        ) + losses.least_squares_generator_loss(self.discriminator_a(fake_a, training=training))
+            self.discriminator(self._view(fake_b, "b", training), training=training)
+        ) + losses.least_squares_generator_loss(
+            self.discriminator_a(self._view(fake_a, "a", training), training=training)
+        )
         cycle = losses.cycle_consistency_loss(
             real_a, self.generator_ba(fake_b, training=training)
         ) + losses.cycle_consistency_loss(real_b, self.generator(fake_a, training=training))
@@ -487,15 +514,29 @@ class CycleGAN(GAN):
         Halving (the paper, sec. 7.1) slows the discriminators relative to
         the generators. `fake_a` / `fake_b` are what the pools returned.
         """
-        loss_a = losses.least_squares_discriminator_loss(
-            self.discriminator_a(real_a, training=training),
-            self.discriminator_a(fake_a, training=training),
-        )
-        loss_b = losses.least_squares_discriminator_loss(
-            self.discriminator(real_b, training=training),
-            self.discriminator(fake_b, training=training),
-        )
+        real_outputs_a = self.discriminator_a(self._view(real_a, "a", training), training=training)
+        fake_outputs_a = self.discriminator_a(self._view(fake_a, "a", training), training=training)
+        real_outputs_b = self.discriminator(self._view(real_b, "b", training), training=training)
+        fake_outputs_b = self.discriminator(self._view(fake_b, "b", training), training=training)
+        if training:  # ADA's r_t, per discriminator (no-op without augment="ada")
+            self.observe_discriminator(real_outputs_a, fake_outputs_a, ada=self.ada_a)
+            self.observe_discriminator(real_outputs_b, fake_outputs_b, ada=self.ada)
+        loss_a = losses.least_squares_discriminator_loss(real_outputs_a, fake_outputs_a)
+        loss_b = losses.least_squares_discriminator_loss(real_outputs_b, fake_outputs_b)
         return 0.5 * (loss_a + loss_b)
+
+    def _view(self, images, domain, training):
+        """What D_A (`domain="a"`) or D_B sees: ADA-augmented when training with it."""
+        if not training:
+            return images
+        return self.discriminator_view(images, ada=self.ada_a if domain == "a" else self.ada)
+
+    def _ada_named(self):
+        # None until __init__ has made `ada_a` (or without ADA); the read-outs
+        # are made once both exist.
+        if getattr(self, "ada_a", None) is None:
+            return []
+        return [("_a", self.ada_a), ("_b", self.ada)]
 
     def train_step(self, data):
         """One generator update (both G and F), then one discriminator update (both D).
@@ -571,8 +612,11 @@ class CycleGAN(GAN):
             float32 in [-1, 1] for float input.
 
         Raises:
-            ValueError: wrong direction, channels, rank, or too small images.
-            TypeError: a dtype that is neither uint8 nor floating point.
+            ValueError: a wrong `direction` or `batch_size`.
+            InputValidationError: images of the wrong rank or channels, smaller
+                than 5x5, or floats outside [-1, 1] (a `ValueError`).
+            InputDTypeError: a dtype that is neither uint8 nor floating point
+                (an `InputValidationError` and a `TypeError`).
 
         Example:
 
@@ -589,7 +633,7 @@ class CycleGAN(GAN):
             raise ValueError(f"batch_size must be a positive int, got {batch_size!r}.")
         array = keras.ops.convert_to_numpy(images) if tf.is_tensor(images) else np.asarray(images)
         if not (array.dtype == np.uint8 or np.issubdtype(array.dtype, np.floating)):
-            raise TypeError(
+            raise InputDTypeError(
                 f"translate takes uint8 images in [0, 255] or float images in [-1, 1], got "
                 f"dtype {array.dtype}. Cast 0-255 integers with .astype('uint8')."
             )
@@ -598,24 +642,26 @@ class CycleGAN(GAN):
             array = array[None]
         channels = _channels(generator, "in")
         if array.ndim != 4:
-            raise ValueError(
+            raise InputValidationError(
                 f"translate takes images [N, H, W, C] or one image [H, W, C], got shape "
                 f"{array.shape}."
+                + (" Add a channel axis: image[..., None]." if array.ndim == 2 else "")
             )
         if array.shape[-1] != channels:
-            raise ValueError(
+            raise InputValidationError(
                 f"direction={direction!r} translates domain {source} images, which have "
                 f"{channels} channels; got {array.shape[-1]}. Check the direction, or convert "
                 "the images (e.g. grayscale <-> RGB)."
             )
         if min(array.shape[1:3]) < MIN_SIZE:
-            raise ValueError(
+            raise InputValidationError(
                 f"Images must be at least {MIN_SIZE}x{MIN_SIZE} pixels (the generator "
-                f"downsamples by 4 and reflects borders), got {array.shape[1]}x{array.shape[2]}."
+                f"downsamples by 4 and reflects borders), got {array.shape[1]}x{array.shape[2]}. "
+                "Upscale or pad smaller images first (e.g. tf.image.resize)."
             )
         if array.dtype != np.uint8:
             if array.size:
-                check_value_range(array)
+                check_value_range(array, error=InputValidationError)
             array = array.astype(np.float32, copy=False)
         run = self._translator(direction, array.dtype)
         outputs = [

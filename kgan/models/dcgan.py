@@ -53,8 +53,9 @@ class DCGAN(GAN):
             refine_layers: stride-1 generator blocks at the start resolution
                 (see `kgan.networks.dcgan_generator`; 0 is the paper).
             dropout: discriminator dropout rate (0 is the paper).
-            augment: DiffAugment policy, e.g. `"color,translation,cutout"`.
-            **kwargs: passed to the constructor (e.g. `name`).
+            augment: DiffAugment policy, e.g. `"color,translation,cutout"`, or
+                `"ada"` (adaptive augmentation, see `GAN`).
+            **kwargs: passed to the constructor (e.g. `name`, `ada_target`).
         """
         return cls(
             generator=dcgan_generator(
@@ -76,6 +77,7 @@ class DCGAN(GAN):
             real_logits = self.discriminator(self.discriminator_view(real), training=True)
             fake_logits = self.discriminator(self.discriminator_view(fake), training=True)
             d_loss = losses.discriminator_loss(real_logits, fake_logits)
+            self.observe_discriminator(real_logits, fake_logits)  # ADA r_t; no-op without ADA
             d_loss_scaled = self.scaled_loss(self.d_optimizer, d_loss)
         self.apply_gradients(
             self.d_optimizer, tape, d_loss_scaled, self.discriminator.trainable_variables

@@ -18,6 +18,7 @@ architecture only writes its `train_step`:
 """
 
 import math
+import threading
 
 import keras
 import numpy as np
@@ -25,12 +26,26 @@ import tensorflow as tf
 from keras import ops
 
 from kgan import losses as kgan_losses
+from kgan import ada as kgan_ada
 from kgan.augment import DiffAugment, parse_policy
 from kgan._checks import positive_int
 
 
+#: serializes draws from models' SeedGenerators outside tf.function (`latents(seed=None)`).
+_UNSEEDED_DRAW_LOCK = threading.Lock()
+
+
 class InputValidationError(ValueError):
-    """Raised when a training batch does not fit the model."""
+    """Raised when data given to a model does not fit it.
+
+    Training batches, latents for `generate_from_latents`, images for
+    `translate` and class labels are checked before any TensorFlow op runs,
+    so the message names the problem and the fix instead of a graph error.
+    """
+
+
+class InputDTypeError(InputValidationError, TypeError):
+    """An `InputValidationError` about a dtype; also a `TypeError`, as Python code expects."""
 
 
 def _serialize(obj):
@@ -41,6 +56,29 @@ def _deserialize(config):
     if isinstance(config, dict) and "class_name" in config:
         return keras.saving.deserialize_keras_object(config)
     return config
+
+
+#: key prefix of the random-stream states in a weights file (`GAN.save_own_variables`).
+_RANDOM_STATE_KEY = "random_state_"
+
+
+class _StoreWithout:
+    """A read-only view of a Keras weights store without some keys."""
+
+    def __init__(self, store, hidden):
+        self._store, self._hidden = store, set(hidden)
+
+    def keys(self):
+        return [k for k in self._store.keys() if str(k) not in self._hidden]
+
+    def __len__(self):
+        return len(self.keys())
+
+    def __contains__(self, key):
+        return key not in self._hidden and key in self._store
+
+    def __getitem__(self, key):
+        return self._store[key]
 
 
 @keras.saving.register_keras_serializable(package="kgan")
@@ -63,7 +101,16 @@ class GAN(keras.Model):
             oscillating samples at no training cost.
         augment: DiffAugment policy (e.g. `"color,translation,cutout"`)
             applied to real and fake images before the discriminator in both
-            updates (Zhao et al. 2020); helps most on small datasets.
+            updates (Zhao et al. 2020); helps most on small datasets. Or
+            `"ada"`: adaptive discriminator augmentation (Karras et al. 2020,
+            `kgan.ada.AdaptiveAugment`), whose probability `p` follows the
+            overfitting heuristic `r_t = E[sign(D(x_real) - ada_center)]`;
+            `fit` then logs `ada_p` and `ada_rt`. The two cannot be combined.
+        ada_target: with `augment="ada"`, the `r_t` to hold, in (0, 1) (0.6).
+        ada_kimg: with `augment="ada"`, thousands of real images over which
+            `p` may go from 0 to 1 (500, StyleGAN2-ADA's default).
+        ada_interval: with `augment="ada"`, discriminator updates between
+            adjustments of `p` (4).
         **kwargs: passed to `keras.Model` (e.g. `name`).
 
     Example:
@@ -84,8 +131,15 @@ class GAN(keras.Model):
     #: `n_critic` for WGAN and WGAN-GP, whose critic takes several steps).
     batches_per_step = 1
 
+    #: where ADA's overfitting heuristic takes the sign of the discriminator's
+    #: real outputs: 0 for logits (the non-saturating loss here and in DCGAN;
+    #: also right for hinge); CycleGAN's least-squares outputs (targets 0/1)
+    #: use 0.5; Wasserstein critics use "midpoint" (see `kgan.ada`).
+    ada_center = 0.0
+
     def __init__(
-        self, generator, discriminator, seed=None, ema_decay=None, augment=None, **kwargs
+        self, generator, discriminator, seed=None, ema_decay=None, augment=None,
+        ada_target=0.6, ada_kimg=500, ada_interval=4, **kwargs
     ):
         super().__init__(**kwargs)
         for role, net in (("generator", generator), ("discriminator", discriminator)):
@@ -110,14 +164,33 @@ class GAN(keras.Model):
             self.ema_generator = keras.models.clone_model(generator)
             self.ema_generator.set_weights(generator.get_weights())
         self.seed_generator = keras.random.SeedGenerator(seed, name="latent_seed")
-        self.augment = parse_policy(augment)
-        if self.augment and len(self.image_shape) != 3:
+        # Checked even without ADA: a bad value is a mistake either way.
+        self.ada_target = kgan_ada.check_target(ada_target)
+        self.ada_kimg = kgan_ada.check_kimg(ada_kimg)
+        self.ada_interval = kgan_ada.check_interval(ada_interval)
+        self.ada = None
+        self._ada_readouts = []
+        if kgan_ada.is_ada(augment):
+            # The generator's output rank, not `image_shape`: subclasses (CycleGAN)
+            # may not be able to compute that before their own __init__ finishes.
+            if len(generator.outputs[0].shape) != 4:
+                raise ValueError(
+                    f"augment='ada' applies image transforms, but this model's data has "
+                    f"shape {tuple(generator.outputs[0].shape[1:])}, not (H, W, C) "
+                    "images. Pass augment=None for non-image data."
+                )
+            self.augment = "ada"
+            self.ada = self._new_adaptive_augment("ada")
+            self._ada_readouts = self._make_ada_readouts()
+        else:
+            self.augment = parse_policy(augment)
+        if self.augment and self.ada is None and len(self.image_shape) != 3:
             raise ValueError(
                 f"augment={augment!r} applies DiffAugment's image transforms, but "
                 f"this model's data has shape {self.image_shape}, not (H, W, C) "
                 "images. Pass augment=None for non-image data."
             )
-        self.augmenter = DiffAugment(self.augment) if self.augment else None
+        self.augmenter = DiffAugment(self.augment) if self.augment and self.ada is None else None
         self.loss_trackers = [keras.metrics.Mean(name=n) for n in self.loss_names]
         self.g_optimizer = None
         self.d_optimizer = None
@@ -153,6 +226,9 @@ class GAN(keras.Model):
                 "seed": self.seed,
                 "ema_decay": self.ema_decay,
                 "augment": self.augment,
+                "ada_target": self.ada_target,
+                "ada_kimg": self.ada_kimg,
+                "ada_interval": self.ada_interval,
             }
         )
         return config
@@ -163,6 +239,61 @@ class GAN(keras.Model):
         for key in ("generator", "discriminator"):
             config[key] = _deserialize(config[key])
         return cls(**config)
+
+    # ------------------------------------------------------------------ random state
+    #: whether `save_own_variables` writes the random streams' states (below).
+    #: `kgan.zoo.portable_copy` turns it off: a preset is a portable copy
+    #: without training state, in the weights layout of earlier versions.
+    save_random_state = True
+
+    def random_state_variables(self):
+        """The state variables of every `keras.random.SeedGenerator` in the model.
+
+        The model's own stream (latents, augmentation, penalty and pool draws)
+        and those of nested layers (e.g. `Dropout`), in a fixed order. Keras
+        does not count them as weights, so without `save_own_variables` below,
+        `.keras` files and `BackupAndRestore` backups would not hold them and
+        a resumed run would draw the latents of step 0 again.
+        """
+        states, seen = [], set()
+        for layer in self._flatten_layers(include_self=True, recursive=True):
+            for generator in getattr(layer, "_seed_generators", ()):
+                if id(generator.state) not in seen:
+                    seen.add(id(generator.state))
+                    states.append(generator.state)
+        return states
+
+    def save_own_variables(self, store):
+        """Keras' own variables, then the random-stream states (`random_state_variables`)."""
+        super().save_own_variables(store)
+        if self.save_random_state:
+            for i, variable in enumerate(self.random_state_variables()):
+                store[f"{_RANDOM_STATE_KEY}{i}"] = variable
+
+    def load_own_variables(self, store):
+        """Load what `save_own_variables` wrote; files without random states load too.
+
+        Presets and files written before kgan saved the states leave the
+        streams at their seeded start.
+        """
+        keys = [str(k) for k in store.keys()]
+        random_keys = {k for k in keys if k.startswith(_RANDOM_STATE_KEY)}
+        super().load_own_variables(_StoreWithout(store, random_keys))
+        if not random_keys:
+            return
+        states = self.random_state_variables()
+        if len(states) != len(random_keys):
+            import warnings
+
+            warnings.warn(
+                f"{self.name}: the weights file holds {len(random_keys)} random-stream "
+                f"states but the model has {len(states)}; the streams start from their "
+                "seeds instead.",
+                stacklevel=2,
+            )
+            return
+        for i, variable in enumerate(states):
+            variable.assign(store[f"{_RANDOM_STATE_KEY}{i}"])
 
     # ------------------------------------------------------------------ compile
     @classmethod
@@ -277,7 +408,8 @@ class GAN(keras.Model):
     # ------------------------------------------------------------------ metrics
     @property
     def metrics(self):
-        return list(self.loss_trackers)
+        # ADA's p and r_t are read-outs of its state (not running means).
+        return list(self.loss_trackers) + list(self._ada_readouts)
 
     def _kgan_tracker(self, name):
         for tracker in self.loss_trackers:
@@ -286,9 +418,68 @@ class GAN(keras.Model):
         raise KeyError(name)
 
     def _report(self, **values):
+        for _, ada in self._ada_named():
+            ada.check_observed(type(self).__name__)
+        # Every train_step ends here: the replicas' batch-norm statistics too.
+        self.sync_batchnorm_statistics()
         for name, value in values.items():
             self._kgan_tracker(name).update_state(value)
-        return {m.name: m.result() for m in self.metrics}
+        logs = {m.name: m.result() for m in self.metrics}
+        strategy = tf.distribute.get_strategy()
+        if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) and getattr(
+            strategy.extended, "_in_multi_worker_mode", lambda: False
+        )():
+            # Keras 3 reduces fit's logs across workers with strategy.reduce("MEAN",
+            # v, axis=0), which fails on scalars (tensorflow/tensorflow#72388):
+            # a [1] axis makes that the mean over all replicas, a scalar again.
+            logs = {name: tf.reshape(value, [1]) for name, value in logs.items()}
+        return logs
+
+    def sync_batchnorm_statistics(self):
+        """Average batch-norm moving statistics over the replicas of a strategy.
+
+        Keras 3 creates `moving_mean` / `moving_variance` with aggregation
+        "none": under a `tf.distribute` strategy each replica updates only its
+        own copy from its own share of the batch, so the copies drift apart
+        (under `MultiWorkerMirroredStrategy` every worker would then sample and
+        save different networks). Called in replica context at the end of each
+        step (`_report` does), this all-reduces them to their mean, as Keras 2
+        did by aggregating them with MEAN. A no-op with one replica and for
+        `synchronized=True` layers, whose statistics are already global.
+
+        Example:
+
+        ```python
+        # at the end of a custom train_step (kgan's own call it through _report)
+        self.sync_batchnorm_statistics()
+        ```
+        """
+        context = tf.distribute.get_replica_context()
+        if context is None or context.num_replicas_in_sync == 1:
+            return
+        # The underlying tf.Variables: reductions and updates act on those.
+        variables = [
+            variable.value
+            for layer in self._flatten_layers()
+            if isinstance(layer, keras.layers.BatchNormalization) and not layer.synchronized
+            for variable in (layer.moving_mean, layer.moving_variance)
+        ]
+        if not variables:
+            return
+
+        def average(strategy, values):
+            # reduce_to the variables themselves, as optimizers do with gradients:
+            # ReplicaContext.all_reduce fails under MultiWorkerMirroredStrategy
+            # with one device per worker ("destinations can not be empty").
+            means = strategy.extended.batch_reduce_to(
+                tf.distribute.ReduceOp.MEAN, list(zip(values, variables))
+            )
+            for variable, mean in zip(variables, means):
+                strategy.extended.update(
+                    variable, lambda v, m: v.assign(m), args=(mean,), group=False
+                )
+
+        context.merge_call(average, args=([tf.identity(v) for v in variables],))
 
     # ------------------------------------------------------------------ inputs
     def _split_batch(self, data):
@@ -472,15 +663,60 @@ class GAN(keras.Model):
             (batch_size, self.latent_dim), seed=self._next_seed(), dtype=tf.float32
         )
 
-    def discriminator_view(self, images):
-        """What the discriminator sees: `images`, DiffAugmented if enabled.
+    def discriminator_view(self, images, ada=None):
+        """What the discriminator sees: `images`, augmented if enabled.
 
         Call it on real and generated images in both updates, so the
         generator is trained through the same (differentiable) transforms.
+        With `augment="ada"`, `ada` picks the `AdaptiveAugment` (default
+        `self.ada`; CycleGAN passes `self.ada_a` for its second discriminator).
         """
+        if self.ada is not None:
+            ada = self.ada if ada is None else ada
+            return ada(images, seed=self._next_seed())
         if self.augmenter is None:
             return images
         return self.augmenter(images, seed=self._next_seed())
+
+    def observe_discriminator(self, real_logits, fake_logits=None, ada=None):
+        """Feed ADA's overfitting heuristic; call it in every discriminator update.
+
+        Pass the discriminator's outputs on the (augmented) real batch and,
+        for Wasserstein critics (`ada_center == "midpoint"`), on the fake
+        batch. Every `ada_interval` calls, `p` moves toward holding
+        `r_t = ada_target`. A no-op unless `augment="ada"`; with it, a
+        `train_step` that never calls this fails when traced (see
+        `kgan.ada.AdaptiveAugment.check_observed`).
+
+        Example:
+
+        ```python
+        real_logits = self.discriminator(self.discriminator_view(real), training=True)
+        fake_logits = self.discriminator(self.discriminator_view(fake), training=True)
+        self.observe_discriminator(real_logits, fake_logits)
+        ```
+        """
+        if self.ada is None:
+            return
+        (self.ada if ada is None else ada).observe(real_logits, fake_logits)
+
+    @property
+    def adaptive_augments(self):
+        """The model's `kgan.ada.AdaptiveAugment` layers (one per discriminator), or []."""
+        return [ada for _, ada in self._ada_named()]
+
+    def _ada_named(self):
+        """`(log suffix, AdaptiveAugment)` pairs; CycleGAN has one per discriminator."""
+        return [] if self.ada is None else [("", self.ada)]
+
+    def _new_adaptive_augment(self, name):
+        return kgan_ada.AdaptiveAugment(
+            target=self.ada_target, kimg=self.ada_kimg, interval=self.ada_interval,
+            center=self.ada_center, name=name,
+        )
+
+    def _make_ada_readouts(self):
+        return [m for suffix, ada in self._ada_named() for m in ada.metrics(suffix)]
 
     @staticmethod
     def scaled_loss(optimizer, per_example_loss):
@@ -593,21 +829,74 @@ class GAN(keras.Model):
         """
         num = positive_int(num, "num")
         if seed is None:
-            z = keras.random.normal((num, self.latent_dim), seed=self.seed_generator)
+            # SeedGenerator.next() reads then assigns its state: without the
+            # lock, concurrent unseeded calls drew the very same latents.
+            with _UNSEEDED_DRAW_LOCK:
+                z = keras.random.normal((num, self.latent_dim), seed=self.seed_generator)
             return np.asarray(z, dtype=np.float32)
+        return next(self.latent_batches(num, seed, batch_size=num))
+
+    def latent_batches(self, num, seed=None, batch_size=256):
+        """`latents(num, seed)` in consecutive chunks of at most `batch_size` rows.
+
+        Concatenated, the chunks equal `latents(num, seed)` exactly (numpy
+        fills a draw sequentially from the stream), so a caller can sample
+        any number of images in bounded memory (`kgan sample --num 100000`).
+        """
+        num = positive_int(num, "num")
+        batch_size = positive_int(batch_size, "batch_size")
+        if self.latent_dim is None:  # no latent space (CycleGAN): its latents() says so
+            self.latents(num, seed)
+        if seed is None:
+            for start in range(0, num, batch_size):
+                yield self.latents(min(batch_size, num - start))
+            return
         if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):
             raise TypeError(f"seed must be an int or None, got {seed!r}.")
+        if seed < 0:
+            raise ValueError(f"seed must be >= 0 (numpy seeds are non-negative), got {seed}.")
+        # A local Generator per call: a seeded draw shares no state with other
+        # calls, so concurrent generate(seed=s) calls are pure functions of s.
         rng = np.random.default_rng(int(seed))
-        return rng.standard_normal((num, self.latent_dim)).astype(np.float32)
+        for start in range(0, num, batch_size):
+            rows = min(batch_size, num - start)
+            yield rng.standard_normal((rows, self.latent_dim)).astype(np.float32)
+
+    def _check_latents(self, latents):
+        """`latents` as float32 `[N, latent_dim]`, or an InputValidationError saying why not."""
+        array = keras.ops.convert_to_numpy(latents) if tf.is_tensor(latents) else np.asarray(latents)
+        # Complex values would silently lose their imaginary part, and
+        # strings/objects fail deep in numpy: accept real numbers only.
+        if not (np.issubdtype(array.dtype, np.floating) or np.issubdtype(array.dtype, np.integer)):
+            raise InputDTypeError(
+                f"latents must be real numbers (float32 preferred), got dtype {array.dtype}. "
+                f"Draw them with model.latents(n, seed) or np.random.standard_normal((n, "
+                f"{self.latent_dim}))."
+            )
+        if array.ndim != 2 or array.shape[1] != self.latent_dim:
+            raise InputValidationError(
+                f"latents must have shape [N, {self.latent_dim}], got "
+                f"{array.shape}. Draw them with model.latents(n, seed)"
+                + (", or add a batch axis: z[None]." if array.shape == (self.latent_dim,) else ".")
+            )
+        with np.errstate(over="ignore"):  # overflow becomes inf, reported below
+            array = array.astype(np.float32, copy=False)
+        if not np.isfinite(array).all():
+            raise InputValidationError(
+                "latents contain NaN or Inf (or values beyond float32's range); the "
+                "generator would return NaN images. Pass finite latents, e.g. from "
+                "model.latents(n, seed)."
+            )
+        return array
 
     def generate_from_latents(self, latents, batch_size=256):
-        """Images (float32 numpy in [-1, 1]) for the given latent vectors."""
-        latents = np.asarray(latents, dtype=np.float32)
-        if latents.ndim != 2 or latents.shape[1] != self.latent_dim:
-            raise ValueError(
-                f"latents must have shape [N, {self.latent_dim}], got "
-                f"{latents.shape}."
-            )
+        """Images (float32 numpy in [-1, 1]) for the given latent vectors.
+
+        Raises:
+            InputValidationError: `latents` is not `[N, latent_dim]`, not real
+                numbers (`InputDTypeError`), or not finite.
+        """
+        latents = self._check_latents(latents)
         if self._inference_fn is None:
             self._inference_fn = tf.function(
                 lambda z: tf.cast(self.sampling_generator(z, training=False), tf.float32),
@@ -633,6 +922,22 @@ class GAN(keras.Model):
         ```
         """
         return self.generate_from_latents(self.latents(num, seed), batch_size)
+
+    def generate_batches(self, num, seed=None, batch_size=256):
+        """`generate(num, seed)` as consecutive batches of at most `batch_size` images.
+
+        Concatenated, the batches equal `generate(num, seed, batch_size)`;
+        only one batch is in memory at a time, so any `num` fits.
+
+        Example:
+
+        ```python
+        for i, batch in enumerate(gan.generate_batches(100_000, seed=0)):
+            kgan.images.save_pngs(batch, "samples/", start=256 * i)
+        ```
+        """
+        for latents in self.latent_batches(num, seed, batch_size):
+            yield self.generate_from_latents(latents, batch_size)
 
     def generate_uint8(self, num, seed=None, batch_size=256):
         """Like `generate`, as uint8 images ready for PNG encoding."""

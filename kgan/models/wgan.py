@@ -44,6 +44,12 @@ class _WassersteinGAN(GAN):
     Subclasses define `critic_loss` (and optionally `after_critic_update`).
     """
 
+    #: ADA's heuristic takes sign(f(x) - m), m halfway between the batch's mean
+    #: real and fake scores: a critic's scores have no fixed origin (its loss
+    #: is unchanged by adding a constant), so sign(f(x)) alone would measure
+    #: the drift of that constant, not overfitting.
+    ada_center = "midpoint"
+
     def __init__(
         self, generator, discriminator, n_critic=5, seed=None, ema_decay=None, augment=None,
         **kwargs,
@@ -81,6 +87,8 @@ class _WassersteinGAN(GAN):
         """
         real_scores = self.discriminator(real, training=True)
         fake_scores = self.discriminator(fake, training=True)
+        # Here, where the scores are: ADA's r_t, once per critic update.
+        self.observe_discriminator(real_scores, fake_scores)
         return losses.wasserstein_critic_loss(real_scores, fake_scores), {}
 
     def after_critic_update(self):
@@ -161,7 +169,7 @@ class WGAN(_WassersteinGAN):
         clip_value: the clipping bound c.
         seed: seed of the model's random stream.
         ema_decay: keep an EMA generator with this decay (see `GAN`).
-        augment: DiffAugment policy (images only).
+        augment: DiffAugment policy or `"ada"` (images only; see `GAN`).
         **kwargs: passed to `keras.Model` (e.g. `name`).
 
     Example:
@@ -292,7 +300,7 @@ class WGANGP(_WassersteinGAN):
         seed: seed of the model's random stream (latents and interpolation
             weights).
         ema_decay: keep an EMA generator with this decay (see `GAN`).
-        augment: DiffAugment policy (images only).
+        augment: DiffAugment policy or `"ada"` (images only; see `GAN`).
         **kwargs: passed to `keras.Model` (e.g. `name`).
 
     Example:

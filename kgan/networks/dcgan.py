@@ -15,14 +15,17 @@ logits never round to bf16/fp16.
 import keras
 from keras import layers
 
+from kgan.layers import FusedBatchNormalization
+
 
 def _init():
     return keras.initializers.RandomNormal(mean=0.0, stddev=0.02)
 
 
 def _bn():
-    # BN's gamma ~ N(1, 0.02) as in the paper's reference code.
-    return layers.BatchNormalization(
+    # BN's gamma ~ N(1, 0.02) as in the paper's reference code. The fused
+    # subclass is the same layer, trained by one kernel (faster, see its docstring).
+    return FusedBatchNormalization(
         momentum=0.9,
         epsilon=1e-5,
         gamma_initializer=keras.initializers.RandomNormal(1.0, 0.02),

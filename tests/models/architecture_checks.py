@@ -27,6 +27,8 @@ TINY_CONFIGS = {
     "wgan_gp": {"build": {"image_shape": (16, 16, 1), "latent_dim": 8, "filters": 8, "seed": 1, "n_critic": 2, "ema_decay": 0.99, "augment": "color,cutout"}, "batch": 4},
     # pool_size=3 < 3 steps * batch 2: the pools fill and then swap.
     "cyclegan": {"build": {"image_shape": (16, 16, 3), "filters": 4, "num_residual_blocks": 1, "disc_layers": 2, "seed": 1, "pool_size": 3}, "batch": 2},
+    # 3 RGB classes: a 2nd input (labels) through fit, saving, export and strategies.
+    "conditional_gan": {"build": {"image_shape": (16, 16, 3), "num_classes": 3, "latent_dim": 8, "filters": 8, "embedding_dim": 4, "seed": 1, "ema_decay": 0.99, "augment": "color,translation,cutout"}, "batch": 6},
 }
 
 
@@ -41,6 +43,11 @@ def is_translator(model):
     return model.latent_dim is None
 
 
+def is_conditional(model):
+    """True for class-conditional models: they train on and generate for labels."""
+    return getattr(model, "num_classes", None) is not None
+
+
 def random_images(shape, seed):
     """float32 images in [-1, 1] of `shape`, from `seed`."""
     return np.random.default_rng(seed).uniform(-1, 1, shape).astype("float32")
@@ -51,7 +58,8 @@ def tiny_dataset(model, arch, num_batches=3, seed=0):
 
     Each element holds `batch * model.batches_per_step` images (float32,
     [-1, 1]): one minibatch per update the step makes. Translators get
-    unpaired `(images_a, images_b)` batches.
+    unpaired `(images_a, images_b)` batches; conditional models
+    `(images, labels)` with every class in each batch.
     """
     batch = TINY_CONFIGS[arch]["batch"]
     per_step = batch * model.batches_per_step
@@ -65,6 +73,12 @@ def tiny_dataset(model, arch, num_batches=3, seed=0):
         return tf.data.Dataset.zip(tuple(domains)).batch(batch, drop_remainder=True)
     rng = np.random.default_rng(seed)
     images = rng.uniform(-1, 1, (per_step * num_batches,) + model.image_shape).astype("float32")
+    if is_conditional(model):
+        labels = np.arange(len(images)) % model.num_classes
+        return kgan.data.from_numpy(
+            images, labels, batch_size=batch, repeat_batches=model.batches_per_step,
+            shuffle=False, cache=False,
+        )
     return kgan.data.from_numpy(
         images, batch_size=batch, repeat_batches=model.batches_per_step, shuffle=False, cache=False
     )
@@ -174,6 +188,32 @@ _PLAIN_TF_SCRIPT = textwrap.dedent(
 )
 
 
+_PLAIN_TF_CONDITIONAL_SCRIPT = textwrap.dedent(
+    """
+    import json, sys
+    import numpy as np
+    import tensorflow as tf
+    assert "kgan" not in sys.modules
+    loaded = tf.saved_model.load(sys.argv[1])
+    z, y = np.load(sys.argv[2]), np.load(sys.argv[3])
+    serve, serve_u8 = loaded.signatures["serving_default"], loaded.signatures["generate_uint8"]
+    out = serve(latents=tf.constant(z), labels=tf.constant(y))["images"].numpy()
+    u8 = serve_u8(latents=tf.constant(z), labels=tf.constant(y))["images"].numpy()
+    other = serve(latents=tf.constant(z), labels=tf.constant((y + 1) % int(sys.argv[6])))["images"]
+    try:
+        serve(latents=tf.constant(z), labels=tf.fill([len(z)], int(sys.argv[6])))
+        refused = False
+    except tf.errors.InvalidArgumentError as err:
+        refused = "labels must be class indices" in err.message
+    np.save(sys.argv[4], out)
+    np.save(sys.argv[5], u8)
+    print(json.dumps({"kgan_imported": "kgan" in sys.modules, "dtype": str(out.dtype),
+                      "labels_change_output": bool(np.abs(other.numpy() - out).max() > 0),
+                      "out_of_range_refused": refused}))
+    """
+)
+
+
 _PLAIN_TF_TRANSLATOR_SCRIPT = textwrap.dedent(
     """
     import json, sys
@@ -215,6 +255,9 @@ def check_export_round_trip(model, tmp_path):
         return export_dir
     z = model.latents(5, seed=11)
     np.save(tmp_path / "z.npy", z)
+    if is_conditional(model):
+        _check_conditional_export(model, export_dir, tmp_path, z)
+        return export_dir
     report = _run_without_kgan(
         tmp_path, _PLAIN_TF_SCRIPT, export_dir, tmp_path / "z.npy", tmp_path / "out.npy",
         tmp_path / "u8.npy",
@@ -226,6 +269,24 @@ def check_export_round_trip(model, tmp_path):
     assert np.max(np.abs(served - expected)) <= 1e-5
     np.testing.assert_array_equal(np.load(tmp_path / "u8.npy"), kgan.images.to_uint8(expected))
     return export_dir
+
+
+def _check_conditional_export(model, export_dir, tmp_path, z):
+    """Both signatures take `(latents, labels)`, match `generate_from_latents`,
+    depend on the labels and refuse a label out of range."""
+    labels = (np.arange(len(z)) * 2 % model.num_classes).astype("int32")
+    np.save(tmp_path / "y.npy", labels)
+    report = _run_without_kgan(
+        tmp_path, _PLAIN_TF_CONDITIONAL_SCRIPT, export_dir, tmp_path / "z.npy",
+        tmp_path / "y.npy", tmp_path / "out.npy", tmp_path / "u8.npy", model.num_classes,
+    )
+    assert report == {"kgan_imported": False, "dtype": "float32", "labels_change_output": True,
+                      "out_of_range_refused": True}
+    served = np.load(tmp_path / "out.npy")
+    expected = model.generate_from_latents(z, labels=labels)
+    assert served.shape == expected.shape
+    assert np.max(np.abs(served - expected)) <= 1e-5
+    np.testing.assert_array_equal(np.load(tmp_path / "u8.npy"), kgan.images.to_uint8(expected))
 
 
 def _check_translator_export(model, export_dir, tmp_path):

@@ -1,0 +1,616 @@
+"""Class-conditional GAN with a projection discriminator (Miyato & Koyama 2018).
+
+The generator draws an image of a requested class, `G(z, y)`; the
+discriminator scores image and label together with the projection form
+`logit(x, y) = psi(phi(x)) + <embed(y), phi(x)>` (see
+`kgan.networks.conditional`). Projection, not an auxiliary classifier
+(AC-GAN): AC-GAN's classification loss rewards generated images for being
+easy to classify, which pushes them toward class prototypes and costs
+diversity (Odena et al. 2017; Shu et al. 2017; Miyato & Koyama 2018) -- the
+wrong incentive for a model whose samples are meant to augment a classifier's
+training set.
+
+Trained with differentiable augmentation (`augment="color,translation,cutout"`)
+it is the project's *augmentation GAN*: it learns from a small labeled set
+and `kgan.augment.synthetic_dataset` turns it into labeled training data.
+"""
+
+import numbers
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from kgan import losses, zoo
+from kgan._checks import positive_int
+from kgan.atomic import write_folder
+from kgan.models.gan import GAN, InputDTypeError, InputValidationError
+from kgan.networks.conditional import (
+    ConditioningStrength, conditional_generator, projection_discriminator,
+)
+
+#: adversarial losses ConditionalGAN offers: name -> (discriminator, generator) loss.
+LOSSES = {
+    "hinge": (losses.hinge_discriminator_loss, losses.hinge_generator_loss),
+    "non_saturating": (losses.discriminator_loss, losses.non_saturating_generator_loss),
+}
+
+
+@keras.saving.register_keras_serializable(package="kgan")
+class ConditionalGAN(GAN):
+    """Class-conditional GAN: label-embedding generator, projection discriminator.
+
+    **Batches** are `(images, labels)`: float32 images in [-1, 1] and
+    integer class indices `[B]` in `[0, num_classes)`, what
+    `kgan.data.load(name, with_labels=True)` yields (`fit(x=images,
+    y=labels)` works too). Each `train_step` makes one discriminator update,
+    then one generator update against the updated discriminator (as
+    `DCGAN`). **Fake images are drawn for the real batch's labels**: the
+    generated class mix then follows the data's (StyleGAN2-ADA also samples
+    conditions from the training labels), and every class appears equally
+    often as real and as fake in a discriminator batch, so the projection
+    term cannot score a class's mere frequency.
+
+    **Loss: hinge by default** (`adversarial_loss="hinge"`), the loss the
+    projection discriminator was introduced with (Miyato & Koyama 2018; also
+    SNGAN, SAGAN, BigGAN). Its discriminator loss is zero once a real logit
+    exceeds 1 (or a fake one is below -1), so the discriminator stops
+    pushing already-separated examples -- on a small training set that slows
+    it memorizing the reals, the failure DiffAugment also fights.
+    `"non_saturating"` (DCGAN's loss) is available for comparison.
+
+    Defaults otherwise follow DCGAN, whose networks these are: Adam(2e-4,
+    beta_1=0.5) for both networks, batch norm, N(0, 0.02) init.
+
+    Args:
+        generator: `[latents, labels]` -> images model (see
+            `kgan.networks.conditional_generator`).
+        discriminator: `[images, labels]` -> logits model (see
+            `kgan.networks.projection_discriminator`).
+        num_classes: number of classes K.
+        adversarial_loss: `"hinge"` or `"non_saturating"`.
+        seed: seed of the model's random stream.
+        ema_decay: keep an EMA generator with this decay (see `GAN`).
+        augment: DiffAugment policy, e.g. `"color,translation,cutout"`, or
+            `"ada"` (adaptive augmentation, see `GAN`). Labels are not
+            augmented: the transforms keep an image's class.
+        **kwargs: passed to `GAN` / `keras.Model` (e.g. `name`, `ada_target`).
+
+    Example:
+
+    ```python
+    gan = kgan.models.ConditionalGAN.from_image_shape(
+        (28, 28, 1), num_classes=10, augment="color,translation,cutout")
+    gan.compile()
+    gan.fit(kgan.data.load("mnist_5k", batch_size=64, with_labels=True), epochs=5)
+    sevens = gan.generate(16, labels=7, seed=0)  # float32 in [-1, 1]
+    ```
+    """
+
+    def __init__(
+        self, generator, discriminator, num_classes, adversarial_loss="hinge", seed=None,
+        ema_decay=None, augment=None, transition_steps=None, mode_seeking=0.0, **kwargs,
+    ):
+        if isinstance(num_classes, bool) or not isinstance(num_classes, numbers.Integral) or (
+            num_classes < 2
+        ):
+            raise ValueError(f"num_classes must be an int >= 2, got {num_classes!r}.")
+        if adversarial_loss not in LOSSES:
+            raise ValueError(
+                f"adversarial_loss must be one of {', '.join(map(repr, LOSSES))}, got "
+                f"{adversarial_loss!r}."
+            )
+        for role, net, first in (
+            ("generator", generator, "latents"), ("discriminator", discriminator, "images")
+        ):
+            if isinstance(net, keras.Model) and len(getattr(net, "inputs", None) or []) != 2:
+                raise ValueError(
+                    f"A ConditionalGAN {role} takes two inputs, [{first}, labels]; this one "
+                    f"takes {len(net.inputs or [])}. Build it with "
+                    "kgan.networks.conditional_generator / projection_discriminator."
+                )
+        super().__init__(
+            generator, discriminator, seed=seed, ema_decay=ema_decay, augment=augment, **kwargs
+        )
+        self.num_classes = int(num_classes)
+        self.adversarial_loss = adversarial_loss
+        if transition_steps is not None:
+            start, end = (int(v) for v in transition_steps)
+            if not 0 <= start < end:
+                raise ValueError(
+                    f"transition_steps must be (start, end) with 0 <= start < end, got "
+                    f"{transition_steps!r}."
+                )
+            transition_steps = (start, end)
+        self.transition_steps = transition_steps
+        if not float(mode_seeking) >= 0.0:
+            raise ValueError(f"mode_seeking must be >= 0, got {mode_seeking!r}.")
+        self.mode_seeking = float(mode_seeking)
+
+    @classmethod
+    def from_image_shape(
+        cls, image_shape, num_classes, latent_dim=100, filters=64, embedding_dim=50,
+        adversarial_loss="hinge", seed=None, ema_decay=None, refine_layers=0, dropout=0.0,
+        augment=None, conditioning="concat", **kwargs,
+    ):
+        """Build a conditional GAN with DCGAN-sized networks for `image_shape`.
+
+        Args:
+            image_shape: `(H, W, C)`, e.g. `(28, 28, 1)` or `(32, 32, 3)`.
+            num_classes: number of classes K (labels are ints in `[0, K)`).
+            latent_dim: latent size.
+            filters: base width of both networks.
+            embedding_dim: size of the generator's label embedding.
+            adversarial_loss: `"hinge"` (default) or `"non_saturating"`.
+            seed: seed of the model's random stream.
+            ema_decay: keep an EMA generator with this decay (see `GAN`).
+            refine_layers: stride-1 generator blocks at the start resolution.
+            dropout: discriminator dropout rate.
+            augment: DiffAugment policy, e.g. `"color,translation,cutout"`, or `"ada"`.
+            **kwargs: passed to the constructor (e.g. `name`, `ada_target`).
+
+        Example:
+
+        ```python
+        gan = ConditionalGAN.from_image_shape((32, 32, 3), num_classes=10, latent_dim=128)
+        ```
+        """
+        return cls(
+            generator=conditional_generator(
+                image_shape, num_classes, latent_dim=latent_dim, filters=filters,
+                embedding_dim=embedding_dim, refine_layers=refine_layers,
+                conditioning=conditioning,
+            ),
+            discriminator=projection_discriminator(
+                image_shape, num_classes, filters=filters, dropout=dropout
+            ),
+            num_classes=num_classes,
+            adversarial_loss=adversarial_loss,
+            seed=seed,
+            ema_decay=ema_decay,
+            augment=augment,
+            **kwargs,
+        )
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({
+            "num_classes": self.num_classes, "adversarial_loss": self.adversarial_loss,
+            "transition_steps": (
+                list(self.transition_steps) if self.transition_steps is not None else None
+            ),
+            "mode_seeking": self.mode_seeking,
+        })
+        return config
+
+    # ------------------------------------------------------------------ labels
+    def _label_error(self, problem, fix=None, dtype=False):
+        """An InputValidationError (InputDTypeError for a wrong dtype) naming problem and fix."""
+        fix = fix or (
+            f"Pass integer class indices in [0, {self.num_classes}) (e.g. "
+            "kgan.data.load(name, with_labels=True))."
+        )
+        error = InputDTypeError if dtype else InputValidationError
+        return error(f"{type(self).__name__}: {problem} {fix}")
+
+    def _check_label_spec(self, labels):
+        """Static checks of a training batch's labels; returns int32 `[B]` (trace time)."""
+        dtype = tf.as_dtype(labels.dtype)
+        if not dtype.is_integer:
+            raise self._label_error(
+                f"labels must be integer class indices, got dtype {dtype.name}.",
+                "Cast them, e.g. `tf.cast(y, 'int32')`; for one-hot labels use "
+                "`tf.argmax(y, -1)`.",
+                dtype=True,
+            )
+        shape = tuple(labels.shape)
+        if len(shape) == 2 and shape[1] == 1:  # keras.datasets' [N, 1] layout
+            labels = tf.reshape(labels, [-1])
+        elif len(shape) != 1:
+            hint = " (one-hot? use `tf.argmax(y, -1)`)" if len(shape) == 2 else ""
+            raise self._label_error(
+                f"labels must have shape [batch], got {shape}{hint}.",
+                "Yield one class index per image.",
+            )
+        return tf.cast(labels, tf.int32)
+
+    def _split_batch(self, data):
+        # Labels may be None here: fit() checks images of an `x`-only first
+        # batch before it knows `y`; train_step refuses missing labels.
+        images, labels = super()._split_batch(data)
+        if labels is not None:
+            labels = self._check_label_spec(labels)
+        return images, labels
+
+    def _missing_labels_error(self):
+        return self._label_error(
+            "got images without labels; a conditional GAN trains on (images, labels) batches.",
+            "Load the data with kgan.data.load(name, with_labels=True) or "
+            "kgan.data.from_numpy(images, labels), or call fit(x=images, y=labels).",
+        )
+
+    def check_labels(self, labels, num=None):
+        """Validate labels on the host; return them as int32 numpy `[N]`.
+
+        Accepts an int (one class for all), or a sequence/array/tensor of
+        integer class indices of shape `[num]` (or `[num, 1]`).
+
+        Raises:
+            InputValidationError: the wrong shape or length, or a class
+                outside `[0, num_classes)`; `InputDTypeError` (also a
+                `TypeError`) for floats, bools or strings. The message says
+                what to pass instead.
+
+        Example:
+
+        ```python
+        gan.check_labels([0, 3, 9], num=3)  # array([0, 3, 9], dtype=int32)
+        ```
+        """
+        if isinstance(labels, (bool, np.bool_)):
+            raise self._label_error(f"labels={labels!r} is a bool, not a class index.", dtype=True)
+        if isinstance(labels, (numbers.Integral, np.integer)):
+            array = np.full((num if num is not None else 1,), int(labels), dtype=np.int64)
+        else:
+            if tf.is_tensor(labels):
+                labels = labels.numpy()
+            array = np.asarray(labels)
+            if array.dtype == object or not (
+                np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)
+                or array.dtype == np.bool_
+            ):
+                raise self._label_error(
+                    f"labels must be an int or a sequence of ints, got {type(labels).__name__} "
+                    f"of dtype {array.dtype}.",
+                    dtype=True,
+                )
+            if not np.issubdtype(array.dtype, np.integer):
+                raise self._label_error(
+                    f"labels must be integer class indices, got dtype {array.dtype}.",
+                    "Cast them, e.g. `labels.astype('int32')`; for one-hot labels use "
+                    "`labels.argmax(-1)`.",
+                    dtype=True,
+                )
+            if array.ndim == 2 and array.shape[1] == 1:
+                array = array[:, 0]
+            if array.ndim != 1:
+                raise self._label_error(
+                    f"labels must be one class index per image, shape [N], got shape "
+                    f"{array.shape}.",
+                    "For one-hot labels pass `labels.argmax(-1)`.",
+                )
+            if num is not None and len(array) != num:
+                raise self._label_error(
+                    f"got {len(array)} labels for {num} images.",
+                    f"Pass one label per image ({num}), a single int for all, or None "
+                    "for a class-balanced cycle 0, 1, ..., K-1, 0, ...",
+                )
+        if array.size and (array.min() < 0 or array.max() >= self.num_classes):
+            bad = array[(array < 0) | (array >= self.num_classes)]
+            raise self._label_error(
+                f"label {int(bad[0])} is outside [0, {self.num_classes}) (this model has "
+                f"{self.num_classes} classes).",
+                f"Pass class indices 0..{self.num_classes - 1}.",
+            )
+        return array.astype(np.int32)
+
+    def balanced_labels(self, num):
+        """The class-balanced cycle `0, 1, ..., K-1, 0, 1, ...` of length `num`."""
+        return (np.arange(num) % self.num_classes).astype(np.int32)
+
+    # ------------------------------------------------------------------ training
+    def fit(self, x=None, y=None, *args, **kwargs):
+        """`keras.Model.fit` after checking images and labels of the first batch.
+
+        Takes a `tf.data.Dataset` of `(images, labels)` batches or arrays
+        `fit(x=images, y=labels)`. Label values are checked on the first
+        batch (all of `y` for arrays); a later out-of-range label fails in
+        the embedding lookup.
+        """
+        if isinstance(x, tf.data.Dataset):
+            batch = self._first_batch(x)
+            labels = batch[1] if isinstance(batch, (tuple, list)) and len(batch) > 1 else None
+        else:
+            labels = y
+        if labels is None:
+            raise self._missing_labels_error()
+        if isinstance(x, tf.data.Dataset):
+            self._check_label_spec(tf.convert_to_tensor(labels))
+        self.check_labels(labels)
+        return super().fit(x, y, *args, **kwargs)
+
+    def discriminator_loss(self, real_logits, fake_logits):
+        """Per-example discriminator loss `[B]` of the chosen adversarial loss."""
+        return LOSSES[self.adversarial_loss][0](real_logits, fake_logits)
+
+    def generator_loss(self, fake_logits):
+        """Per-example generator loss `[B]` of the chosen adversarial loss."""
+        return LOSSES[self.adversarial_loss][1](fake_logits)
+
+    def conditioning_strength(self, step):
+        """Strength of the class conditioning at generator step `step` (a tensor in [0, 1])."""
+        step = tf.cast(step, tf.float32)
+        if self.transition_steps is None:
+            return tf.ones_like(step)
+        start, end = self.transition_steps
+        return tf.clip_by_value((step - start) / float(end - start), 0.0, 1.0)
+
+    def _set_conditioning_strength(self):
+        if self.transition_steps is None:
+            return
+        strength = self.conditioning_strength(self.g_optimizer.iterations)
+        for net in (self.generator, self.discriminator):
+            for layer in net._flatten_layers():
+                if isinstance(layer, ConditioningStrength):
+                    layer.strength.assign(strength)
+
+    def mode_seeking_loss(self, latents, fakes):
+        """MSGAN's term (Mao et al. 2019) for pairs `(i, i + B/2)` drawn for the same label.
+
+        `1 / (mean|G(z1, y) - G(z2, y)| / mean|z1 - z2| + 1e-5)`, averaged over
+        pairs: small when different latents give different images.
+        """
+        half = tf.shape(latents)[0] // 2
+        image_gap = tf.reduce_mean(
+            tf.abs(tf.cast(fakes[:half] - fakes[half : 2 * half], tf.float32)), axis=[1, 2, 3]
+        )
+        latent_gap = tf.reduce_mean(tf.abs(latents[:half] - latents[half : 2 * half]), axis=1)
+        return tf.reduce_mean(1.0 / (image_gap / latent_gap + 1e-5))
+
+    def train_step(self, data):
+        real, labels = self._split_batch(data)
+        if labels is None:
+            raise self._missing_labels_error()
+        batch_size = tf.shape(real)[0]
+        self._set_conditioning_strength()
+
+        # Fakes outside the tape: the discriminator update does not
+        # differentiate through the generator.
+        fake = self.generator([self.sample_latents(batch_size), labels], training=True)
+        with tf.GradientTape() as tape:
+            real_logits = self.discriminator(
+                [self.discriminator_view(real), labels], training=True
+            )
+            fake_logits = self.discriminator(
+                [self.discriminator_view(fake), labels], training=True
+            )
+            d_loss = self.discriminator_loss(real_logits, fake_logits)
+            self.observe_discriminator(real_logits, fake_logits)  # ADA r_t; no-op without ADA
+            d_loss_scaled = self.scaled_loss(self.d_optimizer, d_loss)
+        self.apply_gradients(
+            self.d_optimizer, tape, d_loss_scaled, self.discriminator.trainable_variables
+        )
+
+        g_labels = labels
+        if self.mode_seeking:
+            # Pair example i with i + B/2: give both the first half's label.
+            half = batch_size // 2
+            g_labels = tf.concat([labels[:half], labels[:half], labels[2 * half :]], axis=0)
+        with tf.GradientTape() as tape:
+            latents = self.sample_latents(batch_size)
+            fake = self.generator([latents, g_labels], training=True)
+            fake_logits = self.discriminator(
+                [self.discriminator_view(fake), g_labels], training=True
+            )
+            g_loss = self.generator_loss(fake_logits)
+            if self.mode_seeking:
+                g_loss = g_loss + self.mode_seeking * self.mode_seeking_loss(latents, fake)
+            g_loss_scaled = self.scaled_loss(self.g_optimizer, g_loss)
+        self.apply_gradients(
+            self.g_optimizer, tape, g_loss_scaled, self.generator.trainable_variables
+        )
+        self.update_ema()
+        return self._report(d_loss=tf.reduce_mean(d_loss), g_loss=tf.reduce_mean(g_loss))
+
+    def recalibrate_ema_statistics(self, num_batches=100, batch_size=256, seed=0):
+        """As `GAN.recalibrate_ema_statistics`, with uniformly drawn labels."""
+        if self.ema_generator is None or not any(
+            isinstance(layer, keras.layers.BatchNormalization)
+            for layer in self.ema_generator._flatten_layers()
+        ):
+            return
+        rng = np.random.default_rng(seed)
+        for _ in range(positive_int(num_batches, "num_batches")):
+            latents = rng.standard_normal((batch_size, self.latent_dim)).astype("float32")
+            labels = rng.integers(0, self.num_classes, batch_size).astype("int32")
+            self.ema_generator([tf.constant(latents), tf.constant(labels)], training=True)
+
+    # ------------------------------------------------------------------ inference
+    def call(self, inputs, training=False):
+        """Run the (EMA, if enabled) generator on `[latents, labels]`.
+
+        Latents alone get the class-balanced cycle of labels, so `predict(z)`
+        and building under a distribution strategy work as for other GANs.
+        """
+        if isinstance(inputs, (list, tuple)):
+            latents, labels = inputs
+        else:
+            latents = inputs
+            labels = tf.math.floormod(tf.range(tf.shape(latents)[0]), self.num_classes)
+        labels = tf.cast(labels, tf.int32)
+        return self.sampling_generator([latents, labels], training=training)
+
+    def generate_from_latents(self, latents, batch_size=256, *, labels=None):
+        """Images (float32 numpy in [-1, 1]) for the given latents and labels.
+
+        Args:
+            latents: `[N, latent_dim]`.
+            batch_size: images per generator call (second, as in `GAN`, so
+                the base class's helpers can call this positionally).
+            labels: None (the class-balanced cycle 0..K-1), an int (all that
+                class), or N integer class indices.
+
+        Raises:
+            InputValidationError: bad latents (see `GAN.generate_from_latents`)
+                or bad labels (see `check_labels`).
+        """
+        latents = self._check_latents(latents)
+        labels = (
+            self.balanced_labels(len(latents)) if labels is None
+            else self.check_labels(labels, len(latents))
+        )
+        if self._inference_fn is None:
+
+            def sample(z, y):
+                return tf.cast(self.sampling_generator([z, y], training=False), tf.float32)
+
+            self._inference_fn = tf.function(sample, reduce_retracing=True)
+        batch_size = positive_int(batch_size, "batch_size")
+        outputs = [
+            self._inference_fn(
+                tf.constant(latents[i : i + batch_size]), tf.constant(labels[i : i + batch_size])
+            ).numpy()
+            for i in range(0, len(latents), batch_size)
+        ]
+        if not outputs:
+            return np.zeros((0,) + self.image_shape, np.float32)
+        return np.concatenate(outputs, axis=0)
+
+    def generate(self, num, labels=None, seed=None, batch_size=256):
+        """Sample `num` images of the requested classes (float32 `[num, H, W, C]`, [-1, 1]).
+
+        Args:
+            num: number of images.
+            labels: None for the class-balanced cycle 0, 1, ..., K-1, 0, ...;
+                an int for `num` images of that class; or `num` class indices.
+            seed: int latent seed (same seed and labels, same images), or None.
+            batch_size: images per generator call.
+
+        Raises:
+            InputValidationError: for labels that are floats, out of range,
+                or not `num` long.
+
+        Example:
+
+        ```python
+        digits = gan.generate(10, seed=0)              # one of each class
+        threes = gan.generate(16, labels=3, seed=0)
+        mixed = gan.generate(3, labels=[0, 5, 5], seed=0)
+        ```
+        """
+        num = positive_int(num, "num")
+        if labels is not None:
+            labels = self.check_labels(labels, num)  # before drawing latents
+        return self.generate_from_latents(self.latents(num, seed), batch_size, labels=labels)
+
+    def generate_batches(self, num, labels=None, seed=None, batch_size=256):
+        """`generate(num, labels, seed)` as consecutive batches of at most `batch_size` images.
+
+        Concatenated, the batches equal `generate(num, labels, seed)`; only
+        one batch is in memory at a time.
+        """
+        num = positive_int(num, "num")
+        labels = self.balanced_labels(num) if labels is None else self.check_labels(labels, num)
+        start = 0
+        for latents in self.latent_batches(num, seed, batch_size):
+            yield self.generate_from_latents(
+                latents, batch_size, labels=labels[start : start + len(latents)]
+            )
+            start += len(latents)
+
+    def generate_uint8(self, num, labels=None, seed=None, batch_size=256):
+        """Like `generate`, as uint8 images ready for PNG encoding."""
+        from kgan.images import to_uint8
+
+        return to_uint8(self.generate(num, labels=labels, seed=seed, batch_size=batch_size))
+
+    def interpolate(self, z0, z1, steps, label=0):
+        """Images of one class along the spherical interpolation from `z0` to `z1`."""
+        from kgan.models.gan import slerp
+
+        path = slerp(z0, z1, steps)
+        return self.generate_from_latents(path, labels=self.check_labels(label, len(path)))
+
+    def sample_sheet(self, seed=0, rows=None):
+        """A class-by-latent sample sheet: `(images, ncols)` for `kgan.images.save_grid`.
+
+        One column per class and one latent per row (shared along the row),
+        so a row shows one "style" drawn as every class. Presets use it for
+        `samples.png`.
+
+        Args:
+            seed: latent seed.
+            rows: latents (rows); default 8, fewer for many classes.
+        """
+        if rows is None:
+            rows = max(1, min(8, 80 // self.num_classes))
+        latents = np.repeat(self.latents(positive_int(rows, "rows"), seed), self.num_classes, axis=0)
+        labels = np.tile(np.arange(self.num_classes, dtype=np.int32), rows)
+        return self.generate_from_latents(latents, labels=labels), self.num_classes
+
+    # ------------------------------------------------------------------ export
+    def export_serving(self, path, overwrite=False):
+        """Write the generator as a SavedModel whose signatures take labels.
+
+        `kgan.export.export_generator` calls this. Signatures (plain
+        TensorFlow can call them, without kgan):
+
+        * `serving_default(latents, labels)`: float32 `[None, latent_dim]`
+          and int32 `[None]` -> `{"images": float32 [None, H, W, C]}` in
+          [-1, 1], exactly `generate_from_latents(latents, labels)`;
+        * `generate_uint8(latents, labels)` -> `{"images": uint8}`.
+
+        A label outside `[0, num_classes)` fails with an error naming the
+        range (an embedding lookup on a GPU would silently return zeros).
+
+        Example:
+
+        ```python
+        kgan.export.export_generator(gan, "served/cgan")
+        serve = tf.saved_model.load("served/cgan").signatures["serving_default"]
+        images = serve(latents=tf.random.normal([4, gan.latent_dim]),
+                       labels=tf.constant([0, 1, 2, 3]))["images"]
+        ```
+        """
+        from pathlib import Path
+
+        path = Path(path)
+        if path.exists() and not overwrite:
+            raise FileExistsError(
+                f"Export path {path} already exists; pass overwrite=True (CLI: --overwrite) "
+                "to replace it, or choose a new path."
+            )
+        generator = self.sampling_generator
+        num_classes = self.num_classes
+        specs = [
+            tf.TensorSpec([None, self.latent_dim], tf.float32, name="latents"),
+            tf.TensorSpec([None], tf.int32, name="labels"),
+        ]
+
+        def images_float(latents, labels):
+            checks = [
+                tf.debugging.assert_equal(
+                    tf.shape(latents)[0], tf.shape(labels)[0],
+                    message="latents and labels must have the same batch size",
+                ),
+                tf.debugging.assert_non_negative(
+                    labels, message=f"labels must be class indices in [0, {num_classes})"
+                ),
+                tf.debugging.assert_less(
+                    labels, num_classes,
+                    message=f"labels must be class indices in [0, {num_classes})",
+                ),
+            ]
+            with tf.control_dependencies(checks):
+                labels = tf.identity(labels)
+            return tf.cast(generator([latents, labels], training=False), tf.float32)
+
+        def serve_float(latents, labels):
+            return {"images": images_float(latents, labels)}
+
+        def serve_uint8(latents, labels):
+            images = tf.clip_by_value(images_float(latents, labels), -1.0, 1.0)
+            return {"images": tf.cast(tf.round((images + 1.0) * 127.5), tf.uint8)}
+
+        archive = keras.export.ExportArchive()
+        archive.track(generator)
+        archive.add_endpoint("serving_default", serve_float, input_signature=specs)
+        archive.add_endpoint("generate_uint8", serve_uint8, input_signature=specs)
+        return write_folder(path, lambda folder: archive.write_out(str(folder), verbose=False))
+
+
+zoo.register_architecture(
+    "conditional_gan", ConditionalGAN, ConditionalGAN.from_image_shape,
+    "Class-conditional DCGAN: label-embedding generator, projection discriminator "
+    "(Miyato & Koyama 2018), hinge loss; DiffAugment for small labeled sets",
+)

@@ -1,0 +1,146 @@
+"""kgan's training-speed defaults: precision, steps per execution, XLA.
+
+`kgan train` and `kgan bench` resolve their `auto` settings here, so the
+benchmark measures exactly what a user gets. None of them changes what a
+training step computes: the same updates on the same batches, in the same
+order (mixed precision rounds the networks' activations to 16 bits, while
+losses, logits, images and the optimizer's variables stay float32).
+
+* **precision**: `mixed_bfloat16` where the hardware computes bfloat16 fast
+  (a CPU with AMX or AVX512-BF16, whose oneDNN kernels TensorFlow uses; a
+  GPU of compute capability 8.0 or more), else `float32`. Opt out with an
+  explicit `precision="float32"` (`--precision float32`).
+* **steps_per_execution**: several train steps per call of the compiled
+  function cut Python and `fit` overhead per step; that matters for small
+  networks, not for CycleGAN's seconds-long steps. Callbacks' per-batch
+  hooks then run every N steps (epoch-level ones, `BackupAndRestore`'s
+  default saving, EMA and learning-rate schedules are unaffected).
+* **jit_compile** (XLA): enabled only for architectures where it measured
+  faster with the chosen precision on this project's CPUs (see
+  `ARCHITECTURE_DEFAULTS`).
+
+Example:
+
+```python
+from kgan import performance
+performance.resolve("dcgan")
+# {'precision': 'mixed_bfloat16', 'steps_per_execution': 10, 'jit_compile': False}
+performance.resolve("dcgan", precision="float32")   # the opt-out
+```
+"""
+
+import functools
+import os
+
+AUTO = "auto"
+PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+
+#: CPU feature flags (Linux `/proc/cpuinfo`) with fast bfloat16 arithmetic.
+BF16_CPU_FLAGS = ("amx_bf16", "avx512_bf16")
+
+#: Per architecture, the measured fastest safe settings with each precision.
+#: Measured with `kgan bench` on this project's machine (2 shared cores of a
+#: CPU with AMX); the commands and figures are in `docs` of the issue and
+#: the README's "Training speed" section.
+ARCHITECTURE_DEFAULTS = {
+    "dcgan": {"steps_per_execution": 10, "jit_compile": False},
+    "wgan": {"steps_per_execution": 10, "jit_compile": False},
+    "wgan_gp": {"steps_per_execution": 10, "jit_compile": False},
+    "cyclegan": {"steps_per_execution": 1, "jit_compile": False},
+}
+
+#: For architectures not in the table (new ones until they are measured).
+FALLBACK_DEFAULTS = {"steps_per_execution": 1, "jit_compile": False}
+
+
+def _cpu_flags(path="/proc/cpuinfo"):
+    try:
+        with open(path) as handle:
+            for line in handle:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+@functools.lru_cache(maxsize=None)
+def fast_bfloat16():
+    """Why this machine computes bfloat16 fast (e.g. `"cpu:amx_bf16"`), or None.
+
+    Looks at the CPU's feature flags and, when TensorFlow sees GPUs, at their
+    compute capability. `KGAN_FAST_BF16=0` or `=1` overrides the detection.
+
+    Example:
+
+    ```python
+    kgan.performance.fast_bfloat16()   # 'cpu:amx_bf16' on AMX CPUs
+    ```
+    """
+    forced = os.environ.get("KGAN_FAST_BF16")
+    if forced is not None:
+        return "forced by KGAN_FAST_BF16" if forced.strip() not in ("", "0") else None
+    import tensorflow as tf
+
+    for gpu in tf.config.list_physical_devices("GPU"):
+        capability = tf.config.experimental.get_device_details(gpu).get("compute_capability")
+        if capability and tuple(capability) >= (8, 0):
+            return f"gpu:compute_capability_{capability[0]}.{capability[1]}"
+    flags = _cpu_flags()
+    for flag in BF16_CPU_FLAGS:
+        if flag in flags:
+            return f"cpu:{flag}"
+    return None
+
+
+def default_precision():
+    """`"mixed_bfloat16"` where `fast_bfloat16()` finds support, else `"float32"`."""
+    return "mixed_bfloat16" if fast_bfloat16() else "float32"
+
+
+def resolve_precision(precision=AUTO):
+    """`precision`, with `"auto"` (or None) replaced by `default_precision()`.
+
+    Raises:
+        ValueError: for a name that is not a Keras mixed-precision policy kgan supports.
+    """
+    if precision in (None, AUTO):
+        return default_precision()
+    if precision not in PRECISIONS:
+        raise ValueError(
+            f"unknown precision {precision!r}; choose from auto, {', '.join(PRECISIONS)}"
+        )
+    return precision
+
+
+def resolve(arch, precision=AUTO, steps_per_execution=AUTO, jit_compile=AUTO):
+    """kgan's training settings for `arch`, each `"auto"` (or None) replaced by the default.
+
+    Args:
+        arch: architecture name, e.g. `"dcgan"`.
+        precision: `"auto"` or a policy name (`"float32"` opts out of bf16).
+        steps_per_execution: `"auto"` or a positive int.
+        jit_compile: `"auto"` or a bool.
+
+    Returns:
+        `{"precision": str, "steps_per_execution": int, "jit_compile": bool}`.
+
+    Example:
+
+    ```python
+    settings = kgan.performance.resolve("wgan_gp")
+    gan.compile(steps_per_execution=settings["steps_per_execution"],
+                jit_compile=settings["jit_compile"])
+    ```
+    """
+    defaults = ARCHITECTURE_DEFAULTS.get(arch, FALLBACK_DEFAULTS)
+    precision = resolve_precision(precision)
+    if steps_per_execution in (None, AUTO):
+        steps_per_execution = defaults["steps_per_execution"]
+    if jit_compile in (None, AUTO):
+        jit_compile = defaults["jit_compile"]
+    return {
+        "precision": precision,
+        "steps_per_execution": int(steps_per_execution),
+        "jit_compile": bool(jit_compile),
+    }

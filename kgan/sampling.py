@@ -1,0 +1,157 @@
+"""Write a generator's samples to disk in bounded memory (what `kgan sample` runs).
+
+Samples are generated, converted to uint8 and written one batch at a time,
+so `kgan sample NAME --num 100000 --output DIR` holds one batch of images in
+memory, not 100,000 (`tests/test_bounded_memory.py` checks that peak memory
+does not grow with `--num`). Every output appears whole or not at all:
+
+* a folder of PNGs is written into a temporary sibling folder, renamed into
+  place at the end (`kgan.atomic`);
+* a `.npz` is streamed into a temporary file (the `images` array's `.npy`
+  header first, then the batches), then renamed;
+* a `.png` grid is one image of all the samples, so it is assembled in
+  memory (as uint8: one byte per pixel) and written atomically.
+
+Example:
+
+```python
+gan = kgan.zoo.load("dcgan_mnist")
+kgan.sampling.write_samples(gan, "samples/", num=100_000, seed=0)
+```
+"""
+
+import os
+import shutil
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from kgan import images as kgan_images
+from kgan.atomic import make_dirs, replace_folder, staging_dir
+
+#: images generated (and held in memory) per step.
+BATCH_SIZE = 256
+
+
+def sample_batches(model, num, seed=0, interpolate=None, batch_size=BATCH_SIZE):
+    """uint8 sample batches of `model`, in order, at most about `batch_size` images each.
+
+    Args:
+        model: a latent-space `kgan.models.GAN`.
+        num: number of samples, or of interpolation rows.
+        seed: latent seed; `None` draws from the model's own stream.
+        interpolate: `K` to yield rows of `K`-step spherical interpolations
+            between consecutive pairs of latents (`num * K` images in all).
+        batch_size: images per generator call.
+
+    Yields:
+        uint8 numpy batches `[b, H, W, C]`; concatenated they equal
+        `to_uint8(model.generate(num, seed))` (or the interpolation rows
+        `kgan sample --interpolate` always wrote).
+    """
+    if interpolate is None:
+        for batch in model.generate_batches(num, seed=seed, batch_size=batch_size):
+            yield kgan_images.to_uint8(batch)
+        return
+    rows_per_batch = max(1, batch_size // interpolate)
+    # Pairs of ends come from one latent stream of 2 * num vectors, in chunks
+    # of whole pairs, so the rows match the unchunked `latents(2 * num, seed)`.
+    for ends in model.latent_batches(2 * num, seed=seed, batch_size=2 * rows_per_batch):
+        rows = [model.interpolate(ends[i], ends[i + 1], interpolate) for i in range(0, len(ends), 2)]
+        yield kgan_images.to_uint8(np.concatenate(rows, axis=0))
+
+
+def write_samples(model, output, num, seed=0, interpolate=None, batch_size=BATCH_SIZE):
+    """Write `num` samples of `model` to `output`: a `.png` grid, a `.npz` or a folder.
+
+    The output is replaced whole (a folder's old contents go); callers check
+    for an existing output first (`kgan sample` without `--overwrite`).
+
+    Args:
+        model: a latent-space `kgan.models.GAN`.
+        output: path ending in `.png` (grid), `.npz` (uint8 array `images`
+            `[N, H, W, C]`), or anything else (a folder of `sample_NNNNNN.png`).
+        num: number of samples (interpolation rows with `interpolate`).
+        seed: latent seed.
+        interpolate: `K` for rows of `K`-step interpolations.
+        batch_size: images generated per step.
+
+    Returns:
+        The number of images written.
+
+    Raises:
+        kgan.atomic.OutputPathError: `output` cannot be created.
+    """
+    output = Path(output)
+    suffix = output.suffix.lower()
+    batches = sample_batches(model, num, seed=seed, interpolate=interpolate, batch_size=batch_size)
+    total = num * (interpolate or 1)
+    if suffix == ".png":
+        samples = np.concatenate(list(batches), axis=0)
+        kgan_images.save_grid(samples, output, ncols=interpolate)
+        return len(samples)
+    if suffix == ".npz":
+        return _write_npz(batches, output, (total,) + tuple(model.image_shape))
+    return _write_folder(batches, output)
+
+
+def _write_npz(batches, path, shape):
+    """Stream uint8 batches into `path` as `np.load(path)["images"]` of `shape`."""
+    make_dirs(path.parent)
+    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}.npz")
+    written = 0
+    try:
+        # What np.savez_compressed writes, one batch at a time: a deflated zip
+        # member "images.npy" holding the .npy header and the raw C-order bytes.
+        with zipfile.ZipFile(temporary, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+            with archive.open("images.npy", "w", force_zip64=True) as member:
+                header = {"descr": np.lib.format.dtype_to_descr(np.dtype(np.uint8)),
+                          "fortran_order": False, "shape": shape}
+                np.lib.format.write_array_header_1_0(member, header)
+                for batch in batches:
+                    member.write(np.ascontiguousarray(batch, dtype=np.uint8).tobytes())
+                    written += len(batch)
+        if written != shape[0]:  # the header promised shape[0] images
+            raise RuntimeError(f"wrote {written} images, expected {shape[0]}")
+        with open(temporary, "rb") as handle:
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    finally:
+        if temporary.exists():
+            temporary.unlink()
+    return written
+
+
+def _write_folder(batches, folder):
+    """Write uint8 batches as `sample_NNNNNN.png` into a staging folder, then rename it.
+
+    The files go into a private staging folder that no one reads before the
+    rename, so each is written plainly and the whole folder is flushed once
+    before the rename: one fsync per file (what `save_pngs` does for files
+    written in place) cost 3 ms each here, 5 minutes for 100,000 samples.
+    """
+    staging = staging_dir(folder)
+    written = 0
+    try:
+        for batch in batches:
+            for image in batch:
+                # save_pngs' naming, so the two kinds of folder look the same.
+                path = staging / f"sample_{written:06d}.png"
+                path.write_bytes(kgan_images.encode_png(image))
+                written += 1
+        _flush(staging)
+        replace_folder(staging, folder)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return written
+
+
+def _flush(folder):
+    """Make the files under `folder` durable before it is renamed into place."""
+    if hasattr(os, "sync"):  # POSIX: one call flushes every file written above
+        os.sync()
+        return
+    for path in Path(folder).iterdir():  # pragma: no cover - Windows
+        with open(path, "rb+") as handle:
+            os.fsync(handle.fileno())

@@ -1,0 +1,32 @@
+"""kgan.benchmarks.low_data: the splits and one tiny end-to-end row."""
+
+import numpy as np
+import pytest
+
+from kgan.benchmarks import low_data
+
+
+def test_split_takes_n_per_class_and_tests_on_all_the_rest():
+    (train_x, train_y), (test_x, test_y) = low_data.split_labelled(10, seed=0)
+    assert train_x.shape == (100, 28, 28, 1) and np.bincount(train_y).tolist() == [10] * 10
+    assert len(test_y) == 5000 - 100 and train_x.min() >= -1 and train_x.max() <= 1
+    # Another seed draws other training digits.
+    (other_x, _), _ = low_data.split_labelled(10, seed=1)
+    assert not np.array_equal(train_x, other_x)
+
+
+@pytest.mark.slow  # trains a GAN and seven classifiers: about a minute of CPU
+def test_one_row_reports_every_figure_in_range():
+    args = low_data.main.__globals__["argparse"].Namespace(
+        gan_steps=20, gan_augment="translation", filters=4, ema_decay=0.99,
+        classifier_steps=10, synthetic_per_class=20, fractions=[0.5], confidence=0.0,
+    )
+    row = low_data.run_one(10, 0, args, low_data._Evaluator(), log=lambda _: None)
+    for key in ("real_only", "cas", "gan_label_agreement", "mixed_0.5", "mixed_0.5_live_generator",
+                "cas_live_generator", "mixed_0.5_filtered"):
+        assert 0.0 <= row[key] <= 1.0, key
+    assert row["filtered_kept_fraction"] == 1.0  # threshold 0 keeps every sample
+    assert row["gan_fcd_vs_test"] > 0
+    summary = low_data.summarize([row, dict(row, seed=1, real_only=row["real_only"] + 0.1)])
+    assert summary["10"]["real_only"]["n"] == 2
+    assert abs(summary["10"]["real_only"]["std"] - 0.05) < 1e-4

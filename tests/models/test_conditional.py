@@ -1,0 +1,255 @@
+"""ConditionalGAN: labels reach both networks, label checks, config, export, presets.
+
+A tiny untrained model cannot show that class k *looks like* k, so these
+tests check the plumbing: the requested labels are what the networks get.
+The shared contract (fit, .keras round trip, export in a process without
+kgan, MirroredStrategy, mixed precision, BackupAndRestore) runs in
+test_architectures.py through TINY_CONFIGS["conditional_gan"].
+"""
+
+import json
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import kgan
+from kgan_test_utils import TINY_METADATA, spread_weights
+from kgan.models import ConditionalGAN, InputValidationError
+from kgan.models.gan import InputDTypeError
+
+NUM_CLASSES = 3
+LATENT_DIM = 8
+
+
+def tiny(**kwargs):
+    """A 16x16x1, 3-class model with generator weights spread over [-1, 1]."""
+    options = dict(latent_dim=LATENT_DIM, filters=4, embedding_dim=4, seed=0)
+    options.update(kwargs)
+    return spread_weights(ConditionalGAN.from_image_shape((16, 16, 1), NUM_CLASSES, **options))
+
+
+@pytest.fixture(scope="module")
+def model():
+    return tiny()
+
+
+def labeled_batches(labels, batch=6, seed=0):
+    labels = np.asarray(labels)
+    images = np.random.default_rng(seed).uniform(-1, 1, (len(labels), 16, 16, 1)).astype("float32")
+    return kgan.data.from_numpy(images, labels, batch_size=batch, shuffle=False, cache=False)
+
+
+# ---------------------------------------------------------------- construction
+def test_registered_and_sized_for_mnist_and_cifar():
+    assert kgan.zoo.architecture("conditional_gan").cls is ConditionalGAN
+    for shape in ((28, 28, 1), (32, 32, 3)):
+        gan = kgan.zoo.build("conditional_gan", image_shape=shape, num_classes=10, latent_dim=4,
+                             filters=2, embedding_dim=2)
+        assert gan.image_shape == shape and gan.latent_dim == 4 and gan.num_classes == 10
+        assert [t.name for t in gan.generator.inputs] == ["latents", "labels"]
+        assert [t.name for t in gan.discriminator.inputs] == ["images", "labels"]
+        assert gan.discriminator.output.shape == (None, 1)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"num_classes": 1}, "num_classes must be an int >= 2"),
+    ({"num_classes": 2.0}, "num_classes must be an int >= 2"),
+    ({"adversarial_loss": "wasserstein"}, "adversarial_loss must be one of 'hinge', 'non_saturating'"),
+])
+def test_bad_hyperparameters(kwargs, message):
+    options = {"num_classes": NUM_CLASSES, **kwargs}
+    with pytest.raises(ValueError, match=message):
+        ConditionalGAN.from_image_shape((16, 16, 1), latent_dim=4, filters=2, **options)
+
+
+def test_refuses_unconditional_networks():
+    dcgan = kgan.DCGAN.from_image_shape((16, 16, 1), latent_dim=4, filters=2)
+    with pytest.raises(ValueError, match=r"takes two inputs, \[latents, labels\]; this one takes 1"):
+        ConditionalGAN(dcgan.generator, dcgan.discriminator, num_classes=3)
+
+
+# ---------------------------------------------------------------- labels reach the networks
+def test_projection_discriminator_adds_the_inner_product_with_the_class_embedding(model):
+    d = model.discriminator
+    images = tf.constant(np.random.default_rng(1).uniform(-1, 1, (4, 16, 16, 1)), tf.float32)
+    features = keras.Model(d.inputs, d.get_layer("features").output)([images, tf.zeros(4, tf.int32)])
+    psi = d.get_layer("unconditional_logit")(features)
+    embedding = d.get_layer("class_projection").embeddings.numpy()
+    for label in range(NUM_CLASSES):
+        logits = d([images, tf.fill([4], label)], training=False).numpy()
+        expected = psi.numpy()[:, 0] + features.numpy() @ embedding[label]
+        np.testing.assert_allclose(logits[:, 0], expected, rtol=1e-4, atol=1e-5)
+    # The label changes the logit of the same images.
+    scores = [d([images, tf.fill([4], k)], training=False).numpy() for k in range(NUM_CLASSES)]
+    assert not np.allclose(scores[0], scores[1])
+
+
+def test_generate_conditions_on_the_requested_labels(model):
+    zero, one = model.generate(4, labels=0, seed=5), model.generate(4, labels=1, seed=5)
+    assert zero.shape == (4, 16, 16, 1) and zero.dtype == np.float32
+    assert np.abs(zero).max() <= 1.0
+    assert np.abs(zero - one).max() > 1e-3  # same latents, different class
+    np.testing.assert_array_equal(model.generate(4, labels=0, seed=5), zero)  # seeded
+    # An int means every image of that class; a list picks per image.
+    np.testing.assert_array_equal(model.generate(4, labels=[0, 0, 0, 0], seed=5), zero)
+    mixed = model.generate(4, labels=np.array([1, 0, 1, 0]), seed=5)
+    np.testing.assert_array_equal(mixed[[0, 2]], one[[0, 2]])
+    np.testing.assert_array_equal(mixed[[1, 3]], zero[[1, 3]])
+
+
+def test_default_labels_cycle_through_the_classes(model):
+    cycle = [0, 1, 2, 0, 1, 2, 0]
+    np.testing.assert_array_equal(model.generate(7, seed=2), model.generate(7, labels=cycle, seed=2))
+    z = model.latents(7, seed=2)
+    np.testing.assert_array_equal(model.generate_from_latents(z), model.generate(7, seed=2))
+    # call / predict on latents alone use the same cycle.
+    np.testing.assert_allclose(model.predict(z, verbose=0), model.generate(7, seed=2), atol=1e-6)
+    # generate_batches streams what generate returns (up to batch-size rounding).
+    batches = list(model.generate_batches(7, labels=cycle[::-1], seed=2, batch_size=3))
+    assert [len(b) for b in batches] == [3, 3, 1]
+    np.testing.assert_allclose(np.concatenate(batches), model.generate(7, labels=cycle[::-1], seed=2),
+                               atol=1e-6)
+
+
+def test_train_step_feeds_the_batch_labels_to_both_networks():
+    """Only label 1 in the data: only row 1 of each class embedding may move.
+
+    Adam moves a weight only if it ever had a gradient, and an embedding row
+    gets one only when its label is looked up: so the real labels reached the
+    discriminator, and the fakes were generated (and scored) for them.
+    """
+    gan = tiny()
+    gan.compile()
+    generator_rows = gan.generator.get_layer("label_embedding").embeddings
+    projection_rows = gan.discriminator.get_layer("class_projection").embeddings
+    before = [generator_rows.numpy().copy(), projection_rows.numpy().copy()]
+    history = gan.fit(labeled_batches([1] * 12), epochs=1, verbose=0)
+    assert np.isfinite(history.history["d_loss"]).all()
+    for old, variable in zip(before, (generator_rows, projection_rows)):
+        new = variable.numpy()
+        assert not np.array_equal(old[1], new[1]), variable.path
+        np.testing.assert_array_equal(old[[0, 2]], new[[0, 2]])
+
+
+def test_non_saturating_loss_and_arrays():
+    gan = tiny(adversarial_loss="non_saturating", filters=2)
+    gan.compile()
+    images = np.random.default_rng(0).uniform(-1, 1, (12, 16, 16, 1)).astype("float32")
+    # fit(x, y) with keras.datasets-style [N, 1] int64 labels.
+    history = gan.fit(images, (np.arange(12) % 3).reshape(-1, 1), batch_size=6, epochs=1, verbose=0)
+    assert np.isfinite(history.history["g_loss"]).all()
+
+
+# ---------------------------------------------------------------- bad labels
+@pytest.mark.parametrize("labels, error, message", [
+    (3, InputValidationError, r"label 3 is outside \[0, 3\).*Pass class indices 0..2"),
+    ([0, -1, 2, 0], InputValidationError, r"label -1 is outside \[0, 3\)"),
+    ([0, 1], InputValidationError, "got 2 labels for 4 images. Pass one label per image"),
+    ([0.0, 1.0, 2.0, 0.0], InputDTypeError, "integer class indices, got dtype float64. Cast them"),
+    (1.0, InputDTypeError, "integer class indices, got dtype float64"),
+    (np.eye(3, dtype=int)[[0, 1, 2, 0]], InputValidationError, r"shape \(4, 3\).*argmax"),
+    (True, InputDTypeError, "is a bool, not a class index"),
+    ("cat", InputDTypeError, "must be an int or a sequence of ints"),
+])
+def test_bad_labels_for_generate(model, labels, error, message):
+    with pytest.raises(error, match=message):
+        model.generate(4, labels=labels, seed=0)
+
+
+def test_interpolate_keeps_one_class(model):
+    z0, z1 = model.latents(2, seed=0)
+    path = model.interpolate(z0, z1, 3, label=2)
+    np.testing.assert_allclose(path[0], model.generate_from_latents(z0[None], labels=2)[0], atol=1e-6)
+    with pytest.raises(InputValidationError, match="outside"):
+        model.interpolate(z0, z1, 3, label=7)
+
+
+def test_fit_refuses_data_without_or_with_bad_labels(model):
+    gan = tiny(filters=2)
+    gan.compile()
+    data = labeled_batches([0, 1, 2] * 2)
+    with pytest.raises(InputValidationError, match=r"without labels.*with_labels=True"):
+        gan.fit(data.map(lambda x, y: x), verbose=0)
+    with pytest.raises(InputDTypeError, match="got dtype float32"):
+        gan.fit(data.map(lambda x, y: (x, tf.cast(y, tf.float32))), verbose=0)
+    with pytest.raises(InputValidationError, match=r"label 3 is outside \[0, 3\)"):
+        gan.fit(data.map(lambda x, y: (x, y + 1)), verbose=0)
+    images = np.zeros((6, 16, 16, 1), "float32")
+    with pytest.raises(InputValidationError, match="without labels"):
+        gan.fit(images, verbose=0)
+    with pytest.raises(InputValidationError, match="got 6 labels"):
+        gan.check_labels(np.zeros(6, int), num=4)
+
+
+# ---------------------------------------------------------------- config, EMA, presets, export
+def test_config_round_trip_gives_the_same_model():
+    gan = tiny(adversarial_loss="non_saturating", ema_decay=0.9, augment="translation")
+    config = json.loads(json.dumps(keras.saving.serialize_keras_object(gan)))
+    clone = keras.saving.deserialize_keras_object(config)
+    assert type(clone) is ConditionalGAN
+    assert (clone.num_classes, clone.adversarial_loss, clone.ema_decay, clone.augment) == (
+        NUM_CLASSES, "non_saturating", 0.9, "translation")
+    clone.set_weights(gan.get_weights())
+    np.testing.assert_array_equal(clone.generate(5, seed=1), gan.generate(5, seed=1))
+
+
+def test_ema_generator_samples_and_recalibrates():
+    gan = tiny(ema_decay=0.5)
+    assert gan.sampling_generator is gan.ema_generator
+    before = gan.generate(3, labels=1, seed=0)
+    gan.recalibrate_ema_statistics(num_batches=2, batch_size=8)  # runs on [latents, labels]
+    after = gan.generate(3, labels=1, seed=0)
+    assert after.shape == before.shape and not np.array_equal(after, before)
+
+
+def test_preset_sample_sheet_and_card(model, tmp_path):
+    folder = kgan.zoo.save_preset(model, tmp_path / "cgan", dict(TINY_METADATA, name="cgan"))
+    metadata = kgan.zoo.read_metadata(folder)
+    assert metadata["architecture"] == "conditional_gan" and metadata["num_classes"] == NUM_CLASSES
+    assert "| classes | 3 (labels 0-2; samples.png has one column per class) |" in (
+        folder / "README.md").read_text()
+    # 8 rows (latents) x 3 columns (classes) of 16 px tiles with 2 px padding.
+    sheet = kgan.images.load_png(folder / "samples.png")
+    assert sheet.shape[:2] == (8 * 18 + 2, 3 * 18 + 2)
+    images, ncols = model.sample_sheet(seed=0)
+    assert ncols == NUM_CLASSES
+    # Row 0: the first latent drawn as class 0, 1, 2.
+    first_row = np.repeat(model.latents(1, seed=0), NUM_CLASSES, axis=0)
+    np.testing.assert_allclose(images[:3], model.generate_from_latents(first_row, labels=[0, 1, 2]),
+                               atol=1e-6)
+    loaded = kgan.zoo.load(folder)
+    assert type(loaded) is ConditionalGAN and loaded.num_classes == NUM_CLASSES
+    np.testing.assert_allclose(loaded.generate(4, labels=2, seed=3), model.generate(4, labels=2, seed=3),
+                               atol=1e-6)
+
+
+def test_portable_copy_stores_the_ema_generator():
+    gan = tiny(ema_decay=0.5)
+    gan.ema_generator.set_weights([w * 0.5 for w in gan.ema_generator.get_weights()])
+    clone, config = kgan.zoo.portable_copy(gan)
+    assert config["config"]["ema_decay"] is None and clone.num_classes == NUM_CLASSES
+    np.testing.assert_allclose(clone.generate(2, labels=1, seed=0), gan.generate(2, labels=1, seed=0),
+                               atol=1e-6)
+
+
+def test_export_signatures_take_latents_and_labels(model, tmp_path):
+    path = kgan.export.export_generator(model, tmp_path / "served")
+    loaded = tf.saved_model.load(str(path))
+    assert set(loaded.signatures) == {"serving_default", "generate_uint8"}
+    for name, dtype in (("serving_default", tf.float32), ("generate_uint8", tf.uint8)):
+        signature = loaded.signatures[name]
+        inputs = signature.structured_input_signature[1]
+        assert inputs["latents"].shape.as_list() == [None, LATENT_DIM]
+        assert inputs["labels"].dtype == tf.int32 and inputs["labels"].shape.as_list() == [None]
+        assert signature.structured_outputs["images"].dtype == dtype
+    z = model.latents(3, seed=4)
+    serve = loaded.signatures["serving_default"]
+    for label in range(NUM_CLASSES):
+        served = serve(latents=tf.constant(z), labels=tf.fill([3], label))["images"].numpy()
+        np.testing.assert_allclose(served, model.generate_from_latents(z, labels=label), atol=1e-5)
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"labels must be class indices in \[0, 3\)"):
+        serve(latents=tf.constant(z), labels=tf.constant([0, 1, 3]))
+    with pytest.raises(tf.errors.InvalidArgumentError, match="same batch size"):
+        serve(latents=tf.constant(z), labels=tf.constant([0, 1]))

@@ -1,0 +1,219 @@
+"""Atomic writes (issue 8, part 2): a save killed or failing halfway leaves the
+previous preset, export, metadata or backup complete and loadable."""
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from kgan import atomic, export, zoo
+from kgan.callbacks import BackupAndRestore
+from kgan_test_utils import TINY_METADATA, tiny_dcgan
+
+
+def _files(folder):
+    """`{relative path: bytes}` of every file under `folder`."""
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture
+def preset(tmp_path):
+    return zoo.save_preset(tiny_dcgan(seed=0, spread=True), tmp_path / "tiny", TINY_METADATA)
+
+
+@pytest.fixture
+def exported(tmp_path):
+    return export.export_generator(tiny_dcgan(seed=0, spread=True), tmp_path / "served")
+
+
+def _served_images(folder, latents):
+    served = tf.saved_model.load(str(folder))
+    return served.signatures["serving_default"](latents=tf.constant(latents))["images"].numpy()
+
+
+# ---------------------------------------------------------------------- killed halfway (SIGKILL)
+#: Rewrites a preset / export in a subprocess whose final write stops halfway
+#: (the first half of the weights written, then a pause) and says so in a marker file.
+_KILLED_SAVE = textwrap.dedent(
+    """
+    import sys, time
+    from pathlib import Path
+    import keras
+    from kgan import export, zoo
+    from kgan_test_utils import TINY_METADATA, tiny_dcgan
+
+    what, target, marker = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])
+
+    def halfway(path):
+        data = Path(path).read_bytes() if Path(path).is_file() else b""
+        if Path(path).is_file():
+            Path(path).write_bytes(data[: len(data) // 2])
+        marker.write_text(str(path))
+        time.sleep(600)  # killed here
+
+    model = tiny_dcgan(seed=1, spread=True)  # different weights from the version on disk
+    if what == "preset":
+        save_weights = keras.Model.save_weights
+        def save_then_stop(self, path, *args, **kwargs):
+            save_weights(self, path, *args, **kwargs)
+            halfway(path)
+        keras.Model.save_weights = save_then_stop
+        zoo.save_preset(model, target, TINY_METADATA, overwrite=True)
+    else:
+        archive = type(keras.export.ExportArchive())  # the backend's subclass
+        write_out = archive.write_out
+        def write_then_stop(self, path, *args, **kwargs):
+            write_out(self, path, *args, **kwargs)
+            halfway(Path(path) / "variables" / "variables.data-00000-of-00001")
+        archive.write_out = write_then_stop
+        export.export_generator(model, target, overwrite=True)
+    """
+)
+
+
+def _kill_while_saving(what, target, tmp_path):
+    marker = tmp_path / "writing"
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="",
+               PYTHONPATH=os.pathsep.join([os.path.dirname(__file__), os.environ.get("PYTHONPATH", "")]))
+    process = subprocess.Popen([sys.executable, "-c", _KILLED_SAVE, what, str(target), str(marker)],
+                               stderr=subprocess.PIPE, text=True, env=env)
+    deadline = time.monotonic() + 600
+    while not marker.exists():
+        if process.poll() is not None:
+            pytest.fail(f"the save ended before it was killed: {process.stderr.read()[-2000:]}")
+        if time.monotonic() > deadline:
+            process.kill()
+            pytest.fail("the save did not start in time")
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert process.returncode == -signal.SIGKILL
+    return marker.read_text()
+
+
+def test_a_preset_save_killed_halfway_leaves_the_previous_preset(preset, tmp_path):
+    before, samples = _files(preset), zoo.load(preset).generate(2, seed=0)
+    half_written = _kill_while_saving("preset", preset, tmp_path)
+    assert not half_written.startswith(str(preset) + os.sep)  # it was written beside, not inside
+    assert _files(preset) == before
+    # Loads (the sha256 in metadata.json matches the weights) and samples as before.
+    np.testing.assert_array_equal(zoo.load(preset).generate(2, seed=0), samples)
+    # The half-written copy is a hidden sibling, which the catalog skips.
+    leftovers = [p.name for p in preset.parent.iterdir() if p.name.startswith(".")]
+    assert leftovers and all(name.startswith(f".{preset.name}-") for name in leftovers)
+    # The next save replaces the preset whole.
+    zoo.save_preset(tiny_dcgan(seed=1, spread=True), preset, TINY_METADATA, overwrite=True)
+    assert _files(preset)[zoo.WEIGHTS_FILE] != before[zoo.WEIGHTS_FILE]
+    zoo.load(preset)
+
+
+def test_an_export_killed_halfway_leaves_the_previous_export(exported, tmp_path):
+    latents = np.random.default_rng(0).standard_normal((3, 8)).astype("float32")
+    expected = _served_images(exported, latents)
+    before = _files(exported)
+    _kill_while_saving("export", exported, tmp_path)
+    assert _files(exported) == before
+    np.testing.assert_array_equal(_served_images(exported, latents), expected)
+
+
+# ---------------------------------------------------------------------- failing halfway
+def _no_staging_left(folder):
+    return not [p for p in folder.parent.iterdir() if p.name.startswith(f".{folder.name}")]
+
+
+def test_a_failing_final_rename_keeps_the_previous_preset_export_and_metadata(
+    preset, exported, monkeypatch
+):
+    def disk_full(source, target):
+        raise OSError(28, "No space left on device")
+
+    model = tiny_dcgan(seed=1, spread=True)
+    preset_files, export_files = _files(preset), _files(exported)
+    for module in (zoo, export):
+        monkeypatch.setattr(module, "replace_folder", disk_full)
+    with pytest.raises(OSError, match="No space left"):
+        zoo.save_preset(model, preset, TINY_METADATA, overwrite=True)
+    with pytest.raises(OSError, match="No space left"):
+        export.export_generator(model, exported, overwrite=True)
+    with pytest.raises(OSError, match="No space left"):
+        zoo.update_metadata(preset, {"notes": "never written"})
+    assert _files(preset) == preset_files and _files(exported) == export_files
+    assert _no_staging_left(preset) and _no_staging_left(exported)
+    zoo.load(preset)
+
+
+def test_update_metadata_replaces_metadata_and_card_together(preset):
+    weights = preset / zoo.WEIGHTS_FILE
+    inode, sha = weights.stat().st_ino, zoo.file_sha256(weights)
+    zoo.update_metadata(preset, {"notes": "Recipe chosen because it is tiny."})
+    assert zoo.read_metadata(preset)["notes"].startswith("Recipe chosen")
+    assert "Recipe chosen because it is tiny." in (preset / zoo.CARD_FILE).read_text()
+    # The weights were linked into the new folder, not copied or rewritten.
+    assert weights.stat().st_ino == inode and zoo.file_sha256(weights) == sha
+    assert _no_staging_left(preset)
+    zoo.load(preset)
+
+
+@pytest.mark.parametrize("exchange", [True, False], ids=["renameat2", "two-renames"])
+def test_replace_folder_swaps_in_the_new_version(tmp_path, monkeypatch, exchange):
+    if not exchange:
+        monkeypatch.setattr(atomic, "_exchange", lambda first, second: False)
+    target, new = tmp_path / "target", tmp_path / ".staging"
+    for folder, text in ((target, "old"), (new, "new")):
+        folder.mkdir()
+        (folder / "file").write_text(text)
+    atomic.replace_folder(new, target)
+    assert (target / "file").read_text() == "new"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["target"]
+
+
+def test_write_file_keeps_the_old_file_when_the_writer_fails(tmp_path):
+    target = tmp_path / "x.weights.h5"
+    target.write_bytes(b"old")
+
+    def fails_halfway(path):
+        assert path.name.endswith(".weights.h5") and path.parent == tmp_path  # beside, same suffix
+        path.write_bytes(b"ne")
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        atomic.write_file(target, fails_halfway)
+    assert target.read_bytes() == b"old" and sorted(p.name for p in tmp_path.iterdir()) == [target.name]
+    atomic.write_file(target, lambda path: path.write_bytes(b"new"))
+    assert target.read_bytes() == b"new" and sorted(p.name for p in tmp_path.iterdir()) == [target.name]
+
+
+def test_a_backup_interrupted_while_saving_keeps_the_previous_backup(tmp_path, monkeypatch):
+    """The second backup dies while its weights are written: the first one
+    stays complete and consistent (its metadata names its weights) and restores."""
+    images = np.random.default_rng(0).uniform(-1, 1, (8, 16, 16, 1)).astype("float32")
+    data = tf.data.Dataset.from_tensor_slices(images).batch(4)
+    model = tiny_dcgan()
+    model.compile()
+    saves = []
+    save_weights = keras.Model.save_weights
+
+    def dies_on_the_second(self, path, *args, **kwargs):
+        saves.append(path)
+        if len(saves) == 2:
+            open(path, "wb").write(b"\x89HDF half")
+            raise KeyboardInterrupt("killed while writing the backup")
+        return save_weights(self, path, *args, **kwargs)
+
+    monkeypatch.setattr(keras.Model, "save_weights", dies_on_the_second)
+    with pytest.raises(KeyboardInterrupt):
+        model.fit(data, epochs=3, verbose=0, callbacks=[BackupAndRestore(tmp_path / "backup")])
+    monkeypatch.undo()
+    metadata = BackupAndRestore.read_metadata(tmp_path / "backup")
+    assert metadata == {"epoch": 1, "batch": 0, "weights": "ckpt-000001-000000.weights.h5"}
+    resumed = tiny_dcgan()
+    resumed.compile()
+    resumed.fit(data, epochs=3, verbose=0, callbacks=[BackupAndRestore(tmp_path / "backup")])
+    assert int(resumed.g_optimizer.iterations.numpy()) == 6

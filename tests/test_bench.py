@@ -1,0 +1,177 @@
+"""`kgan bench --baseline`, the keras.io-style baselines and kgan's speed defaults."""
+
+import json
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import kgan
+from kgan import bench, cli, performance
+from kgan.benchmarks import baselines
+from kgan.layers import FusedBatchNormalization
+
+ARCHITECTURES = kgan.zoo.list(kind="architectures")
+
+#: a tiny float32 kgan model per architecture, whose networks the baseline trains.
+TINY = {
+    "dcgan": {"image_shape": (16, 16, 1), "latent_dim": 8, "filters": 4},
+    "wgan": {"image_shape": (16, 16, 1), "latent_dim": 8, "filters": 4, "n_critic": 2},
+    "wgan_gp": {"image_shape": (16, 16, 1), "latent_dim": 8, "filters": 4, "n_critic": 2},
+    "cyclegan": {"image_shape": (16, 16, 3), "filters": 4, "num_residual_blocks": 1,
+                 "disc_layers": 2},
+    "conditional_gan": {"image_shape": (16, 16, 1), "num_classes": 3, "latent_dim": 8,
+                        "filters": 4, "embedding_dim": 4},
+}
+
+#: `kgan bench` flags of a tiny run per architecture (each step a few ms).
+TINY_BENCH = {
+    "cyclegan": ["--dataset", "digits_8x8", "--dataset-b", "mnist_5k", "--split", "train[:8]",
+                 "--image-size", "24", "--batch-size", "1", "--filters", "2",
+                 "--num-residual-blocks", "1"],
+}
+TINY_BENCH_DEFAULT = ["--batch-size", "4", "--filters", "2", "--latent-dim", "4",
+                      "--split", "train[:200]"]
+TINY_BENCH.update({arch: TINY_BENCH_DEFAULT + ["--n-critic", "2"] for arch in ("wgan", "wgan_gp")})
+
+
+def run(argv):
+    try:
+        return cli.main([str(a) for a in argv])
+    except SystemExit as exit_:
+        return exit_.code
+
+
+def test_every_architecture_has_a_baseline_and_a_tiny_config():
+    assert set(baselines.available()) == set(ARCHITECTURES)
+    assert set(TINY) == set(ARCHITECTURES)
+
+
+def test_wgan_baseline_clips_the_critic_after_every_update():
+    model = kgan.zoo.build("wgan", seed=0, **TINY["wgan"])
+    gan = baselines.build("wgan", model)
+    assert gan.generator is model.generator and gan.discriminator is model.discriminator
+    images = np.random.default_rng(0).uniform(-1, 1, (4, 16, 16, 1)).astype("float32")
+    gan.fit(baselines.dataset("wgan", images, 2), epochs=1, verbose=0, shuffle=False)
+    assert max(float(np.abs(w).max()) for w in model.discriminator.trainable_weights) <= 0.01
+
+
+def test_unknown_baseline_names_the_known_ones():
+    with pytest.raises(ValueError, match="baselines exist for .*dcgan"):
+        baselines.baseline_class("no_such_gan")
+
+
+@pytest.mark.parametrize("arch", ARCHITECTURES)
+def test_bench_baseline_reports_ratio_and_peak_memory(arch, tmp_path, capsys):
+    report = tmp_path / "bench.json"
+    argv = ["bench", arch, "--baseline", "--in-process", "--steps", "1", "--repeats", "2",
+            "--precision", "auto", "--json", report]
+    assert run(argv + TINY_BENCH.get(arch, TINY_BENCH_DEFAULT)) == 0
+    out = capsys.readouterr().out
+    assert "baseline float32 (keras.io)" in out and "peak MB" in out
+    kgan_row, base_row = json.loads(report.read_text())
+    assert sorted(kgan_row["networks_trained"]) == sorted(base_row["networks_trained"])
+    assert (kgan_row["config"], base_row["config"]) == ("kgan", "baseline")
+    assert kgan_row["precision"] == performance.default_precision()
+    assert base_row["precision"] == "float32" and base_row["steps_per_execution"] == 1
+    assert base_row["ratio"] == 1.0 and kgan_row["reference"] == base_row["label"]
+    assert kgan_row["ratio"] == pytest.approx(
+        kgan_row["images_per_s"] / base_row["images_per_s"], rel=1e-2)
+    # Both count the real images the discriminator scores: batch x critic updates.
+    assert kgan_row["images_per_step"] == base_row["images_per_step"]
+    for row in (kgan_row, base_row):
+        # The timed fits trained every network (the baseline: kgan's own networks).
+        assert row["networks_trained"] and all(row["networks_trained"].values()), row
+        assert row["images_per_s"] > 0 and len(row["repeats_images_per_s"]) == 2
+        assert row["peak_rss_mb"] >= row["rss_start_mb"] > 0
+        assert row["cpu_ms_per_step"] > 0 and row["memory_scope"].startswith("shared")
+
+
+def test_bench_runs_a_configuration_in_its_own_process():
+    (row,) = bench.run("dcgan", precisions=("float32",), steps=1, repeats=2, batch_size=4,
+                       filters=2, latent_dim=4, split="train[:100]")
+    assert row["memory_scope"] == "own process (ru_maxrss)" and row["ratio"] == 1.0
+    # The worker's own high-water mark, above its size after importing TensorFlow.
+    assert row["peak_rss_mb"] > row["rss_start_mb"] > 100
+    assert row["images_per_s"] > 0 and row["cpu_ms_per_step"] > 0
+
+
+def test_bench_reports_a_bad_dataset_as_a_user_error(capsys):
+    assert run(["bench", "dcgan", "--baseline", "--dataset", "no_such_dataset_kgan"]) == 2
+    assert "no_such_dataset_kgan" in capsys.readouterr().err
+
+
+def test_bench_worker_forwards_its_errors(monkeypatch):
+    # A problem the parent's checks let through fails in the worker, with its message.
+    monkeypatch.setattr(bench, "_pipeline", lambda *args, **kwargs: None)
+    with pytest.raises(ValueError, match="no_such_dataset_kgan"):
+        bench.run("dcgan", dataset="no_such_dataset_kgan", steps=1, repeats=1)
+
+
+# ---------------------------------------------------------------- defaults
+def test_precision_auto_follows_the_hardware(monkeypatch):
+    performance.fast_bfloat16.cache_clear()
+    try:
+        monkeypatch.setenv("KGAN_FAST_BF16", "1")
+        assert performance.resolve("dcgan")["precision"] == "mixed_bfloat16"
+        assert performance.resolve("dcgan", precision="float32")["precision"] == "float32"
+        performance.fast_bfloat16.cache_clear()
+        monkeypatch.setenv("KGAN_FAST_BF16", "0")
+        assert performance.resolve("dcgan")["precision"] == "float32"
+    finally:
+        performance.fast_bfloat16.cache_clear()
+
+
+def test_cpu_flags_detect_bf16(tmp_path):
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor : 0\nflags : fpu sse2 avx512f amx_bf16 amx_tile\n")
+    assert "amx_bf16" in performance._cpu_flags(cpuinfo)
+    assert performance._cpu_flags(tmp_path / "missing") == set()
+
+
+def test_resolve_keeps_explicit_settings_and_fills_auto():
+    settings = performance.resolve("dcgan", "float32", 3, True)
+    assert settings == {"precision": "float32", "steps_per_execution": 3, "jit_compile": True}
+    auto = performance.resolve("no_such_arch_yet")
+    assert auto["steps_per_execution"] == performance.FALLBACK_DEFAULTS["steps_per_execution"]
+    with pytest.raises(ValueError, match="unknown precision"):
+        performance.resolve("dcgan", "float8")
+
+
+def test_train_and_bench_share_the_auto_defaults():
+    parser = cli.build_parser()
+    train = parser.parse_args(["train", "dcgan", "--dataset", "d", "--epochs", "1",
+                               "--output", "o"])
+    bench_args = parser.parse_args(["bench", "dcgan"])
+    for args in (train, bench_args):
+        assert (args.precision, args.steps_per_execution, args.jit_compile) == ("auto", "auto", None)
+    opted_out = parser.parse_args(["bench", "dcgan", "--precision", "float32", "--no-jit-compile"])
+    assert opted_out.jit_compile is False
+
+
+# ---------------------------------------------------------------- fused batch norm
+@pytest.mark.parametrize("policy", ["float32", "mixed_bfloat16"])
+def test_fused_batch_norm_matches_keras(policy):
+    rng = np.random.default_rng(0)
+    x = tf.constant(rng.normal(2, 3, (8, 5, 5, 6)).astype("float32"))
+    weights = tf.constant(rng.normal(size=(8, 5, 5, 6)).astype("float32"))
+    kwargs = {"momentum": 0.9, "epsilon": 1e-5, "gamma_initializer": "random_normal",
+              "beta_initializer": "random_normal", "dtype": policy}
+    reference, fused = keras.layers.BatchNormalization(**kwargs), FusedBatchNormalization(**kwargs)
+    reference.build(x.shape)
+    fused.build(x.shape)
+    fused.set_weights(reference.get_weights())
+    results = []
+    for layer in (reference, fused):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = layer(x, training=True)
+            loss = tf.reduce_sum(tf.cast(y, tf.float32) * weights)
+        grads = tape.gradient(loss, [x, layer.gamma, layer.beta])
+        results.append([y] + grads + layer.get_weights() + [layer(x, training=False)])
+    tolerance = 1e-5 if policy == "float32" else 1e-2
+    for got, want in zip(results[1], results[0]):
+        got, want = np.asarray(tf.cast(got, tf.float32)), np.asarray(tf.cast(want, tf.float32))
+        np.testing.assert_allclose(got, want, atol=tolerance * max(1.0, np.abs(want).max()))
+    assert results[1][0].dtype == results[0][0].dtype

@@ -1,0 +1,175 @@
+"""LiteRT (TFLite) export (`kgan.export.export_tflite`, `kgan export --format tflite`).
+
+Every model is run in the LiteRT interpreter (`ai_edge_litert`, the
+`[test]` extra; `tf.lite.Interpreter` if it is missing) and compared with the
+Keras model on the same inputs. Tolerances: float32 weights within 1e-4 of
+Keras (XNNPACK sums in another order; measured <= 3e-6 on `dcgan_mnist`),
+float16 weights within 2e-2 (measured 2e-3 on `dcgan_mnist`).
+"""
+
+import numpy as np
+import pytest
+
+import kgan
+from kgan import cli, zoo
+from kgan.export import TFLITE_FILE, _translator_signatures, export_tflite, tflite_interpreter
+from kgan.models import DCGAN, CycleGAN
+from kgan_test_utils import TINY_METADATA, spread_weights, tiny_dcgan
+
+LATENT_DIM = 8
+IMAGE_SHAPE = (16, 16, 1)
+FLOAT32_ATOL = 1e-4
+
+
+@pytest.fixture(scope="module")
+def model():
+    return tiny_dcgan(IMAGE_SHAPE, latent_dim=LATENT_DIM, spread=True)
+
+
+@pytest.fixture(scope="module")
+def exported(model, tmp_path_factory):
+    """The tiny DCGAN at the default batch size 1, and its interpreter."""
+    path = export_tflite(model, tmp_path_factory.mktemp("tflite") / "served")
+    return path, tflite_interpreter(path)
+
+
+def run(interpreter, latents, signature="serving_default"):
+    return interpreter.get_signature_runner(signature)(latents=latents)["images"]
+
+
+def test_writes_one_file_atomically(exported):
+    path, _ = exported
+    assert path.name == TFLITE_FILE and path.is_file() and path.stat().st_size > 1000
+    assert [p.name for p in path.parent.iterdir()] == [TFLITE_FILE]
+    assert [p.name for p in path.parent.parent.iterdir()] == ["served"]  # no staging left
+
+
+def test_uses_litert_when_installed(exported):
+    pytest.importorskip("ai_edge_litert")
+    _, interpreter = exported
+    assert type(interpreter).__module__.startswith("ai_edge_litert")
+
+
+def test_signatures_and_fixed_batch_size(exported):
+    _, interpreter = exported
+    assert interpreter.get_signature_list() == {
+        "generate_uint8": {"inputs": ["latents"], "outputs": ["images"]},
+        "serving_default": {"inputs": ["latents"], "outputs": ["images"]},
+    }
+    runner = interpreter.get_signature_runner("serving_default")
+    assert list(runner.get_input_details()["latents"]["shape"]) == [1, LATENT_DIM]
+    output = runner.get_output_details()["images"]
+    assert list(output["shape"]) == [1, *IMAGE_SHAPE] and output["dtype"] == np.float32
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_float_output_matches_the_keras_generator(model, exported, seed):
+    _, interpreter = exported
+    z = model.latents(1, seed=seed)
+    images = run(interpreter, z)
+    expected = model.generate_from_latents(z)
+    assert images.dtype == np.float32 and images.shape == (1, *IMAGE_SHAPE)
+    assert np.max(np.abs(images - expected)) <= FLOAT32_ATOL
+    assert expected.std() > 0.1  # images, not near-constant outputs
+
+
+def test_uint8_output_is_to_uint8_of_the_keras_output(model, exported):
+    _, interpreter = exported
+    z = model.latents(1, seed=5)
+    pixels = run(interpreter, z, "generate_uint8")
+    expected = kgan.images.to_uint8(model.generate_from_latents(z))
+    assert pixels.dtype == np.uint8
+    # Rounding may flip where float32 sums differ in the last bits.
+    assert np.max(np.abs(pixels.astype(int) - expected)) <= 1
+    assert np.mean(pixels == expected) >= 0.99
+
+
+def test_other_fixed_batch_size(model, tmp_path):
+    z = model.latents(3, seed=7)
+    fixed = tflite_interpreter(export_tflite(model, tmp_path / "b3", batch_size=3))
+    runner = fixed.get_signature_runner("serving_default")
+    assert list(runner.get_input_details()["latents"]["shape"]) == [3, LATENT_DIM]
+    np.testing.assert_allclose(run(fixed, z), model.generate_from_latents(z), atol=FLOAT32_ATOL)
+
+
+@pytest.mark.slow
+def test_dynamic_batch_size(model, tmp_path):
+    dynamic = tflite_interpreter(export_tflite(model, tmp_path / "any", batch_size=None))
+    for batch in (1, 5):  # the signature runner resizes the input per call
+        z = model.latents(batch, seed=batch)
+        np.testing.assert_allclose(run(dynamic, z), model.generate_from_latents(z), atol=FLOAT32_ATOL)
+
+
+def test_float16_weights_halve_the_file(tmp_path):
+    wider = spread_weights(DCGAN.from_image_shape(IMAGE_SHAPE, latent_dim=LATENT_DIM, filters=16))
+    full = export_tflite(wider, tmp_path / "f32")
+    half = export_tflite(wider, tmp_path / "f16", quantize="float16")
+    assert half.stat().st_size < 0.6 * full.stat().st_size
+    z = wider.latents(1, seed=0)
+    images = run(tflite_interpreter(half), z)
+    assert images.dtype == np.float32  # dequantized inside: the interface is unchanged
+    assert np.max(np.abs(images - wider.generate_from_latents(z))) <= 2e-2
+
+
+def test_cyclegan_translators_at_a_fixed_size(tmp_path):
+    gan = CycleGAN.from_image_shape((16, 16, 3), filters=4, num_residual_blocks=1, disc_layers=1, seed=0)
+    # Default size: the training crops.
+    _, signatures = _translator_signatures(gan, 1, None)
+    assert {name: spec.shape.as_list() for name, (_, spec) in signatures.items()} == {
+        "a_to_b": [1, 16, 16, 3], "b_to_a": [1, 16, 16, 3]}
+    # 21x30 is not a multiple of 4: the reflection padding and crop are in the graph.
+    interpreter = tflite_interpreter(export_tflite(gan, tmp_path / "cyclegan", image_size=(21, 30)))
+    assert set(interpreter.get_signature_list()) == {"a_to_b", "b_to_a"}
+    images = np.random.default_rng(0).integers(0, 256, (1, 21, 30, 3), dtype=np.uint8)
+    for direction in ("a_to_b", "b_to_a"):
+        out = interpreter.get_signature_runner(direction)(images=images)["images"]
+        assert out.dtype == np.uint8 and out.shape == images.shape
+        translated = gan.translate(images, direction=direction)
+        assert np.max(np.abs(out.astype(int) - translated)) <= 1  # measured: equal
+
+
+def test_refusals(model, tmp_path):
+    target = tmp_path / "served"
+    target.mkdir()
+    with pytest.raises(FileExistsError, match="overwrite"):
+        export_tflite(model, target)
+    assert list(target.iterdir()) == []
+    with pytest.raises(ValueError, match="quantize"):
+        export_tflite(model, tmp_path / "x", quantize="int8")
+    with pytest.raises(ValueError, match="batch_size"):
+        export_tflite(model, tmp_path / "x", batch_size=0)
+    with pytest.raises(ValueError, match="CycleGAN"):
+        export_tflite(model, tmp_path / "x", image_size=(16, 16))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["served"]
+
+
+# ---------------------------------------------------------------- the CLI
+@pytest.fixture(scope="module")
+def preset(model, tmp_path_factory):
+    return zoo.save_preset(model, tmp_path_factory.mktemp("preset") / "tiny", dict(TINY_METADATA))
+
+
+def test_cli_exports_tflite(preset, model, tmp_path, capsys):
+    target = tmp_path / "served"
+    code = cli.main(["export", str(preset), str(target), "--format", "tflite", "--batch-size", "2",
+                     "--quantize", "float16"])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert f"{target / TFLITE_FILE}" in out and "batch size 2, float16 weights" in out
+    interpreter = tflite_interpreter(target / TFLITE_FILE)
+    z = model.latents(2, seed=3)
+    np.testing.assert_allclose(run(interpreter, z), model.generate_from_latents(z), atol=2e-2)
+    # Again without --overwrite: refused, the file untouched.
+    assert cli.main(["export", str(preset), str(target), "--format", "tflite"]) == 2
+    assert "--overwrite" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--quantize", "float16"], "apply to --format tflite"),
+    (["--format", "tflite", "--image-size", "16"], "HxW"),
+    (["--format", "tflite", "--image-size", "16x16"], "image-to-image"),
+])
+def test_cli_refuses_inconsistent_options(preset, tmp_path, capsys, args, message):
+    assert cli.main(["export", str(preset), str(tmp_path / "out"), *args]) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
