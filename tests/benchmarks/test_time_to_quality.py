@@ -1,0 +1,19 @@
+"""kgan.benchmarks.time_to_quality on a tiny budget."""
+
+import pytest
+
+from kgan.benchmarks import time_to_quality
+
+
+@pytest.mark.slow  # trains a baseline and a kgan DCGAN for an epoch each: about a minute
+def test_reports_both_sides_and_a_ratio_when_kgan_reaches_the_target():
+    result = time_to_quality.run(baseline_epochs=1, max_kgan_epochs=2, num=300, log=lambda _: None)
+    baseline, kgan = result["baseline"], result["kgan"]
+    assert baseline["precision"] == "float32" and baseline["train_seconds"] > 0
+    assert kgan["curve"] and all(p["train_seconds"] > 0 for p in kgan["curve"])
+    if kgan["reached"] is not None:
+        assert kgan["reached"]["fcd"] <= baseline["fcd"]
+        ratio = baseline["train_seconds"] / kgan["reached"]["train_seconds"]
+        assert result["speedup_to_baseline_quality"] == pytest.approx(ratio, abs=0.06)
+    else:
+        assert "speedup_to_baseline_quality" not in result
