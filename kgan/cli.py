@@ -163,6 +163,12 @@ def build_parser():
                    help="--augment ada: thousands of images for p to go from 0 to 1 (500)")
     p.add_argument("--refine-layers", type=_int, help="DCGAN: stride-1 generator blocks at the start size")
     p.add_argument("--dropout", type=float, help="discriminator dropout rate")
+    p.add_argument("--mode-seeking", type=float,
+                   help="conditional_gan: weight of the mode-seeking (MSGAN) term that keeps "
+                        "a class's samples diverse (0 off)")
+    p.add_argument("--conditioning", choices=("concat", "cbn"),
+                   help="conditional_gan: label enters the generator concatenated with z, or "
+                        "through conditional batch norm")
     p.add_argument("--n-critic", type=_positive_int, help="WGAN, WGAN-GP: critic updates per generator update")
     p.add_argument("--clip-value", type=float, help="WGAN: critic weight clipping bound c")
     p.add_argument("--gp-weight", type=float, help="WGAN-GP: gradient penalty weight lambda")
@@ -413,7 +419,7 @@ def _train(args, argv):
         k: getattr(args, k)
         for k in ("refine_layers", "dropout", "n_critic", "clip_value", "gp_weight",
                   "num_residual_blocks", "disc_layers", "lambda_cycle", "identity_weight",
-                  "pool_size")
+                  "pool_size", "mode_seeking", "conditioning")
         if getattr(args, k) is not None
     }
     _check_builder_accepts(arch, extra)

@@ -181,7 +181,8 @@ def run_one(per_class, seed, args, extractor, log=print):
     start = time.perf_counter()
     train, test = split_labelled(per_class, seed)
     gan = train_gan(*train, steps=args.gan_steps, seed=seed, gan_augment=args.gan_augment,
-                    filters=args.filters, ema_decay=args.ema_decay)
+                    filters=args.filters, ema_decay=args.ema_decay,
+                    mode_seeking=getattr(args, "mode_seeking", 0.2))
     gan_seconds = time.perf_counter() - start
     pool = generated(gan, args.synthetic_per_class, seed=seed + 1000)
     steps = dict(steps=args.classifier_steps, seed=seed)
@@ -241,6 +242,8 @@ def main(argv=None):
                         help="none, a DiffAugment policy, or ada")
     parser.add_argument("--filters", type=int, default=32)
     parser.add_argument("--ema-decay", type=float, default=0.999)
+    parser.add_argument("--mode-seeking", type=float, default=0.2,
+                        help="the GAN's mode-seeking weight (0: off, collapses within classes)")
     parser.add_argument("--classifier-steps", type=int, default=1000)
     parser.add_argument("--synthetic-per-class", type=int, default=500)
     parser.add_argument("--fractions", type=float, nargs="+", default=[0.25, 0.5])

@@ -59,6 +59,31 @@ class ConditionalGAN(GAN):
     it memorizing the reals, the failure DiffAugment also fights.
     `"non_saturating"` (DCGAN's loss) is available for comparison.
 
+    **Within-class diversity: the mode-seeking term** (`mode_seeking`,
+    MSGAN, Mao et al. 2019). Trained on a few images per class, a
+    conditional GAN collapses *within* each class -- every latent draws the
+    same digit -- while the same networks trained unconditionally on the
+    same images stay diverse ("collapse by conditioning", Shahbazi et al.
+    2022): the class signal makes matching one prototype per class, which the
+    class-wise discriminator can barely tell from 10-50 memorized reals, the
+    generator's easiest move, and it stops using its latents (measured on
+    50 MNIST digits per class, 1200 steps: per-pixel std across latents
+    0.047, recall 0.01; unconditional: 0.32, 0.72). The mode-seeking term adds
+    `mode_seeking * mean(1 / (|G(z1, y) - G(z2, y)| / |z1 - z2| + 1e-5))` to
+    the generator loss, with the batch's latents paired `(i, i + B/2)` and
+    both given the first one's label (no extra generator pass). It is the
+    lever that measured best; the weight trades diversity against how
+    strictly samples keep their class (see `mode_seeking` below).
+    Transitional conditioning (`transition_steps`, Shahbazi et al. 2022) and
+    conditional batch norm (`conditioning="cbn"`) are available as options;
+    on the same runs neither fixed it: ramping the label in over steps
+    200-800 or 400-1200 still collapsed once it arrived (std 0.03-0.04), and
+    conditional batch norm (class terms initialized at zero) stayed diverse
+    but learned the classes too slowly (label agreement 0.14). Hinge or
+    non-saturating loss, dropping cutout, ADA and discriminator dropout 0.3
+    all stayed collapsed (std <= 0.05). A smaller label embedding
+    (`embedding_dim=10`) helps partly (std 0.14).
+
     Defaults otherwise follow DCGAN, whose networks these are: Adam(2e-4,
     beta_1=0.5) for both networks, batch norm, N(0, 0.02) init.
 
@@ -74,6 +99,18 @@ class ConditionalGAN(GAN):
         augment: DiffAugment policy, e.g. `"color,translation,cutout"`, or
             `"ada"` (adaptive augmentation, see `GAN`). Labels are not
             augmented: the transforms keep an image's class.
+        transition_steps: `(start, end)` generator steps of transitional
+            conditioning: the class signal in both networks (the generator's
+            label embedding or class-wise batch-norm terms, and the
+            projection term) is scaled by 0 before `start`, ramped linearly
+            to 1 at `end`, 1 after. None (default): fully conditional from
+            the start.
+        mode_seeking: weight of the mode-seeking term (0 off; see above).
+            Default 0.2: on 50 digits per class (1200 steps) it took
+            per-pixel std across latents from 0.047 to 0.26, recall from 0.01
+            to 0.67 and FCD from 553 to 426, at label agreement 0.80 instead
+            of 0.97 (0.1: std 0.23, agreement 0.79; 0.5: 0.34, 0.63; 1.0:
+            0.40, 0.49).
         **kwargs: passed to `GAN` / `keras.Model` (e.g. `name`, `ada_target`).
 
     Example:
@@ -89,7 +126,7 @@ class ConditionalGAN(GAN):
 
     def __init__(
         self, generator, discriminator, num_classes, adversarial_loss="hinge", seed=None,
-        ema_decay=None, augment=None, transition_steps=None, mode_seeking=0.0, **kwargs,
+        ema_decay=None, augment=None, transition_steps=None, mode_seeking=0.2, **kwargs,
     ):
         if isinstance(num_classes, bool) or not isinstance(num_classes, numbers.Integral) or (
             num_classes < 2
@@ -131,7 +168,7 @@ class ConditionalGAN(GAN):
     def from_image_shape(
         cls, image_shape, num_classes, latent_dim=100, filters=64, embedding_dim=50,
         adversarial_loss="hinge", seed=None, ema_decay=None, refine_layers=0, dropout=0.0,
-        augment=None, conditioning="concat", **kwargs,
+        augment=None, conditioning="concat", mode_seeking=0.2, transition_steps=None, **kwargs,
     ):
         """Build a conditional GAN with DCGAN-sized networks for `image_shape`.
 
@@ -147,6 +184,9 @@ class ConditionalGAN(GAN):
             refine_layers: stride-1 generator blocks at the start resolution.
             dropout: discriminator dropout rate.
             augment: DiffAugment policy, e.g. `"color,translation,cutout"`, or `"ada"`.
+            conditioning: `"concat"` or `"cbn"` (see `conditional_generator`).
+            mode_seeking: weight of the mode-seeking term (see the class docstring).
+            transition_steps: `(start, end)` of transitional conditioning, or None.
             **kwargs: passed to the constructor (e.g. `name`, `ada_target`).
 
         Example:
@@ -169,6 +209,8 @@ class ConditionalGAN(GAN):
             seed=seed,
             ema_decay=ema_decay,
             augment=augment,
+            mode_seeking=mode_seeking,
+            transition_steps=transition_steps,
             **kwargs,
         )
 
@@ -612,5 +654,5 @@ class ConditionalGAN(GAN):
 zoo.register_architecture(
     "conditional_gan", ConditionalGAN, ConditionalGAN.from_image_shape,
     "Class-conditional DCGAN: label-embedding generator, projection discriminator "
-    "(Miyato & Koyama 2018), hinge loss; DiffAugment for small labeled sets",
+    "(Miyato & Koyama 2018), hinge loss, mode-seeking term; DiffAugment for small labeled sets",
 )
