@@ -14,7 +14,11 @@ by the keras.io-style float32 `train_step` of `kgan.benchmarks.baselines`.
 `batch_size` per update, so `batch_size * n_critic` per step for WGAN and
 WGAN-GP (kgan draws a fresh minibatch per critic update; the keras.io
 baseline re-scores the step's one batch n_critic times, the same work). A
-ratio of images/s is therefore a ratio of step rates.
+ratio of images/s is therefore a ratio of step rates. Each row also has the
+**CPU time** per step of its process: on a shared machine wall time swings
+with the cores other jobs leave free (repeats here were bimodal, one core or
+two), while CPU time barely moves, so `cpu_ratio` is the steadier comparison
+(it does not credit a configuration for using two cores at once).
 
 **Peak memory**: by default each configuration runs in its own worker
 process (`python -m kgan.bench --worker`), so `peak_rss_mb` is that
@@ -349,6 +353,11 @@ def _worker_main():
 
 
 # --------------------------------------------------------------------- the benchmark
+def _significant(value, digits=4):
+    """`value` rounded to `digits` significant digits (0.5 img/s and 1200 img/s alike)."""
+    return float(f"{value:.{digits}g}")
+
+
 def _label(config):
     if config["kind"] == _BASELINE:
         return "baseline float32 (keras.io)"
@@ -411,7 +420,10 @@ def run(
         `steps_per_execution`, `jit_compile`, `images_per_s` (median),
         `step_ms` (median), `repeats_images_per_s`, `ratio` (images/s over
         the reference row's: the baseline if present, else the first row),
-        `reference`, `peak_rss_mb`, `rss_start_mb`, `memory_scope`, and the
+        `reference`, `cpu_ms_per_step`, `images_per_cpu_s` and `cpu_ratio`
+        (the same per CPU-second of the configuration's process),
+        `peak_rss_mb`, `rss_start_mb`, `memory_scope`, `networks_trained`
+        (whether the timed fits changed each network's weights), and the
         problem's settings.
 
     Raises:
@@ -464,7 +476,7 @@ def run(
             if process is not None and process.poll() is None:
                 process.kill()
                 process.wait()
-    rows = []
+    rows, raw = [], []
     for config, info, measured, mem in zip(configs, infos, times, memory):
         per_step = info["images_per_step"]
         seconds = [wall for wall, _ in measured]
@@ -477,13 +489,13 @@ def run(
             "precision": config["precision"],
             "steps_per_execution": config["steps_per_execution"],
             "jit_compile": config["jit_compile"],
-            "images_per_s": round(steps * per_step / median, 1),
-            "step_ms": round(1000 * median / steps, 2),
-            "repeats_images_per_s": [round(steps * per_step / t, 1) for t in seconds],
+            "images_per_s": _significant(steps * per_step / median),
+            "step_ms": _significant(1000 * median / steps),
+            "repeats_images_per_s": [_significant(steps * per_step / t) for t in seconds],
             # CPU time of the configuration's process: on a loaded machine it
             # varies far less than wall time (but does not credit parallelism).
-            "cpu_ms_per_step": round(1000 * cpu / steps, 2),
-            "images_per_cpu_s": round(steps * per_step / cpu, 1),
+            "cpu_ms_per_step": _significant(1000 * cpu / steps),
+            "images_per_cpu_s": _significant(steps * per_step / cpu),
             "peak_rss_mb": round(mem["peak_rss_mb"], 1),
             "rss_start_mb": round(mem["rss_start_mb"], 1),
             "memory_scope": runner.memory_scope,
@@ -500,24 +512,31 @@ def run(
             else f"{problem['dataset']} <-> {problem['dataset_b']}",
             "split": split,
         })
-    reference = rows[-1] if baseline else rows[0]
-    for row in rows:
-        row["ratio"] = round(row["images_per_s"] / reference["images_per_s"], 3)
-        row["cpu_ratio"] = round(row["images_per_cpu_s"] / reference["images_per_cpu_s"], 3)
-        row["reference"] = reference["label"]
+        raw.append((steps * per_step / median, steps * per_step / cpu))
+    index = len(rows) - 1 if baseline else 0
+    for row, (rate, cpu_rate) in zip(rows, raw):
+        # From the unrounded medians: CycleGAN trains a fraction of an image per second.
+        row["ratio"] = round(rate / raw[index][0], 3)
+        row["cpu_ratio"] = round(cpu_rate / raw[index][1], 3)
+        row["reference"] = rows[index]["label"]
     return rows
 
 
 def format_table(rows):
     """The rows as an aligned text table (what `kgan bench` prints)."""
-    lines = [f"{'configuration':34s} {'images/s':>9s} {'step ms':>9s} {'peak MB':>8s} "
-             f"{'ratio':>6s}  repeats (images/s)"]
+    lines = [f"{'configuration':30s} {'images/s':>9s} {'step ms':>9s} {'ratio':>6s} "
+             f"{'CPU ms':>9s} {'CPU ratio':>9s} {'peak MB':>8s}  repeats (images/s)"]
     for row in rows:
         lines.append(
-            f"{row['label']:34s} {row['images_per_s']:9.1f} {row['step_ms']:9.2f} "
-            f"{row['peak_rss_mb']:8.0f} {row['ratio']:6.2f}  {row['repeats_images_per_s']}"
+            f"{row['label']:30s} {row['images_per_s']:9.4g} {row['step_ms']:9.1f} "
+            f"{row['ratio']:6.2f} {row['cpu_ms_per_step']:9.1f} {row['cpu_ratio']:9.2f} "
+            f"{row['peak_rss_mb']:8.0f}  {row['repeats_images_per_s']}"
         )
-    lines.append(f"ratio: images/s over {rows[0]['reference']}; peak MB: {rows[0]['memory_scope']}")
+    lines.append(
+        f"medians of {rows[0]['repeats']} interleaved repeats of {rows[0]['steps']} steps; "
+        f"ratio: images/s over {rows[0]['reference']} (CPU ratio: the same per CPU-second of "
+        f"each configuration's process); peak MB: {rows[0]['memory_scope']}"
+    )
     return "\n".join(lines)
 
 

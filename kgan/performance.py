@@ -1,10 +1,11 @@
 """kgan's training-speed defaults: precision, steps per execution, XLA.
 
 `kgan train` and `kgan bench` resolve their `auto` settings here, so the
-benchmark measures exactly what a user gets. None of them changes what a
-training step computes: the same updates on the same batches, in the same
-order (mixed precision rounds the networks' activations to 16 bits, while
-losses, logits, images and the optimizer's variables stay float32).
+benchmark measures exactly what a user gets. None of them changes the
+training algorithm: the same updates on the same batches, in the same order.
+Mixed precision changes the arithmetic only: the networks compute in 16 bits
+while losses, logits, generated images and the optimizers' variables stay
+float32 (`kgan.models.GAN`).
 
 * **precision**: `mixed_bfloat16` where the hardware computes bfloat16 fast
   (a CPU with AMX or AVX512-BF16, whose oneDNN kernels TensorFlow uses; a
@@ -16,8 +17,9 @@ losses, logits, images and the optimizer's variables stay float32).
   hooks then run every N steps (epoch-level ones, `BackupAndRestore`'s
   default saving, EMA and learning-rate schedules are unaffected).
 * **jit_compile** (XLA): enabled only for architectures where it measured
-  faster with the chosen precision on this project's CPUs (see
-  `ARCHITECTURE_DEFAULTS`).
+  faster on this project's CPUs; on CPU it was slower for all of them (see
+  `ARCHITECTURE_DEFAULTS`). Pass `jit_compile=True` (`--jit-compile`) to
+  try it elsewhere, e.g. on a GPU.
 
 Example:
 
@@ -38,15 +40,21 @@ PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 #: CPU feature flags (Linux `/proc/cpuinfo`) with fast bfloat16 arithmetic.
 BF16_CPU_FLAGS = ("amx_bf16", "avx512_bf16")
 
-#: Per architecture, the measured fastest safe settings with each precision.
-#: Measured with `kgan bench` on this project's machine (2 shared cores of a
-#: CPU with AMX); the commands and figures are in `docs` of the issue and
-#: the README's "Training speed" section.
+#: Per architecture, the fastest safe settings measured with `kgan bench` on
+#: this project's machine (2 shared cores of an AMX CPU, TensorFlow 2.21, CPU
+#: time per step, interleaved repeats). XLA is off everywhere: on CPU it
+#: compiles convolutions without oneDNN and was 2-5x slower (DCGAN
+#: mixed_bfloat16 spe=10: 824 vs 177 wall ms/step; WGAN 522 vs 224 and WGAN-GP
+#: 954 vs 502 CPU ms/step). Ten steps per execution saved 2-10% over one (DCGAN
+#: 104 vs 106, WGAN 224 vs 247, WGAN-GP 502 vs 532 CPU ms/step); 50 was no
+#: better than 10. CycleGAN's steps take seconds, so one is enough.
 ARCHITECTURE_DEFAULTS = {
     "dcgan": {"steps_per_execution": 10, "jit_compile": False},
     "wgan": {"steps_per_execution": 10, "jit_compile": False},
     "wgan_gp": {"steps_per_execution": 10, "jit_compile": False},
     "cyclegan": {"steps_per_execution": 1, "jit_compile": False},
+    # DCGAN's networks with a label input: DCGAN's settings.
+    "conditional_gan": {"steps_per_execution": 10, "jit_compile": False},
 }
 
 #: For architectures not in the table (new ones until they are measured).

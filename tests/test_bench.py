@@ -62,7 +62,10 @@ def test_unknown_baseline_names_the_known_ones():
         baselines.baseline_class("no_such_gan")
 
 
-@pytest.mark.parametrize("arch", ARCHITECTURES)
+# CycleGAN's bench (four networks, two subprocesses) is minutes of CPU: -m slow.
+@pytest.mark.parametrize(
+    "arch", [pytest.param(a, marks=pytest.mark.slow) if a == "cyclegan" else a for a in ARCHITECTURES]
+)
 def test_bench_baseline_reports_ratio_and_peak_memory(arch, tmp_path, capsys):
     report = tmp_path / "bench.json"
     argv = ["bench", arch, "--baseline", "--in-process", "--steps", "1", "--repeats", "2",

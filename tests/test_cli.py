@@ -259,7 +259,10 @@ def test_train_writes_preset_samples_and_log(trained):
     assert metadata["image_shape"] == [28, 28, 1]
     training = metadata["training"]
     assert training["epochs"] == 1 and training["batch_size"] == 250
-    assert training["precision"] == "float32" and training["seed"] == 0
+    # --precision defaults to auto: recorded resolved (bf16 where the CPU has AMX).
+    assert training["precision"] == kgan.performance.default_precision()
+    assert training["steps_per_execution"] == 10 and training["jit_compile"] is False
+    assert training["seed"] == 0
     for key in ("wall_time_s", "images_per_s_median_epoch", "final_d_loss", "final_g_loss"):
         assert isinstance(training[key], float) and training[key] > 0, key
     assert training["final_d_loss"] == pytest.approx(float(rows[0]["d_loss"]), abs=1e-4)
