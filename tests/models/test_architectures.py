@@ -18,6 +18,12 @@ from architecture_checks import (
 )
 
 ARCHITECTURES = kgan.zoo.list(kind="architectures")
+#: CycleGAN's four networks make its copy of the heaviest checks minutes of CPU;
+#: it runs them with -m slow (tests/models/test_cyclegan.py covers two replicas
+#: and its own training by default).
+ARCHITECTURES_DEFAULT_RUN = [
+    pytest.param(a, marks=pytest.mark.slow) if a == "cyclegan" else a for a in ARCHITECTURES
+]
 
 
 def test_every_architecture_has_a_tiny_config():
@@ -34,7 +40,7 @@ def test_train_save_load_export(arch, tmp_path):
     check_export_round_trip(model, tmp_path)
 
 
-@pytest.mark.parametrize("arch", ARCHITECTURES)
+@pytest.mark.parametrize("arch", ARCHITECTURES_DEFAULT_RUN)
 def test_mirrored_strategy(arch, tmp_path, two_cpu_strategy):
     with two_cpu_strategy.scope():
         model = build_tiny(arch)
@@ -60,7 +66,7 @@ def test_mixed_bfloat16(arch, tmp_path):
     check_export_round_trip(model, tmp_path)
 
 
-@pytest.mark.parametrize("arch", ARCHITECTURES)
+@pytest.mark.parametrize("arch", ARCHITECTURES_DEFAULT_RUN)
 def test_mixed_float16_wraps_both_optimizers(arch):
     keras.mixed_precision.set_global_policy("mixed_float16")
     model = build_tiny(arch)
