@@ -68,24 +68,8 @@ def export_generator(model, path, overwrite=False):
             f"Export path {path} already exists; pass overwrite=True "
             "(CLI: --overwrite) to replace it, or choose a new path."
         )
-    generator = model.sampling_generator  # the EMA weights when enabled
-    latent_dim = model.latent_dim
-    spec = tf.TensorSpec([None, latent_dim], tf.float32, name="latents")
-
-    def images_float(latents):
-        return tf.cast(generator(latents, training=False), tf.float32)
-
-    def serve_float(latents):
-        return {"images": images_float(latents)}
-
-    def serve_uint8(latents):
-        scaled = tf.round((tf.clip_by_value(images_float(latents), -1.0, 1.0) + 1.0) * 127.5)
-        return {"images": tf.cast(scaled, tf.uint8)}
-
-    archive = keras.export.ExportArchive()
-    archive.track(generator)
-    archive.add_endpoint("serving_default", serve_float, input_signature=[spec])
-    archive.add_endpoint("generate_uint8", serve_uint8, input_signature=[spec])
+    # The same two signatures as the TFLite export, at any batch size.
+    archive = _archive(*_latent_signatures(model, batch_size=None))
 
     staging = staging_dir(path)
     try:
@@ -95,6 +79,16 @@ def export_generator(model, path, overwrite=False):
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return path
+
+
+def _archive(networks, signatures):
+    """A `keras.export.ExportArchive` tracking `networks` with `{name: (function, spec)}`."""
+    archive = keras.export.ExportArchive()
+    for network in networks:
+        archive.track(network)
+    for name, (function, spec) in signatures.items():
+        archive.add_endpoint(name, function, input_signature=[spec])
+    return archive
 
 
 def _latent_signatures(model, batch_size):
@@ -204,11 +198,7 @@ def export_tflite(model, path, batch_size=1, quantize=None, image_size=None, ove
     else:
         networks, signatures = _latent_signatures(model, batch_size)
 
-    archive = keras.export.ExportArchive()
-    for network in networks:
-        archive.track(network)
-    for name, (function, spec) in signatures.items():
-        archive.add_endpoint(name, function, input_signature=[spec])
+    archive = _archive(networks, signatures)
 
     def write(folder):
         with tempfile.TemporaryDirectory(prefix="kgan-tflite-") as scratch:
