@@ -29,7 +29,7 @@ batch norm, N(0, 0.02) init, float32 last layers) with a second input,
 import keras
 from keras import layers
 
-from kgan.networks.dcgan import _bn, _init, stages_for
+from kgan.networks.dcgan import _bn, _init, discriminator_features, stages_for
 
 
 def _check_num_classes(num_classes):
@@ -228,19 +228,7 @@ def projection_discriminator(
         raise ValueError(f"normalization must be 'batch', 'layer' or None, got {normalization!r}.")
     images = keras.Input(tuple(image_shape), name="images")
     labels = _labels_input()
-    x = images
-    for stage in range(stages):
-        x = layers.Conv2D(
-            filters * 2**stage, kernel_size, strides=2, padding="same",
-            use_bias=stage == 0 or normalization is None, kernel_initializer=_init(),
-        )(x)
-        if stage > 0 and normalization == "batch":
-            x = _bn()(x)
-        elif stage > 0 and normalization == "layer":
-            x = layers.LayerNormalization(axis=[1, 2, 3])(x)
-        x = layers.LeakyReLU(0.2)(x)
-        if dropout:
-            x = layers.Dropout(dropout)(x)
+    x = discriminator_features(images, stages, filters, kernel_size, normalization, dropout)
     features = layers.Flatten(name="features")(x)
     # The logit's three terms compute in float32 under mixed precision: they
     # sum thousands of products, which bf16 would round visibly.

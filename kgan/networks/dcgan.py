@@ -123,6 +123,27 @@ def dcgan_generator(
     return keras.Model(latents, images, name=name)
 
 
+def discriminator_features(x, stages, filters, kernel_size, normalization, dropout):
+    """The DCGAN discriminator's stride-2 conv stack on `x` (shared with the conditional one).
+
+    Stage k has `filters * 2**k` channels; normalization (`"batch"`, `"layer"`
+    or None) follows every stage but the first, as in the paper.
+    """
+    for stage in range(stages):
+        x = layers.Conv2D(
+            filters * 2**stage, kernel_size, strides=2, padding="same",
+            use_bias=stage == 0 or normalization is None, kernel_initializer=_init(),
+        )(x)
+        if stage > 0 and normalization == "batch":
+            x = _bn()(x)
+        elif stage > 0 and normalization == "layer":
+            x = layers.LayerNormalization(axis=[1, 2, 3])(x)
+        x = layers.LeakyReLU(0.2)(x)
+        if dropout:
+            x = layers.Dropout(dropout)(x)
+    return x
+
+
 def dcgan_discriminator(
     image_shape, filters=64, kernel_size=4, name="discriminator", normalization="batch", dropout=0.0
 ):
@@ -152,19 +173,7 @@ def dcgan_discriminator(
     if normalization not in ("batch", "layer", None):
         raise ValueError(f"normalization must be 'batch', 'layer' or None, got {normalization!r}.")
     images = keras.Input(tuple(image_shape), name="images")
-    x = images
-    for stage in range(stages):
-        x = layers.Conv2D(
-            filters * 2**stage, kernel_size, strides=2, padding="same",
-            use_bias=stage == 0 or normalization is None, kernel_initializer=_init(),
-        )(x)
-        if stage > 0 and normalization == "batch":
-            x = _bn()(x)
-        elif stage > 0 and normalization == "layer":
-            x = layers.LayerNormalization(axis=[1, 2, 3])(x)
-        x = layers.LeakyReLU(0.2)(x)
-        if dropout:
-            x = layers.Dropout(dropout)(x)
+    x = discriminator_features(images, stages, filters, kernel_size, normalization, dropout)
     x = layers.Flatten()(x)
     logits = layers.Dense(1, kernel_initializer=_init(), dtype="float32", name="logits")(x)
     return keras.Model(images, logits, name=name)
