@@ -444,18 +444,11 @@ class ConditionalGAN(GAN):
         self.update_ema()
         return self._report(d_loss=tf.reduce_mean(d_loss), g_loss=tf.reduce_mean(g_loss))
 
-    def recalibrate_ema_statistics(self, num_batches=100, batch_size=256, seed=0):
-        """As `GAN.recalibrate_ema_statistics`, with uniformly drawn labels."""
-        if self.ema_generator is None or not any(
-            isinstance(layer, keras.layers.BatchNormalization)
-            for layer in self.ema_generator._flatten_layers()
-        ):
-            return
-        rng = np.random.default_rng(seed)
-        for _ in range(positive_int(num_batches, "num_batches")):
-            latents = rng.standard_normal((batch_size, self.latent_dim)).astype("float32")
-            labels = rng.integers(0, self.num_classes, batch_size).astype("int32")
-            self.ema_generator([tf.constant(latents), tf.constant(labels)], training=True)
+    def _recalibration_inputs(self, rng, batch_size):
+        """`[latents, labels]` with uniformly drawn labels, for `recalibrate_ema_statistics`."""
+        latents = rng.standard_normal((batch_size, self.latent_dim)).astype("float32")
+        labels = rng.integers(0, self.num_classes, batch_size).astype("int32")
+        return [tf.constant(latents), tf.constant(labels)]
 
     # ------------------------------------------------------------------ inference
     def call(self, inputs, training=False):

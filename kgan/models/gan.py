@@ -807,9 +807,12 @@ class GAN(keras.Model):
             return
         rng = np.random.default_rng(seed)
         for _ in range(positive_int(num_batches, "num_batches")):
-            latents = rng.standard_normal((batch_size, self.latent_dim)).astype("float32")
             # Training mode moves the statistics; no gradient, so no weight moves.
-            self.ema_generator(latents, training=True)
+            self.ema_generator(self._recalibration_inputs(rng, batch_size), training=True)
+
+    def _recalibration_inputs(self, rng, batch_size):
+        """One batch of generator inputs for `recalibrate_ema_statistics`: latents."""
+        return rng.standard_normal((batch_size, self.latent_dim)).astype("float32")
 
     # ------------------------------------------------------------------ inference
     @property
