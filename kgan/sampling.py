@@ -47,8 +47,10 @@ def sample_batches(model, num, seed=0, interpolate=None, batch_size=BATCH_SIZE):
 
     Yields:
         uint8 numpy batches `[b, H, W, C]`; concatenated they equal
-        `to_uint8(model.generate(num, seed))` (or the interpolation rows
-        `kgan sample --interpolate` always wrote).
+        `to_uint8(model.generate(num, seed, batch_size=batch_size))` (or the
+        interpolation rows `kgan sample --interpolate` always wrote). With
+        another batch size a pixel may differ by one level: the backend's
+        kernels can round differently for different batch shapes.
     """
     if interpolate is None:
         for batch in model.generate_batches(num, seed=seed, batch_size=batch_size):

@@ -38,7 +38,12 @@ def test_batches_concatenate_to_the_unbatched_draw(model):
 
 @pytest.mark.parametrize("output", ["folder", "samples.npz", "grid.png"])
 def test_streamed_outputs_equal_generate(model, tmp_path, output):
-    expected = model.generate_uint8(7, seed=5)
+    # The same batches as the stream: oneDNN may pick different kernels for
+    # different batch sizes, so a value on a rounding boundary can land one
+    # uint8 level apart from the unbatched draw (seen on the CI machine).
+    expected = model.generate_uint8(7, seed=5, batch_size=3)
+    unbatched = model.generate_uint8(7, seed=5)
+    assert np.abs(expected.astype(int) - unbatched).max() <= 1
     path = tmp_path / output
     assert sampling.write_samples(model, path, 7, seed=5, batch_size=3) == 7
     if output == "folder":

@@ -531,7 +531,7 @@ class ConditionalGAN(GAN):
     def generate_batches(self, num, labels=None, seed=None, batch_size=256):
         """`generate(num, labels, seed)` as consecutive batches of at most `batch_size` images.
 
-        Concatenated, the batches equal `generate(num, labels, seed)`; only
+        Concatenated, the batches equal `generate(num, labels, seed, batch_size)`; only
         one batch is in memory at a time.
         """
         num = positive_int(num, "num")
