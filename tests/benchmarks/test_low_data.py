@@ -15,6 +15,17 @@ def test_split_takes_n_per_class_and_tests_on_all_the_rest():
     assert not np.array_equal(train_x, other_x)
 
 
+def test_fcd_compares_with_every_class_of_the_test_set():
+    # The test set comes in class order; a reference of its first images
+    # would hold a few classes only and make real digits look far from real.
+    _, (test_x, test_y) = low_data.split_labelled(10, seed=0)
+    assert test_y[0] == 0 and test_y[-1] == 9
+    extractor = low_data._Evaluator().features
+    floor = low_data.real_fcd_floor(test_x, 1000, extractor, seed=0)
+    one_class = low_data.fcd(test_x[test_y == 1], test_x, extractor, seed=0)
+    assert 0 < floor < 15 and one_class > 10 * floor
+
+
 @pytest.mark.slow  # trains a GAN and seven classifiers: about a minute of CPU
 def test_one_row_reports_every_figure_in_range():
     args = low_data.main.__globals__["argparse"].Namespace(
@@ -26,7 +37,7 @@ def test_one_row_reports_every_figure_in_range():
                 "cas_live_generator", "mixed_0.5_filtered"):
         assert 0.0 <= row[key] <= 1.0, key
     assert row["filtered_kept_fraction"] == 1.0  # threshold 0 keeps every sample
-    assert row["gan_fcd_vs_test"] > 0
+    assert row["gan_fcd_vs_test"] > 0 and row["real_fcd_floor"] > 0
     summary = low_data.summarize([row, dict(row, seed=1, real_only=row["real_only"] + 0.1)])
     assert summary["10"]["real_only"]["n"] == 2
     assert abs(summary["10"]["real_only"]["std"] - 0.05) < 1e-4
