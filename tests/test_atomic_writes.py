@@ -7,6 +7,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -66,6 +67,18 @@ _KILLED_SAVE = textwrap.dedent(
             halfway(path)
         keras.Model.save_weights = save_then_stop
         zoo.save_preset(model, target, TINY_METADATA, overwrite=True)
+    elif what in ("keras", "weights"):  # the model's own save / save_weights
+        from keras.src.saving import saving_api
+        original = saving_api.save_model if what == "keras" else keras.Model.save_weights
+        def write_then_stop(*args, **kwargs):
+            original(*args, **kwargs)
+            halfway(kwargs.get("filepath") or args[1])
+        if what == "keras":
+            saving_api.save_model = write_then_stop
+            model.save(target)
+        else:
+            keras.Model.save_weights = write_then_stop
+            model.save_weights(target)
     else:
         archive = type(keras.export.ExportArchive())  # the backend's subclass
         write_out = archive.write_out
@@ -121,6 +134,48 @@ def test_an_export_killed_halfway_leaves_the_previous_export(exported, tmp_path)
     _kill_while_saving("export", exported, tmp_path)
     assert _files(exported) == before
     np.testing.assert_array_equal(_served_images(exported, latents), expected)
+
+
+@pytest.mark.parametrize("what, name", [("keras", "gan.keras"), ("weights", "gan.weights.h5")])
+def test_model_save_killed_halfway_leaves_the_previous_file(tmp_path, what, name):
+    target = tmp_path / name
+    model = tiny_dcgan(spread=True)
+    model.save(target) if what == "keras" else model.save_weights(target)
+    before = target.read_bytes()
+    half_written = Path(_kill_while_saving(what, target, tmp_path))
+    assert half_written.parent == tmp_path and half_written != target  # written beside
+    assert target.read_bytes() == before
+    latents = model.latents(2, seed=0)
+    if what == "keras":
+        loaded = keras.saving.load_model(target)
+    else:
+        loaded = tiny_dcgan(seed=1, spread=True)
+        loaded.load_weights(target)
+    np.testing.assert_array_equal(loaded.generate_from_latents(latents), model.generate_from_latents(latents))
+
+
+@pytest.mark.parametrize("name", ["gan.keras", "gan.weights.h5"])
+def test_model_save_failing_halfway_keeps_the_previous_file(tmp_path, monkeypatch, name):
+    from keras.src.saving import saving_lib
+
+    target = tmp_path / name
+    model = tiny_dcgan(spread=True)
+    save = model.save if name.endswith(".keras") else model.save_weights
+    save(target)
+    before = target.read_bytes()
+
+    def fails_while_writing(*args, **kwargs):
+        raise OSError(28, "No space left on device (simulated)")
+
+    # Both saves write every layer's variables through this call.
+    monkeypatch.setattr(saving_lib, "_save_state", fails_while_writing)
+    with pytest.raises(OSError, match="No space left"):
+        save(target)
+    assert target.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == [name]
+    monkeypatch.undo()
+    tiny_dcgan(seed=1, spread=True).save(target) if name.endswith(".keras") else \
+        tiny_dcgan(seed=1, spread=True).save_weights(target)
+    assert target.read_bytes() != before
 
 
 # ---------------------------------------------------------------------- failing halfway

@@ -18,6 +18,7 @@ architecture only writes its `train_step`:
 """
 
 import math
+import os
 import threading
 
 import keras
@@ -29,6 +30,7 @@ from kgan import losses as kgan_losses
 from kgan import ada as kgan_ada
 from kgan.augment import DiffAugment, parse_policy
 from kgan._checks import positive_int
+from kgan.atomic import write_file
 
 
 #: serializes draws from models' SeedGenerators outside tf.function (`latents(seed=None)`).
@@ -262,6 +264,57 @@ class GAN(keras.Model):
                     seen.add(id(generator.state))
                     states.append(generator.state)
         return states
+
+    def save(self, filepath, overwrite=True, zipped=None, **kwargs):
+        """Keras's `Model.save`, written beside `filepath` and renamed into place.
+
+        A crash or kill while saving leaves the previous `.keras` file intact
+        (kgan's reliability guarantee for weight files). Remote paths
+        (`scheme://...`) and `zipped=False` folders are written by Keras
+        directly.
+
+        Example:
+
+        ```python
+        gan.save("run/dcgan.keras")
+        ```
+        """
+        if zipped is False or "://" in str(filepath):
+            return super().save(filepath, overwrite=overwrite, zipped=zipped, **kwargs)
+        if not self._may_overwrite(filepath, overwrite):
+            return None
+        write_file(filepath, lambda path: super(GAN, self).save(
+            path, overwrite=True, zipped=zipped, **kwargs))
+        return None
+
+    def save_weights(self, filepath, overwrite=True, max_shard_size=None):
+        """Keras's `Model.save_weights`, written beside `filepath` and renamed into place.
+
+        As `save`: the previous weight file survives a failed or killed save.
+        Sharded saves (`max_shard_size`) write several files and are left to
+        Keras.
+
+        Example:
+
+        ```python
+        gan.save_weights("run/dcgan.weights.h5")
+        ```
+        """
+        if max_shard_size is not None or "://" in str(filepath):
+            return super().save_weights(filepath, overwrite=overwrite, max_shard_size=max_shard_size)
+        if not self._may_overwrite(filepath, overwrite):
+            return None
+        write_file(filepath, lambda path: super(GAN, self).save_weights(path, overwrite=True))
+        return None
+
+    @staticmethod
+    def _may_overwrite(filepath, overwrite):
+        """Keras's rule: an existing file is replaced only if `overwrite` or the user agrees."""
+        if overwrite or not os.path.exists(filepath):
+            return True
+        from keras.src.utils import io_utils
+
+        return io_utils.ask_to_proceed_with_overwrite(str(filepath))
 
     def save_own_variables(self, store):
         """Keras' own variables, then the random-stream states (`random_state_variables`)."""
