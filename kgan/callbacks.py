@@ -120,6 +120,7 @@ class SampleGrid(keras.callbacks.Callback):
         self.latents = None
         self._writer = None
         self._last_epoch = None
+        self._first_epoch_of_fit = True
         self._last_written_epoch = None
 
     def _check_model(self):
@@ -203,10 +204,13 @@ class QualityMetrics(keras.callbacks.Callback):
         extractor: a `kgan.metrics.FeatureExtractor` or `keras.Model`, e.g.
             `kgan.evaluators.mnist_extractor()`.
         metrics: any of `"fid"`, `"kid"`, `"is"`, `"pr"`.
-        every_n_epochs: evaluate after the first epoch, after every this
-            many epochs, and after the last epoch of `fit` (the first so that
-            `keras.callbacks.CSVLogger`, which fixes its columns then, has
-            them; it writes NA for the epochs in between).
+        every_n_epochs: evaluate after the first epoch of every `fit` call
+            (also a resumed one), after every this many epochs, and after the
+            last epoch of `fit`. The first so that `keras.callbacks.CSVLogger`,
+            which fixes its columns at the first epoch it sees, has them (it
+            writes NA for the epochs in between); a resumed run appending to
+            its log.csv otherwise wrote rows without the metric columns under
+            a header that has them.
         num: images per set (more than the feature dimension for FID).
         seed: sampling seed: the same latents every time, so changes in the
             figures come from the generator, not from the draw.
@@ -271,6 +275,7 @@ class QualityMetrics(keras.callbacks.Callback):
         return bool({"kid", "pr"} & set(self.metric_names))
 
     def on_train_begin(self, logs=None):
+        self._first_epoch_of_fit = True
         if not (hasattr(self.model, "generate") and hasattr(self.model, "image_shape")):
             raise TypeError("QualityMetrics needs a kgan GAN model (with generate and image_shape).")
         if self._real_stats is None:
@@ -292,9 +297,10 @@ class QualityMetrics(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         self._last_epoch = epoch
-        # The first epoch too: CSVLogger fixes its columns at the first epoch.
-        if epoch == 0 or (epoch + 1) % self.every_n_epochs == 0:
+        # The first epoch of this fit too: CSVLogger fixes its columns then.
+        if self._first_epoch_of_fit or (epoch + 1) % self.every_n_epochs == 0:
             self._evaluate(epoch, logs)
+        self._first_epoch_of_fit = False
 
     def on_train_end(self, logs=None):
         last = self._last_epoch
@@ -455,6 +461,10 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
       any moment leaves a complete, consistent backup. (Keras rewrites
       `latest.weights.h5` in place: a kill while saving corrupts the only
       backup.)
+    * **Leaves the model as it found it.** Keras sets the model's starting
+      epoch on restore and never clears it, so a later `fit` of the same
+      model (without a backup) would start at the restored epoch; this
+      callback clears it when training ends.
     * **Never saves non-finite state.** If a weight or optimizer slot is NaN
       or Inf when a backup is due, it raises `DivergenceError` and keeps the
       previous backup.
@@ -548,6 +558,12 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
             epochs is None or self.restored_epoch < epochs
         ):
             self._replay(self.restored_epoch)
+
+    def on_train_end(self, logs=None):
+        super().on_train_end(logs)
+        # fit() reads _initial_epoch before training; left set, the next fit
+        # of this model would silently skip the restored number of epochs.
+        self.model._initial_epoch = None
 
     def _replay(self, epochs):
         """Draw `epochs` epochs from `data` as `fit` does, to advance its shuffle seeds.

@@ -208,6 +208,32 @@ def test_quality_metrics_log_every_k_epochs_and_at_the_end(tmp_path):
     assert "quality/fid" in tags
 
 
+def test_quality_metrics_keep_a_resumed_csv_log_aligned(tmp_path):
+    """A resumed run appends to log.csv: its rows must carry the header's columns."""
+    import csv
+
+    from kgan.callbacks import QualityMetrics
+    from kgan_test_utils import tiny_dcgan
+
+    real = np.random.default_rng(0).uniform(-1, 1, (32, 16, 16, 1)).astype("float32")
+    dataset = data.from_numpy(real, batch_size=16, shuffle=False, cache=False)
+    log = tmp_path / "log.csv"
+    model = tiny_dcgan(spread=True)
+    model.compile()
+    for start, stop, append in ((0, 1, False), (1, 4, True)):  # killed after epoch 1, rerun
+        quality = QualityMetrics(real, _coarse_pixels, every_n_epochs=3, num=20)
+        logger = keras.callbacks.CSVLogger(str(log), append=append)
+        model.fit(dataset, epochs=stop, initial_epoch=start, verbose=0, callbacks=[quality, logger])
+    with open(log, newline="") as f:
+        rows = list(csv.reader(f))
+    header, body = rows[0], rows[1:]
+    assert "fid" in header and [row[0] for row in body] == ["0", "1", "2", "3"]
+    assert all(len(row) == len(header) for row in body)
+    fid = [row[header.index("fid")] for row in body]
+    # Each fit's first epoch, and epoch 3 (every 3); NA in between.
+    assert [f != "NA" for f in fid] == [True, True, True, False], fid
+
+
 def test_quality_metrics_same_generator_same_figures():
     from kgan.callbacks import QualityMetrics
     from kgan_test_utils import tiny_dcgan

@@ -171,6 +171,14 @@ def test_interrupted_fit_resumes_bit_exactly(name, tmp_path):
         assert any(not np.array_equal(a, b) for a, b in zip(unreplayed, reference))
 
 
+def test_a_later_fit_of_a_restored_model_starts_at_epoch_zero(tmp_path):
+    train("dcgan", tmp_path / "backup", crash=True)
+    resumed = train("dcgan", tmp_path / "backup")
+    # Keras leaves model._initial_epoch at the restored epoch after fit.
+    history = resumed.fit(shuffled_dataset(resumed, "dcgan"), epochs=2, verbose=0)
+    assert history.epoch == [0, 1]
+
+
 @pytest.mark.slow
 def test_a_keras_backup_is_resumed_too(tmp_path):
     """A backup written by keras.callbacks.BackupAndRestore (latest.weights.h5)."""
