@@ -17,7 +17,11 @@ the trained one, and keeping only samples that a classifier trained on the
 real images assigns to their label with high confidence. GAN augmentation
 (`--gan-augment none|DiffAugment policy|ada`) is a flag, so runs with each
 compare the GAN's own quality (FCD of its samples against the test set,
-through kgan's MNIST evaluator).
+through kgan's MNIST evaluator, read against `real_fcd_floor`, two real
+halves of the same size). `--real-extra-per-class N` adds a perfect
+generator's reference: N held-out real digits per class mixed in as the
+synthetic ones are, which separates "more data would not help" from "these
+samples are not good enough to help".
 
 Example:
 
@@ -232,9 +236,37 @@ def run_one(per_class, seed, args, extractor, log=print):
         for fraction in args.fractions:
             row[f"mixed_{fraction}_filtered"] = accuracy(
                 train_classifier(train, kept, fraction, **steps), test)
+    extra = getattr(args, "real_extra_per_class", 0)
+    if extra:
+        row.update(perfect_generator_reference(train, test, real_only, extra, args.fractions[-1],
+                                               **steps))
     row["seconds"] = round(time.perf_counter() - start, 1)
     log(json.dumps(row))
     return row
+
+
+def perfect_generator_reference(train, test, real_only, per_class, fraction, *, steps, seed):
+    """What mixing would give if the generator drew from the true distribution.
+
+    `per_class` more real digits of each class stand in for the synthetic
+    pool (moved out of the test set, which shrinks accordingly) and are
+    mixed in at `fraction`, exactly as the GAN's samples are. The gap
+    between this and `mixed_<fraction>` is the price of the samples'
+    quality; the gap between this and `real_only` is what the classifier
+    could gain from more data at all.
+    """
+    rng = np.random.default_rng(seed + 2000)
+    chosen = np.concatenate([
+        rng.choice(np.flatnonzero(test[1] == k), per_class, replace=False) for k in range(NUM_CLASSES)
+    ])
+    rest = np.setdiff1d(np.arange(len(test[1])), chosen)
+    extra, reduced = (test[0][chosen], test[1][chosen]), (test[0][rest], test[1][rest])
+    mixed = train_classifier(train, extra, fraction, steps=steps, seed=seed)
+    return {
+        "reference_test_size": len(rest),
+        "real_only_on_reference_test": accuracy(real_only, reduced),
+        f"mixed_{fraction}_true_distribution": accuracy(mixed, reduced),
+    }
 
 
 class _Evaluator:
@@ -273,6 +305,9 @@ def main(argv=None):
     parser.add_argument("--synthetic-per-class", type=int, default=500)
     parser.add_argument("--fractions", type=float, nargs="+", default=[0.25, 0.5])
     parser.add_argument("--confidence", type=float, default=0.9)
+    parser.add_argument("--real-extra-per-class", type=int, default=0,
+                        help="also mix in this many held-out REAL digits per class instead "
+                             "of synthetic ones (a perfect generator's reference)")
     parser.add_argument("--precision", default="mixed_bfloat16")
     parser.add_argument("--json", help="write rows and summary here")
     args = parser.parse_args(argv)

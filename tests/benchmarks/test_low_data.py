@@ -31,6 +31,7 @@ def test_one_row_reports_every_figure_in_range():
     args = low_data.main.__globals__["argparse"].Namespace(
         gan_steps=20, gan_augment="translation", filters=4, ema_decay=0.99,
         classifier_steps=10, synthetic_per_class=20, fractions=[0.5], confidence=0.0,
+        real_extra_per_class=20,
     )
     row = low_data.run_one(10, 0, args, low_data._Evaluator(), log=lambda _: None)
     for key in ("real_only", "cas", "gan_label_agreement", "mixed_0.5", "mixed_0.5_live_generator",
@@ -38,6 +39,9 @@ def test_one_row_reports_every_figure_in_range():
         assert 0.0 <= row[key] <= 1.0, key
     assert row["filtered_kept_fraction"] == 1.0  # threshold 0 keeps every sample
     assert row["gan_fcd_vs_test"] > 0 and row["real_fcd_floor"] > 0
+    # The perfect-generator reference moves 20 digits per class out of the test set.
+    assert row["reference_test_size"] == 5000 - 100 - 200
+    assert 0 <= row["mixed_0.5_true_distribution"] <= 1 and 0 <= row["real_only_on_reference_test"] <= 1
     summary = low_data.summarize([row, dict(row, seed=1, real_only=row["real_only"] + 0.1)])
     assert summary["10"]["real_only"]["n"] == 2
     assert abs(summary["10"]["real_only"]["std"] - 0.05) < 1e-4
