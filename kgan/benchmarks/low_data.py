@@ -16,11 +16,11 @@ Levers measured by the same run: the mixing fraction, the EMA generator vs
 the trained one, and keeping only samples that a classifier trained on the
 real images assigns to their label with high confidence. GAN augmentation
 (`--gan-augment none|DiffAugment policy|ada`) is a flag, so runs with each
-compare the GAN's own quality (FCD of its samples against the test set,
-through kgan's MNIST evaluator, read against `real_fcd_floor`, two real
-halves of the same size). `--real-extra-per-class N` adds a perfect
-generator's reference: N held-out real digits per class mixed in as the
-synthetic ones are, which separates "more data would not help" from "these
+compare the GAN's own quality (FCD, precision and recall of its samples
+against the test set through kgan's MNIST evaluator, read against the
+`real_*_floor` figures of two real halves of the same size; `--gan-only`
+stops there). `--real-extra-per-class N` adds a perfect generator's
+reference: N held-out real digits per class mixed in as the synthetic ones are, which separates "more data would not help" from "these
 samples are not good enough to help".
 
 Example:
@@ -175,31 +175,44 @@ def confident(classifier, images, labels, threshold):
 FCD_IMAGES = 2000
 
 
-def fcd(images, test_images, extractor, seed):
-    """FCD of `images` against real test digits (kgan's MNIST evaluator).
+def gan_quality(images, test_images, extractor, seed):
+    """FCD, precision and recall of `images` against real test digits (kgan's MNIST evaluator).
 
     Both sides are random (seeded) draws of the same size, at most
     `FCD_IMAGES`: the test set is in class order, so its first images would
     be a few classes only, and FCD is biased by the number of images.
+    Precision is the share of samples that look like real digits, recall the
+    share of real digits the samples cover (Kynkäänniemi et al. 2019, k=3).
     """
     num = min(len(images), len(test_images), FCD_IMAGES)
     rng = np.random.default_rng(seed)
-    real = metrics.features_from(test_images[rng.choice(len(test_images), num, replace=False)],
-                                 extractor, seed=seed)
-    fake = metrics.features_from(images[rng.choice(len(images), num, replace=False)],
-                                 extractor, seed=seed)
-    return float(metrics.fid_from_stats(real, fake))
+    real = test_images[rng.choice(len(test_images), num, replace=False)]
+    fake = images[rng.choice(len(images), num, replace=False)]
+    scores = metrics.evaluate(real, fake, extractor, metrics=("fid", "pr"), num=num, seed=seed)
+    return {"fcd": float(scores["fid"]), "precision": float(scores["precision"]),
+            "recall": float(scores["recall"])}
 
 
-def real_fcd_floor(test_images, num, extractor, seed):
-    """FCD between two disjoint random halves of the test digits, `num` images each.
+def fcd(images, test_images, extractor, seed):
+    """`gan_quality`'s FCD alone."""
+    return gan_quality(images, test_images, extractor, seed)["fcd"]
+
+
+def real_floor(test_images, num, extractor, seed):
+    """`gan_quality` of one random half of the test digits against another, `num` images each.
 
     What a perfect generator would score at the same sample size, so a
-    `gan_fcd_vs_test` is read against it rather than against 0.
+    GAN's figures are read against it rather than against 0 (FCD) or 1
+    (precision, recall).
     """
     num = min(num, len(test_images) // 2, FCD_IMAGES)
     order = np.random.default_rng(seed).permutation(len(test_images))
-    return fcd(test_images[order[:num]], test_images[order[num : 2 * num]], extractor, seed)
+    return gan_quality(test_images[order[:num]], test_images[order[num : 2 * num]], extractor, seed)
+
+
+def real_fcd_floor(test_images, num, extractor, seed):
+    """`real_floor`'s FCD alone."""
+    return real_floor(test_images, num, extractor, seed)["fcd"]
 
 
 def run_one(per_class, seed, args, extractor, log=print):
@@ -211,19 +224,29 @@ def run_one(per_class, seed, args, extractor, log=print):
                     mode_seeking=getattr(args, "mode_seeking", 0.2))
     gan_seconds = time.perf_counter() - start
     pool = generated(gan, args.synthetic_per_class, seed=seed + 1000)
-    steps = dict(steps=args.classifier_steps, seed=seed)
-    real_only = train_classifier(train, None, 0, **steps)
+    quality = gan_quality(pool[0], test[0], extractor.features, seed)
+    floor = real_floor(test[0], len(pool[1]), extractor.features, seed)
     row = {
         "per_class": per_class,
         "seed": seed,
         "gan_seconds": round(gan_seconds, 1),
-        "real_only": accuracy(real_only, test),
-        "cas": accuracy(train_classifier(None, pool, 1, **steps), test),
         # How often kgan's MNIST evaluator reads a sample as the class it was made for.
         "gan_label_agreement": accuracy(extractor.classifier, pool),
-        "gan_fcd_vs_test": round(fcd(pool[0], test[0], extractor.features, seed), 2),
-        "real_fcd_floor": round(real_fcd_floor(test[0], len(pool[1]), extractor.features, seed), 2),
+        "gan_fcd_vs_test": round(quality["fcd"], 2),
+        "gan_precision": round(quality["precision"], 4),
+        "gan_recall": round(quality["recall"], 4),
+        "real_fcd_floor": round(floor["fcd"], 2),
+        "real_precision_floor": round(floor["precision"], 4),
+        "real_recall_floor": round(floor["recall"], 4),
     }
+    if getattr(args, "gan_only", False):
+        row["seconds"] = round(time.perf_counter() - start, 1)
+        log(json.dumps(row))
+        return row
+    steps = dict(steps=args.classifier_steps, seed=seed)
+    real_only = train_classifier(train, None, 0, **steps)
+    row["real_only"] = accuracy(real_only, test)
+    row["cas"] = accuracy(train_classifier(None, pool, 1, **steps), test)
     for fraction in args.fractions:
         row[f"mixed_{fraction}"] = accuracy(train_classifier(train, pool, fraction, **steps), test)
     if gan.ema_generator is not None:
@@ -308,6 +331,8 @@ def main(argv=None):
     parser.add_argument("--real-extra-per-class", type=int, default=0,
                         help="also mix in this many held-out REAL digits per class instead "
                              "of synthetic ones (a perfect generator's reference)")
+    parser.add_argument("--gan-only", action="store_true",
+                        help="train the GAN and report its quality only (no classifiers)")
     parser.add_argument("--precision", default="mixed_bfloat16")
     parser.add_argument("--json", help="write rows and summary here")
     args = parser.parse_args(argv)

@@ -24,6 +24,8 @@ def test_fcd_compares_with_every_class_of_the_test_set():
     floor = low_data.real_fcd_floor(test_x, 1000, extractor, seed=0)
     one_class = low_data.fcd(test_x[test_y == 1], test_x, extractor, seed=0)
     assert 0 < floor < 15 and one_class > 10 * floor
+    quality = low_data.gan_quality(test_x[test_y == 1], test_x, extractor, seed=0)
+    assert quality["fcd"] == one_class and quality["recall"] < 0.3 < quality["precision"]
 
 
 @pytest.mark.slow  # trains a GAN and seven classifiers: about a minute of CPU
@@ -42,6 +44,11 @@ def test_one_row_reports_every_figure_in_range():
     # The perfect-generator reference moves 20 digits per class out of the test set.
     assert row["reference_test_size"] == 5000 - 100 - 200
     assert 0 <= row["mixed_0.5_true_distribution"] <= 1 and 0 <= row["real_only_on_reference_test"] <= 1
+    assert 0 <= row["gan_recall"] <= 1 and 0 <= row["real_precision_floor"] <= 1
+    gan_only = low_data.run_one(10, 0, args.__class__(**dict(vars(args), gan_only=True)),
+                                low_data._Evaluator(), log=lambda _: None)
+    assert "real_only" not in gan_only and "cas" not in gan_only
+    assert {k for k in row if k.startswith("gan_") or k.endswith("_floor")} <= set(gan_only)
     summary = low_data.summarize([row, dict(row, seed=1, real_only=row["real_only"] + 0.1)])
     assert summary["10"]["real_only"]["n"] == 2
     assert abs(summary["10"]["real_only"]["std"] - 0.05) < 1e-4
