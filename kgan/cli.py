@@ -873,20 +873,25 @@ def _translation_jobs(inputs):
     return jobs
 
 
-def cmd_translate(args):
-    import shutil
-
-    import tensorflow as tf
-
-    from kgan import images as kgan_images
-    from kgan import zoo
-    from kgan.atomic import replace_folder, staging_dir
-
+def _output_folder(args):
+    """`--output` as a Path, refused before any work if it is a file or, without
+    `--overwrite`, a folder with something in it."""
     output = Path(args.output)
     if output.exists() and not output.is_dir():
         raise CLIError(f"--output {output} exists and is not a folder")
     if output.exists() and any(output.iterdir()) and not args.overwrite:
         raise CLIError(f"folder {output} is not empty; pass --overwrite or choose another")
+    return output
+
+
+def cmd_translate(args):
+    import tensorflow as tf
+
+    from kgan import images as kgan_images
+    from kgan import zoo
+    from kgan.atomic import write_folder
+
+    output = _output_folder(args)
     jobs = _translation_jobs(args.inputs)
     model = zoo.load(args.name, sha256=args.sha256)
     if not hasattr(model, "translate"):
@@ -896,8 +901,8 @@ def cmd_translate(args):
         )
     shape = model.image_shape_a if args.direction == "a_to_b" else model.image_shape_b
     channels = int(shape[-1])
-    staging = staging_dir(output)
-    try:
+    def write(folder):  # a new folder, moved onto --output once complete
+        folder.mkdir()
         for source, target in jobs:
             try:
                 image = tf.io.decode_image(
@@ -906,25 +911,18 @@ def cmd_translate(args):
             except tf.errors.OpError as err:
                 raise CLIError(f"cannot decode {source}: {err.message.splitlines()[0]}") from err
             translated = model.translate(image, direction=args.direction)
-            kgan_images.save_png(translated, staging / target)
-        replace_folder(staging, output)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+            kgan_images.save_png(translated, folder / target)
+
+    write_folder(output, write)
     print(f"translated {len(jobs)} images {args.direction} into {output}")
 
 
 def cmd_synthesize(args):
-    import shutil
-
     from kgan import augment, zoo
     from kgan import images as kgan_images
-    from kgan.atomic import replace_folder, staging_dir
+    from kgan.atomic import write_folder
 
-    output = Path(args.output)
-    if output.exists() and not output.is_dir():
-        raise CLIError(f"--output {output} exists and is not a folder")
-    if output.exists() and any(output.iterdir()) and not args.overwrite:
-        raise CLIError(f"folder {output} is not empty; pass --overwrite or choose another")
+    output = _output_folder(args)
     if args.seed < 0:
         raise CLIError(f"--seed must be >= 0, got {args.seed}")
     model = zoo.load(args.name, sha256=args.sha256)
@@ -944,19 +942,18 @@ def cmd_synthesize(args):
     # numbers classes by sorted folder name: "10" would come before "2").
     width = len(str(num_classes - 1))
     written = [0] * num_classes
-    staging = staging_dir(output)
-    try:
+    def write(folder):  # a new folder, moved onto --output once complete
+        folder.mkdir()
         for images, labels in dataset.batch(args.batch_size):
             for image, label in zip(images.numpy(), labels.numpy()):
-                folder = staging / f"{label:0{width}d}"
-                folder.mkdir(exist_ok=True)
-                (folder / f"{label:0{width}d}_{written[label]:06d}.png").write_bytes(
+                class_folder = folder / f"{label:0{width}d}"
+                class_folder.mkdir(exist_ok=True)
+                (class_folder / f"{label:0{width}d}_{written[label]:06d}.png").write_bytes(
                     kgan_images.encode_png(image)
                 )
                 written[label] += 1
-        replace_folder(staging, output)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+
+    write_folder(output, write)
     print(f"wrote {sum(written)} images ({args.per_class} per class, {num_classes} classes) "
           f"to {output}/<class>/")
 
