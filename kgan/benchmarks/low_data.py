@@ -13,8 +13,10 @@ is the test set), with several seeds:
    tested on real ones), a measure of how usable the samples are as data.
 
 Levers measured by the same run: the mixing fraction, the EMA generator vs
-the trained one, and keeping only samples that a classifier trained on the
-real images assigns to their label with high confidence. GAN augmentation
+the trained one, pre-training on the samples then fine-tuning on the real
+images (against a real-only run of the same total steps), and keeping only
+samples that a classifier trained on the real images assigns to their label
+with high confidence. GAN augmentation
 (`--gan-augment none|DiffAugment policy|ada`) is a flag, so runs with each
 compare the GAN's own quality (FCD, precision and recall of its samples
 against the test set through kgan's MNIST evaluator, read against the
@@ -140,13 +142,13 @@ def _examples(images, labels, seed):
             .shuffle(len(images), seed=seed).repeat())
 
 
-def train_classifier(real, synthetic, fraction, *, steps, seed, batch_size=64):
+def train_classifier(real, synthetic, fraction, *, steps, seed, batch_size=64, model=None):
     """The small CNN after `steps` steps on real data mixed with `fraction` synthetic.
 
     `real` or `synthetic` is `(images, labels)`; `fraction` 0 uses real only,
-    1 synthetic only.
+    1 synthetic only. A `model` given is trained further instead of a new one.
     """
-    model = small_cnn(seed)
+    model = small_cnn(seed) if model is None else model
     if fraction == 0:
         stream = _examples(*real, seed).batch(batch_size)
     elif fraction == 1:
@@ -246,7 +248,14 @@ def run_one(per_class, seed, args, extractor, log=print):
     steps = dict(steps=args.classifier_steps, seed=seed)
     real_only = train_classifier(train, None, 0, **steps)
     row["real_only"] = accuracy(real_only, test)
-    row["cas"] = accuracy(train_classifier(None, pool, 1, **steps), test)
+    synthetic_only = train_classifier(None, pool, 1, **steps)
+    row["cas"] = accuracy(synthetic_only, test)
+    # Another way to use the samples: pre-train on them, then fine-tune on the
+    # real digits; with a real-only run of the same total steps as its control.
+    row["synthetic_then_real"] = accuracy(
+        train_classifier(train, None, 0, **steps, model=synthetic_only), test)
+    row["real_only_twice_the_steps"] = accuracy(
+        train_classifier(train, None, 0, steps=2 * args.classifier_steps, seed=seed), test)
     for fraction in args.fractions:
         row[f"mixed_{fraction}"] = accuracy(train_classifier(train, pool, fraction, **steps), test)
     if gan.ema_generator is not None:

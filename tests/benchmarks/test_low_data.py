@@ -37,7 +37,8 @@ def test_one_row_reports_every_figure_in_range():
     )
     row = low_data.run_one(10, 0, args, low_data._Evaluator(), log=lambda _: None)
     for key in ("real_only", "cas", "gan_label_agreement", "mixed_0.5", "mixed_0.5_live_generator",
-                "cas_live_generator", "mixed_0.5_filtered"):
+                "cas_live_generator", "mixed_0.5_filtered", "synthetic_then_real",
+                "real_only_twice_the_steps"):
         assert 0.0 <= row[key] <= 1.0, key
     assert row["filtered_kept_fraction"] == 1.0  # threshold 0 keeps every sample
     assert row["gan_fcd_vs_test"] > 0 and row["real_fcd_floor"] > 0
