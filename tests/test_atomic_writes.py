@@ -272,3 +272,16 @@ def test_a_backup_interrupted_while_saving_keeps_the_previous_backup(tmp_path, m
     resumed.compile()
     resumed.fit(data, epochs=3, verbose=0, callbacks=[BackupAndRestore(tmp_path / "backup")])
     assert int(resumed.g_optimizer.iterations.numpy()) == 6
+
+
+@pytest.mark.parametrize("method, name, message", [
+    ("save", "gan", "Invalid filepath extension"),
+    ("save_weights", "gan.h5", "must end in `.weights.h5`"),
+    ("save_weights", "gan.keras", "must end in `.weights.h5`"),
+])
+def test_a_wrong_file_extension_names_the_users_path_and_writes_nothing(tmp_path, method, name, message):
+    target = tmp_path / name
+    with pytest.raises(ValueError, match=message) as raised:
+        getattr(tiny_dcgan(), method)(target)
+    assert f"Received: filepath={target}" in str(raised.value) and ".tmp-" not in str(raised.value)
+    assert list(tmp_path.iterdir()) == []

@@ -283,7 +283,7 @@ class GAN(keras.Model):
             return super().save(filepath, overwrite=overwrite, zipped=zipped, **kwargs)
         if not self._may_overwrite(filepath, overwrite):
             return None
-        write_file(filepath, lambda path: super(GAN, self).save(
+        self._write_atomically(filepath, lambda path: super(GAN, self).save(
             path, overwrite=True, zipped=zipped, **kwargs))
         return None
 
@@ -304,8 +304,22 @@ class GAN(keras.Model):
             return super().save_weights(filepath, overwrite=overwrite, max_shard_size=max_shard_size)
         if not self._may_overwrite(filepath, overwrite):
             return None
-        write_file(filepath, lambda path: super(GAN, self).save_weights(path, overwrite=True))
+        self._write_atomically(
+            filepath, lambda path: super(GAN, self).save_weights(path, overwrite=True))
         return None
+
+    @staticmethod
+    def _write_atomically(filepath, write):
+        """`write(path)` to a temporary sibling, renamed onto `filepath`; Keras's
+        errors (e.g. a wrong file extension) name the user's path, not the temporary one."""
+
+        def write_temporary(path):
+            try:
+                write(path)
+            except ValueError as err:
+                raise ValueError(str(err).replace(str(path), str(filepath))) from None
+
+        write_file(filepath, write_temporary)
 
     @staticmethod
     def _may_overwrite(filepath, overwrite):
