@@ -10,6 +10,9 @@ The SavedModel has two signatures:
 * `generate_uint8`: the same input -> `{"images": uint8 [None, H, W, C]}`,
   ready for PNG/JPEG encoding by a serving front end.
 
+A class-conditional model's signatures take int32 `labels [None]` beside the
+latents.
+
 It loads with plain TensorFlow: `tf.saved_model.load(path).signatures[...]`.
 
 `export_tflite` converts the same two signatures (or a CycleGAN's `a_to_b` /
@@ -18,14 +21,13 @@ batch size, for phones, microcontrollers and other runtimes without
 TensorFlow; `tflite_interpreter` runs it.
 """
 
-import shutil
 import tempfile
 from pathlib import Path
 
 import keras
 import tensorflow as tf
 
-from kgan.atomic import replace_folder, staging_dir, write_folder
+from kgan.atomic import write_folder
 
 #: file name of the LiteRT model inside an `export_tflite` folder.
 TFLITE_FILE = "generator.tflite"
@@ -70,43 +72,64 @@ def export_generator(model, path, overwrite=False):
         )
     # The same two signatures as the TFLite export, at any batch size.
     archive = _archive(*_latent_signatures(model, batch_size=None))
-
-    staging = staging_dir(path)
-    try:
-        target = staging / "saved_model"
-        archive.write_out(str(target), verbose=False)
-        replace_folder(target, path)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return path
+    return write_folder(path, lambda folder: archive.write_out(str(folder), verbose=False))
 
 
 def _archive(networks, signatures):
-    """A `keras.export.ExportArchive` tracking `networks` with `{name: (function, spec)}`."""
+    """A `keras.export.ExportArchive` tracking `networks` with `{name: (function, specs)}`."""
     archive = keras.export.ExportArchive()
     for network in networks:
         archive.track(network)
-    for name, (function, spec) in signatures.items():
-        archive.add_endpoint(name, function, input_signature=[spec])
+    for name, (function, specs) in signatures.items():
+        archive.add_endpoint(name, function, input_signature=list(specs))
     return archive
 
 
+def _uint8(images):
+    """Float images in [-1, 1] -> uint8, as `kgan.images.to_uint8` rounds them."""
+    return tf.cast(tf.round((tf.clip_by_value(images, -1.0, 1.0) + 1.0) * 127.5), tf.uint8)
+
+
 def _latent_signatures(model, batch_size):
-    """`{name: (function, spec)}`: export_generator's two signatures at a batch size."""
+    """`{name: (function, specs)}`: export_generator's two signatures at a batch size.
+
+    A class-conditional model (one with `num_classes`) takes `labels` int32
+    `[batch]` beside the latents; a label outside `[0, num_classes)` fails
+    with an error naming the range (an embedding lookup on a GPU would
+    silently return zeros).
+    """
     generator = model.sampling_generator  # the EMA weights when enabled
-    spec = tf.TensorSpec([batch_size, model.latent_dim], tf.float32, name="latents")
+    latents_spec = tf.TensorSpec([batch_size, model.latent_dim], tf.float32, name="latents")
+    num_classes = getattr(model, "num_classes", None)
+    if num_classes is None:
+        def serve_float(latents):
+            return {"images": tf.cast(generator(latents, training=False), tf.float32)}
 
-    def images_float(latents):
-        return tf.cast(generator(latents, training=False), tf.float32)
+        def serve_uint8(latents):
+            return {"images": _uint8(serve_float(latents)["images"])}
 
-    def serve_float(latents):
-        return {"images": images_float(latents)}
+        specs = (latents_spec,)
+    else:
+        message = f"labels must be class indices in [0, {num_classes})"
 
-    def serve_uint8(latents):
-        scaled = tf.round((tf.clip_by_value(images_float(latents), -1.0, 1.0) + 1.0) * 127.5)
-        return {"images": tf.cast(scaled, tf.uint8)}
+        def serve_float(latents, labels):
+            checks = [
+                tf.debugging.assert_equal(
+                    tf.shape(latents)[0], tf.shape(labels)[0],
+                    message="latents and labels must have the same batch size",
+                ),
+                tf.debugging.assert_non_negative(labels, message=message),
+                tf.debugging.assert_less(labels, num_classes, message=message),
+            ]
+            with tf.control_dependencies(checks):
+                labels = tf.identity(labels)
+            return {"images": tf.cast(generator([latents, labels], training=False), tf.float32)}
 
-    return [generator], {"serving_default": (serve_float, spec), "generate_uint8": (serve_uint8, spec)}
+        def serve_uint8(latents, labels):
+            return {"images": _uint8(serve_float(latents, labels)["images"])}
+
+        specs = (latents_spec, tf.TensorSpec([batch_size], tf.int32, name="labels"))
+    return [generator], {"serving_default": (serve_float, specs), "generate_uint8": (serve_uint8, specs)}
 
 
 def _translator_signatures(model, batch_size, image_size):
@@ -127,7 +150,7 @@ def _translator_signatures(model, batch_size, image_size):
         channels = _channels(generator, "in")
         spec = tf.TensorSpec([batch_size, height, width, channels], tf.uint8, name="images")
         # The SavedModel's graph at a static shape: padding and crop fold to constants.
-        signatures[direction] = (_uint8_translator(generator), spec)
+        signatures[direction] = (_uint8_translator(generator), (spec,))
     return networks, signatures
 
 

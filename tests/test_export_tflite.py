@@ -115,7 +115,7 @@ def test_cyclegan_translators_at_a_fixed_size(tmp_path):
     gan = CycleGAN.from_image_shape((16, 16, 3), filters=4, num_residual_blocks=1, disc_layers=1, seed=0)
     # Default size: the training crops.
     _, signatures = _translator_signatures(gan, 1, None)
-    assert {name: spec.shape.as_list() for name, (_, spec) in signatures.items()} == {
+    assert {name: spec.shape.as_list() for name, (_, (spec,)) in signatures.items()} == {
         "a_to_b": [1, 16, 16, 3], "b_to_a": [1, 16, 16, 3]}
     # 21x30 is not a multiple of 4: the reflection padding and crop are in the graph.
     interpreter = tflite_interpreter(export_tflite(gan, tmp_path / "cyclegan", image_size=(21, 30)))
@@ -126,6 +126,20 @@ def test_cyclegan_translators_at_a_fixed_size(tmp_path):
         assert out.dtype == np.uint8 and out.shape == images.shape
         translated = gan.translate(images, direction=direction)
         assert np.max(np.abs(out.astype(int) - translated)) <= 1  # measured: equal
+
+
+def test_conditional_gan_signatures_take_labels(tmp_path):
+    gan = spread_weights(kgan.models.ConditionalGAN.from_image_shape(
+        IMAGE_SHAPE, num_classes=3, latent_dim=LATENT_DIM, filters=4, seed=0))
+    interpreter = tflite_interpreter(export_tflite(gan, tmp_path / "cgan", batch_size=2))
+    assert interpreter.get_signature_list()["serving_default"]["inputs"] == ["labels", "latents"]
+    z, labels = gan.latents(2, seed=0), np.array([0, 2], dtype="int32")
+    runner = interpreter.get_signature_runner("serving_default")
+    images = runner(latents=z, labels=labels)["images"]
+    expected = gan.generate_from_latents(z, labels=labels)
+    assert np.max(np.abs(images - expected)) <= FLOAT32_ATOL
+    uint8 = interpreter.get_signature_runner("generate_uint8")(latents=z, labels=labels)["images"]
+    assert np.max(np.abs(uint8.astype(int) - kgan.images.to_uint8(expected))) <= 1
 
 
 def test_refusals(model, tmp_path):

@@ -23,7 +23,6 @@ import tensorflow as tf
 
 from kgan import losses, zoo
 from kgan._checks import positive_int
-from kgan.atomic import write_folder
 from kgan.models.gan import GAN, InputDTypeError, InputValidationError
 from kgan.networks.conditional import (
     ConditioningStrength, conditional_generator, projection_discriminator,
@@ -86,6 +85,11 @@ class ConditionalGAN(GAN):
 
     Defaults otherwise follow DCGAN, whose networks these are: Adam(2e-4,
     beta_1=0.5) for both networks, batch norm, N(0, 0.02) init.
+
+    **Export** (`kgan.export.export_generator` / `export_tflite`): the
+    signatures `serving_default(latents, labels)` (float32 images, exactly
+    `generate_from_latents`) and `generate_uint8(latents, labels)`; a label
+    outside `[0, num_classes)` fails with an error naming the range.
 
     Args:
         generator: `[latents, labels]` -> images model (see
@@ -572,76 +576,6 @@ class ConditionalGAN(GAN):
         latents = np.repeat(self.latents(positive_int(rows, "rows"), seed), self.num_classes, axis=0)
         labels = np.tile(np.arange(self.num_classes, dtype=np.int32), rows)
         return self.generate_from_latents(latents, labels=labels), self.num_classes
-
-    # ------------------------------------------------------------------ export
-    def export_serving(self, path, overwrite=False):
-        """Write the generator as a SavedModel whose signatures take labels.
-
-        `kgan.export.export_generator` calls this. Signatures (plain
-        TensorFlow can call them, without kgan):
-
-        * `serving_default(latents, labels)`: float32 `[None, latent_dim]`
-          and int32 `[None]` -> `{"images": float32 [None, H, W, C]}` in
-          [-1, 1], exactly `generate_from_latents(latents, labels)`;
-        * `generate_uint8(latents, labels)` -> `{"images": uint8}`.
-
-        A label outside `[0, num_classes)` fails with an error naming the
-        range (an embedding lookup on a GPU would silently return zeros).
-
-        Example:
-
-        ```python
-        kgan.export.export_generator(gan, "served/cgan")
-        serve = tf.saved_model.load("served/cgan").signatures["serving_default"]
-        images = serve(latents=tf.random.normal([4, gan.latent_dim]),
-                       labels=tf.constant([0, 1, 2, 3]))["images"]
-        ```
-        """
-        from pathlib import Path
-
-        path = Path(path)
-        if path.exists() and not overwrite:
-            raise FileExistsError(
-                f"Export path {path} already exists; pass overwrite=True (CLI: --overwrite) "
-                "to replace it, or choose a new path."
-            )
-        generator = self.sampling_generator
-        num_classes = self.num_classes
-        specs = [
-            tf.TensorSpec([None, self.latent_dim], tf.float32, name="latents"),
-            tf.TensorSpec([None], tf.int32, name="labels"),
-        ]
-
-        def images_float(latents, labels):
-            checks = [
-                tf.debugging.assert_equal(
-                    tf.shape(latents)[0], tf.shape(labels)[0],
-                    message="latents and labels must have the same batch size",
-                ),
-                tf.debugging.assert_non_negative(
-                    labels, message=f"labels must be class indices in [0, {num_classes})"
-                ),
-                tf.debugging.assert_less(
-                    labels, num_classes,
-                    message=f"labels must be class indices in [0, {num_classes})",
-                ),
-            ]
-            with tf.control_dependencies(checks):
-                labels = tf.identity(labels)
-            return tf.cast(generator([latents, labels], training=False), tf.float32)
-
-        def serve_float(latents, labels):
-            return {"images": images_float(latents, labels)}
-
-        def serve_uint8(latents, labels):
-            images = tf.clip_by_value(images_float(latents, labels), -1.0, 1.0)
-            return {"images": tf.cast(tf.round((images + 1.0) * 127.5), tf.uint8)}
-
-        archive = keras.export.ExportArchive()
-        archive.track(generator)
-        archive.add_endpoint("serving_default", serve_float, input_signature=specs)
-        archive.add_endpoint("generate_uint8", serve_uint8, input_signature=specs)
-        return write_folder(path, lambda folder: archive.write_out(str(folder), verbose=False))
 
 
 zoo.register_architecture(
