@@ -29,7 +29,7 @@ batch norm, N(0, 0.02) init, float32 last layers) with a second input,
 import keras
 from keras import layers
 
-from kgan.networks.dcgan import _bn, _init, discriminator_features, stages_for
+from kgan.networks.dcgan import _bn, _init, discriminator_features, generator_stack, stages_for
 
 
 def _check_num_classes(num_classes):
@@ -107,10 +107,10 @@ def conditional_generator(
         embedding_dim: size of the label embedding concatenated with the latents.
         kernel_size: transposed-convolution kernel.
         refine_layers: stride-1 blocks at the start resolution (see `dcgan_generator`).
-        conditioning: how the label enters. `"cbn"` (default): conditional
+        conditioning: how the label enters. `"cbn"`: conditional
             batch norm (Miyato & Koyama 2018, BigGAN) -- every batch norm
             gets a per-class scale and shift, and the dense layer sees the
-            latents only. `"concat"`: a learned label embedding of size
+            latents only. `"concat"` (default): a learned label embedding of size
             `embedding_dim` concatenated with the latents (Mirza & Osindero
             2014). With few images per class `"concat"` collapses within a
             class (every latent draws the same digit); see `ConditionalGAN`.
@@ -127,7 +127,7 @@ def conditional_generator(
     images = g([np.zeros((2, 64), "float32"), np.array([3, 7])])
     ```
     """
-    start_h, start_w, stages = stages_for(image_shape)
+    stages_for(image_shape)  # a clear error for sizes it cannot build, before any layer
     num_classes = _check_num_classes(num_classes)
     if int(latent_dim) < 1 or int(filters) < 1 or int(embedding_dim) < 1:
         raise ValueError(
@@ -139,7 +139,6 @@ def conditional_generator(
             f"conditioning must be one of {', '.join(map(repr, CONDITIONINGS))}, got "
             f"{conditioning!r}."
         )
-    width = filters * 2 ** (stages - 1)
     latents = keras.Input((latent_dim,), name="latents")
     labels = _labels_input()
     blocks = iter(range(1000))
@@ -162,30 +161,7 @@ def conditional_generator(
 
         def norm(x):
             return _conditional_bn(x, labels, num_classes, next(blocks))
-    x = layers.Dense(start_h * start_w * width, use_bias=False, kernel_initializer=_init())(x)
-    x = layers.Reshape((start_h, start_w, width))(x)
-    x = norm(x)
-    x = layers.ReLU()(x)
-    for _ in range(int(refine_layers)):
-        x = layers.Conv2DTranspose(
-            width, kernel_size, strides=1, padding="same", use_bias=False,
-            kernel_initializer=_init(),
-        )(x)
-        x = norm(x)
-        x = layers.ReLU()(x)
-    for _ in range(stages - 1):
-        width //= 2
-        x = layers.Conv2DTranspose(
-            width, kernel_size, strides=2, padding="same", use_bias=False,
-            kernel_initializer=_init(),
-        )(x)
-        x = norm(x)
-        x = layers.ReLU()(x)
-    x = layers.Conv2DTranspose(
-        image_shape[-1], kernel_size, strides=2, padding="same",
-        kernel_initializer=_init(), dtype="float32",
-    )(x)
-    images = layers.Activation("tanh", dtype="float32", name="images")(x)
+    images = generator_stack(x, image_shape, filters, kernel_size, refine_layers, norm)
     return keras.Model([latents, labels], images, name=name)
 
 

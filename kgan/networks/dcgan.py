@@ -91,21 +91,36 @@ def dcgan_generator(
     g.output_shape  # (None, 32, 32, 3)
     ```
     """
-    start_h, start_w, stages = stages_for(image_shape)
+    stages_for(image_shape)  # a clear error for sizes it cannot build, before any layer
     if int(latent_dim) < 1 or int(filters) < 1:
         raise ValueError(f"latent_dim and filters must be positive, got {latent_dim}, {filters}.")
-    width = filters * 2 ** (stages - 1)
     latents = keras.Input((latent_dim,), name="latents")
-    x = layers.Dense(start_h * start_w * width, use_bias=False, kernel_initializer=_init())(latents)
+    images = generator_stack(latents, image_shape, filters, kernel_size, refine_layers,
+                             norm=lambda x: _bn()(x))
+    return keras.Model(latents, images, name=name)
+
+
+def generator_stack(x, image_shape, filters, kernel_size, refine_layers, norm):
+    """The DCGAN generator's layers from its input vector `x` to tanh images
+    (shared with the conditional generator).
+
+    Dense to the start grid, `refine_layers` stride-1 blocks, then stride-2
+    transposed convolutions halving the width up to the image size; `norm(x)`
+    normalizes after every block but the output (batch norm here,
+    conditional batch norm in `conditional_generator`).
+    """
+    start_h, start_w, stages = stages_for(image_shape)
+    width = filters * 2 ** (stages - 1)
+    x = layers.Dense(start_h * start_w * width, use_bias=False, kernel_initializer=_init())(x)
     x = layers.Reshape((start_h, start_w, width))(x)
-    x = _bn()(x)
+    x = norm(x)
     x = layers.ReLU()(x)
     for _ in range(int(refine_layers)):
         x = layers.Conv2DTranspose(
             width, kernel_size, strides=1, padding="same", use_bias=False,
             kernel_initializer=_init(),
         )(x)
-        x = _bn()(x)
+        x = norm(x)
         x = layers.ReLU()(x)
     for _ in range(stages - 1):
         width //= 2
@@ -113,14 +128,13 @@ def dcgan_generator(
             width, kernel_size, strides=2, padding="same", use_bias=False,
             kernel_initializer=_init(),
         )(x)
-        x = _bn()(x)
+        x = norm(x)
         x = layers.ReLU()(x)
     x = layers.Conv2DTranspose(
         image_shape[-1], kernel_size, strides=2, padding="same",
         kernel_initializer=_init(), dtype="float32",
     )(x)
-    images = layers.Activation("tanh", dtype="float32", name="images")(x)
-    return keras.Model(latents, images, name=name)
+    return layers.Activation("tanh", dtype="float32", name="images")(x)
 
 
 def discriminator_features(x, stages, filters, kernel_size, normalization, dropout):
