@@ -227,11 +227,16 @@ class KerasIOWGANGP(_ImageGAN):
     def from_kgan(cls, model):
         gan = cls(
             model.discriminator, model.generator, model.latent_dim,
-            discriminator_extra_steps=model.n_critic, gp_weight=model.gp_weight,
+            discriminator_extra_steps=model.n_critic, **cls._critic_options(model),
         )
         g_optimizer, d_optimizer = _fresh_optimizers(type(model))
         gan.compile(d_optimizer=d_optimizer, g_optimizer=g_optimizer)
         return gan
+
+    @staticmethod
+    def _critic_options(model):
+        """The kgan model's settings of what this baseline adds to the critic loss."""
+        return {"gp_weight": model.gp_weight}
 
     @property
     def critic_updates(self):
@@ -316,15 +321,9 @@ class KerasIOWGAN(KerasIOWGANGP):
         super().__init__(discriminator, generator, latent_dim, discriminator_extra_steps)
         self.clip_value = clip_value
 
-    @classmethod
-    def from_kgan(cls, model):
-        gan = cls(
-            model.discriminator, model.generator, model.latent_dim,
-            discriminator_extra_steps=model.n_critic, clip_value=model.clip_value,
-        )
-        g_optimizer, d_optimizer = _fresh_optimizers(type(model))
-        gan.compile(d_optimizer=d_optimizer, g_optimizer=g_optimizer)
-        return gan
+    @staticmethod
+    def _critic_options(model):
+        return {"clip_value": model.clip_value}
 
     def critic_extra_loss(self, batch_size, real_images, fake_images):
         return 0.0
