@@ -20,6 +20,13 @@ size differs), convert channels, cache the preprocessed examples, shuffle,
 batch (dropping a ragged last batch by default, because a batch of another
 size retraces a compiled train step) and prefetch.
 
+Every pipeline here runs with tf.data's autotuning off (see
+:func:`without_teardown_stall`): `fit` makes a new iterator each epoch, and
+with autotuning on, deleting one waits for the autotuner's sleeping thread,
+which on this project's CPUs lengthened about half of all DCGAN epochs from
+2.6 s to 5.1 s. Parallel maps still use every core and prefetch buffers still
+grow on demand.
+
 ``repeat_batches=k`` makes every yielded batch hold ``k * batch_size``
 examples. Trainers that take several optimizer steps per ``train_step`` use
 it: WGAN's step splits one big batch into ``n_critic`` critic minibatches of
@@ -531,7 +538,45 @@ def _build_pipeline(
         buffer = num_examples if small else _LARGE_SHUFFLE_BUFFER
         dataset = dataset.shuffle(max(buffer, 1), seed=seed, reshuffle_each_iteration=True)
     dataset = dataset.batch(per_batch, drop_remainder=drop_remainder)
-    return dataset.prefetch(tf.data.AUTOTUNE)
+    return without_teardown_stall(dataset.prefetch(tf.data.AUTOTUNE))
+
+
+def without_teardown_stall(dataset):
+    """`dataset` with tf.data's autotuning off, so its iterators are deleted at once.
+
+    With autotuning on, each iterator runs an optimization thread that sleeps
+    10 ms, 20 ms, 40 ms, ... (doubling up to 60 s) between rounds, and
+    deleting the iterator often waits for that sleep to end. `fit` deletes
+    one iterator per epoch, so training stalls at epoch ends: on this
+    project's CPUs a `kgan` DCGAN epoch of mnist_5k (78 steps) took 2.5-2.7 s
+    of training and, in about half of the epochs, another 2.5 s of that wait
+    (10 epochs: 36-39 s with autotuning, 25-26 s without). Without
+    autotuning, `num_parallel_calls=tf.data.AUTOTUNE` runs as many calls as
+    there are cores and `prefetch(tf.data.AUTOTUNE)` still grows its buffer
+    when the consumer waits; kgan's pipelines (cached, preprocessed images)
+    kept over 2,000 batches/s either way. Every kgan pipeline already has it;
+    apply it to your own `tf.data` pipelines too.
+
+    Args:
+        dataset: a `tf.data.Dataset`.
+
+    Returns:
+        The same dataset with `options().autotune.enabled = False`.
+
+    Example:
+
+    ```python
+    train = tf.data.Dataset.from_tensor_slices(images).shuffle(1024).batch(64)
+    gan.fit(kgan.data.without_teardown_stall(train.prefetch(2)), epochs=30)
+    ```
+    """
+    if not isinstance(dataset, tf.data.Dataset):
+        raise TypeError(
+            f"without_teardown_stall takes a tf.data.Dataset, got {type(dataset).__name__}."
+        )
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return dataset.with_options(options)
 
 
 # ---------------------------------------------------------------------------
@@ -1521,7 +1566,7 @@ def unpaired(
         for domain, shuffle_seed, jitter_seed in zip(domains, streams[:2], streams[2:])
     ]
     pairs = tf.data.Dataset.zip(tuple(sides)).batch(batch_size, drop_remainder=True)
-    return pairs.take(steps).prefetch(tf.data.AUTOTUNE)
+    return without_teardown_stall(pairs.take(steps).prefetch(tf.data.AUTOTUNE))
 
 
 def _describe(domain: Any) -> str:
