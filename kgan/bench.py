@@ -20,6 +20,14 @@ with the cores other jobs leave free (repeats here were bimodal, one core or
 two), while CPU time barely moves, so `cpu_ratio` is the steadier comparison
 (it does not credit a configuration for using two cores at once).
 
+Each timed `fit` is one epoch of `steps` steps, so its wall time includes
+what `fit` does at every epoch's end, notably deleting the epoch's data
+iterator. With tf.data's autotuning on (the keras.io pipeline), that deletion
+often waits for the autotuner's sleeping thread (`kgan.data.without_teardown_stall`),
+which made the baseline's repeats bimodal. **Steady** figures
+(`steady_images_per_s`, `steady_ratio`) time each fit only up to the end of
+its last step: the train step's own throughput, without that epoch-end cost.
+
 **Peak memory**: by default each configuration runs in its own worker
 process (`python -m kgan.bench --worker`), so `peak_rss_mb` is that
 process's resident high-water mark (`ru_maxrss`: TensorFlow runtime, data
@@ -235,10 +243,23 @@ class _Trainer:
         }
 
     def fit(self):
-        """`(wall seconds, CPU seconds of this process)` of one `fit` over `steps` steps."""
+        """`(wall, CPU, steady)` seconds of one `fit` over `steps` steps.
+
+        `steady` ends when the last step has run (before `fit`'s epoch-end
+        work, e.g. deleting the data iterator); `wall` when `fit` returns.
+        """
+        import keras
+
+        last = []
+
+        class LastStep(keras.callbacks.Callback):
+            def on_train_batch_end(self, batch, logs=None):
+                last[:] = [time.perf_counter()]
+
         cpu, start = time.process_time(), time.perf_counter()
-        self.model.fit(self.chunk, epochs=1, verbose=0, shuffle=False)
-        return time.perf_counter() - start, time.process_time() - cpu
+        self.model.fit(self.chunk, epochs=1, verbose=0, shuffle=False, callbacks=[LastStep()])
+        end = time.perf_counter()
+        return end - start, time.process_time() - cpu, (last[0] if last else end) - start
 
 
 class _InProcess:
@@ -313,7 +334,7 @@ class _Worker:
     def run(self):
         self._send({"cmd": "run"})
         reply = self._receive()
-        return reply["seconds"], reply["cpu_seconds"]
+        return reply["seconds"], reply["cpu_seconds"], reply["steady_seconds"]
 
     def close(self):
         self._send({"cmd": "stop"})
@@ -344,8 +365,8 @@ def _worker_main():
     for line in sys.stdin:
         command = json.loads(line)["cmd"]
         if command == "run":
-            wall, cpu = trainer.fit()
-            reply({"seconds": wall, "cpu_seconds": cpu})
+            wall, cpu, steady = trainer.fit()
+            reply({"seconds": wall, "cpu_seconds": cpu, "steady_seconds": steady})
         else:
             reply({"peak_rss_mb": _max_rss_mb(), "rss_start_mb": trainer.rss_start_mb,
                    "networks_trained": trainer.networks_trained()})
@@ -420,6 +441,8 @@ def run(
         `steps_per_execution`, `jit_compile`, `images_per_s` (median),
         `step_ms` (median), `repeats_images_per_s`, `ratio` (images/s over
         the reference row's: the baseline if present, else the first row),
+        `steady_images_per_s`, `steady_step_ms` and `steady_ratio` (the
+        same up to the end of each fit's last step, see above),
         `reference`, `cpu_ms_per_step`, `images_per_cpu_s` and `cpu_ratio`
         (the same per CPU-second of the configuration's process),
         `peak_rss_mb`, `rss_start_mb`, `memory_scope`, `networks_trained`
@@ -479,9 +502,10 @@ def run(
     rows, raw = [], []
     for config, info, measured, mem in zip(configs, infos, times, memory):
         per_step = info["images_per_step"]
-        seconds = [wall for wall, _ in measured]
+        seconds = [wall for wall, _, _ in measured]
         median = statistics.median(seconds)
-        cpu = statistics.median(cpu for _, cpu in measured)
+        cpu = statistics.median(cpu for _, cpu, _ in measured)
+        steady = statistics.median(s for _, _, s in measured)
         rows.append({
             "label": _label(config),
             "config": config["kind"],
@@ -492,6 +516,8 @@ def run(
             "images_per_s": _significant(steps * per_step / median),
             "step_ms": _significant(1000 * median / steps),
             "repeats_images_per_s": [_significant(steps * per_step / t) for t in seconds],
+            "steady_images_per_s": _significant(steps * per_step / steady),
+            "steady_step_ms": _significant(1000 * steady / steps),
             # CPU time of the configuration's process: on a loaded machine it
             # varies far less than wall time (but does not credit parallelism).
             "cpu_ms_per_step": _significant(1000 * cpu / steps),
@@ -512,12 +538,14 @@ def run(
             else f"{problem['dataset']} <-> {problem['dataset_b']}",
             "split": split,
         })
-        raw.append((steps * per_step / median, steps * per_step / cpu))
+        raw.append((steps * per_step / median, steps * per_step / cpu,
+                    steps * per_step / steady))
     index = len(rows) - 1 if baseline else 0
-    for row, (rate, cpu_rate) in zip(rows, raw):
+    for row, (rate, cpu_rate, steady_rate) in zip(rows, raw):
         # From the unrounded medians: CycleGAN trains a fraction of an image per second.
         row["ratio"] = round(rate / raw[index][0], 3)
         row["cpu_ratio"] = round(cpu_rate / raw[index][1], 3)
+        row["steady_ratio"] = round(steady_rate / raw[index][2], 3)
         row["reference"] = rows[index]["label"]
     return rows
 
@@ -525,17 +553,20 @@ def run(
 def format_table(rows):
     """The rows as an aligned text table (what `kgan bench` prints)."""
     lines = [f"{'configuration':30s} {'images/s':>9s} {'step ms':>9s} {'ratio':>6s} "
-             f"{'CPU ms':>9s} {'CPU ratio':>9s} {'peak MB':>8s}  repeats (images/s)"]
+             f"{'steady':>7s} {'ratio':>6s} {'CPU ms':>9s} {'CPU ratio':>9s} {'peak MB':>8s}"
+             "  repeats (images/s)"]
     for row in rows:
         lines.append(
             f"{row['label']:30s} {row['images_per_s']:9.4g} {row['step_ms']:9.1f} "
-            f"{row['ratio']:6.2f} {row['cpu_ms_per_step']:9.1f} {row['cpu_ratio']:9.2f} "
+            f"{row['ratio']:6.2f} {row['steady_images_per_s']:7.4g} {row['steady_ratio']:6.2f} "
+            f"{row['cpu_ms_per_step']:9.1f} {row['cpu_ratio']:9.2f} "
             f"{row['peak_rss_mb']:8.0f}  {row['repeats_images_per_s']}"
         )
     lines.append(
-        f"medians of {rows[0]['repeats']} interleaved repeats of {rows[0]['steps']} steps; "
-        f"ratio: images/s over {rows[0]['reference']} (CPU ratio: the same per CPU-second of "
-        f"each configuration's process); peak MB: {rows[0]['memory_scope']}"
+        f"medians of {rows[0]['repeats']} interleaved repeats of one {rows[0]['steps']}-step "
+        f"fit; ratio: images/s over {rows[0]['reference']}; steady: images/s up to the end of "
+        "each fit's last step, without its epoch-end work; CPU ratio: images per CPU-second of "
+        f"each configuration's process; peak MB: {rows[0]['memory_scope']}"
     )
     return "\n".join(lines)
 

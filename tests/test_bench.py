@@ -51,10 +51,45 @@ def test_every_architecture_has_a_baseline_and_a_tiny_config():
 def test_wgan_baseline_clips_the_critic_after_every_update():
     model = kgan.zoo.build("wgan", seed=0, **TINY["wgan"])
     gan = baselines.build("wgan", model)
-    assert gan.generator is model.generator and gan.discriminator is model.discriminator
     images = np.random.default_rng(0).uniform(-1, 1, (4, 16, 16, 1)).astype("float32")
     gan.fit(baselines.dataset("wgan", images, 2), epochs=1, verbose=0, shuffle=False)
-    assert max(float(np.abs(w).max()) for w in model.discriminator.trainable_weights) <= 0.01
+    assert max(float(np.abs(w).max()) for w in gan.discriminator.trainable_weights) <= 0.01
+
+
+def _networks(model):
+    return {layer.name: layer for layer in model._flatten_layers(include_self=False,
+                                                                 recursive=False)
+            if isinstance(layer, keras.Model)}
+
+
+def _layer_types(network):
+    return [type(layer) for layer in network._flatten_layers(include_self=False)]
+
+
+@pytest.mark.parametrize("arch", ARCHITECTURES)
+def test_baseline_networks_are_kgans_written_with_keras_layers(arch):
+    model = kgan.zoo.build(arch, seed=0, **TINY[arch])
+    gan = baselines.build(arch, model)
+    ours, theirs = _networks(model), _networks(gan)
+    assert ours.keys() == theirs.keys()
+    for name, network in ours.items():
+        copy = theirs[name]
+        assert copy is not network
+        kinds = _layer_types(network)
+        expected = [keras.layers.BatchNormalization if k is FusedBatchNormalization else k
+                    for k in kinds]
+        assert _layer_types(copy) == expected, name
+        assert FusedBatchNormalization not in _layer_types(copy)
+        for a, b in zip(network.get_weights(), copy.get_weights()):
+            np.testing.assert_array_equal(a, b)
+        inputs = [np.random.default_rng(1).normal(size=(2,) + tuple(d or 16 for d in t.shape[1:])).astype(
+            "float32") if t.dtype == "float32" else np.zeros((2,), "int32")
+            for t in network.inputs]
+        inputs = inputs[0] if len(inputs) == 1 else inputs
+        np.testing.assert_allclose(network(inputs, training=False),
+                                   copy(inputs, training=False), rtol=1e-5, atol=1e-5)
+    if arch in ("dcgan", "wgan", "wgan_gp", "conditional_gan"):
+        assert FusedBatchNormalization in _layer_types(model.generator)
 
 
 def test_unknown_baseline_names_the_known_ones():
@@ -89,6 +124,12 @@ def test_bench_baseline_reports_ratio_and_peak_memory(arch, tmp_path, capsys):
         assert row["images_per_s"] > 0 and len(row["repeats_images_per_s"]) == 2
         assert row["peak_rss_mb"] >= row["rss_start_mb"] > 0
         assert row["cpu_ms_per_step"] > 0 and row["memory_scope"].startswith("shared")
+        # Steady time ends at the last step, before fit's epoch-end work.
+        assert row["steady_images_per_s"] >= row["images_per_s"] * 0.999
+        assert row["steady_step_ms"] <= row["step_ms"] * 1.001
+    assert base_row["steady_ratio"] == 1.0
+    assert kgan_row["steady_ratio"] == pytest.approx(
+        kgan_row["steady_images_per_s"] / base_row["steady_images_per_s"], rel=1e-2)
 
 
 def test_bench_runs_a_configuration_in_its_own_process():
@@ -98,6 +139,7 @@ def test_bench_runs_a_configuration_in_its_own_process():
     # The worker's own high-water mark, above its size after importing TensorFlow.
     assert row["peak_rss_mb"] > row["rss_start_mb"] > 100
     assert row["images_per_s"] > 0 and row["cpu_ms_per_step"] > 0
+    assert row["steady_images_per_s"] >= row["images_per_s"] * 0.999
 
 
 def test_bench_reports_a_bad_dataset_as_a_user_error(capsys):

@@ -5,11 +5,14 @@ Each class here is a GAN written the way the keras.io examples write it: a
 ordinary `compile()` (so `steps_per_execution=1` and `jit_compile="auto"`,
 which is off on CPU), float32, trained with `fit` on a plain
 `from_tensor_slices(...).shuffle(...).batch(...)` pipeline. They train **the
-same networks as kgan** (`from_kgan` takes them from a float32 kgan model
-built by the same builder), with kgan's default optimizers, so the ratio
-`kgan bench --baseline` reports measures kgan's training machinery
-(precision, steps per execution, XLA, input pipeline, step code), not a
-difference in network size.
+same networks as kgan** (`from_kgan` copies them from a float32 kgan model
+built by the same builder: same architecture, same initial weights), with
+kgan's default optimizers, so the ratio `kgan bench --baseline` reports
+measures kgan's training machinery (precision, steps per execution, XLA,
+fused kernels, input pipeline, step code), not a difference in network size.
+The copies are written as a keras.io example writes them: where kgan's
+networks use a faster subclass of a Keras layer (`FusedBatchNormalization`),
+the copy has the Keras layer itself (`keras.layers.BatchNormalization`).
 
 What each baseline reproduces:
 
@@ -54,6 +57,8 @@ baseline.fit(baselines.dataset("dcgan", images, batch_size=64), epochs=1)
 import keras
 import tensorflow as tf
 
+from kgan.layers import FusedBatchNormalization
+
 _REGISTRY = {}
 
 
@@ -92,6 +97,29 @@ def build(arch, kgan_model):
 def dataset(arch, images, batch_size, labels=None, seed=0):
     """The baseline's input pipeline over in-memory float32 images in [-1, 1]."""
     return baseline_class(arch).dataset(images, batch_size, labels=labels, seed=seed)
+
+
+#: kgan's faster subclasses of Keras layers, and the Keras layer a keras.io example uses.
+_KERAS_LAYER_OF = {FusedBatchNormalization: keras.layers.BatchNormalization}
+
+
+def keras_layers(network):
+    """A copy of `network` (same weights) with Keras's own layers for kgan's faster ones.
+
+    Example:
+
+    ```python
+    plain = keras_layers(kgan_model.discriminator)   # BatchNormalization, not fused
+    ```
+    """
+
+    def clone(layer):
+        cls = _KERAS_LAYER_OF.get(type(layer), type(layer))
+        return cls.from_config(layer.get_config())
+
+    copy = keras.models.clone_model(network, clone_function=clone)
+    copy.set_weights(network.get_weights())
+    return copy
 
 
 def _fresh_optimizers(kgan_cls, count=2):
@@ -146,7 +174,8 @@ class KerasIODCGAN(_ImageGAN):
 
     @classmethod
     def from_kgan(cls, model):
-        gan = cls(model.discriminator, model.generator, model.latent_dim)
+        gan = cls(keras_layers(model.discriminator), keras_layers(model.generator),
+                  model.latent_dim)
         g_optimizer, d_optimizer = _fresh_optimizers(type(model))
         gan.compile(
             d_optimizer=d_optimizer, g_optimizer=g_optimizer,
@@ -226,7 +255,7 @@ class KerasIOWGANGP(_ImageGAN):
     @classmethod
     def from_kgan(cls, model):
         gan = cls(
-            model.discriminator, model.generator, model.latent_dim,
+            keras_layers(model.discriminator), keras_layers(model.generator), model.latent_dim,
             discriminator_extra_steps=model.n_critic, **cls._critic_options(model),
         )
         g_optimizer, d_optimizer = _fresh_optimizers(type(model))
@@ -369,8 +398,9 @@ class KerasIOCycleGAN(keras.Model):
     @classmethod
     def from_kgan(cls, model):
         gan = cls(
-            model.generator_ab, model.generator_ba, model.discriminator_a,
-            model.discriminator_b, lambda_cycle=model.lambda_cycle,
+            keras_layers(model.generator_ab), keras_layers(model.generator_ba),
+            keras_layers(model.discriminator_a), keras_layers(model.discriminator_b),
+            lambda_cycle=model.lambda_cycle,
             lambda_identity=model.identity_weight,
         )
         gan.compile(*_fresh_optimizers(type(model), 4))
@@ -486,7 +516,8 @@ class KerasIOConditionalGAN(_ImageGAN):
 
     @classmethod
     def from_kgan(cls, model):
-        gan = cls(model.discriminator, model.generator, model.latent_dim)
+        gan = cls(keras_layers(model.discriminator), keras_layers(model.generator),
+                  model.latent_dim)
         g_optimizer, d_optimizer = _fresh_optimizers(type(model))
         gan.compile(
             d_optimizer=d_optimizer, g_optimizer=g_optimizer,
