@@ -58,6 +58,7 @@ import keras
 import tensorflow as tf
 
 from kgan.layers import FusedBatchNormalization
+from kgan.optimizers import FusedAdam
 
 _REGISTRY = {}
 
@@ -123,11 +124,21 @@ def keras_layers(network):
 
 
 def _fresh_optimizers(kgan_cls, count=2):
-    """`count` new instances of the architecture's default optimizer (same update cost)."""
+    """`count` new Keras optimizers with the architecture's default settings.
+
+    kgan's defaults are `kgan.optimizers.FusedAdam` (Adam in one kernel); a
+    keras.io example uses `keras.optimizers.Adam`, with the same settings.
+    """
     optimizers = []
     while len(optimizers) < count:
         optimizers.extend(kgan_cls.default_optimizers())
-    return optimizers[:count]
+    return [_keras_optimizer(optimizer) for optimizer in optimizers[:count]]
+
+
+def _keras_optimizer(optimizer):
+    if isinstance(optimizer, FusedAdam):
+        return keras.optimizers.Adam.from_config(optimizer.get_config())
+    return optimizer
 
 
 class _ImageGAN(keras.Model):

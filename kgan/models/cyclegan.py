@@ -42,6 +42,7 @@ from kgan.networks.cyclegan import (
     paper_residual_blocks,
     resnet_generator,
 )
+from kgan.optimizers import FusedAdam
 from kgan.schedules import LinearDecayAfterHalf
 
 DIRECTIONS = ("a_to_b", "b_to_a")
@@ -377,8 +378,8 @@ class CycleGAN(GAN):
             return LinearDecayAfterHalf(2e-4, epochs, steps_per_epoch, decay_epochs)
 
         return (
-            keras.optimizers.Adam(rate(), beta_1=0.5),
-            keras.optimizers.Adam(rate(), beta_1=0.5),
+            FusedAdam(rate(), beta_1=0.5),
+            FusedAdam(rate(), beta_1=0.5),
         )
 
     def _build_optimizers(self):

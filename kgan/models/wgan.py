@@ -17,6 +17,7 @@ import tensorflow as tf
 
 from kgan import losses, zoo
 from kgan.models.gan import GAN
+from kgan.optimizers import FusedAdam
 from kgan.networks import dcgan_discriminator, dcgan_generator
 
 
@@ -379,8 +380,8 @@ class WGANGP(_WassersteinGAN):
     def default_optimizers(cls):
         """Adam(1e-4, beta_1=0, beta_2=0.9) for both networks (the paper's)."""
         return (
-            keras.optimizers.Adam(1e-4, beta_1=0.0, beta_2=0.9),
-            keras.optimizers.Adam(1e-4, beta_1=0.0, beta_2=0.9),
+            FusedAdam(1e-4, beta_1=0.0, beta_2=0.9),
+            FusedAdam(1e-4, beta_1=0.0, beta_2=0.9),
         )
 
     def get_config(self):

@@ -28,7 +28,7 @@ def test_main_trains_scores_and_writes_the_report(tmp_path, capsys):
     assert wgan_gp["batches_per_step"] == 5 and wgan_gp["discriminator_updates"] == 20
     assert wgan_gp["real_points_seen"] == 4 * 8 * 5
     assert wgan_gp["hyperparameters"]["gp_weight"] == 10.0
-    assert wgan_gp["d_optimizer"]["class"] == "Adam"
+    assert wgan_gp["d_optimizer"]["class"] == "FusedAdam"
     for run in report["runs"]:
         assert run["num_samples"] == 50 and run["num_modes"] == 8
         assert 0 <= run["modes_covered"] <= 8 and 0.0 <= run["high_quality"] <= 1.0
