@@ -217,6 +217,7 @@ class _Trainer:
             keras.mixed_precision.set_global_policy(previous)
         self.model = model
         self.chunk = pipeline.repeat().take(p["steps"])
+        self.chunk_steps = p["steps"]
         self.images_per_step = p["batch_size"] * self.batches_per_step
         self.fit()  # warm-up: tracing, compilation, first-step allocations
         self._start_weights = self._network_weights()
@@ -231,6 +232,12 @@ class _Trainer:
             for layer in self.model._flatten_layers(include_self=False, recursive=False)
             if isinstance(layer, keras.Model) and layer.trainable_weights
         }
+
+    def profile(self):
+        """Op time per op type of one more, untimed fit (`kgan.benchmarks.op_profile`)."""
+        from kgan.benchmarks import op_profile
+
+        return op_profile.profile(self.fit, self.chunk_steps)
 
     def networks_trained(self):
         """`{network name: whether the timed fits changed its weights}` (a sanity check)."""
@@ -282,6 +289,9 @@ class _InProcess:
     def run(self):
         with self.sampler:
             return self.trainer.fit()
+
+    def profile(self):
+        return self.trainer.profile()
 
     def close(self):
         return {"peak_rss_mb": self.sampler.peak, "rss_start_mb": self.rss_start_mb,
@@ -336,6 +346,10 @@ class _Worker:
         reply = self._receive()
         return reply["seconds"], reply["cpu_seconds"], reply["steady_seconds"]
 
+    def profile(self):
+        self._send({"cmd": "profile"})
+        return self._receive()["ops"]
+
     def close(self):
         self._send({"cmd": "stop"})
         reply = self._receive()
@@ -367,6 +381,8 @@ def _worker_main():
         if command == "run":
             wall, cpu, steady = trainer.fit()
             reply({"seconds": wall, "cpu_seconds": cpu, "steady_seconds": steady})
+        elif command == "profile":
+            reply({"ops": trainer.profile()})
         else:
             reply({"peak_rss_mb": _max_rss_mb(), "rss_start_mb": trainer.rss_start_mb,
                    "networks_trained": trainer.networks_trained()})
@@ -406,6 +422,7 @@ def run(
     jit_compile="auto",
     isolate=True,
     seed=0,
+    profile=False,
 ):
     """Time `fit` of `arch` per configuration; returns one dict per configuration.
 
@@ -434,6 +451,9 @@ def run(
         isolate: run each configuration in its own process (honest peak
             memory per configuration); False runs all in this process.
         seed: seed of data order and initialization.
+        profile: after the timed repeats, profile one more fit of each
+            configuration (`kgan.benchmarks.op_profile`); rows then carry
+            `op_profile`, op time per op type.
 
     Returns:
         One dict per configuration (kgan's first, the baseline last):
@@ -492,6 +512,7 @@ def run(
         for _ in range(repeats):
             for index, r in enumerate(runners):
                 times[index].append(r.run())
+        profiles = [r.profile() for r in runners] if profile else [None] * len(runners)
         memory = [r.close() for r in runners]
     finally:
         for r in runners:
@@ -500,7 +521,7 @@ def run(
                 process.kill()
                 process.wait()
     rows, raw = [], []
-    for config, info, measured, mem in zip(configs, infos, times, memory):
+    for config, info, measured, mem, ops in zip(configs, infos, times, memory, profiles):
         per_step = info["images_per_step"]
         seconds = [wall for wall, _, _ in measured]
         median = statistics.median(seconds)
@@ -537,6 +558,7 @@ def run(
             "dataset": problem["dataset"] if not translation
             else f"{problem['dataset']} <-> {problem['dataset_b']}",
             "split": split,
+            **({"op_profile": ops} if ops is not None else {}),
         })
         raw.append((steps * per_step / median, steps * per_step / cpu,
                     steps * per_step / steady))

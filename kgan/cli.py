@@ -235,6 +235,8 @@ def build_parser():
     p.add_argument("--serving", action="store_true",
                    help="instead time sampling of preset ARCH: Keras generate vs SavedModel vs "
                         "TFLite (python -m kgan.benchmarks.serving; uses --repeats, --json)")
+    p.add_argument("--profile", action="store_true",
+                   help="also profile one untimed fit per configuration: op time per op type")
     p.add_argument("--json", help="also write the rows to this JSON file")
 
     p = sub.add_parser(
@@ -736,9 +738,14 @@ def cmd_bench(args):
         num_residual_blocks=args.num_residual_blocks, n_critic=args.n_critic,
         steps_per_execution=args.steps_per_execution,
         jit_compile="auto" if args.jit_compile is None else args.jit_compile,
-        isolate=not args.in_process,
+        isolate=not args.in_process, profile=args.profile,
     )
     print(bench.format_table(rows))
+    if args.profile:
+        from kgan.benchmarks import op_profile
+
+        for row in rows:
+            print(op_profile.format_table(row["label"], row["op_profile"]))
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=2) + "\n")
 

@@ -220,3 +220,26 @@ def test_fused_batch_norm_matches_keras(policy):
         got, want = np.asarray(tf.cast(got, tf.float32)), np.asarray(tf.cast(want, tf.float32))
         np.testing.assert_allclose(got, want, atol=tolerance * max(1.0, np.abs(want).max()))
     assert results[1][0].dtype == results[0][0].dtype
+
+
+def test_bench_profile_reports_op_time_per_op_type(tmp_path, capsys):
+    report = tmp_path / "bench.json"
+    argv = ["bench", "dcgan", "--in-process", "--steps", "2", "--repeats", "1",
+            "--precision", "float32", "--profile", "--json", report] + TINY_BENCH_DEFAULT
+    assert run(argv) == 0
+    (row,) = json.loads(report.read_text())
+    ops = row["op_profile"]
+    types = [op["type"] for op in ops]
+    assert any("Conv2DBackpropFilter" in t for t in types), types
+    assert "IDLE" not in types
+    assert sum(op["share"] for op in ops) == pytest.approx(1.0, abs=1e-2)
+    assert all(op["ms_per_step"] >= 0 and op["count_per_step"] > 0 for op in ops)
+    assert [op["ms_per_step"] for op in ops] == sorted((op["ms_per_step"] for op in ops),
+                                                       reverse=True)
+    assert "ms of op time per step" in capsys.readouterr().out
+
+
+def test_bench_profile_in_a_worker_process():
+    (row,) = bench.run("dcgan", precisions=("float32",), steps=1, repeats=1, batch_size=4,
+                       filters=2, latent_dim=4, split="train[:100]", profile=True)
+    assert row["op_profile"] and row["op_profile"][0]["ms_per_step"] > 0
