@@ -10,6 +10,7 @@ import errno
 import os
 import shutil
 import tempfile
+import threading
 from pathlib import Path
 
 
@@ -109,6 +110,11 @@ def _exchange(first, second):
 _RENAMEAT2 = None
 
 
+def _writer_id():
+    """`PID-THREAD`: unique among the writers that are running at one time."""
+    return f"{os.getpid()}-{threading.get_ident()}"
+
+
 def write_file(target, write):
     """Write a file with `write(path)` beside `target`, then rename it into place.
 
@@ -127,7 +133,9 @@ def write_file(target, write):
     target = Path(target)
     make_dirs(target.parent)
     # Keep the whole name at the end: writers such as save_weights check the suffix.
-    temporary = target.with_name(f".tmp-{os.getpid()}-{target.name}")
+    # Process and thread in the name: two threads saving the same file at
+    # once each write their own temporary (the last rename wins, both whole).
+    temporary = target.with_name(f".tmp-{_writer_id()}-{target.name}")
     try:
         write(temporary)
         with open(temporary, "rb") as handle:
@@ -153,7 +161,7 @@ def replace_folder(source, target):
         shutil.rmtree(source, ignore_errors=True)  # now the old version
         return
     if target.exists():
-        retired = target.with_name(f".{target.name}.old-{os.getpid()}")
+        retired = target.with_name(f".{target.name}.old-{_writer_id()}")
         os.replace(target, retired)
         os.replace(source, target)
         shutil.rmtree(retired, ignore_errors=True)

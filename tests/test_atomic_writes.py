@@ -285,3 +285,33 @@ def test_a_wrong_file_extension_names_the_users_path_and_writes_nothing(tmp_path
         getattr(tiny_dcgan(), method)(target)
     assert f"Received: filepath={target}" in str(raised.value) and ".tmp-" not in str(raised.value)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_two_threads_writing_the_same_file_leave_one_whole_version(tmp_path):
+    """Each writer has its own temporary file; the last rename wins, never a mix."""
+    import threading
+
+    target = tmp_path / "shared.bin"
+    both_writing = threading.Barrier(2)
+    errors = []
+
+    def writer(byte):
+        def write(path):
+            with open(path, "wb") as handle:
+                handle.write(byte * 1000)
+                both_writing.wait(timeout=10)  # the other thread is mid-write too
+                handle.write(byte * 1000)
+
+        try:
+            atomic.write_file(target, write)
+        except Exception as err:  # reported below
+            errors.append(err)
+
+    threads = [threading.Thread(target=writer, args=(b,)) for b in (b"a", b"b")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors
+    assert target.read_bytes() in (b"a" * 2000, b"b" * 2000)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["shared.bin"]
