@@ -36,6 +36,7 @@ import os
 import platform
 import shutil
 import tarfile
+import threading
 import time
 import warnings
 from pathlib import Path
@@ -50,6 +51,9 @@ WEIGHTS_FILE = "model.weights.h5"
 METADATA_FILE = "metadata.json"
 CARD_FILE = "README.md"
 SAMPLES_FILE = "samples.png"
+
+#: Serializes the warning capture around loading a preset's weights (see `load`).
+_WARNINGS_LOCK = threading.Lock()
 PRESET_FILES = (CONFIG_FILE, WEIGHTS_FILE, METADATA_FILE, CARD_FILE, SAMPLES_FILE)
 
 #: keys every preset's metadata.json must have.
@@ -434,7 +438,9 @@ def load(source, sha256=None, cache_dir=None, allow_http=False, compile=False): 
     try:
         # Keras only *warns* when it skips a group of the file, leaving those
         # layers at their random initialization: for a preset that is an error.
-        with warnings.catch_warnings(record=True) as caught:
+        # catch_warnings swaps process-wide state: two threads inside it at
+        # once would record each other's warnings (and miss their own).
+        with _WARNINGS_LOCK, warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             model.load_weights(folder / WEIGHTS_FILE)
         skipped = [w for w in caught if "freshly-initialized" in str(w.message)]

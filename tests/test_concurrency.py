@@ -109,3 +109,59 @@ def test_cyclegan_translate_from_threads_equals_sequential_calls():
     concurrent = in_threads(lambda job: model.translate(job[0], direction=job[1]), jobs)
     assert_same(concurrent, [model.translate(image, direction=d) for image, d in jobs])
     assert [out.shape for out in concurrent] == [image.shape for image, _ in jobs]
+
+
+def test_a_preset_with_skipped_weights_fails_even_while_another_thread_loads(
+    tmp_path, monkeypatch
+):
+    """Keras only warns when it skips weights; zoo.load records that warning.
+
+    Recording swaps process-wide state (`warnings.catch_warnings`). Here a
+    healthy preset starts loading while a damaged one is inside its load:
+    without serialization the damaged load's warning lands in the healthy
+    load's record, and the damaged preset loads with random layers.
+    """
+    import keras
+
+    from kgan_test_utils import TINY_METADATA, tiny_dcgan
+
+    damaged = zoo.save_preset(tiny_dcgan(), tmp_path / "damaged", TINY_METADATA)
+    healthy = zoo.save_preset(tiny_dcgan(), tmp_path / "healthy", TINY_METADATA)
+    healthy_started, damaged_warned = threading.Event(), threading.Event()
+    original = keras.Model.load_weights
+
+    def load_weights(model, path, *args, **kwargs):
+        result = original(model, path, *args, **kwargs)
+        if damaged.name in str(path):
+            # Let the healthy load start its own recording, if it can.
+            healthy_started.wait(timeout=1.0)
+            import warnings
+
+            warnings.warn("Skipping variables: they stay freshly-initialized.", UserWarning)
+            damaged_warned.set()
+        else:
+            healthy_started.set()
+            damaged_warned.wait(timeout=1.0)  # still recording when that warning comes
+        return result
+
+    monkeypatch.setattr(keras.Model, "load_weights", load_weights)
+    outcomes = {}
+
+    def load(folder):
+        try:
+            zoo.load(folder)
+            outcomes[folder.name] = "loaded"
+        except zoo.PresetMismatchError as err:
+            outcomes[folder.name] = str(err)
+
+    first = threading.Thread(target=load, args=(damaged,))
+    first.start()
+    import time
+
+    time.sleep(0.2)  # the damaged load is inside load_weights, waiting
+    second = threading.Thread(target=load, args=(healthy,))
+    second.start()
+    first.join()
+    second.join()
+    assert outcomes["healthy"] == "loaded"
+    assert "freshly-initialized" in outcomes["damaged"]
