@@ -96,3 +96,25 @@ def test_fused_adam_config_and_checkpoints_are_adams(tmp_path):
     assert type(loaded.g_optimizer) is FusedAdam
     for a, b in zip(gan.d_optimizer.variables, loaded.d_optimizer.variables):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_an_adam_checkpoint_resumes_into_fused_adam_and_back(tmp_path):
+    images = np.random.default_rng(0).uniform(-1, 1, (8, 16, 16, 1)).astype("float32")
+
+    def trained(optimizer_cls):
+        gan = kgan.zoo.build("dcgan", image_shape=(16, 16, 1), latent_dim=4, filters=2, seed=0)
+        gan.compile(g_optimizer=optimizer_cls(2e-4, beta_1=0.5),
+                    d_optimizer=optimizer_cls(2e-4, beta_1=0.5))
+        gan.fit(kgan.data.from_numpy(images, batch_size=4, seed=0), epochs=1, verbose=0)
+        return gan
+
+    for saved_with, loaded_with in ((keras.optimizers.Adam, FusedAdam),
+                                    (FusedAdam, keras.optimizers.Adam)):
+        source, target = trained(saved_with), trained(loaded_with)
+        path = tmp_path / f"{saved_with.__name__}.weights.h5"
+        source.save_weights(path)
+        target.load_weights(path)
+        for a, b in zip(source.d_optimizer.variables + source.g_optimizer.variables,
+                        target.d_optimizer.variables + target.g_optimizer.variables):
+            np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+        assert int(target.d_optimizer.iterations) == int(source.d_optimizer.iterations) == 2
