@@ -718,6 +718,9 @@ def _make_timer():
 def cmd_bench(args):
     from kgan import bench
 
+    if args.serving and args.profile:
+        raise CLIError("--profile profiles training steps; drop it with --serving, or drop "
+                       "--serving to profile training.")
     if args.serving:
         from kgan.benchmarks import serving
 
