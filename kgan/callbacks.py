@@ -120,7 +120,6 @@ class SampleGrid(keras.callbacks.Callback):
         self.latents = None
         self._writer = None
         self._last_epoch = None
-        self._first_epoch_of_fit = True
         self._last_written_epoch = None
 
     def _check_model(self):
@@ -270,6 +269,7 @@ class QualityMetrics(keras.callbacks.Callback):
         self._real_stats = None
         self._writer = None
         self._last_epoch = None
+        self._first_epoch_of_fit = True
 
     def _keep(self):
         return bool({"kid", "pr"} & set(self.metric_names))
