@@ -555,8 +555,8 @@ def without_teardown_stall(dataset):
     there are cores and `prefetch(tf.data.AUTOTUNE)` still grows its buffer
     when the consumer waits: kgan's cached pipelines kept over 2,000
     batches/s, and decoding a folder of 512-px JPEGs to 256 px kept both
-    cores busy at 306-334 images/s (332-338 with autotuning). Every kgan pipeline already has it;
-    apply it to your own `tf.data` pipelines too.
+    cores busy at 306-334 images/s (332-338 with autotuning). Every kgan
+    pipeline already has it; apply it to your own `tf.data` pipelines too.
 
     Args:
         dataset: a `tf.data.Dataset`.

@@ -22,8 +22,9 @@ compare the GAN's own quality (FCD, precision and recall of its samples
 against the test set through kgan's MNIST evaluator, read against the
 `real_*_floor` figures of two real halves of the same size; `--gan-only`
 stops there). `--real-extra-per-class N` adds a perfect generator's
-reference: N held-out real digits per class mixed in as the synthetic ones are, which separates "more data would not help" from "these
-samples are not good enough to help".
+reference: N held-out real digits per class mixed in as the synthetic ones
+are, which separates "more data would not help" from "these samples are not
+good enough to help".
 
 Example:
 
@@ -195,11 +196,6 @@ def gan_quality(images, test_images, extractor, seed):
             "recall": float(scores["recall"])}
 
 
-def fcd(images, test_images, extractor, seed):
-    """`gan_quality`'s FCD alone."""
-    return gan_quality(images, test_images, extractor, seed)["fcd"]
-
-
 def real_floor(test_images, num, extractor, seed):
     """`gan_quality` of one random half of the test digits against another, `num` images each.
 
@@ -210,11 +206,6 @@ def real_floor(test_images, num, extractor, seed):
     num = min(num, len(test_images) // 2, FCD_IMAGES)
     order = np.random.default_rng(seed).permutation(len(test_images))
     return gan_quality(test_images[order[:num]], test_images[order[num : 2 * num]], extractor, seed)
-
-
-def real_fcd_floor(test_images, num, extractor, seed):
-    """`real_floor`'s FCD alone."""
-    return real_floor(test_images, num, extractor, seed)["fcd"]
 
 
 def run_one(per_class, seed, args, extractor, log=print):

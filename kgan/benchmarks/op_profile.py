@@ -45,13 +45,12 @@ def _op_stats(xplane_path):
             for row in table["rows"]]
 
 
-def profile(run, steps, top=None):
+def profile(run, steps):
     """Profile `run()` (which trains `steps` steps) and return time per op type.
 
     Args:
         run: a callable that trains `steps` train steps (e.g. one `fit`).
         steps: the number of train steps `run` makes (figures are per step).
-        top: keep only the `top` most expensive op types (default: all).
 
     Returns:
         A list, most expensive first, of `{"type", "ms_per_step",
@@ -79,12 +78,11 @@ def profile(run, steps, top=None):
         per_type[row["type"]][0] += row["total_self_time"]  # microseconds
         per_type[row["type"]][1] += row["occurrences"]
     total = sum(us for us, _ in per_type.values()) or 1.0
-    result = [
+    return [
         {"type": name, "ms_per_step": round(us / 1000 / steps, 3),
          "count_per_step": round(count / steps, 1), "share": round(us / total, 4)}
         for name, (us, count) in sorted(per_type.items(), key=lambda kv: -kv[1][0])
     ]
-    return result[:top] if top else result
 
 
 def format_table(label, ops, top=12):

@@ -21,11 +21,10 @@ def test_fcd_compares_with_every_class_of_the_test_set():
     _, (test_x, test_y) = low_data.split_labelled(10, seed=0)
     assert test_y[0] == 0 and test_y[-1] == 9
     extractor = low_data._Evaluator().features
-    floor = low_data.real_fcd_floor(test_x, 1000, extractor, seed=0)
-    one_class = low_data.fcd(test_x[test_y == 1], test_x, extractor, seed=0)
-    assert 0 < floor < 15 and one_class > 10 * floor
+    floor = low_data.real_floor(test_x, 1000, extractor, seed=0)["fcd"]
     quality = low_data.gan_quality(test_x[test_y == 1], test_x, extractor, seed=0)
-    assert quality["fcd"] == one_class and quality["recall"] < 0.3 < quality["precision"]
+    assert 0 < floor < 15 and quality["fcd"] > 10 * floor
+    assert quality["recall"] < 0.3 < quality["precision"]
 
 
 @pytest.mark.slow  # trains a GAN and seven classifiers: about a minute of CPU
