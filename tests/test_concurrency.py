@@ -11,8 +11,11 @@ not from the model's shared `SeedGenerator`.
 """
 
 import threading
+import time
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -121,8 +124,6 @@ def test_a_preset_with_skipped_weights_fails_even_while_another_thread_loads(
     without serialization the damaged load's warning lands in the healthy
     load's record, and the damaged preset loads with random layers.
     """
-    import keras
-
     from kgan_test_utils import TINY_METADATA, tiny_dcgan
 
     damaged = zoo.save_preset(tiny_dcgan(), tmp_path / "damaged", TINY_METADATA)
@@ -135,8 +136,6 @@ def test_a_preset_with_skipped_weights_fails_even_while_another_thread_loads(
         if damaged.name in str(path):
             # Let the healthy load start its own recording, if it can.
             healthy_started.wait(timeout=1.0)
-            import warnings
-
             warnings.warn("Skipping variables: they stay freshly-initialized.", UserWarning)
             damaged_warned.set()
         else:
@@ -156,8 +155,6 @@ def test_a_preset_with_skipped_weights_fails_even_while_another_thread_loads(
 
     first = threading.Thread(target=load, args=(damaged,))
     first.start()
-    import time
-
     time.sleep(0.2)  # the damaged load is inside load_weights, waiting
     second = threading.Thread(target=load, args=(healthy,))
     second.start()
