@@ -20,7 +20,8 @@ size differs), convert channels, cache the preprocessed examples, shuffle,
 batch (dropping a ragged last batch by default, because a batch of another
 size retraces a compiled train step) and prefetch.
 
-Every pipeline here runs with tf.data's autotuning off (see
+Every pipeline here runs with tf.data's autotuning off, and so does any
+dataset `GAN.fit` trains on whose options leave it unset (see
 :func:`without_teardown_stall`): `fit` makes a new iterator each epoch, and
 with autotuning on, deleting one waits for the autotuner's sleeping thread,
 which on this project's CPUs lengthened about half of all DCGAN epochs from
@@ -541,7 +542,7 @@ def _build_pipeline(
     return without_teardown_stall(dataset.prefetch(tf.data.AUTOTUNE))
 
 
-def without_teardown_stall(dataset):
+def without_teardown_stall(dataset, keep_explicit_choice=False):
     """`dataset` with tf.data's autotuning off, so its iterators are deleted at once.
 
     With autotuning on, each iterator runs an optimization thread that sleeps
@@ -556,13 +557,20 @@ def without_teardown_stall(dataset):
     when the consumer waits: kgan's cached pipelines kept over 2,000
     batches/s, and decoding a folder of 512-px JPEGs to 256 px kept both
     cores busy at 306-334 images/s (332-338 with autotuning). Every kgan
-    pipeline already has it; apply it to your own `tf.data` pipelines too.
+    pipeline has it, and kgan applies it to a dataset you give to `fit` or
+    to the quality metrics unless the dataset's options set
+    `autotune.enabled` themselves; apply it yourself where a plain
+    `keras.Model` trains on your pipeline.
 
     Args:
         dataset: a `tf.data.Dataset`.
+        keep_explicit_choice: if True, a dataset whose options already set
+            `autotune.enabled` (to True or False) is returned as it is. kgan
+            passes True for datasets it is given.
 
     Returns:
-        The same dataset with `options().autotune.enabled = False`.
+        The same dataset with `options().autotune.enabled = False` (a new
+        `Dataset`; `dataset` itself is not changed).
 
     Example:
 
@@ -575,6 +583,8 @@ def without_teardown_stall(dataset):
         raise TypeError(
             f"without_teardown_stall takes a tf.data.Dataset, got {type(dataset).__name__}."
         )
+    if keep_explicit_choice and dataset.options().autotune.enabled is not None:
+        return dataset
     options = tf.data.Options()
     options.autotune.enabled = False
     return dataset.with_options(options)

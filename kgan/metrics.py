@@ -53,6 +53,7 @@ import scipy.special
 import tensorflow as tf
 
 from kgan._checks import positive_int
+from kgan.data import without_teardown_stall
 from kgan.images import check_value_range
 
 __all__ = [
@@ -878,6 +879,8 @@ def _image_batches(source, num, batch_size, seed):
             )
         if spec.shape.rank == 3:
             source = source.batch(batch_size)
+        # Stopping early deletes the iterator, which autotuning can stall for seconds.
+        source = without_teardown_stall(source, keep_explicit_choice=True)
         remaining = num
         for element in source:
             images = element[0] if isinstance(element, (tuple, list)) else element

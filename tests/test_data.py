@@ -600,6 +600,21 @@ def test_every_pipeline_runs_without_autotuning(pets):
         assert dataset.options().autotune.enabled is False, name
 
 
+def test_without_teardown_stall_can_keep_an_explicit_choice():
+    unset = tf.data.Dataset.range(4)
+    assert data.without_teardown_stall(unset).options().autotune.enabled is False
+    assert unset.options().autotune.enabled is None  # a new dataset; the input is unchanged
+    for chosen in (True, False):
+        options = tf.data.Options()
+        options.autotune.enabled = chosen
+        dataset = unset.with_options(options)
+        kept = data.without_teardown_stall(dataset, keep_explicit_choice=True)
+        assert kept.options().autotune.enabled is chosen
+        assert data.without_teardown_stall(dataset).options().autotune.enabled is False
+    kept = data.without_teardown_stall(unset, keep_explicit_choice=True)
+    assert kept.options().autotune.enabled is False
+
+
 def test_without_teardown_stall_rejects_non_datasets():
     with pytest.raises(TypeError, match="tf.data.Dataset, got list"):
         data.without_teardown_stall([1, 2])

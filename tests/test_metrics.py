@@ -317,6 +317,26 @@ def test_features_from_datasets_and_arrays():
         features_from(tiny_dcgan(), extractor)
 
 
+@pytest.mark.parametrize("chosen", [None, True])
+def test_features_from_reads_datasets_without_autotuning_unless_chosen(monkeypatch, chosen):
+    """Stopping at `num` deletes the iterator, which autotuning can stall."""
+    dataset = tf.data.Dataset.from_tensor_slices(random_images(30)).batch(7)
+    if chosen is not None:
+        options = tf.data.Options()
+        options.autotune.enabled = chosen
+        dataset = dataset.with_options(options)
+    iterated = []
+    real_iter = tf.data.Dataset.__iter__
+
+    def recording_iter(self):
+        iterated.append(self.options().autotune.enabled)
+        return real_iter(self)
+
+    monkeypatch.setattr(tf.data.Dataset, "__iter__", recording_iter)
+    features_from(dataset, lambda x: x.reshape(len(x), -1)[:, :5], num=20)
+    assert iterated == [False if chosen is None else chosen]
+
+
 def test_evaluate_with_a_classifier_reports_every_metric():
     classifier = tiny_classifier()
     extractor = keras_model_extractor(classifier, layer="embedding", probabilities=True)

@@ -34,6 +34,7 @@ import tensorflow as tf
 from kgan import ada as kgan_ada
 from kgan import losses, zoo
 from kgan.atomic import write_folder
+from kgan.data import without_teardown_stall
 from kgan.layers import ImagePool
 from kgan.models.gan import GAN, InputDTypeError, InputValidationError, _deserialize, _serialize
 from kgan.networks.cyclegan import (
@@ -458,6 +459,7 @@ class CycleGAN(GAN):
             )
         if isinstance(x, tf.data.Dataset):
             kwargs.setdefault("shuffle", False)
+            x = without_teardown_stall(x, keep_explicit_choice=True)  # see GAN.fit
         return keras.Model.fit(self, x, y, *args, **kwargs)
 
     # ------------------------------------------------------------------ training

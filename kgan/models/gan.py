@@ -31,6 +31,7 @@ from kgan import ada as kgan_ada
 from kgan.augment import DiffAugment, parse_policy
 from kgan._checks import positive_int
 from kgan.atomic import write_file
+from kgan.data import without_teardown_stall
 from kgan.optimizers import FusedAdam
 
 
@@ -700,6 +701,12 @@ class GAN(keras.Model):
         Accepts a `tf.data.Dataset` of `x` or `(x, y)` batches, or arrays.
         Each batch must hold a multiple of `batches_per_step` examples (build
         pipelines with `repeat_batches=model.batches_per_step`).
+
+        A dataset whose options leave tf.data's autotuning unset is trained
+        without it (`kgan.data.without_teardown_stall`): with autotuning, the
+        end of an epoch often waits seconds for the autotuner's sleeping
+        thread. Your dataset object is not changed, and a dataset whose
+        `options().autotune.enabled` you set yourself is used as it is.
         """
         batch = self._first_batch(x)
         if batch is not None:
@@ -715,6 +722,7 @@ class GAN(keras.Model):
         if isinstance(x, tf.data.Dataset):
             # The pipeline shuffles; Keras would warn that shuffle=True is ignored.
             kwargs.setdefault("shuffle", False)
+            x = without_teardown_stall(x, keep_explicit_choice=True)
         return super().fit(x, y, *args, **kwargs)
 
     # ------------------------------------------------------------------ training helpers

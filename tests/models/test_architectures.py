@@ -40,6 +40,42 @@ def test_train_save_load_export(arch, tmp_path):
     check_export_round_trip(model, tmp_path)
 
 
+def users_pipeline(dataset, autotune=None):
+    """The batches of `dataset` in a pipeline as a user writes one, with
+    tf.data's autotuning left unset (or set to `autotune`)."""
+    batches = list(dataset.as_numpy_iterator())
+    stacked = tf.nest.map_structure(lambda *parts: np.stack(parts), *batches)
+    pipeline = tf.data.Dataset.from_tensor_slices(stacked).prefetch(tf.data.AUTOTUNE)
+    if autotune is not None:
+        options = tf.data.Options()
+        options.autotune.enabled = autotune
+        pipeline = pipeline.with_options(options)
+    return pipeline
+
+
+@pytest.mark.parametrize("arch", ARCHITECTURES)
+@pytest.mark.parametrize("autotune", [None, True, False])
+def test_fit_trains_without_autotuning_unless_the_pipeline_chooses(arch, autotune, monkeypatch):
+    """Autotuning stalls epoch ends (see `kgan.data.without_teardown_stall`):
+    fit turns it off for a user's dataset that leaves it unset, keeps an
+    explicit choice, and leaves the user's dataset object as it was."""
+    model = build_tiny(arch)
+    model.compile()
+    pipeline = users_pipeline(tiny_dataset(model, arch, num_batches=2), autotune)
+    trained_on = []
+    keras_fit = keras.Model.fit
+
+    def recording_fit(self, x=None, *args, **kwargs):
+        trained_on.append(x.options().autotune.enabled)
+        return keras_fit(self, x, *args, **kwargs)
+
+    monkeypatch.setattr(keras.Model, "fit", recording_fit)
+    history = model.fit(pipeline, epochs=2, verbose=0)
+    assert trained_on == [False if autotune is None else autotune]
+    assert pipeline.options().autotune.enabled is autotune
+    assert all(len(values) == 2 for values in history.history.values())
+
+
 @pytest.mark.parametrize("arch", ARCHITECTURES_DEFAULT_RUN)
 def test_mirrored_strategy(arch, tmp_path, two_cpu_strategy):
     with two_cpu_strategy.scope():
