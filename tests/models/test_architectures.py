@@ -102,6 +102,18 @@ def test_mixed_bfloat16(arch, tmp_path):
     check_export_round_trip(model, tmp_path)
 
 
+@pytest.mark.parametrize("arch", ARCHITECTURES)
+def test_xla_compiled_training_in_bfloat16(arch):
+    """The configuration a TPU runs (and GPUs can): the whole train step
+    compiled by XLA, in mixed_bfloat16, with EMA, DiffAugment and pools."""
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    model = build_tiny(arch)
+    model.compile(jit_compile=True)
+    assert model.jit_compile is True
+    check_train_step(model, tiny_dataset(model, arch))
+    assert np.isfinite(sample(model, 2, seed=0)).all()
+
+
 @pytest.mark.parametrize("arch", ARCHITECTURES_DEFAULT_RUN)
 def test_mixed_float16_wraps_both_optimizers(arch):
     keras.mixed_precision.set_global_policy("mixed_float16")
