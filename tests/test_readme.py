@@ -27,3 +27,19 @@ def test_the_augmentation_example_runs():
     images, labels = next(iter(names["mixed"]))
     assert images.shape == (64, 28, 28, 1) and images.dtype == "float32"
     assert set(np.unique(labels.numpy())) <= set(range(10))
+
+
+def test_the_distributed_training_example_runs():
+    (code,) = _python_blocks("Several GPUs, machines or TPUs")
+    shortened = code.replace("epochs=20", "epochs=1").replace(
+        '"mnist_5k", batch_size', '"mnist_5k", split="train[:5%]", batch_size')
+    assert shortened.count("epochs=1") == 1 and "train[:5%]" in shortened
+    import kgan
+    import tensorflow as tf
+
+    names = {"kgan": kgan, "tf": tf}
+    exec(compile(shortened, str(README), "exec"), names)
+    gan, strategy = names["gan"], names["strategy"]
+    assert isinstance(strategy, tf.distribute.MirroredStrategy)
+    assert gan.distribute_strategy is strategy
+    assert int(gan.g_optimizer.iterations.numpy()) > 0
