@@ -1,0 +1,76 @@
+"""`python -m kgan.benchmarks.hardware_sweep`: a tiny real sweep, the table, the CLI."""
+
+import json
+
+import pytest
+
+from kgan import zoo
+from kgan.benchmarks import hardware_sweep
+
+
+@pytest.fixture(scope="module")
+def tiny_report():
+    """One architecture, both XLA settings, timed for real (tiny networks, in-process)."""
+    return hardware_sweep.run(architectures=["dcgan"], steps=3, repeats=1, isolate=False,
+                              filters=8, latent_dim=8, split="train[:512]")
+
+
+def test_a_sweep_times_every_precision_with_xla_off_and_on_beside_the_baseline(tiny_report):
+    rows = tiny_report["rows"]
+    configurations = [(r["config"], r["precision"], r["jit_compile"]) for r in rows]
+    kgan_rows = [(p, x) for c, p, x in configurations if c == "kgan"]
+    assert sorted(kgan_rows) == sorted(
+        (p, x) for p in ("float32", "mixed_bfloat16") for x in (False, True))
+    assert [c for c, _, _ in configurations].count("baseline") == 2  # one per XLA setting
+    for row in rows:
+        assert row["arch"] == "dcgan" and row["steady_images_per_s"] > 0
+        assert row["networks_trained"] == {"generator": True, "discriminator": True}
+    assert tiny_report["settings"]["xla"] == [False, True]
+
+
+def test_the_report_names_when_and_what_it_ran_on(tiny_report):
+    info = tiny_report["hardware"]
+    assert set(info) >= {"date", "tensorflow", "keras", "cpu", "cpu_cores", "gpus"}
+    assert info["cpu_cores"] >= 1 and info["gpus"] == []  # this project's machines have none
+    text = hardware_sweep.format_markdown(tiny_report)
+    assert info["date"] in text and f"TensorFlow {info['tensorflow']}" in text
+    table = [line for line in text.splitlines() if line.startswith("| dcgan |")]
+    assert len(table) == len(tiny_report["rows"])
+    assert any("| on |" in line for line in table) and any("| off |" in line for line in table)
+
+
+def test_default_precisions_add_float16_only_on_gpus():
+    assert hardware_sweep.default_precisions(False) == ("float32", "mixed_bfloat16")
+    assert hardware_sweep.default_precisions(True)[-1] == "mixed_float16"
+
+
+def test_every_problem_is_an_architecture_of_the_zoo():
+    assert set(hardware_sweep.PROBLEMS) <= set(zoo.list(kind="architectures"))
+
+
+def test_unknown_architectures_are_refused_naming_the_known_ones(capsys):
+    with pytest.raises(ValueError, match="choose from .*dcgan"):
+        hardware_sweep.run(architectures=["dcgann"])
+    assert hardware_sweep.main(["--architectures", "dcgann"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("hardware_sweep: ") and "dcgann" in err and len(err.splitlines()) == 1
+
+
+def test_main_writes_the_json_and_markdown(tiny_report, tmp_path, monkeypatch, capsys):
+    calls = []
+
+    def fake_run(architectures, precisions, steps, repeats):
+        calls.append((architectures, precisions, steps, repeats))
+        return tiny_report
+
+    monkeypatch.setattr(hardware_sweep, "run", fake_run)
+    code = hardware_sweep.main(["--architectures", "dcgan", "--precisions", "float32, mixed_bfloat16",
+                                "--steps", "3", "--repeats", "1",
+                                "--json", str(tmp_path / "s.json"), "--markdown", str(tmp_path / "s.md")])
+    assert code == 0
+    assert calls == [(["dcgan"], ["float32", "mixed_bfloat16"], 3, 1)]
+    assert json.loads((tmp_path / "s.json").read_text())["rows"] == tiny_report["rows"]
+    assert (tmp_path / "s.md").read_text() == hardware_sweep.format_markdown(tiny_report)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.json", "s.md"]  # no temporary files
+    with pytest.raises(SystemExit):
+        hardware_sweep.main(["--steps", "0"])
