@@ -12,7 +12,7 @@ kgan.images.save_grid(gan.generate(64, seed=0), "digits.png")
 __version__ = "0.1.0"
 
 from kgan import ada, augment, callbacks, data, export, images, layers, losses, metrics, models, networks
-from kgan import performance, sampling, schedules, zoo
+from kgan import evaluators, performance, sampling, schedules, zoo
 from kgan.export import export_generator
 from kgan.models import DCGAN, GAN, WGAN, WGANGP, ConditionalGAN, CycleGAN
 
@@ -25,6 +25,7 @@ __all__ = [
     "GAN",
     "callbacks",
     "data",
+    "evaluators",
     "export",
     "export_generator",
     "images",

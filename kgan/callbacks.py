@@ -227,7 +227,7 @@ class QualityMetrics(keras.callbacks.Callback):
                              kgan.evaluators.mnist_extractor(), metrics=("fid",),
                              every_n_epochs=5, num=2000)
     history = gan.fit(dataset, epochs=20, callbacks=[quality])
-    print(quality.history)  # {1: {"fid": ...}, 5: {...}, 10: {...}, ...}
+    print(quality.history)  # {1: {"fid": ..., "is_mean": ..., "is_std": ...}, 5: {...}, ...}
     ```
     """
 

@@ -32,9 +32,9 @@ import kgan
 from kgan import metrics
 
 gan = kgan.zoo.load("dcgan_mnist")
-real = kgan.data.load("mnist_5k", batch_size=256)
+real = kgan.data.load("mnist_5k", batch_size=256)   # 19 full batches: 4,864 images
 extractor = metrics.inception_v3_extractor()
-scores = metrics.evaluate(real, gan, extractor, num=5000)
+scores = metrics.evaluate(real, gan, extractor, num=4096)
 print(scores["fid"], scores["kid_mean"], scores["precision"], scores["recall"])
 ```
 """
@@ -111,7 +111,8 @@ class FeatureStats:
     ```python
     stats = FeatureStats(keep_features=True, max_features=10_000)
     for batch in batches:
-        stats.update(extractor(batch))
+        output = extractor(batch)   # kgan's extractors return a dict
+        stats.update(output["features"], output.get("probabilities"))
     mu, sigma = stats.mean, stats.covariance
     ```
     """
@@ -141,6 +142,12 @@ class FeatureStats:
     # ------------------------------------------------------------------ update
     def update(self, features, probabilities=None):
         """Add a batch of features `[B, D]` (and optionally probabilities `[B, K]`)."""
+        if isinstance(features, Mapping):
+            raise TypeError(
+                "FeatureStats.update takes the features array, got a dict with keys "
+                f"{sorted(features)}: kgan's extractors return a dict, so pass "
+                "update(output['features'], output.get('probabilities'))."
+            )
         features = np.asarray(features, dtype=np.float64)
         if features.ndim != 2:
             raise ValueError(

@@ -90,6 +90,15 @@ def test_reservoir_keeps_at_most_max_features_as_a_uniform_subset():
     assert 0.35 < np.mean(index >= n / 2) < 0.65
 
 
+def test_feature_stats_update_refuses_an_extractors_dict_saying_what_to_pass():
+    output = {"features": np.zeros((2, 3)), "probabilities": np.full((2, 2), 0.5)}
+    with pytest.raises(TypeError, match=r"got a dict with keys \['features', 'probabilities'\].*output\['features'\]"):
+        FeatureStats().update(output)
+    stats = FeatureStats()
+    stats.update(output["features"], output.get("probabilities"))  # as the docstring shows
+    assert stats.count == 2
+
+
 def test_feature_stats_errors():
     stats = stats_of(np.ones((1, 3)))
     with pytest.raises(ValueError, match="at least 2"):
