@@ -7,6 +7,7 @@ diverges (a NaN or Inf loss) prints one such line and exits with status 1.
 
 import argparse
 import contextlib
+import errno
 import inspect
 import json
 import os
@@ -40,6 +41,13 @@ def _int(text):
         return int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}")
+
+
+def _nonnegative_int(text):
+    value = _int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected 0 or a positive integer, got {value}")
+    return value
 
 
 class _Parser(argparse.ArgumentParser):
@@ -161,7 +169,7 @@ def build_parser():
     p.add_argument("--ada-target", type=_unit_interval, help="--augment ada: r_t target (0.6)")
     p.add_argument("--ada-kimg", type=float,
                    help="--augment ada: thousands of images for p to go from 0 to 1 (500)")
-    p.add_argument("--refine-layers", type=_int, help="DCGAN: stride-1 generator blocks at the start size")
+    p.add_argument("--refine-layers", type=_nonnegative_int, help="DCGAN: stride-1 generator blocks at the start size")
     p.add_argument("--dropout", type=float, help="discriminator dropout rate")
     p.add_argument("--mode-seeking", type=float,
                    help="conditional_gan: weight of the mode-seeking (MSGAN) term that keeps "
@@ -176,7 +184,7 @@ def build_parser():
     p.add_argument("--disc-layers", type=_positive_int, help="CycleGAN: PatchGAN stride-2 blocks")
     p.add_argument("--lambda-cycle", type=float, help="CycleGAN: cycle-consistency weight")
     p.add_argument("--identity-weight", type=float, help="CycleGAN: identity weight (fraction of lambda; 0 off)")
-    p.add_argument("--pool-size", type=_int, help="CycleGAN: generated images kept per image pool")
+    p.add_argument("--pool-size", type=_nonnegative_int, help="CycleGAN: generated images kept per image pool")
     _add_speed_arguments(p)
     p.add_argument("--seed", type=_int, default=0,
                    help="seeds everything: initialization, data order, latents (keras.utils.set_random_seed)")
@@ -380,6 +388,26 @@ def _dataset_license(name):
     return "see the dataset's license; weights Apache-2.0"
 
 
+def _quality_callback(args, image_shape, output):
+    """The --eval-every FID callback; refuses an --eval-num too small for FID."""
+    import numpy as np
+
+    from kgan import callbacks as kgan_callbacks
+    from kgan import data, evaluators
+
+    name, extractor = evaluators.extractor_for(image_shape)
+    dim = int(np.shape(extractor(np.zeros((1,) + tuple(image_shape), "float32"))["features"])[-1])
+    if args.eval_num <= dim:
+        raise CLIError(f"--eval-num {args.eval_num} is too few for FID with the {name} evaluator's "
+                       f"{dim} features: pass --eval-num {dim + 1} or more (the default is 2000)")
+    real = data.load(args.dataset, batch_size=250, image_size=args.image_size,
+                     shuffle=False, drop_remainder=False)
+    return kgan_callbacks.QualityMetrics(
+        real, extractor, metrics=("fid",), every_n_epochs=args.eval_every, num=args.eval_num,
+        seed=args.seed, tensorboard_log_dir=output / "tensorboard",
+    )
+
+
 def cmd_train(args, argv):
     import keras
 
@@ -454,24 +482,17 @@ def _train(args, argv):
             dataset = data.load(args.dataset, repeat_batches=model.batches_per_step, **load_options)
         model.compile(steps_per_execution=args.steps_per_execution, jit_compile=args.jit_compile)
 
-    make_dirs(output)  # a one-line error if OUTPUT is under a file or read-only
-    backup_dir = output / "backup"
-    backup, resuming = _backup(args, backup_dir, dataset)
-    timer = _make_timer()
+    # Every refusal comes before OUTPUT is created, so a refused run leaves nothing behind.
     quality = []
     if args.eval_every and translation:
         raise CLIError("--eval-every measures generated samples; for cyclegan evaluate the "
                        "translations after training with kgan.evaluation")
     if args.eval_every:
-        from kgan import evaluators
-
-        _, extractor = evaluators.extractor_for(image_shape)
-        real = data.load(args.dataset, batch_size=250, image_size=args.image_size,
-                         shuffle=False, drop_remainder=False)
-        quality = [kgan_callbacks.QualityMetrics(
-            real, extractor, metrics=("fid",), every_n_epochs=args.eval_every, num=args.eval_num,
-            seed=args.seed, tensorboard_log_dir=output / "tensorboard",
-        )]
+        quality = [_quality_callback(args, image_shape, output)]
+    make_dirs(output)  # a one-line error if OUTPUT is under a file or read-only
+    backup_dir = output / "backup"
+    backup, resuming = _backup(args, backup_dir, dataset)
+    timer = _make_timer()
     try:
         history = model.fit(
             dataset,
@@ -721,13 +742,14 @@ def cmd_bench(args):
     if args.serving and args.profile:
         raise CLIError("--profile profiles training steps; drop it with --serving, or drop "
                        "--serving to profile training.")
+    _check_json_target(args.json)
     if args.serving:
         from kgan.benchmarks import serving
 
         report = serving.run(args.arch, repeats=args.repeats)
         print(serving.format_table(report))
         if args.json:
-            Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
+            _write_json(args.json, json.dumps(report, indent=2))
         return
     precisions = [p.strip() for p in args.precision.split(",") if p.strip()]
     unknown = [p for p in precisions if p not in PRECISIONS + ("auto",)]
@@ -750,7 +772,7 @@ def cmd_bench(args):
         for row in rows:
             print(op_profile.format_table(row["label"], row["op_profile"]))
     if args.json:
-        Path(args.json).write_text(json.dumps(rows, indent=2) + "\n")
+        _write_json(args.json, json.dumps(rows, indent=2))
 
 
 def cmd_evaluate(args, argv):
@@ -766,8 +788,7 @@ def cmd_evaluate(args, argv):
         raise CLIError(f"--compare-into {args.compare_into} is not a preset folder")
     if args.update_card and args.split != "train":
         raise CLIError("--update-card applies to presets; --split is for dataset sources")
-    if args.json and Path(args.json).is_dir():
-        raise CLIError(f"--json {args.json} is a folder; give a file name")
+    _check_json_target(args.json)
     if args.update_card and args.live_generator:
         raise CLIError("--update-card records the preset's own figures; record --live-generator "
                        "figures as a row with --compare-into")
@@ -798,14 +819,30 @@ def cmd_evaluate(args, argv):
 
 
 def _print_result(text, json_path):
-    """JSON to stdout and, atomically, to `json_path` when given."""
-    if json_path:
-        target = Path(json_path)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        temporary = target.with_name(f".{target.name}.tmp-{os.getpid()}")
-        temporary.write_text(text + "\n")
-        os.replace(temporary, target)
-    print(text)
+    """JSON, atomically, to `json_path` when given, and to stdout (also when
+    the write fails, so the result is not lost)."""
+    try:
+        if json_path:
+            _write_json(json_path, text)
+    finally:
+        print(text)
+
+
+def _check_json_target(json_path):
+    """Refuse an unusable --json file before any work: a folder, or a parent that cannot be made."""
+    from kgan.atomic import make_dirs
+
+    if json_path is None:
+        return
+    if Path(json_path).is_dir():
+        raise CLIError(f"--json {json_path} is a folder; give a file name")
+    make_dirs(Path(json_path).parent)  # a one-line OutputPathError under a file or read-only
+
+
+def _write_json(json_path, text):
+    from kgan.atomic import write_file
+
+    write_file(Path(json_path), lambda path: Path(path).write_text(text.rstrip("\n") + "\n"))
 
 
 def _is_translator(source):
@@ -1039,10 +1076,65 @@ def main(argv=None):
     # files and a full disk: all fixable by the user, so no traceback.
     except (CLIError, ValueError, TypeError, KeyError, OSError, DatasetUnavailableError) as err:
         message = err.args[0] if isinstance(err, KeyError) and err.args else err
+        if isinstance(err, OSError) and not isinstance(err, CLIError):
+            message = _os_error_message(err)
         # One line, whatever the message: some Keras/TF errors span several.
         print(f"kgan: error: {' '.join(str(message).split())}", file=sys.stderr)
         return 2
+    except Exception as err:  # TensorFlow's own errors: only those a user can fix
+        message = _tensorflow_error_message(err, args)
+        if message is None:
+            raise
+        print(f"kgan: error: {' '.join(message.split())}", file=sys.stderr)
+        return 2
     return 0
+
+
+def _written_path(filename):
+    """The file a user named, for a kgan temporary name such as `.out.npz.tmp-123.npz`."""
+    path = Path(os.fspath(filename))
+    if path.name.startswith(".") and ".tmp-" in path.name:
+        return str(path.parent / path.name[1:].split(".tmp-")[0])
+    return str(path)
+
+
+def _os_error_message(err):
+    """A one-line message for an OSError, naming the path and what to do."""
+    if err.filename is None or type(err).__module__.startswith("kgan"):
+        return str(err)  # kgan's own errors already say both
+    path = _written_path(err.filename)
+    if err.errno == errno.ENOSPC:
+        return f"no space left on the device while writing {path}: free space or choose an output on another disk"
+    if err.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return f"permission denied for {path}: choose an output folder you can write to"
+    if err.errno in (errno.EEXIST, errno.ENOTDIR):
+        return (f"cannot write {path}: a file is in the way where a folder is needed "
+                f"({err.strerror}); choose another output path or move that file")
+    return str(err)
+
+
+def _tensorflow_error_message(err, args):
+    """A one-line message for a TensorFlow error caused by the user's files, else None."""
+    import tensorflow as tf
+
+    from kgan import data
+
+    if not isinstance(err, tf.errors.OpError):
+        return None
+    text = str(err)
+    if "No space left" in text:
+        target = getattr(args, "output", None) or getattr(args, "dir", None) or "the output"
+        return f"no space left on the device while writing {target}: free space or choose an output on another disk"
+    if "DecodeImage" not in text and "decode" not in text.lower():
+        return None
+    folders = [value for key in ("dataset", "dataset_b", "against", "name")
+               if isinstance(value := getattr(args, key, None), str) and os.path.isdir(value)]
+    bad = [path for folder in folders for path in data.undecodable_images(folder, limit=3)][:3]
+    if bad:
+        return (f"cannot decode {', '.join(bad)}: corrupt, truncated or not an image. "
+                "Remove or re-save such files (kgan.data.undecodable_images lists them all)")
+    return (f"an input image could not be decoded ({text.splitlines()[0][:200]}): "
+            "check the dataset's files with kgan.data.undecodable_images(FOLDER)")
 
 
 if __name__ == "__main__":

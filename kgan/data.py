@@ -64,6 +64,7 @@ __all__ = [
     "EMBEDDED_DATASETS",
     "embedded_split",
     "IMAGE_EXTENSIONS",
+    "undecodable_images",
     "DatasetUnavailableError",
     "UnknownDatasetError",
     "from_folder",
@@ -304,8 +305,13 @@ def _slice_bound(text: str | None, total: int) -> int | None:
     if text is None:
         return None
     if text.endswith("%"):
+        percent = int(text[:-1])
+        if abs(percent) > 100:
+            raise ValueError(
+                f"The split boundary {text} is outside -100%..100%; slice with e.g. 'train[:80%]'."
+            )
         # tfds rounds percent boundaries to the closest example.
-        return int(round(total * int(text[:-1]) / 100))
+        return int(round(total * percent / 100))
     return int(text)
 
 
@@ -757,6 +763,37 @@ def _decode_image(path: tf.Tensor, channels: int) -> tf.Tensor:
     # and channel count to plan the preprocessing.
     image.set_shape([None, None, channels])
     return image
+
+
+def undecodable_images(directory: str | os.PathLike, limit: int | None = None) -> list[str]:
+    """The image files under `directory` that TensorFlow cannot decode.
+
+    A pipeline decodes lazily, so a corrupt, truncated or mislabelled file
+    surfaces as a bare `DecodeImage` error in the middle of `fit`, without
+    its name; this finds the culprits (the `kgan` CLI calls it to name them).
+
+    Args:
+        directory: a folder searched as `from_folder` searches it.
+        limit: stop after this many bad files (None: check every file).
+
+    Returns:
+        The paths of the files that failed to decode, in `from_folder`'s order.
+
+    Example:
+
+    ```python
+    kgan.data.undecodable_images("photos/")   # ['photos/cat_017.jpg'] for a truncated JPEG
+    ```
+    """
+    bad = []
+    for path in _walk_images(_check_folder(directory)):
+        try:
+            tf.io.decode_image(tf.io.read_file(path), expand_animations=False)
+        except tf.errors.OpError:
+            bad.append(path)
+            if limit is not None and len(bad) >= limit:
+                break
+    return bad
 
 
 def from_folder(

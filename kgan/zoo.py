@@ -256,6 +256,12 @@ def resolve(source, sha256=None, cache_dir=None, allow_http=False):
         allow_http: accept plain `http://` (only for local testing).
     """
     source = os.fspath(source)
+    if sha256 is not None and not str(source).startswith(("https://", "http://")):
+        raise ZooError(
+            f"sha256 checks a downloaded archive, but {source!r} is not a URL: a local or "
+            "registered preset is checked by its metadata.json (weights_sha256). Drop sha256 "
+            "(--sha256)."
+        )
     if source in _PRESETS:
         preset = _PRESETS[source]
         if preset.path is not None:
@@ -360,10 +366,27 @@ def read_metadata(folder):
     path = Path(folder) / METADATA_FILE
     if not path.is_file():
         raise ZooError(f"{folder} is not a preset folder: {METADATA_FILE} is missing.")
+    return _read_json_object(path)
+
+
+# Keyed by example values' types: this module's own `list` shadows the builtin.
+_JSON_TYPES = {type([]): "array", str: "string", int: "number", float: "number", bool: "boolean",
+               type(None): "null"}
+
+
+def _read_json_object(path):
+    """A preset's JSON file as a dict; `IntegrityError` naming the file if it is not one."""
+    fix = "The preset is damaged: re-download or re-save it."
     try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise ZooError(f"{path} is not valid JSON: {err}.") from err
+        value = json.loads(Path(path).read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise IntegrityError(f"{path} is not valid JSON ({err}). {fix}") from err
+    if not isinstance(value, dict):
+        raise IntegrityError(
+            f"{path} holds a JSON {_JSON_TYPES.get(type(value), type(value).__name__)}, not the "
+            f"object a preset keeps there. {fix}"
+        )
+    return value
 
 
 def file_sha256(path):
@@ -404,6 +427,11 @@ def load(source, sha256=None, cache_dir=None, allow_http=False, compile=False): 
             raise ZooError(f"Preset folder {folder} is missing {required}.")
     metadata = read_metadata(folder)
     expected = metadata.get("weights_sha256")
+    if not expected:
+        raise IntegrityError(
+            f"{folder / METADATA_FILE} records no weights_sha256, so {WEIGHTS_FILE} cannot be "
+            "checked. The preset is damaged: re-download or re-save it."
+        )
     actual = file_sha256(folder / WEIGHTS_FILE)
     if expected != actual:
         raise IntegrityError(
@@ -411,12 +439,14 @@ def load(source, sha256=None, cache_dir=None, allow_http=False, compile=False): 
             f"records {expected}: the file is corrupt or was replaced. "
             "Re-download or re-save the preset."
         )
-    config = json.loads((folder / CONFIG_FILE).read_text())
+    config = _read_json_object(folder / CONFIG_FILE)
     registered = config.get("registered_name") or ""
     if not registered.startswith("kgan>"):
+        described = registered or config.get("class_name")
         raise ZooError(
-            f"{folder / CONFIG_FILE} describes {registered or config.get('class_name')!r}, "
-            "not a kgan model."
+            f"{folder / CONFIG_FILE} describes "
+            f"{repr(described) if described else 'no model class'}, not a kgan model: "
+            "load it with keras.saving, or re-save the preset with kgan.zoo.save_preset."
         )
     arch = metadata.get("architecture")
     if arch in _ARCHITECTURES and _ARCHITECTURES[arch].cls.__name__ != config.get("class_name"):

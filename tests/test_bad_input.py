@@ -136,6 +136,37 @@ def with_metadata(env, **updates):
     return folder
 
 
+def with_json(env, filename, text):
+    """dcgan_mnist with `filename` (metadata.json or config.json) replaced by `text`."""
+    folder = copy_shipped(env)
+    (folder / filename).write_text(text)
+    return folder
+
+
+def without_weights_hash(env):
+    folder = copy_shipped(env)
+    metadata = json.loads((folder / zoo.METADATA_FILE).read_text())
+    del metadata["weights_sha256"]
+    (folder / zoo.METADATA_FILE).write_text(json.dumps(metadata))
+    return folder
+
+
+def folder_of_good_images(env, name="photos_b"):
+    images = folder(env.tmp / name)
+    for index in range(2):
+        kgan.images.save_png(zeros(16, 16, 1, dtype="uint8"), images / f"good_{index}.png")
+    return images
+
+
+def folder_with_undecodable_images(env):
+    """Two good PNGs, a text file named .jpg and a truncated PNG."""
+    images = folder_of_good_images(env, "photos")
+    (images / "notes.jpg").write_text("not an image")
+    good = (images / "good_0.png").read_bytes()
+    (images / "half.png").write_bytes(good[: len(good) // 2])
+    return images
+
+
 def foreign_weights(env, source, rehashed):
     """dcgan_mnist with the weights file of another shipped preset copied in."""
     folder = copy_shipped(env)
@@ -415,6 +446,41 @@ CLI_CASES = [
             r"unknown precision \[.fp8.\]", r"choose from .*float32"),
     CLICase("evaluate_unknown_metric", lambda e: ["evaluate", "dcgan_mnist", "--metrics", "fid,psnr"],
             r"unknown metrics \['psnr'\]", r"choose from fid"),
+    CLICase("evaluate_json_under_a_file",
+            lambda e: ["evaluate", "dcgan_mnist", "--metrics", "fid", "--json", unwritable(e) / "fid.json"],
+            r"(is a file, not a folder|no permission)", UNWRITABLE_FIX),
+    CLICase("bench_json_under_a_file",
+            lambda e: ["bench", "dcgan", "--steps", "1", "--json", unwritable(e) / "b.json"],
+            r"(is a file, not a folder|no permission)", UNWRITABLE_FIX),
+    CLICase("metadata_is_a_json_array", lambda e: ["sample", with_json(e, zoo.METADATA_FILE, "[]"), "--output", _out(e)],
+            r"metadata.json holds a JSON array", r"re-download or re-save"),
+    CLICase("metadata_is_json_null", lambda e: ["info", with_json(e, zoo.METADATA_FILE, "null")],
+            r"metadata.json holds a JSON null", r"re-download or re-save"),
+    CLICase("config_is_not_json", lambda e: ["sample", with_json(e, zoo.CONFIG_FILE, "{bad"), "--output", _out(e)],
+            r"config.json is not valid JSON", r"re-download or re-save"),
+    CLICase("config_names_no_class", lambda e: ["sample", with_json(e, zoo.CONFIG_FILE, "{}"), "--output", _out(e)],
+            r"describes no model class, not a kgan model", r"re-save the preset"),
+    CLICase("metadata_without_weights_hash", lambda e: ["sample", without_weights_hash(e), "--output", _out(e)],
+            r"records no weights_sha256", r"re-download or re-save"),
+    CLICase("sha256_for_a_local_preset", lambda e: ["sample", e.preset, "--sha256", "abc", "--output", _out(e)],
+            r"sha256 checks a downloaded archive", r"Drop sha256 \(--sha256\)"),
+    CLICase("split_beyond_100_percent",
+            lambda e: ["train", "dcgan", "--dataset", "mnist_5k", "--split", "train[:200%]", "--epochs", "1",
+                       "--output", e.tmp / "r"],
+            r"boundary 200% is outside -100%..100%", r"train\[:80%\]"),
+    CLICase("negative_refine_layers",
+            lambda e: ["train", "dcgan", "--dataset", "mnist_5k", "--refine-layers", "-1", "--epochs", "1",
+                       "--output", e.tmp / "r"],
+            r"argument --refine-layers", r"0 or a positive integer, got -1"),
+    CLICase("eval_num_too_small_for_fid",
+            lambda e: ["train", "dcgan", "--dataset", "mnist_5k", "--split", "train[:2%]", "--epochs", "1",
+                       "--filters", "4", "--eval-every", "1", "--eval-num", "10", "--output", e.tmp / "r"],
+            r"--eval-num 10 is too few for FID", r"--eval-num 129 or more"),
+    CLICase("undecodable_images_in_a_training_folder",
+            lambda e: ["train", "cyclegan", "--dataset", folder_with_undecodable_images(e), "--dataset-b", folder_of_good_images(e),
+                       "--image-size", "16", "--epochs", "1", "--filters", "4", "--num-residual-blocks", "1",
+                       "--disc-layers", "2", "--batch-size", "2", "--output", e.tmp / "r"],
+            r"cannot decode .*half.png, .*notes.jpg: corrupt, truncated or not an image", r"Remove or re-save"),
 ]
 
 

@@ -581,3 +581,48 @@ def test_synthesize_keeps_a_non_empty_output_unless_overwrite(conditional_preset
     assert "not empty; pass --overwrite" in error_line(capsys.readouterr().err)
     assert run(["synthesize", conditional_preset, "--per-class", 1, "--output", output, "--overwrite"]) == 0
     assert sorted(p.name for p in output.iterdir()) == ["0", "1", "2"]
+
+
+# ------------------------------------------------------------- system errors
+@pytest.mark.parametrize("errno_name, expected", [
+    ("ENOSPC", r"no space left on the device while writing runs/out.npz: free space or choose an output on another disk"),
+    ("EACCES", r"permission denied for runs/out.npz: choose an output folder you can write to"),
+    ("EEXIST", r"cannot write runs/out.npz: a file is in the way where a folder is needed .*choose another output path or move that file"),
+])
+def test_system_errors_name_the_file_the_user_gave_and_the_fix(errno_name, expected):
+    """A full disk or a denied write names the output (not kgan's temporary name) and a fix."""
+    import errno as errno_module
+    import re
+
+    code = getattr(errno_module, errno_name)
+    err = OSError(code, os.strerror(code), "runs/.out.npz.tmp-4242.npz")
+    assert re.fullmatch(expected, cli._os_error_message(err))
+
+
+def test_a_full_disk_inside_tensorflow_is_one_clear_line(monkeypatch, tmp_path, capsys):
+    def full_disk(args):
+        raise tf.errors.ResourceExhaustedError(None, None, "tmp/x; No space left on device [Op:SaveV2]")
+
+    monkeypatch.setattr(cli, "cmd_export", full_disk)
+    assert cli.main(["export", "dcgan_mnist", str(tmp_path / "exported")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (f"kgan: error: no space left on the device while writing {tmp_path / 'exported'}: "
+                   "free space or choose an output on another disk")
+
+
+def test_other_tensorflow_errors_keep_their_traceback(monkeypatch, tmp_path):
+    def bug(args):
+        raise tf.errors.InternalError(None, None, "something inside TensorFlow broke")
+
+    monkeypatch.setattr(cli, "cmd_export", bug)
+    with pytest.raises(tf.errors.InternalError):
+        cli.main(["export", "dcgan_mnist", str(tmp_path / "exported")])
+
+
+def test_evaluate_writes_its_json_atomically_and_still_prints_it(tmp_path, capsys):
+    target = tmp_path / "results" / "fid.json"
+    assert cli.main(["evaluate", "dcgan_mnist", "--metrics", "fid", "--num", "200",
+                     "--json", str(target)]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert json.loads(target.read_text()) == printed
+    assert sorted(p.name for p in target.parent.iterdir()) == ["fid.json"]

@@ -94,6 +94,8 @@ def dcgan_generator(
     stages_for(image_shape)  # a clear error for sizes it cannot build, before any layer
     if int(latent_dim) < 1 or int(filters) < 1:
         raise ValueError(f"latent_dim and filters must be positive, got {latent_dim}, {filters}.")
+    if int(refine_layers) < 0:
+        raise ValueError(f"refine_layers must be 0 (the paper) or more, got {refine_layers}.")
     latents = keras.Input((latent_dim,), name="latents")
     images = generator_stack(latents, image_shape, filters, kernel_size, refine_layers,
                              norm=lambda x: _bn()(x))
