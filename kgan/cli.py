@@ -956,7 +956,10 @@ def cmd_translate(args):
                     tf.io.read_file(str(source)), channels=channels, expand_animations=False
                 ).numpy()
             except tf.errors.OpError as err:
-                raise CLIError(f"cannot decode {source}: {err.message.splitlines()[0]}") from err
+                # TF's message starts with "{{function_node ...}}" noise; keep its reason.
+                reason = err.message.splitlines()[0].split("}}")[-1].split(" [Op:")[0].strip().rstrip(".")
+                raise CLIError(f"cannot decode {source}: {reason or 'not an image'}; remove or "
+                               "re-save it (corrupt, truncated or not an image)") from err
             translated = model.translate(image, direction=args.direction)
             kgan_images.save_png(translated, folder / target)
 

@@ -117,6 +117,12 @@ def open_source(
         or spec.startswith(("https://", "http://"))
         or (path / zoo.METADATA_FILE).is_file()
     )
+    if split != "train" and (is_preset or path.is_dir()):
+        raise ValueError(
+            f"split selects a dataset's examples, but {spec} is a "
+            f"{'preset, whose images are generated' if is_preset else 'folder of images'}: "
+            "drop split (--split); against_split (--against-split) slices the reference dataset."
+        )
     if is_preset:
         # Resolve once: for a URL that is the download and its sha256 check.
         folder = zoo.resolve(spec, sha256=sha256)
