@@ -29,6 +29,7 @@ print(result["metrics"]["fcd"], result["reference"]["metrics"]["fcd"])
 
 from __future__ import annotations
 
+import difflib
 import json
 import math
 import os
@@ -155,9 +156,19 @@ def open_source(
         raise FileNotFoundError(
             f"{spec} is not a preset, a folder of images, or a dataset name; check the path."
         )
-    dataset = data.load(
-        spec, split=split, batch_size=batch_size, shuffle=False, drop_remainder=False, cache=False
-    )
+    try:
+        dataset = data.load(
+            spec, split=split, batch_size=batch_size, shuffle=False, drop_remainder=False, cache=False
+        )
+    except data.UnknownDatasetError as err:
+        # A source can be a preset too: a misspelt preset deserves a preset suggestion.
+        close = difflib.get_close_matches(spec, zoo.list(), n=3, cutoff=0.75)
+        if not close:
+            raise
+        raise data.UnknownDatasetError(
+            f"Unknown preset or dataset {spec!r}. Did you mean the preset "
+            f"{' or '.join(repr(name) for name in close)}? (`kgan list` shows the presets.)"
+        ) from err
     label = spec if split == "train" else f"{spec} {split}"
     return Source("dataset", label, dataset, dataset.element_spec.shape[1:])
 

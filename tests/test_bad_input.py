@@ -455,6 +455,8 @@ CLI_CASES = [
     CLICase("evaluate_split_of_a_preset",
             lambda e: ["evaluate", "dcgan_mnist", "--split", "train[:10]", "--metrics", "fid"],
             r"split selects a dataset's examples, but dcgan_mnist is a preset", r"drop split \(--split\)"),
+    CLICase("evaluate_misspelt_preset", lambda e: ["evaluate", "dcgan_mnst", "--num", "10"],
+            r"Unknown preset or dataset 'dcgan_mnst'", r"Did you mean the preset 'dcgan_mnist'"),
     CLICase("metadata_is_a_json_array", lambda e: ["sample", with_json(e, zoo.METADATA_FILE, "[]"), "--output", _out(e)],
             r"metadata.json holds a JSON array", r"re-download or re-save"),
     CLICase("metadata_is_json_null", lambda e: ["info", with_json(e, zoo.METADATA_FILE, "null")],
