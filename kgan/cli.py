@@ -141,7 +141,8 @@ def build_parser():
         description=(
             "Train ARCH on a dataset with model.fit. Writes OUTPUT/preset (a preset folder: "
             "config.json, model.weights.h5, metadata.json, README.md, samples.png), "
-            "OUTPUT/samples/epoch_*.png, OUTPUT/log.csv. OUTPUT/backup, written after every "
+            "OUTPUT/samples/epoch_*.png, OUTPUT/log.csv (OUTPUT must be new, empty or a kgan "
+            "run folder; --overwrite writes into any). OUTPUT/backup, written after every "
             "epoch, lets an interrupted (even killed) run resume with the same command, which "
             "it does by default (--restart starts over); with --deterministic the resumed run "
             "ends with the weights of an uninterrupted one. A NaN or Inf loss stops training "
@@ -435,6 +436,12 @@ def _train(args, argv):
     preset_dir = output / "preset"
     if preset_dir.exists() and not args.overwrite:
         raise CLIError(f"{preset_dir} exists; pass --overwrite to train again into {output}")
+    # A run writes log.csv, samples/ and tensorboard/ into OUTPUT: never into a
+    # folder of other files unless asked. A run folder has backup/command.json.
+    if (output.is_dir() and any(output.iterdir()) and not (output / "backup" / "command.json").is_file()
+            and not args.overwrite):
+        raise CLIError(f"{output} holds files but no kgan run to resume; choose an empty or new "
+                       "--output, or pass --overwrite to write the run's files there")
     arch = zoo.architecture(args.arch)
     # --seed fixes initialization, data order and every random stream, so a
     # recipe reproduces its preset and a resumed run continues the same run.

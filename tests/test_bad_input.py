@@ -151,6 +151,12 @@ def without_weights_hash(env):
     return folder
 
 
+def _with_user_file(path):
+    path.mkdir()
+    (path / "log.csv").write_text("my own notes\n")
+    return path
+
+
 def folder_of_good_images(env, name="photos_b"):
     images = folder(env.tmp / name)
     for index in range(2):
@@ -457,6 +463,10 @@ CLI_CASES = [
             r"split selects a dataset's examples, but dcgan_mnist is a preset", r"drop split \(--split\)"),
     CLICase("evaluate_misspelt_preset", lambda e: ["evaluate", "dcgan_mnst", "--num", "10"],
             r"Unknown preset or dataset 'dcgan_mnst'", r"Did you mean the preset 'dcgan_mnist'"),
+    CLICase("train_into_a_folder_of_other_files",
+            lambda e: ["train", "dcgan", "--dataset", "mnist_5k", "--epochs", "1",
+                       "--output", _with_user_file(e.tmp / "mine")],
+            r"mine holds files but no kgan run to resume", r"pass --overwrite"),
     CLICase("metadata_is_a_json_array", lambda e: ["sample", with_json(e, zoo.METADATA_FILE, "[]"), "--output", _out(e)],
             r"metadata.json holds a JSON array", r"re-download or re-save"),
     CLICase("metadata_is_json_null", lambda e: ["info", with_json(e, zoo.METADATA_FILE, "null")],
