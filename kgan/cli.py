@@ -1086,7 +1086,7 @@ def main(argv=None):
     # files and a full disk: all fixable by the user, so no traceback.
     except (CLIError, ValueError, TypeError, KeyError, OSError, DatasetUnavailableError) as err:
         message = err.args[0] if isinstance(err, KeyError) and err.args else err
-        if isinstance(err, OSError) and not isinstance(err, CLIError):
+        if isinstance(err, OSError):
             message = _os_error_message(err)
         # One line, whatever the message: some Keras/TF errors span several.
         print(f"kgan: error: {' '.join(str(message).split())}", file=sys.stderr)
@@ -1108,13 +1108,17 @@ def _written_path(filename):
     return str(path)
 
 
+def _no_space_message(path):
+    return f"no space left on the device while writing {path}: free space or choose an output on another disk"
+
+
 def _os_error_message(err):
     """A one-line message for an OSError, naming the path and what to do."""
     if err.filename is None or type(err).__module__.startswith("kgan"):
         return str(err)  # kgan's own errors already say both
     path = _written_path(err.filename)
     if err.errno == errno.ENOSPC:
-        return f"no space left on the device while writing {path}: free space or choose an output on another disk"
+        return _no_space_message(path)
     if err.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
         return f"permission denied for {path}: choose an output folder you can write to"
     if err.errno in (errno.EEXIST, errno.ENOTDIR):
@@ -1133,9 +1137,8 @@ def _tensorflow_error_message(err, args):
         return None
     text = str(err)
     if "No space left" in text:
-        target = getattr(args, "output", None) or getattr(args, "dir", None) or "the output"
-        return f"no space left on the device while writing {target}: free space or choose an output on another disk"
-    if "DecodeImage" not in text and "decode" not in text.lower():
+        return _no_space_message(getattr(args, "output", None) or getattr(args, "dir", None) or "the output")
+    if "decode" not in text.lower():  # DecodeImage and the codecs' own messages
         return None
     folders = [value for key in ("dataset", "dataset_b", "against", "name")
                if isinstance(value := getattr(args, key, None), str) and os.path.isdir(value)]

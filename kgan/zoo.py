@@ -51,10 +51,10 @@ WEIGHTS_FILE = "model.weights.h5"
 METADATA_FILE = "metadata.json"
 CARD_FILE = "README.md"
 SAMPLES_FILE = "samples.png"
+PRESET_FILES = (CONFIG_FILE, WEIGHTS_FILE, METADATA_FILE, CARD_FILE, SAMPLES_FILE)
 
 #: Serializes the warning capture around loading a preset's weights (see `load`).
 _WARNINGS_LOCK = threading.Lock()
-PRESET_FILES = (CONFIG_FILE, WEIGHTS_FILE, METADATA_FILE, CARD_FILE, SAMPLES_FILE)
 
 #: keys every preset's metadata.json must have.
 REQUIRED_METADATA = (
@@ -256,7 +256,7 @@ def resolve(source, sha256=None, cache_dir=None, allow_http=False):
         allow_http: accept plain `http://` (only for local testing).
     """
     source = os.fspath(source)
-    if sha256 is not None and not str(source).startswith(("https://", "http://")):
+    if sha256 is not None and not source.startswith(("https://", "http://")):
         raise ZooError(
             f"sha256 checks a downloaded archive, but {source!r} is not a URL: a local or "
             "registered preset is checked by its metadata.json (weights_sha256). Drop sha256 "

@@ -34,7 +34,6 @@ import tensorflow as tf
 from kgan import ada as kgan_ada
 from kgan import losses, zoo
 from kgan.atomic import write_folder
-from kgan.data import without_teardown_stall
 from kgan.layers import ImagePool
 from kgan.models.gan import GAN, InputDTypeError, InputValidationError, _deserialize, _serialize
 from kgan.networks.cyclegan import (
@@ -457,10 +456,7 @@ class CycleGAN(GAN):
                 "Call CycleGAN.compile() before fit(); compile() with no arguments uses the "
                 "paper's optimizers (see default_optimizers for the decaying schedule)."
             )
-        if isinstance(x, tf.data.Dataset):
-            kwargs.setdefault("shuffle", False)
-            x = without_teardown_stall(x, keep_explicit_choice=True)  # see GAN.fit
-        return keras.Model.fit(self, x, y, *args, **kwargs)
+        return keras.Model.fit(self, self._as_fit_pipeline(x, kwargs), y, *args, **kwargs)
 
     # ------------------------------------------------------------------ training
     def _shared_seed(self):

@@ -719,11 +719,16 @@ class GAN(keras.Model):
                 f"Call {type(self).__name__}.compile() before fit(); "
                 "compile() with no arguments uses the paper's optimizers."
             )
+        return super().fit(self._as_fit_pipeline(x, kwargs), y, *args, **kwargs)
+
+    @staticmethod
+    def _as_fit_pipeline(x, fit_kwargs):
+        """`x` as kgan hands it to `keras.Model.fit` (a dataset: see `fit`)."""
         if isinstance(x, tf.data.Dataset):
             # The pipeline shuffles; Keras would warn that shuffle=True is ignored.
-            kwargs.setdefault("shuffle", False)
+            fit_kwargs.setdefault("shuffle", False)
             x = without_teardown_stall(x, keep_explicit_choice=True)
-        return super().fit(x, y, *args, **kwargs)
+        return x
 
     # ------------------------------------------------------------------ training helpers
     def _next_seed(self):
