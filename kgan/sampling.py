@@ -20,6 +20,7 @@ kgan.sampling.write_samples(gan, "samples/", num=100_000, seed=0)
 ```
 """
 
+import math
 import os
 import shutil
 import zipfile
@@ -51,6 +52,14 @@ def sample_batches(model, num, seed=0, interpolate=None, batch_size=BATCH_SIZE):
         interpolation rows `kgan sample --interpolate` always wrote). With
         another batch size a pixel may differ by one level: the backend's
         kernels can round differently for different batch shapes.
+
+    Example:
+
+    ```python
+    gan = kgan.zoo.load("dcgan_mnist")
+    for batch in kgan.sampling.sample_batches(gan, 600, seed=0):
+        print(batch.shape, batch.dtype)  # (256, 28, 28, 1) uint8 twice, then (88, ...)
+    ```
     """
     if interpolate is None:
         for batch in model.generate_batches(num, seed=seed, batch_size=batch_size):
@@ -62,6 +71,29 @@ def sample_batches(model, num, seed=0, interpolate=None, batch_size=BATCH_SIZE):
     for ends in model.latent_batches(2 * num, seed=seed, batch_size=2 * rows_per_batch):
         rows = [model.interpolate(ends[i], ends[i + 1], interpolate) for i in range(0, len(ends), 2)]
         yield kgan_images.to_uint8(np.concatenate(rows, axis=0))
+
+
+# A .png grid is built whole in memory before it is encoded: 2**28 pixels is
+# 0.8 GB as RGB (a 16384 x 16384 image), past which an image viewer is no use.
+MAX_GRID_PIXELS = 2**28
+
+
+def _check_grid_size(image_shape, num, interpolate, padding=2):
+    """Refuse, before any sampling, a `.png` grid too large to build in memory."""
+    height, width, channels = image_shape
+    tiles = num * (interpolate or 1)
+    ncols = interpolate or math.ceil(math.sqrt(tiles))
+    rows = math.ceil(tiles / ncols)
+    pixels = (rows * (height + padding) + padding) * (ncols * (width + padding) + padding)
+    if pixels > MAX_GRID_PIXELS:
+        tile_pixels = (height + padding) * (width + padding) * (interpolate or 1)
+        fits = max(1, MAX_GRID_PIXELS // tile_pixels)
+        raise ValueError(
+            f"a .png grid of {tiles:,} samples of {height}x{width} would have {pixels:,} pixels, "
+            f"more than the {MAX_GRID_PIXELS:,} a grid may hold (it is built in memory): ask for "
+            f"at most about {fits:,}{' rows' if interpolate else ''}, or write a .npz file or a "
+            f"folder, which stream any number of samples"
+        )
 
 
 def write_samples(model, output, num, seed=0, interpolate=None, batch_size=BATCH_SIZE):
@@ -84,9 +116,22 @@ def write_samples(model, output, num, seed=0, interpolate=None, batch_size=BATCH
 
     Raises:
         kgan.atomic.OutputPathError: `output` cannot be created.
+        ValueError: a `.png` grid of `num` samples would exceed
+            `MAX_GRID_PIXELS` (it is built in memory; `.npz` and folders stream).
+
+    Example:
+
+    ```python
+    gan = kgan.zoo.load("dcgan_mnist")
+    kgan.sampling.write_samples(gan, "samples.npz", num=500, seed=0)  # 500
+    np.load("samples.npz")["images"].shape  # (500, 28, 28, 1), uint8
+    kgan.sampling.write_samples(gan, "samples/", num=8)  # samples/sample_000000.png ...
+    ```
     """
     output = Path(output)
     suffix = output.suffix.lower()
+    if suffix == ".png":
+        _check_grid_size(model.image_shape, num, interpolate)
     batches = sample_batches(model, num, seed=seed, interpolate=interpolate, batch_size=batch_size)
     total = num * (interpolate or 1)
     if suffix == ".png":
