@@ -12,7 +12,7 @@ kgan.images.save_grid(gan.generate(64, seed=0), "digits.png")
 __version__ = "0.1.0"
 
 from kgan import ada, augment, callbacks, data, export, images, layers, losses, metrics, models, networks
-from kgan import evaluators, performance, sampling, schedules, zoo
+from kgan import bench, evaluation, evaluators, performance, sampling, schedules, toy, zoo
 from kgan.export import export_generator
 from kgan.models import DCGAN, GAN, WGAN, WGANGP, ConditionalGAN, CycleGAN
 
@@ -22,9 +22,11 @@ __all__ = [
     "DCGAN",
     "ada",
     "augment",
+    "bench",
     "GAN",
     "callbacks",
     "data",
+    "evaluation",
     "evaluators",
     "export",
     "export_generator",
@@ -37,6 +39,7 @@ __all__ = [
     "sampling",
     "performance",
     "schedules",
+    "toy",
     "WGAN",
     "WGANGP",
     "zoo",

@@ -155,6 +155,15 @@ def replace_folder(source, target):
     process is killed. Elsewhere the old folder is renamed aside first and
     deleted only after the new one is in place: a kill between the two
     renames leaves the old version complete under `.NAME.old-PID`.
+
+    Example:
+
+    ```python
+    from kgan.atomic import replace_folder, staging_dir
+    staging = staging_dir("out/report")  # a temporary sibling: out/.report-XXXX
+    (staging / "index.txt").write_text("version 2")
+    replace_folder(staging, "out/report")  # out/report now holds index.txt, whole
+    ```
     """
     source, target = Path(source), Path(target)
     if target.is_dir() and not target.is_symlink() and _exchange(source, target):

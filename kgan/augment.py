@@ -26,7 +26,16 @@ POLICIES = ("color", "translation", "cutout")
 
 
 def parse_policy(policy):
-    """Normalize a policy string/list into a comma-joined string of known names."""
+    """Normalize a policy string/list into a comma-joined string of known names.
+
+    Example:
+
+    ```python
+    kgan.augment.parse_policy(" color, cutout ")  # 'color,cutout'
+    kgan.augment.parse_policy(["translation"])    # 'translation'
+    kgan.augment.parse_policy(None)               # None: no augmentation
+    ```
+    """
     if policy is None or policy == "":
         return None
     names = policy.split(",") if isinstance(policy, str) else list(policy)
@@ -50,7 +59,15 @@ def _randint(shape, seed, minval, maxval):
 
 
 def color(images, seed):
-    """Random brightness, saturation and contrast, per image."""
+    """Random brightness, saturation and contrast, per image.
+
+    Example:
+
+    ```python
+    images = tf.random.uniform([4, 28, 28, 1], -1.0, 1.0)
+    jittered = kgan.augment.color(images, seed=tf.constant([0, 1]))  # [4, 28, 28, 1]
+    ```
+    """
     seeds = tf.random.experimental.stateless_split(seed, 3)
     batch = tf.shape(images)[0]
     images = images + (_uniform([batch, 1, 1, 1], seeds[0]) - 0.5)
@@ -71,7 +88,15 @@ def _shift_axis(images, shift, axis):
 
 
 def translation(images, seed, ratio=0.125):
-    """Shift each image by up to `ratio` of its size in each direction, zero fill."""
+    """Shift each image by up to `ratio` of its size in each direction, zero fill.
+
+    Example:
+
+    ```python
+    images = tf.random.uniform([4, 32, 32, 3], -1.0, 1.0)
+    shifted = kgan.augment.translation(images, seed=tf.constant([0, 1]))  # up to 4 pixels
+    ```
+    """
     seeds = tf.random.experimental.stateless_split(seed, 2)
     batch = tf.shape(images)[0]
     size = tf.shape(images)[1:3]
@@ -82,7 +107,15 @@ def translation(images, seed, ratio=0.125):
 
 
 def cutout(images, seed, ratio=0.5):
-    """Zero a square of `ratio` times the image size at a random center."""
+    """Zero a square of `ratio` times the image size at a random center.
+
+    Example:
+
+    ```python
+    images = tf.ones([4, 32, 32, 3])
+    cut = kgan.augment.cutout(images, seed=tf.constant([0, 1]))  # zeros up to 16x16 pixels
+    ```
+    """
     seeds = tf.random.experimental.stateless_split(seed, 2)
     batch = tf.shape(images)[0]
     size = tf.shape(images)[1:3]

@@ -472,6 +472,15 @@ def run(
     Raises:
         ValueError: unknown architecture or precision, no baseline for
             `arch`, bad sizes, or a dataset that cannot be loaded.
+
+    Example:
+
+    ```python
+    from kgan import bench
+    rows = bench.run("dcgan", precisions=("float32",), split="train[:256]", steps=2,
+                     repeats=1, filters=8, latent_dim=16, isolate=False)
+    rows[0]["label"], rows[0]["images_per_s"]  # ('kgan float32 spe=10', ...)
+    ```
     """
     from kgan import performance, zoo
 
@@ -573,7 +582,17 @@ def run(
 
 
 def format_table(rows):
-    """The rows as an aligned text table (what `kgan bench` prints)."""
+    """The rows as an aligned text table (what `kgan bench` prints).
+
+    Example:
+
+    ```python
+    from kgan import bench
+    rows = bench.run("dcgan", precisions=("float32",), split="train[:256]", steps=2,
+                     repeats=1, filters=8, latent_dim=16, isolate=False)
+    print(bench.format_table(rows))  # one line per configuration, then a legend
+    ```
+    """
     lines = [f"{'configuration':30s} {'images/s':>9s} {'step ms':>9s} {'ratio':>6s} "
              f"{'steady':>7s} {'ratio':>6s} {'CPU ms':>9s} {'CPU ratio':>9s} {'peak MB':>8s}"
              "  repeats (images/s)"]

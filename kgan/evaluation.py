@@ -110,6 +110,15 @@ def open_source(
     Raises:
         ValueError: for a name that is none of these, or `live_generator`
             for a model without an EMA generator.
+
+    Example:
+
+    ```python
+    from kgan import evaluation
+    real = evaluation.open_source("mnist_5k", split="train[:10%]")
+    real.kind, real.label, real.image_shape  # ('dataset', 'mnist_5k train[:10%]', (28, 28, 1))
+    evaluation.open_source("dcgan_mnist").kind  # 'preset': images = the loaded model
+    ```
     """
     spec = str(spec)
     path = Path(spec)
@@ -263,6 +272,15 @@ def evaluate(
         A JSON-ready dict: `source`, `metrics`, `protocol`, `seconds`,
         `reference` (`source`, `metrics`) when a reference was given, and
         `preset_folder` when the source is a preset.
+
+    Example:
+
+    ```python
+    from kgan import evaluation
+    result = evaluation.evaluate(
+        "dcgan_mnist", against="mnist_5k", num=500, metrics_to_compute=("fid",))
+    result["metrics"]["fcd"], result["protocol"]["extractor"]  # FCD via 'mnist_classifier'
+    ```
     """
     unknown = set(metrics_to_compute) - set(METRICS)
     if unknown or not metrics_to_compute:

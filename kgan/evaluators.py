@@ -288,12 +288,27 @@ def render_card(metadata):
 
 # ---------------------------------------------------------------------- loading
 def evaluator_dir():
-    """The catalog folder holding evaluators."""
+    """The catalog folder holding evaluators.
+
+    Example:
+
+    ```python
+    folder = kgan.evaluators.evaluator_dir() / "mnist_classifier"
+    kgan.zoo.read_metadata(folder)["metrics"]["test_accuracy"]  # held-out accuracy
+    ```
+    """
     return zoo.catalog_dir() / EVALUATORS_FOLDER
 
 
 def list_evaluators():
-    """Names of the shipped evaluators."""
+    """Names of the shipped evaluators.
+
+    Example:
+
+    ```python
+    kgan.evaluators.list_evaluators()  # ['mnist_classifier']
+    ```
+    """
     root = evaluator_dir()
     if not root.is_dir():
         return []

@@ -401,6 +401,16 @@ def check_value_range(images, error=ValueError):
     """Raise `error` unless `images` are finite and within [-1, 1] (1e-3 slack).
 
     Values in [0, 255] or [0, 1] are the usual mistake; the message gives the fix.
+
+    Example:
+
+    ```python
+    kgan.images.check_value_range(np.zeros((2, 8, 8, 1)))  # fine: returns None
+    try:
+        kgan.images.check_value_range(np.full((2, 8, 8, 1), 255.0))
+    except ValueError as err:
+        print(err)  # Images must be scaled to [-1, 1], got values in [255, 255]. ...
+    ```
     """
     array = np.asarray(images, dtype=np.float32)
     if not np.all(np.isfinite(array)):

@@ -221,6 +221,15 @@ def pool_update(pool, count, images, seed):
 
     Returns:
         `(new_pool, new_count, returned)`.
+
+    Example:
+
+    ```python
+    pool, count = tf.zeros([4, 8, 8, 3]), tf.constant(0)  # an empty pool of 4
+    images = tf.random.uniform([3, 8, 8, 3], -1.0, 1.0)
+    pool, count, returned = kgan.layers.pool_update(pool, count, images, seed=[0, 1])
+    int(count)  # 3; while the pool fills, `returned` is `images` unchanged
+    ```
     """
     size = tf.shape(pool)[0]
     batch = tf.shape(images)[0]

@@ -41,53 +41,130 @@ def global_batch_mean(per_example_loss):
 
 
 def non_saturating_generator_loss(fake_logits):
-    """-log D(G(z)) (Goodfellow et al. 2014, sec. 3): strong early gradients."""
+    """-log D(G(z)) (Goodfellow et al. 2014, sec. 3): strong early gradients.
+
+    Example:
+
+    ```python
+    fake_logits = tf.constant([[-1.0], [1.0]])  # D's logits for two generated images
+    loss = kgan.losses.non_saturating_generator_loss(fake_logits)  # [1.313, 0.313]
+    kgan.losses.global_batch_mean(loss)  # 0.813, the scalar to differentiate
+    ```
+    """
     return _per_example(ops.softplus(-_logits(fake_logits)))
 
 
 def minimax_generator_loss(fake_logits):
-    """log(1 - D(G(z))), the original minimax objective (saturates early)."""
+    """log(1 - D(G(z))), the original minimax objective (saturates early).
+
+    Example:
+
+    ```python
+    fake_logits = tf.constant([[-1.0], [1.0]])
+    kgan.losses.minimax_generator_loss(fake_logits)  # [-0.313, -1.313], per example
+    ```
+    """
     return _per_example(-ops.softplus(_logits(fake_logits)))
 
 
 def discriminator_loss(real_logits, fake_logits):
-    """Binary cross-entropy of real as 1 and fake as 0 (from logits)."""
+    """Binary cross-entropy of real as 1 and fake as 0 (from logits).
+
+    Example:
+
+    ```python
+    real_logits = tf.constant([[2.0], [0.5]])
+    fake_logits = tf.constant([[-1.0], [1.0]])
+    kgan.losses.discriminator_loss(real_logits, fake_logits)  # [0.440, 1.787]
+    ```
+    """
     real = ops.softplus(-_logits(real_logits))
     fake = ops.softplus(_logits(fake_logits))
     return _per_example(real) + _per_example(fake)
 
 
 def wasserstein_critic_loss(real_scores, fake_scores):
-    """f(G(z)) - f(x): the critic maximizes the Wasserstein estimate."""
+    """f(G(z)) - f(x): the critic maximizes the Wasserstein estimate.
+
+    Example:
+
+    ```python
+    real_scores = tf.constant([[2.0], [0.5]])  # critic scores, no sigmoid
+    fake_scores = tf.constant([[-1.0], [1.0]])
+    kgan.losses.wasserstein_critic_loss(real_scores, fake_scores)  # [-3.0, 0.5]
+    ```
+    """
     return _per_example(fake_scores) - _per_example(real_scores)
 
 
 def wasserstein_generator_loss(fake_scores):
-    """-f(G(z))."""
+    """-f(G(z)).
+
+    Example:
+
+    ```python
+    fake_scores = tf.constant([[-1.0], [1.0]])
+    kgan.losses.wasserstein_generator_loss(fake_scores)  # [1.0, -1.0]
+    ```
+    """
     return -_per_example(fake_scores)
 
 
 def hinge_discriminator_loss(real_logits, fake_logits):
-    """max(0, 1 - D(x)) + max(0, 1 + D(G(z))) (Lim & Ye 2017)."""
+    """max(0, 1 - D(x)) + max(0, 1 + D(G(z))) (Lim & Ye 2017).
+
+    Example:
+
+    ```python
+    real_logits = tf.constant([[2.0], [0.5]])
+    fake_logits = tf.constant([[-1.0], [1.0]])
+    kgan.losses.hinge_discriminator_loss(real_logits, fake_logits)  # [0.0, 2.5]
+    ```
+    """
     real = ops.relu(1.0 - _logits(real_logits))
     fake = ops.relu(1.0 + _logits(fake_logits))
     return _per_example(real) + _per_example(fake)
 
 
 def hinge_generator_loss(fake_logits):
-    """-D(G(z))."""
+    """-D(G(z)).
+
+    Example:
+
+    ```python
+    fake_logits = tf.constant([[-1.0], [1.0]])
+    kgan.losses.hinge_generator_loss(fake_logits)  # [1.0, -1.0]
+    ```
+    """
     return -_per_example(fake_logits)
 
 
 def least_squares_discriminator_loss(real_outputs, fake_outputs):
-    """(D(x) - 1)^2 + D(G(z))^2 (Mao et al. 2017), per example."""
+    """(D(x) - 1)^2 + D(G(z))^2 (Mao et al. 2017), per example.
+
+    Example:
+
+    ```python
+    real_outputs = tf.constant([[2.0], [0.5]])
+    fake_outputs = tf.constant([[-1.0], [1.0]])
+    kgan.losses.least_squares_discriminator_loss(real_outputs, fake_outputs)  # [2.0, 1.25]
+    ```
+    """
     real = ops.square(_logits(real_outputs) - 1.0)
     fake = ops.square(_logits(fake_outputs))
     return _per_example(real) + _per_example(fake)
 
 
 def least_squares_generator_loss(fake_outputs):
-    """(D(G(z)) - 1)^2, per example."""
+    """(D(G(z)) - 1)^2, per example.
+
+    Example:
+
+    ```python
+    fake_outputs = tf.constant([[-1.0], [1.0]])
+    kgan.losses.least_squares_generator_loss(fake_outputs)  # [4.0, 0.0]
+    ```
+    """
     return _per_example(ops.square(_logits(fake_outputs) - 1.0))
 
 
@@ -168,6 +245,14 @@ def cycle_consistency_loss(real, reconstructed):
     The L1 distance between images and their round trip through both
     generators, averaged over pixels and channels (the reference's
     `L1Loss`). Multiply by lambda_cycle (10 in the paper).
+
+    Example:
+
+    ```python
+    real = tf.zeros([2, 4, 4, 3])
+    reconstructed = tf.fill([2, 4, 4, 3], 0.5)  # F(G(real))
+    10.0 * kgan.losses.cycle_consistency_loss(real, reconstructed)  # [5.0, 5.0]
+    ```
     """
     return _mean_absolute_error(real, reconstructed)
 
@@ -179,5 +264,13 @@ def identity_loss(real, mapped):
     what the generator makes of them; it keeps colors when a mapping need
     not change them (Taigman et al. 2017). CycleGAN weights it by
     `0.5 * lambda_cycle`.
+
+    Example:
+
+    ```python
+    real_b = tf.zeros([2, 4, 4, 3])
+    mapped = tf.fill([2, 4, 4, 3], 0.5)  # G(real_b)
+    0.5 * 10.0 * kgan.losses.identity_loss(real_b, mapped)  # [2.5, 2.5]
+    ```
     """
     return _mean_absolute_error(real, mapped)

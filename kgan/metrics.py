@@ -571,6 +571,16 @@ class FeatureExtractor(Protocol):
     optionally `"probabilities"` (`[B, K]`, rows summing to 1), or a pair
     `(features, probabilities)`. Any callable qualifies, including a plain
     `keras.Model` (wrapped by `keras_model_extractor` automatically).
+
+    Example:
+
+    ```python
+    def small_pixels(images):  # [B, 28, 28, 1] -> [B, 49]: a (crude) FeatureExtractor
+        return tf.reshape(tf.image.resize(images, (7, 7)), (tf.shape(images)[0], -1))
+    real = kgan.data.load("mnist_5k", batch_size=250)
+    gan = kgan.zoo.load("dcgan_mnist")
+    kgan.metrics.evaluate(real, gan, small_pixels, metrics=("fid",), num=500)  # {'fid': ...}
+    ```
     """
 
     def __call__(self, images): ...
@@ -733,6 +743,15 @@ def inception_weights_path():
 
     `$KERAS_HOME/models/<INCEPTION_WEIGHTS_FILE>`, with `KERAS_HOME` read now
     (Keras reads it once at import) and defaulting to `~/.keras`.
+
+    Example:
+
+    ```python
+    import os
+    path = kgan.metrics.inception_weights_path()  # '~/.keras/models/inception_v3_..._notop.h5'
+    if os.path.exists(path):  # kgan never downloads it: put the file there yourself
+        extractor = kgan.metrics.inception_v3_extractor(path)
+    ```
     """
     home = os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
     return os.path.join(home, "models", INCEPTION_WEIGHTS_FILE)

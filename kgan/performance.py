@@ -102,7 +102,14 @@ def fast_bfloat16():
 
 
 def default_precision():
-    """`"mixed_bfloat16"` where `fast_bfloat16()` finds support, else `"float32"`."""
+    """`"mixed_bfloat16"` where `fast_bfloat16()` finds support, else `"float32"`.
+
+    Example:
+
+    ```python
+    kgan.performance.default_precision()  # 'mixed_bfloat16' on AMX CPUs, else 'float32'
+    ```
+    """
     return "mixed_bfloat16" if fast_bfloat16() else "float32"
 
 
@@ -111,6 +118,13 @@ def resolve_precision(precision=AUTO):
 
     Raises:
         ValueError: for a name that is not a Keras mixed-precision policy kgan supports.
+
+    Example:
+
+    ```python
+    kgan.performance.resolve_precision("auto")     # default_precision()
+    kgan.performance.resolve_precision("float32")  # 'float32', the opt-out
+    ```
     """
     if precision in (None, AUTO):
         return default_precision()

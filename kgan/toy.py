@@ -248,7 +248,15 @@ class ToyProblem:
         return int(self.centers.shape[1])
 
     def sample(self, num, seed=0):
-        """`num` float32 points `[num, dim]`, reproducible from a numpy `seed`."""
+        """`num` float32 points `[num, dim]`, reproducible from a numpy `seed`.
+
+        Example:
+
+        ```python
+        from kgan import toy
+        points = toy.problem("grid25").sample(1000, seed=0)  # float32 [1000, 2]
+        ```
+        """
         return _mixture_sample(self.centers, self.std, num, seed)
 
     def dataset(self, batch_size, seed=0):
@@ -258,6 +266,14 @@ class ToyProblem:
         the batch index), so the pipeline never runs Python per batch and
         never reuses a point: a trainer sees the true distribution, not a
         finite sample of it.
+
+        Example:
+
+        ```python
+        from kgan import toy
+        train = toy.problem("ring8").dataset(batch_size=256, seed=0)  # never ends
+        batch = next(iter(train))  # float32 tensor [256, 2]
+        ```
         """
         import tensorflow as tf
 
@@ -279,7 +295,16 @@ class ToyProblem:
         return tf.data.Dataset.counter().map(draw).prefetch(tf.data.AUTOTUNE)
 
     def coverage(self, samples, threshold=3.0, min_count=1):
-        """`mode_coverage(samples, self.centers, self.std, ...)`."""
+        """`mode_coverage(samples, self.centers, self.std, ...)`.
+
+        Example:
+
+        ```python
+        from kgan import toy
+        ring = toy.problem("ring8")
+        ring.coverage(ring.sample(2500, seed=0), min_count=20)["modes_covered"]  # 8
+        ```
+        """
         return mode_coverage(samples, self.centers, self.std, threshold, min_count)
 
 
@@ -302,7 +327,16 @@ PROBLEMS = {
 
 
 def problem(name):
-    """The registered `ToyProblem` called `name` (`"ring8"` or `"grid25"`)."""
+    """The registered `ToyProblem` called `name` (`"ring8"` or `"grid25"`).
+
+    Example:
+
+    ```python
+    from kgan import toy
+    grid = toy.problem("grid25")
+    grid.num_modes, grid.dim, grid.std  # (25, 2, 0.01768...)
+    ```
+    """
     if name not in PROBLEMS:
         raise ValueError(f"Unknown toy problem {name!r}; known: {', '.join(PROBLEMS)}.")
     return PROBLEMS[name]

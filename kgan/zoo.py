@@ -148,6 +148,15 @@ def register_architecture(name, cls, builder=None, description=""):
 
     Raises:
         ValueError: if `name` is already registered.
+
+    Example:
+
+    ```python
+    import functools
+    small = functools.partial(kgan.DCGAN.from_image_shape, filters=16, latent_dim=32)
+    kgan.zoo.register_architecture("dcgan_small", kgan.DCGAN, small, "DCGAN, quarter width")
+    gan = kgan.zoo.build("dcgan_small", image_shape=(28, 28, 1))
+    ```
     """
     if name in _ARCHITECTURES:
         raise ValueError(f"Architecture {name!r} is already registered; names are unique.")
@@ -160,6 +169,15 @@ def register_preset(name, path=None, url=None, sha256=None, description=""):
 
     Raises:
         ValueError: if `name` is taken, or the location is incomplete.
+
+    Example:
+
+    ```python
+    folder = kgan.zoo.catalog_dir() / "dcgan_mnist"  # or a folder from kgan.zoo.save_preset
+    kgan.zoo.register_preset("my_digits", path=folder, description="digits, my copy")
+    gan = kgan.zoo.load("my_digits")
+    # remote: register_preset(name, url="https://.../x.tar.gz", sha256="<64 hex digits>")
+    ```
     """
     if name in _PRESETS:
         raise ValueError(f"Preset {name!r} is already registered; names are unique.")
@@ -172,7 +190,21 @@ def register_preset(name, path=None, url=None, sha256=None, description=""):
 
 
 def unregister_preset(name):
-    """Remove a preset registration (for tests and plugins)."""
+    """Remove a preset registration (for tests and plugins).
+
+    Example:
+
+    ```python
+    kgan.zoo.register_preset("scratch", path=kgan.zoo.catalog_dir() / "dcgan_mnist")
+    kgan.zoo.unregister_preset("scratch")
+    "scratch" in kgan.zoo.list()  # False
+    ```
+
+    Raises:
+        UnknownNameError: no preset of that name is registered.
+    """
+    if name not in _PRESETS:
+        raise UnknownNameError(_unknown_message("preset", name, _PRESETS))
     _PRESETS.pop(name)
 
 
@@ -197,7 +229,16 @@ def list(pattern="*", kind="presets"):  # noqa: A001 - timm-style API name
 
 
 def architecture(name):
-    """The registered `Architecture` called `name`."""
+    """The registered `Architecture` called `name`.
+
+    Example:
+
+    ```python
+    arch = kgan.zoo.architecture("wgan_gp")
+    arch.cls, arch.description  # (<class 'kgan.models.wgan.WGANGP'>, 'Gulrajani et al. ...')
+    gan = arch.builder(image_shape=(28, 28, 1), latent_dim=16, filters=8)
+    ```
+    """
     if name not in _ARCHITECTURES:
         raise UnknownNameError(_unknown_message("architecture", name, _ARCHITECTURES))
     return _ARCHITECTURES[name]
@@ -230,7 +271,16 @@ def build(name, **kwargs):
 
 
 def info(name):
-    """Metadata of a preset (name, folder or URL), with its location added."""
+    """Metadata of a preset (name, folder or URL), with its location added.
+
+    Example:
+
+    ```python
+    meta = kgan.zoo.info("dcgan_mnist")
+    meta["dataset"], meta["image_shape"], meta["latent_dim"]  # ('mnist_5k', [28, 28, 1], 100)
+    meta["location"]  # '.../zoo/dcgan_mnist'
+    ```
+    """
     folder = resolve(name)
     metadata = read_metadata(folder)
     metadata["location"] = str(folder)
@@ -254,6 +304,13 @@ def resolve(source, sha256=None, cache_dir=None, allow_http=False):
         sha256: the archive's full sha256 (required for URLs not registered).
         cache_dir: Keras cache root (default `~/.keras`, or `KERAS_HOME`).
         allow_http: accept plain `http://` (only for local testing).
+
+    Example:
+
+    ```python
+    folder = kgan.zoo.resolve("dcgan_mnist")  # Path('.../zoo/dcgan_mnist'); no download
+    sorted(p.name for p in folder.iterdir())  # ['README.md', 'config.json', ...]
+    ```
     """
     source = os.fspath(source)
     if sha256 is not None and not source.startswith(("https://", "http://")):
@@ -362,7 +419,15 @@ def _safe_extract(archive, destination):
 
 # ---------------------------------------------------------------------- load
 def read_metadata(folder):
-    """`metadata.json` of a preset folder as a dict."""
+    """`metadata.json` of a preset folder as a dict.
+
+    Example:
+
+    ```python
+    meta = kgan.zoo.read_metadata(kgan.zoo.resolve("wgan_mnist"))
+    meta["architecture"], meta["metrics"]["fcd"]  # ('wgan', ...)
+    ```
+    """
     path = Path(folder) / METADATA_FILE
     if not path.is_file():
         raise ZooError(f"{folder} is not a preset folder: {METADATA_FILE} is missing.")
@@ -390,7 +455,16 @@ def _read_json_object(path):
 
 
 def file_sha256(path):
-    """Hex sha256 of a file, read in chunks."""
+    """Hex sha256 of a file, read in chunks.
+
+    Example:
+
+    ```python
+    folder = kgan.zoo.resolve("dcgan_mnist")
+    digest = kgan.zoo.file_sha256(folder / "model.weights.h5")  # 64 hex digits
+    digest == kgan.zoo.read_metadata(folder)["weights_sha256"]  # True
+    ```
+    """
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
@@ -864,6 +938,12 @@ def catalog_dir():
 
     Installed, the catalog is package data at `kgan/_catalog` (setup.cfg maps
     the repository's `zoo/` there); in a source checkout it is `zoo/`.
+
+    Example:
+
+    ```python
+    sorted(p.name for p in kgan.zoo.catalog_dir().iterdir())  # [..., 'dcgan_mnist', ...]
+    ```
     """
     package = Path(__file__).resolve().parent
     installed = package / "_catalog"
@@ -894,6 +974,12 @@ def markdown_table():
 
     `tests/test_zoo.py` fails when README.md's table differs from this; print
     it with `kgan list --markdown` and paste it between the README markers.
+
+    Example:
+
+    ```python
+    print(kgan.zoo.markdown_table())  # | preset | architecture | dataset | ... one row each
+    ```
     """
     rows = [
         "| preset | architecture | dataset | image | generator params | weights | figures |",

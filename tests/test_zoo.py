@@ -56,6 +56,9 @@ def test_unknown_names_suggest_close_matches():
         zoo.build("dcgn")
     with pytest.raises(zoo.UnknownNameError, match="Unknown preset 'dcgan_mnst'.*Did you mean 'dcgan_mnist'"):
         zoo.load("dcgan_mnst")
+    with pytest.raises(zoo.UnknownNameError, match="Unknown preset 'dcgan_mnst'.*Did you mean 'dcgan_mnist'"):
+        zoo.unregister_preset("dcgan_mnst")
+    assert "dcgan_mnist" in zoo.list()
 
 
 def test_build_by_name():

@@ -341,7 +341,15 @@ class ConditionalGAN(GAN):
         return array.astype(np.int32)
 
     def balanced_labels(self, num):
-        """The class-balanced cycle `0, 1, ..., K-1, 0, 1, ...` of length `num`."""
+        """The class-balanced cycle `0, 1, ..., K-1, 0, 1, ...` of length `num`.
+
+        Example:
+
+        ```python
+        gan = kgan.zoo.load("cgan_mnist_50shot")  # 10 classes
+        gan.balanced_labels(12)  # array([0, 1, 2, ..., 9, 0, 1], dtype=int32)
+        ```
+        """
         return (np.arange(num) % self.num_classes).astype(np.int32)
 
     # ------------------------------------------------------------------ training
@@ -352,6 +360,16 @@ class ConditionalGAN(GAN):
         `fit(x=images, y=labels)`. Label values are checked on the first
         batch (all of `y` for arrays); a later out-of-range label fails in
         the embedding lookup.
+
+        Example:
+
+        ```python
+        gan = kgan.ConditionalGAN.from_image_shape(
+            (28, 28, 1), num_classes=10, latent_dim=16, filters=8, seed=0)
+        gan.compile()
+        data = kgan.data.load("mnist_5k", batch_size=64, with_labels=True)  # (images, labels)
+        gan.fit(data.take(2), epochs=1)
+        ```
         """
         if isinstance(x, tf.data.Dataset):
             batch = self._first_batch(x)
@@ -548,7 +566,16 @@ class ConditionalGAN(GAN):
             start += len(latents)
 
     def generate_uint8(self, num, labels=None, seed=None, batch_size=256):
-        """Like `generate`, as uint8 images ready for PNG encoding."""
+        """Like `generate`, as uint8 images ready for PNG encoding.
+
+        Example:
+
+        ```python
+        gan = kgan.zoo.load("cgan_mnist_50shot")
+        sevens = gan.generate_uint8(8, labels=7, seed=0)  # uint8 [8, 28, 28, 1]
+        kgan.images.save_grid(sevens, "sevens.png")
+        ```
+        """
         from kgan.images import to_uint8
 
         return to_uint8(self.generate(num, labels=labels, seed=seed, batch_size=batch_size))
@@ -570,6 +597,14 @@ class ConditionalGAN(GAN):
         Args:
             seed: latent seed.
             rows: latents (rows); default 8, fewer for many classes.
+
+        Example:
+
+        ```python
+        gan = kgan.zoo.load("cgan_mnist_50shot")
+        images, ncols = gan.sample_sheet(seed=0, rows=4)  # 4 latents x 10 classes
+        kgan.images.save_grid(images, "sheet.png", ncols=ncols)
+        ```
         """
         if rows is None:
             rows = max(1, min(8, 80 // self.num_classes))

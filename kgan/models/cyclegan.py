@@ -442,6 +442,16 @@ class CycleGAN(GAN):
 
         Takes a `tf.data.Dataset` of `(images_a, images_b)` tuples, or arrays
         `x=images_a, y=images_b` (Keras batches and shuffles them).
+
+        Example:
+
+        ```python
+        data = kgan.data.unpaired("digits_8x8", "mnist_5k", batch_size=4, image_size=16)
+        gan = kgan.CycleGAN.from_image_shape(
+            (16, 16, 1), filters=8, num_residual_blocks=1, disc_layers=2)
+        gan.compile()
+        gan.fit(data.take(2), epochs=1)  # d_loss, g_loss, cycle_loss, identity_loss
+        ```
         """
         from kgan.images import check_value_range
 
@@ -704,22 +714,30 @@ class CycleGAN(GAN):
             "preset's samples.png pass samples= (translated images) to kgan.zoo.save_preset."
         )
 
+    # The GAN sampling API, refused: a translator maps images, it draws no latents.
     def latents(self, num, seed=None):
+        """Not available: raises `TypeError` (no latent space; use `translate`)."""
         self._no_latents("latents")
 
     def sample_latents(self, batch_size):
+        """Not available: raises `TypeError` (no latent space; use `translate`)."""
         self._no_latents("sample_latents")
 
     def generate_from_latents(self, latents, batch_size=256):
+        """Not available: raises `TypeError` (no latent space; use `translate`)."""
         self._no_latents("generate_from_latents")
 
     def generate(self, num, seed=None, batch_size=256):
+        """Not available: raises `TypeError` (no latent space; use `translate`)."""
         self._no_latents("generate")
 
     def generate_uint8(self, num, seed=None, batch_size=256):
+        """Not available: raises `TypeError` (no latent space; `translate` takes
+        and returns uint8 images)."""
         self._no_latents("generate_uint8")
 
     def interpolate(self, z0, z1, steps):
+        """Not available: raises `TypeError` (no latent space; use `translate`)."""
         self._no_latents("interpolate")
 
 
@@ -728,6 +746,15 @@ def translate_images(generator, images):
 
     Pads height and width by reflection (bottom, right) to multiples of 4
     and crops the output back; returns float32.
+
+    Example:
+
+    ```python
+    from kgan.models.cyclegan import translate_images
+    gan = kgan.zoo.load("cyclegan_digits")
+    out = translate_images(gan.generator_ab, tf.zeros([2, 37, 53, 1]))  # run at 40x56
+    out.shape  # TensorShape([2, 37, 53, 1]), float32
+    ```
     """
     height, width = tf.shape(images)[1], tf.shape(images)[2]
     pad_h = tf.math.floormod(-height, SIZE_MULTIPLE)

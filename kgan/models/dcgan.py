@@ -56,6 +56,13 @@ class DCGAN(GAN):
             augment: DiffAugment policy, e.g. `"color,translation,cutout"`, or
                 `"ada"` (adaptive augmentation, see `GAN`).
             **kwargs: passed to the constructor (e.g. `name`, `ada_target`).
+
+        Example:
+
+        ```python
+        gan = kgan.DCGAN.from_image_shape((32, 32, 3), latent_dim=64, filters=32, seed=0)
+        gan.latent_dim, gan.image_shape  # (64, (32, 32, 3))
+        ```
         """
         return cls(
             generator=dcgan_generator(

@@ -707,6 +707,15 @@ class GAN(keras.Model):
         end of an epoch often waits seconds for the autotuner's sleeping
         thread. Your dataset object is not changed, and a dataset whose
         `options().autotune.enabled` you set yourself is used as it is.
+
+        Example:
+
+        ```python
+        gan = kgan.DCGAN.from_image_shape((28, 28, 1), latent_dim=16, filters=8, seed=0)
+        gan.compile()
+        history = gan.fit(kgan.data.load("mnist_5k", batch_size=64).take(2), epochs=1)
+        history.history["d_loss"], history.history["g_loss"]
+        ```
         """
         batch = self._first_batch(x)
         if batch is not None:
@@ -740,7 +749,16 @@ class GAN(keras.Model):
         return tf.random.experimental.stateless_fold_in(seed, replica_id)
 
     def sample_latents(self, batch_size):
-        """Latents `[batch_size, latent_dim]` for a training step (float32)."""
+        """Latents `[batch_size, latent_dim]` for a training step (float32).
+
+        Example:
+
+        ```python
+        gan = kgan.DCGAN.from_image_shape((28, 28, 1), latent_dim=16, filters=8, seed=0)
+        z = gan.sample_latents(8)  # float32 tensor [8, 16]; each call draws new latents
+        fake = gan.generator(z, training=True)  # as in a train_step
+        ```
+        """
         return tf.random.stateless_normal(
             (batch_size, self.latent_dim), seed=self._next_seed(), dtype=tf.float32
         )
@@ -911,6 +929,14 @@ class GAN(keras.Model):
 
         With an int `seed` the result depends only on the seed (numpy's PCG64),
         so the same seed gives the same samples on any machine and backend.
+
+        Example:
+
+        ```python
+        gan = kgan.zoo.load("dcgan_mnist")
+        z = gan.latents(4, seed=0)  # float32 numpy [4, 100]
+        np.array_equal(z, gan.latents(4, seed=0))  # True: a seed fixes the latents
+        ```
         """
         num = positive_int(num, "num")
         if seed is None:
@@ -927,6 +953,14 @@ class GAN(keras.Model):
         Concatenated, the chunks equal `latents(num, seed)` exactly (numpy
         fills a draw sequentially from the stream), so a caller can sample
         any number of images in bounded memory (`kgan sample --num 100000`).
+
+        Example:
+
+        ```python
+        gan = kgan.zoo.load("dcgan_mnist")
+        chunks = list(gan.latent_batches(10, seed=0, batch_size=4))  # 4, 4 and 2 rows
+        np.array_equal(np.concatenate(chunks), gan.latents(10, seed=0))  # True
+        ```
         """
         num = positive_int(num, "num")
         batch_size = positive_int(batch_size, "batch_size")
@@ -980,6 +1014,15 @@ class GAN(keras.Model):
         Raises:
             InputValidationError: `latents` is not `[N, latent_dim]`, not real
                 numbers (`InputDTypeError`), or not finite.
+
+        Example:
+
+        ```python
+        gan = kgan.zoo.load("dcgan_mnist")
+        z = gan.latents(2, seed=0)
+        z[1] = -z[0]  # latents are plain numpy: edit them freely
+        images = gan.generate_from_latents(z)  # float32 [2, 28, 28, 1] in [-1, 1]
+        ```
         """
         latents = self._check_latents(latents)
         if self._inference_fn is None:
@@ -1025,7 +1068,16 @@ class GAN(keras.Model):
             yield self.generate_from_latents(latents, batch_size)
 
     def generate_uint8(self, num, seed=None, batch_size=256):
-        """Like `generate`, as uint8 images ready for PNG encoding."""
+        """Like `generate`, as uint8 images ready for PNG encoding.
+
+        Example:
+
+        ```python
+        gan = kgan.zoo.load("dcgan_mnist")
+        pixels = gan.generate_uint8(16, seed=0)  # uint8 [16, 28, 28, 1] in [0, 255]
+        kgan.images.save_grid(pixels, "digits.png")
+        ```
+        """
         from kgan.images import to_uint8
 
         return to_uint8(self.generate(num, seed=seed, batch_size=batch_size))
@@ -1038,12 +1090,29 @@ class GAN(keras.Model):
         saw (White 2016).
 
         Returns float32 numpy `[steps, H, W, C]` in [-1, 1].
+
+        Example:
+
+        ```python
+        gan = kgan.zoo.load("dcgan_mnist")
+        z0, z1 = gan.latents(2, seed=0)
+        row = gan.interpolate(z0, z1, steps=8)  # float32 [8, 28, 28, 1]
+        kgan.images.save_grid(row, "morph.png", ncols=8)
+        ```
         """
         return self.generate_from_latents(slerp(z0, z1, steps))
 
 
 def slerp(z0, z1, steps):
-    """`steps` latents from `z0` to `z1` (inclusive) by spherical interpolation."""
+    """`steps` latents from `z0` to `z1` (inclusive) by spherical interpolation.
+
+    Example:
+
+    ```python
+    path = kgan.models.slerp([1.0, 0.0], [0.0, 1.0], steps=3)  # float32 [3, 2]
+    # [[1, 0], [0.7071, 0.7071], [0, 1]]: every point keeps the norm 1
+    ```
+    """
     z0 = np.asarray(z0, np.float64).reshape(-1)
     z1 = np.asarray(z1, np.float64).reshape(-1)
     if z0.shape != z1.shape:

@@ -217,6 +217,13 @@ class WGAN(_WassersteinGAN):
             refine_layers: stride-1 generator blocks (see `dcgan_generator`).
             dropout: critic dropout rate (0 is the paper).
             **kwargs: passed to the constructor (e.g. `name`).
+
+        Example:
+
+        ```python
+        gan = kgan.WGAN.from_image_shape((28, 28, 1), latent_dim=64, n_critic=5)
+        gan.batches_per_step  # 5: load data with repeat_batches=gan.batches_per_step
+        ```
         """
         generator, critic = cls._build_networks(
             image_shape, latent_dim, filters, refine_layers, "batch", dropout
@@ -362,6 +369,13 @@ class WGANGP(_WassersteinGAN):
             dropout: critic dropout rate (0 is the paper).
             normalization: the critic's, `"layer"` or `None` (not `"batch"`).
             **kwargs: passed to the constructor (e.g. `name`).
+
+        Example:
+
+        ```python
+        gan = kgan.WGANGP.from_image_shape((32, 32, 3), latent_dim=128, filters=32)
+        gan.compile()  # Adam(1e-4, beta_1=0, beta_2=0.9) for both networks
+        ```
         """
         if normalization not in ("layer", None):
             raise ValueError(

@@ -145,7 +145,15 @@ def resnet_generator(
 
 
 def patchgan_output_size(size, num_layers=3):
-    """Side of the logit map a `patchgan_discriminator` gives for `size` pixels."""
+    """Side of the logit map a `patchgan_discriminator` gives for `size` pixels.
+
+    Example:
+
+    ```python
+    kgan.networks.patchgan_output_size(256)               # 30: 30x30 logits
+    kgan.networks.patchgan_output_size(32, num_layers=2)  # 6
+    ```
+    """
     for _ in range(num_layers):
         size = (size + 2 - 4) // 2 + 1
     for _ in range(2):  # the stride-1 block and the output convolution
@@ -154,7 +162,15 @@ def patchgan_output_size(size, num_layers=3):
 
 
 def patchgan_receptive_field(num_layers=3):
-    """Side of the image patch each logit of the discriminator sees (70 for 3 layers)."""
+    """Side of the image patch each logit of the discriminator sees (70 for 3 layers).
+
+    Example:
+
+    ```python
+    kgan.networks.patchgan_receptive_field()   # 70: the 70x70 PatchGAN
+    kgan.networks.patchgan_receptive_field(2)  # 34
+    ```
+    """
     field = 1
     for stride in [1, 1] + [2] * num_layers:  # from the output back to the input
         field = (field - 1) * stride + 4

@@ -38,6 +38,13 @@ def stages_for(image_shape):
     Raises:
         ValueError: if the shape is not `(H, W, C)` with H and W reachable
             from a small start by the same number of doublings.
+
+    Example:
+
+    ```python
+    kgan.networks.stages_for((28, 28, 1))  # (7, 7, 2): a 7x7 start, doubled twice
+    kgan.networks.stages_for((64, 64, 3))  # (4, 4, 4)
+    ```
     """
     if len(image_shape) != 3:
         raise ValueError(
