@@ -73,6 +73,15 @@ def is_ada(augment):
 
     Raises:
         ValueError: for a policy naming `ada` together with DiffAugment transforms.
+
+    Example:
+
+    ```python
+    kgan.ada.is_ada("ada")                         # True
+    kgan.ada.is_ada("color,translation,cutout")    # False: a DiffAugment policy
+    kgan.ada.is_ada(None)                          # False
+    # kgan.ada.is_ada("ada,color") raises ValueError: ADA picks its own transforms
+    ```
     """
     if augment is None:
         return False
@@ -90,7 +99,15 @@ def is_ada(augment):
 
 
 def check_target(value):
-    """`value` as a float in (0, 1), the range of a sensible r_t target."""
+    """`value` as a float in (0, 1), the range of a sensible r_t target.
+
+    Example:
+
+    ```python
+    kgan.ada.check_target(0.6)  # 0.6, the paper's target
+    # kgan.ada.check_target(1) raises ValueError: ada_target must be a number in (0, 1) ...
+    ```
+    """
     number = _number(value)
     if not 0.0 < number < 1.0:
         raise ValueError(
@@ -100,7 +117,15 @@ def check_target(value):
 
 
 def check_kimg(value):
-    """`value` as a positive float (thousands of images for p to go from 0 to 1)."""
+    """`value` as a positive float (thousands of images for p to go from 0 to 1).
+
+    Example:
+
+    ```python
+    kgan.ada.check_kimg(500)  # 500.0, StyleGAN2-ADA's setting
+    # kgan.ada.check_kimg(0) raises ValueError: ada_kimg must be a positive number ...
+    ```
+    """
     number = _number(value)
     if not 0.0 < number < float("inf"):
         raise ValueError(
@@ -111,7 +136,15 @@ def check_kimg(value):
 
 
 def check_interval(value):
-    """`value` as a positive int (discriminator updates between adjustments of p)."""
+    """`value` as a positive int (discriminator updates between adjustments of p).
+
+    Example:
+
+    ```python
+    kgan.ada.check_interval(4)    # 4, as in StyleGAN2-ADA's code
+    # kgan.ada.check_interval(2.0) raises ValueError: ada_interval must be a positive int ...
+    ```
+    """
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
         raise ValueError(
             f"ada_interval must be a positive int of discriminator updates (the paper's "

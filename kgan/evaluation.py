@@ -60,6 +60,17 @@ class Source:
         image_shape: `(H, W, C)`.
         folder: the preset folder (presets only), for recording figures.
         metadata: the preset's metadata (presets only).
+
+    Example:
+
+    ```python
+    from kgan import evaluation
+    preset = evaluation.open_source("dcgan_mnist")  # how kgan makes one
+    preset.kind, preset.image_shape, preset.metadata["dataset"]  # ('preset', (28, 28, 1), ...)
+    noise = tf.data.Dataset.from_tensor_slices(
+        np.random.uniform(-1, 1, (64, 28, 28, 1)).astype("float32")).batch(32)
+    mine = evaluation.Source("dataset", "uniform noise", noise, (28, 28, 1))
+    ```
     """
 
     def __init__(self, kind, label, images, image_shape, folder=None, metadata=None):
@@ -356,6 +367,17 @@ def record_in_card(folder, result, command):
     """Write `result` into a preset's metadata (`metrics`, `evaluation`) and card.
 
     Comparisons recorded earlier are kept only if they share the new protocol.
+
+    Example:
+
+    ```python
+    import shutil
+    from kgan import evaluation
+    folder = shutil.copytree(kgan.zoo.resolve("dcgan_mnist"), "my_preset")  # a copy to edit
+    result = evaluation.evaluate(folder, against="mnist_5k", num=500, metrics_to_compute=("fid",))
+    metadata = evaluation.record_in_card(folder, result, "kgan evaluate my_preset --num 500")
+    metadata["metrics"]["fcd"]  # also in the Measured figures of my_preset/README.md
+    ```
     """
     metadata = zoo.read_metadata(folder)
     previous = metadata.get("evaluation") or {}
@@ -376,6 +398,19 @@ def record_comparison(folder, label, result, command):
     The preset must already have figures from the same protocol (same real
     set, extractor, sample count and seed): rows measured differently would
     not be comparable.
+
+    Example:
+
+    ```python
+    import shutil
+    from kgan import evaluation
+    folder = shutil.copytree(kgan.zoo.resolve("dcgan_mnist"), "my_preset")  # a copy to edit
+    same = dict(against="mnist_5k", num=500, metrics_to_compute=("fid",))
+    evaluation.record_in_card(folder, evaluation.evaluate(folder, **same), "kgan evaluate ...")
+    other = evaluation.evaluate("wgan_mnist", **same)  # same protocol: comparable
+    evaluation.record_comparison(folder, "WGAN", other, "kgan evaluate wgan_mnist --num 500")
+    # my_preset/README.md's figures table now has a "WGAN" column
+    ```
     """
     metadata = zoo.read_metadata(folder)
     evaluation = dict(metadata.get("evaluation") or {})
@@ -395,5 +430,14 @@ def record_comparison(folder, label, result, command):
 
 
 def dumps(result):
-    """`result` as indented JSON."""
+    """`result` as indented JSON.
+
+    Example:
+
+    ```python
+    from kgan import evaluation
+    result = evaluation.evaluate("dcgan_mnist", num=500, metrics_to_compute=("fid",))
+    print(evaluation.dumps(result))  # the JSON `kgan evaluate` prints (sorted keys)
+    ```
+    """
     return json.dumps(result, indent=2, sort_keys=True)

@@ -259,7 +259,16 @@ def _save_evaluator(model, folder, metadata):
 
 
 def render_card(metadata):
-    """The Markdown card of an evaluator folder."""
+    """The Markdown card of an evaluator folder.
+
+    Example:
+
+    ```python
+    folder = kgan.evaluators.evaluator_dir() / "mnist_classifier"
+    card = kgan.evaluators.render_card(kgan.zoo.read_metadata(folder))
+    card == (folder / "README.md").read_text()  # True: the shipped card is this text
+    ```
+    """
     m = metadata
     lines = [
         f"# {m['name']}",

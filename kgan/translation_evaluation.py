@@ -31,7 +31,16 @@ DIRECTIONS = ("a_to_b", "b_to_a")
 
 
 def is_translator_preset(metadata):
-    """True for a preset whose model translates images instead of sampling latents."""
+    """True for a preset whose model translates images instead of sampling latents.
+
+    Example:
+
+    ```python
+    from kgan import translation_evaluation
+    translation_evaluation.is_translator_preset(kgan.zoo.info("cyclegan_digits"))  # True
+    translation_evaluation.is_translator_preset(kgan.zoo.info("dcgan_mnist"))  # False
+    ```
+    """
     return metadata.get("latent_dim") is None and metadata.get("architecture") == "cyclegan"
 
 
@@ -40,6 +49,15 @@ def domains_of(metadata):
 
     Presets record `dataset_a`/`dataset_b`; older ones only a `"A <-> B"`
     dataset string, which is split.
+
+    Example:
+
+    ```python
+    from kgan import translation_evaluation
+    translation_evaluation.domains_of(kgan.zoo.info("cyclegan_digits"))
+    # ('digits_8x8', 'mnist_5k')
+    translation_evaluation.domains_of({"dataset": "horses <-> zebras"})  # ('horses', 'zebras')
+    ```
     """
     if metadata.get("dataset_a") and metadata.get("dataset_b"):
         return metadata["dataset_a"], metadata["dataset_b"]
@@ -237,6 +255,17 @@ def record_in_card(folder, result, command):
 
     `metrics` gets flat keys (`a_to_b_class_preservation`, ...) for tables;
     `evaluation` keeps the full result, its protocol and the command.
+
+    Example:
+
+    ```python
+    import shutil
+    from kgan import translation_evaluation
+    folder = shutil.copytree(kgan.zoo.resolve("cyclegan_digits"), "my_translator")  # a copy
+    result = translation_evaluation.evaluate_translation(folder, num=300)  # FCD: num >= 258
+    translation_evaluation.record_in_card(folder, result, "kgan evaluate my_translator --num 300")
+    kgan.zoo.read_metadata(folder)["metrics"]["a_to_b_class_preservation"]
+    ```
     """
     figures = {
         f"{direction}_{key}": value

@@ -112,7 +112,16 @@ def _unsafe_or_raise(err, source):
 
 @dataclasses.dataclass(frozen=True)
 class Architecture:
-    """A registered architecture: its class and a builder from hyperparameters."""
+    """A registered architecture: its class and a builder from hyperparameters.
+
+    Example:
+
+    ```python
+    arch = kgan.zoo.architecture("dcgan")  # register_architecture returns one too
+    arch.name, arch.cls  # ('dcgan', <class 'kgan.models.dcgan.DCGAN'>)
+    gan = arch.builder(image_shape=(28, 28, 1), latent_dim=16, filters=8)
+    ```
+    """
 
     name: str
     cls: type
@@ -122,7 +131,17 @@ class Architecture:
 
 @dataclasses.dataclass(frozen=True)
 class Preset:
-    """A registered preset: a local folder, or a remote archive and its sha256."""
+    """A registered preset: a local folder, or a remote archive and its sha256.
+
+    Example:
+
+    ```python
+    preset = kgan.zoo.register_preset(
+        "my_digits", path=kgan.zoo.resolve("dcgan_mnist"), description="digits, my copy")
+    preset.name, preset.path, preset.url  # ('my_digits', '.../dcgan_mnist', None)
+    kgan.zoo.unregister_preset("my_digits")
+    ```
+    """
 
     name: str
     path: str = None
@@ -605,6 +624,17 @@ def portable_copy(model):
     preset's generator (`ema_decay` is dropped from its config). The live
     generator's last weights are training state, like the optimizer's, and
     storing both generators would double the file for no use.
+
+    Example:
+
+    ```python
+    gan = kgan.DCGAN.from_image_shape((28, 28, 1), latent_dim=16, filters=8, ema_decay=0.99)
+    gan.compile()
+    gan.fit(kgan.data.load("mnist_5k", batch_size=64).take(2), epochs=1)
+    clone, config = kgan.zoo.portable_copy(gan)  # what save_preset writes
+    config["config"]["ema_decay"]  # None: the clone's generator holds the EMA weights
+    clone.generate(4, seed=0).shape  # (4, 28, 28, 1)
+    ```
     """
     config = _float32_policies(keras.saving.serialize_keras_object(model))
     # Without compile_config the clone is uncompiled: no optimizer slots.
@@ -780,7 +810,16 @@ def _architecture_name(model):
 
 
 def card_weights_and_recipe(metadata):
-    """Card lines shared by presets and evaluators: weights, license, recipe."""
+    """Card lines shared by presets and evaluators: weights, license, recipe.
+
+    Example:
+
+    ```python
+    lines = kgan.zoo.card_weights_and_recipe(kgan.zoo.info("dcgan_mnist"))
+    lines[0]   # '| weights | `model.weights.h5`, 4.71 MB, sha256 `cac475...` |'
+    lines[-3]  # the recipe: 'kgan train dcgan --dataset mnist_5k ...'
+    ```
+    """
     m = metadata
     return [
         f"| weights | `{WEIGHTS_FILE}`, {m.get('weights_bytes', 0) / 1e6:.2f} MB, sha256 `{m['weights_sha256']}` |",
@@ -796,12 +835,28 @@ def card_weights_and_recipe(metadata):
 
 
 def machine_summary():
-    """The `training.machine` field of metadata: architecture, CPU count, OS."""
+    """The `training.machine` field of metadata: architecture, CPU count, OS.
+
+    Example:
+
+    ```python
+    kgan.zoo.machine_summary()  # e.g. 'x86_64, 2 CPUs, Linux'
+    ```
+    """
     return f"{platform.machine()}, {os.cpu_count()} CPUs, {platform.system()}"
 
 
 def render_model_card(metadata):
-    """The model card (Markdown) of a preset, from its metadata."""
+    """The model card (Markdown) of a preset, from its metadata.
+
+    Example:
+
+    ```python
+    folder = kgan.zoo.resolve("dcgan_mnist")
+    card = kgan.zoo.render_model_card(kgan.zoo.read_metadata(folder))
+    card == (folder / "README.md").read_text()  # True: save_preset writes this text
+    ```
+    """
     m = metadata
     lines = [
         f"# {m['name']}",

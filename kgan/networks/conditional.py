@@ -49,6 +49,15 @@ class ConditioningStrength(layers.Layer):
     so the networks start unconditional (strength 0) and the class signal is
     ramped in. It is 1 (plain conditioning) unless a model sets it; being a
     weight, its value is saved with the network.
+
+    Example:
+
+    ```python
+    strength = kgan.networks.conditional.ConditioningStrength()
+    strength(np.ones((2, 3), "float32"))  # all 1.0: the weight starts at 1
+    strength.strength.assign(0.25)
+    strength(np.ones((2, 3), "float32"))  # all 0.25
+    ```
     """
 
     def build(self, input_shape):

@@ -68,6 +68,15 @@ def residual_block(x, filters):
 
     ReLU after the first norm only, as in the reference (the sum is not
     rectified).
+
+    Example:
+
+    ```python
+    import keras
+    x = keras.Input((None, None, 32))  # `filters` must equal the input's channels
+    block = keras.Model(x, kgan.networks.cyclegan.residual_block(x, 32))
+    block(np.zeros((1, 16, 16, 32), "float32")).shape  # (1, 16, 16, 32)
+    ```
     """
     y = ReflectionPadding2D(1)(x)
     y = _conv(filters, 3)(y)
@@ -78,7 +87,15 @@ def residual_block(x, filters):
 
 
 def paper_residual_blocks(image_size):
-    """The paper's residual-block count for `(H, W)` images: 6 below 256 px, else 9."""
+    """The paper's residual-block count for `(H, W)` images: 6 below 256 px, else 9.
+
+    Example:
+
+    ```python
+    kgan.networks.paper_residual_blocks((128, 128))  # 6
+    kgan.networks.paper_residual_blocks((256, 256))  # 9 (pass (H, W), not (H, W, C))
+    ```
+    """
     return 9 if min(int(d) for d in image_size) >= 256 else 6
 
 

@@ -117,6 +117,17 @@ def generator_stack(x, image_shape, filters, kernel_size, refine_layers, norm):
     transposed convolutions halving the width up to the image size; `norm(x)`
     normalizes after every block but the output (batch norm here,
     conditional batch norm in `conditional_generator`).
+
+    Example:
+
+    ```python
+    import keras
+    latents = keras.Input((16,))
+    images = kgan.networks.dcgan.generator_stack(
+        latents, (28, 28, 1), filters=8, kernel_size=4, refine_layers=0,
+        norm=lambda x: keras.layers.BatchNormalization()(x))
+    keras.Model(latents, images).output_shape  # (None, 28, 28, 1)
+    ```
     """
     start_h, start_w, stages = stages_for(image_shape)
     width = filters * 2 ** (stages - 1)
@@ -151,6 +162,17 @@ def discriminator_features(x, stages, filters, kernel_size, normalization, dropo
 
     Stage k has `filters * 2**k` channels; normalization (`"batch"`, `"layer"`
     or None) follows every stage but the first, as in the paper.
+
+    Example:
+
+    ```python
+    import keras
+    images = keras.Input((28, 28, 1))
+    _, _, stages = kgan.networks.stages_for((28, 28, 1))  # 2
+    features = kgan.networks.dcgan.discriminator_features(
+        images, stages, filters=8, kernel_size=4, normalization="layer", dropout=0.0)
+    features.shape  # (None, 7, 7, 16)
+    ```
     """
     for stage in range(stages):
         x = layers.Conv2D(
