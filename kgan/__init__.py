@@ -12,7 +12,8 @@ kgan.images.save_grid(gan.generate(64, seed=0), "digits.png")
 __version__ = "0.1.0"
 
 from kgan import ada, augment, callbacks, data, export, images, layers, losses, metrics, models, networks
-from kgan import bench, evaluation, evaluators, performance, sampling, schedules, toy, zoo
+from kgan import bench, evaluation, evaluators, performance, sampling, schedules, toy
+from kgan import translation_evaluation, zoo
 from kgan.export import export_generator
 from kgan.models import DCGAN, GAN, WGAN, WGANGP, ConditionalGAN, CycleGAN
 
@@ -40,6 +41,7 @@ __all__ = [
     "performance",
     "schedules",
     "toy",
+    "translation_evaluation",
     "WGAN",
     "WGANGP",
     "zoo",

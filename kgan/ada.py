@@ -154,7 +154,8 @@ def check_interval(value):
 
 
 def _number(value):
-    if isinstance(value, bool):
+    # Not float(value) of anything: "0.6" or True are a caller's mistake, not a number.
+    if isinstance(value, (bool, str, bytes)):
         return float("nan")
     try:
         return float(value)

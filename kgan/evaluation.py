@@ -41,8 +41,8 @@ import numpy as np
 from kgan import data, evaluators, metrics, zoo
 
 __all__ = [
-    "METRICS", "Source", "evaluate", "label_agreement", "open_source", "record_comparison",
-    "record_in_card",
+    "METRICS", "Source", "dumps", "evaluate", "label_agreement", "open_source",
+    "record_comparison", "record_in_card",
 ]
 
 #: Metric groups `evaluate` understands (as in `kgan.metrics.evaluate`).

@@ -99,6 +99,8 @@ class _ClassifierView:
         self.input_shape = tuple(int(d) for d in classifier.inputs[0].shape[1:])
         self.extractor = evaluators.mnist_extractor(classifier)
         self.batch_size = batch_size
+        probe = np.zeros((1,) + self.input_shape, "float32")
+        self.feature_dim = int(np.shape(self.extractor(probe)["features"])[-1])
 
     def resize(self, images):
         if images.shape[-1] != self.input_shape[-1]:
@@ -192,11 +194,17 @@ def evaluate_translation(
 
     images_a, labels_a = _labelled_images(dataset_a, split_a, model.image_shape_a)
     images_b, labels_b = _labelled_images(dataset_b, split_b, model.image_shape_b)
-    count = min(len(images_a), len(images_b)) if num is None else int(num)
-    if count < 4 or count > min(len(images_a), len(images_b)):
+    available = min(len(images_a), len(images_b))
+    count = available if num is None else int(num)
+    # Every FCD compares two halves of `count`, and a covariance of D features
+    # needs more than D samples: checked now, not after all the translating.
+    fewest = 2 * (view.feature_dim + 1)
+    if count < fewest or count > available:
         raise ValueError(
-            f"num={num}: {dataset_a} {split_a} holds {len(images_a)} images and {dataset_b} "
-            f"{split_b} {len(images_b)}; pass 4 <= num <= {min(len(images_a), len(images_b))}."
+            f"num={num if num is not None else count}: {dataset_a} {split_a} holds "
+            f"{len(images_a)} images and {dataset_b} {split_b} {len(images_b)}, and each FCD "
+            f"compares two halves of num with the classifier's {view.feature_dim} features; "
+            f"pass {fewest} <= num <= {available}."
         )
     rng = np.random.default_rng(seed)
     pick_a = rng.permutation(len(images_a))[:count]
@@ -256,6 +264,9 @@ def record_in_card(folder, result, command):
     `metrics` gets flat keys (`a_to_b_class_preservation`, ...) for tables;
     `evaluation` keeps the full result, its protocol and the command.
 
+    Returns:
+        The updated metadata, as `kgan.evaluation.record_in_card` returns it.
+
     Example:
 
     ```python
@@ -263,8 +274,8 @@ def record_in_card(folder, result, command):
     from kgan import translation_evaluation
     folder = shutil.copytree(kgan.zoo.resolve("cyclegan_digits"), "my_translator")  # a copy
     result = translation_evaluation.evaluate_translation(folder, num=300)  # FCD: num >= 258
-    translation_evaluation.record_in_card(folder, result, "kgan evaluate my_translator --num 300")
-    kgan.zoo.read_metadata(folder)["metrics"]["a_to_b_class_preservation"]
+    metadata = translation_evaluation.record_in_card(folder, result, "kgan evaluate my_translator")
+    metadata["metrics"]["a_to_b_class_preservation"]  # as read_metadata(folder) now gives
     ```
     """
     figures = {
@@ -279,4 +290,4 @@ def record_in_card(folder, result, command):
         "directions": {d: result[d] for d in DIRECTIONS},
         "reference": result["reference"],
     }
-    zoo.update_metadata(folder, {"metrics": figures, "evaluation": evaluation})
+    return zoo.update_metadata(folder, {"metrics": figures, "evaluation": evaluation})

@@ -687,6 +687,9 @@ def save_preset(model, folder, metadata, overwrite=False, sample_seed=0, samples
     Example:
 
     ```python
+    gan = kgan.zoo.build("dcgan", image_shape=(28, 28, 1), latent_dim=16, filters=8)
+    gan.compile()
+    gan.fit(kgan.data.load("mnist_5k", batch_size=64).take(2), epochs=1, verbose=0)
     kgan.zoo.save_preset(gan, "my_dcgan", {"name": "my_dcgan", "dataset": "mnist_5k",
                          "description": "...", "recipe": "...", "license": "CC-BY-SA-3.0",
                          "metrics": {}})
@@ -759,7 +762,9 @@ def update_metadata(folder, updates):
     Example:
 
     ```python
-    kgan.zoo.update_metadata("zoo/dcgan_mnist", {"notes": "Recipe chosen because ..."})
+    import shutil
+    folder = shutil.copytree(kgan.zoo.resolve("dcgan_mnist"), "my_dcgan")  # not the shipped one
+    kgan.zoo.update_metadata(folder, {"notes": "Recipe chosen because ..."})["notes"]
     ```
     """
     folder = Path(folder)

@@ -289,6 +289,7 @@ def test_bad_ada_arguments_raise_clear_errors():
     cases = [
         ({"ada_target": 0.0}, target), ({"ada_target": 1.0}, target),
         ({"ada_target": -0.6}, target), ({"ada_target": "high"}, target),
+        ({"ada_target": "0.6"}, target), ({"ada_kimg": "1e3"}, kimg),
         ({"ada_kimg": 0}, kimg), ({"ada_kimg": -500}, kimg), ({"ada_kimg": float("inf")}, kimg),
         ({"ada_interval": 0}, interval), ({"ada_interval": 2.5}, interval),
         ({"ada_interval": True}, interval),

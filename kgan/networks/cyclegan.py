@@ -87,16 +87,20 @@ def residual_block(x, filters):
 
 
 def paper_residual_blocks(image_size):
-    """The paper's residual-block count for `(H, W)` images: 6 below 256 px, else 9.
+    """The paper's residual-block count for `(H, W)` or `(H, W, C)` images:
+    6 below 256 px, else 9.
 
     Example:
 
     ```python
     kgan.networks.paper_residual_blocks((128, 128))  # 6
-    kgan.networks.paper_residual_blocks((256, 256))  # 9 (pass (H, W), not (H, W, C))
+    kgan.networks.paper_residual_blocks((256, 256, 3))  # 9
     ```
     """
-    return 9 if min(int(d) for d in image_size) >= 256 else 6
+    if len(image_size) not in (2, 3):
+        raise ValueError(f"image_size must be (H, W) or (H, W, C), got {image_size!r}.")
+    # Height and width only: a channel count of 3 is not an image side.
+    return 9 if min(int(d) for d in image_size[:2]) >= 256 else 6
 
 
 def resnet_generator(
@@ -122,7 +126,7 @@ def resnet_generator(
     Example:
 
     ```python
-    g = resnet_generator(3, filters=64, num_residual_blocks=6)
+    g = kgan.networks.resnet_generator(3, filters=64, num_residual_blocks=6)
     g(np.zeros((1, 128, 128, 3), "float32")).shape  # (1, 128, 128, 3)
     ```
     """

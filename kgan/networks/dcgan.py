@@ -94,7 +94,7 @@ def dcgan_generator(
     Example:
 
     ```python
-    g = dcgan_generator((32, 32, 3), latent_dim=128, filters=64)
+    g = kgan.networks.dcgan_generator((32, 32, 3), latent_dim=128, filters=64)
     g.output_shape  # (None, 32, 32, 3)
     ```
     """
@@ -208,7 +208,7 @@ def dcgan_discriminator(
     Example:
 
     ```python
-    d = dcgan_discriminator((28, 28, 1))
+    d = kgan.networks.dcgan_discriminator((28, 28, 1))
     d.output_shape  # (None, 1)
     ```
     """

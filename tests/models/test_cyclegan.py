@@ -95,6 +95,9 @@ def test_paper_sizes():
     assert [paper_residual_blocks(s) for s in ((128, 128), (200, 300), (256, 256), (512, 384))] == [
         6, 6, 9, 9
     ]
+    assert paper_residual_blocks((256, 256, 3)) == 9  # the channel count is not a side
+    with pytest.raises(ValueError, match=r"\(H, W\) or \(H, W, C\)"):
+        paper_residual_blocks((256,))
     model = CycleGAN.from_image_shape((128, 128, 3), filters=1, pool_size=0)
     assert sum(isinstance(l, keras.layers.Add) for l in model.generator.layers) == 6
 
