@@ -223,7 +223,7 @@ class QualityMetrics(keras.callbacks.Callback):
     Example:
 
     ```python
-    quality = QualityMetrics(kgan.data.load("mnist_5k", batch_size=250),
+    quality = QualityMetrics(kgan.data.load("mnist_5k", batch_size=250, shuffle=False),
                              kgan.evaluators.mnist_extractor(), metrics=("fid",),
                              every_n_epochs=5, num=2000)
     history = gan.fit(dataset, epochs=20, callbacks=[quality])

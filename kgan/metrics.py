@@ -32,7 +32,7 @@ import kgan
 from kgan import metrics
 
 gan = kgan.zoo.load("dcgan_mnist")
-real = kgan.data.load("mnist_5k", batch_size=256)   # 19 full batches: 4,864 images
+real = kgan.data.load("mnist_5k", batch_size=256, shuffle=False)  # same 4,864 images each run
 extractor = metrics.inception_v3_extractor()
 scores = metrics.evaluate(real, gan, extractor, num=4096)
 print(scores["fid"], scores["kid_mean"], scores["precision"], scores["recall"])
@@ -577,7 +577,7 @@ class FeatureExtractor(Protocol):
     ```python
     def small_pixels(images):  # [B, 28, 28, 1] -> [B, 49]: a (crude) FeatureExtractor
         return tf.reshape(tf.image.resize(images, (7, 7)), (tf.shape(images)[0], -1))
-    real = kgan.data.load("mnist_5k", batch_size=250)
+    real = kgan.data.load("mnist_5k", batch_size=250, shuffle=False)
     gan = kgan.zoo.load("dcgan_mnist")
     kgan.metrics.evaluate(real, gan, small_pixels, metrics=("fid",), num=500)  # {'fid': ...}
     ```
@@ -1006,6 +1006,8 @@ def evaluate(
     Args:
         real: a source for `features_from` or a `FeatureStats` (reuse the
             real statistics across evaluations; keep its features for KID/PR).
+            A shuffling pipeline gives another real sample on every call:
+            load it with `shuffle=False` for figures that repeat exactly.
         fake: likewise, typically a kgan GAN model.
         extractor: a `FeatureExtractor` (or `keras.Model`).
         metrics: any of `"fid"`, `"kid"`, `"pr"`, `"is"`.
