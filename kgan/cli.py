@@ -189,6 +189,9 @@ def build_parser():
     _add_speed_arguments(p)
     p.add_argument("--seed", type=_int, default=0,
                    help="seeds everything: initialization, data order, latents (keras.utils.set_random_seed)")
+    p.add_argument("--distribute", choices=("none", "mirrored"), default="none",
+                   help="mirrored: one replica per GPU (per CPU device if there is no GPU) "
+                   "with tf.distribute.MirroredStrategy; --batch-size is the global batch")
     p.add_argument("--deterministic", action="store_true",
                    help="also make TensorFlow ops deterministic (tf.config.experimental."
                         "enable_op_determinism): the same command gives the same weights")
@@ -415,6 +418,10 @@ def cmd_train(args, argv):
     from kgan import performance
 
     # "auto" -> the measured defaults (kgan.performance); recorded resolved in the metadata.
+    if args.distribute != "none" and args.steps_per_execution in (None, performance.AUTO):
+        # Keras 3 cannot run several steps per execution under MirroredStrategy
+        # (keras-team/keras#19246; GAN.compile refuses an explicit value > 1).
+        args.steps_per_execution = 1
     args.__dict__.update(performance.resolve(
         args.arch, args.precision, args.steps_per_execution, args.jit_compile))
     previous = keras.mixed_precision.global_policy()
@@ -460,34 +467,11 @@ def _train(args, argv):
         if getattr(args, k) is not None
     }
     _check_builder_accepts(arch, extra)
-    if translation:
-        if args.split != "train":
-            raise CLIError("--split selects one dataset's examples; cyclegan trains on both "
-                           "domains' train splits")
-        dataset, model = _build_translation(arch, args, extra)
-    else:
-        for flag in ("dataset_b", "jitter"):
-            if getattr(args, flag) is not None:
-                raise CLIError(f"{args.arch} learns one dataset; --{flag.replace('_', '-')} is for "
-                               "image-to-image architectures (cyclegan)")
-        # Class-conditional architectures learn (image, label) pairs.
-        conditional = "num_classes" in inspect.signature(arch.builder).parameters
-        load_options = dict(split=args.split, batch_size=args.batch_size,
-                            image_size=args.image_size, seed=args.seed, with_labels=conditional)
-        dataset = data.load(args.dataset, **load_options)
-        image_spec = dataset.element_spec[0] if conditional else dataset.element_spec
-        image_shape = tuple(int(d) for d in image_spec.shape[1:])
-        if conditional:
-            extra["num_classes"] = _num_classes(dataset, args.dataset)
-        model = arch.builder(
-            image_shape=image_shape, latent_dim=args.latent_dim, filters=args.filters,
-            seed=args.seed, ema_decay=args.ema_decay, augment=args.augment, **extra,
-            **_ada_options(args),
-        )
-        if model.batches_per_step > 1:
-            # Each critic update takes a fresh minibatch: one step eats n_critic of them.
-            dataset = data.load(args.dataset, repeat_batches=model.batches_per_step, **load_options)
-        model.compile(steps_per_execution=args.steps_per_execution, jit_compile=args.jit_compile)
+    strategy = _strategy(args)
+    # Variables (networks, optimizers, EMA, pools) are created under the
+    # strategy; fit then splits each global batch across its replicas.
+    with strategy.scope():
+        dataset, model, image_shape = _build_and_compile(arch, args, extra, translation)
 
     # Every refusal comes before OUTPUT is created, so a refused run leaves nothing behind.
     quality = []
@@ -496,6 +480,10 @@ def _train(args, argv):
                        "translations after training with kgan.evaluation")
     if args.eval_every:
         quality = [_quality_callback(args, image_shape, output)]
+    if args.distribute != "none":  # after every refusal: an error stays one line
+        print(f"kgan: --distribute {args.distribute}: {strategy.num_replicas_in_sync} replicas "
+              f"({', '.join(strategy.extended.worker_devices)}), --batch-size {args.batch_size} "
+              "images per step in all", file=sys.stderr)
     make_dirs(output)  # a one-line error if OUTPUT is under a file or read-only
     backup_dir = output / "backup"
     backup, resuming = _backup(args, backup_dir, dataset)
@@ -537,6 +525,8 @@ def _train(args, argv):
             "precision": args.precision,
             "steps_per_execution": args.steps_per_execution,
             "jit_compile": bool(args.jit_compile),
+            "distribute": args.distribute,
+            "replicas": strategy.num_replicas_in_sync,
             "seed": args.seed,
             "ema_decay": args.ema_decay,
             "augment": args.augment,
@@ -563,6 +553,55 @@ def _train(args, argv):
     # Only now: a kill before the preset is written still resumes (and saves it).
     shutil.rmtree(backup_dir, ignore_errors=True)
     print(f"wrote preset {preset_dir} ({timer.total:.0f} s)")
+
+
+def _strategy(args):
+    """The tf.distribute strategy `--distribute` asks for (the default one for none)."""
+    import tensorflow as tf
+
+    if args.distribute == "none":
+        return tf.distribute.get_strategy()
+    found = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
+    devices = [device.name for device in found]
+    if args.batch_size < len(devices):
+        raise CLIError(f"--batch-size {args.batch_size} is the global batch, split over "
+                       f"{len(devices)} replicas: pass --batch-size {len(devices)} or more")
+    return tf.distribute.MirroredStrategy(devices)
+
+
+def _build_and_compile(arch, args, extra, translation):
+    """The training pipeline, the compiled model and its image shape."""
+    from kgan import data
+
+    if translation:
+        if args.split != "train":
+            raise CLIError("--split selects one dataset's examples; cyclegan trains on both "
+                           "domains' train splits")
+        dataset, model = _build_translation(arch, args, extra)
+        return dataset, model, model.image_shape_a
+    for flag in ("dataset_b", "jitter"):
+        if getattr(args, flag) is not None:
+            raise CLIError(f"{args.arch} learns one dataset; --{flag.replace('_', '-')} is for "
+                           "image-to-image architectures (cyclegan)")
+    # Class-conditional architectures learn (image, label) pairs.
+    conditional = "num_classes" in inspect.signature(arch.builder).parameters
+    load_options = dict(split=args.split, batch_size=args.batch_size,
+                        image_size=args.image_size, seed=args.seed, with_labels=conditional)
+    dataset = data.load(args.dataset, **load_options)
+    image_spec = dataset.element_spec[0] if conditional else dataset.element_spec
+    image_shape = tuple(int(d) for d in image_spec.shape[1:])
+    if conditional:
+        extra["num_classes"] = _num_classes(dataset, args.dataset)
+    model = arch.builder(
+        image_shape=image_shape, latent_dim=args.latent_dim, filters=args.filters,
+        seed=args.seed, ema_decay=args.ema_decay, augment=args.augment, **extra,
+        **_ada_options(args),
+    )
+    if model.batches_per_step > 1:
+        # Each critic update takes a fresh minibatch: one step eats n_critic of them.
+        dataset = data.load(args.dataset, repeat_batches=model.batches_per_step, **load_options)
+    model.compile(steps_per_execution=args.steps_per_execution, jit_compile=args.jit_compile)
+    return dataset, model, image_shape
 
 
 #: `kgan train` arguments that may differ between a run and its resumption.

@@ -263,6 +263,7 @@ def test_train_writes_preset_samples_and_log(trained):
     assert training["precision"] == kgan.performance.default_precision()
     assert training["steps_per_execution"] == 10 and training["jit_compile"] is False
     assert training["seed"] == 0
+    assert (training["distribute"], training["replicas"]) == ("none", 1)
     for key in ("wall_time_s", "images_per_s_median_epoch", "final_d_loss", "final_g_loss"):
         assert isinstance(training[key], float) and training[key] > 0, key
     assert training["final_d_loss"] == pytest.approx(float(rows[0]["d_loss"]), abs=1e-4)
@@ -293,6 +294,15 @@ def test_train_wgan_gp_takes_n_critic_fresh_minibatches_per_step(tmp_path):
     assert metadata["architecture"] == "wgan_gp" and metadata["training"]["n_critic"] == 2
     model = zoo.load(output / "preset")
     assert model.n_critic == 2 and model.batches_per_step == 2
+
+
+def test_train_distribute_refuses_fewer_images_than_replicas(tmp_path, capsys):
+    # conftest gives this process two logical CPU devices, so mirrored has 2 replicas.
+    argv = TRAIN_ARGS[:-4] + ["--batch-size", "1", "--verbose", "0", "--distribute", "mirrored"]
+    assert run(argv + ["--output", tmp_path / "x"]) == 2
+    message = error_line(capsys.readouterr().err)
+    assert "--batch-size 1 is the global batch, split over 2 replicas" in message
+    assert "pass --batch-size 2 or more" in message and not (tmp_path / "x").exists()
 
 
 def test_train_refuses_options_the_architecture_does_not_take(tmp_path, capsys):
@@ -414,6 +424,49 @@ def test_user_error_exits_2_with_one_line_and_no_traceback(tmp_path):
     assert "Error:" not in result.stderr  # no Python exception line
     assert "Traceback" not in result.stderr and result.stdout == ""
     assert not (tmp_path / "x.png").exists()
+
+
+#: The CLI in a process of its own with two logical CPU devices, the way a
+#: machine with two GPUs has two devices (a pytest worker already holds
+#: conftest's MirroredStrategy, and a second one in a process can collide).
+_TWO_DEVICE_CLI = (
+    "import sys, tensorflow as tf\n"
+    "cpu = tf.config.list_physical_devices('CPU')[0]\n"
+    "tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)\n"
+    "from kgan.cli import main\n"
+    "sys.exit(main(sys.argv[1:]))\n"
+)
+
+
+@pytest.mark.parametrize("arch", ["dcgan", "wgan_gp"])
+def test_train_distribute_mirrored_trains_on_every_device(arch, tmp_path):
+    output = tmp_path / "run"
+    argv = ["train", arch, "--dataset", "mnist_5k", "--split", "train[:512]", "--epochs", "1",
+            "--batch-size", "64", "--latent-dim", "8", "--filters", "4", "--verbose", "0",
+            "--distribute", "mirrored", "--output", str(output)]
+    result = _subprocess([sys.executable, "-c", _TWO_DEVICE_CLI] + argv, tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    kgan_lines = [line for line in result.stderr.splitlines() if line.startswith("kgan")]
+    assert kgan_lines == ["kgan: --distribute mirrored: 2 replicas (/job:localhost/replica:0/"
+                          "task:0/device:CPU:0, /job:localhost/replica:0/task:0/device:CPU:1), "
+                          "--batch-size 64 images per step in all"], result.stderr[-3000:]
+    training = zoo.read_metadata(output / "preset")["training"]
+    assert (training["distribute"], training["replicas"]) == ("mirrored", 2)
+    assert training["steps_per_execution"] == 1  # keras-team/keras#19246, see GAN.compile
+    rows = _log_rows(output / "log.csv")
+    assert len(rows) == 1 and np.isfinite(float(rows[0]["d_loss"]))
+    model = zoo.load(output / "preset")  # a preset trained on two replicas loads anywhere
+    assert np.isfinite(model.generate(4, seed=0)).all()
+    if arch == "dcgan":  # an explicit value Keras cannot run there: one line, nothing written
+        refused = _subprocess([sys.executable, "-c", _TWO_DEVICE_CLI] + argv[:-1]
+                              + [str(tmp_path / "refused"), "--steps-per-execution", "10"], tmp_path)
+        assert refused.returncode == 2
+        # TensorFlow's native start-up logging may precede it; kgan prints one line.
+        lines = [line for line in refused.stderr.splitlines() if line.startswith("kgan")]
+        assert len(lines) == 1 and "Traceback" not in refused.stderr, refused.stderr[-3000:]
+        assert lines[0].startswith(
+            "kgan: error: steps_per_execution=10 cannot run under a MirroredStrategy of 2 replicas")
+        assert not (tmp_path / "refused").exists()
 
 
 def test_bench_reports_each_precision(tmp_path, capsys):

@@ -413,6 +413,7 @@ class GAN(keras.Model):
                 "optimizer only updates the variables it was built with. "
                 "Pass two optimizer instances."
             )
+        _check_steps_per_execution(kwargs.get("steps_per_execution"), self.distribute_strategy)
         # Optimizers bind to the strategy in scope when they are created.
         with self.distribute_strategy.scope():
             default_g, default_d = self.default_optimizers()
@@ -1101,6 +1102,27 @@ class GAN(keras.Model):
         ```
         """
         return self.generate_from_latents(slerp(z0, z1, steps))
+
+
+def _check_steps_per_execution(steps, strategy):
+    """Refuse the one combination Keras 3 cannot run (keras-team/keras#19246).
+
+    With `steps_per_execution > 1`, fit's multi-step loop calls
+    `strategy.run` inside `tf.cond`; with a MirroredStrategy of several
+    replicas the step's cross-replica reduction then fails with "You must
+    feed a value for placeholder tensor" (Keras 3.15, TensorFlow 2.21; a
+    plain `keras.Sequential` fails the same way). tests/models/test_gan.py
+    re-checks that Keras still fails, so this refusal goes when Keras is fixed.
+    """
+    if steps in (None, 1) or not isinstance(strategy, tf.distribute.MirroredStrategy):
+        return
+    if strategy.num_replicas_in_sync > 1:
+        raise ValueError(
+            f"steps_per_execution={steps} cannot run under a MirroredStrategy of "
+            f"{strategy.num_replicas_in_sync} replicas in Keras {keras.__version__}: fit's "
+            "multi-step loop fails there (keras-team/keras#19246). Compile with "
+            "steps_per_execution=1 under this strategy."
+        )
 
 
 def slerp(z0, z1, steps):

@@ -303,3 +303,51 @@ def test_recalibrating_ema_statistics_moves_only_batch_norm_statistics():
     plain.recalibrate_ema_statistics(num_batches=1)
     with pytest.raises(ValueError, match="num_batches"):
         model.recalibrate_ema_statistics(num_batches=0)
+
+
+def test_compile_refuses_several_steps_per_execution_on_several_mirrored_replicas(two_cpu_strategy):
+    with two_cpu_strategy.scope():
+        model = DCGAN.from_image_shape((16, 16, 1), latent_dim=4, filters=4)
+        with pytest.raises(ValueError, match=r"steps_per_execution=10 cannot run under a "
+                           r"MirroredStrategy of 2 replicas.*keras-team/keras#19246.*"
+                           r"steps_per_execution=1"):
+            model.compile(steps_per_execution=10)
+        model.compile(steps_per_execution=1)
+    DCGAN.from_image_shape((16, 16, 1), latent_dim=4, filters=4).compile(steps_per_execution=10)
+
+
+#: Plain Keras, no kgan: a Sequential model fit with steps_per_execution=2
+#: under a two-replica MirroredStrategy. In its own process, since the failure
+#: happens inside a collective step.
+_KERAS_MULTI_STEP_UNDER_MIRRORED = """
+import numpy as np, tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+import keras
+strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+data = tf.data.Dataset.from_tensor_slices((np.ones((64, 4), "float32"), np.ones((64, 1), "float32")))
+with strategy.scope():
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
+    model.compile("sgd", "mse", steps_per_execution=2)
+try:
+    model.fit(data.batch(8), epochs=1, verbose=0)
+except tf.errors.InvalidArgumentError as err:
+    print("fails:", "You must feed a value for placeholder tensor" in str(err))
+else:
+    print("runs")
+"""
+
+
+def test_keras_still_cannot_run_several_steps_under_mirrored_strategy():
+    """The reason for GAN.compile's refusal above. When this fails because
+    Keras runs it, remove `kgan.models.gan._check_steps_per_execution` and the
+    CLI's steps_per_execution=1 under --distribute."""
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="")
+    result = subprocess.run([sys.executable, "-c", _KERAS_MULTI_STEP_UNDER_MIRRORED],
+                            capture_output=True, text=True, env=env, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip().splitlines()[-1] == "fails: True", result.stdout
