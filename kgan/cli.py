@@ -436,7 +436,7 @@ def _train(args, argv):
     import keras
 
     from kgan import callbacks as kgan_callbacks
-    from kgan import data, zoo
+    from kgan import zoo
     from kgan.atomic import make_dirs
 
     output = Path(args.output)
