@@ -607,6 +607,10 @@ def _build_and_compile(arch, args, extra, translation):
 #: `kgan train` arguments that may differ between a run and its resumption.
 _RESUME_MAY_DIFFER = ("verbose", "overwrite", "restart")
 
+#: Options added after backups were first written, with the value an older
+#: backup's command.json stands for, so those runs still resume.
+_RESUME_ADDED_LATER = {"distribute": "none"}
+
 
 def _backup(args, backup_dir, dataset):
     """The backup callback of `kgan train`, and whether it resumes a run.
@@ -625,6 +629,8 @@ def _backup(args, backup_dir, dataset):
     previous = kgan_callbacks.BackupAndRestore.read_metadata(backup_dir)
     if previous is not None:
         recorded = json.loads(command_file.read_text()) if command_file.is_file() else None
+        if recorded is not None:
+            recorded = {**_RESUME_ADDED_LATER, **recorded}
         if recorded is not None and recorded != command:
             changed = sorted(k for k in set(recorded) | set(command) if recorded.get(k) != command.get(k))
             flags = ", ".join("--" + k.replace("_", "-") for k in changed)

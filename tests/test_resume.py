@@ -13,6 +13,7 @@ other architectures with `-m slow`).
 """
 
 import csv
+import json
 import os
 import shutil
 import signal
@@ -334,6 +335,11 @@ def test_kgan_train_refuses_a_backup_of_other_options_and_restart_discards_it(
         main(["train", "dcgan", "--latent-dim", "8", *options])
     monkeypatch.undo()
     assert BackupAndRestore.read_metadata(output / "backup")["epoch"] == 1
+    # A command.json written before --distribute existed stands for "none".
+    command_file = output / "backup" / "command.json"
+    recorded = json.loads(command_file.read_text())
+    assert recorded.pop("distribute") == "none"
+    command_file.write_text(json.dumps(recorded))
     capsys.readouterr()
     assert main(["train", "dcgan", "--latent-dim", "9", *options]) == 2
     err = capsys.readouterr().err
