@@ -500,8 +500,10 @@ def test_two_replicas_make_the_one_device_update(two_cpu_strategy):
     a full learning-rate step of either sign (2e-4 apart), which made this
     comparison flaky. SGD(0.05) is no better: by the third step the tiny
     instance-normalized networks amplify rounding (1e-6 after one step, 1e-2
-    after three); at 1e-3 the two runs agree to ~1e-7 while a wrong scaling
-    would move most weights by more than 1e-5.
+    after three). At 1e-3 each variable's update agrees to a relative 4e-5
+    here, and was 3.7e-6 apart in absolute terms in one CI run, so the check is
+    relative: the gap between the two updates stays under 1% of the update,
+    where a wrong replica scaling would make it ~100%.
     """
     single = tiny(pool_size=2)
     with two_cpu_strategy.scope():
@@ -515,14 +517,16 @@ def test_two_replicas_make_the_one_device_update(two_cpu_strategy):
         model.fit(data, epochs=1, verbose=0)
     # Equal up to float summation order (replicas sum their gradients).
     np.testing.assert_array_equal(mirrored.pool_a.count.numpy(), 2)
-    for name in ("pool_a", "pool_b"):
+    for name in ("pool_a", "pool_b"):  # a different pool decision moves images by ~0.1-1
         np.testing.assert_allclose(
-            getattr(mirrored, name).images.numpy(), getattr(single, name).images.numpy(), atol=1e-5
+            getattr(mirrored, name).images.numpy(), getattr(single, name).images.numpy(), atol=1e-4
         )
-    for before, after in zip(single.generator_variables + single.discriminator_variables,
-                             mirrored.generator_variables + mirrored.discriminator_variables):
-        np.testing.assert_allclose(after.numpy(), before.numpy(), atol=1e-6)
-    # The updates are far above that tolerance, so a wrong scaling would show.
-    moved = [np.abs(v.numpy() - w).max() > 1e-5 for v, w in
-             zip(single.generator_variables + single.discriminator_variables, initial)]
-    assert sum(moved) > len(moved) // 2, "SGD moved too few weights to compare"
+    variables = zip(initial, single.generator_variables + single.discriminator_variables,
+                    mirrored.generator_variables + mirrored.discriminator_variables)
+    moved = 0
+    for start, one_device, two_replicas in variables:
+        update = np.linalg.norm(one_device.numpy() - start)
+        gap = np.linalg.norm(two_replicas.numpy() - one_device.numpy())
+        assert gap <= 0.01 * update + 1e-7, (one_device.path, gap, update)
+        moved += update > 1e-4
+    assert moved > len(initial) // 2, "SGD moved too few variables to compare"
