@@ -394,13 +394,11 @@ def _dataset_license(name):
 
 def _quality_callback(args, image_shape, output):
     """The --eval-every FID callback; refuses an --eval-num too small for FID."""
-    import numpy as np
-
     from kgan import callbacks as kgan_callbacks
-    from kgan import data, evaluators
+    from kgan import data, evaluators, metrics
 
     name, extractor = evaluators.extractor_for(image_shape)
-    dim = int(np.shape(extractor(np.zeros((1,) + tuple(image_shape), "float32"))["features"])[-1])
+    dim = metrics.feature_dim(extractor, image_shape)
     if args.eval_num <= dim:
         raise CLIError(f"--eval-num {args.eval_num} is too few for FID with the {name} evaluator's "
                        f"{dim} features: pass --eval-num {dim + 1} or more (the default is 2000)")

@@ -62,6 +62,7 @@ __all__ = [
     "KerasFeatureExtractor",
     "INCEPTION_WEIGHTS_FILE",
     "evaluate",
+    "feature_dim",
     "features_from",
     "fid_from_stats",
     "frechet_distance",
@@ -813,6 +814,25 @@ def inception_v3_extractor(weights_path=None):
 
 
 # ====================================================================== streaming
+def feature_dim(extractor, image_shape):
+    """The number of features `extractor` gives for images of `image_shape`.
+
+    FID needs more samples than features (a covariance of D features from D
+    or fewer samples is singular), so callers check a sample size with it
+    before any work.
+
+    Example:
+
+    ```python
+    extractor = kgan.evaluators.mnist_extractor()
+    kgan.metrics.feature_dim(extractor, (28, 28, 1))  # 128: FID needs 129+ samples
+    ```
+    """
+    probe = np.zeros((1,) + tuple(int(d) for d in image_shape), "float32")
+    features, _ = _split_output(extractor(probe), 1)
+    return int(features.shape[-1])
+
+
 def features_from(
     source,
     extractor,

@@ -99,8 +99,7 @@ class _ClassifierView:
         self.input_shape = tuple(int(d) for d in classifier.inputs[0].shape[1:])
         self.extractor = evaluators.mnist_extractor(classifier)
         self.batch_size = batch_size
-        probe = np.zeros((1,) + self.input_shape, "float32")
-        self.feature_dim = int(np.shape(self.extractor(probe)["features"])[-1])
+        self.feature_dim = metrics.feature_dim(self.extractor, self.input_shape)
 
     def resize(self, images):
         if images.shape[-1] != self.input_shape[-1]:

@@ -484,3 +484,10 @@ def test_streaming_20k_generated_samples_keeps_memory_bounded():
     )
     assert stats.count == 20_000 and stats.features.shape == (2000, 16)
     assert growth_mb < 100
+
+
+def test_feature_dim_reads_every_extractor_output_form():
+    dict_out = lambda x: {"features": np.zeros((len(x), 7))}  # noqa: E731
+    pair_out = lambda x: (np.zeros((len(x), 5)), np.ones((len(x), 3)) / 3)  # noqa: E731
+    array_out = lambda x: np.zeros((len(x), 4))  # noqa: E731
+    assert [metrics.feature_dim(f, (8, 8, 1)) for f in (dict_out, pair_out, array_out)] == [7, 5, 4]
