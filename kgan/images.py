@@ -31,6 +31,8 @@ from kgan.atomic import OutputPathError, make_dirs
 __all__ = [
     "to_uint8",
     "from_uint8",
+    "GRID_PADDING",
+    "grid_layout",
     "make_grid",
     "encode_png",
     "save_png",
@@ -40,6 +42,8 @@ __all__ = [
 ]
 
 _GRID_CHANNELS = (1, 3, 4)
+#: Pixels between tiles and around the border of a grid, by default.
+GRID_PADDING = 2
 _PNG_CHANNELS = (1, 2, 3, 4)
 
 
@@ -147,7 +151,32 @@ def _batch_to_uint8(images, func_name):
     return to_uint8(x)
 
 
-def make_grid(images, ncols=None, padding=2, pad_value=0):
+def grid_layout(num, tile_height, tile_width, ncols=None, padding=GRID_PADDING):
+    """The layout :func:`make_grid` gives ``num`` tiles, without building it.
+
+    Args:
+        num: Number of tiles, ``>= 1``.
+        tile_height: Height of each tile in pixels.
+        tile_width: Width of each tile in pixels.
+        ncols: Tiles per row; defaults to ``ceil(sqrt(num))``.
+        padding: Pixels between tiles and around the border.
+
+    Returns:
+        ``(rows, ncols, height, width)``: the grid's tile rows and columns and
+        its size in pixels.
+
+    Example:
+        >>> grid_layout(10, 8, 8)  # make_grid of 10 8x8 tiles: 4 x 3 tiles
+        (3, 4, 32, 42)
+    """
+    ncols = math.ceil(math.sqrt(num)) if ncols is None else int(ncols)
+    rows = math.ceil(num / ncols)
+    height = rows * (tile_height + padding) + padding
+    width = ncols * (tile_width + padding) + padding
+    return rows, ncols, height, width
+
+
+def make_grid(images, ncols=None, padding=GRID_PADDING, pad_value=0):
     """Tiles a batch of images into one ``uint8`` image.
 
     Tiles fill the grid row by row. Unused cells of the last row, and the
@@ -186,9 +215,7 @@ def make_grid(images, ncols=None, padding=2, pad_value=0):
             f"make_grid supports 1 (grey), 3 (RGB) or 4 (RGBA) channels, got "
             f"{c} (shape {x.shape}). Images must be channels-last [N, H, W, C]."
         )
-    if ncols is None:
-        ncols = math.ceil(math.sqrt(n))
-    elif not _is_int(ncols) or ncols < 1:
+    if ncols is not None and (not _is_int(ncols) or ncols < 1):
         raise ValueError(f"ncols must be a positive integer or None, got {ncols!r}.")
     if not _is_int(padding) or padding < 0:
         raise ValueError(f"padding must be a non-negative integer, got {padding!r}.")
@@ -201,14 +228,9 @@ def make_grid(images, ncols=None, padding=2, pad_value=0):
             f"pad_value must be a number in [0, 255] (uint8 scale, not "
             f"[-1, 1]), got {pad_value!r}."
         )
-    ncols = int(ncols)
     padding = int(padding)
-    rows = math.ceil(n / ncols)
-    grid = np.full(
-        (rows * (h + padding) + padding, ncols * (w + padding) + padding, c),
-        int(round(pad_value)),
-        dtype=np.uint8,
-    )
+    _, ncols, height, width = grid_layout(n, h, w, ncols=ncols, padding=padding)
+    grid = np.full((height, width, c), int(round(pad_value)), dtype=np.uint8)
     for i in range(n):
         top = padding + (i // ncols) * (h + padding)
         left = padding + (i % ncols) * (w + padding)
@@ -311,7 +333,7 @@ def save_png(image, path):
     return path
 
 
-def save_grid(images, path, ncols=None, padding=2, pad_value=0):
+def save_grid(images, path, ncols=None, padding=GRID_PADDING, pad_value=0):
     """Tiles a batch with :func:`make_grid` and saves it with :func:`save_png`.
 
     Args:

@@ -78,14 +78,15 @@ def sample_batches(model, num, seed=0, interpolate=None, batch_size=BATCH_SIZE):
 MAX_GRID_PIXELS = 2**28
 
 
-def _check_grid_size(image_shape, num, interpolate, padding=2):
+def _check_grid_size(image_shape, num, interpolate):
     """Refuse, before any sampling, a `.png` grid too large to build in memory."""
-    height, width, channels = image_shape
+    height, width = image_shape[:2]
     tiles = num * (interpolate or 1)
-    ncols = interpolate or math.ceil(math.sqrt(tiles))
-    rows = math.ceil(tiles / ncols)
-    pixels = (rows * (height + padding) + padding) * (ncols * (width + padding) + padding)
+    # The layout save_grid will give these tiles (write_samples passes ncols=interpolate).
+    _, _, grid_height, grid_width = kgan_images.grid_layout(tiles, height, width, ncols=interpolate)
+    pixels = grid_height * grid_width
     if pixels > MAX_GRID_PIXELS:
+        padding = kgan_images.GRID_PADDING
         tile_pixels = (height + padding) * (width + padding) * (interpolate or 1)
         fits = max(1, MAX_GRID_PIXELS // tile_pixels)
         raise ValueError(
