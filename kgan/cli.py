@@ -416,12 +416,9 @@ def cmd_train(args, argv):
     from kgan import performance
 
     # "auto" -> the measured defaults (kgan.performance); recorded resolved in the metadata.
-    if args.distribute != "none" and args.steps_per_execution in (None, performance.AUTO):
-        # Keras 3 cannot run several steps per execution under MirroredStrategy
-        # (keras-team/keras#19246; GAN.compile refuses an explicit value > 1).
-        args.steps_per_execution = 1
     args.__dict__.update(performance.resolve(
-        args.arch, args.precision, args.steps_per_execution, args.jit_compile))
+        args.arch, args.precision, args.steps_per_execution, args.jit_compile,
+        mirrored=args.distribute == "mirrored"))
     previous = keras.mixed_precision.global_policy()
     keras.mixed_precision.set_global_policy(args.precision)
     try:

@@ -135,7 +135,7 @@ def resolve_precision(precision=AUTO):
     return precision
 
 
-def resolve(arch, precision=AUTO, steps_per_execution=AUTO, jit_compile=AUTO):
+def resolve(arch, precision=AUTO, steps_per_execution=AUTO, jit_compile=AUTO, mirrored=False):
     """kgan's training settings for `arch`, each `"auto"` (or None) replaced by the default.
 
     Args:
@@ -143,6 +143,10 @@ def resolve(arch, precision=AUTO, steps_per_execution=AUTO, jit_compile=AUTO):
         precision: `"auto"` or a policy name (`"float32"` opts out of bf16).
         steps_per_execution: `"auto"` or a positive int.
         jit_compile: `"auto"` or a bool.
+        mirrored: training will run under a `tf.distribute.MirroredStrategy`.
+            `"auto"` steps per execution are then 1: Keras 3 cannot run more
+            there with several replicas (keras-team/keras#19246), and
+            `GAN.compile` refuses an explicit value above 1.
 
     Returns:
         `{"precision": str, "steps_per_execution": int, "jit_compile": bool}`.
@@ -158,7 +162,7 @@ def resolve(arch, precision=AUTO, steps_per_execution=AUTO, jit_compile=AUTO):
     defaults = ARCHITECTURE_DEFAULTS.get(arch, FALLBACK_DEFAULTS)
     precision = resolve_precision(precision)
     if steps_per_execution in (None, AUTO):
-        steps_per_execution = defaults["steps_per_execution"]
+        steps_per_execution = 1 if mirrored else defaults["steps_per_execution"]
     if jit_compile in (None, AUTO):
         jit_compile = defaults["jit_compile"]
     return {

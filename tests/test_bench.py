@@ -178,6 +178,9 @@ def test_cpu_flags_detect_bf16(tmp_path):
 def test_resolve_keeps_explicit_settings_and_fills_auto():
     settings = performance.resolve("dcgan", "float32", 3, True)
     assert settings == {"precision": "float32", "steps_per_execution": 3, "jit_compile": True}
+    # keras-team/keras#19246: auto is 1 step per execution under MirroredStrategy.
+    assert performance.resolve("dcgan", "float32", mirrored=True)["steps_per_execution"] == 1
+    assert performance.resolve("dcgan", "float32", 3, mirrored=True)["steps_per_execution"] == 3
     auto = performance.resolve("no_such_arch_yet")
     assert auto["steps_per_execution"] == performance.FALLBACK_DEFAULTS["steps_per_execution"]
     with pytest.raises(ValueError, match="unknown precision"):

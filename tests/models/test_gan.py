@@ -340,8 +340,8 @@ else:
 
 def test_keras_still_cannot_run_several_steps_under_mirrored_strategy():
     """The reason for GAN.compile's refusal above. When this fails because
-    Keras runs it, remove `kgan.models.gan._check_steps_per_execution` and the
-    CLI's steps_per_execution=1 under --distribute."""
+    Keras runs it, remove `kgan.models.gan._check_steps_per_execution` and
+    `performance.resolve`'s 1 step per execution when `mirrored`."""
     import os
     import subprocess
     import sys
