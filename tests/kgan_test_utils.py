@@ -15,6 +15,17 @@ TINY_METADATA = {
 }
 
 
+#: Python source that gives a fresh process two logical CPU devices, the way a
+#: machine with two GPUs has two, before anything else initializes TensorFlow.
+#: For subprocesses: a pytest worker already holds conftest's MirroredStrategy,
+#: and a second strategy in one process can collide on collective keys.
+TWO_CPU_DEVICES_PRELUDE = (
+    "import tensorflow as tf\n"
+    "cpu = tf.config.list_physical_devices('CPU')[0]\n"
+    "tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)\n"
+)
+
+
 def spread_weights(model, seed=0):
     """Redraw the generator's kernels at unit scale (in place) and return the model.
 

@@ -16,7 +16,7 @@ import pytest
 import tensorflow as tf
 
 import kgan
-from kgan_test_utils import TINY_METADATA, spread_weights
+from kgan_test_utils import TINY_METADATA, TWO_CPU_DEVICES_PRELUDE, spread_weights
 from kgan import cli, zoo
 from kgan.models import DCGAN
 
@@ -426,15 +426,9 @@ def test_user_error_exits_2_with_one_line_and_no_traceback(tmp_path):
     assert not (tmp_path / "x.png").exists()
 
 
-#: The CLI in a process of its own with two logical CPU devices, the way a
-#: machine with two GPUs has two devices (a pytest worker already holds
-#: conftest's MirroredStrategy, and a second one in a process can collide).
+#: The CLI in a process of its own with two logical CPU devices.
 _TWO_DEVICE_CLI = (
-    "import sys, tensorflow as tf\n"
-    "cpu = tf.config.list_physical_devices('CPU')[0]\n"
-    "tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)\n"
-    "from kgan.cli import main\n"
-    "sys.exit(main(sys.argv[1:]))\n"
+    TWO_CPU_DEVICES_PRELUDE + "import sys\nfrom kgan.cli import main\nsys.exit(main(sys.argv[1:]))\n"
 )
 
 

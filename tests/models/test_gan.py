@@ -6,6 +6,7 @@ import pytest
 import tensorflow as tf
 
 import kgan
+from kgan_test_utils import TWO_CPU_DEVICES_PRELUDE
 from kgan.models import DCGAN, GAN, InputValidationError, slerp
 
 
@@ -319,10 +320,8 @@ def test_compile_refuses_several_steps_per_execution_on_several_mirrored_replica
 #: Plain Keras, no kgan: a Sequential model fit with steps_per_execution=2
 #: under a two-replica MirroredStrategy. In its own process, since the failure
 #: happens inside a collective step.
-_KERAS_MULTI_STEP_UNDER_MIRRORED = """
-import numpy as np, tensorflow as tf
-cpu = tf.config.list_physical_devices("CPU")[0]
-tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+_KERAS_MULTI_STEP_UNDER_MIRRORED = TWO_CPU_DEVICES_PRELUDE + """
+import numpy as np
 import keras
 strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
 data = tf.data.Dataset.from_tensor_slices((np.ones((64, 4), "float32"), np.ones((64, 1), "float32")))
