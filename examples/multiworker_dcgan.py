@@ -67,6 +67,8 @@ def main(argv=None):
     parser.add_argument("--latent-dim", type=int, default=100)
     parser.add_argument("--filters", type=int, default=64)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--steps-per-execution", type=int, default=1,
+                        help="train steps per call of the compiled step (kgan train uses 10)")
     parser.add_argument("--output", default="runs/multiworker_dcgan",
                         help="the chief saves dcgan.keras here")
     parser.add_argument("--dump-weights", metavar="NPZ",
@@ -95,7 +97,7 @@ def main(argv=None):
         gan = kgan.DCGAN.from_image_shape(
             image_shape, latent_dim=args.latent_dim, filters=args.filters, seed=args.seed
         )
-        gan.compile()
+        gan.compile(steps_per_execution=args.steps_per_execution)
     initial = weights_by_name(gan) if args.dump_weights else None
 
     distributed = strategy.distribute_datasets_from_function(dataset_fn)

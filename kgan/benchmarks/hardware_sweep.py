@@ -5,6 +5,8 @@ times `kgan bench` for every architecture of the zoo, in float32 and in each
 mixed precision the machine offers, with XLA off and on, next to the
 keras.io-style float32 baseline of the same networks, and writes the rows
 with the date, the TensorFlow and Keras versions and the hardware they ran on.
+The files are rewritten after each architecture, so a sweep cut short keeps
+what it timed; `--xla off` skips the XLA half (slow on CPUs).
 
 ```sh
 TF_CPP_MIN_LOG_LEVEL=2 python -m kgan.benchmarks.hardware_sweep \\
@@ -42,6 +44,8 @@ from kgan.atomic import write_file
 #: `kgan.bench.run` problem settings per architecture (the README's problems);
 #: architectures not listed use `DEFAULT_PROBLEM`.
 DEFAULT_PROBLEM = {"batch_size": 64}
+#: `--xla` choices: the `jit_compile` settings each times.
+XLA_CHOICES = {"off": (False,), "on": (True,), "off,on": (False, True)}
 PROBLEMS = {
     "cyclegan": {"dataset": "digits_8x8", "dataset_b": "mnist_5k", "split": "train[:64]",
                  "image_size": 128, "channels": 3, "batch_size": 1},
@@ -94,7 +98,7 @@ def default_precisions(has_gpu):
 
 
 def run(architectures=None, precisions=None, xla=(False, True), steps=30, repeats=5,
-        isolate=True, **overrides):
+        isolate=True, on_architecture=None, **overrides):
     """Time every architecture in every precision with XLA off and on.
 
     Args:
@@ -104,6 +108,9 @@ def run(architectures=None, precisions=None, xla=(False, True), steps=30, repeat
         steps: train steps per timed `fit`.
         repeats: timed fits per configuration.
         isolate: one process per configuration (see `kgan.bench.run`).
+        on_architecture: called with the report so far (same form as the
+            return value) after each architecture, so that a long sweep
+            (hours on a lent GPU) can save its rows as it goes.
         **overrides: further `kgan.bench.run` settings for every problem
             (e.g. `filters=8` for a quick check).
 
@@ -128,17 +135,19 @@ def run(architectures=None, precisions=None, xla=(False, True), steps=30, repeat
     xla = tuple(bool(x) for x in xla)
     if not xla:  # (no precisions means the defaults)
         raise ValueError("Give at least one XLA setting (jit_compile False and/or True).")
-    rows = []
+    settings = {"precisions": list(precisions), "xla": list(xla), "steps": steps,
+                "repeats": repeats, "isolate": isolate, "overrides": overrides}
+    report = {"hardware": info, "settings": settings, "rows": []}
     for arch in architectures:
         problem = {**DEFAULT_PROBLEM, **PROBLEMS.get(arch, {}), **overrides}
         for jit_compile in xla:
             for row in bench.run(arch, precisions=precisions, baseline=True, steps=steps,
                                  repeats=repeats, jit_compile=jit_compile, isolate=isolate,
                                  **problem):
-                rows.append({"arch": arch, **row})
-    settings = {"precisions": list(precisions), "xla": list(xla), "steps": steps,
-                "repeats": repeats, "isolate": isolate, "overrides": overrides}
-    return {"hardware": info, "settings": settings, "rows": rows}
+                report["rows"].append({"arch": arch, **row})
+        if on_architecture is not None:
+            on_architecture(report)
+    return report
 
 
 def format_markdown(report):
@@ -175,24 +184,34 @@ def main(argv=None):
                         "mixed_bfloat16, and mixed_float16 when a GPU is visible)")
     parser.add_argument("--steps", type=int, default=30, help="train steps per timed fit")
     parser.add_argument("--repeats", type=int, default=5, help="timed fits per configuration")
-    parser.add_argument("--json", help="write the report here")
-    parser.add_argument("--markdown", help="write the Markdown table here")
+    parser.add_argument("--xla", choices=sorted(XLA_CHOICES), default="off,on",
+                        help="XLA settings to time (default: off,on; XLA on a CPU compiles "
+                        "convolutions without oneDNN and is slow, so 'off' halves a CPU sweep)")
+    parser.add_argument("--json", help="write the report here (rewritten after each architecture)")
+    parser.add_argument("--markdown", help="write the Markdown table here (likewise)")
     args = parser.parse_args(argv)
     if args.steps < 1 or args.repeats < 1:
         parser.error("--steps and --repeats must be positive")
     split = lambda text: [part.strip() for part in text.split(",") if part.strip()] if text else None  # noqa: E731
+
+    def save(report):
+        # After every architecture, so an interrupted sweep keeps the rows it timed.
+        done = sorted({row["arch"] for row in report["rows"]})
+        print(f"hardware_sweep: timed {', '.join(done)}", file=sys.stderr, flush=True)
+        text = format_markdown(report)
+        if args.json:
+            write_file(args.json, lambda path: Path(path).write_text(json.dumps(report, indent=1)))
+        if args.markdown:
+            write_file(args.markdown, lambda path: Path(path).write_text(text))
+        return text
+
     try:
-        report = run(split(args.architectures), split(args.precisions),
-                     steps=args.steps, repeats=args.repeats)
+        report = run(split(args.architectures), split(args.precisions), xla=XLA_CHOICES[args.xla],
+                     steps=args.steps, repeats=args.repeats, on_architecture=save)
     except ValueError as err:
         print(f"hardware_sweep: {err}", file=sys.stderr)
         return 2
-    text = format_markdown(report)
-    print(text)
-    if args.json:
-        write_file(args.json, lambda path: Path(path).write_text(json.dumps(report, indent=1)))
-    if args.markdown:
-        write_file(args.markdown, lambda path: Path(path).write_text(text))
+    print(format_markdown(report))
     return 0
 
 

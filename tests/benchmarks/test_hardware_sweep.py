@@ -59,8 +59,9 @@ def test_unknown_architectures_are_refused_naming_the_known_ones(capsys):
 def test_main_writes_the_json_and_markdown(tiny_report, tmp_path, monkeypatch, capsys):
     calls = []
 
-    def fake_run(architectures, precisions, steps, repeats):
-        calls.append((architectures, precisions, steps, repeats))
+    def fake_run(architectures, precisions, xla, steps, repeats, on_architecture):
+        calls.append((architectures, precisions, xla, steps, repeats))
+        on_architecture(tiny_report)
         return tiny_report
 
     monkeypatch.setattr(hardware_sweep, "run", fake_run)
@@ -68,9 +69,36 @@ def test_main_writes_the_json_and_markdown(tiny_report, tmp_path, monkeypatch, c
                                 "--steps", "3", "--repeats", "1",
                                 "--json", str(tmp_path / "s.json"), "--markdown", str(tmp_path / "s.md")])
     assert code == 0
-    assert calls == [(["dcgan"], ["float32", "mixed_bfloat16"], 3, 1)]
+    assert calls == [(["dcgan"], ["float32", "mixed_bfloat16"], (False, True), 3, 1)]
     assert json.loads((tmp_path / "s.json").read_text())["rows"] == tiny_report["rows"]
     assert (tmp_path / "s.md").read_text() == hardware_sweep.format_markdown(tiny_report)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["s.json", "s.md"]  # no temporary files
     with pytest.raises(SystemExit):
         hardware_sweep.main(["--steps", "0"])
+    with pytest.raises(SystemExit):
+        hardware_sweep.main(["--xla", "maybe"])
+
+
+def test_an_interrupted_sweep_keeps_the_architectures_it_timed(tiny_report, tmp_path, monkeypatch, capsys):
+    def interrupted_run(architectures, precisions, xla, steps, repeats, on_architecture):
+        assert xla == (False,)
+        on_architecture(tiny_report)  # dcgan timed ...
+        raise KeyboardInterrupt  # ... then stopped during the next architecture
+
+    monkeypatch.setattr(hardware_sweep, "run", interrupted_run)
+    with pytest.raises(KeyboardInterrupt):
+        hardware_sweep.main(["--xla", "off", "--json", str(tmp_path / "s.json"),
+                             "--markdown", str(tmp_path / "s.md")])
+    assert json.loads((tmp_path / "s.json").read_text())["rows"] == tiny_report["rows"]
+    assert (tmp_path / "s.md").read_text() == hardware_sweep.format_markdown(tiny_report)
+    assert "hardware_sweep: timed dcgan" in capsys.readouterr().err
+
+
+def test_run_reports_after_each_architecture():
+    seen = []
+    report = hardware_sweep.run(architectures=["dcgan", "wgan"], precisions=["float32"], xla=(False,),
+                                steps=1, repeats=1, isolate=False, filters=4, latent_dim=4,
+                                split="train[:1024]", on_architecture=lambda r: seen.append(
+                                    [row["arch"] for row in r["rows"]]))
+    assert seen == [["dcgan", "dcgan"], ["dcgan", "dcgan", "wgan", "wgan"]]  # kgan + baseline each
+    assert [row["arch"] for row in report["rows"]] == seen[-1]
