@@ -97,7 +97,10 @@ def main(argv=None):
         gan = kgan.DCGAN.from_image_shape(
             image_shape, latent_dim=args.latent_dim, filters=args.filters, seed=args.seed
         )
-        gan.compile(steps_per_execution=args.steps_per_execution)
+        try:
+            gan.compile(steps_per_execution=args.steps_per_execution)
+        except ValueError as err:  # e.g. several steps per execution on several workers
+            parser.error(str(err))
     initial = weights_by_name(gan) if args.dump_weights else None
 
     distributed = strategy.distribute_datasets_from_function(dataset_fn)

@@ -90,6 +90,19 @@ def trained(tmp_path_factory):
     return tmp_path, [log for _, log in results], dumps
 
 
+def test_several_steps_per_execution_are_refused_on_several_workers(tmp_path):
+    # Keras's multi-step fit loop fails under a multi-worker strategy
+    # (keras-team/keras#19246): each worker must stop with kgan's explanation,
+    # not with Keras's "You must feed a value for placeholder tensor".
+    results = launch_workers(tmp_path, ["--steps", "2", "--global-batch-size", "16", "--filters", "4",
+                                        "--latent-dim", "8", "--steps-per-execution", "2"])
+    for code, log in results:
+        assert code == 2, log[-3000:]
+        assert ("steps_per_execution=2 cannot run under a MultiWorkerMirroredStrategy of 2 "
+                "replicas") in log and "keras-team/keras#19246" in log
+        assert "placeholder" not in log
+
+
 def test_both_workers_train_in_one_cluster(trained):
     _, logs, _ = trained
     for index, log in enumerate(logs):

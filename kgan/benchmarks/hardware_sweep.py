@@ -38,7 +38,7 @@ import platform
 import sys
 from pathlib import Path
 
-from kgan import bench, zoo
+from kgan import bench, performance, zoo
 from kgan.atomic import write_file
 
 #: `kgan.bench.run` problem settings per architecture (the README's problems);
@@ -77,6 +77,9 @@ def hardware():
         "python": platform.python_version(),
         "cpu": _cpu_model(),
         "cpu_cores": os.cpu_count(),
+        # What kgan's `--precision auto` keys on: the same CPU name can come
+        # with or without AMX, and bf16's gain differs several-fold between them.
+        "fast_bfloat16": performance.fast_bfloat16(),
         "gpus": gpus,
     }
 
@@ -157,7 +160,8 @@ def format_markdown(report):
                      for g in info["gpus"]) or "none"
     lines = [
         f"Measured {info['date']} with TensorFlow {info['tensorflow']}, Keras {info['keras']}: "
-        f"CPU {info['cpu']} ({info['cpu_cores']} cores), GPUs: {gpus}. "
+        f"CPU {info['cpu']} ({info['cpu_cores']} cores), GPUs: {gpus}, fast bfloat16: "
+        f"{info.get('fast_bfloat16') or 'none'}. "
         f"{report['settings']['repeats']} interleaved repeats of {report['settings']['steps']} "
         "steps per configuration; ratio = steady images/s over the float32 keras.io-style "
         "baseline's in the same run.",

@@ -1105,20 +1105,28 @@ class GAN(keras.Model):
 
 
 def _check_steps_per_execution(steps, strategy):
-    """Refuse the one combination Keras 3 cannot run (keras-team/keras#19246).
+    """Refuse the combination Keras 3 cannot run (keras-team/keras#19246).
 
     With `steps_per_execution > 1`, fit's multi-step loop calls
     `strategy.run` inside `tf.cond`; with a MirroredStrategy of several
-    replicas the step's cross-replica reduction then fails with "You must
-    feed a value for placeholder tensor" (Keras 3.15, TensorFlow 2.21; a
-    plain `keras.Sequential` fails the same way). tests/models/test_gan.py
-    re-checks that Keras still fails, so this refusal goes when Keras is fixed.
+    replicas, or a MultiWorkerMirroredStrategy of several workers, the
+    step's cross-replica reduction then fails with "You must feed a value
+    for placeholder tensor" (Keras 3.15, TensorFlow 2.21; a plain
+    `keras.Sequential` fails the same way under MirroredStrategy, and
+    `examples/multiworker_dcgan.py` with two workers failed so before this
+    check). tests/models/test_gan.py re-checks that Keras still fails, so
+    this refusal goes when Keras is fixed. TPUStrategy runs the same loop but
+    could not be tried here, so it is not refused.
     """
-    if steps in (None, 1) or not isinstance(strategy, tf.distribute.MirroredStrategy):
+    collective = (tf.distribute.MirroredStrategy, tf.distribute.MultiWorkerMirroredStrategy)
+    if steps in (None, 1) or not isinstance(strategy, collective):
         return
     if strategy.num_replicas_in_sync > 1:
+        # tf.distribute.MultiWorkerMirroredStrategy's class is named CollectiveAllReduceStrategy.
+        multi_worker = isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+        name = "MultiWorkerMirroredStrategy" if multi_worker else "MirroredStrategy"
         raise ValueError(
-            f"steps_per_execution={steps} cannot run under a MirroredStrategy of "
+            f"steps_per_execution={steps} cannot run under a {name} of "
             f"{strategy.num_replicas_in_sync} replicas in Keras {keras.__version__}: fit's "
             "multi-step loop fails there (keras-team/keras#19246). Compile with "
             "steps_per_execution=1 under this strategy."

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from kgan import zoo
+from kgan import performance, zoo
 from kgan.benchmarks import hardware_sweep
 
 
@@ -30,7 +30,9 @@ def test_a_sweep_times_every_precision_with_xla_off_and_on_beside_the_baseline(t
 
 def test_the_report_names_when_and_what_it_ran_on(tiny_report):
     info = tiny_report["hardware"]
-    assert set(info) >= {"date", "tensorflow", "keras", "cpu", "cpu_cores", "gpus"}
+    assert set(info) >= {"date", "tensorflow", "keras", "cpu", "cpu_cores", "gpus", "fast_bfloat16"}
+    assert info["fast_bfloat16"] == performance.fast_bfloat16()
+    assert f"fast bfloat16: {info['fast_bfloat16'] or 'none'}." in hardware_sweep.format_markdown(tiny_report)
     assert info["cpu_cores"] >= 1 and info["gpus"] == []  # this project's machines have none
     text = hardware_sweep.format_markdown(tiny_report)
     assert info["date"] in text and f"TensorFlow {info['tensorflow']}" in text
