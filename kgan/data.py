@@ -35,7 +35,9 @@ it: WGAN's step splits one big batch into ``n_critic`` critic minibatches of
 
 A dataset that tensorflow-datasets cannot download or find raises
 :class:`DatasetUnavailableError`, whose message names the offline
-alternative; no function here ever substitutes another dataset.
+alternative; no function here ever substitutes another dataset. Before tfds
+downloads, a connection check of the dataset's download hosts makes that
+error immediate without a network (tfds itself retries for minutes).
 
 Example:
     >>> from kgan import data
@@ -53,6 +55,9 @@ import importlib.resources
 import numbers
 import os
 import re
+import socket
+import urllib.parse
+import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -979,6 +984,7 @@ def _unavailable_error(
     err: BaseException,
     tfds: Any,
     offline_hint: str = _OFFLINE_HINT,
+    source: str = "tensorflow-datasets",
 ) -> DatasetUnavailableError:
     tried = data_dir if data_dir is not None else _tfds_default_data_dir(tfds)
     where = f"data_dir {tried}" + (" (the tfds default)" if data_dir is None else "")
@@ -1013,9 +1019,66 @@ def _unavailable_error(
     cause = " ".join(str(err).split())
     if len(cause) > 400:
         cause = cause[:400] + " ..."
-    said = f"tensorflow-datasets said: {type(err).__name__}: {cause}"
+    said = f"{source} said: {type(err).__name__}: {cause}"
     message = f"{what}. {said} -- {fix}; {offline_hint}."
     return DatasetUnavailableError(message, dataset=name, data_dir=tried)
+
+
+#: Seconds each download host gets to accept a connection in `_unreachable_download_hosts`.
+DOWNLOAD_PROBE_TIMEOUT_S = 5.0
+
+
+def _download_hosts(tfds: Any, name: str) -> list[tuple[str, int]]:
+    """`(host, port)` pairs a tfds dataset downloads from, from its registered checksums.
+
+    Empty when tfds registers no URLs for it (manual or custom downloads).
+    """
+    try:
+        urls = tfds.builder_cls(name.split(":")[0].split("/")[0]).url_infos or {}
+    except Exception:  # noqa: BLE001 - no checksums, no probe: tfds reports the rest
+        return []
+    default_ports = {"https": 443, "http": 80, "ftp": 21}
+    hosts = []
+    for url in urls:
+        parts = urllib.parse.urlsplit(str(url))
+        port = parts.port or default_ports.get(parts.scheme)
+        if parts.hostname and port and (parts.hostname, port) not in hosts:
+            hosts.append((parts.hostname, port))
+    return hosts
+
+
+def _unreachable_download_hosts(
+    hosts: list[tuple[str, int]], timeout: float = DOWNLOAD_PROBE_TIMEOUT_S
+) -> list[str]:
+    """`"host:port (why)"` for each host if none accepts a TCP connection, else [].
+
+    tensorflow-datasets retries a failed download 10 times with exponential
+    back-off (urllib3's `Retry(total=10, backoff_factor=0.2)`), so without a
+    network `load` would fail only after about 3.5 minutes; this check fails
+    in about a second. One reachable host is enough to let tfds try. Behind a
+    proxy (`urllib.request.getproxies()`) hosts are not probed directly.
+    """
+    if not hosts or urllib.request.getproxies():
+        return []
+    failures = []
+    for host, port in hosts:
+        try:
+            with socket.create_connection((host, port), timeout=timeout):
+                return []
+        except OSError as err:
+            failures.append(f"{host}:{port} ({' '.join(str(err).split()) or type(err).__name__})")
+    return failures
+
+
+def _check_download_reachable(tfds: Any, name: str, data_dir: str | None) -> list[str]:
+    """`_unreachable_download_hosts` for a dataset tfds would have to download, else []."""
+    # Under tfds.testing.mock_data nothing is downloaded: it replaces download_and_prepare.
+    real = tfds.core.DatasetBuilder.download_and_prepare
+    if not getattr(real, "__module__", "").startswith("tensorflow_datasets.core"):
+        return []
+    if tfds.builder(name, data_dir=data_dir).is_prepared():
+        return []
+    return _unreachable_download_hosts(_download_hosts(tfds, name))
 
 
 def _is_cycle_gan(name: str) -> bool:
@@ -1045,6 +1108,16 @@ def _load_tfds(
         if isinstance(cls, type) and issubclass(cls, BaseException):
             unavailable += (cls,)
     try:
+        unreachable = _check_download_reachable(tfds, name, data_dir) if download else []
+        if unreachable:
+            err = OSError(
+                f"none of the dataset's download hosts accepted a connection within "
+                f"{DOWNLOAD_PROBE_TIMEOUT_S:g} s: {'; '.join(unreachable)}"
+            )
+            raise _unavailable_error(
+                name, split, data_dir, download, err, tfds, offline_hint,
+                source="kgan's network check",
+            ) from None
         dataset, info = tfds.load(
             name,
             split=split,

@@ -4,8 +4,10 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -535,11 +537,68 @@ def test_download_failures_are_unavailable(monkeypatch, tmp_path, error, pattern
         raise error
 
     monkeypatch.setattr(tfds, "load", failing_load)
+    monkeypatch.setattr(data, "_unreachable_download_hosts", lambda hosts: [])  # "online"
     with pytest.raises(data.DatasetUnavailableError, match=pattern) as info:
         data.load("mnist", data_dir=tmp_path)
     assert "mnist_5k" in str(info.value)
     assert str(tmp_path) in str(info.value)
     assert info.value.__cause__ is error
+
+
+def _closed_port():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]  # nothing listens there once the socket closes
+
+
+def test_unreachable_download_hosts_fail_in_seconds_not_minutes(monkeypatch, tmp_path):
+    # tfds would retry for ~3.5 minutes; kgan's check fails as soon as no
+    # download host accepts a connection, before tfds.load is called.
+    def must_not_load(*args, **kwargs):
+        raise AssertionError("tfds.load was called although no host is reachable")
+
+    monkeypatch.setattr(tfds, "load", must_not_load)
+    monkeypatch.setattr(data, "_download_hosts", lambda tfds, name: [("127.0.0.1", _closed_port())])
+    for variable in ("http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"):
+        monkeypatch.delenv(variable, raising=False)
+    start = time.monotonic()
+    with pytest.raises(data.DatasetUnavailableError) as info:
+        data.load("mnist", data_dir=tmp_path)
+    assert time.monotonic() - start < 30
+    message = str(info.value)
+    assert "kgan's network check said: OSError: none of the dataset's download hosts" in message
+    assert "127.0.0.1:" in message and "kgan.data.load('mnist_5k')" in message
+    assert info.value.dataset == "mnist" and info.value.data_dir == str(tmp_path)
+    assert not any(tmp_path.iterdir())  # nothing half-downloaded left behind
+
+
+def test_download_hosts_come_from_tfds_checksums_and_one_reachable_host_is_enough(monkeypatch):
+    assert data._download_hosts(tfds, "mnist") == [("storage.googleapis.com", 443)]
+    assert data._download_hosts(tfds, "cycle_gan/horse2zebra") == [("efrosgans.eecs.berkeley.edu", 443)]
+    for variable in ("http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"):
+        monkeypatch.delenv(variable, raising=False)
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(1)
+        closed, listening = ("127.0.0.1", _closed_port()), server.getsockname()
+        assert data._unreachable_download_hosts([closed, listening], timeout=5) == []
+        failures = data._unreachable_download_hosts([closed], timeout=5)
+        assert len(failures) == 1 and failures[0].startswith(f"127.0.0.1:{closed[1]} (")
+        # Behind a proxy the hosts are not probed directly.
+        monkeypatch.setenv("https_proxy", "http://127.0.0.1:1")
+        assert data._unreachable_download_hosts([closed], timeout=5) == []
+    assert data._unreachable_download_hosts([], timeout=5) == []
+
+
+def test_prepared_or_mocked_datasets_are_not_probed(monkeypatch, tmp_path):
+    def no_probe(hosts, timeout=None):
+        raise AssertionError("probed the network")
+
+    monkeypatch.setattr(data, "_unreachable_download_hosts", no_probe)
+    with tfds.testing.mock_data(num_examples=8):  # nothing is downloaded under the mock
+        assert data._check_download_reachable(tfds, "mnist", str(tmp_path)) == []
+    monkeypatch.setattr(tfds.core.DatasetBuilder, "is_prepared", lambda self: True)
+    assert data._check_download_reachable(tfds, "mnist", str(tmp_path)) == []
 
 
 def test_load_rejects_bad_name_and_split_types():

@@ -73,29 +73,36 @@ def launch_workers(tmp_path, args, num_workers=2):
     return results
 
 
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    """Both workers' logs and weight dumps after a few distributed steps."""
-    args = ["--steps", "4", "--global-batch-size", "16", "--filters", "4", "--latent-dim", "8",
-            "--output", "chief_out"]
-    for _ in range(3):  # a port taken between probing and binding: retry on new ports
+def launch_cluster(tmp_path_factory, args):
+    """`launch_workers` in a new folder, retried when a port was taken between probing and binding."""
+    for _ in range(3):
         tmp_path = tmp_path_factory.mktemp("multiworker")
         results = launch_workers(tmp_path, args)
         logs = "\n".join(log for _, log in results).lower()
         if all(code == 0 for code, _ in results) or not any(e in logs for e in PORT_ERRORS):
             break
+    return tmp_path, results
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """Both workers' logs and weight dumps after a few distributed steps."""
+    args = ["--steps", "4", "--global-batch-size", "16", "--filters", "4", "--latent-dim", "8",
+            "--output", "chief_out"]
+    tmp_path, results = launch_cluster(tmp_path_factory, args)
     for index, (code, log) in enumerate(results):
         assert code == 0, f"worker {index} exited with {code}:\n{log[-4000:]}"
     dumps = [dict(np.load(tmp_path / f"worker{i}.npz")) for i in range(2)]
     return tmp_path, [log for _, log in results], dumps
 
 
-def test_several_steps_per_execution_are_refused_on_several_workers(tmp_path):
+def test_several_steps_per_execution_are_refused_on_several_workers(tmp_path_factory):
     # Keras's multi-step fit loop fails under a multi-worker strategy
     # (keras-team/keras#19246): each worker must stop with kgan's explanation,
     # not with Keras's "You must feed a value for placeholder tensor".
-    results = launch_workers(tmp_path, ["--steps", "2", "--global-batch-size", "16", "--filters", "4",
-                                        "--latent-dim", "8", "--steps-per-execution", "2"])
+    _, results = launch_cluster(tmp_path_factory, ["--steps", "2", "--global-batch-size", "16",
+                                                   "--filters", "4", "--latent-dim", "8",
+                                                   "--steps-per-execution", "2"])
     for code, log in results:
         assert code == 2, log[-3000:]
         assert ("steps_per_execution=2 cannot run under a MultiWorkerMirroredStrategy of 2 "
