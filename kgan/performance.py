@@ -10,7 +10,9 @@ float32 (`kgan.models.GAN`).
 * **precision**: `mixed_bfloat16` where the hardware computes bfloat16 fast
   (a CPU with AMX or AVX512-BF16, whose oneDNN kernels TensorFlow uses; a
   GPU of compute capability 8.0 or more), else `float32`. Opt out with an
-  explicit `precision="float32"` (`--precision float32`).
+  explicit `precision="float32"` (`--precision float32`). Measured against
+  float32 kgan steps: 1.64x for the DCGAN on an Intel CPU with AMX, 1.29-1.52x
+  for every architecture on an AMD EPYC with AVX512-BF16 and no AMX.
 * **steps_per_execution**: several train steps per call of the compiled
   function cut Python and `fit` overhead per step; that matters for small
   networks, not for CycleGAN's seconds-long steps. Callbacks' per-batch
