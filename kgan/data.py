@@ -1026,19 +1026,24 @@ def _unavailable_error(
 
 #: Seconds each download host gets to accept a connection in `_unreachable_download_hosts`.
 DOWNLOAD_PROBE_TIMEOUT_S = 5.0
+#: Where tfds's bucket of prepared datasets (gs://tfds-data) is served from.
+_TFDS_GCS_HOST = "storage.googleapis.com"
 
 
 def _download_hosts(tfds: Any, name: str) -> list[tuple[str, int]]:
-    """`(host, port)` pairs a tfds dataset downloads from, from its registered checksums.
+    """`(host, port)` pairs a tfds dataset may download from.
 
-    Empty when tfds registers no URLs for it (manual or custom downloads).
+    Its registered checksums' URLs plus tfds's Cloud Storage bucket; empty
+    when tfds registers no URLs for it (manual or custom downloads).
     """
     try:
         urls = tfds.builder_cls(name.split(":")[0].split("/")[0]).url_infos or {}
     except Exception:  # noqa: BLE001 - no checksums, no probe: tfds reports the rest
         return []
     default_ports = {"https": 443, "http": 80, "ftp": 21}
-    hosts = []
+    # tfds first looks for a prepared copy in its Cloud Storage bucket
+    # (DownloadConfig.try_download_gcs defaults to True): reaching it is enough.
+    hosts = [(_TFDS_GCS_HOST, 443)] if urls else []
     for url in urls:
         parts = urllib.parse.urlsplit(str(url))
         port = parts.port or default_ports.get(parts.scheme)
