@@ -572,7 +572,9 @@ def run(
         raw.append((steps * per_step / median, steps * per_step / cpu,
                     steps * per_step / steady))
     index = len(rows) - 1 if baseline else 0
+    hardware = performance.hardware_summary()
     for row, (rate, cpu_rate, steady_rate) in zip(rows, raw):
+        row["hardware"] = hardware
         # From the unrounded medians: CycleGAN trains a fraction of an image per second.
         row["ratio"] = round(rate / raw[index][0], 3)
         row["cpu_ratio"] = round(cpu_rate / raw[index][1], 3)
@@ -609,6 +611,8 @@ def format_table(rows):
         "each fit's last step, without its epoch-end work; CPU ratio: images per CPU-second of "
         f"each configuration's process; peak MB: {rows[0]['memory_scope']}"
     )
+    if rows[0].get("hardware"):
+        lines.append(f"hardware: {rows[0]['hardware']}")
     return "\n".join(lines)
 
 

@@ -1,6 +1,7 @@
 """`kgan bench --baseline`, the keras.io-style baselines and kgan's speed defaults."""
 
 import json
+import os
 
 import keras
 import numpy as np
@@ -108,7 +109,10 @@ def test_bench_baseline_reports_ratio_and_peak_memory(arch, tmp_path, capsys):
     assert run(argv + TINY_BENCH.get(arch, TINY_BENCH_DEFAULT)) == 0
     out = capsys.readouterr().out
     assert "baseline float32 (keras.io)" in out and "peak MB" in out
+    # The ratio depends on the CPU's bfloat16 hardware: the table says which it is.
+    assert f"hardware: {performance.hardware_summary()}" in out
     kgan_row, base_row = json.loads(report.read_text())
+    assert kgan_row["hardware"] == base_row["hardware"] == performance.hardware_summary()
     assert sorted(kgan_row["networks_trained"]) == sorted(base_row["networks_trained"])
     assert (kgan_row["config"], base_row["config"]) == ("kgan", "baseline")
     assert kgan_row["precision"] == performance.default_precision()
@@ -173,6 +177,22 @@ def test_cpu_flags_detect_bf16(tmp_path):
     cpuinfo.write_text("processor : 0\nflags : fpu sse2 avx512f amx_bf16 amx_tile\n")
     assert "amx_bf16" in performance._cpu_flags(cpuinfo)
     assert performance._cpu_flags(tmp_path / "missing") == set()
+
+
+def test_hardware_summary_names_cpu_cores_gpus_and_fast_bf16(tmp_path, monkeypatch):
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor : 0\nmodel name\t: Example CPU 9000\nflags : fpu\n")
+    assert performance.cpu_model(cpuinfo) == "Example CPU 9000"
+    assert performance.cpu_model(tmp_path / "missing")  # platform's name instead, never empty
+    summary = performance.hardware_summary()
+    assert summary.startswith(f"{performance.cpu_model()}, {os.cpu_count()} cores, no GPU, ")
+    assert summary.endswith(f"fast bfloat16: {performance.fast_bfloat16() or 'none'}")
+    try:
+        performance.fast_bfloat16.cache_clear()
+        monkeypatch.setenv("KGAN_FAST_BF16", "0")
+        assert performance.hardware_summary().endswith("fast bfloat16: none")
+    finally:
+        performance.fast_bfloat16.cache_clear()
 
 
 def test_resolve_keeps_explicit_settings_and_fills_auto():

@@ -75,24 +75,13 @@ def hardware():
         "tensorflow": tf.__version__,
         "keras": keras.__version__,
         "python": platform.python_version(),
-        "cpu": _cpu_model(),
+        "cpu": performance.cpu_model(),
         "cpu_cores": os.cpu_count(),
         # What kgan's `--precision auto` keys on: the same CPU name can come
         # with or without AMX, and bf16's gain differs several-fold between them.
         "fast_bfloat16": performance.fast_bfloat16(),
         "gpus": gpus,
     }
-
-
-def _cpu_model(path="/proc/cpuinfo"):
-    try:
-        with open(path) as handle:
-            for line in handle:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def default_precisions(has_gpu):
