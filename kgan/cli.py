@@ -564,6 +564,25 @@ def _strategy(args):
     return tf.distribute.MirroredStrategy(devices)
 
 
+@contextlib.contextmanager
+def _too_few_examples_as_flags(args):
+    """`data.TooFewExamplesError` in the command line's words (its flags, not Python arguments)."""
+    from kgan import data
+
+    try:
+        yield
+    except data.TooFewExamplesError as err:
+        split = "" if args.split == "train" else f" --split {shlex.quote(args.split)}"
+        per_step = err.batch_size * err.repeat_batches
+        critic = (f" ({err.repeat_batches} critic minibatches of --batch-size {err.batch_size})"
+                  if err.repeat_batches > 1 else "")
+        raise CLIError(
+            f"--dataset {args.dataset}{split} has {err.num_examples} examples, fewer than one "
+            f"training step takes: {per_step}{critic}. Lower --batch-size to at most "
+            f"{err.num_examples // err.repeat_batches or 1}, or choose a larger --split."
+        ) from None
+
+
 def _build_and_compile(arch, args, extra, translation):
     """The training pipeline, the compiled model and its image shape."""
     from kgan import data
@@ -582,7 +601,8 @@ def _build_and_compile(arch, args, extra, translation):
     conditional = "num_classes" in inspect.signature(arch.builder).parameters
     load_options = dict(split=args.split, batch_size=args.batch_size,
                         image_size=args.image_size, seed=args.seed, with_labels=conditional)
-    dataset = data.load(args.dataset, **load_options)
+    with _too_few_examples_as_flags(args):
+        dataset = data.load(args.dataset, **load_options)
     image_spec = dataset.element_spec[0] if conditional else dataset.element_spec
     image_shape = tuple(int(d) for d in image_spec.shape[1:])
     if conditional:
@@ -594,7 +614,8 @@ def _build_and_compile(arch, args, extra, translation):
     )
     if model.batches_per_step > 1:
         # Each critic update takes a fresh minibatch: one step eats n_critic of them.
-        dataset = data.load(args.dataset, repeat_batches=model.batches_per_step, **load_options)
+        with _too_few_examples_as_flags(args):
+            dataset = data.load(args.dataset, repeat_batches=model.batches_per_step, **load_options)
     model.compile(steps_per_execution=args.steps_per_execution, jit_compile=args.jit_compile)
     return dataset, model, image_shape
 

@@ -71,6 +71,7 @@ __all__ = [
     "IMAGE_EXTENSIONS",
     "undecodable_images",
     "DatasetUnavailableError",
+    "TooFewExamplesError",
     "UnknownDatasetError",
     "from_folder",
     "from_numpy",
@@ -123,6 +124,31 @@ class UnknownDatasetError(ValueError):
         ... except kgan.data.UnknownDatasetError as err:
         ...     print(err)  # "Unknown dataset 'mnistt': ... Did you mean 'mnist'?"
     """
+
+
+class TooFewExamplesError(ValueError):
+    """The data holds fewer examples than one training step takes.
+
+    With ``drop_remainder=True`` such a dataset would yield no batch at all,
+    and ``fit`` would silently train zero steps, so :func:`load` refuses it.
+
+    Attributes:
+        num_examples: Examples in the data (after ``split``).
+        batch_size: Examples per batch.
+        repeat_batches: Batches one step takes (WGAN's ``n_critic``).
+
+    Example:
+        >>> try:
+        ...     kgan.data.load("digits_8x8", split="train[:10]", batch_size=64)
+        ... except kgan.data.TooFewExamplesError as err:
+        ...     print(err.num_examples, err.batch_size)  # 10 64
+    """
+
+    def __init__(self, message: str, *, num_examples: int, batch_size: int, repeat_batches: int = 1):
+        super().__init__(message)
+        self.num_examples = num_examples
+        self.batch_size = batch_size
+        self.repeat_batches = repeat_batches
 
 
 class DatasetUnavailableError(RuntimeError):
@@ -525,11 +551,12 @@ def _build_pipeline(
     per_batch = batch_size * repeat_batches
     if drop_remainder and num_examples is not None and num_examples < per_batch:
         extra = f" x repeat_batches={repeat_batches}" if repeat_batches > 1 else ""
-        raise ValueError(
+        raise TooFewExamplesError(
             f"{source} has {num_examples} examples, fewer than one batch of {per_batch} "
             f"(batch_size={batch_size}{extra}), so with drop_remainder=True it would yield "
             f"no batches at all. Lower batch_size to at most {num_examples // repeat_batches or 1}"
-            f" or pass drop_remainder=False."
+            f" or pass drop_remainder=False.",
+            num_examples=num_examples, batch_size=batch_size, repeat_batches=repeat_batches,
         )
     with_labels = isinstance(dataset.element_spec, tuple)
     image_spec = dataset.element_spec[0] if with_labels else dataset.element_spec

@@ -46,6 +46,22 @@ def error_line(err):
     return lines[0]
 
 
+@pytest.mark.parametrize(("arch", "batch_size", "expected"), [
+    ("dcgan", 64, "fewer than one training step takes: 64. Lower --batch-size to at most 10"),
+    ("wgan_gp", 8, "fewer than one training step takes: 40 (5 critic minibatches of --batch-size 8)."
+                   " Lower --batch-size to at most 2"),
+])
+def test_train_on_too_few_examples_says_which_flags_to_change(arch, batch_size, expected, tmp_path, capsys):
+    argv = ["train", arch, "--dataset", "digits_8x8", "--split", "train[:10]", "--batch-size", batch_size,
+            "--epochs", "1", "--latent-dim", "8", "--filters", "4", "--output", tmp_path / "run"]
+    assert run(argv) == 2
+    line = error_line(capsys.readouterr().err)
+    assert line.startswith("kgan: error: --dataset digits_8x8 --split 'train[:10]' has 10 examples, ")
+    assert expected in line and "choose a larger --split" in line
+    assert "batch_size=" not in line and "drop_remainder" not in line  # no Python arguments
+    assert not (tmp_path / "run").exists()
+
+
 # ---------------------------------------------------------------- fixtures
 @pytest.fixture(scope="module")
 def preset(tmp_path_factory):

@@ -440,6 +440,14 @@ def test_from_folder_too_few_images(pets):
         data.from_folder(pets, image_size=8)
 
 
+def test_too_few_examples_error_carries_the_numbers():
+    with pytest.raises(data.TooFewExamplesError, match=r"has 10 examples.*batch_size=8 x repeat_batches=5") as info:
+        data.load("digits_8x8", split="train[:10]", batch_size=8, repeat_batches=5)
+    err = info.value
+    assert isinstance(err, ValueError)  # what callers caught before the subclass existed
+    assert (err.num_examples, err.batch_size, err.repeat_batches) == (10, 8, 5)
+
+
 # ---------------------------------------------------------------------------
 # tensorflow-datasets
 
