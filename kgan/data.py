@@ -465,13 +465,13 @@ def _make_preprocess(
         if in_channels is None:
             raise ValueError(
                 f"{source}: the images' channel count is unknown, so they cannot be converted to "
-                f"channels={channels}. Pass channels=None."
+                f"channels={channels}. Pass channels=None (on the command line, leave out --channels)."
             )
         if in_channels not in (1, 3, 4):
             raise ValueError(
                 f"{source}: cannot convert {in_channels}-channel images to channels={channels}; "
                 f"only grayscale (1), RGB (3) and RGBA (4, alpha dropped) convert. "
-                f"Pass channels=None."
+                f"Pass channels=None (on the command line, leave out --channels)."
             )
     out_channels = channels if channels is not None else in_channels
     if image_size is None:

@@ -372,8 +372,9 @@ def _check_sha256(sha256):
 def _fetch(url, sha256, cache_dir, allow_http):
     if url.startswith("http://") and not allow_http:
         raise ZooError(
-            f"Refusing plain-http URL {url!r}: use https, or pass "
-            "allow_http=True for a server you trust (e.g. on 127.0.0.1)."
+            f"Refusing plain-http URL {url!r}: use https (in Python, "
+            "allow_http=True accepts a server you trust, e.g. on 127.0.0.1; the command "
+            "line takes https only)."
         )
     sha256 = _check_sha256(sha256)
     cache_root = Path(cache_dir or os.environ.get("KERAS_HOME", Path.home() / ".keras"))

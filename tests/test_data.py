@@ -710,3 +710,11 @@ def test_deleting_an_iterator_does_not_wait_for_the_autotuner():
         del iterator
         waits.append(time.perf_counter() - begin)
     assert max(waits) < 0.05, [round(w, 3) for w in waits]
+
+
+def test_channel_conversions_that_cannot_work_say_how_to_opt_out():
+    two_channel = np.zeros((4, 8, 8, 2), "uint8")
+    with pytest.raises(ValueError, match=r"cannot convert 2-channel images to channels=3.*"
+                       r"Pass channels=None \(on the command line, leave out --channels\)"):
+        data.from_numpy(two_channel, batch_size=2, channels=3)
+    assert batches(data.from_numpy(two_channel, batch_size=2))[0].shape == (2, 8, 8, 2)

@@ -111,6 +111,7 @@ def test_plain_http_is_refused_before_any_request(preset, server, tmp_path, caps
     assert cli.main(["sample", url, "--sha256", digest, "--output", str(tmp_path / "x.png")]) == 2
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("kgan: error: Refusing plain-http URL")
+    assert "the command line takes https only" in lines[0]  # no flag it cannot pass
     assert server.requests == []  # refused before connecting, not after downloading
     assert not cache.exists() and not (tmp_path / "x.png").exists()
     # allow_http is the explicit opt-in (a server you trust, such as this one).
