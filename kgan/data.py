@@ -984,7 +984,7 @@ def _unknown_name_error(name: str, tfds: Any) -> UnknownDatasetError:
         known = set(tfds.list_builders(with_community_datasets=False))
     except Exception:  # noqa: BLE001 - suggestions are a courtesy, the error must still be raised
         known = set()
-    base = name.split(":")[0].split("/")[0]
+    base = _builder_name(name)
     matches = difflib.get_close_matches(
         base, sorted(known | set(EMBEDDED_DATASETS)), n=5, cutoff=0.6
     )
@@ -1064,7 +1064,7 @@ def _download_hosts(tfds: Any, name: str) -> list[tuple[str, int]]:
     when tfds registers no URLs for it (manual or custom downloads).
     """
     try:
-        urls = tfds.builder_cls(name.split(":")[0].split("/")[0]).url_infos or {}
+        urls = tfds.builder_cls(_builder_name(name)).url_infos or {}
     except Exception:  # noqa: BLE001 - no checksums, no probe: tfds reports the rest
         return []
     default_ports = {"https": 443, "http": 80, "ftp": 21}
@@ -1113,8 +1113,13 @@ def _check_download_reachable(tfds: Any, name: str, data_dir: str | None) -> lis
     return _unreachable_download_hosts(_download_hosts(tfds, name))
 
 
+def _builder_name(name: str) -> str:
+    """The tfds builder of a dataset name: `"cycle_gan/horse2zebra:2.0.0"` -> `"cycle_gan"`."""
+    return name.split(":")[0].split("/")[0]
+
+
 def _is_cycle_gan(name: str) -> bool:
-    return name.split(":")[0].split("/")[0] == "cycle_gan"
+    return _builder_name(name) == "cycle_gan"
 
 
 def _load_tfds(

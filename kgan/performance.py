@@ -63,15 +63,20 @@ ARCHITECTURE_DEFAULTS = {
 FALLBACK_DEFAULTS = {"steps_per_execution": 1, "jit_compile": False}
 
 
-def _cpu_flags(path="/proc/cpuinfo"):
+def _cpuinfo_field(key, path="/proc/cpuinfo"):
+    """The value of the first `key : value` line of Linux `/proc/cpuinfo`, or None."""
     try:
         with open(path) as handle:
             for line in handle:
-                if line.startswith("flags"):
-                    return set(line.split(":", 1)[1].split())
+                if line.startswith(key):
+                    return line.split(":", 1)[1].strip()
     except OSError:
         pass
-    return set()
+    return None
+
+
+def _cpu_flags(path="/proc/cpuinfo"):
+    return set((_cpuinfo_field("flags", path) or "").split())
 
 
 def cpu_model(path="/proc/cpuinfo"):
@@ -83,13 +88,9 @@ def cpu_model(path="/proc/cpuinfo"):
     kgan.performance.cpu_model()   # e.g. 'AMD EPYC'
     ```
     """
-    try:
-        with open(path) as handle:
-            for line in handle:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
+    model = _cpuinfo_field("model name", path)
+    if model is not None:
+        return model
     import platform
 
     return platform.processor() or platform.machine()

@@ -191,12 +191,11 @@ def main(argv=None):
         # After every architecture, so an interrupted sweep keeps the rows it timed.
         done = sorted({row["arch"] for row in report["rows"]})
         print(f"hardware_sweep: timed {', '.join(done)}", file=sys.stderr, flush=True)
-        text = format_markdown(report)
         if args.json:
             write_file(args.json, lambda path: Path(path).write_text(json.dumps(report, indent=1)))
         if args.markdown:
+            text = format_markdown(report)
             write_file(args.markdown, lambda path: Path(path).write_text(text))
-        return text
 
     try:
         report = run(split(args.architectures), split(args.precisions), xla=XLA_CHOICES[args.xla],
