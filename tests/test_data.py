@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -559,7 +560,15 @@ def _closed_port():
         return probe.getsockname()[1]  # nothing listens there once the socket closes
 
 
-def test_unreachable_download_hosts_fail_in_seconds_not_minutes(monkeypatch, tmp_path):
+@pytest.fixture
+def no_proxies(monkeypatch):
+    """No proxy settings, as `urllib.request.getproxies` reads them (any `*_proxy` variable)."""
+    for variable in [name for name in os.environ if name.lower().endswith("_proxy")]:
+        monkeypatch.delenv(variable)
+    assert urllib.request.getproxies() == {}
+
+
+def test_unreachable_download_hosts_fail_in_seconds_not_minutes(monkeypatch, tmp_path, no_proxies):
     # tfds would retry for ~3.5 minutes; kgan's check fails as soon as no
     # download host accepts a connection, before tfds.load is called.
     def must_not_load(*args, **kwargs):
@@ -567,8 +576,6 @@ def test_unreachable_download_hosts_fail_in_seconds_not_minutes(monkeypatch, tmp
 
     monkeypatch.setattr(tfds, "load", must_not_load)
     monkeypatch.setattr(data, "_download_hosts", lambda tfds, name: [("127.0.0.1", _closed_port())])
-    for variable in ("http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"):
-        monkeypatch.delenv(variable, raising=False)
     start = time.monotonic()
     with pytest.raises(data.DatasetUnavailableError) as info:
         data.load("mnist", data_dir=tmp_path)
@@ -580,12 +587,10 @@ def test_unreachable_download_hosts_fail_in_seconds_not_minutes(monkeypatch, tmp
     assert not any(tmp_path.iterdir())  # nothing half-downloaded left behind
 
 
-def test_download_hosts_come_from_tfds_checksums_and_one_reachable_host_is_enough(monkeypatch):
+def test_download_hosts_come_from_tfds_checksums_and_one_reachable_host_is_enough(monkeypatch, no_proxies):
     assert data._download_hosts(tfds, "mnist") == [("storage.googleapis.com", 443)]
     assert data._download_hosts(tfds, "cycle_gan/horse2zebra") == [
         ("storage.googleapis.com", 443), ("efrosgans.eecs.berkeley.edu", 443)]  # tfds's bucket first
-    for variable in ("http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"):
-        monkeypatch.delenv(variable, raising=False)
     with socket.socket() as server:
         server.bind(("127.0.0.1", 0))
         server.listen(1)
