@@ -565,21 +565,25 @@ def _strategy(args):
 
 
 @contextlib.contextmanager
-def _too_few_examples_as_flags(args):
+def _too_few_examples_as_flags(args, translation=False):
     """`data.TooFewExamplesError` in the command line's words (its flags, not Python arguments)."""
     from kgan import data
 
     try:
         yield
     except data.TooFewExamplesError as err:
-        split = "" if args.split == "train" else f" --split {shlex.quote(args.split)}"
         per_step = err.batch_size * err.repeat_batches
         critic = (f" ({err.repeat_batches} critic minibatches of --batch-size {err.batch_size})"
                   if err.repeat_batches > 1 else "")
+        if translation:  # one batch from each domain; --split does not apply
+            data_text, larger = err.source, ""
+        else:
+            split = "" if args.split == "train" else f" --split {shlex.quote(args.split)}"
+            data_text, larger = f"--dataset {args.dataset}{split}", ", or choose a larger --split"
         raise CLIError(
-            f"--dataset {args.dataset}{split} has {err.num_examples} examples, fewer than one "
-            f"training step takes: {per_step}{critic}. Lower --batch-size to at most "
-            f"{err.num_examples // err.repeat_batches or 1}, or choose a larger --split."
+            f"{data_text} has {err.num_examples} examples, fewer than one training step takes: "
+            f"{per_step}{critic}. Lower --batch-size to at most "
+            f"{err.num_examples // err.repeat_batches or 1}{larger}."
         ) from None
 
 
@@ -699,10 +703,11 @@ def _build_translation(arch, args, extra):
                if value is not None and not (flag == "--augment" and augment)]
     if refused:
         raise CLIError(f"{args.arch} does not take {', '.join(refused)}")
-    dataset = data.unpaired(
-        args.dataset, args.dataset_b, batch_size=args.batch_size, image_size=args.image_size,
-        seed=args.seed, jitter=args.jitter,
-    )
+    with _too_few_examples_as_flags(args, translation=True):
+        dataset = data.unpaired(
+            args.dataset, args.dataset_b, batch_size=args.batch_size, image_size=args.image_size,
+            seed=args.seed, jitter=args.jitter,
+        )
     spec_a, spec_b = dataset.element_spec
     image_shape = tuple(int(d) for d in spec_a.shape[1:])
     model = arch.builder(

@@ -130,12 +130,15 @@ class TooFewExamplesError(ValueError):
     """The data holds fewer examples than one training step takes.
 
     With ``drop_remainder=True`` such a dataset would yield no batch at all,
-    and ``fit`` would silently train zero steps, so :func:`load` refuses it.
+    and ``fit`` would silently train zero steps, so :func:`load` refuses it;
+    :func:`unpaired` refuses a domain smaller than one batch likewise.
 
     Attributes:
         num_examples: Examples in the data (after ``split``).
         batch_size: Examples per batch.
         repeat_batches: Batches one step takes (WGAN's ``n_critic``).
+        source: How the data was named, e.g. ``"Domain A ('digits_8x8')"`` for
+            :func:`unpaired`, or None.
 
     Example:
         >>> try:
@@ -144,11 +147,15 @@ class TooFewExamplesError(ValueError):
         ...     print(err.num_examples, err.batch_size)  # 10 64
     """
 
-    def __init__(self, message: str, *, num_examples: int, batch_size: int, repeat_batches: int = 1):
+    def __init__(
+        self, message: str, *, num_examples: int, batch_size: int, repeat_batches: int = 1,
+        source: str | None = None,
+    ):
         super().__init__(message)
         self.num_examples = num_examples
         self.batch_size = batch_size
         self.repeat_batches = repeat_batches
+        self.source = source
 
 
 class DatasetUnavailableError(RuntimeError):
@@ -1700,10 +1707,11 @@ def unpaired(
                 f"pass steps=..."
             )
         if domain.count is not None and domain.count < batch_size:
-            raise ValueError(
+            raise TooFewExamplesError(
                 f"{domain.source} has {domain.count} images, fewer than one batch of "
                 f"{batch_size}: its images would repeat within a batch. Lower batch_size to "
-                f"at most {domain.count}."
+                f"at most {domain.count}.",
+                num_examples=domain.count, batch_size=batch_size, source=domain.source,
             )
     if steps is None:
         steps = max(domain.count for domain in domains) // batch_size

@@ -62,6 +62,16 @@ def test_train_on_too_few_examples_says_which_flags_to_change(arch, batch_size, 
     assert not (tmp_path / "run").exists()
 
 
+def test_train_cyclegan_on_a_domain_smaller_than_a_batch_names_the_domain_and_flag(tmp_path, capsys):
+    argv = ["train", "cyclegan", "--dataset", "digits_8x8", "--dataset-b", "mnist_5k",
+            "--batch-size", 4000, "--image-size", 16, "--epochs", "1", "--output", tmp_path / "run"]
+    assert run(argv) == 2
+    line = error_line(capsys.readouterr().err)
+    assert line == ("kgan: error: Domain A ('digits_8x8') has 1797 examples, fewer than one training "
+                    "step takes: 4000. Lower --batch-size to at most 1797.")
+    assert not (tmp_path / "run").exists()
+
+
 # ---------------------------------------------------------------- fixtures
 @pytest.fixture(scope="module")
 def preset(tmp_path_factory):

@@ -447,6 +447,10 @@ def test_too_few_examples_error_carries_the_numbers():
     err = info.value
     assert isinstance(err, ValueError)  # what callers caught before the subclass existed
     assert (err.num_examples, err.batch_size, err.repeat_batches) == (10, 8, 5)
+    with pytest.raises(data.TooFewExamplesError, match=r"has 1797 images, fewer than one batch") as info:
+        data.unpaired("digits_8x8", "mnist_5k", batch_size=4000, image_size=16)
+    assert (info.value.num_examples, info.value.batch_size) == (1797, 4000)
+    assert info.value.source == "Domain A ('digits_8x8')"
 
 
 # ---------------------------------------------------------------------------
