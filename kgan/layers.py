@@ -1,6 +1,9 @@
-"""Small reusable Keras layers: reflection padding and the image pool.
+"""Small reusable Keras layers: reflection padding, the image pool, and faster
+training implementations of Keras layers (`FusedBatchNormalization`,
+`ForwardGradConv2D`, `ForwardGradConv2DTranspose`: same config, variables and
+math as the Keras layer they subclass).
 
-Both are registered as `kgan>...` serializables, so models that use them
+All are registered as `kgan>...` serializables, so models that use them
 save to `.keras` files and load in Keras safe mode.
 
 Example:
@@ -331,3 +334,179 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
             self.moving_variance * momentum + variance * (1.0 - momentum)
         )
         return outputs
+
+
+
+def _same_or_valid_padding(padding, size, kernel, stride):
+    """`(before, after)` rows a forward convolution of `size` rows pads.
+
+    TensorFlow's rule: "valid" pads none; "same" pads up to
+    `ceil(size / stride)` outputs, the odd row after.
+    """
+    if padding == "valid":
+        return 0, 0
+    outputs = -(-size // stride)
+    total = max((outputs - 1) * stride + kernel - size, 0)
+    return total // 2, total - total // 2
+
+
+def _kernel_grad_by_forward_conv(inputs, outputs_grad, kernel_size, strides, padding):
+    """Kernel gradient `[kh, kw, in, out]` of a 2-D forward convolution, as one convolution.
+
+    For a convolution of `inputs` `[B, H, W, in]` to outputs `[B, h, w, out]`,
+    `dW[i, j, c, o] = sum_{b, p, q} x[b, p*s + i, q*s + j, c] * dy[b, p, q, o]`
+    over the padded inputs `x`: a convolution of `x` by `dy` dilated by the
+    stride, once batch and channels swap places. The sum TensorFlow's
+    `Conv2DBackpropFilter` computes, in another order. Needs static `H`, `W`.
+    """
+    (top, bottom), (left, right) = (
+        _same_or_valid_padding(padding, inputs.shape[1], kernel_size[0], strides[0]),
+        _same_or_valid_padding(padding, inputs.shape[2], kernel_size[1], strides[1]),
+    )
+    padded = tf.pad(inputs, [[0, 0], [top, bottom], [left, right], [0, 0]])
+    grad = tf.nn.conv2d(
+        tf.transpose(padded, [3, 1, 2, 0]),  # [in, H', W', B]
+        tf.transpose(outputs_grad, [1, 2, 0, 3]),  # [h, w, B, out]
+        strides=1, padding="VALID", dilations=list(strides),
+    )  # [in, kh + extra, kw + extra, out]: rows past the kernel meet no output
+    return tf.transpose(grad[:, : kernel_size[0], : kernel_size[1], :], [1, 2, 0, 3])
+
+
+class _ForwardKernelGrad:
+    """Where a layer's kernel gradient is computed by `_kernel_grad_by_forward_conv`.
+
+    Under bfloat16 compute on a CPU, TensorFlow's `Conv2DBackpropFilter` is
+    barely faster than in float32 on CPUs without AMX, while a forward
+    convolution runs 1.9x faster. The forward formulation convolves with
+    the smaller of the layer's two feature maps as its kernel, which oneDNN
+    handles well only while that map is small. Measured with batch 64 on an
+    AMD EPYC with AVX512-BF16, kernel gradient plus forward pass, ms:
+    DCGAN generator 7x7x256 -> 14x14x128: 25.4 -> 19.8; 14x14x128 ->
+    28x28x64: 21.6 -> 22.1; CycleGAN's 32x32x256 -> 65x65x128 at batch 1:
+    5.2 -> 8.0. Elsewhere (float32, float16, a GPU or TPU, narrow or large
+    layers) the layer is Keras's, unchanged.
+    """
+
+    #: Fewer channels on either side keep TensorFlow's kernel gradient (slower there).
+    MIN_CHANNELS = 64
+    #: The smaller feature map's largest side that takes the forward formulation.
+    MAX_SIDE = 8
+
+    def _forward_grad_applies(self, inputs, small_map):
+        return (
+            keras.backend.backend() == "tensorflow"
+            and self.compute_dtype == "bfloat16"
+            and self.data_format == "channels_last"
+            and tuple(self.dilation_rate) == (1, 1)
+            and getattr(self, "output_padding", None) is None
+            and self.filters >= self.MIN_CHANNELS
+            and (inputs.shape[-1] or 0) >= self.MIN_CHANNELS
+            and None not in tuple(inputs.shape[1:3]) + tuple(small_map[1:3])
+            and max(small_map[1:3]) <= self.MAX_SIDE
+            and not _accelerator_present()
+        )
+
+
+@keras.saving.register_keras_serializable(package="kgan")
+class ForwardGradConv2D(_ForwardKernelGrad, keras.layers.Conv2D):
+    """`keras.layers.Conv2D` whose kernel gradient is a forward convolution where faster.
+
+    Same arguments, variables, config, outputs and math as the Keras layer.
+    Training with bfloat16 compute on a CPU, with 64 or more channels in and
+    out and an output map of at most 8x8, computes the kernel gradient as
+    one dilated forward convolution instead of `Conv2DBackpropFilter` (see
+    `_ForwardKernelGrad`); the input gradient is TensorFlow's own op, and
+    the gradient is itself differentiable (gradient penalties). Elsewhere
+    this is Keras's layer.
+
+    Example:
+
+    ```python
+    x = ForwardGradConv2D(128, 4, strides=2, padding="same")(x)  # [B, 14, 14, 64]
+    ```
+    """
+
+    def convolution_op(self, inputs, kernel):
+        inputs = tf.convert_to_tensor(inputs)
+        output_map = self.compute_output_shape(tuple(inputs.shape))
+        if not self._forward_grad_applies(inputs, output_map):
+            return super().convolution_op(inputs, kernel)
+        strides, padding, kernel_size = tuple(self.strides), self.padding, tuple(self.kernel_size)
+        convolve = super().convolution_op
+
+        @tf.custom_gradient
+        def conv(x, w):
+            def grad(outputs_grad):
+                # The input gradient TensorFlow's own gradient computes.
+                inputs_grad = tf.nn.conv2d_transpose(
+                    outputs_grad, w, tf.shape(x), strides=strides, padding=padding.upper()
+                )
+                kernel_grad = _kernel_grad_by_forward_conv(
+                    x, outputs_grad, kernel_size, strides, padding
+                )
+                return inputs_grad, kernel_grad
+
+            return convolve(x, w), grad
+
+        return conv(inputs, tf.cast(kernel, self.compute_dtype))
+
+
+@keras.saving.register_keras_serializable(package="kgan")
+class ForwardGradConv2DTranspose(_ForwardKernelGrad, keras.layers.Conv2DTranspose):
+    """`keras.layers.Conv2DTranspose` whose kernel gradient is a forward convolution where faster.
+
+    Same arguments, variables, config, outputs and math as the Keras layer.
+    A transposed convolution of `x` is the input gradient of a forward
+    convolution from its output back to `x`, so its kernel gradient is that
+    convolution's (`_kernel_grad_by_forward_conv` of the output gradient by
+    `x`). Training with bfloat16 compute on a CPU, with 64 or more channels
+    in and out and an input map of at most 8x8, computes it that way (see
+    `_ForwardKernelGrad`): for the DCGAN generator's 7x7x256 -> 14x14x128
+    layer (batch 64, AMD EPYC) 10.3 instead of 17.7 ms. The forward pass and
+    input gradient are TensorFlow's own ops. Elsewhere this is Keras's layer.
+
+    Example:
+
+    ```python
+    x = ForwardGradConv2DTranspose(128, 4, strides=2, padding="same")(x)  # [B, 7, 7, 256]
+    ```
+    """
+
+    def call(self, inputs):
+        inputs = tf.convert_to_tensor(inputs)
+        if not self._forward_grad_applies(inputs, tuple(inputs.shape)):
+            return super().call(inputs)
+        strides, padding = tuple(self.strides), self.padding
+        kernel_size, data_format = tuple(self.kernel_size), self.data_format
+
+        @tf.custom_gradient
+        def conv_transpose(x, kernel):
+            outputs = keras.ops.conv_transpose(
+                x, kernel, strides=strides, padding=padding, data_format=data_format
+            )
+
+            def grad(outputs_grad):
+                # The input gradient TensorFlow's own gradient computes.
+                inputs_grad = tf.nn.conv2d(
+                    outputs_grad, kernel, strides=strides, padding=padding.upper()
+                )
+                # [kh, kw, filters, in]: the layout of a transposed kernel.
+                kernel_grad = _kernel_grad_by_forward_conv(
+                    outputs_grad, x, kernel_size, strides, padding
+                )
+                return inputs_grad, kernel_grad
+
+            return outputs, grad
+
+        outputs = conv_transpose(inputs, tf.cast(self.kernel, self.compute_dtype))
+        # The rest as Keras's `BaseConvTranspose.call`, op for op.
+        if self.use_bias:
+            outputs = keras.ops.add(outputs, keras.ops.reshape(self.bias, (1, 1, 1, self.filters)))
+        if self.activation is not None:
+            return self.activation(outputs)
+        return outputs
+
+
+def _accelerator_present():
+    """Whether TensorFlow sees a GPU or TPU (the forward-gradient trick targets CPUs)."""
+    return bool(tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("TPU"))

@@ -11,8 +11,10 @@ kgan's default optimizers, so the ratio `kgan bench --baseline` reports
 measures kgan's training machinery (precision, steps per execution, XLA,
 fused kernels, input pipeline, step code), not a difference in network size.
 The copies are written as a keras.io example writes them: where kgan's
-networks use a faster subclass of a Keras layer (`FusedBatchNormalization`),
-the copy has the Keras layer itself (`keras.layers.BatchNormalization`).
+networks use a faster subclass of a Keras layer (`FusedBatchNormalization`,
+`ForwardGradConv2D`, `ForwardGradConv2DTranspose`), the copy has the Keras
+layer itself (`keras.layers.BatchNormalization`, `keras.layers.Conv2D`,
+`keras.layers.Conv2DTranspose`).
 
 What each baseline reproduces:
 
@@ -57,7 +59,7 @@ baseline.fit(baselines.dataset("dcgan", images, batch_size=64), epochs=1)
 import keras
 import tensorflow as tf
 
-from kgan.layers import FusedBatchNormalization
+from kgan.layers import ForwardGradConv2D, ForwardGradConv2DTranspose, FusedBatchNormalization
 from kgan.optimizers import FusedAdam
 
 _REGISTRY = {}
@@ -101,7 +103,11 @@ def dataset(arch, images, batch_size, labels=None, seed=0):
 
 
 #: kgan's faster subclasses of Keras layers, and the Keras layer a keras.io example uses.
-_KERAS_LAYER_OF = {FusedBatchNormalization: keras.layers.BatchNormalization}
+_KERAS_LAYER_OF = {
+    FusedBatchNormalization: keras.layers.BatchNormalization,
+    ForwardGradConv2D: keras.layers.Conv2D,
+    ForwardGradConv2DTranspose: keras.layers.Conv2DTranspose,
+}
 
 
 def keras_layers(network):

@@ -1,0 +1,210 @@
+"""kgan.layers.ForwardGradConv2D / ForwardGradConv2DTranspose: Keras's layers, kernel
+gradient by a forward convolution where that is faster."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from kgan import layers as kgan_layers
+from kgan.layers import ForwardGradConv2D, ForwardGradConv2DTranspose
+
+#: Transposed layers: (height, in_channels, filters, kernel, stride, padding)
+TRANSPOSED_SHAPES = [
+    (7, 256, 128, 4, 2, "same"),  # the DCGAN generator's 7x7x256 -> 14x14x128
+    (5, 64, 96, 3, 2, "valid"),  # CycleGAN's upsampling (VALID, cropped after)
+    (6, 64, 64, 5, 1, "same"),  # stride 1 (a refining layer)
+    (4, 64, 72, 3, 3, "same"),  # kernel == stride
+    (5, 64, 64, 2, 3, "valid"),  # kernel < stride: gaps
+]
+#: Forward layers: the same fields; the output map is the small one.
+FORWARD_SHAPES = [
+    (14, 64, 128, 4, 2, "same"),  # the DCGAN discriminator's 14x14x64 -> 7x7x128
+    (15, 64, 64, 4, 2, "same"),  # odd size: the extra padding row goes after
+    (13, 64, 80, 3, 2, "valid"),
+    (7, 64, 64, 3, 1, "same"),  # stride 1; 7x8 in and out
+    (11, 64, 64, 2, 3, "valid"),  # rows the kernel never reaches
+]
+LAYERS = {ForwardGradConv2D: keras.layers.Conv2D,
+          ForwardGradConv2DTranspose: keras.layers.Conv2DTranspose}
+CASES = ([(ForwardGradConv2DTranspose,) + shape for shape in TRANSPOSED_SHAPES]
+         + [(ForwardGradConv2D,) + shape for shape in FORWARD_SHAPES])
+
+
+def _inputs(height, channels, seed=0):
+    # Width != height: a swapped axis would show.
+    return tf.constant(
+        np.random.default_rng(seed).normal(size=(3, height, height + 1, channels)), tf.float32
+    )
+
+
+def _layer(cls, filters, kernel, stride, padding, **kwargs):
+    keras.utils.set_random_seed(0)
+    return cls(filters, kernel, strides=stride, padding=padding, **kwargs)
+
+
+def _outputs_and_grads(layer, x):
+    """Outputs and the gradients of a nonlinear loss w.r.t. kernel, bias and inputs."""
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        y = tf.cast(layer(x), tf.float32)
+        loss = tf.reduce_sum(y * tf.sin(y))
+    grads = tape.gradient(loss, [layer.kernel.value, layer.bias.value, x])
+    return [y.numpy()] + [g.numpy() for g in grads]
+
+
+@pytest.fixture
+def count_forward_grads(monkeypatch):
+    """How often the forward formulation computed a kernel gradient."""
+    calls = []
+    original = kgan_layers._kernel_grad_by_forward_conv
+
+    def counting(*args, **kwargs):
+        calls.append(args)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(kgan_layers, "_kernel_grad_by_forward_conv", counting)
+    return calls
+
+
+@pytest.mark.parametrize("cls,height,channels,filters,kernel,stride,padding", CASES)
+def test_forward_formulation_is_the_kernel_gradient(cls, height, channels, filters, kernel, stride,
+                                                    padding):
+    # In float32 the two formulations differ only by summation order.
+    x = _inputs(height, channels)
+    transposed = cls is ForwardGradConv2DTranspose
+    shape = (kernel, kernel, filters, channels) if transposed else (kernel, kernel, channels, filters)
+    w = tf.constant(np.random.default_rng(1).normal(size=shape), tf.float32)
+    op = keras.ops.conv_transpose if transposed else keras.ops.conv
+    with tf.GradientTape() as tape:
+        tape.watch(w)
+        y = op(x, w, strides=stride, padding=padding)
+    dy = tf.constant(np.random.default_rng(2).normal(size=y.shape), tf.float32)
+    native = tape.gradient(y, w, output_gradients=dy)
+    # A transposed convolution's kernel gradient is that of the forward
+    # convolution from its output back to its input.
+    inputs, outputs_grad = (dy, x) if transposed else (x, dy)
+    ours = kgan_layers._kernel_grad_by_forward_conv(
+        inputs, outputs_grad, (kernel, kernel), (stride, stride), padding)
+    assert ours.shape == native.shape
+    np.testing.assert_allclose(ours, native, rtol=1e-4, atol=1e-3)
+
+
+@pytest.mark.parametrize("cls,height,channels,filters,kernel,stride,padding", CASES)
+def test_bfloat16_layer_matches_keras(cls, height, channels, filters, kernel, stride, padding,
+                                      count_forward_grads):
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    x = _inputs(height, channels)
+    ours = _outputs_and_grads(_layer(cls, filters, kernel, stride, padding), x)
+    theirs = _outputs_and_grads(_layer(LAYERS[cls], filters, kernel, stride, padding), x)
+    assert count_forward_grads, "the bfloat16 layer did not take the forward formulation"
+    # Outputs, bias and input gradients are Keras's own ops: identical.
+    for a, b in zip(ours[:1] + ours[2:], theirs[:1] + theirs[2:]):
+        np.testing.assert_array_equal(a, b)
+    # The kernel gradient is summed in another order, then rounded to bfloat16.
+    kernel_ours, kernel_theirs = ours[1], theirs[1]
+    scale = np.abs(kernel_theirs).max()
+    np.testing.assert_allclose(kernel_ours, kernel_theirs, rtol=0, atol=4e-3 * scale)
+    assert kernel_ours.dtype == kernel_theirs.dtype
+
+
+def _small_layer_case(cls):
+    """`(inputs, layer arguments)` of a layer that takes the forward formulation."""
+    height = 14 if cls is ForwardGradConv2D else 7  # a 7x7 small map either way
+    return _inputs(height, 64), dict(filters=64, kernel=4, stride=2, padding="same")
+
+
+@pytest.mark.parametrize(
+    "cls,case",
+    [(cls, case) for cls in LAYERS
+     for case in ("float32", "narrow_inputs", "narrow_outputs", "large_map", "dilation",
+                  "output_padding", "accelerator")
+     if not (case == "output_padding" and cls is ForwardGradConv2D)],  # Conv2D has none
+)
+def test_keras_kernel_gradient_where_the_forward_one_is_not_faster(cls, case, count_forward_grads,
+                                                                   monkeypatch):
+    keras.mixed_precision.set_global_policy("float32" if case == "float32" else "mixed_bfloat16")
+    transposed = cls is ForwardGradConv2DTranspose
+    channels, filters, kwargs = 64, 64, {}
+    height = 7 if transposed else 14
+    stride = 2
+    if case == "narrow_inputs":
+        channels = cls.MIN_CHANNELS - 1
+    if case == "narrow_outputs":
+        filters = cls.MIN_CHANNELS - 1
+    if case == "large_map":  # the small map one row over MAX_SIDE
+        height = cls.MAX_SIDE + 1 if transposed else 2 * (cls.MAX_SIDE + 1)
+    if case == "dilation":
+        stride, kwargs = 1, {"dilation_rate": 2}
+        height = 7
+    if case == "output_padding":
+        kwargs = {"output_padding": 1}
+    if case == "accelerator":
+        monkeypatch.setattr(kgan_layers, "_accelerator_present", lambda: True)
+    x = _inputs(height, channels)
+    ours = _outputs_and_grads(_layer(cls, filters, 4, stride, "same", **kwargs), x)
+    theirs = _outputs_and_grads(_layer(LAYERS[cls], filters, 4, stride, "same", **kwargs), x)
+    assert not count_forward_grads
+    for a, b in zip(ours, theirs):
+        np.testing.assert_array_equal(a, b)
+
+
+def _ours_and_keras(cls, kernel_grad_of):
+    """`kernel_grad_of(layer, x)` of kgan's layer and of Keras's, in bfloat16, on a
+    case that takes the forward formulation."""
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    x, args = _small_layer_case(cls)
+    return [kernel_grad_of(_layer(layer_cls, **args), x).numpy() for layer_cls in (cls, LAYERS[cls])]
+
+
+@pytest.mark.parametrize("cls", list(LAYERS))
+def test_second_order_gradients_match_keras(cls, count_forward_grads):
+    # A gradient penalty differentiates the input gradient w.r.t. the kernel.
+    def penalty_grad(layer, x):
+        @tf.function
+        def run(x):
+            with tf.GradientTape() as outer:
+                with tf.GradientTape() as inner:
+                    inner.watch(x)
+                    loss = tf.reduce_sum(tf.square(tf.cast(layer(x), tf.float32)))
+                dx = inner.gradient(loss, x)
+                penalty = tf.reduce_sum(tf.square(tf.cast(dx, tf.float32)))
+            return outer.gradient(penalty, layer.kernel.value)
+
+        return run(x)
+
+    ours, theirs = _ours_and_keras(cls, penalty_grad)
+    assert count_forward_grads
+    assert np.isfinite(ours).all() and np.abs(theirs).max() > 0
+    np.testing.assert_allclose(ours, theirs, rtol=0, atol=2e-2 * np.abs(theirs).max())
+
+
+@pytest.mark.parametrize("cls", list(LAYERS))
+def test_trains_under_xla(cls, count_forward_grads):
+    def kernel_grad(layer, x):
+        @tf.function(jit_compile=True)
+        def run(x):
+            with tf.GradientTape() as tape:
+                loss = tf.reduce_sum(tf.square(tf.cast(layer(x), tf.float32)))
+            return tape.gradient(loss, layer.kernel.value)
+
+        return run(x)
+
+    ours, theirs = _ours_and_keras(cls, kernel_grad)
+    assert count_forward_grads
+    np.testing.assert_allclose(ours, theirs, rtol=0, atol=4e-3 * np.abs(theirs).max())
+
+
+@pytest.mark.parametrize("cls", list(LAYERS))
+def test_config_and_keras_file_round_trip(cls, tmp_path):
+    layer = cls(64, 4, strides=2, padding="same", use_bias=False, name="conv")
+    config = layer.get_config()
+    assert config == LAYERS[cls].from_config(config).get_config()
+    x, _ = _small_layer_case(cls)
+    inputs = keras.Input(x.shape[1:])
+    model = keras.Model(inputs, layer(inputs))
+    path = tmp_path / "model.keras"
+    model.save(path)
+    loaded = keras.saving.load_model(path, safe_mode=True)
+    assert type(loaded.get_layer("conv")) is cls
+    np.testing.assert_array_equal(model(x), loaded(x))
