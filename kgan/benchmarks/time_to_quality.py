@@ -9,7 +9,16 @@ as `kgan train dcgan` trains it (`kgan.performance` defaults: mixed
 bfloat16 where the CPU/GPU has it, steps per execution, kgan's pipeline),
 measuring its FCD after every epoch until it reaches the target. Reported:
 training wall time of each side (evaluation time excluded from both) and
-the ratio baseline time / kgan time to reach the baseline's quality.
+the ratio baseline time / kgan time to reach the baseline's quality
+(`speedup_to_baseline_quality`).
+
+The baseline's FCD is measured after every epoch too, because it need not
+improve over its 30 epochs: on `mnist_5k` it reached its 30-epoch FCD after
+4 and then oscillated. So the result also has the first epoch at which the
+baseline itself was at least as good as after its last
+(`baseline.first_reached`), and the ratio of that time to kgan's
+(`speedup_to_first_reach`): the speed-up on equal terms, each side stopped
+as soon as it is as good as the target.
 
 Example:
 
@@ -22,11 +31,13 @@ import argparse
 import json
 import sys
 import time
+from pathlib import Path
 
 import keras
 import numpy as np
 
 from kgan import data, evaluators, metrics, performance, zoo
+from kgan.atomic import write_file
 from kgan.benchmarks import baselines
 
 IMAGE_SHAPE = (28, 28, 1)
@@ -80,15 +91,22 @@ def run(baseline_epochs=30, max_kgan_epochs=30, batch_size=64, num=2500, seed=0,
     keras.utils.set_random_seed(seed)
     reference = zoo.build("dcgan", image_shape=IMAGE_SHAPE, seed=seed)
     baseline = baselines.build("dcgan", reference)
+    sampler = _Sampler(baseline.generator, baseline.latent_dim)
+    pipeline = baselines.dataset("dcgan", images, batch_size, seed=seed)
     timer = _TrainTimer()
-    baseline.fit(baselines.dataset("dcgan", images, batch_size, seed=seed),
-                 epochs=baseline_epochs, verbose=0, callbacks=[timer])
-    target = _fcd(_Sampler(baseline.generator, baseline.latent_dim), real_stats, extractor, num, seed)
+    baseline_curve = []
+    for epoch in range(1, baseline_epochs + 1):
+        baseline.fit(pipeline, initial_epoch=epoch - 1, epochs=epoch, verbose=0, callbacks=[timer])
+        fcd = _fcd(sampler, real_stats, extractor, num, seed)
+        baseline_curve.append(
+            {"epoch": epoch, "train_seconds": round(timer.seconds, 1), "fcd": round(fcd, 2)})
+        log(json.dumps({"baseline": baseline_curve[-1]}))
+    target = fcd
     result = {
         "baseline": {"epochs": baseline_epochs, "train_seconds": round(timer.seconds, 1),
-                     "fcd": round(target, 2), "precision": "float32"},
+                     "fcd": round(target, 2), "precision": "float32", "curve": baseline_curve,
+                     "first_reached": next(p for p in baseline_curve if p["fcd"] <= round(target, 2))},
     }
-    log(json.dumps(result["baseline"]))
 
     # kgan: the settings `kgan train dcgan` uses, FCD after every epoch.
     settings = performance.resolve("dcgan")
@@ -115,6 +133,9 @@ def run(baseline_epochs=30, max_kgan_epochs=30, batch_size=64, num=2500, seed=0,
         result["speedup_to_baseline_quality"] = round(
             result["baseline"]["train_seconds"] / reached["train_seconds"], 1
         )
+        result["speedup_to_first_reach"] = round(
+            result["baseline"]["first_reached"]["train_seconds"] / reached["train_seconds"], 1
+        )
     return result
 
 
@@ -133,8 +154,7 @@ def main(argv=None):
         sys.argv[1:] if argv is None else argv)
     text = json.dumps(result, indent=1)
     if args.json:
-        with open(args.json, "w") as f:
-            f.write(text + "\n")
+        write_file(args.json, lambda path: Path(path).write_text(text + "\n"))
     print(text)
     return 0
 
