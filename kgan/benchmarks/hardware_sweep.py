@@ -177,7 +177,9 @@ def main(argv=None):
                         "mixed_bfloat16, and mixed_float16 when a GPU is visible)")
     parser.add_argument("--steps", type=int, default=30, help="train steps per timed fit")
     parser.add_argument("--repeats", type=int, default=5, help="timed fits per configuration")
+    # The metavar: argparse would join the choices with commas, "{off,off,on,on}".
     parser.add_argument("--xla", choices=sorted(XLA_CHOICES), default="off,on",
+                        metavar=" | ".join(sorted(XLA_CHOICES)),
                         help="XLA settings to time (default: off,on; XLA on a CPU compiles "
                         "convolutions without oneDNN and is slow, so 'off' halves a CPU sweep)")
     parser.add_argument("--json", help="write the report here (rewritten after each architecture)")

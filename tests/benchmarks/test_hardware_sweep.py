@@ -81,6 +81,13 @@ def test_main_writes_the_json_and_markdown(tiny_report, tmp_path, monkeypatch, c
         hardware_sweep.main(["--xla", "maybe"])
 
 
+def test_help_lists_the_xla_choices_readably(capsys):
+    with pytest.raises(SystemExit):
+        hardware_sweep.main(["--help"])
+    usage = " ".join(capsys.readouterr().out.split())
+    assert "--xla off | off,on | on" in usage and "{off,off,on,on}" not in usage
+
+
 def test_an_interrupted_sweep_keeps_the_architectures_it_timed(tiny_report, tmp_path, monkeypatch, capsys):
     def interrupted_run(architectures, precisions, xla, steps, repeats, on_architecture):
         assert xla == (False,)
