@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+import kgan
 from kgan import layers as kgan_layers
 from kgan.layers import ForwardGradConv2D, ForwardGradConv2DTranspose
 
@@ -208,3 +209,26 @@ def test_config_and_keras_file_round_trip(cls, tmp_path):
     loaded = keras.saving.load_model(path, safe_mode=True)
     assert type(loaded.get_layer("conv")) is cls
     np.testing.assert_array_equal(model(x), loaded(x))
+
+
+@pytest.mark.parametrize("arch", ["dcgan", "wgan_gp"])
+def test_a_mirrored_bfloat16_gan_trains_through_the_forward_gradients(arch, two_cpu_strategy,
+                                                                      count_forward_grads):
+    # The 28x28 networks at full width: both 7x7 layers take the forward
+    # formulation, on two replicas, with WGAN-GP's penalty differentiating it.
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    with two_cpu_strategy.scope():
+        gan = kgan.zoo.build(arch, image_shape=(28, 28, 1), latent_dim=8, filters=64, seed=0)
+        gan.compile()
+    before = [w.numpy() for w in gan.generator.trainable_weights + gan.discriminator.trainable_weights]
+    images = np.random.default_rng(0).uniform(-1, 1, (4 * gan.batches_per_step, 28, 28, 1))
+    history = gan.fit(tf.data.Dataset.from_tensor_slices(images.astype("float32")).batch(
+        4 * gan.batches_per_step), epochs=1, verbose=0)
+    kinds = {type(layer) for layer in gan.generator.layers + gan.discriminator.layers}
+    assert {ForwardGradConv2D, ForwardGradConv2DTranspose} <= kinds
+    # Traced per replica: the generator's layer and the discriminator's.
+    assert {tuple(args[0].shape[1:3]) for args in count_forward_grads} == {(14, 14)}
+    assert all(np.isfinite(v).all() for v in history.history.values())
+    after = gan.generator.trainable_weights + gan.discriminator.trainable_weights
+    assert all(np.isfinite(w.numpy()).all() for w in after)
+    assert any(not np.array_equal(b, w.numpy()) for b, w in zip(before, after))
