@@ -232,3 +232,60 @@ def test_a_mirrored_bfloat16_gan_trains_through_the_forward_gradients(arch, two_
     after = gan.generator.trainable_weights + gan.discriminator.trainable_weights
     assert all(np.isfinite(w.numpy()).all() for w in after)
     assert any(not np.array_equal(b, w.numpy()) for b, w in zip(before, after))
+
+
+# ---------------------------------------------------------------- FusedBatchNormalization
+def _batch_norm_step(layer, x, training=True):
+    """Outputs, gradients w.r.t. inputs, gamma and beta, and the moving statistics after one call."""
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        y = tf.cast(layer(x, training=training), tf.float32)
+        loss = tf.reduce_sum(y * tf.sin(3.0 * y))
+    grads = tape.gradient(loss, [x, layer.gamma.value, layer.beta.value])
+    return [y.numpy()] + [g.numpy() for g in grads] + [
+        layer.moving_mean.numpy(), layer.moving_variance.numpy()]
+
+
+@pytest.mark.parametrize("policy,tolerance", [("float32", 2e-5), ("mixed_bfloat16", 2e-2)])
+def test_fused_batch_norm_trains_with_keras_math(policy, tolerance):
+    keras.mixed_precision.set_global_policy(policy)
+    # Off-centre, non-unit data: a wrong (Bessel-corrected) variance would show.
+    x = _inputs(5, 16) * 3.0 + 1.5
+    settings = dict(momentum=0.9, epsilon=1e-5,
+                    gamma_initializer=keras.initializers.RandomNormal(1.0, 0.2, seed=0),
+                    beta_initializer=keras.initializers.RandomNormal(0.0, 0.2, seed=1))
+    ours = _batch_norm_step(kgan_layers.FusedBatchNormalization(**settings), x)
+    theirs = _batch_norm_step(keras.layers.BatchNormalization(**settings), x)
+    names = ["outputs", "inputs grad", "gamma grad", "beta grad", "moving mean", "moving variance"]
+    for name, a, b in zip(names, ours, theirs):
+        np.testing.assert_allclose(a, b, rtol=tolerance, atol=tolerance * np.abs(b).max(),
+                                   err_msg=name)
+
+
+@pytest.mark.parametrize("case", ["inference", "rank_2", "channels_first", "renorm", "frozen"])
+def test_fused_batch_norm_is_keras_outside_training_on_4d_channels_last(case):
+    kwargs, x, training = {}, _inputs(5, 8), True
+    if case == "inference":
+        training = False
+    if case == "rank_2":
+        x = tf.reshape(x, (-1, 8))
+    if case == "channels_first":
+        kwargs = {"axis": 1}
+    if case == "renorm":
+        kwargs = {"renorm": True}
+    ours_layer = kgan_layers.FusedBatchNormalization(**kwargs)
+    if case == "frozen":
+        ours_layer.trainable = False
+    theirs_layer = keras.layers.BatchNormalization(**kwargs)
+    theirs_layer.trainable = ours_layer.trainable
+    ours, theirs = (_batch_norm_step(layer, x, training) if layer.trainable
+                    else [layer(x, training=training).numpy()]
+                    for layer in (ours_layer, theirs_layer))
+    for a, b in zip(ours, theirs):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_fused_batch_norm_config_is_keras():
+    layer = kgan_layers.FusedBatchNormalization(momentum=0.8, epsilon=1e-3, name="bn")
+    assert layer.get_config() == keras.layers.BatchNormalization.from_config(
+        layer.get_config()).get_config()
