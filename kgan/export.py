@@ -27,6 +27,7 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
+from kgan import zoo
 from kgan.atomic import write_folder
 
 #: file name of the LiteRT model inside an `export_tflite` folder.
@@ -73,6 +74,17 @@ def export_generator(model, path, overwrite=False):
     # The same two signatures as the TFLite export, at any batch size.
     archive = _archive(*_latent_signatures(model, batch_size=None))
     return write_folder(path, lambda folder: archive.write_out(str(folder), verbose=False))
+
+
+def _computes_in_16_bits(model):
+    """Whether any layer of `model`, nested networks included, computes in bf16/fp16."""
+    stack = list(getattr(model, "layers", []))
+    while stack:
+        layer = stack.pop()
+        if keras.backend.standardize_dtype(layer.compute_dtype) in ("bfloat16", "float16"):
+            return True
+        stack.extend(getattr(layer, "layers", []))
+    return False
 
 
 def _archive(networks, signatures):
@@ -167,7 +179,9 @@ def export_tflite(model, path, batch_size=1, quantize=None, image_size=None, ove
     translators, resizing the input tensor at run time would re-plan every op.
 
     Only TFLite builtin ops are used, so the file runs in any LiteRT
-    interpreter without the TensorFlow (Flex) delegate. The conversion goes
+    interpreter without the TensorFlow (Flex) delegate. A model trained under
+    mixed precision is converted from a float32 copy (`kgan.zoo.portable_copy`,
+    what its preset would hold): LiteRT has no bfloat16 kernels. The conversion goes
     through a SavedModel (Keras 3's own LiteRT export path):
     `TFLiteConverter.from_concrete_functions` on Keras 3 variables produced
     garbage weights in TF 2.21. The folder is assembled beside `path` and
@@ -211,6 +225,10 @@ def export_tflite(model, path, batch_size=1, quantize=None, image_size=None, ove
         raise ValueError(f"batch_size must be a positive int or None, got {batch_size!r}.")
     if quantize is not None and quantize not in QUANTIZATIONS:
         raise ValueError(f"quantize must be None or one of {QUANTIZATIONS}, got {quantize!r}.")
+    if _computes_in_16_bits(model):
+        # LiteRT has no bfloat16 kernels: the converter refuses a bf16 MatMul
+        # or convolution. The float32 copy a preset stores converts.
+        model, _ = zoo.portable_copy(model)
     if hasattr(model, "translate"):
         networks, signatures = _translator_signatures(model, batch_size, image_size)
     elif image_size is not None:
