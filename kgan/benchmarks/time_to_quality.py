@@ -78,7 +78,15 @@ def _fcd(sampler, real_stats, extractor, num, seed):
 
 
 def run(baseline_epochs=30, max_kgan_epochs=30, batch_size=64, num=2500, seed=0, log=print):
-    """Train both sides and return the JSON-ready comparison (see the module docstring)."""
+    """Train both sides and return the JSON-ready comparison (see the module docstring).
+
+    Raises:
+        ValueError: `baseline_epochs`, `max_kgan_epochs`, `batch_size` or `num` below 1.
+    """
+    for name, value in (("baseline_epochs", baseline_epochs), ("max_kgan_epochs", max_kgan_epochs),
+                        ("batch_size", batch_size), ("num", num)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be a positive int, got {value!r}.")
     extractor = evaluators.mnist_extractor()
     real = data.load("mnist_5k", split="train[:50%]", batch_size=250, shuffle=False,
                      drop_remainder=False, cache=False)
@@ -149,6 +157,8 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", help="also write the result here")
     args = parser.parse_args(argv)
+    if min(args.baseline_epochs, args.max_kgan_epochs, args.batch_size, args.num) < 1:
+        parser.error("--baseline-epochs, --max-kgan-epochs, --batch-size and --num must be >= 1")
     result = run(args.baseline_epochs, args.max_kgan_epochs, args.batch_size, args.num, args.seed)
     result["command"] = "python -m kgan.benchmarks.time_to_quality " + " ".join(
         sys.argv[1:] if argv is None else argv)

@@ -25,3 +25,11 @@ def test_reports_both_sides_and_a_ratio_when_kgan_reaches_the_target():
     else:
         assert "speedup_to_baseline_quality" not in result
         assert "speedup_to_first_reach" not in result
+
+
+def test_refuses_empty_budgets_before_training(capsys):
+    with pytest.raises(ValueError, match="baseline_epochs must be a positive int, got 0"):
+        time_to_quality.run(baseline_epochs=0)
+    with pytest.raises(SystemExit) as exit_:
+        time_to_quality.main(["--max-kgan-epochs", "0"])
+    assert exit_.value.code == 2 and "must be >= 1" in capsys.readouterr().err
