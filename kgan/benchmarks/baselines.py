@@ -220,7 +220,11 @@ class KerasIODCGAN(_ImageGAN):
             d_loss = self.loss_fn(labels, predictions)
         grads = tape.gradient(d_loss, self.discriminator.trainable_weights)
         self.d_optimizer.apply_gradients(zip(grads, self.discriminator.trainable_weights))
+        return {"d_loss": d_loss, "g_loss": self.generator_step(batch_size)}
 
+    def generator_step(self, batch_size):
+        """The example's generator update (a method only so that variants of the
+        discriminator step can share it); returns the generator loss."""
         random_latent_vectors = tf.random.normal(shape=(batch_size, self.latent_dim))
         misleading_labels = tf.zeros((batch_size, 1))
         with tf.GradientTape() as tape:
@@ -230,7 +234,7 @@ class KerasIODCGAN(_ImageGAN):
             g_loss = self.loss_fn(misleading_labels, predictions)
         grads = tape.gradient(g_loss, self.generator.trainable_weights)
         self.g_optimizer.apply_gradients(zip(grads, self.generator.trainable_weights))
-        return {"d_loss": d_loss, "g_loss": g_loss}
+        return g_loss
 
 
 def _discriminator_loss(real_img, fake_img):

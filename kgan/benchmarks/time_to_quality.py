@@ -20,10 +20,17 @@ baseline itself was at least as good as after its last
 (`speedup_to_first_reach`): the speed-up on equal terms, each side stopped
 as soon as it is as good as the target.
 
+`--ablation` answers where kgan's fewer epochs come from instead: it
+trains the keras.io DCGAN with each combination of its discriminator
+step's two departures from kgan's (one call on real + fake instead of two,
+and noisy labels) and reports the FCD after every epoch of each
+(`ablation`).
+
 Example:
 
 ```sh
 python -m kgan.benchmarks.time_to_quality --json time_to_quality.json
+python -m kgan.benchmarks.time_to_quality --ablation --baseline-epochs 8
 ```
 """
 
@@ -35,6 +42,7 @@ from pathlib import Path
 
 import keras
 import numpy as np
+import tensorflow as tf
 
 from kgan import data, evaluators, metrics, performance, zoo
 from kgan.atomic import write_file
@@ -77,22 +85,120 @@ def _fcd(sampler, real_stats, extractor, num, seed):
     return float(metrics.fid_from_stats(real_stats, fake))
 
 
+def _check_positive(**values):
+    for name, value in values.items():
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be a positive int, got {value!r}.")
+
+
+def _evaluation_setup(num, seed):
+    """kgan's MNIST extractor, the real images' statistics, and the training images in [-1, 1]."""
+    extractor = evaluators.mnist_extractor()
+    real = data.load("mnist_5k", split="train[:50%]", batch_size=250, shuffle=False,
+                     drop_remainder=False, cache=False)
+    real_stats = metrics.features_from(real, extractor, num=num, seed=seed)
+    images, _ = data.load_mnist_5k()
+    return extractor, real_stats, images.astype("float32") / 127.5 - 1.0
+
+
+class _DiscriminatorStepVariant(baselines.KerasIODCGAN):
+    """The keras.io DCGAN step with its discriminator step's two choices switchable.
+
+    With `separate_calls=False, label_noise=True` it is the keras.io step op
+    for op (same random draws); `separate_calls=True` scores fakes and reals
+    in two discriminator calls (each batch normalized by its own statistics,
+    as kgan does) and averages the two losses, which is the one call's loss.
+    """
+
+    separate_calls = False
+    label_noise = True
+
+    def train_step(self, real_images):
+        if isinstance(real_images, tuple):
+            real_images = real_images[0]
+        batch_size = tf.shape(real_images)[0]
+        random_latent_vectors = tf.random.normal(shape=(batch_size, self.latent_dim))
+        generated_images = self.generator(random_latent_vectors, training=True)
+        labels = tf.concat([tf.ones((batch_size, 1)), tf.zeros((batch_size, 1))], axis=0)
+        if self.label_noise:
+            labels += 0.05 * tf.random.uniform(tf.shape(labels))
+        with tf.GradientTape() as tape:
+            if self.separate_calls:
+                fake_labels, real_labels = labels[:batch_size], labels[batch_size:]
+                d_loss = 0.5 * (
+                    self.loss_fn(fake_labels, self.discriminator(generated_images, training=True))
+                    + self.loss_fn(real_labels, self.discriminator(real_images, training=True))
+                )
+            else:
+                combined_images = tf.concat([generated_images, real_images], axis=0)
+                d_loss = self.loss_fn(labels, self.discriminator(combined_images, training=True))
+        grads = tape.gradient(d_loss, self.discriminator.trainable_weights)
+        self.d_optimizer.apply_gradients(zip(grads, self.discriminator.trainable_weights))
+        return {"d_loss": d_loss, "g_loss": self.generator_step(batch_size)}
+
+
+#: `ablation`'s discriminator steps: label -> (separate_calls, label_noise).
+ABLATION_STEPS = {
+    "keras.io: one call on real + fake, label noise": (False, True),
+    "one call, no label noise": (False, False),
+    "separate calls, label noise": (True, True),
+    "separate calls, no label noise (kgan's step)": (True, False),
+}
+
+
+def ablation(epochs=8, batch_size=64, num=2500, seed=0, log=print):
+    """FCD after every epoch of the keras.io DCGAN, once per discriminator step.
+
+    Each variant (`ABLATION_STEPS`) starts from the same networks and seed,
+    in float32 with the keras.io pipeline; only the discriminator step
+    differs.
+
+    Returns:
+        `{"epochs", "batch_size", "num", "seed", "variants": {label:
+        {"separate_calls", "label_noise", "fcd_per_epoch"}}}`.
+
+    Raises:
+        ValueError: `epochs`, `batch_size` or `num` below 1.
+
+    Example:
+
+    ```python
+    result = time_to_quality.ablation(epochs=2, num=500)
+    result["variants"]["one call, no label noise"]["fcd_per_epoch"]
+    ```
+    """
+    _check_positive(epochs=epochs, batch_size=batch_size, num=num)
+    extractor, real_stats, images = _evaluation_setup(num, seed)
+    keras.mixed_precision.set_global_policy("float32")
+    variants = {}
+    for label, (separate_calls, label_noise) in ABLATION_STEPS.items():
+        keras.utils.set_random_seed(seed)
+        reference = zoo.build("dcgan", image_shape=IMAGE_SHAPE, seed=seed)
+        step = type("Variant", (_DiscriminatorStepVariant,),
+                    {"separate_calls": separate_calls, "label_noise": label_noise})
+        gan = step.from_kgan(reference)
+        sampler = _Sampler(gan.generator, gan.latent_dim)
+        pipeline = baselines.dataset("dcgan", images, batch_size, seed=seed)
+        curve = []
+        for epoch in range(1, epochs + 1):
+            gan.fit(pipeline, initial_epoch=epoch - 1, epochs=epoch, verbose=0)
+            curve.append(round(_fcd(sampler, real_stats, extractor, num, seed), 2))
+        variants[label] = {"separate_calls": separate_calls, "label_noise": label_noise,
+                           "fcd_per_epoch": curve}
+        log(json.dumps({label: curve}))
+    return {"epochs": epochs, "batch_size": batch_size, "num": num, "seed": seed,
+            "variants": variants}
+
+
 def run(baseline_epochs=30, max_kgan_epochs=30, batch_size=64, num=2500, seed=0, log=print):
     """Train both sides and return the JSON-ready comparison (see the module docstring).
 
     Raises:
         ValueError: `baseline_epochs`, `max_kgan_epochs`, `batch_size` or `num` below 1.
     """
-    for name, value in (("baseline_epochs", baseline_epochs), ("max_kgan_epochs", max_kgan_epochs),
-                        ("batch_size", batch_size), ("num", num)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be a positive int, got {value!r}.")
-    extractor = evaluators.mnist_extractor()
-    real = data.load("mnist_5k", split="train[:50%]", batch_size=250, shuffle=False,
-                     drop_remainder=False, cache=False)
-    real_stats = metrics.features_from(real, extractor, num=num, seed=seed)
-    images, _ = data.load_mnist_5k()
-    images = images.astype("float32") / 127.5 - 1.0
+    _check_positive(baseline_epochs=baseline_epochs, max_kgan_epochs=max_kgan_epochs,
+                    batch_size=batch_size, num=num)
+    extractor, real_stats, images = _evaluation_setup(num, seed)
 
     # The baseline: float32, keras.io train_step and pipeline, 30 epochs.
     keras.mixed_precision.set_global_policy("float32")
@@ -156,10 +262,17 @@ def main(argv=None):
     parser.add_argument("--num", type=int, default=2500, help="images per FCD set")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", help="also write the result here")
+    parser.add_argument("--ablation", action="store_true",
+                        help="instead, train the keras.io DCGAN with each discriminator-step "
+                        "variant for --baseline-epochs epochs and report FCD per epoch")
     args = parser.parse_args(argv)
     if min(args.baseline_epochs, args.max_kgan_epochs, args.batch_size, args.num) < 1:
         parser.error("--baseline-epochs, --max-kgan-epochs, --batch-size and --num must be >= 1")
-    result = run(args.baseline_epochs, args.max_kgan_epochs, args.batch_size, args.num, args.seed)
+    if args.ablation:
+        result = ablation(args.baseline_epochs, args.batch_size, args.num, args.seed)
+    else:
+        result = run(args.baseline_epochs, args.max_kgan_epochs, args.batch_size, args.num,
+                     args.seed)
     result["command"] = "python -m kgan.benchmarks.time_to_quality " + " ".join(
         sys.argv[1:] if argv is None else argv)
     text = json.dumps(result, indent=1)

@@ -1,8 +1,11 @@
 """kgan.benchmarks.time_to_quality on a tiny budget."""
 
+import keras
+import numpy as np
 import pytest
 
-from kgan.benchmarks import time_to_quality
+from kgan.benchmarks import baselines, time_to_quality
+from kgan_test_utils import tiny_dcgan
 
 
 @pytest.mark.slow  # trains a baseline and a kgan DCGAN for an epoch each: about a minute
@@ -33,3 +36,32 @@ def test_refuses_empty_budgets_before_training(capsys):
     with pytest.raises(SystemExit) as exit_:
         time_to_quality.main(["--max-kgan-epochs", "0"])
     assert exit_.value.code == 2 and "must be >= 1" in capsys.readouterr().err
+
+
+def test_the_ablations_keras_io_variant_is_the_keras_io_step():
+    # The ablation's reference row must be the baseline itself, draw for draw.
+    images = np.random.default_rng(0).uniform(-1, 1, (8, 16, 16, 1)).astype("float32")
+    trained = {}
+    for name, cls in (("keras.io", baselines.KerasIODCGAN),
+                      ("variant", time_to_quality._DiscriminatorStepVariant)):
+        keras.utils.set_random_seed(0)  # the networks' initializers draw from it
+        gan = cls.from_kgan(tiny_dcgan((16, 16, 1), latent_dim=8))
+        keras.utils.set_random_seed(1)
+        gan.train_on_batch(images)
+        trained[name] = gan.generator.get_weights() + gan.discriminator.get_weights()
+    assert time_to_quality.ABLATION_STEPS["keras.io: one call on real + fake, label noise"] == (
+        False, True)
+    for ours, theirs in zip(trained["variant"], trained["keras.io"]):
+        np.testing.assert_array_equal(ours, theirs)
+
+
+@pytest.mark.slow  # four DCGANs for an epoch each: about a minute
+def test_ablation_reports_every_variant_per_epoch(capsys):
+    result = time_to_quality.ablation(epochs=1, num=300, log=lambda _: None)
+    assert set(result["variants"]) == set(time_to_quality.ABLATION_STEPS)
+    for label, variant in result["variants"].items():
+        assert (variant["separate_calls"], variant["label_noise"]) == (
+            time_to_quality.ABLATION_STEPS[label])
+        assert len(variant["fcd_per_epoch"]) == 1 and np.isfinite(variant["fcd_per_epoch"][0])
+    with pytest.raises(ValueError, match="epochs must be a positive int"):
+        time_to_quality.ablation(epochs=0)
