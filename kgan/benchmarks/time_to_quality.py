@@ -35,6 +35,7 @@ python -m kgan.benchmarks.time_to_quality --ablation --baseline-epochs 8
 """
 
 import argparse
+import functools
 import json
 import sys
 import time
@@ -45,6 +46,7 @@ import numpy as np
 import tensorflow as tf
 
 from kgan import data, evaluators, metrics, performance, zoo
+from kgan._checks import positive_int
 from kgan.atomic import write_file
 from kgan.benchmarks import baselines
 
@@ -85,10 +87,26 @@ def _fcd(sampler, real_stats, extractor, num, seed):
     return float(metrics.fid_from_stats(real_stats, fake))
 
 
-def _check_positive(**values):
+def _check_budget(**values):
     for name, value in values.items():
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be a positive int, got {value!r}.")
+        positive_int(value, name)
+
+
+def _fcd_after_each_epoch(model, pipeline, sampler, epochs, fcd_of, timer=None):
+    """Fit `model` one epoch at a time; after each, yield `(point, fcd)`.
+
+    `point` is the JSON-ready `{"epoch", "fcd"}` (rounded), plus
+    `"train_seconds"` so far when a `_TrainTimer` is given; `fcd` is unrounded.
+    """
+    for epoch in range(1, epochs + 1):
+        model.fit(pipeline, initial_epoch=epoch - 1, epochs=epoch, verbose=0,
+                  callbacks=[timer] if timer else [])
+        fcd = fcd_of(sampler)
+        point = {"epoch": epoch}
+        if timer:
+            point["train_seconds"] = round(timer.seconds, 1)
+        point["fcd"] = round(fcd, 2)
+        yield point, fcd
 
 
 def _evaluation_setup(num, seed):
@@ -102,7 +120,7 @@ def _evaluation_setup(num, seed):
 
 
 class _DiscriminatorStepVariant(baselines.KerasIODCGAN):
-    """The keras.io DCGAN step with its discriminator step's two choices switchable.
+    """The keras.io DCGAN with its discriminator step's two choices switchable.
 
     With `separate_calls=False, label_noise=True` it is the keras.io step op
     for op (same random draws); `separate_calls=True` scores fakes and reals
@@ -113,10 +131,7 @@ class _DiscriminatorStepVariant(baselines.KerasIODCGAN):
     separate_calls = False
     label_noise = True
 
-    def train_step(self, real_images):
-        if isinstance(real_images, tuple):
-            real_images = real_images[0]
-        batch_size = tf.shape(real_images)[0]
+    def discriminator_step(self, real_images, batch_size):
         random_latent_vectors = tf.random.normal(shape=(batch_size, self.latent_dim))
         generated_images = self.generator(random_latent_vectors, training=True)
         labels = tf.concat([tf.ones((batch_size, 1)), tf.zeros((batch_size, 1))], axis=0)
@@ -134,7 +149,7 @@ class _DiscriminatorStepVariant(baselines.KerasIODCGAN):
                 d_loss = self.loss_fn(labels, self.discriminator(combined_images, training=True))
         grads = tape.gradient(d_loss, self.discriminator.trainable_weights)
         self.d_optimizer.apply_gradients(zip(grads, self.discriminator.trainable_weights))
-        return {"d_loss": d_loss, "g_loss": self.generator_step(batch_size)}
+        return d_loss
 
 
 #: `ablation`'s discriminator steps: label -> (separate_calls, label_noise).
@@ -158,7 +173,8 @@ def ablation(epochs=8, batch_size=64, num=2500, seed=0, log=print):
         {"separate_calls", "label_noise", "fcd_per_epoch"}}}`.
 
     Raises:
-        ValueError: `epochs`, `batch_size` or `num` below 1.
+        TypeError: `epochs`, `batch_size` or `num` not an int.
+        ValueError: one of them below 1.
 
     Example:
 
@@ -167,8 +183,9 @@ def ablation(epochs=8, batch_size=64, num=2500, seed=0, log=print):
     result["variants"]["one call, no label noise"]["fcd_per_epoch"]
     ```
     """
-    _check_positive(epochs=epochs, batch_size=batch_size, num=num)
+    _check_budget(epochs=epochs, batch_size=batch_size, num=num)
     extractor, real_stats, images = _evaluation_setup(num, seed)
+    fcd_of = functools.partial(_fcd, real_stats=real_stats, extractor=extractor, num=num, seed=seed)
     keras.mixed_precision.set_global_policy("float32")
     variants = {}
     for label, (separate_calls, label_noise) in ABLATION_STEPS.items():
@@ -177,12 +194,10 @@ def ablation(epochs=8, batch_size=64, num=2500, seed=0, log=print):
         step = type("Variant", (_DiscriminatorStepVariant,),
                     {"separate_calls": separate_calls, "label_noise": label_noise})
         gan = step.from_kgan(reference)
-        sampler = _Sampler(gan.generator, gan.latent_dim)
         pipeline = baselines.dataset("dcgan", images, batch_size, seed=seed)
-        curve = []
-        for epoch in range(1, epochs + 1):
-            gan.fit(pipeline, initial_epoch=epoch - 1, epochs=epoch, verbose=0)
-            curve.append(round(_fcd(sampler, real_stats, extractor, num, seed), 2))
+        sampler = _Sampler(gan.generator, gan.latent_dim)
+        curve = [point["fcd"] for point, _ in
+                 _fcd_after_each_epoch(gan, pipeline, sampler, epochs, fcd_of)]
         variants[label] = {"separate_calls": separate_calls, "label_noise": label_noise,
                            "fcd_per_epoch": curve}
         log(json.dumps({label: curve}))
@@ -194,11 +209,13 @@ def run(baseline_epochs=30, max_kgan_epochs=30, batch_size=64, num=2500, seed=0,
     """Train both sides and return the JSON-ready comparison (see the module docstring).
 
     Raises:
-        ValueError: `baseline_epochs`, `max_kgan_epochs`, `batch_size` or `num` below 1.
+        TypeError: `baseline_epochs`, `max_kgan_epochs`, `batch_size` or `num` not an int.
+        ValueError: one of them below 1.
     """
-    _check_positive(baseline_epochs=baseline_epochs, max_kgan_epochs=max_kgan_epochs,
-                    batch_size=batch_size, num=num)
+    _check_budget(baseline_epochs=baseline_epochs, max_kgan_epochs=max_kgan_epochs,
+                  batch_size=batch_size, num=num)
     extractor, real_stats, images = _evaluation_setup(num, seed)
+    fcd_of = functools.partial(_fcd, real_stats=real_stats, extractor=extractor, num=num, seed=seed)
 
     # The baseline: float32, keras.io train_step and pipeline, 30 epochs.
     keras.mixed_precision.set_global_policy("float32")
@@ -209,13 +226,10 @@ def run(baseline_epochs=30, max_kgan_epochs=30, batch_size=64, num=2500, seed=0,
     pipeline = baselines.dataset("dcgan", images, batch_size, seed=seed)
     timer = _TrainTimer()
     baseline_curve = []
-    for epoch in range(1, baseline_epochs + 1):
-        baseline.fit(pipeline, initial_epoch=epoch - 1, epochs=epoch, verbose=0, callbacks=[timer])
-        fcd = _fcd(sampler, real_stats, extractor, num, seed)
-        baseline_curve.append(
-            {"epoch": epoch, "train_seconds": round(timer.seconds, 1), "fcd": round(fcd, 2)})
-        log(json.dumps({"baseline": baseline_curve[-1]}))
-    target = fcd
+    for point, target in _fcd_after_each_epoch(baseline, pipeline, sampler, baseline_epochs,
+                                               fcd_of, timer):
+        baseline_curve.append(point)
+        log(json.dumps({"baseline": point}))
     result = {
         "baseline": {"epochs": baseline_epochs, "train_seconds": round(timer.seconds, 1),
                      "fcd": round(target, 2), "precision": "float32", "curve": baseline_curve,
@@ -233,13 +247,11 @@ def run(baseline_epochs=30, max_kgan_epochs=30, batch_size=64, num=2500, seed=0,
     timer = _TrainTimer()
     curve = []
     reached = None
-    for epoch in range(1, max_kgan_epochs + 1):
-        gan.fit(dataset, initial_epoch=epoch - 1, epochs=epoch, verbose=0, callbacks=[timer])
-        fcd = _fcd(gan, real_stats, extractor, num, seed)
-        curve.append({"epoch": epoch, "train_seconds": round(timer.seconds, 1), "fcd": round(fcd, 2)})
-        log(json.dumps(curve[-1]))
+    for point, fcd in _fcd_after_each_epoch(gan, dataset, gan, max_kgan_epochs, fcd_of, timer):
+        curve.append(point)
+        log(json.dumps(point))
         if fcd <= target:
-            reached = curve[-1]
+            reached = point
             break
     keras.mixed_precision.set_global_policy("float32")
     result["kgan"] = {"settings": settings, "curve": curve, "reached": reached}

@@ -31,7 +31,7 @@ def test_reports_both_sides_and_a_ratio_when_kgan_reaches_the_target():
 
 
 def test_refuses_empty_budgets_before_training(capsys):
-    with pytest.raises(ValueError, match="baseline_epochs must be a positive int, got 0"):
+    with pytest.raises(ValueError, match="baseline_epochs must be at least 1, got 0"):
         time_to_quality.run(baseline_epochs=0)
     with pytest.raises(SystemExit) as exit_:
         time_to_quality.main(["--max-kgan-epochs", "0"])
@@ -63,5 +63,5 @@ def test_ablation_reports_every_variant_per_epoch(capsys):
         assert (variant["separate_calls"], variant["label_noise"]) == (
             time_to_quality.ABLATION_STEPS[label])
         assert len(variant["fcd_per_epoch"]) == 1 and np.isfinite(variant["fcd_per_epoch"][0])
-    with pytest.raises(ValueError, match="epochs must be a positive int"):
+    with pytest.raises(ValueError, match="epochs must be at least 1, got 0"):
         time_to_quality.ablation(epochs=0)
