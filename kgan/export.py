@@ -78,13 +78,10 @@ def export_generator(model, path, overwrite=False):
 
 def _computes_in_16_bits(model):
     """Whether any layer of `model`, nested networks included, computes in bf16/fp16."""
-    stack = list(getattr(model, "layers", []))
-    while stack:
-        layer = stack.pop()
-        if keras.backend.standardize_dtype(layer.compute_dtype) in ("bfloat16", "float16"):
-            return True
-        stack.extend(getattr(layer, "layers", []))
-    return False
+    return any(
+        keras.backend.standardize_dtype(layer.compute_dtype) in ("bfloat16", "float16")
+        for layer in model._flatten_layers(include_self=False)
+    )
 
 
 def _archive(networks, signatures):

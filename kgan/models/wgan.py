@@ -413,13 +413,8 @@ class WGANGP(_WassersteinGAN):
 
 def _batch_norm_layers(model):
     """Names of the BatchNormalization layers in `model`, nested models included."""
-    found, stack = [], list(getattr(model, "layers", []))
-    while stack:
-        layer = stack.pop()
-        if isinstance(layer, keras.layers.BatchNormalization):
-            found.append(layer.name)
-        stack.extend(getattr(layer, "layers", []))
-    return sorted(found)
+    return sorted(layer.name for layer in model._flatten_layers(include_self=False)
+                  if isinstance(layer, keras.layers.BatchNormalization))
 
 
 zoo.register_architecture(
