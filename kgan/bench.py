@@ -216,6 +216,7 @@ class _Trainer:
         finally:
             keras.mixed_precision.set_global_policy(previous)
         self.model = model
+        self.precision = precision
         self.chunk = pipeline.repeat().take(p["steps"])
         self.chunk_steps = p["steps"]
         self.images_per_step = p["batch_size"] * self.batches_per_step
@@ -238,6 +239,12 @@ class _Trainer:
         from kgan.benchmarks import op_profile
 
         return op_profile.profile(self.fit, self.chunk_steps)
+
+    def floor(self):
+        """The step's compute floors (`kgan.benchmarks.compute_floor`), on one real batch."""
+        from kgan.benchmarks import compute_floor
+
+        return compute_floor.measure(self.model, next(iter(self.chunk)), self.precision)
 
     def networks_trained(self):
         """`{network name: whether the timed fits changed its weights}` (a sanity check)."""
@@ -292,6 +299,9 @@ class _InProcess:
 
     def profile(self):
         return self.trainer.profile()
+
+    def floor(self):
+        return self.trainer.floor()
 
     def close(self):
         return {"peak_rss_mb": self.sampler.peak, "rss_start_mb": self.rss_start_mb,
@@ -350,6 +360,10 @@ class _Worker:
         self._send({"cmd": "profile"})
         return self._receive()["ops"]
 
+    def floor(self):
+        self._send({"cmd": "floor"})
+        return self._receive()["floor"]
+
     def close(self):
         self._send({"cmd": "stop"})
         reply = self._receive()
@@ -383,6 +397,8 @@ def _worker_main():
             reply({"seconds": wall, "cpu_seconds": cpu, "steady_seconds": steady})
         elif command == "profile":
             reply({"ops": trainer.profile()})
+        elif command == "floor":
+            reply({"floor": trainer.floor()})
         else:
             reply({"peak_rss_mb": _max_rss_mb(), "rss_start_mb": trainer.rss_start_mb,
                    "networks_trained": trainer.networks_trained()})
@@ -423,6 +439,7 @@ def run(
     isolate=True,
     seed=0,
     profile=False,
+    floor=False,
 ):
     """Time `fit` of `arch` per configuration; returns one dict per configuration.
 
@@ -454,6 +471,10 @@ def run(
         profile: after the timed repeats, profile one more fit of each
             configuration (`kgan.benchmarks.op_profile`); rows then carry
             `op_profile`, op time per op type.
+        floor: after the timed repeats, count and time each configuration's
+            convolutions and matmuls (`kgan.benchmarks.compute_floor`); rows
+            then carry `floor`, the least time a step with that arithmetic
+            could take here.
 
     Returns:
         One dict per configuration (kgan's first, the baseline last):
@@ -522,6 +543,7 @@ def run(
             for index, r in enumerate(runners):
                 times[index].append(r.run())
         profiles = [r.profile() for r in runners] if profile else [None] * len(runners)
+        floors = [r.floor() for r in runners] if floor else [None] * len(runners)
         memory = [r.close() for r in runners]
     finally:
         for r in runners:
@@ -530,7 +552,9 @@ def run(
                 process.kill()
                 process.wait()
     rows, raw = [], []
-    for config, info, measured, mem, ops in zip(configs, infos, times, memory, profiles):
+    for config, info, measured, mem, ops, least in zip(
+        configs, infos, times, memory, profiles, floors
+    ):
         per_step = info["images_per_step"]
         seconds = [wall for wall, _, _ in measured]
         median = statistics.median(seconds)
@@ -568,6 +592,7 @@ def run(
             else f"{problem['dataset']} <-> {problem['dataset_b']}",
             "split": split,
             **({"op_profile": ops} if ops is not None else {}),
+            **({"floor": least} if least is not None else {}),
         })
         raw.append((steps * per_step / median, steps * per_step / cpu,
                     steps * per_step / steady))

@@ -249,6 +249,10 @@ def build_parser():
                         "TFLite (python -m kgan.benchmarks.serving; uses --repeats, --json)")
     p.add_argument("--profile", action="store_true",
                    help="also profile one untimed fit per configuration: op time per op type")
+    p.add_argument("--floor", action="store_true",
+                   help="also count each configuration's convolutions and matmuls and report the "
+                        "least time a step could take on this machine (kernel and arithmetic "
+                        "floors, python -m kgan.benchmarks.compute_floor)")
     p.add_argument("--json", help="also write the rows to this JSON file")
 
     p = sub.add_parser(
@@ -812,9 +816,10 @@ def _make_timer():
 def cmd_bench(args):
     from kgan import bench
 
-    if args.serving and args.profile:
-        raise CLIError("--profile profiles training steps; drop it with --serving, or drop "
-                       "--serving to profile training.")
+    for flag in ("profile", "floor"):
+        if args.serving and getattr(args, flag):
+            raise CLIError(f"--{flag} measures training steps; drop it with --serving, or drop "
+                           "--serving to measure training.")
     _check_json_target(args.json)
     if args.serving:
         from kgan.benchmarks import serving
@@ -836,9 +841,13 @@ def cmd_bench(args):
         num_residual_blocks=args.num_residual_blocks, n_critic=args.n_critic,
         steps_per_execution=args.steps_per_execution,
         jit_compile="auto" if args.jit_compile is None else args.jit_compile,
-        isolate=not args.in_process, profile=args.profile,
+        isolate=not args.in_process, profile=args.profile, floor=args.floor,
     )
     print(bench.format_table(rows))
+    if args.floor:
+        from kgan.benchmarks import compute_floor
+
+        print(compute_floor.format_table(rows))
     if args.profile:
         from kgan.benchmarks import op_profile
 
