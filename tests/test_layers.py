@@ -44,28 +44,47 @@ def _layer(cls, filters, kernel, stride, padding, **kwargs):
     return cls(filters, kernel, strides=stride, padding=padding, **kwargs)
 
 
-def _outputs_and_grads(layer, x):
-    """Outputs and the gradients of a nonlinear loss w.r.t. kernel, bias and inputs."""
+def _outputs_and_grads(layer, x, linear=False):
+    """Outputs and the gradients of a loss w.r.t. kernel, bias and inputs.
+
+    The loss is nonlinear in the outputs, or with `linear=True` a fixed
+    weighting of them (so the output gradients do not depend on the outputs).
+    """
     with tf.GradientTape() as tape:
         tape.watch(x)
         y = tf.cast(layer(x), tf.float32)
-        loss = tf.reduce_sum(y * tf.sin(y))
+        if linear:
+            weights = np.random.default_rng(2).normal(size=y.shape[1:]).astype("float32")
+            loss = tf.reduce_sum(y * weights)
+        else:
+            loss = tf.reduce_sum(y * tf.sin(y))
     grads = tape.gradient(loss, [layer.kernel.value, layer.bias.value, x])
     return [y.numpy()] + [g.numpy() for g in grads]
 
 
-@pytest.fixture
-def count_forward_grads(monkeypatch):
-    """How often the forward formulation computed a kernel gradient."""
+def _counting(monkeypatch, name):
+    """Wrap `kgan.layers.<name>` to record its arguments; returns the record."""
     calls = []
-    original = kgan_layers._kernel_grad_by_forward_conv
+    original = getattr(kgan_layers, name)
 
     def counting(*args, **kwargs):
         calls.append(args)
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(kgan_layers, "_kernel_grad_by_forward_conv", counting)
+    monkeypatch.setattr(kgan_layers, name, counting)
     return calls
+
+
+@pytest.fixture
+def count_forward_grads(monkeypatch):
+    """How often the forward formulation computed a kernel gradient."""
+    return _counting(monkeypatch, "_kernel_grad_by_forward_conv")
+
+
+@pytest.fixture
+def count_few_channel_matmuls(monkeypatch):
+    """How often a transposed convolution ran as `_conv_transpose_by_matmul`."""
+    return _counting(monkeypatch, "_conv_transpose_by_matmul")
 
 
 @pytest.mark.parametrize("cls,height,channels,filters,kernel,stride,padding", CASES)
@@ -213,7 +232,8 @@ def test_config_and_keras_file_round_trip(cls, tmp_path):
 
 @pytest.mark.parametrize("arch", ["dcgan", "wgan_gp"])
 def test_a_mirrored_bfloat16_gan_trains_through_the_forward_gradients(arch, two_cpu_strategy,
-                                                                      count_forward_grads):
+                                                                      count_forward_grads,
+                                                                      count_few_channel_matmuls):
     # The 28x28 networks at full width: both 7x7 layers take the forward
     # formulation, on two replicas, with WGAN-GP's penalty differentiating it.
     keras.mixed_precision.set_global_policy("mixed_bfloat16")
@@ -228,10 +248,118 @@ def test_a_mirrored_bfloat16_gan_trains_through_the_forward_gradients(arch, two_
     assert {ForwardGradConv2D, ForwardGradConv2DTranspose} <= kinds
     # Traced per replica: the generator's layer and the discriminator's.
     assert {tuple(args[0].shape[1:3]) for args in count_forward_grads} == {(14, 14)}
+    # And the image side: the generator's last layer and the discriminator's first
+    # layer's input gradient, both from 14x14x64 to 28x28x1.
+    assert {tuple(args[0].shape[1:]) for args in count_few_channel_matmuls} == {(14, 14, 64)}
     assert all(np.isfinite(v).all() for v in history.history.values())
     after = gan.generator.trainable_weights + gan.discriminator.trainable_weights
     assert all(np.isfinite(w.numpy()).all() for w in after)
     assert any(not np.array_equal(b, w.numpy()) for b, w in zip(before, after))
+
+
+# ---------------------------------------------------------------- few image-side channels
+@pytest.mark.parametrize("height,channels,filters,kernel,stride,padding", [
+    (14, 64, 1, 4, 2, "same"),  # the DCGAN generator's output layer, 14x14x64 -> 28x28x1
+    (7, 8, 3, 4, 2, "valid"),
+    (5, 4, 2, 2, 2, "same"),  # kernel == stride: no overlap
+    (6, 3, 1, 6, 3, "same"),  # stride 3, three blocks
+    (7, 5, 4, 4, 4, "valid"),
+    (9, 6, 2, 4, 2, "same"),  # odd map
+])
+def test_matmul_formulation_is_the_transposed_convolution(height, channels, filters, kernel,
+                                                          stride, padding):
+    x = _inputs(height, channels)
+    w = tf.constant(np.random.default_rng(1).normal(size=(kernel, kernel, filters, channels)),
+                    tf.float32)
+    size = [height * stride if padding == "same" else (height - 1) * stride + kernel,
+            (height + 1) * stride if padding == "same" else height * stride + kernel]
+    want = tf.nn.conv2d_transpose(x, w, [3] + size + [filters], stride, padding.upper())
+    got = kgan_layers._conv_transpose_by_matmul(x, w, stride, padding, size)
+    assert got.shape == want.shape
+    np.testing.assert_allclose(got, want, rtol=0, atol=2e-5 * np.abs(want).max())
+
+
+#: Layers whose image side has 1-4 channels: (class, height, in channels, filters).
+FEW_CHANNEL_CASES = [
+    (ForwardGradConv2D, 28, 1, 8),  # a discriminator's first layer, MNIST
+    (ForwardGradConv2D, 16, 3, 8),  # RGB
+    (ForwardGradConv2DTranspose, 14, 8, 1),  # a generator's last layer, MNIST
+    (ForwardGradConv2DTranspose, 8, 8, 3),
+]
+
+
+@pytest.mark.parametrize("policy", ["float32", "mixed_bfloat16"])
+@pytest.mark.parametrize("cls,height,channels,filters", FEW_CHANNEL_CASES)
+def test_few_channel_layers_match_keras(cls, height, channels, filters, policy,
+                                        count_few_channel_matmuls):
+    keras.mixed_precision.set_global_policy(policy)
+    x = _inputs(height, channels)
+    ours = _outputs_and_grads(_layer(cls, filters, 4, 2, "same"), x, linear=True)
+    theirs = _outputs_and_grads(_layer(LAYERS[cls], filters, 4, 2, "same"), x, linear=True)
+    assert count_few_channel_matmuls, "the layer did not take the matmul formulation"
+    # bfloat16: the same sums in another order, rounded.
+    tolerance = 1e-5 if policy == "float32" else 1e-2
+    for a, b in zip(ours, theirs):
+        assert a.dtype == b.dtype
+        np.testing.assert_allclose(a, b, rtol=0, atol=tolerance * max(1.0, np.abs(b).max()))
+    # The bias gradient sums the output gradients, which a linear loss makes
+    # the same on both sides: Keras's own ops on the same numbers.
+    np.testing.assert_array_equal(ours[2], theirs[2])
+    if cls is ForwardGradConv2D:  # its forward pass and kernel gradient are TensorFlow's ops
+        np.testing.assert_array_equal(ours[0], theirs[0])
+        np.testing.assert_array_equal(ours[1], theirs[1])
+
+
+@pytest.mark.parametrize("cls,height,channels,filters", FEW_CHANNEL_CASES[::2])
+def test_few_channel_second_order_gradients_and_xla(cls, height, channels, filters,
+                                                    count_few_channel_matmuls):
+    # A gradient penalty on the images differentiates the matmul formulation again.
+    x = _inputs(height, channels)
+
+    def penalty_grad(layer, jit_compile):
+        @tf.function(jit_compile=jit_compile)
+        def run(x):
+            with tf.GradientTape() as outer:
+                with tf.GradientTape() as inner:
+                    inner.watch(x)
+                    loss = tf.reduce_sum(tf.sin(layer(x)))
+                dx = inner.gradient(loss, x)
+                penalty = tf.reduce_sum(tf.square(dx))
+            return outer.gradient(penalty, layer.kernel.value)
+
+        return run(x).numpy()
+
+    for jit_compile in (False, True):
+        count_few_channel_matmuls.clear()
+        ours = penalty_grad(_layer(cls, filters, 4, 2, "same"), jit_compile)
+        theirs = penalty_grad(_layer(LAYERS[cls], filters, 4, 2, "same"), jit_compile)
+        assert count_few_channel_matmuls
+        assert np.abs(theirs).max() > 0
+        np.testing.assert_allclose(ours, theirs, rtol=0, atol=1e-4 * np.abs(theirs).max())
+
+
+@pytest.mark.parametrize("case", ["five_channels", "kernel_not_multiple_of_stride",
+                                  "unequal_strides", "accelerator"])
+@pytest.mark.parametrize("cls", list(LAYERS))
+def test_keras_ops_where_the_matmul_formulation_does_not_apply(cls, case,
+                                                               count_few_channel_matmuls,
+                                                               monkeypatch):
+    few, kernel, stride = 1, 4, 2
+    if case == "five_channels":
+        few = cls.MAX_FEW_CHANNELS + 1
+    if case == "kernel_not_multiple_of_stride":
+        kernel = 3
+    if case == "unequal_strides":
+        stride = (2, 1)
+    if case == "accelerator":
+        monkeypatch.setattr(kgan_layers, "_accelerator_present", lambda: True)
+    channels, filters = (few, 8) if cls is ForwardGradConv2D else (8, few)
+    x = _inputs(12, channels)
+    ours = _outputs_and_grads(_layer(cls, filters, kernel, stride, "same"), x)
+    theirs = _outputs_and_grads(_layer(LAYERS[cls], filters, kernel, stride, "same"), x)
+    assert not count_few_channel_matmuls
+    for a, b in zip(ours, theirs):
+        np.testing.assert_array_equal(a, b)
 
 
 # ---------------------------------------------------------------- FusedBatchNormalization

@@ -9,9 +9,10 @@ Both follow the paper: batch norm everywhere except the generator output and the
 discriminator input, ReLU in the generator, LeakyReLU(0.2) in the
 discriminator, weights drawn from N(0, 0.02), tanh output in [-1, 1]. The last
 layer of each network computes in float32 under mixed precision, so images and
-logits never round to bf16/fp16. Hidden layers are Keras's, three with a faster
+logits never round to bf16/fp16. Layers are Keras's, three with a faster
 training implementation of the same math (`kgan.layers.FusedBatchNormalization`,
-`kgan.layers.ForwardGradConv2D`, `kgan.layers.ForwardGradConv2DTranspose`).
+`kgan.layers.ForwardGradConv2D`, `kgan.layers.ForwardGradConv2DTranspose`; the
+convolutions on the image side, to or from 1-4 channels, included).
 """
 
 import keras
@@ -152,7 +153,7 @@ def generator_stack(x, image_shape, filters, kernel_size, refine_layers, norm):
         )(x)
         x = norm(x)
         x = layers.ReLU()(x)
-    x = layers.Conv2DTranspose(
+    x = ForwardGradConv2DTranspose(
         image_shape[-1], kernel_size, strides=2, padding="same",
         kernel_initializer=_init(), dtype="float32",
     )(x)
