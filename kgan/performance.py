@@ -102,8 +102,8 @@ def hardware_summary():
     The CPU model and cores, the GPUs TensorFlow sees, and `fast_bfloat16()`:
     the same DCGAN benchmark gave kgan 1.90-2.00x the baseline on an Intel
     CPU with AMX and 1.42-1.45x on an AMD EPYC with only AVX512-BF16 (1.52-1.64x
-    there with the later forward kernel gradients; see the README's Training
-    speed).
+    there with the later forward kernel gradients, 1.67x with the image-side
+    matmuls; see the README's Training speed).
 
     Example:
 
