@@ -194,3 +194,13 @@ def test_bench_floor_on_the_command_line(tmp_path, capsys, monkeypatch):
 def test_bench_floor_is_refused_with_serving(capsys):
     assert cli.main(["bench", "dcgan_mnist", "--serving", "--floor"]) == 2
     assert "--floor measures training steps" in capsys.readouterr().err
+
+
+def test_bench_floor_in_a_worker_process():
+    # The worker measures for real: a tiny step, timed in its single-threaded child.
+    (row,) = bench.run("dcgan", precisions=("float32",), steps=1, repeats=1, batch_size=4,
+                       filters=2, latent_dim=4, split="train[:64]", floor=True)
+    floor = row["floor"]
+    assert floor["flops_per_step"] > 0 and floor["peak_gflops"] > 0
+    assert 0 < floor["arithmetic_floor_ms"] and 0 <= floor["kernel_floor_ms"]
+    assert {op["type"] for op in floor["ops"]} >= {"Conv2D", "Conv2DBackpropFilter", "MatMul"}
