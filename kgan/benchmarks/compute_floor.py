@@ -74,6 +74,8 @@ def _describe(op):
     import numpy as np
 
     kind = op.type
+    if kind not in MATRIX_OPS:
+        return None
     attrs = {}
     if kind.startswith("Conv2D"):
         for name in ("strides", "padding", "explicit_paddings", "data_format", "dilations"):
@@ -104,14 +106,12 @@ def _describe(op):
         rows, inner = (a[1], a[0]) if attrs["transpose_a"] else (a[0], a[1])
         cols = b[0] if attrs["transpose_b"] else b[1]
         flops = 2 * rows * inner * cols
-    elif kind.startswith("BatchMatMul"):
+    else:  # BatchMatMul*
         x, y = _shape(op.inputs[0], op), _shape(op.inputs[1], op)
         attrs = {"adj_x": op.get_attr("adj_x"), "adj_y": op.get_attr("adj_y")}
         inputs = {"x": x, "y": y}
         inner = x[-2] if attrs["adj_x"] else x[-1]
         flops = 2 * np.prod(_shape(op.outputs[0], op)) * inner
-    else:
-        return None
     return {"type": kind, "dtype": op.outputs[0].dtype.name, "inputs": inputs, "attrs": attrs,
             "flops": int(flops)}
 

@@ -204,3 +204,21 @@ def test_bench_floor_in_a_worker_process():
     assert floor["flops_per_step"] > 0 and floor["peak_gflops"] > 0
     assert 0 < floor["arithmetic_floor_ms"] and 0 <= floor["kernel_floor_ms"]
     assert {op["type"] for op in floor["ops"]} >= {"Conv2D", "Conv2DBackpropFilter", "MatMul"}
+
+
+class _BatchMatMulModel(keras.Model):
+    def __init__(self):
+        super().__init__()
+        self.weight = self.add_weight(shape=(2, 5, 3), initializer="ones")
+
+    def train_step(self, data):
+        return {"sum": tf.reduce_sum(tf.linalg.matmul(data, self.weight, adjoint_a=True))}
+
+
+def test_counts_batch_matmuls():
+    ops = compute_floor.matrix_ops(_BatchMatMulModel(), tf.ones([2, 5, 4]))
+    (op,) = ops
+    assert op["type"].startswith("BatchMatMul") and op["attrs"] == {"adj_x": True, "adj_y": False}
+    assert op["flops"] == 2 * (2 * 4 * 3) * 5  # [2, 4, 3] outputs, inner dimension 5
+    seconds, _ = compute_floor.time_ops(ops, calls=1, repeats=1)
+    assert seconds[0] >= 0
