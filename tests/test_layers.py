@@ -279,6 +279,22 @@ def test_matmul_formulation_is_the_transposed_convolution(height, channels, filt
     np.testing.assert_allclose(got, want, rtol=0, atol=2e-5 * np.abs(want).max())
 
 
+def test_matmul_formulation_rounds_bfloat16_once_like_tensorflow():
+    # Accumulated in float32 and rounded once: the same error as TensorFlow's
+    # kernel against the exact sum of the bfloat16 inputs (rounding each block
+    # before the shifted sum doubled it).
+    rng = np.random.default_rng(0)
+    x = tf.cast(tf.constant(rng.normal(size=(8, 14, 14, 64)), tf.float32), tf.bfloat16)
+    w = tf.cast(tf.constant(rng.normal(size=(4, 4, 1, 64)) * 0.1, tf.float32), tf.bfloat16)
+    exact = tf.nn.conv2d_transpose(tf.cast(x, tf.float32), tf.cast(w, tf.float32),
+                                   [8, 28, 28, 1], 2, "SAME")
+    native = tf.nn.conv2d_transpose(x, w, [8, 28, 28, 1], 2, "SAME")
+    ours = kgan_layers._conv_transpose_by_matmul(x, w, 2, "same", (28, 28))
+    assert ours.dtype == tf.bfloat16
+    error = [float(tf.reduce_mean(tf.abs(tf.cast(v, tf.float32) - exact))) for v in (native, ours)]
+    assert error[1] <= 1.05 * error[0], error
+
+
 #: Layers whose image side has 1-4 channels: (class, height, in channels, filters).
 FEW_CHANNEL_CASES = [
     (ForwardGradConv2D, 28, 1, 8),  # a discriminator's first layer, MNIST
