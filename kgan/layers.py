@@ -446,9 +446,9 @@ class _FewChannelMatmul:
     thread in float32 (6 GFLOP/s, a tenth of the speed of the same layer's
     forward convolution) and 2.9-3.3 ms in bfloat16. As one matmul and a
     shifted sum, accumulated in float32 and rounded once like TensorFlow's
-    kernel, it takes 1.0 and 1.2 ms (AMD EPYC). Applies on CPUs (not with a GPU or TPU visible), in any
-    float dtype, channels-last, without dilation or output padding, with
-    equal strides that divide the kernel.
+    kernel, it takes 1.0 and 1.2 ms (AMD EPYC). Applies on CPUs (not with a
+    GPU or TPU visible), in any float dtype, channels-last, without dilation
+    or output padding, with equal strides that divide the kernel.
     """
 
     #: The most image-side channels that take the matmul (RGBA).
@@ -506,7 +506,7 @@ class _ForwardKernelGrad:
 
 @keras.saving.register_keras_serializable(package="kgan")
 class ForwardGradConv2D(_ForwardKernelGrad, _FewChannelMatmul, keras.layers.Conv2D):
-    """`keras.layers.Conv2D` whose gradients take TensorFlow's faster routes on a CPU.
+    """`keras.layers.Conv2D` whose gradients are computed the faster way on a CPU.
 
     Same arguments, variables, config, outputs and math as the Keras layer;
     only how its gradients are computed differs, where measured faster:
@@ -580,7 +580,7 @@ class ForwardGradConv2D(_ForwardKernelGrad, _FewChannelMatmul, keras.layers.Conv
 class ForwardGradConv2DTranspose(
     _ForwardKernelGrad, _FewChannelMatmul, keras.layers.Conv2DTranspose
 ):
-    """`keras.layers.Conv2DTranspose` computed by TensorFlow's faster routes on a CPU.
+    """`keras.layers.Conv2DTranspose` computed the faster way on a CPU.
 
     Same arguments, variables, config, outputs and math as the Keras layer.
     Where measured faster:
@@ -595,8 +595,7 @@ class ForwardGradConv2DTranspose(
     * with 1-4 output channels (a generator's image layer), the layer
       itself runs as one matmul and a shifted sum (`_FewChannelMatmul`):
       4.1 -> 1.0 ms in float32 for MNIST's 14x14x64 -> 28x28x1 at batch
-      64, one thread.
-      Its gradients are TensorFlow's own.
+      64, one thread. Its gradients are TensorFlow's own.
 
     Elsewhere (a GPU or TPU, other shapes) this is Keras's layer.
 
