@@ -592,10 +592,11 @@ class ForwardGradConv2DTranspose(
       `x`, so its kernel gradient is that convolution's): for the DCGAN
       generator's 7x7x256 -> 14x14x128 layer (batch 64, AMD EPYC) 10.3
       instead of 17.7 ms;
-    * with 1-4 output channels (a generator's image layer), the layer
-      itself runs as one matmul and a shifted sum (`_FewChannelMatmul`):
-      4.1 -> 1.0 ms in float32 for MNIST's 14x14x64 -> 28x28x1 at batch
-      64, one thread. Its gradients are TensorFlow's own.
+    * training with 1-4 output channels (a generator's image layer), the
+      layer itself runs as one matmul and a shifted sum
+      (`_FewChannelMatmul`): 4.1 -> 1.0 ms in float32 for MNIST's 14x14x64
+      -> 28x28x1 at batch 64, one thread. Its gradients are TensorFlow's
+      own. Inference (`training=False`) runs Keras's op.
 
     Elsewhere (a GPU or TPU, other shapes) this is Keras's layer.
 
@@ -606,10 +607,12 @@ class ForwardGradConv2DTranspose(
     ```
     """
 
-    def call(self, inputs):
+    def call(self, inputs, training=None):
         inputs = tf.convert_to_tensor(inputs)
         kernel = tf.cast(self.kernel, self.compute_dtype)
-        if self._few_channel_matmul_applies(self.filters, tuple(inputs.shape[1:3])):
+        # Training only: sampling and exported generators keep Keras's op,
+        # which every runtime (LiteRT, GPUs serving a SavedModel) runs well.
+        if training and self._few_channel_matmul_applies(self.filters, tuple(inputs.shape[1:3])):
             size = self.compute_output_shape(tuple(inputs.shape))[1:3]
             outputs = _few_channel_conv_transpose(
                 inputs, kernel, int(self.strides[0]), self.padding, size

@@ -429,7 +429,7 @@ CLI_CASES = [
             lambda e: ["train", "dcgan", "--dataset", "mnist_5k", "--epochs", "1", "--ema-decay", "2", "--output", e.tmp / "r"],
             r"--ema-decay", r"number in \(0, 1\)"),
     CLICase("bench_profile_with_serving", lambda e: ["bench", "dcgan_mnist", "--serving", "--profile"],
-            r"--profile profiles training steps", r"drop it with --serving"),
+            r"--profile measures training steps", r"drop it with --serving"),
     CLICase("option_the_architecture_lacks",
             lambda e: ["train", "dcgan", "--dataset", "mnist_5k", "--epochs", "1", "--n-critic", "2", "--output", e.tmp / "r"],
             r"dcgan does not take --n-critic", r"kgan train --help"),

@@ -124,6 +124,10 @@ def _untimed(monkeypatch):
 def test_kgan_and_its_baseline_do_the_same_arithmetic(arch, monkeypatch):
     """The ratio to the baseline compares implementations, not amounts of work."""
     _untimed(monkeypatch)
+    # kgan's image-side layers do a transposed convolution's sums as a MatMul
+    # (the next test); off, the ops line up with the baseline's type by type.
+    monkeypatch.setattr(kgan.layers._FewChannelMatmul, "_few_channel_matmul_applies",
+                        lambda self, *args: False)
     tiny = {"cyclegan": dict(dataset="digits_8x8", dataset_b="mnist_5k", split="train[:8]",
                              image_size=24, batch_size=1, filters=2, num_residual_blocks=1)}
     settings = tiny.get(arch, dict(batch_size=4, filters=2, latent_dim=4, split="train[:64]",
@@ -158,6 +162,28 @@ def test_kgan_and_its_baseline_do_the_same_arithmetic(arch, monkeypatch):
     # updates, the keras.io step only the last one, and TensorFlow prunes a few
     # [B, 196] x [196, 1] products from the baseline.
     assert flops[0] == pytest.approx(flops[1], rel=1e-2 if arch != "cyclegan" else 0.1)
+
+
+def test_image_side_matmul_does_the_transposed_convolutions_arithmetic(monkeypatch):
+    model = kgan.zoo.build("dcgan", image_shape=(28, 28, 1), latent_dim=4, filters=2, seed=0)
+    model.compile()
+    images = np.random.default_rng(0).uniform(-1, 1, (4, 28, 28, 1)).astype("float32")
+    model.fit(images, batch_size=4, epochs=1, verbose=0)
+    batch = tf.constant(images)
+
+    def flops_by_type():
+        flops = collections.Counter()
+        for op in compute_floor.matrix_ops(model, batch):
+            flops[op["type"]] += op["flops"] * op["count"]
+        return flops
+
+    matmul = flops_by_type()
+    monkeypatch.setattr(kgan.layers._FewChannelMatmul, "_few_channel_matmul_applies",
+                        lambda self, *args: False)
+    native = flops_by_type()
+    moved = native["Conv2DBackpropInput"] - matmul["Conv2DBackpropInput"]
+    assert moved > 0 and matmul["MatMul"] - native["MatMul"] == moved
+    assert sum(matmul.values()) == sum(native.values())
 
 
 def _conv_flops_by_type(floor):
