@@ -252,7 +252,7 @@ def build_parser():
     p.add_argument("--floor", action="store_true",
                    help="also count each configuration's convolutions and matmuls and report the "
                         "least time a step could take on this machine (kernel and arithmetic "
-                        "floors, python -m kgan.benchmarks.compute_floor)")
+                        "floors; see kgan.benchmarks.compute_floor)")
     p.add_argument("--json", help="also write the rows to this JSON file")
 
     p = sub.add_parser(
