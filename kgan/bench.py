@@ -308,6 +308,16 @@ class _InProcess:
                 "networks_trained": self.trainer.networks_trained()}
 
 
+def child_env():
+    """Environment for a benchmark's child process: TensorFlow's info logs off,
+    and the same kgan as this process, installed or not."""
+    env = dict(os.environ)
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
+    return env
+
+
 class _Worker:
     """A configuration run in its own process (`python -m kgan.bench --worker`)."""
 
@@ -315,14 +325,9 @@ class _Worker:
 
     def __init__(self, problem, config):
         self.stderr = tempfile.TemporaryFile(mode="w+")
-        env = dict(os.environ)
-        env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-        # The worker imports the same kgan as this process, installed or not.
-        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
         self.process = subprocess.Popen(
             [sys.executable, "-m", "kgan.bench", "--worker"], stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE, stderr=self.stderr, text=True, env=env,
+            stdout=subprocess.PIPE, stderr=self.stderr, text=True, env=child_env(),
         )
         self._send({"problem": problem, "config": config})
 

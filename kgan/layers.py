@@ -609,17 +609,20 @@ class ForwardGradConv2DTranspose(
 
     def call(self, inputs, training=None):
         inputs = tf.convert_to_tensor(inputs)
-        kernel = tf.cast(self.kernel, self.compute_dtype)
         # Training only: sampling and exported generators keep Keras's op,
         # which every runtime (LiteRT, GPUs serving a SavedModel) runs well.
-        if training and self._few_channel_matmul_applies(self.filters, tuple(inputs.shape[1:3])):
+        few_channels = training and self._few_channel_matmul_applies(
+            self.filters, tuple(inputs.shape[1:3])
+        )
+        if not few_channels and not self._forward_grad_applies(inputs, tuple(inputs.shape)):
+            return super().call(inputs)
+        kernel = tf.cast(self.kernel, self.compute_dtype)
+        if few_channels:
             size = self.compute_output_shape(tuple(inputs.shape))[1:3]
             outputs = _few_channel_conv_transpose(
                 inputs, kernel, int(self.strides[0]), self.padding, size
             )
             return self._bias_and_activation(outputs)
-        if not self._forward_grad_applies(inputs, tuple(inputs.shape)):
-            return super().call(inputs)
         strides, padding = tuple(self.strides), self.padding
         kernel_size, data_format = tuple(self.kernel_size), self.data_format
 

@@ -296,17 +296,17 @@ def time_ops(ops, calls=10, repeats=5, peak_dtype=None, peak_size=2048):
     """
     import tensorflow as tf
 
-    runnables = [_runnable(op) for op in ops]
-    runnables.append((tf.function(lambda x, y: x, autograph=False), runnables[0][1] if ops
-                      else (tf.zeros([1]), tf.zeros([1]))))
+    # (function, args, calls per loop): the ops, an empty call, the peak matmul.
+    timed = [_runnable(op) + (calls,) for op in ops]
+    empty_args = timed[0][1] if ops else (tf.zeros([1]), tf.zeros([1]))
+    timed.append((tf.function(lambda x, y: x, autograph=False), empty_args, calls))
     if peak_dtype is not None:
-        runnables.append(_peak_runnable(peak_dtype, peak_size))
-    for function, args in runnables:
+        timed.append(_peak_runnable(peak_dtype, peak_size) + (3,))
+    for function, args, _ in timed:
         function(*args)  # trace and warm up
-    best = [float("inf")] * len(runnables)
+    best = [float("inf")] * len(timed)
     for _ in range(repeats):
-        for index, (function, args) in enumerate(runnables):
-            loops = 3 if peak_dtype is not None and index == len(runnables) - 1 else calls
+        for index, (function, args, loops) in enumerate(timed):
             best[index] = min(best[index], _loop_seconds(function, args, loops))
     overhead = best[len(ops)]
     seconds = [max(t - overhead, 0.0) for t in best[: len(ops)]]
@@ -325,14 +325,12 @@ def time_ops_single_threaded(ops, calls=10, repeats=5, peak_dtype=None):
     Raises:
         RuntimeError: if the child process fails (its stderr is included).
     """
-    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    env = dict(os.environ)
-    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
+    from kgan.bench import child_env
+
     request = {"ops": ops, "calls": calls, "repeats": repeats, "peak_dtype": peak_dtype}
     done = subprocess.run(
         [sys.executable, "-m", "kgan.benchmarks.compute_floor", "--time-ops-worker"],
-        input=json.dumps(request), capture_output=True, text=True, env=env,
+        input=json.dumps(request), capture_output=True, text=True, env=child_env(),
     )
     lines = [line for line in done.stdout.splitlines() if line.startswith(_PREFIX)]
     if done.returncode or not lines:
