@@ -310,7 +310,14 @@ class _InProcess:
 
 def child_env():
     """Environment for a benchmark's child process: TensorFlow's info logs off,
-    and the same kgan as this process, installed or not."""
+    and the same kgan as this process, installed or not.
+
+    Example:
+
+    ```python
+    subprocess.run([sys.executable, "-m", "kgan.bench", "--worker"], env=bench.child_env())
+    ```
+    """
     env = dict(os.environ)
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
