@@ -11,11 +11,17 @@ import tensorflow as tf
 import kgan
 from kgan import bench, cli, performance
 from kgan.benchmarks import baselines
-from kgan.layers import ForwardGradConv2D, ForwardGradConv2DTranspose, FusedBatchNormalization
+from kgan.layers import (
+    AnalyticGradLayerNormalization,
+    ForwardGradConv2D,
+    ForwardGradConv2DTranspose,
+    FusedBatchNormalization,
+)
 
 #: kgan's faster layers and the Keras layers the baselines use instead.
 KERAS_LAYER_OF = {
     FusedBatchNormalization: keras.layers.BatchNormalization,
+    AnalyticGradLayerNormalization: keras.layers.LayerNormalization,
     ForwardGradConv2D: keras.layers.Conv2D,
     ForwardGradConv2DTranspose: keras.layers.Conv2DTranspose,
 }
@@ -99,6 +105,8 @@ def test_baseline_networks_are_kgans_written_with_keras_layers(arch):
         assert FusedBatchNormalization in _layer_types(model.generator)
         assert ForwardGradConv2DTranspose in _layer_types(model.generator)
         assert ForwardGradConv2D in _layer_types(model.discriminator)
+    if arch == "wgan_gp":
+        assert AnalyticGradLayerNormalization in _layer_types(model.discriminator)
 
 
 def test_unknown_baseline_names_the_known_ones():

@@ -1,5 +1,6 @@
-"""kgan.layers.ForwardGradConv2D / ForwardGradConv2DTranspose: Keras's layers, kernel
-gradient by a forward convolution where that is faster."""
+"""kgan.layers' faster training implementations of Keras layers: ForwardGradConv2D /
+ForwardGradConv2DTranspose (kernel gradient by a forward convolution, image-side
+matmul), FusedBatchNormalization and AnalyticGradLayerNormalization."""
 
 import keras
 import numpy as np
@@ -445,3 +446,162 @@ def test_fused_batch_norm_config_is_keras():
     layer = kgan_layers.FusedBatchNormalization(momentum=0.8, epsilon=1e-3, name="bn")
     assert layer.get_config() == keras.layers.BatchNormalization.from_config(
         layer.get_config()).get_config()
+
+
+# ---------------------------------------------------------------- layer normalization
+#: AnalyticGradLayerNormalization settings: the critic's (over a whole image),
+#: the usual last-axis one, and without beta or gamma.
+LAYER_NORM_CASES = {
+    "image": dict(axis=[1, 2, 3]),
+    "last_axis": dict(axis=-1),
+    "no_center": dict(axis=[1, 2, 3], center=False),
+    "no_scale": dict(axis=-1, scale=False),
+}
+LAYER_NORM_OUTPUTS = ["outputs", "inputs grad", "gamma grad", "beta grad", "pre grad"]
+
+
+def _layer_norm(cls, dtype, shape, **kwargs):
+    """A built layer norm with the same off-unit gamma and beta in every dtype."""
+    layer = cls(dtype=dtype, **kwargs)
+    layer.build(shape)
+    rng = np.random.default_rng(0)
+    for weight, mean in ((layer.gamma, 1.0), (layer.beta, 0.0)):
+        if weight is not None:
+            weight.assign(rng.normal(mean, 0.3, size=weight.shape))
+    return layer
+
+
+def _exact_layer_norm(layer):
+    """`layer`'s math by plain float64 ops, exact to any order of differentiation.
+
+    (`tf.nn.moments`, which Keras uses, stops the gradient through the mean
+    inside the variance: harmless once, wrong twice.)
+    """
+
+    def call(x):
+        axes = sorted(a % x.shape.rank for a in layer.axis)
+        shape = [x.shape[a] if a in axes else 1 for a in range(x.shape.rank)]
+        centered = x - tf.reduce_mean(x, axes, keepdims=True)
+        variance = tf.reduce_mean(tf.square(centered), axes, keepdims=True)
+        y = centered * tf.math.rsqrt(variance + layer.epsilon)
+        if layer.gamma is not None:
+            y = y * tf.reshape(layer.gamma, shape)
+        if layer.beta is not None:
+            y = y + tf.reshape(layer.beta, shape)
+        return y
+
+    return call
+
+
+def _layer_norm_penalty_step(layer, x, mode="graph", call=None):
+    """Outputs, input gradient, and a gradient penalty's gradients w.r.t. the
+    layer's weights and a weight `pre` before the layer (the second-order
+    pass through the layer that a WGAN-GP critic's earlier layers see)."""
+    call = call or layer
+    wide = tf.float64 if x.dtype == tf.float64 else tf.float32
+    rng = np.random.default_rng(3)
+    pre = tf.Variable(tf.constant(rng.normal(1.0, 0.3, size=x.shape[1:]), wide))
+    readout = tf.constant(rng.normal(size=(int(np.prod(x.shape[1:])), 1)), wide)
+
+    def step(x):
+        with tf.GradientTape() as outer:
+            with tf.GradientTape() as inner:
+                inner.watch(x)
+                y = tf.cast(call(x * tf.cast(pre, x.dtype)), wide)
+                scores = tf.matmul(tf.reshape(tf.nn.leaky_relu(y, 0.2), [x.shape[0], -1]), readout)
+                total = tf.reduce_sum(scores)
+            x_grad = tf.cast(inner.gradient(total, x), wide)
+            norms = tf.sqrt(tf.reduce_sum(tf.square(x_grad), axis=[1, 2, 3]) + 1e-12)
+            loss = tf.reduce_mean(tf.square(norms - 1.0)) + 0.1 * total
+        return [y, x_grad] + outer.gradient(loss, layer.trainable_weights + [pre])
+
+    if mode != "eager":
+        step = tf.function(step, jit_compile=mode == "xla")
+    return [t.numpy() for t in step(x)]
+
+
+def _relative_errors(results, exact):
+    return [np.abs(a - b).max() / np.abs(b).max() for a, b in zip(results, exact)]
+
+
+def _exact_penalty_step(kwargs, x):
+    layer = _layer_norm(keras.layers.LayerNormalization, "float64", x.shape, **kwargs)
+    return _layer_norm_penalty_step(layer, tf.cast(x, tf.float64), call=_exact_layer_norm(layer))
+
+
+def _off_centre_inputs():
+    # Off-centre, non-unit data, as a convolution's outputs are.
+    return _inputs(5, 16) * 3.0 + 1.5
+
+
+@pytest.mark.parametrize("mode", ["eager", "graph", "xla"])
+@pytest.mark.parametrize("case", list(LAYER_NORM_CASES))
+def test_analytic_layer_norm_is_exact_through_a_gradient_penalty(case, mode):
+    x, kwargs = _off_centre_inputs(), LAYER_NORM_CASES[case]
+    exact = _exact_penalty_step(kwargs, x)
+    ours = _layer_norm_penalty_step(
+        _layer_norm(kgan_layers.AnalyticGradLayerNormalization, "float32", x.shape, **kwargs),
+        x, mode)
+    assert len(ours) == len(exact) == 3 + kwargs.get("center", True) + kwargs.get("scale", True)
+    for value in exact:
+        assert np.abs(value).max() > 0
+    # float32 rounding, nothing more.
+    assert max(_relative_errors(ours, exact)) < 2e-5
+
+
+@pytest.mark.parametrize("case", list(LAYER_NORM_CASES))
+def test_keras_layer_norm_is_exact_once_but_not_twice(case):
+    # Why the layer exists besides speed: through Keras's layer the penalty's
+    # gradient w.r.t. anything before the norm is off, even in float64,
+    # because tf.nn.moments stops the gradient of the variance w.r.t. the mean
+    # (zero once, not twice). If this fails, Keras became exact and
+    # AnalyticGradLayerNormalization's docstring should say so.
+    x, kwargs = _off_centre_inputs(), LAYER_NORM_CASES[case]
+    exact = _exact_penalty_step(kwargs, x)
+    keras_layer = _layer_norm(keras.layers.LayerNormalization, "float64", x.shape, **kwargs)
+    errors = _relative_errors(_layer_norm_penalty_step(keras_layer, tf.cast(x, tf.float64)), exact)
+    assert max(errors[:-1]) < 1e-12  # outputs, first-order and the norm's own weights
+    assert errors[-1] > 1e-5  # the pre-norm weight
+
+
+@pytest.mark.parametrize("case", ["image", "last_axis"])
+def test_analytic_layer_norm_in_bfloat16_is_at_least_as_accurate_as_keras(case):
+    # Under mixed_bfloat16 both round inputs, outputs and the input gradient
+    # to bfloat16; against exact float64 arithmetic kgan's error is at most
+    # Keras's (and lower for the pre-norm weight, where Keras's is wrong).
+    x, kwargs = _off_centre_inputs(), LAYER_NORM_CASES[case]
+    exact = _exact_penalty_step(kwargs, x)
+    x = tf.cast(x, tf.bfloat16)
+    ours, theirs = (
+        _relative_errors(_layer_norm_penalty_step(_layer_norm(cls, "mixed_bfloat16", x.shape,
+                                                              **kwargs), x), exact)
+        for cls in (kgan_layers.AnalyticGradLayerNormalization, keras.layers.LayerNormalization))
+    for name, a, b in zip(LAYER_NORM_OUTPUTS, ours, theirs):
+        assert a <= 1.25 * b + 1e-6, (name, a, b)
+
+
+def test_analytic_layer_norm_takes_keras_path_for_rms_scaling(monkeypatch):
+    calls = _counting(monkeypatch, "_layer_norm_analytic_grad")
+    x = _inputs(5, 8)
+    with pytest.warns(UserWarning, match="rms_scaling"):
+        ours = kgan_layers.AnalyticGradLayerNormalization(rms_scaling=True)
+        theirs = keras.layers.LayerNormalization(rms_scaling=True)
+    np.testing.assert_array_equal(ours(x), theirs(x))
+    assert not calls
+    kgan_layers.AnalyticGradLayerNormalization()(x)
+    assert len(calls) == 1
+
+
+def test_analytic_layer_norm_config_and_keras_file_round_trip(tmp_path):
+    x = _inputs(5, 8)
+    layer = _layer_norm(kgan_layers.AnalyticGradLayerNormalization, "float32", x.shape,
+                        axis=[1, 2, 3], epsilon=1e-5, name="norm")
+    config = layer.get_config()
+    assert config == keras.layers.LayerNormalization.from_config(config).get_config()
+    inputs = keras.Input(x.shape[1:])
+    model = keras.Model(inputs, layer(inputs))
+    path = tmp_path / "model.keras"
+    model.save(path)
+    loaded = keras.saving.load_model(path, safe_mode=True)
+    assert type(loaded.get_layer("norm")) is kgan_layers.AnalyticGradLayerNormalization
+    np.testing.assert_array_equal(model(x), loaded(x))

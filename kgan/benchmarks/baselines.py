@@ -59,7 +59,12 @@ baseline.fit(baselines.dataset("dcgan", images, batch_size=64), epochs=1)
 import keras
 import tensorflow as tf
 
-from kgan.layers import ForwardGradConv2D, ForwardGradConv2DTranspose, FusedBatchNormalization
+from kgan.layers import (
+    AnalyticGradLayerNormalization,
+    ForwardGradConv2D,
+    ForwardGradConv2DTranspose,
+    FusedBatchNormalization,
+)
 from kgan.optimizers import FusedAdam
 
 _REGISTRY = {}
@@ -105,6 +110,7 @@ def dataset(arch, images, batch_size, labels=None, seed=0):
 #: kgan's faster subclasses of Keras layers, and the Keras layer a keras.io example uses.
 _KERAS_LAYER_OF = {
     FusedBatchNormalization: keras.layers.BatchNormalization,
+    AnalyticGradLayerNormalization: keras.layers.LayerNormalization,
     ForwardGradConv2D: keras.layers.Conv2D,
     ForwardGradConv2DTranspose: keras.layers.Conv2DTranspose,
 }

@@ -281,7 +281,12 @@ class WGANGP(_WassersteinGAN):
     The critic must not use batch normalization: the penalty constrains each
     example's gradient, and batch statistics make one example's score depend
     on the others (paper, sec. 4). The constructor refuses a critic with a
-    `BatchNormalization` layer; use layer normalization or none.
+    `BatchNormalization` layer; use layer normalization or none. Since the
+    critic treats examples independently, real and fake are scored in one
+    call. Layer normalization through the penalty needs exact second-order
+    gradients, which Keras's layer does not give (see
+    `kgan.layers.AnalyticGradLayerNormalization`, which
+    `from_image_shape`'s critic uses).
 
     **Batch arithmetic** is WGAN's: one `train_step` consumes `n_critic`
     minibatches (`model.batches_per_step == n_critic`), so fit with batches of
@@ -404,7 +409,20 @@ class WGANGP(_WassersteinGAN):
         return config
 
     def critic_loss(self, real, fake):
-        wasserstein, _ = super().critic_loss(real, fake)
+        """Per-example `f(G(z)) - f(x)` plus the gradient penalty.
+
+        Unlike WGAN, real and fake are scored in one call on both batches:
+        the critic treats examples independently (no batch norm, which the
+        penalty rules out anyway), so the scores are the separate calls',
+        and each layer runs once per update instead of twice.
+        """
+        count = tf.shape(real)[0]
+        scores = self.discriminator(
+            tf.concat([real, tf.cast(fake, real.dtype)], axis=0), training=True
+        )
+        real_scores, fake_scores = scores[:count], scores[count:]
+        self.observe_discriminator(real_scores, fake_scores)
+        wasserstein = losses.wasserstein_critic_loss(real_scores, fake_scores)
         penalty = losses.gradient_penalty(
             self.discriminator, real, fake, seed=self._next_seed(), weight=self.gp_weight
         )

@@ -9,8 +9,9 @@ Both follow the paper: batch norm everywhere except the generator output and the
 discriminator input, ReLU in the generator, LeakyReLU(0.2) in the
 discriminator, weights drawn from N(0, 0.02), tanh output in [-1, 1]. The last
 layer of each network computes in float32 under mixed precision, so images and
-logits never round to bf16/fp16. Layers are Keras's, three with a faster
+logits never round to bf16/fp16. Layers are Keras's, four with a faster
 training implementation of the same math (`kgan.layers.FusedBatchNormalization`,
+`kgan.layers.AnalyticGradLayerNormalization` in WGAN-GP's critic,
 `kgan.layers.ForwardGradConv2D`, `kgan.layers.ForwardGradConv2DTranspose`; the
 convolutions on the image side, to or from 1-4 channels, included).
 """
@@ -18,7 +19,12 @@ convolutions on the image side, to or from 1-4 channels, included).
 import keras
 from keras import layers
 
-from kgan.layers import ForwardGradConv2D, ForwardGradConv2DTranspose, FusedBatchNormalization
+from kgan.layers import (
+    AnalyticGradLayerNormalization,
+    ForwardGradConv2D,
+    ForwardGradConv2DTranspose,
+    FusedBatchNormalization,
+)
 
 
 def _init():
@@ -185,7 +191,7 @@ def discriminator_features(x, stages, filters, kernel_size, normalization, dropo
         if stage > 0 and normalization == "batch":
             x = _bn()(x)
         elif stage > 0 and normalization == "layer":
-            x = layers.LayerNormalization(axis=[1, 2, 3])(x)
+            x = AnalyticGradLayerNormalization(axis=[1, 2, 3])(x)
         x = layers.LeakyReLU(0.2)(x)
         if dropout:
             x = layers.Dropout(dropout)(x)

@@ -9,6 +9,8 @@ so samples and logits never round to bf16/fp16.
 
 import keras
 
+from kgan.layers import AnalyticGradLayerNormalization
+
 _NORMALIZATIONS = ("batch", "layer", None)
 
 
@@ -25,7 +27,7 @@ def _hidden_stack(x, units, layers, normalization=None):
         if normalization == "batch":
             x = keras.layers.BatchNormalization()(x)
         elif normalization == "layer":
-            x = keras.layers.LayerNormalization()(x)
+            x = AnalyticGradLayerNormalization()(x)
         x = keras.layers.ReLU()(x)
     return x
 
@@ -64,7 +66,9 @@ def mlp_discriminator(data_dim=2, units=512, layers=3, normalization=None, name=
         data_dim: size of a data point.
         units: width of each hidden layer.
         layers: number of hidden layers.
-        normalization: `None` (the WGAN-GP paper's toy critic), `"layer"`, or
+        normalization: `None` (the WGAN-GP paper's toy critic), `"layer"`
+            (`kgan.layers.AnalyticGradLayerNormalization`, exact under a
+            gradient penalty), or
             `"batch"` (not for WGAN-GP: its penalty is per example and batch
             statistics couple the examples).
         name: model name.
