@@ -16,12 +16,14 @@ from kgan.layers import (
     ForwardGradConv2D,
     ForwardGradConv2DTranspose,
     FusedBatchNormalization,
+    FusedInstanceNormalization,
 )
 
 #: kgan's faster layers and the Keras layers the baselines use instead.
 KERAS_LAYER_OF = {
     FusedBatchNormalization: keras.layers.BatchNormalization,
     AnalyticGradLayerNormalization: keras.layers.LayerNormalization,
+    FusedInstanceNormalization: keras.layers.GroupNormalization,
     ForwardGradConv2D: keras.layers.Conv2D,
     ForwardGradConv2DTranspose: keras.layers.Conv2DTranspose,
 }
@@ -107,6 +109,9 @@ def test_baseline_networks_are_kgans_written_with_keras_layers(arch):
         assert ForwardGradConv2D in _layer_types(model.discriminator)
     if arch == "wgan_gp":
         assert AnalyticGradLayerNormalization in _layer_types(model.discriminator)
+    if arch == "cyclegan":
+        assert FusedInstanceNormalization in _layer_types(model.generator)
+        assert FusedInstanceNormalization in _layer_types(model.discriminator_a)
 
 
 def test_unknown_baseline_names_the_known_ones():

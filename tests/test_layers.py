@@ -1,6 +1,7 @@
 """kgan.layers' faster training implementations of Keras layers: ForwardGradConv2D /
 ForwardGradConv2DTranspose (kernel gradient by a forward convolution, image-side
-matmul), FusedBatchNormalization and AnalyticGradLayerNormalization."""
+matmul), FusedBatchNormalization, AnalyticGradLayerNormalization and
+FusedInstanceNormalization."""
 
 import keras
 import numpy as np
@@ -596,12 +597,110 @@ def test_analytic_layer_norm_config_and_keras_file_round_trip(tmp_path):
     x = _inputs(5, 8)
     layer = _layer_norm(kgan_layers.AnalyticGradLayerNormalization, "float32", x.shape,
                         axis=[1, 2, 3], epsilon=1e-5, name="norm")
+    _assert_keras_config_and_file_round_trip(layer, keras.layers.LayerNormalization, x, tmp_path)
+
+
+def _assert_keras_config_and_file_round_trip(layer, keras_cls, x, path):
+    """`layer`'s config is `keras_cls`'s, and a model of it saves and loads as itself."""
     config = layer.get_config()
-    assert config == keras.layers.LayerNormalization.from_config(config).get_config()
+    assert config == keras_cls.from_config(config).get_config()
     inputs = keras.Input(x.shape[1:])
     model = keras.Model(inputs, layer(inputs))
-    path = tmp_path / "model.keras"
-    model.save(path)
-    loaded = keras.saving.load_model(path, safe_mode=True)
-    assert type(loaded.get_layer("norm")) is kgan_layers.AnalyticGradLayerNormalization
+    model.save(path / "model.keras")
+    loaded = keras.saving.load_model(path / "model.keras", safe_mode=True)
+    assert type(loaded.get_layer(layer.name)) is type(layer)
     np.testing.assert_array_equal(model(x), loaded(x))
+
+
+# ---------------------------------------------------------------- instance normalization
+def _instance_norm(cls, dtype, shape, affine, epsilon=1e-5, axis=-1, groups=-1):
+    layer = cls(groups=groups, axis=axis, center=affine, scale=affine, epsilon=epsilon, dtype=dtype)
+    layer.build(shape)
+    if affine:
+        rng = np.random.default_rng(0)
+        layer.gamma.assign(rng.normal(1.0, 0.3, size=layer.gamma.shape))
+        layer.beta.assign(rng.normal(0.0, 0.3, size=layer.beta.shape))
+    return layer
+
+
+def _instance_norm_step(layer, x, training=True):
+    """Outputs and the gradients w.r.t. inputs (and gamma, beta) of a nonlinear loss."""
+    weights = [layer.gamma.value, layer.beta.value] if layer.scale else []
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        y = tf.cast(layer(x, training=training), tf.float64)
+        loss = tf.reduce_sum(y * tf.sin(3.0 * y))
+    return [t.numpy() for t in [y] + tape.gradient(loss, [x] + weights)]
+
+
+@pytest.fixture
+def count_fused_batch_norms(monkeypatch):
+    calls = []
+    original = tf.raw_ops.FusedBatchNormV3
+
+    def counting(**kwargs):
+        calls.append(kwargs["x"].shape)
+        return original(**kwargs)
+
+    monkeypatch.setattr(tf.raw_ops, "FusedBatchNormV3", counting)
+    return calls
+
+
+@pytest.mark.parametrize("affine", [False, True])
+@pytest.mark.parametrize("batch", [1, 3])
+def test_fused_instance_norm_trains_with_keras_math(batch, affine, count_fused_batch_norms):
+    # Off-centre, non-unit data; against exact float64 arithmetic kgan's
+    # error is float32 rounding in float32 and at most Keras's in bfloat16.
+    x = tf.constant(np.random.default_rng(1).normal(1.5, 3.0, size=(batch, 6, 7, 16)))
+    exact = _instance_norm_step(
+        _instance_norm(keras.layers.GroupNormalization, "float64", x.shape, affine), x)
+    ours = _instance_norm_step(_instance_norm(
+        kgan_layers.FusedInstanceNormalization, "float32", x.shape, affine), tf.cast(x, tf.float32))
+    # One example takes the kernel as it is; more are moved to [1, H, W, B * C].
+    assert count_fused_batch_norms == [tf.TensorShape([1, 6, 7, batch * 16])]
+    assert max(_relative_errors(ours, exact)) < 2e-6
+    x16 = tf.cast(x, tf.bfloat16)
+    ours, theirs = (
+        _relative_errors(_instance_norm_step(
+            _instance_norm(cls, "mixed_bfloat16", x.shape, affine), x16), exact)
+        for cls in (kgan_layers.FusedInstanceNormalization, keras.layers.GroupNormalization))
+    for name, a, b in zip(["outputs", "inputs grad", "gamma grad", "beta grad"], ours, theirs):
+        assert a <= 1.25 * b + 1e-6, (name, a, b)
+
+
+@pytest.mark.parametrize("case", ["inference", "two_groups", "channels_first", "rank_3",
+                                  "small_epsilon_on_an_accelerator"])
+def test_fused_instance_norm_is_keras_elsewhere(case, count_fused_batch_norms, monkeypatch):
+    settings, x, training = dict(affine=True), _inputs(5, 8), True
+    if case == "inference":
+        training = False
+    if case == "two_groups":
+        settings["groups"] = 2
+    if case == "channels_first":
+        settings["axis"] = 1
+    if case == "rank_3":
+        x = tf.reshape(x, (3, -1, 8))
+    if case == "small_epsilon_on_an_accelerator":
+        monkeypatch.setattr(kgan_layers, "_accelerator_present", lambda: True)
+    ours, theirs = (
+        _instance_norm_step(_instance_norm(cls, "float32", x.shape, **settings), x, training)
+        for cls in (kgan_layers.FusedInstanceNormalization, keras.layers.GroupNormalization))
+    for a, b in zip(ours, theirs):
+        np.testing.assert_array_equal(a, b)
+    assert not count_fused_batch_norms
+
+
+def test_fused_instance_norm_with_cudnn_epsilon_is_fused_on_an_accelerator(
+        count_fused_batch_norms, monkeypatch):
+    monkeypatch.setattr(kgan_layers, "_accelerator_present", lambda: True)
+    x = _inputs(5, 8)
+    _instance_norm_step(_instance_norm(kgan_layers.FusedInstanceNormalization, "float32", x.shape,
+                                       affine=False, epsilon=1e-3), x)
+    assert len(count_fused_batch_norms) == 1
+
+
+def test_fused_instance_norm_config_and_keras_file_round_trip(tmp_path):
+    layer = kgan_layers.FusedInstanceNormalization(groups=-1, center=False, scale=False,
+                                                   epsilon=1e-5, name="norm")
+    _assert_keras_config_and_file_round_trip(layer, keras.layers.GroupNormalization,
+                                             _inputs(5, 8), tmp_path)

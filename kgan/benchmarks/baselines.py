@@ -64,6 +64,7 @@ from kgan.layers import (
     ForwardGradConv2D,
     ForwardGradConv2DTranspose,
     FusedBatchNormalization,
+    FusedInstanceNormalization,
 )
 from kgan.optimizers import FusedAdam
 
@@ -111,6 +112,7 @@ def dataset(arch, images, batch_size, labels=None, seed=0):
 _KERAS_LAYER_OF = {
     FusedBatchNormalization: keras.layers.BatchNormalization,
     AnalyticGradLayerNormalization: keras.layers.LayerNormalization,
+    FusedInstanceNormalization: keras.layers.GroupNormalization,
     ForwardGradConv2D: keras.layers.Conv2D,
     ForwardGradConv2DTranspose: keras.layers.Conv2DTranspose,
 }

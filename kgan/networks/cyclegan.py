@@ -16,9 +16,11 @@ As in the paper (appendix 7.2) and the authors' reference code
   first block, then a 4x4 convolution to one logit per patch;
 * instance normalization without a learnable affine transform (the
   reference's `InstanceNorm2d(affine=False)`): `GroupNormalization` with one
-  group per channel, `center=False, scale=False`, epsilon 1e-5. Statistics
-  are always those of the image itself, in training and at test time. It
-  computes its moments in float32 under mixed precision;
+  group per channel, `center=False, scale=False`, epsilon 1e-5
+  (`kgan.layers.FusedInstanceNormalization`, which trains with TensorFlow's
+  fused batch-norm kernel). Statistics are always those of the image itself,
+  in training and at test time. It computes its moments in float32 under
+  mixed precision;
 * weights from N(0, 0.02), biases zero.
 
 Convolutions that feed an instance norm have no bias: the norm subtracts the
@@ -31,7 +33,7 @@ images and logits never round to bf16/fp16.
 import keras
 from keras import layers
 
-from kgan.layers import ReflectionPadding2D
+from kgan.layers import FusedInstanceNormalization, ReflectionPadding2D
 
 
 def _init():
@@ -39,7 +41,7 @@ def _init():
 
 
 def _instance_norm():
-    return layers.GroupNormalization(groups=-1, center=False, scale=False, epsilon=1e-5)
+    return FusedInstanceNormalization(groups=-1, center=False, scale=False, epsilon=1e-5)
 
 
 def _conv(filters, kernel_size, strides=1, use_bias=False, **kwargs):
