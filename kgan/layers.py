@@ -1,5 +1,5 @@
 """Small reusable Keras layers: reflection padding, the image pool, and faster
-training implementations of Keras layers (`FusedBatchNormalization`,
+implementations of Keras layers (`SliceCropping2D`, `FusedBatchNormalization`,
 `FusedInstanceNormalization`, `AnalyticGradLayerNormalization`, `ForwardGradConv2D`,
 `ForwardGradConv2DTranspose`: same config, variables and math as the Keras
 layer they subclass). The `ForwardGrad*` names are from those layers' first
@@ -80,6 +80,47 @@ class ReflectionPadding2D(keras.layers.Layer):
         config = super().get_config()
         config["padding"] = list(self.padding)
         return config
+
+
+@keras.saving.register_keras_serializable(package="kgan")
+class SliceCropping2D(keras.layers.Cropping2D):
+    """`keras.layers.Cropping2D` computed by `tf.slice`, whose gradient is one pad.
+
+    Same arguments, config and outputs as the Keras layer, which crops with a
+    strided slice; TensorFlow differentiates that with `StridedSliceGrad`,
+    which in CycleGAN's train step (the generators' two upsampling crops,
+    128 px, batch 1, `mixed_bfloat16`, AMD EPYC) took 3.8 ms per call, 4% of
+    the step's op time. `tf.slice`'s gradient is a `Pad`. In-process,
+    alternating A/B of the train step: 1303 -> 1254 ms (median of 8 rounds).
+
+    Example:
+
+    ```python
+    x = SliceCropping2D(((1, 0), (1, 0)))(x)  # [B, 2H + 1, 2W + 1, C] -> [B, 2H, 2W, C]
+    ```
+    """
+
+    def call(self, inputs):
+        (top, bottom), (left, right) = self.cropping
+        spatial = inputs.shape[2:4] if self.data_format == "channels_first" else inputs.shape[1:3]
+        if any(size is not None and sum(crop) >= size
+               for size, crop in zip(spatial, self.cropping)):
+            raise ValueError(  # Keras's message
+                "Values in `cropping` argument should be smaller than the "
+                "corresponding spatial dimension of the input. Received: "
+                f"inputs.shape={inputs.shape}, cropping={self.cropping}"
+            )
+        shape = tf.shape(inputs)
+        if self.data_format == "channels_first":
+            begin = [0, 0, top, left]
+            size = [-1, -1, shape[2] - top - bottom, shape[3] - left - right]
+        else:
+            begin = [0, top, left, 0]
+            size = [-1, shape[1] - top - bottom, shape[2] - left - right, -1]
+        outputs = tf.slice(inputs, begin, size)
+        # A size tensor hides every static dimension; the channels are known.
+        outputs.set_shape(self.compute_output_shape(inputs.shape))
+        return outputs
 
 
 @keras.saving.register_keras_serializable(package="kgan")

@@ -17,6 +17,7 @@ from kgan.layers import (
     ForwardGradConv2DTranspose,
     FusedBatchNormalization,
     FusedInstanceNormalization,
+    SliceCropping2D,
 )
 
 #: kgan's faster layers and the Keras layers the baselines use instead.
@@ -24,6 +25,7 @@ KERAS_LAYER_OF = {
     FusedBatchNormalization: keras.layers.BatchNormalization,
     AnalyticGradLayerNormalization: keras.layers.LayerNormalization,
     FusedInstanceNormalization: keras.layers.GroupNormalization,
+    SliceCropping2D: keras.layers.Cropping2D,
     ForwardGradConv2D: keras.layers.Conv2D,
     ForwardGradConv2DTranspose: keras.layers.Conv2DTranspose,
 }

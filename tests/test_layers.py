@@ -1,7 +1,7 @@
-"""kgan.layers' faster training implementations of Keras layers: ForwardGradConv2D /
+"""kgan.layers' faster implementations of Keras layers: ForwardGradConv2D /
 ForwardGradConv2DTranspose (kernel gradient by a forward convolution, image-side
-matmul), FusedBatchNormalization, AnalyticGradLayerNormalization and
-FusedInstanceNormalization."""
+matmul), FusedBatchNormalization, AnalyticGradLayerNormalization,
+FusedInstanceNormalization and SliceCropping2D."""
 
 import keras
 import numpy as np
@@ -704,3 +704,50 @@ def test_fused_instance_norm_config_and_keras_file_round_trip(tmp_path):
                                                    epsilon=1e-5, name="norm")
     _assert_keras_config_and_file_round_trip(layer, keras.layers.GroupNormalization,
                                              _inputs(5, 8), tmp_path)
+
+
+# ---------------------------------------------------------------- cropping
+@pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
+@pytest.mark.parametrize("cropping", [((1, 0), (1, 0)), ((2, 1), (0, 3)), 1])
+def test_slice_cropping_is_keras_cropping(cropping, data_format):
+    x = tf.constant(np.random.default_rng(0).normal(size=(2, 9, 10, 11)), tf.float32)
+    weights = tf.constant(np.random.default_rng(1).normal(size=(2, 9, 10, 11)), tf.float32)
+
+    def outputs_and_input_grad(layer):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = layer(x)
+            # A loss that weights every output element differently.
+            loss = tf.reduce_sum(tf.cast(y, tf.float32) * tf.cast(
+                layer(weights), tf.float32))
+        return y.numpy(), tape.gradient(loss, x).numpy()
+
+    ours, theirs = (outputs_and_input_grad(cls(cropping, data_format=data_format))
+                    for cls in (kgan_layers.SliceCropping2D, keras.layers.Cropping2D))
+    for a, b in zip(ours, theirs):
+        np.testing.assert_array_equal(a, b)
+    assert ours[0].size and np.abs(ours[1]).max() > 0
+
+
+def test_slice_cropping_keeps_the_static_shape_keras_knows():
+    # Traced on images of any size, the channels stay known (the next layer
+    # needs them), and known sizes stay known.
+    ours, theirs = kgan_layers.SliceCropping2D(((1, 0), (2, 1))), keras.layers.Cropping2D(((1, 0), (2, 1)))
+    for shape in [(None, None, None, 8), (2, 9, 10, 8)]:
+        shapes = [tf.function(layer).get_concrete_function(tf.TensorSpec(shape)).output_shapes
+                  for layer in (ours, theirs)]
+        assert shapes[0] == shapes[1]
+        assert shapes[0][-1] == 8
+
+
+@pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
+def test_slice_cropping_refuses_what_keras_refuses(data_format):
+    x = tf.zeros((2, 4, 4, 4))
+    with pytest.raises(ValueError, match="should be smaller than the corresponding spatial"):
+        kgan_layers.SliceCropping2D(((2, 2), (0, 0)), data_format=data_format)(x)
+
+
+def test_slice_cropping_config_and_keras_file_round_trip(tmp_path):
+    layer = kgan_layers.SliceCropping2D(((1, 0), (1, 0)), name="crop")
+    _assert_keras_config_and_file_round_trip(layer, keras.layers.Cropping2D, _inputs(5, 8),
+                                             tmp_path)

@@ -65,6 +65,7 @@ from kgan.layers import (
     ForwardGradConv2DTranspose,
     FusedBatchNormalization,
     FusedInstanceNormalization,
+    SliceCropping2D,
 )
 from kgan.optimizers import FusedAdam
 
@@ -113,6 +114,7 @@ _KERAS_LAYER_OF = {
     FusedBatchNormalization: keras.layers.BatchNormalization,
     AnalyticGradLayerNormalization: keras.layers.LayerNormalization,
     FusedInstanceNormalization: keras.layers.GroupNormalization,
+    SliceCropping2D: keras.layers.Cropping2D,
     ForwardGradConv2D: keras.layers.Conv2D,
     ForwardGradConv2DTranspose: keras.layers.Conv2DTranspose,
 }

@@ -33,7 +33,7 @@ images and logits never round to bf16/fp16.
 import keras
 from keras import layers
 
-from kgan.layers import FusedInstanceNormalization, ReflectionPadding2D
+from kgan.layers import FusedInstanceNormalization, ReflectionPadding2D, SliceCropping2D
 
 
 def _init():
@@ -159,7 +159,7 @@ def resnet_generator(
         )(x)
         # A valid 3x3 stride-2 transposed conv gives 2H + 1 rows; PyTorch's
         # padding=1, output_padding=1 keeps rows 1 .. 2H of them.
-        x = layers.Cropping2D(((1, 0), (1, 0)))(x)
+        x = SliceCropping2D(((1, 0), (1, 0)))(x)
         x = layers.ReLU()(_instance_norm()(x))
     x = ReflectionPadding2D(3)(x)
     x = _conv(output_channels, 7, use_bias=True, dtype="float32")(x)
