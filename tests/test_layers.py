@@ -669,7 +669,7 @@ def test_fused_instance_norm_trains_with_keras_math(batch, affine, count_fused_b
 
 
 @pytest.mark.parametrize("case", ["inference", "two_groups", "channels_first", "rank_3",
-                                  "small_epsilon_on_an_accelerator"])
+                                  "float64", "small_epsilon_on_an_accelerator"])
 def test_fused_instance_norm_is_keras_elsewhere(case, count_fused_batch_norms, monkeypatch):
     settings, x, training = dict(affine=True), _inputs(5, 8), True
     if case == "inference":
@@ -680,10 +680,12 @@ def test_fused_instance_norm_is_keras_elsewhere(case, count_fused_batch_norms, m
         settings["axis"] = 1
     if case == "rank_3":
         x = tf.reshape(x, (3, -1, 8))
+    dtype = "float64" if case == "float64" else "float32"
+    x = tf.cast(x, dtype)
     if case == "small_epsilon_on_an_accelerator":
         monkeypatch.setattr(kgan_layers, "_accelerator_present", lambda: True)
     ours, theirs = (
-        _instance_norm_step(_instance_norm(cls, "float32", x.shape, **settings), x, training)
+        _instance_norm_step(_instance_norm(cls, dtype, x.shape, **settings), x, training)
         for cls in (kgan_layers.FusedInstanceNormalization, keras.layers.GroupNormalization))
     for a, b in zip(ours, theirs):
         np.testing.assert_array_equal(a, b)
