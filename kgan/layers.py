@@ -362,12 +362,8 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
             return super().call(inputs, training=training, mask=mask)
         x = tf.cast(inputs, self.compute_dtype)
         channels = x.shape[-1]
-        scale = tf.cast(self.gamma, tf.float32) if self.scale else tf.ones([channels])
-        offset = tf.cast(self.beta, tf.float32) if self.center else tf.zeros([channels])
-        outputs, mean, variance, _, _, _ = tf.raw_ops.FusedBatchNormV3(
-            x=x, scale=scale, offset=offset, mean=tf.zeros([0]), variance=tf.zeros([0]),
-            epsilon=self.epsilon, data_format="NHWC", is_training=True,
-        )
+        outputs, mean, variance = _fused_batch_norm(x, *_scale_and_offset(self, channels),
+                                                    self.epsilon)
         # The kernel returns the Bessel-corrected variance; Keras averages the
         # biased one (the one it normalized with), so undo the correction.
         count = tf.cast(tf.size(x) // channels, tf.float32)
@@ -379,6 +375,22 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
         )
         return outputs
 
+
+def _scale_and_offset(layer, channels):
+    """A normalization layer's gamma and beta in float32, or 1 and 0 without them."""
+    scale = tf.cast(layer.gamma, tf.float32) if layer.scale else tf.ones([channels])
+    offset = tf.cast(layer.beta, tf.float32) if layer.center else tf.zeros([channels])
+    return scale, offset
+
+
+def _fused_batch_norm(x, scale, offset, epsilon):
+    """Training-mode `FusedBatchNormV3` of NHWC `x`: outputs, batch mean and
+    the kernel's (Bessel-corrected) batch variance."""
+    outputs, mean, variance, _, _, _ = tf.raw_ops.FusedBatchNormV3(
+        x=x, scale=scale, offset=offset, mean=tf.zeros([0]), variance=tf.zeros([0]),
+        epsilon=epsilon, data_format="NHWC", is_training=True,
+    )
+    return outputs, mean, variance
 
 
 #: cuDNN's smallest batch-norm epsilon (with float32 rounding to spare).
@@ -418,7 +430,6 @@ class FusedInstanceNormalization(keras.layers.GroupNormalization):
             and keras.backend.backend() == "tensorflow"
             and len(inputs.shape) == 4
             and self.axis in (-1, 3)
-            and inputs.shape[-1] is not None
             and self.groups == inputs.shape[-1]
             # The kernel's types; float64 keeps Keras's float64 arithmetic.
             and inputs.dtype in (tf.float16, tf.bfloat16, tf.float32)
@@ -430,24 +441,17 @@ class FusedInstanceNormalization(keras.layers.GroupNormalization):
             return super().call(inputs)
         x = tf.convert_to_tensor(inputs)
         channels = x.shape[-1]
-        batch = x.shape[0]
-        one_example = batch == 1
-        if not one_example:
+        scale, offset = _scale_and_offset(self, channels)
+        if x.shape[0] == 1:
+            outputs, _, _ = _fused_batch_norm(x, scale, offset, self.epsilon)
+        else:
             # [B, H, W, C] -> [1, H, W, B * C]: each (example, channel) a channel.
-            shape = tf.shape(x)
-            x = tf.reshape(tf.transpose(x, [1, 2, 0, 3]), [1, shape[1], shape[2], -1])
-        copies = 1 if one_example else tf.shape(inputs)[0]
-        scale = tf.cast(self.gamma, tf.float32) if self.scale else tf.ones([channels])
-        offset = tf.cast(self.beta, tf.float32) if self.center else tf.zeros([channels])
-        if not one_example:
-            scale, offset = tf.tile(scale, [copies]), tf.tile(offset, [copies])
-        outputs, _, _, _, _, _ = tf.raw_ops.FusedBatchNormV3(
-            x=x, scale=scale, offset=offset, mean=tf.zeros([0]), variance=tf.zeros([0]),
-            epsilon=self.epsilon, data_format="NHWC", is_training=True,
-        )
-        if not one_example:
+            batch, height, width = tf.unstack(tf.shape(x)[:3])
+            stacked = tf.reshape(tf.transpose(x, [1, 2, 0, 3]), [1, height, width, -1])
+            outputs, _, _ = _fused_batch_norm(
+                stacked, tf.tile(scale, [batch]), tf.tile(offset, [batch]), self.epsilon)
             outputs = tf.transpose(
-                tf.reshape(outputs, [shape[1], shape[2], shape[0], channels]), [2, 0, 1, 3])
+                tf.reshape(outputs, [height, width, batch, channels]), [2, 0, 1, 3])
         return tf.cast(outputs, self.compute_dtype)
 
 

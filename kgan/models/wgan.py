@@ -79,15 +79,21 @@ class _WassersteinGAN(GAN):
         )
         return generator, critic
 
+    def critic_scores(self, real, fake):
+        """The critic's scores `(f(x), f(G(z)))` in a critic update.
+
+        Two calls, as in both papers' code: with WGAN's batch norm each batch
+        is normalized alone. WGAN-GP scores both in one call.
+        """
+        return self.discriminator(real, training=True), self.discriminator(fake, training=True)
+
     def critic_loss(self, real, fake):
         """Per-example critic loss `[B]` and a dict of extra per-example terms.
 
         Here `f(G(z)) - f(x)`, the negative Wasserstein estimate; WGAN-GP adds
-        its penalty. Real and fake are scored in separate calls, as in both
-        papers' code (with WGAN's batch norm each batch is normalized alone).
+        its penalty.
         """
-        real_scores = self.discriminator(real, training=True)
-        fake_scores = self.discriminator(fake, training=True)
+        real_scores, fake_scores = self.critic_scores(real, fake)
         # Here, where the scores are: ADA's r_t, once per critic update.
         self.observe_discriminator(real_scores, fake_scores)
         return losses.wasserstein_critic_loss(real_scores, fake_scores), {}
@@ -408,21 +414,21 @@ class WGANGP(_WassersteinGAN):
         config["gp_weight"] = self.gp_weight
         return config
 
-    def critic_loss(self, real, fake):
-        """Per-example `f(G(z)) - f(x)` plus the gradient penalty.
+    def critic_scores(self, real, fake):
+        """`(f(x), f(G(z)))` from one critic call on both batches.
 
-        Unlike WGAN, real and fake are scored in one call on both batches:
-        the critic treats examples independently (no batch norm, which the
-        penalty rules out anyway), so the scores are the separate calls',
-        and each layer runs once per update instead of twice.
+        The critic treats examples independently (no batch norm, which the
+        penalty rules out anyway), so the scores are two calls', and each
+        layer runs once per update instead of twice.
         """
         count = tf.shape(real)[0]
         scores = self.discriminator(
             tf.concat([real, tf.cast(fake, real.dtype)], axis=0), training=True
         )
-        real_scores, fake_scores = scores[:count], scores[count:]
-        self.observe_discriminator(real_scores, fake_scores)
-        wasserstein = losses.wasserstein_critic_loss(real_scores, fake_scores)
+        return scores[:count], scores[count:]
+
+    def critic_loss(self, real, fake):
+        wasserstein, _ = super().critic_loss(real, fake)
         penalty = losses.gradient_penalty(
             self.discriminator, real, fake, seed=self._next_seed(), weight=self.gp_weight
         )
