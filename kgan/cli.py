@@ -457,14 +457,7 @@ def _train(args, argv):
 
         tf.config.experimental.enable_op_determinism()
     translation = hasattr(arch.cls, "translate")
-    # Architecture-specific options are passed only when given.
-    extra = {
-        k: getattr(args, k)
-        for k in ("refine_layers", "dropout", "n_critic", "clip_value", "gp_weight",
-                  "num_residual_blocks", "disc_layers", "lambda_cycle", "identity_weight",
-                  "pool_size", "mode_seeking", "conditioning")
-        if getattr(args, k) is not None
-    }
+    extra = architecture_options(args)
     _check_builder_accepts(arch, extra)
     strategy = _strategy(args)
     # Variables (networks, optimizers, EMA, pools) are created under the
@@ -589,6 +582,27 @@ def _too_few_examples_as_flags(args, translation=False):
             f"{per_step}{critic}. Lower --batch-size to at most "
             f"{err.num_examples // err.repeat_batches or 1}{larger}."
         ) from None
+
+
+def architecture_options(args):
+    """The architecture-specific `kgan train` options given, as builder keywords.
+
+    Options left out keep the builder's defaults.
+
+    Example:
+
+    ```python
+    args = build_parser().parse_args(["train", "wgan_gp", "--n-critic", "3"])
+    architecture_options(args)  # {"n_critic": 3}
+    ```
+    """
+    return {
+        k: getattr(args, k)
+        for k in ("refine_layers", "dropout", "n_critic", "clip_value", "gp_weight",
+                  "num_residual_blocks", "disc_layers", "lambda_cycle", "identity_weight",
+                  "pool_size", "mode_seeking", "conditioning")
+        if getattr(args, k) is not None
+    }
 
 
 def _build_and_compile(arch, args, extra, translation):

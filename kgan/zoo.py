@@ -679,8 +679,9 @@ def save_preset(model, folder, metadata, overwrite=False, sample_seed=0, samples
         overwrite: replace an existing folder.
         sample_seed: latent seed of `samples.png`.
         samples: images (`[N, H, W, C]`, [-1, 1] or uint8) for `samples.png`
-            instead of generated ones; required for models without a latent
-            space (CycleGAN: e.g. inputs and their translations).
+            instead of generated ones, or the path of a PNG to copy as it is;
+            required for models without a latent space (CycleGAN: e.g.
+            inputs and their translations).
 
     Returns:
         The folder as a `Path`.
@@ -739,12 +740,15 @@ def save_preset(model, folder, metadata, overwrite=False, sample_seed=0, samples
         if missing:
             raise ValueError(f"metadata is missing {missing}; see kgan.zoo.REQUIRED_METADATA.")
         ncols = 8
-        if samples is None and hasattr(clone, "sample_sheet"):
+        if isinstance(samples, (str, os.PathLike)):  # a finished sheet, e.g. a re-saved preset's
+            shutil.copyfile(samples, staging / SAMPLES_FILE)
+        elif samples is None and hasattr(clone, "sample_sheet"):
             # Class-conditional models: one column per class, one latent per row.
             samples, ncols = clone.sample_sheet(seed=sample_seed)
         elif samples is None:  # models without latents (CycleGAN) must pass samples
             samples = clone.generate(64, seed=sample_seed)
-        kgan_images.save_grid(samples, staging / SAMPLES_FILE, ncols=ncols)
+        if not (staging / SAMPLES_FILE).exists():
+            kgan_images.save_grid(samples, staging / SAMPLES_FILE, ncols=ncols)
         (staging / METADATA_FILE).write_text(json.dumps(full, indent=2, sort_keys=True) + "\n")
         (staging / CARD_FILE).write_text(render_model_card(full))
         replace_folder(staging, folder)
