@@ -164,6 +164,10 @@ class _Trainer:
 
         from kgan import zoo
 
+        from kgan import performance
+
+        # First: TensorFlow fixes its thread pools when it runs its first op.
+        self.threads = performance.set_threads(config.get("threads"))
         self.rss_start_mb = _rss_mb()
         p = problem
         arch = zoo.architecture(p["arch"])
@@ -288,7 +292,7 @@ class _InProcess:
         self.rss_start_mb = self.trainer.rss_start_mb
         self.info = {"images_per_step": self.trainer.images_per_step,
                      "batches_per_step": self.trainer.batches_per_step,
-                     "image_shape": self.trainer.image_shape}
+                     "image_shape": self.trainer.image_shape, "threads": self.trainer.threads}
 
     def ready(self):
         return self.info
@@ -401,7 +405,8 @@ def _worker_main():
                "user_error": isinstance(err, user_errors)})
         return
     reply({"images_per_step": trainer.images_per_step,
-           "batches_per_step": trainer.batches_per_step, "image_shape": trainer.image_shape})
+           "batches_per_step": trainer.batches_per_step, "image_shape": trainer.image_shape,
+           "threads": trainer.threads})
     for line in sys.stdin:
         command = json.loads(line)["cmd"]
         if command == "run":
@@ -427,7 +432,9 @@ def _label(config):
     if config["kind"] == _BASELINE:
         return "baseline float32 (keras.io)"
     jit = " xla" if config["jit_compile"] else ""
-    return f"kgan {config['precision']} spe={config['steps_per_execution']}{jit}"
+    threads = config.get("threads")
+    ops = f" {threads['inter_op']}x1thr" if threads else ""
+    return f"kgan {config['precision']} spe={config['steps_per_execution']}{jit}{ops}"
 
 
 def run(
@@ -539,7 +546,9 @@ def run(
     configs = []
     for precision in precisions:
         settings = performance.resolve(arch, precision, steps_per_execution, jit_compile)
-        configs.append({"kind": "kgan", **settings})
+        # Thread pools are per process: in-process runs keep the process's own.
+        threads = performance.cpu_threads(arch) if isolate else None
+        configs.append({"kind": "kgan", **settings, "threads": threads})
     if baseline:
         configs.append({"kind": _BASELINE, "precision": "float32", "steps_per_execution": 1,
                         "jit_compile": False})
@@ -579,6 +588,8 @@ def run(
             "precision": config["precision"],
             "steps_per_execution": config["steps_per_execution"],
             "jit_compile": config["jit_compile"],
+            # TensorFlow's thread pools in effect; 0 is its default (as many as cores).
+            "cpu_threads": info["threads"],
             "images_per_s": _significant(steps * per_step / median),
             "step_ms": _significant(1000 * median / steps),
             "repeats_images_per_s": [_significant(steps * per_step / t) for t in seconds],
@@ -632,12 +643,12 @@ def format_table(rows):
     print(bench.format_table(rows))  # one line per configuration, then a legend
     ```
     """
-    lines = [f"{'configuration':30s} {'images/s':>9s} {'step ms':>9s} {'ratio':>6s} "
+    lines = [f"{'configuration':34s} {'images/s':>9s} {'step ms':>9s} {'ratio':>6s} "
              f"{'steady':>7s} {'ratio':>6s} {'CPU ms':>9s} {'CPU ratio':>9s} {'peak MB':>8s}"
              "  repeats (images/s)"]
     for row in rows:
         lines.append(
-            f"{row['label']:30s} {row['images_per_s']:9.4g} {row['step_ms']:9.1f} "
+            f"{row['label']:34s} {row['images_per_s']:9.4g} {row['step_ms']:9.1f} "
             f"{row['ratio']:6.2f} {row['steady_images_per_s']:7.4g} {row['steady_ratio']:6.2f} "
             f"{row['cpu_ms_per_step']:9.1f} {row['cpu_ratio']:9.2f} "
             f"{row['peak_rss_mb']:8.0f}  {row['repeats_images_per_s']}"
@@ -648,6 +659,9 @@ def format_table(rows):
         "each fit's last step, without its epoch-end work; CPU ratio: images per CPU-second of "
         f"each configuration's process; peak MB: {rows[0]['memory_scope']}"
     )
+    if any(row.get("cpu_threads") and row["cpu_threads"]["intra_op"] == 1 for row in rows):
+        lines.append("NxTthr: TensorFlow runs N ops at once with T threads each "
+                     "(kgan.performance.cpu_threads); others use TensorFlow's default pools")
     if rows[0].get("hardware"):
         lines.append(f"hardware: {rows[0]['hardware']}")
     return "\n".join(lines)

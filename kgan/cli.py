@@ -423,6 +423,9 @@ def cmd_train(args, argv):
     args.__dict__.update(performance.resolve(
         args.arch, args.precision, args.steps_per_execution, args.jit_compile,
         mirrored=args.distribute == "mirrored"))
+    # Before any TensorFlow op; a process where TensorFlow already runs keeps its pools.
+    args.cpu_threads = performance.set_threads(
+        performance.cpu_threads(args.arch, mirrored=args.distribute == "mirrored"), warn=False)
     previous = keras.mixed_precision.global_policy()
     keras.mixed_precision.set_global_policy(args.precision)
     try:
@@ -517,6 +520,7 @@ def _train(args, argv):
             "precision": args.precision,
             "steps_per_execution": args.steps_per_execution,
             "jit_compile": bool(args.jit_compile),
+            "cpu_threads": args.cpu_threads,  # 0: TensorFlow's default (as many as cores)
             "distribute": args.distribute,
             "replicas": strategy.num_replicas_in_sync,
             "seed": args.seed,
@@ -643,7 +647,7 @@ def _build_and_compile(arch, args, extra, translation):
 
 
 #: `kgan train` arguments that may differ between a run and its resumption.
-_RESUME_MAY_DIFFER = ("verbose", "overwrite", "restart")
+_RESUME_MAY_DIFFER = ("verbose", "overwrite", "restart", "cpu_threads")
 
 #: Options added after backups were first written, with the value an older
 #: backup's command.json stands for, so those runs still resume.

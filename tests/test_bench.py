@@ -2,6 +2,9 @@
 
 import json
 import os
+import subprocess
+import sys
+import warnings
 
 import keras
 import numpy as np
@@ -239,6 +242,77 @@ def test_train_and_bench_share_the_auto_defaults():
         assert (args.precision, args.steps_per_execution, args.jit_compile) == ("auto", "auto", None)
     opted_out = parser.parse_args(["bench", "dcgan", "--precision", "float32", "--no-jit-compile"])
     assert opted_out.jit_compile is False
+
+
+# ---------------------------------------------------------------- CPU threads
+@pytest.fixture
+def two_cores_no_thread_env(monkeypatch):
+    monkeypatch.setattr(performance, "_usable_cores", lambda: 2)
+    for name in performance.THREAD_ENV_VARS:
+        monkeypatch.delenv(name, raising=False)
+
+
+def test_cpu_threads_one_per_op_where_measured_faster_on_the_cpu_alone(two_cores_no_thread_env, monkeypatch):
+    assert performance.cpu_threads("wgan_gp") == {"intra_op": 1, "inter_op": 2}
+    assert performance.cpu_threads("no_such_arch_yet") is None  # not measured: TensorFlow's pools
+    # MirroredStrategy's replicas already run side by side.
+    assert performance.cpu_threads("wgan_gp", mirrored=True) is None
+    monkeypatch.setattr(performance, "_usable_cores", lambda: 1)
+    assert performance.cpu_threads("wgan_gp") is None
+
+
+@pytest.mark.parametrize("name", performance.THREAD_ENV_VARS)
+def test_cpu_threads_leaves_tensorflows_pools_when_the_user_set_them(two_cores_no_thread_env, monkeypatch, name):
+    monkeypatch.setenv(name, "4")
+    assert performance.cpu_threads("wgan_gp") is None
+
+
+@pytest.mark.parametrize("kind", ["GPU", "TPU"])
+def test_cpu_threads_leaves_tensorflows_pools_with_an_accelerator(two_cores_no_thread_env, monkeypatch, kind):
+    real = tf.config.list_physical_devices
+    monkeypatch.setattr(tf.config, "list_physical_devices",
+                        lambda device_type=None: ["device:0"] if device_type == kind else real(device_type))
+    assert performance.cpu_threads("wgan_gp") is None
+
+
+def test_set_threads_applies_before_tensorflow_runs():
+    code = ("from kgan import performance; import tensorflow as tf; "
+            "wanted = performance.set_threads({'intra_op': 1, 'inter_op': 2}); tf.constant(1.0) + 1; "
+            "print(wanted, performance.set_threads(None))")
+    done = subprocess.run([sys.executable, "-c", code], env=bench.child_env(), capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == (
+        "{'intra_op': 1, 'inter_op': 2} {'intra_op': 1, 'inter_op': 2}")
+
+
+def test_set_threads_keeps_the_pools_of_a_running_tensorflow_and_says_so():
+    tf.constant(1.0) + 1  # TensorFlow runs in this process
+    current = performance.set_threads(None)
+    other = {"intra_op": current["intra_op"] + 3, "inter_op": current["inter_op"] + 3}
+    with pytest.warns(UserWarning, match="were not applied: call kgan.performance.set_threads"):
+        assert performance.set_threads(other) == current
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert performance.set_threads(other, warn=False) == current
+        assert performance.set_threads(current) == current  # what it has already: no warning
+
+
+def test_set_threads_reports_the_pools_tensorflows_variables_chose(monkeypatch):
+    monkeypatch.setenv("TF_NUM_INTRAOP_THREADS", "1")
+    monkeypatch.setenv("TF_NUM_INTEROP_THREADS", "3")
+    configured = tf.config.threading.get_intra_op_parallelism_threads()
+    assert performance.set_threads(None)["intra_op"] == (configured or 1)
+    assert performance.set_threads(None)["inter_op"] == (tf.config.threading.get_inter_op_parallelism_threads() or 3)
+
+
+def test_bench_runs_kgan_with_its_threads_and_the_baseline_with_tensorflows(two_cores_no_thread_env):
+    kgan_row, base_row = bench.run("wgan_gp", baseline=True, steps=1, repeats=1, batch_size=4,
+                                   filters=2, latent_dim=4, n_critic=2, split="train[:100]")
+    assert kgan_row["cpu_threads"] == {"intra_op": 1, "inter_op": 2}
+    assert kgan_row["label"].endswith(" 2x1thr")
+    assert base_row["cpu_threads"] == {"intra_op": 0, "inter_op": 0}  # TensorFlow's defaults
+    assert "NxTthr: TensorFlow runs N ops at once" in bench.format_table([kgan_row, base_row])
 
 
 # ---------------------------------------------------------------- fused batch norm

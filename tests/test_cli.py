@@ -290,6 +290,8 @@ def test_train_writes_preset_samples_and_log(trained):
     assert training["steps_per_execution"] == 10 and training["jit_compile"] is False
     assert training["seed"] == 0
     assert (training["distribute"], training["replicas"]) == ("none", 1)
+    # The thread pools TensorFlow ran with (this test's process: its defaults, 0).
+    assert training["cpu_threads"] == kgan.performance.set_threads(None)
     for key in ("wall_time_s", "images_per_s_median_epoch", "final_d_loss", "final_g_loss"):
         assert isinstance(training[key], float) and training[key] > 0, key
     assert training["final_d_loss"] == pytest.approx(float(rows[0]["d_loss"]), abs=1e-4)
