@@ -69,18 +69,19 @@ ARCHITECTURE_DEFAULTS = {
 #: For architectures not in the table (new ones until they are measured).
 FALLBACK_DEFAULTS = {"steps_per_execution": 1, "jit_compile": False}
 
-#: Architectures whose CPU training ran as fast or faster with TensorFlow's
-#: thread pools set to one thread per op and as many ops at once as cores
+#: Architectures whose CPU training ran faster with TensorFlow's thread
+#: pools set to one thread per op and as many ops at once as cores
 #: (intra-op 1, inter-op = cores) than with TensorFlow's default, where every
-#: op splits over all cores: a GAN step has many independent ops (each
+#: op splits over all cores: their steps have many independent ops (each
 #: layer's kernel and input gradients; WGAN-GP's penalty doubles them) too
-#: small to split well. AMD EPYC, 2 cores, bf16, one process per run, the
-#: two settings alternated, median step (steady where marked), default ->
-#: one thread per op: WGAN-GP 244.6 -> 230.2 and 259.0 -> 222.1 ms (steady,
-#: 3 rounds each), WGAN 136.2 -> 125.9, conditional GAN 50.6 -> 49.1,
-#: CycleGAN (128 px) 1266 -> 1178 (steady), DCGAN 43.0 -> 43.0 (steady, 4
-#: rounds; CPU time 80.0 -> 73.8 ms).
-ONE_THREAD_PER_OP = frozenset({"dcgan", "wgan", "wgan_gp", "conditional_gan", "cyclegan"})
+#: small to split well. AMD EPYC, 2 cores, bf16, one process per run, the two
+#: settings alternated, median steady step ms of 3 rounds, default -> one
+#: thread per op: WGAN-GP 244.6 -> 230.2 and 259.0 -> 222.1, WGAN 132.1 ->
+#: 118.9 (`kgan bench wgan --baseline` runs), CycleGAN (128 px) 1266 -> 1178. Not the
+#: DCGAN (39.9 -> 41.2 in `kgan bench dcgan --baseline` runs, 43.0 -> 43.0 in
+#: another A/B) nor the conditional GAN (46.6 -> 47.2), although their CPU
+#: time fell (74.2 -> 68.7, 86.7 -> 80.6 ms).
+ONE_THREAD_PER_OP = frozenset({"wgan", "wgan_gp", "cyclegan"})
 
 #: TensorFlow's own variables for its thread pools; either set means the
 #: user chose, and kgan keeps TensorFlow's settings.

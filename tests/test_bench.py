@@ -255,6 +255,8 @@ def two_cores_no_thread_env(monkeypatch):
 def test_cpu_threads_one_per_op_where_measured_faster_on_the_cpu_alone(two_cores_no_thread_env, monkeypatch):
     assert performance.cpu_threads("wgan_gp") == {"intra_op": 1, "inter_op": 2}
     assert performance.cpu_threads("no_such_arch_yet") is None  # not measured: TensorFlow's pools
+    assert performance.cpu_threads("dcgan") is None  # measured no faster
+    assert performance.cpu_threads("conditional_gan") is None
     # MirroredStrategy's replicas already run side by side.
     assert performance.cpu_threads("wgan_gp", mirrored=True) is None
     monkeypatch.setattr(performance, "_usable_cores", lambda: 1)

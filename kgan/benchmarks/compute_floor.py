@@ -427,12 +427,12 @@ def format_table(rows):
     ```
     """
     baseline = next((r for r in rows if r["config"] == "baseline"), None)
-    lines = [f"{'configuration':30s} {'GFLOP/step':>10s} {'peak GFLOP/s':>12s} "
+    lines = [f"{'configuration':34s} {'GFLOP/step':>10s} {'peak GFLOP/s':>12s} "
              f"{'step ms':>8s} {'kernel floor':>12s} {'arith. floor':>12s}"
              + ("  best ratio to baseline (kernel, arith.)" if baseline else "")]
     for row in rows:
         floor = row["floor"]
-        line = (f"{row['label']:30s} {floor['flops_per_step'] / 1e9:10.2f} "
+        line = (f"{row['label']:34s} {floor['flops_per_step'] / 1e9:10.2f} "
                 f"{floor['peak_gflops']:9.0f} {floor['compute_dtype'][:2]:>2s} "
                 f"{row['steady_step_ms']:8.1f} {floor['kernel_floor_ms']:12.1f} "
                 f"{floor['arithmetic_floor_ms']:12.1f}")
