@@ -162,9 +162,7 @@ class _Trainer:
     def __init__(self, problem, config):
         import keras
 
-        from kgan import zoo
-
-        from kgan import performance
+        from kgan import performance, zoo
 
         # First: TensorFlow fixes its thread pools when it runs its first op.
         self.threads = performance.set_threads(config.get("threads"))

@@ -138,6 +138,9 @@ def set_threads(threads, warn=True):
         threads: `{"intra_op": n, "inter_op": m}`, or None to change nothing.
         warn: warn when the settings cannot be applied any more.
 
+    Raises:
+        ValueError: `threads` is not such a dict of whole numbers >= 0.
+
     Returns:
         The settings in effect, `{"intra_op": n, "inter_op": m}`, including
         those set by `THREAD_ENV_VARS`; 0 is TensorFlow's default (as many as
@@ -152,6 +155,14 @@ def set_threads(threads, warn=True):
     """
     import tensorflow as tf
 
+    if threads is not None and not (
+        isinstance(threads, dict) and set(threads) == {"intra_op", "inter_op"}
+        and all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in threads.values())
+    ):
+        raise ValueError(
+            "threads must be {'intra_op': n, 'inter_op': m} with whole numbers n, m >= 0 "
+            f"(0: TensorFlow's default), or None; got {threads!r}."
+        )
     threading = tf.config.threading
     # Setting what it has fails too once TensorFlow runs (with 0, "default").
     if threads is not None and dict(threads) != _threads_in_effect():

@@ -300,6 +300,14 @@ def test_set_threads_keeps_the_pools_of_a_running_tensorflow_and_says_so():
         assert performance.set_threads(current) == current  # what it has already: no warning
 
 
+@pytest.mark.parametrize("threads", [{"intra_op": 1}, {"intra_op": 1, "inter_op": -2},
+                                     {"intra_op": "1", "inter_op": 2}, {"intra_op": True, "inter_op": 2},
+                                     (1, 2)])
+def test_set_threads_refuses_what_is_not_two_pool_sizes(threads):
+    with pytest.raises(ValueError, match="threads must be .'intra_op': n, 'inter_op': m."):
+        performance.set_threads(threads)
+
+
 def test_set_threads_reports_the_pools_tensorflows_variables_chose(monkeypatch):
     monkeypatch.setenv("TF_NUM_INTRAOP_THREADS", "1")
     monkeypatch.setenv("TF_NUM_INTEROP_THREADS", "3")
