@@ -541,11 +541,11 @@ def run(
     }
     # A bad dataset, split or size fails here, with its message, not in a worker.
     _pipeline(problem, translation, _is_conditional(architecture))
+    # Thread pools are per process: in-process runs keep the process's own.
+    threads = performance.cpu_threads(arch) if isolate else None
     configs = []
     for precision in precisions:
         settings = performance.resolve(arch, precision, steps_per_execution, jit_compile)
-        # Thread pools are per process: in-process runs keep the process's own.
-        threads = performance.cpu_threads(arch) if isolate else None
         configs.append({"kind": "kgan", **settings, "threads": threads})
     if baseline:
         configs.append({"kind": _BASELINE, "precision": "float32", "steps_per_execution": 1,

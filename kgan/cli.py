@@ -420,12 +420,12 @@ def cmd_train(args, argv):
     from kgan import performance
 
     # "auto" -> the measured defaults (kgan.performance); recorded resolved in the metadata.
+    mirrored = args.distribute == "mirrored"
     args.__dict__.update(performance.resolve(
-        args.arch, args.precision, args.steps_per_execution, args.jit_compile,
-        mirrored=args.distribute == "mirrored"))
+        args.arch, args.precision, args.steps_per_execution, args.jit_compile, mirrored=mirrored))
     # Before any TensorFlow op; a process where TensorFlow already runs keeps its pools.
     args.cpu_threads = performance.set_threads(
-        performance.cpu_threads(args.arch, mirrored=args.distribute == "mirrored"), warn=False)
+        performance.cpu_threads(args.arch, mirrored=mirrored), warn=False)
     previous = keras.mixed_precision.global_policy()
     keras.mixed_precision.set_global_policy(args.precision)
     try:

@@ -41,9 +41,6 @@ import numpy as np
 
 from kgan import zoo
 
-#: Metadata `save_preset` derives from the model; the rest is carried over.
-_DERIVED = ("weights_sha256", "weights_bytes", "parameters", "image_shape", "latent_dim", "class_name")
-
 #: A discriminator's scores may differ by rounding only: kgan's layer norm
 #: computes Keras's statistics but rounds its output formula differently.
 _SCORE_TOLERANCE = 1e-6
@@ -201,7 +198,7 @@ def resave_preset(source, folder, overwrite=False):
             f"{source}: the rebuilt discriminator's scores differ from the preset's by "
             f"{difference:.2g} (relative), more than rounding. Retrain the preset instead."
         )
-    kept = {k: v for k, v in metadata.items() if k not in _DERIVED}
+    kept = {k: v for k, v in metadata.items() if k not in zoo.DERIVED_METADATA}
     if swapped:
         note = (
             f"Re-saved on {time.strftime('%Y-%m-%d')} with the layers kgan's builders now train "

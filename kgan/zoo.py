@@ -57,6 +57,10 @@ PRESET_FILES = (CONFIG_FILE, WEIGHTS_FILE, METADATA_FILE, CARD_FILE, SAMPLES_FIL
 _WARNINGS_LOCK = threading.Lock()
 
 #: keys every preset's metadata.json must have.
+#: Metadata `save_preset` derives from the model and its weights file.
+DERIVED_METADATA = ("weights_sha256", "weights_bytes", "parameters", "image_shape", "latent_dim",
+                    "class_name", "num_classes")
+
 REQUIRED_METADATA = (
     "name",
     "architecture",
@@ -773,9 +777,7 @@ def update_metadata(folder, updates):
     ```
     """
     folder = Path(folder)
-    protected = {"weights_sha256", "weights_bytes", "parameters", "image_shape", "latent_dim", "class_name",
-                 "num_classes"}
-    clash = protected & set(updates)
+    clash = set(DERIVED_METADATA) & set(updates)
     if clash:
         raise ValueError(f"{sorted(clash)} are derived from the weights; re-save the preset instead.")
     metadata = read_metadata(folder)
