@@ -601,6 +601,35 @@ def _kernel_grad_by_forward_conv(inputs, outputs_grad, kernel_size, strides, pad
     return tf.transpose(grad[:, : kernel_size[0], : kernel_size[1], :], [1, 2, 0, 3])
 
 
+def _conv_input_grad(outputs_grad, kernel, inputs, kernel_size, strides, padding):
+    """The input gradient of a 2-D convolution, differentiable the fast way again.
+
+    The value is TensorFlow's own input gradient, `conv2d_transpose(dy, w)`.
+    A gradient penalty differentiates it once more, and TensorFlow's gradient
+    of that op w.r.t. `w` is a `Conv2DBackpropFilter`; here it is the same
+    kernel gradient by `_kernel_grad_by_forward_conv` (`g` and `dy` are the
+    input and output gradient of the layer's convolution), the other
+    gradient TensorFlow's (`conv2d(g, w)`). `inputs` are the layer's (their
+    shape is the result's; height and width must be static).
+    """
+
+    @tf.custom_gradient
+    def input_grad(dy, w):
+        def grad(upstream):
+            upstream.set_shape(inputs.shape)
+            dy_grad = tf.nn.conv2d(upstream, w, strides=strides, padding=padding.upper())
+            kernel_grad = _kernel_grad_by_forward_conv(upstream, dy, kernel_size, strides, padding)
+            return dy_grad, kernel_grad
+
+        value = tf.nn.conv2d_transpose(
+            dy, w, tf.shape(inputs), strides=strides, padding=padding.upper()
+        )
+        value.set_shape(inputs.shape)
+        return value, grad
+
+    return input_grad(outputs_grad, kernel)
+
+
 def _conv_transpose_by_matmul(inputs, kernel, stride, padding, output_size):
     """A stride-`s` transposed convolution as one matmul and a shifted sum.
 
@@ -770,10 +799,7 @@ class ForwardGradConv2D(_ForwardKernelGrad, _FewChannelMatmul, keras.layers.Conv
         @tf.custom_gradient
         def conv(x, w):
             def grad(outputs_grad):
-                # The input gradient TensorFlow's own gradient computes.
-                inputs_grad = tf.nn.conv2d_transpose(
-                    outputs_grad, w, tf.shape(x), strides=strides, padding=padding.upper()
-                )
+                inputs_grad = _conv_input_grad(outputs_grad, w, x, kernel_size, strides, padding)
                 kernel_grad = _kernel_grad_by_forward_conv(
                     x, outputs_grad, kernel_size, strides, padding
                 )

@@ -179,26 +179,69 @@ def _ours_and_keras(cls, kernel_grad_of):
     return [kernel_grad_of(_layer(layer_cls, **args), x).numpy() for layer_cls in (cls, LAYERS[cls])]
 
 
+def _penalty_kernel_grad(layer):
+    """A gradient penalty's gradient w.r.t. `layer`'s kernel, as a `tf.function`:
+    it differentiates the layer's input gradient w.r.t. the kernel."""
+
+    @tf.function
+    def run(x):
+        with tf.GradientTape() as outer:
+            with tf.GradientTape() as inner:
+                inner.watch(x)
+                loss = tf.reduce_sum(tf.square(tf.cast(layer(x), tf.float32)))
+            dx = inner.gradient(loss, x)
+            penalty = tf.reduce_sum(tf.square(tf.cast(dx, tf.float32)))
+        return outer.gradient(penalty, layer.kernel.value)
+
+    return run
+
+
 @pytest.mark.parametrize("cls", list(LAYERS))
 def test_second_order_gradients_match_keras(cls, count_forward_grads):
-    # A gradient penalty differentiates the input gradient w.r.t. the kernel.
-    def penalty_grad(layer, x):
-        @tf.function
-        def run(x):
-            with tf.GradientTape() as outer:
-                with tf.GradientTape() as inner:
-                    inner.watch(x)
-                    loss = tf.reduce_sum(tf.square(tf.cast(layer(x), tf.float32)))
-                dx = inner.gradient(loss, x)
-                penalty = tf.reduce_sum(tf.square(tf.cast(dx, tf.float32)))
-            return outer.gradient(penalty, layer.kernel.value)
-
-        return run(x)
-
-    ours, theirs = _ours_and_keras(cls, penalty_grad)
+    ours, theirs = _ours_and_keras(cls, lambda layer, x: _penalty_kernel_grad(layer)(x))
     assert count_forward_grads
     assert np.isfinite(ours).all() and np.abs(theirs).max() > 0
     np.testing.assert_allclose(ours, theirs, rtol=0, atol=2e-2 * np.abs(theirs).max())
+
+
+def test_penalty_through_a_forward_layer_takes_no_backprop_filter_op():
+    # The second-order kernel gradient (of the input gradient) is the forward
+    # formulation too, not TensorFlow's gradient of Conv2DBackpropInput.
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    x, args = _small_layer_case(ForwardGradConv2D)
+    graph_def = _penalty_kernel_grad(_layer(ForwardGradConv2D, **args)).get_concrete_function(
+        x).graph.as_graph_def()
+    op_types = {node.op for node in graph_def.node} | {
+        node.op for function in graph_def.library.function for node in function.node_def}
+    assert "Conv2DBackpropInput" in op_types  # the first-order input gradient
+    assert "Conv2DBackpropFilter" not in op_types
+
+
+@pytest.mark.parametrize("height,channels,filters,kernel,stride,padding", FORWARD_SHAPES)
+def test_input_gradient_differentiates_like_tensorflows(height, channels, filters, kernel, stride,
+                                                        padding):
+    # `_conv_input_grad` is TensorFlow's input gradient of a convolution, with
+    # its own gradients (a penalty's second order) computed another way.
+    x = _inputs(height, channels)
+    w = tf.constant(np.random.default_rng(1).normal(size=(kernel, kernel, channels, filters)),
+                    tf.float32)
+    y = keras.ops.conv(x, w, strides=stride, padding=padding)
+    dy = tf.constant(np.random.default_rng(2).normal(size=y.shape), tf.float32)
+
+    def value_and_grads(input_grad):
+        with tf.GradientTape(persistent=True) as tape:
+            tape.watch([dy, w])
+            value = input_grad(dy, w)
+            loss = tf.reduce_sum(value * tf.sin(value))
+        return [t.numpy() for t in [value, *tape.gradient(loss, [dy, w])]]
+
+    ours = value_and_grads(lambda dy, w: kgan_layers._conv_input_grad(
+        dy, w, x, (kernel, kernel), (stride, stride), padding))
+    native = value_and_grads(lambda dy, w: tf.nn.conv2d_transpose(
+        dy, w, tf.shape(x), strides=stride, padding=padding.upper()))
+    np.testing.assert_array_equal(ours[0], native[0])  # TensorFlow's op
+    np.testing.assert_array_equal(ours[1], native[1])  # d/d dy: TensorFlow's conv2d
+    np.testing.assert_allclose(ours[2], native[2], rtol=1e-4, atol=1e-3)  # another sum order
 
 
 @pytest.mark.parametrize("cls", list(LAYERS))
