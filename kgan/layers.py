@@ -769,7 +769,9 @@ class ForwardGradConv2D(_ForwardKernelGrad, _FewChannelMatmul, keras.layers.Conv
 
     * with bfloat16 compute, 64 or more channels in and out and an output
       map of at most 8x8, the kernel gradient is one dilated forward
-      convolution instead of `Conv2DBackpropFilter` (`_ForwardKernelGrad`);
+      convolution instead of `Conv2DBackpropFilter` (`_ForwardKernelGrad`),
+      and so is the kernel gradient of the input gradient, which a gradient
+      penalty takes (`_conv_input_grad`);
     * with 1-4 input channels (a discriminator's first layer, on images),
       the input gradient, a transposed convolution to those channels, is one
       matmul and a shifted sum (`_FewChannelMatmul`): 3.3 -> 1.2 ms in
