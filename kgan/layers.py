@@ -602,15 +602,14 @@ def _kernel_grad_by_forward_conv(inputs, outputs_grad, kernel_size, strides, pad
 
 
 def _conv_input_grad(outputs_grad, kernel, inputs, kernel_size, strides, padding):
-    """The input gradient of a 2-D convolution, differentiable the fast way again.
+    """TensorFlow's input gradient of a 2-D convolution, with a faster kernel gradient of its own.
 
-    The value is TensorFlow's own input gradient, `conv2d_transpose(dy, w)`.
-    A gradient penalty differentiates it once more, and TensorFlow's gradient
-    of that op w.r.t. `w` is a `Conv2DBackpropFilter`; here it is the same
-    kernel gradient by `_kernel_grad_by_forward_conv` (`g` and `dy` are the
-    input and output gradient of the layer's convolution), the other
-    gradient TensorFlow's (`conv2d(g, w)`). `inputs` are the layer's (their
-    shape is the result's; height and width must be static).
+    The value is `conv2d_transpose(dy, w)`, TensorFlow's op. A gradient
+    penalty differentiates it w.r.t. `w` once more: TensorFlow would use
+    `Conv2DBackpropFilter`; here it is `_kernel_grad_by_forward_conv(g, dy)`,
+    the kernel gradient of the layer's convolution with `g` as its input.
+    The gradient w.r.t. `dy` is TensorFlow's, `conv2d(g, w)`. The result has
+    the shape of the layer's `inputs`, whose height and width must be static.
     """
 
     @tf.custom_gradient
