@@ -431,7 +431,7 @@ def _label(config):
         return "baseline float32 (keras.io)"
     jit = " xla" if config["jit_compile"] else ""
     threads = config.get("threads")
-    ops = f" {threads['inter_op']}x1thr" if threads else ""
+    ops = f" {threads['inter_op']}x{threads['intra_op']}thr" if threads else ""
     return f"kgan {config['precision']} spe={config['steps_per_execution']}{jit}{ops}"
 
 

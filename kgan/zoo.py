@@ -56,11 +56,11 @@ PRESET_FILES = (CONFIG_FILE, WEIGHTS_FILE, METADATA_FILE, CARD_FILE, SAMPLES_FIL
 #: Serializes the warning capture around loading a preset's weights (see `load`).
 _WARNINGS_LOCK = threading.Lock()
 
-#: keys every preset's metadata.json must have.
 #: Metadata `save_preset` derives from the model and its weights file.
 DERIVED_METADATA = ("weights_sha256", "weights_bytes", "parameters", "image_shape", "latent_dim",
                     "class_name", "num_classes")
 
+#: keys every preset's metadata.json must have.
 REQUIRED_METADATA = (
     "name",
     "architecture",
