@@ -111,12 +111,17 @@ class SliceCropping2D(keras.layers.Cropping2D):
                 f"inputs.shape={inputs.shape}, cropping={self.cropping}"
             )
         shape = tf.shape(inputs)
+        # Clamped at 0: with a size known only at run time, a crop that
+        # leaves nothing gives an empty map (as Keras's layer does), where -1
+        # would mean "all the rest" to tf.slice.
         if self.data_format == "channels_first":
             begin = [0, 0, top, left]
-            size = [-1, -1, shape[2] - top - bottom, shape[3] - left - right]
+            size = [-1, -1, tf.maximum(shape[2] - top - bottom, 0),
+                    tf.maximum(shape[3] - left - right, 0)]
         else:
             begin = [0, top, left, 0]
-            size = [-1, shape[1] - top - bottom, shape[2] - left - right, -1]
+            size = [-1, tf.maximum(shape[1] - top - bottom, 0),
+                    tf.maximum(shape[2] - left - right, 0), -1]
         outputs = tf.slice(inputs, begin, size)
         # A size tensor hides every static dimension; the channels are known.
         outputs.set_shape(self.compute_output_shape(inputs.shape))
@@ -336,7 +341,8 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
     project's CPUs that cut the CPU time of a DCGAN train step (28x28, batch
     64) by 26% under `mixed_bfloat16` and 8% in float32. Everything else
     (inference, masks, renorm, `synchronized=True`, other ranks or axes,
-    other backends) runs Keras's own implementation.
+    float64, an epsilon below cuDNN's 1.001e-5 with a GPU visible, other
+    backends) runs Keras's own implementation.
 
     Example:
 
@@ -354,6 +360,8 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
             and not self.synchronized
             and len(inputs.shape) == 4
             and self.axis in (-1, 3)
+            and self.compute_dtype in _FUSED_BATCH_NORM_DTYPES
+            and (self.epsilon >= _CUDNN_MIN_EPSILON or not _accelerator_present())
             and keras.backend.backend() == "tensorflow"
         )
 
@@ -396,6 +404,9 @@ def _fused_batch_norm(x, scale, offset, epsilon):
 #: cuDNN's smallest batch-norm epsilon (with float32 rounding to spare).
 _CUDNN_MIN_EPSILON = 1.001e-5
 
+#: The compute dtypes `FusedBatchNormV3` takes; float64 keeps Keras's arithmetic.
+_FUSED_BATCH_NORM_DTYPES = ("float16", "bfloat16", "float32")
+
 
 @keras.saving.register_keras_serializable(package="kgan")
 class FusedInstanceNormalization(keras.layers.GroupNormalization):
@@ -431,8 +442,7 @@ class FusedInstanceNormalization(keras.layers.GroupNormalization):
             and len(inputs.shape) == 4
             and self.axis in (-1, 3)
             and self.groups == inputs.shape[-1]
-            # The kernel's types; float64 keeps Keras's float64 arithmetic.
-            and inputs.dtype in (tf.float16, tf.bfloat16, tf.float32)
+            and inputs.dtype.name in _FUSED_BATCH_NORM_DTYPES
             and (self.epsilon >= _CUDNN_MIN_EPSILON or not _accelerator_present())
         )
 
@@ -547,11 +557,9 @@ class AnalyticGradLayerNormalization(keras.layers.LayerNormalization):
         inputs = tf.convert_to_tensor(inputs)
         rank = inputs.shape.rank
         axes = sorted(a % rank for a in self.axis)
-        # The weights' shape is the normalized axes' sizes (built from them).
-        sizes = (self.gamma if self.gamma is not None else self.beta)
-        shape = [1] * rank
-        for axis, size in zip(axes, sizes.shape if sizes is not None else ()):
-            shape[axis] = size
+        # Keras's broadcast shape: the weights (shaped by `self.axis` in its
+        # given order) are reshaped, not transposed, to it.
+        shape = [inputs.shape[a] if a in axes else 1 for a in range(rank)]
         compute_dtype = tf.float64 if inputs.dtype == tf.float64 else tf.float32
         gamma, beta = (
             None if weight is None else tf.reshape(tf.cast(weight, compute_dtype), shape)
@@ -642,9 +650,11 @@ def _conv_transpose_by_matmul(inputs, kernel, stride, padding, output_size):
     `Conv2DBackpropInput` computes, in another order.
     """
     dtype = inputs.dtype
-    # Accumulate in float32 and round once, as TensorFlow's kernel does: a
-    # bfloat16 matmul would round every block before the sum.
-    inputs, kernel = tf.cast(inputs, tf.float32), tf.cast(kernel, tf.float32)
+    # Accumulate in float32 (float64 for float64) and round once, as
+    # TensorFlow's kernel does: a bfloat16 matmul would round every block
+    # before the sum.
+    accumulate = tf.float64 if dtype == tf.float64 else tf.float32
+    inputs, kernel = tf.cast(inputs, accumulate), tf.cast(kernel, accumulate)
     kh, kw, filters, channels = (int(d) for d in kernel.shape)
     blocks_h, blocks_w = kh // stride, kw // stride
     height, width = int(inputs.shape[1]), int(inputs.shape[2])
@@ -662,9 +672,14 @@ def _conv_transpose_by_matmul(inputs, kernel, stride, padding, output_size):
         shifted = tf.pad(part, [[0, 0], [row, blocks_h - 1 - row],
                                 [column, blocks_w - 1 - column], [0, 0]])
         total = shifted if total is None else total + shifted
-    full = tf.nn.depth_to_space(total, stride)
+    full = tf.nn.depth_to_space(total, stride) if stride > 1 else total
     top, _ = _same_or_valid_padding(padding, output_size[0], kh, stride)
     left, _ = _same_or_valid_padding(padding, output_size[1], kw, stride)
+    # With "valid" padding a forward convolution may skip the last rows and
+    # columns of its input (when (H - kh) % s != 0); their gradient is zero.
+    rows, cols = (height + blocks_h - 1) * stride, (width + blocks_w - 1) * stride
+    full = tf.pad(full, [[0, 0], [0, max(top + output_size[0] - rows, 0)],
+                         [0, max(left + output_size[1] - cols, 0)], [0, 0]])
     return tf.cast(full[:, top : top + output_size[0], left : left + output_size[1], :], dtype)
 
 
@@ -702,8 +717,9 @@ class _FewChannelMatmul:
     forward convolution) and 2.9-3.3 ms in bfloat16. As one matmul and a
     shifted sum, accumulated in float32 and rounded once like TensorFlow's
     kernel, it takes 1.0 and 1.2 ms (AMD EPYC). Applies on CPUs (not with a
-    GPU or TPU visible), in any float dtype, channels-last, without dilation
-    or output padding, with equal strides that divide the kernel.
+    GPU or TPU visible), in any float dtype, channels-last, without dilation,
+    groups or output padding, with equal strides of 2 or more that divide
+    the kernel (the speed was measured at stride 2).
     """
 
     #: The most image-side channels that take the matmul (RGBA).
@@ -717,7 +733,8 @@ class _FewChannelMatmul:
             and tuple(self.dilation_rate) == (1, 1)
             and getattr(self, "output_padding", None) is None
             and 0 < (few_channels or 0) <= self.MAX_FEW_CHANNELS
-            and strides[0] == strides[1]
+            and getattr(self, "groups", 1) == 1
+            and strides[0] == strides[1] >= 2
             and all(k % s == 0 for k, s in zip(self.kernel_size, strides))
             and None not in spatial_shapes
             and not _accelerator_present()
@@ -751,6 +768,7 @@ class _ForwardKernelGrad:
             and self.data_format == "channels_last"
             and tuple(self.dilation_rate) == (1, 1)
             and getattr(self, "output_padding", None) is None
+            and getattr(self, "groups", 1) == 1
             and self.filters >= self.MIN_CHANNELS
             and (inputs.shape[-1] or 0) >= self.MIN_CHANNELS
             and None not in tuple(inputs.shape[1:3]) + tuple(small_map[1:3])

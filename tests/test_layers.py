@@ -140,8 +140,10 @@ def _small_layer_case(cls):
     "cls,case",
     [(cls, case) for cls in LAYERS
      for case in ("float32", "narrow_inputs", "narrow_outputs", "large_map", "dilation",
-                  "output_padding", "accelerator")
-     if not (case == "output_padding" and cls is ForwardGradConv2D)],  # Conv2D has none
+                  "output_padding", "groups", "accelerator")
+     # Keras's Conv2D has no output padding, its Conv2DTranspose no groups.
+     if not (case == "output_padding" and cls is ForwardGradConv2D)
+     and not (case == "groups" and cls is ForwardGradConv2DTranspose)],
 )
 def test_keras_kernel_gradient_where_the_forward_one_is_not_faster(cls, case, count_forward_grads,
                                                                    monkeypatch):
@@ -161,6 +163,8 @@ def test_keras_kernel_gradient_where_the_forward_one_is_not_faster(cls, case, co
         height = 7
     if case == "output_padding":
         kwargs = {"output_padding": 1}
+    if case == "groups":  # 128 channels in, two groups of 64: kernel [4, 4, 64, 64]
+        channels, kwargs = 128, {"groups": 2}
     if case == "accelerator":
         monkeypatch.setattr(kgan_layers, "_accelerator_present", lambda: True)
     x = _inputs(height, channels)
@@ -324,6 +328,22 @@ def test_matmul_formulation_is_the_transposed_convolution(height, channels, filt
     np.testing.assert_allclose(got, want, rtol=0, atol=2e-5 * np.abs(want).max())
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_matmul_formulation_fills_rows_a_valid_convolution_skips(dtype):
+    # A 'valid' stride-2 convolution of 29 rows reads rows 0-27 only; the
+    # input gradient (this transposed convolution) is zero on row 28.
+    rng = np.random.default_rng(0)
+    x = tf.constant(rng.normal(size=(2, 13, 14, 8)), dtype)
+    w = tf.constant(rng.normal(size=(4, 4, 1, 8)), dtype)
+    want = tf.nn.conv2d_transpose(x, w, [2, 29, 31, 1], 2, "VALID")
+    got = kgan_layers._conv_transpose_by_matmul(x, w, 2, "valid", (29, 31))
+    assert got.shape == want.shape and got.dtype == want.dtype
+    # float64 accumulates in float64: no float32 rounding.
+    tolerance = 1e-12 if dtype == "float64" else 2e-5
+    np.testing.assert_allclose(got, want, rtol=0, atol=tolerance * np.abs(want).max())
+    assert not np.any(got[:, 28]) and not np.any(got[:, :, 30])
+
+
 def test_matmul_formulation_rounds_bfloat16_once_like_tensorflow():
     # Accumulated in float32 and rounded once: the same error as TensorFlow's
     # kernel against the exact sum of the bfloat16 inputs (rounding each block
@@ -349,7 +369,7 @@ FEW_CHANNEL_CASES = [
 ]
 
 
-@pytest.mark.parametrize("policy", ["float32", "mixed_bfloat16"])
+@pytest.mark.parametrize("policy", ["float32", "mixed_bfloat16", "float64"])
 @pytest.mark.parametrize("cls,height,channels,filters", FEW_CHANNEL_CASES)
 def test_few_channel_layers_match_keras(cls, height, channels, filters, policy,
                                         count_few_channel_matmuls):
@@ -359,7 +379,7 @@ def test_few_channel_layers_match_keras(cls, height, channels, filters, policy,
     theirs = _outputs_and_grads(_layer(LAYERS[cls], filters, 4, 2, "same"), x, linear=True)
     assert count_few_channel_matmuls, "the layer did not take the matmul formulation"
     # bfloat16: the same sums in another order, rounded.
-    tolerance = 1e-5 if policy == "float32" else 1e-2
+    tolerance = {"float32": 1e-5, "mixed_bfloat16": 1e-2, "float64": 1e-13}[policy]
     for a, b in zip(ours, theirs):
         assert a.dtype == b.dtype
         np.testing.assert_allclose(a, b, rtol=0, atol=tolerance * max(1.0, np.abs(b).max()))
@@ -369,6 +389,19 @@ def test_few_channel_layers_match_keras(cls, height, channels, filters, policy,
     if cls is ForwardGradConv2D:  # its forward pass and kernel gradient are TensorFlow's ops
         np.testing.assert_array_equal(ours[0], theirs[0])
         np.testing.assert_array_equal(ours[1], theirs[1])
+
+
+def test_few_channel_input_gradient_where_valid_padding_skips_rows(count_few_channel_matmuls):
+    # 29x30 images, kernel 4, stride 2, 'valid': the last row and column meet
+    # no output, so their gradient is zero and the input gradient keeps the
+    # images' shape.
+    x = _inputs(29, 1)
+    ours = _outputs_and_grads(_layer(ForwardGradConv2D, 8, 4, 2, "valid"), x, linear=True)
+    theirs = _outputs_and_grads(_layer(keras.layers.Conv2D, 8, 4, 2, "valid"), x, linear=True)
+    assert count_few_channel_matmuls
+    assert ours[3].shape == x.shape
+    for a, b in zip(ours, theirs):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-5 * max(1.0, np.abs(b).max()))
 
 
 @pytest.mark.parametrize("cls,height,channels,filters", FEW_CHANNEL_CASES[::2])
@@ -411,25 +444,32 @@ def test_few_channel_transposed_layer_is_keras_at_inference(count_few_channel_ma
     assert count_few_channel_matmuls
 
 
-@pytest.mark.parametrize("case", ["five_channels", "kernel_not_multiple_of_stride",
-                                  "unequal_strides", "accelerator"])
-@pytest.mark.parametrize("cls", list(LAYERS))
+@pytest.mark.parametrize("cls,case", [
+    (cls, case) for cls in LAYERS
+    for case in ("five_channels", "kernel_not_multiple_of_stride", "unequal_strides",
+                 "stride_one", "groups", "accelerator")
+    if not (case == "groups" and cls is ForwardGradConv2DTranspose)  # Keras's has no groups
+])
 def test_keras_ops_where_the_matmul_formulation_does_not_apply(cls, case,
                                                                count_few_channel_matmuls,
                                                                monkeypatch):
-    few, kernel, stride = 1, 4, 2
+    few, kernel, stride, kwargs = 1, 4, 2, {}
     if case == "five_channels":
         few = cls.MAX_FEW_CHANNELS + 1
     if case == "kernel_not_multiple_of_stride":
         kernel = 3
     if case == "unequal_strides":
         stride = (2, 1)
+    if case == "stride_one":  # every kernel is a multiple of 1; speed was measured at 2
+        stride = 1
+    if case == "groups":  # 4 channels in two groups of 2
+        few, kwargs = 4, {"groups": 2}
     if case == "accelerator":
         monkeypatch.setattr(kgan_layers, "_accelerator_present", lambda: True)
     channels, filters = (few, 8) if cls is ForwardGradConv2D else (8, few)
     x = _inputs(12, channels)
-    ours = _outputs_and_grads(_layer(cls, filters, kernel, stride, "same"), x)
-    theirs = _outputs_and_grads(_layer(LAYERS[cls], filters, kernel, stride, "same"), x)
+    ours = _outputs_and_grads(_layer(cls, filters, kernel, stride, "same", **kwargs), x)
+    theirs = _outputs_and_grads(_layer(LAYERS[cls], filters, kernel, stride, "same", **kwargs), x)
     assert not count_few_channel_matmuls
     for a, b in zip(ours, theirs):
         np.testing.assert_array_equal(a, b)
@@ -463,9 +503,16 @@ def test_fused_batch_norm_trains_with_keras_math(policy, tolerance):
                                    err_msg=name)
 
 
-@pytest.mark.parametrize("case", ["inference", "rank_2", "channels_first", "renorm", "frozen"])
-def test_fused_batch_norm_is_keras_outside_training_on_4d_channels_last(case):
+@pytest.mark.parametrize("case", ["inference", "rank_2", "channels_first", "renorm", "frozen",
+                                  "float64", "small_epsilon_on_an_accelerator"])
+def test_fused_batch_norm_is_keras_outside_training_on_4d_channels_last(case, monkeypatch):
     kwargs, x, training = {}, _inputs(5, 8), True
+    if case == "float64":  # FusedBatchNormV3 takes no float64
+        kwargs, x = {"dtype": "float64"}, tf.cast(x, "float64")
+    if case == "small_epsilon_on_an_accelerator":  # below cuDNN's 1.001e-5
+        kwargs = {"epsilon": 1e-6}
+        monkeypatch.setattr(kgan_layers, "_accelerator_present", lambda: True)
+    fused = _counting(monkeypatch, "_fused_batch_norm")
     if case == "inference":
         training = False
     if case == "rank_2":
@@ -484,6 +531,7 @@ def test_fused_batch_norm_is_keras_outside_training_on_4d_channels_last(case):
                     for layer in (ours_layer, theirs_layer))
     for a, b in zip(ours, theirs):
         np.testing.assert_array_equal(a, b)
+    assert not fused
 
 
 def test_fused_batch_norm_config_is_keras():
@@ -636,6 +684,18 @@ def test_analytic_layer_norm_takes_keras_path_for_rms_scaling(monkeypatch):
     assert len(calls) == 1
 
 
+@pytest.mark.parametrize("axis", [[1, -1], [-1, 1, 2]])
+def test_analytic_layer_norm_takes_keras_weight_shape_for_mixed_sign_axes(axis):
+    # Keras shapes gamma and beta by `axis` in its given order and reshapes
+    # them (not transposes) to the broadcast shape; so must this layer.
+    x = _inputs(5, 4)
+    ours, theirs = (_layer_norm(cls, "float32", x.shape, axis=axis)
+                    for cls in (kgan_layers.AnalyticGradLayerNormalization,
+                                keras.layers.LayerNormalization))
+    assert ours.gamma.shape == theirs.gamma.shape
+    np.testing.assert_allclose(ours(x), theirs(x), rtol=0, atol=2e-6)
+
+
 def test_analytic_layer_norm_config_and_keras_file_round_trip(tmp_path):
     x = _inputs(5, 8)
     layer = _layer_norm(kgan_layers.AnalyticGradLayerNormalization, "float32", x.shape,
@@ -783,6 +843,20 @@ def test_slice_cropping_keeps_the_static_shape_keras_knows():
                   for layer in (ours, theirs)]
         assert shapes[0] == shapes[1]
         assert shapes[0][-1] == 8
+
+
+@pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
+def test_slice_cropping_of_a_size_known_at_run_time_only_is_keras(data_format):
+    # Traced for any size, then called on one the crop leaves nothing of:
+    # Keras returns an empty map (tf.slice would read a size of -1 as "all").
+    x = tf.zeros((1, 3, 4, 1) if data_format == "channels_last" else (1, 1, 3, 4))
+    spec = tf.TensorSpec([1, None, None, 1] if data_format == "channels_last"
+                         else [1, 1, None, None])
+    shapes = [tf.function(cls(((2, 2), (0, 0)), data_format=data_format),
+                          input_signature=[spec])(x).shape
+              for cls in (kgan_layers.SliceCropping2D, keras.layers.Cropping2D)]
+    assert shapes[0] == shapes[1]
+    assert 0 in shapes[0]
 
 
 @pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
