@@ -40,6 +40,7 @@ performance.resolve("dcgan", precision="float32")   # the opt-out
 """
 
 import functools
+import numbers
 import os
 import warnings
 
@@ -249,12 +250,13 @@ def hardware_summary():
             f"fast bfloat16: {fast_bfloat16() or 'none'}")
 
 
-@functools.lru_cache(maxsize=None)
 def fast_bfloat16():
     """Why this machine computes bfloat16 fast (e.g. `"cpu:amx_bf16"`), or None.
 
-    Looks at the CPU's feature flags and, when TensorFlow sees GPUs, at their
-    compute capability. `KGAN_FAST_BF16=0` or `=1` overrides the detection.
+    When TensorFlow sees GPUs, training runs on them, so only their compute
+    capability counts (8.0 or newer); otherwise the CPU's feature flags do.
+    `KGAN_FAST_BF16=0` or `=1` overrides the detection, read at every call
+    (the detection itself runs once per process).
 
     Example:
 
@@ -265,12 +267,22 @@ def fast_bfloat16():
     forced = os.environ.get("KGAN_FAST_BF16")
     if forced is not None:
         return "forced by KGAN_FAST_BF16" if forced.strip() not in ("", "0") else None
+    return _detected_fast_bfloat16()
+
+
+@functools.lru_cache(maxsize=None)
+def _detected_fast_bfloat16():
+    """`fast_bfloat16()` without the override, cached: the hardware does not change."""
     import tensorflow as tf
 
-    for gpu in tf.config.list_physical_devices("GPU"):
+    gpus = tf.config.list_physical_devices("GPU")
+    for gpu in gpus:
         capability = tf.config.experimental.get_device_details(gpu).get("compute_capability")
         if capability and tuple(capability) >= (8, 0):
             return f"gpu:compute_capability_{capability[0]}.{capability[1]}"
+    if gpus:
+        # The GPUs train; an older one emulates bfloat16, whatever the CPU has.
+        return None
     flags = _cpu_flags()
     for flag in BF16_CPU_FLAGS:
         if flag in flags:
@@ -328,6 +340,10 @@ def resolve(arch, precision=AUTO, steps_per_execution=AUTO, jit_compile=AUTO, mi
     Returns:
         `{"precision": str, "steps_per_execution": int, "jit_compile": bool}`.
 
+    Raises:
+        ValueError: an unknown precision, steps per execution that are not a
+            positive int, or a `jit_compile` that is not a bool.
+
     Example:
 
     ```python
@@ -340,8 +356,18 @@ def resolve(arch, precision=AUTO, steps_per_execution=AUTO, jit_compile=AUTO, mi
     precision = resolve_precision(precision)
     if steps_per_execution in (None, AUTO):
         steps_per_execution = 1 if mirrored else defaults["steps_per_execution"]
+    elif (isinstance(steps_per_execution, bool)
+          or not isinstance(steps_per_execution, numbers.Integral) or steps_per_execution < 1):
+        raise ValueError(
+            f"steps_per_execution must be 'auto' or a positive int, got {steps_per_execution!r}"
+        )
     if jit_compile in (None, AUTO):
         jit_compile = defaults["jit_compile"]
+    elif not isinstance(jit_compile, bool):
+        raise ValueError(
+            f"jit_compile must be 'auto', True or False, got {jit_compile!r} "
+            "(a string such as 'false' is not a bool)"
+        )
     return {
         "precision": precision,
         "steps_per_execution": int(steps_per_execution),

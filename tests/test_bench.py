@@ -186,16 +186,31 @@ def test_bench_worker_forwards_its_errors(monkeypatch):
 
 # ---------------------------------------------------------------- defaults
 def test_precision_auto_follows_the_hardware(monkeypatch):
-    performance.fast_bfloat16.cache_clear()
+    # The override is read at every call, after the detection was cached.
+    performance.fast_bfloat16()
+    monkeypatch.setenv("KGAN_FAST_BF16", "1")
+    assert performance.resolve("dcgan")["precision"] == "mixed_bfloat16"
+    assert performance.resolve("dcgan", precision="float32")["precision"] == "float32"
+    monkeypatch.setenv("KGAN_FAST_BF16", "0")
+    assert performance.resolve("dcgan")["precision"] == "float32"
+
+
+@pytest.mark.parametrize("capability,expected", [
+    ((7, 5), None),  # emulated bfloat16 there, whatever the CPU has
+    ((8, 0), "gpu:compute_capability_8.0"),
+])
+def test_with_gpus_only_their_compute_capability_decides(capability, expected, monkeypatch):
+    monkeypatch.delenv("KGAN_FAST_BF16", raising=False)
+    monkeypatch.setattr(performance, "_cpu_flags", lambda: {"avx512_bf16", "amx_bf16"})
+    monkeypatch.setattr(tf.config, "list_physical_devices",
+                        lambda kind=None: ["gpu0"] if kind == "GPU" else [])
+    monkeypatch.setattr(tf.config.experimental, "get_device_details",
+                        lambda device: {"compute_capability": capability})
+    performance._detected_fast_bfloat16.cache_clear()
     try:
-        monkeypatch.setenv("KGAN_FAST_BF16", "1")
-        assert performance.resolve("dcgan")["precision"] == "mixed_bfloat16"
-        assert performance.resolve("dcgan", precision="float32")["precision"] == "float32"
-        performance.fast_bfloat16.cache_clear()
-        monkeypatch.setenv("KGAN_FAST_BF16", "0")
-        assert performance.resolve("dcgan")["precision"] == "float32"
+        assert performance.fast_bfloat16() == expected
     finally:
-        performance.fast_bfloat16.cache_clear()
+        performance._detected_fast_bfloat16.cache_clear()
 
 
 def test_cpu_flags_detect_bf16(tmp_path):
@@ -213,12 +228,8 @@ def test_hardware_summary_names_cpu_cores_gpus_and_fast_bf16(tmp_path, monkeypat
     summary = performance.hardware_summary()
     assert summary.startswith(f"{performance.cpu_model()}, {os.cpu_count()} cores, no GPU, ")
     assert summary.endswith(f"fast bfloat16: {performance.fast_bfloat16() or 'none'}")
-    try:
-        performance.fast_bfloat16.cache_clear()
-        monkeypatch.setenv("KGAN_FAST_BF16", "0")
-        assert performance.hardware_summary().endswith("fast bfloat16: none")
-    finally:
-        performance.fast_bfloat16.cache_clear()
+    monkeypatch.setenv("KGAN_FAST_BF16", "0")
+    assert performance.hardware_summary().endswith("fast bfloat16: none")
 
 
 def test_resolve_keeps_explicit_settings_and_fills_auto():
@@ -231,6 +242,19 @@ def test_resolve_keeps_explicit_settings_and_fills_auto():
     assert auto["steps_per_execution"] == performance.FALLBACK_DEFAULTS["steps_per_execution"]
     with pytest.raises(ValueError, match="unknown precision"):
         performance.resolve("dcgan", "float8")
+    assert performance.resolve("dcgan", "float32", np.int64(2))["steps_per_execution"] == 2
+
+
+@pytest.mark.parametrize("steps_per_execution", [0, -3, 2.9, True, "10"])
+def test_resolve_refuses_steps_per_execution_that_are_not_a_positive_int(steps_per_execution):
+    with pytest.raises(ValueError, match="steps_per_execution must be 'auto' or a positive int"):
+        performance.resolve("dcgan", "float32", steps_per_execution)
+
+
+@pytest.mark.parametrize("jit_compile", ["false", "no", 0, 1])
+def test_resolve_refuses_jit_compile_that_is_not_a_bool(jit_compile):
+    with pytest.raises(ValueError, match="jit_compile must be 'auto', True or False"):
+        performance.resolve("dcgan", "float32", 1, jit_compile)
 
 
 def test_train_and_bench_share_the_auto_defaults():
