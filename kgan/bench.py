@@ -29,9 +29,10 @@ which made the baseline's repeats bimodal. **Steady** figures
 its last step: the train step's own throughput, without that epoch-end cost.
 
 **Peak memory**: by default each configuration runs in its own worker
-process (`python -m kgan.bench --worker`), so `peak_rss_mb` is that
-process's resident high-water mark (`ru_maxrss`: TensorFlow runtime, data
-pipeline, model, compilation and training), and `rss_start_mb` its resident
+process, so `peak_rss_mb` is that process's resident high-water mark up to
+the end of its timed fits (`VmHWM`: TensorFlow runtime, data pipeline,
+model, compilation and training; not `--profile` or `--floor`, measured
+after), and `rss_start_mb` its resident
 size after importing TensorFlow and kgan, before building anything. With
 `isolate=False` everything runs in this process (faster to start); then
 `peak_rss_mb` is the process's RSS sampled every 5 ms during that
@@ -51,6 +52,7 @@ import inspect
 import json
 import os
 import resource
+import signal
 import statistics
 import subprocess
 import sys
@@ -74,7 +76,20 @@ def _rss_mb():
 
 
 def _max_rss_mb():
-    """This process's lifetime resident high-water mark, in MB (Linux reports KB)."""
+    """This process's resident high-water mark since it started, in MB.
+
+    Linux's `VmHWM`, which starts afresh when a process executes a program.
+    `ru_maxrss` does not: a worker started from a process that had grown to
+    3 GB reported 3.6 GB for a 0.6 GB benchmark. Elsewhere `ru_maxrss` (KB on
+    Linux, bytes on macOS).
+    """
+    try:
+        with open("/proc/self/status") as handle:
+            for line in handle:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 2**10  # kB
+    except (OSError, ValueError, IndexError):
+        pass
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak / 2**20 if sys.platform == "darwin" else peak / 2**10
 
@@ -317,7 +332,7 @@ def child_env():
     Example:
 
     ```python
-    subprocess.run([sys.executable, "-m", "kgan.bench", "--worker"], env=bench.child_env())
+    subprocess.run([sys.executable, "-c", "import kgan"], env=bench.child_env())
     ```
     """
     env = dict(os.environ)
@@ -327,22 +342,35 @@ def child_env():
     return env
 
 
-class _Worker:
-    """A configuration run in its own process (`python -m kgan.bench --worker`)."""
+class BenchWorkerError(RuntimeError):
+    """A benchmark's worker process failed: crashed, was killed, or hit an error."""
 
-    memory_scope = "own process (ru_maxrss)"
+
+#: The worker's command. Not `python -m kgan.bench`: `import kgan` imports
+#: kgan.bench first, and runpy would warn that it runs a module already imported.
+_WORKER_COMMAND = ["-c", "from kgan.bench import _worker_main; _worker_main()"]
+
+
+class _Worker:
+    """A configuration run in its own process (`_WORKER_COMMAND`)."""
+
+    memory_scope = "own process (VmHWM)"
 
     def __init__(self, problem, config):
+        self.label = _label(config)
         self.stderr = tempfile.TemporaryFile(mode="w+")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "kgan.bench", "--worker"], stdin=subprocess.PIPE,
+            [sys.executable, *_WORKER_COMMAND], stdin=subprocess.PIPE,
             stdout=subprocess.PIPE, stderr=self.stderr, text=True, env=child_env(),
         )
         self._send({"problem": problem, "config": config})
 
     def _send(self, message):
-        self.process.stdin.write(json.dumps(message) + "\n")
-        self.process.stdin.flush()
+        try:
+            self.process.stdin.write(json.dumps(message) + "\n")
+            self.process.stdin.flush()
+        except BrokenPipeError:  # it has exited: say why
+            self._fail({})
 
     def _receive(self):
         for line in self.process.stdout:
@@ -354,13 +382,23 @@ class _Worker:
         self._fail({})
 
     def _fail(self, reply):
+        exited = self.process.poll()
         self.process.kill()
         self.process.wait()
         if reply.get("user_error"):
             raise ValueError(reply["error"])
+        if "error" in reply:
+            why = reply["error"]
+        elif exited is not None and exited < 0:
+            name = signal.Signals(-exited).name if -exited in signal.valid_signals() else "?"
+            why = (f"it was killed by signal {-exited} ({name}"
+                   + (", e.g. by the kernel when memory ran out)" if name == "SIGKILL" else ")"))
+        else:
+            why = f"it exited with status {exited} before replying"
         self.stderr.seek(0)
-        tail = self.stderr.read()[-3000:]
-        raise RuntimeError(f"bench worker failed: {reply.get('error', 'no reply')}\n{tail}")
+        output = [line for line in self.stderr.read().splitlines() if line.strip()]
+        last = f"; its last output: {output[-1].strip()}" if output else ""
+        raise BenchWorkerError(f"the bench worker for '{self.label}' failed: {why}{last}")
 
     def ready(self):
         return self._receive()
@@ -395,6 +433,9 @@ def _worker_main():
         sys.stdout.flush()
 
     request = json.loads(sys.stdin.readline())
+    # The high-water mark after the last timed fit: --profile and --floor,
+    # which run later, would add their own.
+    peak_rss_mb = None
     try:
         trainer = _Trainer(request["problem"], request["config"])
     except Exception as err:  # reported to the parent, which raises it
@@ -409,13 +450,15 @@ def _worker_main():
         command = json.loads(line)["cmd"]
         if command == "run":
             wall, cpu, steady = trainer.fit()
+            peak_rss_mb = _max_rss_mb()
             reply({"seconds": wall, "cpu_seconds": cpu, "steady_seconds": steady})
         elif command == "profile":
             reply({"ops": trainer.profile()})
         elif command == "floor":
             reply({"floor": trainer.floor()})
         else:
-            reply({"peak_rss_mb": _max_rss_mb(), "rss_start_mb": trainer.rss_start_mb,
+            reply({"peak_rss_mb": peak_rss_mb if peak_rss_mb is not None else _max_rss_mb(),
+                   "rss_start_mb": trainer.rss_start_mb,
                    "networks_trained": trainer.networks_trained()})
             return
 
@@ -665,8 +708,3 @@ def format_table(rows):
     return "\n".join(lines)
 
 
-if __name__ == "__main__":
-    if sys.argv[1:] == ["--worker"]:
-        _worker_main()
-    else:
-        sys.exit("usage: kgan bench ... (this module's entry point is the bench worker)")

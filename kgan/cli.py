@@ -861,6 +861,9 @@ def cmd_bench(args):
         jit_compile="auto" if args.jit_compile is None else args.jit_compile,
         isolate=not args.in_process, profile=args.profile, floor=args.floor,
     )
+    # The measurements first: minutes of work must not hang on a table.
+    if args.json:
+        _write_json(args.json, json.dumps(rows, indent=2))
     print(bench.format_table(rows))
     if args.floor:
         from kgan.benchmarks import compute_floor
@@ -871,8 +874,6 @@ def cmd_bench(args):
 
         for row in rows:
             print(op_profile.format_table(row["label"], row["op_profile"]))
-    if args.json:
-        _write_json(args.json, json.dumps(rows, indent=2))
 
 
 def cmd_evaluate(args, argv):
@@ -1173,6 +1174,13 @@ def main(argv=None):
         elif args.command == "bench":
             cmd_bench(args)
     except FloatingPointError as err:  # kgan.callbacks.DivergenceError: training diverged
+        print(f"kgan: error: {' '.join(str(err).split())}", file=sys.stderr)
+        return 1
+    except RuntimeError as err:
+        from kgan.bench import BenchWorkerError
+
+        if not isinstance(err, BenchWorkerError):
+            raise
         print(f"kgan: error: {' '.join(str(err).split())}", file=sys.stderr)
         return 1
     # OSError covers unwritable outputs (kgan.atomic.OutputPathError), missing

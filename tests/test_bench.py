@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import warnings
 
 import keras
@@ -165,11 +166,100 @@ def test_bench_baseline_reports_ratio_and_peak_memory(arch, tmp_path, capsys):
 def test_bench_runs_a_configuration_in_its_own_process():
     (row,) = bench.run("dcgan", precisions=("float32",), steps=1, repeats=2, batch_size=4,
                        filters=2, latent_dim=4, split="train[:100]")
-    assert row["memory_scope"] == "own process (ru_maxrss)" and row["ratio"] == 1.0
+    assert row["memory_scope"] == "own process (VmHWM)" and row["ratio"] == 1.0
     # The worker's own high-water mark, above its size after importing TensorFlow.
     assert row["peak_rss_mb"] > row["rss_start_mb"] > 100
     assert row["images_per_s"] > 0 and row["cpu_ms_per_step"] > 0
     assert row["steady_images_per_s"] >= row["images_per_s"] * 0.999
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="Linux's VmHWM")
+def test_a_worker_reports_its_own_peak_memory_not_its_parents():
+    # ru_maxrss carries a parent's high-water mark into the programs it
+    # starts: a worker started while the caller held 1.5 GB said >= 1.5 GB.
+    held = bytearray(1536 * 2**20)
+    held[::4096] = b"x" * len(held[::4096])  # touch every page
+    reported = subprocess.run(
+        [sys.executable, "-c", "from kgan.bench import _max_rss_mb; print(_max_rss_mb())"],
+        env=bench.child_env(), capture_output=True, text=True, check=True,
+    ).stdout.split()[-1]
+    assert bench._max_rss_mb() > 1536
+    assert float(reported) < 1536 - 400, reported
+    del held
+
+
+class _StubTrainer:
+    """What `_worker_main` needs of a `_Trainer`, without TensorFlow."""
+
+    images_per_step, batches_per_step, image_shape, threads, rss_start_mb = 4, 1, [2, 2, 1], None, 1
+
+    def __init__(self, problem, config):
+        pass
+
+    def fit(self):
+        return 1.0, 1.0, 1.0
+
+    def floor(self):
+        return {}
+
+    def profile(self):
+        return {}
+
+    def networks_trained(self):
+        return []
+
+
+def test_a_workers_peak_memory_ends_with_its_timed_fits(monkeypatch, capsys):
+    # --floor and --profile run after the fits, with their own memory.
+    import io
+
+    readings = iter(range(100, 200, 10))  # the high-water mark grows at every reading
+    monkeypatch.setattr(bench, "_max_rss_mb", lambda: next(readings))
+    monkeypatch.setattr(bench, "_Trainer", _StubTrainer)
+    commands = [{"problem": {}, "config": {}}] + [{"cmd": c} for c in
+                                                  ("run", "run", "floor", "profile", "stop")]
+    monkeypatch.setattr(sys, "stdin", io.StringIO("".join(json.dumps(c) + "\n" for c in commands)))
+    bench._worker_main()
+    replies = [json.loads(line[len(bench._PREFIX):]) for line in capsys.readouterr().out.splitlines()]
+    assert replies[-1]["peak_rss_mb"] == 110  # read after the second run, not at the stop
+
+
+def test_a_killed_worker_is_named_with_why_and_no_traceback(monkeypatch, capsys):
+    worker = bench._Worker.__new__(bench._Worker)
+    worker.label = "kgan mixed_bfloat16 spe=10"
+    worker.stderr = tempfile.TemporaryFile(mode="w+")
+    worker.stderr.write("loading\nstep 3 of 10\n")
+    worker.process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    worker.process.kill()  # SIGKILL, as the kernel's out-of-memory killer sends
+    worker.process.wait()
+    with pytest.raises(bench.BenchWorkerError) as raised:
+        worker._fail({})
+    message = str(raised.value)
+    assert "'kgan mixed_bfloat16 spe=10' failed: it was killed by signal 9 (SIGKILL" in message
+    assert "memory" in message and message.endswith("its last output: step 3 of 10")
+
+    def failing(*args, **kwargs):
+        raise raised.value
+
+    monkeypatch.setattr(bench, "run", failing)
+    assert run(["bench", "dcgan"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("kgan: error: the bench worker for") and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_bench_writes_its_json_before_printing_tables(monkeypatch, tmp_path):
+    row = {"label": "x", "config": "kgan"}
+    monkeypatch.setattr(bench, "run", lambda *args, **kwargs: [row])
+
+    def broken_table(rows):
+        raise RuntimeError("a table that cannot be printed")
+
+    monkeypatch.setattr(bench, "format_table", broken_table)
+    report = tmp_path / "bench.json"
+    with pytest.raises(RuntimeError, match="cannot be printed"):
+        run(["bench", "dcgan", "--json", str(report)])
+    assert json.loads(report.read_text()) == [row]
 
 
 def test_bench_reports_a_bad_dataset_as_a_user_error(capsys):

@@ -389,6 +389,8 @@ def measure(model, batch, precision=None, calls=10, repeats=5):
     report["kernel_floor_ms"]
     ```
     """
+    from kgan.bench import _significant
+
     counted = matrix_ops(model, batch, precision)
     if not counted:
         raise ValueError("The train step has no convolution or matmul to count.")
@@ -405,12 +407,14 @@ def measure(model, batch, precision=None, calls=10, repeats=5):
         "flops_per_step": int(flops),
         "compute_dtype": dtype,
         "cores": n,
-        "peak_gflops": round(peak / 1e9, 1),
-        "arithmetic_floor_ms": round(1000 * flops / peak, 2),
-        "kernel_floor_ms": round(
-            1000 * sum(t * op["count"] for t, op in zip(seconds, counted)) / n, 2
+        # Significant digits, not decimals: a tiny network's floors are
+        # microseconds, which 2 decimals of a millisecond would make 0.
+        "peak_gflops": _significant(peak / 1e9),
+        "arithmetic_floor_ms": _significant(1000 * flops / peak),
+        "kernel_floor_ms": _significant(
+            1000 * sum(t * op["count"] for t, op in zip(seconds, counted)) / n
         ),
-        "ops": [{**op, "ms": round(1000 * t, 3)} for op, t in zip(counted, seconds)],
+        "ops": [{**op, "ms": _significant(1000 * t)} for op, t in zip(counted, seconds)],
     }
 
 
@@ -438,8 +442,9 @@ def format_table(rows):
                 f"{floor['arithmetic_floor_ms']:12.1f}")
         if baseline:
             step = baseline["steady_step_ms"]
-            line += (f"  {step / floor['kernel_floor_ms']:.2f}x, "
-                     f"{step / floor['arithmetic_floor_ms']:.2f}x")
+            line += "  " + ", ".join(
+                f"{step / least:.2f}x" if least > 0 else "n/a"  # a floor below the timer's grain
+                for least in (floor["kernel_floor_ms"], floor["arithmetic_floor_ms"]))
         lines.append(line)
     lines.append(
         "step ms: measured steady step; kernel floor: the step's convolutions and matmuls, "

@@ -217,6 +217,24 @@ def test_bench_floor_on_the_command_line(tmp_path, capsys, monkeypatch):
     assert "kernel floor" in out and "best ratio to baseline" in out
 
 
+def test_floor_table_says_n_a_for_a_floor_below_the_timers_grain():
+    rows = [{"label": label, "config": config, "steady_step_ms": 5.0,
+             "floor": {"flops_per_step": 10, "peak_gflops": 100.0, "compute_dtype": "float32",
+                       "kernel_floor_ms": kernel, "arithmetic_floor_ms": 1e-7}}
+            for label, config, kernel in (("kgan", "kgan", 0.0), ("baseline", "baseline", 2.0))]
+    lines = compute_floor.format_table(rows).splitlines()
+    assert lines[1].endswith("n/a, 50000000.00x") and lines[2].endswith("2.50x, 50000000.00x")
+
+
+def test_tiny_floors_keep_significant_digits(monkeypatch):
+    # A network this small has floors of microseconds; 2 decimals of a ms made them 0.
+    monkeypatch.setattr(compute_floor, "time_ops_single_threaded",
+                        lambda ops, calls, repeats, dtype: ([2e-7] * len(ops), 1e9))
+    model, batch = _conv_dense_model()
+    report = compute_floor.measure(model, batch, "float32", calls=1, repeats=1)
+    assert 0 < report["kernel_floor_ms"] < 0.005 and 0 < report["arithmetic_floor_ms"]
+
+
 def test_bench_floor_is_refused_with_serving(capsys):
     assert cli.main(["bench", "dcgan_mnist", "--serving", "--floor"]) == 2
     assert "--floor measures training steps" in capsys.readouterr().err
