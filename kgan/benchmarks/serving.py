@@ -50,6 +50,8 @@ from pathlib import Path
 
 import numpy as np
 
+from kgan.atomic import check_output_file, write_file
+
 #: backends in the order they are timed and printed.
 BACKENDS = ("keras_generate", "savedmodel", "tflite", "tflite_float16")
 
@@ -147,8 +149,11 @@ def run(
 
     import kgan
 
-    for name, value in (("repeats", repeats), ("calls", calls), ("large_batch", large_batch),
-                        ("large_calls", large_calls)):
+    settings = [("repeats", repeats), ("calls", calls), ("large_batch", large_batch),
+                ("large_calls", large_calls)]
+    if tflite_threads is not None:
+        settings.append(("tflite_threads", tflite_threads))
+    for name, value in settings:
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"{name} must be a positive int, got {value!r}.")
     unknown = [b for b in backends if b not in BACKENDS]
@@ -160,7 +165,7 @@ def run(
             f"{name} is an image-to-image model; this benchmark samples latent-space "
             "generators (time translation with `kgan translate`)."
         )
-    threads = os.cpu_count() if tflite_threads is None else int(tflite_threads)
+    threads = os.cpu_count() if tflite_threads is None else tflite_threads
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="kgan-serving-") as workdir:
         functions, sizes = _backends(model, workdir, threads, backends)
@@ -289,21 +294,26 @@ def main(argv=None):
     parser.add_argument("--backends", default=",".join(BACKENDS), help="comma-separated subset")
     parser.add_argument("--json", help="also write the report to this file")
     args = parser.parse_args(argv)
+    # User mistakes (a bad setting, an unknown preset, an unwritable --json)
+    # as one line; OSError covers kgan.atomic.OutputPathError and missing files.
     try:
+        if args.json:
+            check_output_file(args.json)  # now, not after minutes of timing
         report = run(
             args.name, repeats=args.repeats, calls=args.calls, large_batch=args.large_batch,
             large_calls=args.large_calls, tflite_threads=args.tflite_threads,
             backends=tuple(b.strip() for b in args.backends.split(",") if b.strip()),
         )
-    except (ValueError, KeyError, FileNotFoundError) as err:
-        print(f"serving: error: {err}", file=sys.stderr)
+        report["command"] = "python -m kgan.benchmarks.serving " + shlex.join(
+            sys.argv[1:] if argv is None else argv
+        )
+        print(format_table(report))
+        if args.json:
+            text = json.dumps(report, indent=2) + "\n"
+            write_file(Path(args.json), lambda path: Path(path).write_text(text))
+    except (ValueError, KeyError, OSError) as err:
+        print(f"serving: error: {' '.join(str(err).split())}", file=sys.stderr)
         return 2
-    report["command"] = "python -m kgan.benchmarks.serving " + shlex.join(
-        sys.argv[1:] if argv is None else argv
-    )
-    print(format_table(report))
-    if args.json:
-        Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
     return 0
 
 

@@ -1,12 +1,17 @@
 """Smoke test of `python -m kgan.benchmarks.serving` on a tiny preset (a few calls)."""
 
+import errno
 import json
+from pathlib import Path
 
 import pytest
 
 from kgan import zoo
 from kgan.benchmarks import serving
 from kgan_test_utils import TINY_METADATA, tiny_dcgan
+
+#: a few calls of each kind: enough to exercise every path, in seconds.
+FEW_CALLS = ["--repeats", "1", "--calls", "2", "--large-batch", "8", "--large-calls", "1"]
 
 
 @pytest.fixture(scope="module")
@@ -54,6 +59,8 @@ def test_refuses_bad_settings_with_a_message(preset, capsys):
     assert "repeats must be a positive int" in capsys.readouterr().err
     assert serving.main([str(preset), "--backends", "onnx"]) == 2
     assert "backends must be a subset" in capsys.readouterr().err
+    assert serving.main([str(preset), "--tflite-threads", "0"]) == 2
+    assert "tflite_threads must be a positive int" in capsys.readouterr().err
 
 
 def test_kgan_bench_serving_runs_it(preset, tmp_path, monkeypatch, capsys):
@@ -73,3 +80,33 @@ def test_kgan_bench_serving_runs_it(preset, tmp_path, monkeypatch, capsys):
     assert calls == [(str(preset), 1)]
     assert {r["backend"] for r in json.loads(output.read_text())["rows"]} == {"keras_generate", "savedmodel"}
     assert "savedmodel_vs_keras_large_batch" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("where", ["folder", "under_a_file"])
+def test_an_unwritable_json_is_refused_before_any_timing(preset, tmp_path, monkeypatch, capsys,
+                                                         where):
+    # It used to time every backend, then fail with a traceback.
+    (tmp_path / "afile").write_text("")
+    target, says = {"folder": (tmp_path, "it is a folder"),
+                    "under_a_file": (tmp_path / "afile" / "report.json", "afile is a file")}[where]
+    monkeypatch.setattr(serving, "run", lambda *a, **k: pytest.fail("timed before checking --json"))
+    assert serving.main([str(preset), "--json", str(target)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("serving: error: ") and says in err and len(err.splitlines()) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"]  # nothing written
+
+
+def test_a_json_write_that_fails_leaves_no_partial_file(preset, tmp_path, monkeypatch, capsys):
+    real_write_text = Path.write_text
+
+    def disk_full(path, text, *args, **kwargs):
+        real_write_text(path, text[:10], *args, **kwargs)  # half written ...
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))  # ... then the disk is full
+
+    monkeypatch.setattr(Path, "write_text", disk_full)
+    output = tmp_path / "serving.json"
+    assert serving.main([str(preset), *FEW_CALLS, "--backends", "keras_generate",
+                         "--json", str(output)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("serving: error: ") and len(err.splitlines()) == 1
+    assert list(tmp_path.iterdir()) == []  # neither serving.json nor a temporary file
