@@ -1,14 +1,16 @@
-"""Smoke test of `python -m kgan.benchmarks.serving` on a tiny preset (a few calls)."""
+"""`python -m kgan.benchmarks.serving` on tiny presets, plain and class-conditional (a few calls)."""
 
 import errno
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from kgan import zoo
 from kgan.benchmarks import serving
-from kgan_test_utils import TINY_METADATA, tiny_dcgan
+from kgan.models import ConditionalGAN
+from kgan_test_utils import TINY_METADATA, spread_weights, tiny_dcgan
 
 #: a few calls of each kind: enough to exercise every path, in seconds.
 FEW_CALLS = ["--repeats", "1", "--calls", "2", "--large-batch", "8", "--large-calls", "1"]
@@ -18,6 +20,15 @@ FEW_CALLS = ["--repeats", "1", "--calls", "2", "--large-batch", "8", "--large-ca
 def preset(tmp_path_factory):
     model = tiny_dcgan((16, 16, 1), latent_dim=8, spread=True)
     return zoo.save_preset(model, tmp_path_factory.mktemp("serving") / "tiny", dict(TINY_METADATA))
+
+
+@pytest.fixture(scope="module")
+def conditional_preset(tmp_path_factory):
+    """A 3-class conditional preset, like the shipped cgan_mnist_50shot but tiny."""
+    model = spread_weights(ConditionalGAN.from_image_shape(
+        (16, 16, 1), 3, latent_dim=8, filters=4, embedding_dim=4, seed=0))
+    return zoo.save_preset(model, tmp_path_factory.mktemp("serving") / "cgan",
+                           dict(TINY_METADATA, name="cgan"))
 
 
 def test_main_times_every_backend_and_writes_the_report(preset, tmp_path, capsys):
@@ -63,8 +74,11 @@ def test_refuses_bad_settings_with_a_message(preset, capsys):
     assert "tflite_threads must be a positive int" in capsys.readouterr().err
 
 
-def test_kgan_bench_serving_runs_it(preset, tmp_path, monkeypatch, capsys):
+@pytest.mark.parametrize("kind", ["preset", "conditional_preset"])
+def test_kgan_bench_serving_runs_it(kind, request, tmp_path, monkeypatch, capsys):
     from kgan import cli
+
+    preset = request.getfixturevalue(kind)
 
     calls = []
     real_run = serving.run
@@ -80,6 +94,33 @@ def test_kgan_bench_serving_runs_it(preset, tmp_path, monkeypatch, capsys):
     assert calls == [(str(preset), 1)]
     assert {r["backend"] for r in json.loads(output.read_text())["rows"]} == {"keras_generate", "savedmodel"}
     assert "savedmodel_vs_keras_large_batch" in capsys.readouterr().out
+
+
+def test_a_conditional_generator_is_timed_with_labels_on_every_backend(
+        conditional_preset, tmp_path, capsys):
+    # It used to export, then fail with a TypeError (the SavedModel's
+    # signature wants labels) whose message dumped the latent tensor.
+    output = tmp_path / "serving.json"
+    assert serving.main([str(conditional_preset), *FEW_CALLS, "--json", str(output)]) == 0
+    report = json.loads(output.read_text())
+    assert report["num_classes"] == 3
+    rows = {(r["backend"], r["batch"]): r for r in report["rows"]}
+    assert set(rows) == {(b, 1) for b in serving.BACKENDS} | {
+        ("keras_generate", 8), ("savedmodel", 8)}
+    assert all(row["images_per_s"] > 0 for row in rows.values())
+    # The same latents and labels everywhere: the same images.
+    assert rows[("savedmodel", 1)]["max_abs_diff_vs_keras"] <= 1e-5
+    assert rows[("tflite", 1)]["max_abs_diff_vs_keras"] <= 1e-4
+    assert capsys.readouterr().err == ""
+
+
+def test_conditional_inputs_cycle_through_the_classes(conditional_preset, preset):
+    model = zoo.load(str(conditional_preset))
+    inputs = serving._inputs(model, model.latents(7, seed=0))
+    assert inputs["labels"].tolist() == [0, 1, 2, 0, 1, 2, 0]
+    assert inputs["labels"].dtype == np.int32  # what the exported signatures take
+    unconditional = zoo.load(str(preset))
+    assert set(serving._inputs(unconditional, unconditional.latents(2, seed=0))) == {"latents"}
 
 
 @pytest.mark.parametrize("where", ["folder", "under_a_file"])
