@@ -1,23 +1,37 @@
 """Smoke tests of `python -m kgan.benchmarks.mode_coverage` (tiny nets, a few steps)."""
 
+import errno
 import json
+from pathlib import Path
 
 import pytest
 
 from kgan.benchmarks import mode_coverage
 
+#: a run small enough for seconds: tiny MLPs, a few steps, no progress lines.
+TINY_RUN = ["--problems", "ring8", "--seeds", "0", "--steps", "4", "--steps-per-execution", "2",
+            "--batch-size", "8", "--num-samples", "50", "--units", "8", "--layers", "1", "--quiet"]
+
+
+def fake_run_one(problem, architecture, seed, steps, **kwargs):
+    """What run_one returns, without training."""
+    return {"problem": problem, "architecture": architecture, "seed": seed, "steps": steps,
+            "num_modes": 8, "mode_counts": [1] * 8, "modes_covered": 8, "high_quality": 1.0,
+            "threshold": 3.0, "min_count": 1, "train_time_s": 0.0}
+
+
+def no_training(*args, **kwargs):
+    pytest.fail("trained before checking the arguments")
+
 
 def test_main_trains_scores_and_writes_the_report(tmp_path, capsys):
     output = tmp_path / "report.json"
-    code = mode_coverage.main([
-        "--architectures", "dcgan,wgan_gp", "--problems", "ring8", "--seeds", "0",
-        "--steps", "4", "--steps-per-execution", "2", "--batch-size", "8",
-        "--num-samples", "50", "--units", "8", "--layers", "1", "--quiet",
-        "--output", str(output), "--markdown",
-    ])
+    code = mode_coverage.main(
+        TINY_RUN + ["--architectures", "dcgan,wgan_gp", "--output", str(output), "--markdown"])
     assert code == 0
     report = json.loads(output.read_text())
-    assert report["command"].startswith("python -m kgan.benchmarks.mode_coverage --architectures")
+    assert [p.name for p in tmp_path.iterdir()] == ["report.json"]  # no temporary files
+    assert report["command"].startswith("python -m kgan.benchmarks.mode_coverage --problems")
     assert set(report["versions"]) >= {"keras", "tensorflow", "numpy", "kgan"}
     assert report["wall_time_s"] > 0
     dcgan, wgan_gp = report["runs"]
@@ -86,3 +100,48 @@ def test_bad_arguments_exit_with_usage_error(argv, capsys):
     with pytest.raises(SystemExit) as exc:
         mode_coverage.parse_args(argv)
     assert exc.value.code == 2
+
+
+@pytest.mark.parametrize("argv, says", [
+    (["--output", "{tmp}"], "it is a folder"),
+    (["--output", "{tmp}/"], "it is a folder"),
+    (["--output", "{tmp}/afile/report.json"], "afile is a file"),
+    (["--architectures", "wgam"], "wgam"),
+    (["--problems", "ring9"], "Unknown toy problem 'ring9'"),
+    (["--from-json", "{tmp}/nope.json"], "No such file or directory"),
+    (["--from-json", "{tmp}/afile"], "afile is not a JSON file"),
+    (["--from-json", "{tmp}/list.json"], "list.json is not a mode_coverage report"),
+    (["--from-json", "{tmp}/old.json"], "old.json: run 0 lacks mode_counts"),
+])
+def test_user_mistakes_are_one_line_before_any_training(tmp_path, monkeypatch, capsys, argv, says):
+    # They used to be tracebacks; --output ones only after the first run's
+    # training, leaving a stray adir.tmp or adir/.tmp behind.
+    (tmp_path / "afile").write_text("not json")
+    (tmp_path / "list.json").write_text("[]")
+    old_run = fake_run_one("ring8", "dcgan", 0, 4)
+    del old_run["mode_counts"]  # what rescore needs, absent from an older report
+    (tmp_path / "old.json").write_text(json.dumps(
+        {"runs": [old_run], "wall_time_s": 1.0, "command": "python -m x"}))
+    before = sorted(tmp_path.iterdir())
+    monkeypatch.setattr(mode_coverage, "run_one", no_training)
+    argv = [arg.replace("{tmp}", str(tmp_path)) for arg in argv]
+    assert mode_coverage.main(TINY_RUN + argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("mode_coverage: error: ") and says in err and len(err.splitlines()) == 1
+    assert sorted(tmp_path.iterdir()) == before  # nothing written, no temporary left
+
+
+def test_a_report_write_that_fails_leaves_no_partial_file(tmp_path, monkeypatch, capsys):
+    real_write_text = Path.write_text
+
+    def disk_full(path, text, *args, **kwargs):
+        real_write_text(path, text[:10], *args, **kwargs)  # half written ...
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))  # ... then the disk is full
+
+    monkeypatch.setattr(mode_coverage, "run_one", fake_run_one)
+    monkeypatch.setattr(Path, "write_text", disk_full)
+    output = tmp_path / "report.json"
+    assert mode_coverage.main(TINY_RUN + ["--architectures", "dcgan", "--output", str(output)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("mode_coverage: error: ") and "No space left" in err
+    assert list(tmp_path.iterdir()) == []  # neither report.json nor a temporary file
