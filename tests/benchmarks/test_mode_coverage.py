@@ -2,6 +2,7 @@
 
 import errno
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -145,3 +146,31 @@ def test_a_report_write_that_fails_leaves_no_partial_file(tmp_path, monkeypatch,
     err = capsys.readouterr().err.strip()
     assert err.startswith("mode_coverage: error: ") and "No space left" in err
     assert list(tmp_path.iterdir()) == []  # neither report.json nor a temporary file
+
+
+def test_step_ms_leaves_out_the_first_execution_that_traces_and_compiles(monkeypatch):
+    # step_ms was the whole fit over the steps, compilation included: 30x
+    # the steady cost at 50 steps, 2.4x at 1000. A train step that takes a
+    # second to trace stands in for a slow compilation here.
+    real_build_model = mode_coverage.build_model
+
+    def slow_to_trace(*args, **kwargs):
+        model = real_build_model(*args, **kwargs)
+        train_step = model.train_step
+
+        def traced_slowly(data):
+            time.sleep(1.0)  # Python: runs while tracing, not in the compiled step
+            return train_step(data)
+
+        model.train_step = traced_slowly
+        return model
+
+    monkeypatch.setattr(mode_coverage, "build_model", slow_to_trace)
+    options = dict(batch_size=8, num_samples=50, units=8, layers=1, steps_per_execution=2,
+                   verbose=False)
+    run = mode_coverage.run_one("ring8", "dcgan", 0, steps=6, **options)
+    assert run["step_ms"] < 100  # 4 steady steps of tiny MLPs: a few ms each, not 170+
+    assert run["warmup_s"] >= 1.0 and run["train_time_s"] >= run["warmup_s"]
+    assert run["generator_updates"] == 6  # the warm-up is part of the budget, not extra
+    # Only the first execution before the last: nothing is left to time.
+    assert mode_coverage.run_one("ring8", "dcgan", 0, steps=2, **options)["step_ms"] is None
