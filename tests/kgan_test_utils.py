@@ -1,5 +1,8 @@
 """Helpers shared by test modules (importable because tests/ is on sys.path)."""
 
+import errno
+from pathlib import Path
+
 import numpy as np
 
 from kgan.models import DCGAN
@@ -45,3 +48,17 @@ def tiny_dcgan(image_shape=(16, 16, 1), latent_dim=8, seed=0, spread=False, **kw
     """A DCGAN small enough for unit tests."""
     model = DCGAN.from_image_shape(image_shape, latent_dim=latent_dim, filters=4, seed=seed, **kwargs)
     return spread_weights(model, seed) if spread else model
+
+
+def fill_the_disk_halfway_through_writes(monkeypatch):
+    """Make `Path.write_text` write the first few characters, then fail as a full disk does.
+
+    What a report written in place would leave behind: a truncated file.
+    """
+    real_write_text = Path.write_text
+
+    def disk_full(path, text, *args, **kwargs):
+        real_write_text(path, text[:10], *args, **kwargs)
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(Path, "write_text", disk_full)

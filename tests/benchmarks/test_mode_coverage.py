@@ -1,13 +1,12 @@
 """Smoke tests of `python -m kgan.benchmarks.mode_coverage` (tiny nets, a few steps)."""
 
-import errno
 import json
 import time
-from pathlib import Path
 
 import pytest
 
 from kgan.benchmarks import mode_coverage
+from kgan_test_utils import fill_the_disk_halfway_through_writes
 
 #: a run small enough for seconds: tiny MLPs, a few steps, no progress lines.
 TINY_RUN = ["--problems", "ring8", "--seeds", "0", "--steps", "4", "--steps-per-execution", "2",
@@ -133,14 +132,8 @@ def test_user_mistakes_are_one_line_before_any_training(tmp_path, monkeypatch, c
 
 
 def test_a_report_write_that_fails_leaves_no_partial_file(tmp_path, monkeypatch, capsys):
-    real_write_text = Path.write_text
-
-    def disk_full(path, text, *args, **kwargs):
-        real_write_text(path, text[:10], *args, **kwargs)  # half written ...
-        raise OSError(errno.ENOSPC, "No space left on device", str(path))  # ... then the disk is full
-
     monkeypatch.setattr(mode_coverage, "run_one", fake_run_one)
-    monkeypatch.setattr(Path, "write_text", disk_full)
+    fill_the_disk_halfway_through_writes(monkeypatch)
     output = tmp_path / "report.json"
     assert mode_coverage.main(TINY_RUN + ["--architectures", "dcgan", "--output", str(output)]) == 2
     err = capsys.readouterr().err.strip()

@@ -1,8 +1,6 @@
 """`python -m kgan.benchmarks.serving` on tiny presets, plain and class-conditional (a few calls)."""
 
-import errno
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,7 +8,8 @@ import pytest
 from kgan import zoo
 from kgan.benchmarks import serving
 from kgan.models import ConditionalGAN
-from kgan_test_utils import TINY_METADATA, spread_weights, tiny_dcgan
+from kgan_test_utils import (
+    TINY_METADATA, fill_the_disk_halfway_through_writes, spread_weights, tiny_dcgan)
 
 #: a few calls of each kind: enough to exercise every path, in seconds.
 FEW_CALLS = ["--repeats", "1", "--calls", "2", "--large-batch", "8", "--large-calls", "1"]
@@ -138,13 +137,7 @@ def test_an_unwritable_json_is_refused_before_any_timing(preset, tmp_path, monke
 
 
 def test_a_json_write_that_fails_leaves_no_partial_file(preset, tmp_path, monkeypatch, capsys):
-    real_write_text = Path.write_text
-
-    def disk_full(path, text, *args, **kwargs):
-        real_write_text(path, text[:10], *args, **kwargs)  # half written ...
-        raise OSError(errno.ENOSPC, "No space left on device", str(path))  # ... then the disk is full
-
-    monkeypatch.setattr(Path, "write_text", disk_full)
+    fill_the_disk_halfway_through_writes(monkeypatch)
     output = tmp_path / "serving.json"
     assert serving.main([str(preset), *FEW_CALLS, "--backends", "keras_generate",
                          "--json", str(output)]) == 2
