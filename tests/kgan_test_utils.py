@@ -62,3 +62,27 @@ def fill_the_disk_halfway_through_writes(monkeypatch):
         raise OSError(errno.ENOSPC, "No space left on device", str(path))
 
     monkeypatch.setattr(Path, "write_text", disk_full)
+
+
+#: the kinds of output path `unwritable_output` makes.
+UNWRITABLE_OUTPUTS = ("folder", "under_a_file")
+
+
+def unwritable_output(tmp_path, kind):
+    """`(path, what the error says)` for an output path no file can be written to.
+
+    `"folder"` is `tmp_path` itself; `"under_a_file"` a name inside the file
+    `tmp_path/afile`, which this creates. A test that nothing was written
+    checks that `tmp_path` holds `afile` alone.
+    """
+    (tmp_path / "afile").write_text("")
+    if kind == "folder":
+        return tmp_path, "it is a folder"
+    return tmp_path / "afile" / "report.json", "afile is a file"
+
+
+def the_one_line_error(capsys, prefix):
+    """What a command printed to stderr, checked to be one line starting with `prefix`."""
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(prefix) and len(err.splitlines()) == 1, err
+    return err

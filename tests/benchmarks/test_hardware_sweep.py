@@ -6,6 +6,7 @@ import pytest
 
 from kgan import bench, performance, zoo
 from kgan.benchmarks import hardware_sweep
+from kgan_test_utils import UNWRITABLE_OUTPUTS, the_one_line_error, unwritable_output
 
 
 @pytest.fixture(scope="module")
@@ -114,17 +115,14 @@ def test_run_reports_after_each_architecture():
 
 
 @pytest.mark.parametrize("flag", ["--json", "--markdown"])
-@pytest.mark.parametrize("where", ["folder", "under_a_file"])
+@pytest.mark.parametrize("where", UNWRITABLE_OUTPUTS)
 def test_an_unwritable_output_is_refused_before_any_timing(tmp_path, monkeypatch, capsys, flag, where):
     # It used to time the first architecture, then fail with a traceback,
     # saving nothing.
-    (tmp_path / "afile").write_text("")
-    target, says = {"folder": (tmp_path, "it is a folder"),
-                    "under_a_file": (tmp_path / "afile" / "sweep.out", "afile is a file")}[where]
+    target, says = unwritable_output(tmp_path, where)
     monkeypatch.setattr(bench, "run", lambda *a, **k: pytest.fail("timed before checking the outputs"))
     assert hardware_sweep.main(["--architectures", "dcgan", flag, str(target)]) == 2
-    err = capsys.readouterr().err.strip()
-    assert err.startswith("hardware_sweep: ") and says in err and len(err.splitlines()) == 1
+    assert says in the_one_line_error(capsys, "hardware_sweep: ")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"]
 
 

@@ -6,7 +6,7 @@ import time
 import pytest
 
 from kgan.benchmarks import mode_coverage
-from kgan_test_utils import fill_the_disk_halfway_through_writes
+from kgan_test_utils import fill_the_disk_halfway_through_writes, the_one_line_error
 
 #: a run small enough for seconds: tiny MLPs, a few steps, no progress lines.
 TINY_RUN = ["--problems", "ring8", "--seeds", "0", "--steps", "4", "--steps-per-execution", "2",
@@ -126,8 +126,7 @@ def test_user_mistakes_are_one_line_before_any_training(tmp_path, monkeypatch, c
     monkeypatch.setattr(mode_coverage, "run_one", no_training)
     argv = [arg.replace("{tmp}", str(tmp_path)) for arg in argv]
     assert mode_coverage.main(TINY_RUN + argv) == 2
-    err = capsys.readouterr().err.strip()
-    assert err.startswith("mode_coverage: error: ") and says in err and len(err.splitlines()) == 1
+    assert says in the_one_line_error(capsys, "mode_coverage: error: ")
     assert sorted(tmp_path.iterdir()) == before  # nothing written, no temporary left
 
 
@@ -136,8 +135,7 @@ def test_a_report_write_that_fails_leaves_no_partial_file(tmp_path, monkeypatch,
     fill_the_disk_halfway_through_writes(monkeypatch)
     output = tmp_path / "report.json"
     assert mode_coverage.main(TINY_RUN + ["--architectures", "dcgan", "--output", str(output)]) == 2
-    err = capsys.readouterr().err.strip()
-    assert err.startswith("mode_coverage: error: ") and "No space left" in err
+    assert "No space left" in the_one_line_error(capsys, "mode_coverage: error: ")
     assert list(tmp_path.iterdir()) == []  # neither report.json nor a temporary file
 
 

@@ -9,7 +9,8 @@ from kgan import zoo
 from kgan.benchmarks import serving
 from kgan.models import ConditionalGAN
 from kgan_test_utils import (
-    TINY_METADATA, fill_the_disk_halfway_through_writes, spread_weights, tiny_dcgan)
+    TINY_METADATA, UNWRITABLE_OUTPUTS, fill_the_disk_halfway_through_writes, spread_weights,
+    the_one_line_error, tiny_dcgan, unwritable_output)
 
 #: a few calls of each kind: enough to exercise every path, in seconds.
 FEW_CALLS = ["--repeats", "1", "--calls", "2", "--large-batch", "8", "--large-calls", "1"]
@@ -122,17 +123,14 @@ def test_conditional_inputs_cycle_through_the_classes(conditional_preset, preset
     assert set(serving._inputs(unconditional, unconditional.latents(2, seed=0))) == {"latents"}
 
 
-@pytest.mark.parametrize("where", ["folder", "under_a_file"])
+@pytest.mark.parametrize("where", UNWRITABLE_OUTPUTS)
 def test_an_unwritable_json_is_refused_before_any_timing(preset, tmp_path, monkeypatch, capsys,
                                                          where):
     # It used to time every backend, then fail with a traceback.
-    (tmp_path / "afile").write_text("")
-    target, says = {"folder": (tmp_path, "it is a folder"),
-                    "under_a_file": (tmp_path / "afile" / "report.json", "afile is a file")}[where]
+    target, says = unwritable_output(tmp_path, where)
     monkeypatch.setattr(serving, "run", lambda *a, **k: pytest.fail("timed before checking --json"))
     assert serving.main([str(preset), "--json", str(target)]) == 2
-    err = capsys.readouterr().err.strip()
-    assert err.startswith("serving: error: ") and says in err and len(err.splitlines()) == 1
+    assert says in the_one_line_error(capsys, "serving: error: ")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"]  # nothing written
 
 
@@ -141,6 +139,5 @@ def test_a_json_write_that_fails_leaves_no_partial_file(preset, tmp_path, monkey
     output = tmp_path / "serving.json"
     assert serving.main([str(preset), *FEW_CALLS, "--backends", "keras_generate",
                          "--json", str(output)]) == 2
-    err = capsys.readouterr().err.strip()
-    assert err.startswith("serving: error: ") and len(err.splitlines()) == 1
+    the_one_line_error(capsys, "serving: error: ")
     assert list(tmp_path.iterdir()) == []  # neither serving.json nor a temporary file

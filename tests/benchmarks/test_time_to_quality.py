@@ -7,7 +7,9 @@ import numpy as np
 import pytest
 
 from kgan.benchmarks import baselines, time_to_quality
-from kgan_test_utils import fill_the_disk_halfway_through_writes, tiny_dcgan
+from kgan_test_utils import (
+    UNWRITABLE_OUTPUTS, fill_the_disk_halfway_through_writes, the_one_line_error, tiny_dcgan,
+    unwritable_output)
 
 
 def no_training(*args, **kwargs):
@@ -74,18 +76,15 @@ def test_ablation_reports_every_variant_per_epoch(capsys):
 
 
 @pytest.mark.parametrize("ablation", [[], ["--ablation"]])
-@pytest.mark.parametrize("where", ["folder", "under_a_file"])
+@pytest.mark.parametrize("where", UNWRITABLE_OUTPUTS)
 def test_an_unwritable_json_is_refused_before_training(tmp_path, monkeypatch, capsys, where,
                                                         ablation):
     # It used to be found (with a traceback) only after both sides trained.
-    (tmp_path / "afile").write_text("")
-    target, says = {"folder": (tmp_path, "it is a folder"),
-                    "under_a_file": (tmp_path / "afile" / "ttq.json", "afile is a file")}[where]
+    target, says = unwritable_output(tmp_path, where)
     monkeypatch.setattr(time_to_quality, "run", no_training)
     monkeypatch.setattr(time_to_quality, "ablation", no_training)
     assert time_to_quality.main(["--json", str(target)] + ablation) == 2
-    err = capsys.readouterr().err.strip()
-    assert err.startswith("time_to_quality: error: ") and says in err and len(err.splitlines()) == 1
+    assert says in the_one_line_error(capsys, "time_to_quality: error: ")
     assert [p.name for p in tmp_path.iterdir()] == ["afile"]
 
 
