@@ -15,7 +15,7 @@ from pathlib import Path
 
 
 class OutputPathError(OSError):
-    """An output location kgan cannot write: a parent is a file, or permission is denied.
+    """An output location kgan cannot write: a folder or file in the way, or no permission.
 
     An `OSError`, raised before anything is written, with a message naming
     the part of the path in the way and what to do instead of the raw
@@ -55,6 +55,34 @@ def make_dirs(folder):
             f"{_existing_ancestor(folder)}. Choose an output folder you can write to.",
         ) from err
     return folder
+
+
+def check_output_file(target):
+    """Refuse, before any work, a file path that could not be written at the end.
+
+    For the reports of long runs (a benchmark's `--json`): a mistyped path
+    should cost a second, not the hour of work before the write. Creates
+    the parent folders, as `write_file` would; raises `OutputPathError` if
+    `target` is a folder, a parent is a file, or the folder is not writable.
+
+    Example:
+
+    ```python
+    check_output_file("results/report.json")  # before the run
+    ...
+    write_file(Path("results/report.json"), lambda path: Path(path).write_text(text))
+    ```
+    """
+    target = Path(target)
+    if target.is_dir():
+        raise OutputPathError(f"Cannot write the file {target}: it is a folder. Give a file name.")
+    make_dirs(target.parent)
+    if not os.access(target.parent, os.W_OK):
+        raise OutputPathError(
+            f"Cannot write {target}: no permission to write in {target.parent}. "
+            "Choose an output folder you can write to.",
+        )
+    return target
 
 
 def staging_dir(target):

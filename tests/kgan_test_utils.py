@@ -1,5 +1,8 @@
 """Helpers shared by test modules (importable because tests/ is on sys.path)."""
 
+import errno
+from pathlib import Path
+
 import numpy as np
 
 from kgan.models import DCGAN
@@ -45,3 +48,41 @@ def tiny_dcgan(image_shape=(16, 16, 1), latent_dim=8, seed=0, spread=False, **kw
     """A DCGAN small enough for unit tests."""
     model = DCGAN.from_image_shape(image_shape, latent_dim=latent_dim, filters=4, seed=seed, **kwargs)
     return spread_weights(model, seed) if spread else model
+
+
+def fill_the_disk_halfway_through_writes(monkeypatch):
+    """Make `Path.write_text` write the first few characters, then fail as a full disk does.
+
+    What a report written in place would leave behind: a truncated file.
+    """
+    real_write_text = Path.write_text
+
+    def disk_full(path, text, *args, **kwargs):
+        real_write_text(path, text[:10], *args, **kwargs)
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(Path, "write_text", disk_full)
+
+
+#: the kinds of output path `unwritable_output` makes.
+UNWRITABLE_OUTPUTS = ("folder", "under_a_file")
+
+
+def unwritable_output(tmp_path, kind):
+    """`(path, what the error says)` for an output path no file can be written to.
+
+    `"folder"` is `tmp_path` itself; `"under_a_file"` a name inside the file
+    `tmp_path/afile`, which this creates. A test that nothing was written
+    checks that `tmp_path` holds `afile` alone.
+    """
+    (tmp_path / "afile").write_text("")
+    if kind == "folder":
+        return tmp_path, "it is a folder"
+    return tmp_path / "afile" / "report.json", "afile is a file"
+
+
+def the_one_line_error(capsys, prefix):
+    """What a command printed to stderr, checked to be one line starting with `prefix`."""
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(prefix) and len(err.splitlines()) == 1, err
+    return err

@@ -245,6 +245,20 @@ def test_write_file_keeps_the_old_file_when_the_writer_fails(tmp_path):
     assert target.read_bytes() == b"new" and sorted(p.name for p in tmp_path.iterdir()) == [target.name]
 
 
+def test_check_output_file_refuses_what_write_file_could_not_write(tmp_path, monkeypatch):
+    assert atomic.check_output_file(tmp_path / "new" / "r.json") == tmp_path / "new" / "r.json"
+    assert (tmp_path / "new").is_dir() and not (tmp_path / "new" / "r.json").exists()
+    (tmp_path / "afile").write_text("")
+    with pytest.raises(atomic.OutputPathError, match="it is a folder"):
+        atomic.check_output_file(tmp_path)
+    with pytest.raises(atomic.OutputPathError, match="afile is a file"):
+        atomic.check_output_file(tmp_path / "afile" / "r.json")
+    # A read-only folder, faked: root (as tests may run) can write in any folder.
+    monkeypatch.setattr(atomic.os, "access", lambda path, mode: False)
+    with pytest.raises(atomic.OutputPathError, match="no permission to write in"):
+        atomic.check_output_file(tmp_path / "r.json")
+
+
 def test_a_backup_interrupted_while_saving_keeps_the_previous_backup(tmp_path, monkeypatch):
     """The second backup dies while its weights are written: the first one
     stays complete and consistent (its metadata names its weights) and restores."""

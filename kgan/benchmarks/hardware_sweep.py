@@ -39,7 +39,7 @@ import sys
 from pathlib import Path
 
 from kgan import bench, performance, zoo
-from kgan.atomic import write_file
+from kgan.atomic import check_output_file, write_file
 
 #: `kgan.bench.run` problem settings per architecture (the README's problems);
 #: architectures not listed use `DEFAULT_PROBLEM`.
@@ -199,11 +199,18 @@ def main(argv=None):
             text = format_markdown(report)
             write_file(args.markdown, lambda path: Path(path).write_text(text))
 
+    outputs = [Path(path) for path in (args.json, args.markdown) if path]
+    if len(outputs) == 2 and outputs[0].resolve() == outputs[1].resolve():
+        parser.error("--json and --markdown name the same file; give each its own")
+    # User mistakes as one line, exit 2; OSError covers kgan.atomic.OutputPathError
+    # and a failed write (a full disk) during the sweep.
     try:
+        for path in outputs:  # now, not after the first architecture's timing
+            check_output_file(path)
         report = run(split(args.architectures), split(args.precisions), xla=XLA_CHOICES[args.xla],
                      steps=args.steps, repeats=args.repeats, on_architecture=save)
-    except ValueError as err:
-        print(f"hardware_sweep: {err}", file=sys.stderr)
+    except (ValueError, OSError) as err:
+        print(f"hardware_sweep: {' '.join(str(err).split())}", file=sys.stderr)
         return 2
     print(format_markdown(report))
     return 0

@@ -26,6 +26,9 @@ reference: N held-out real digits per class mixed in as the synthetic ones
 are, which separates "more data would not help" from "these samples are not
 good enough to help".
 
+The arguments, `--json` included, are checked before any training, and the
+JSON is written whole or not at all (`kgan.atomic`).
+
 Example:
 
 ```sh
@@ -37,12 +40,15 @@ import argparse
 import json
 import sys
 import time
+from pathlib import Path
 
 import keras
 import numpy as np
 import tensorflow as tf
 
 from kgan import augment, data, evaluators, metrics
+from kgan._checks import positive_int
+from kgan.atomic import check_output_file, write_file
 from kgan.models.conditional import ConditionalGAN
 
 NUM_CLASSES = 10
@@ -336,16 +342,64 @@ def main(argv=None):
     parser.add_argument("--precision", default="mixed_bfloat16")
     parser.add_argument("--json", help="write rows and summary here")
     args = parser.parse_args(argv)
+    # Mistakes as one line, exit 2, before hours of training (OSError:
+    # kgan.atomic.OutputPathError); a ValueError from inside training is a bug to trace.
+    try:
+        _check_arguments(args)
+    except (ValueError, OSError) as err:
+        return _error(err)
     keras.mixed_precision.set_global_policy(args.precision)
     extractor = _Evaluator()
     rows = [run_one(n, s, args, extractor) for n in args.per_class for s in args.seeds]
     result = {"command": "python -m kgan.benchmarks.low_data " + " ".join(argv or sys.argv[1:]),
               "settings": vars(args), "rows": rows, "summary": summarize(rows)}
+    print(json.dumps(result["summary"], indent=1))  # first: a failed write still shows it
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump(result, f, indent=1)
-    print(json.dumps(result["summary"], indent=1))
+        text = json.dumps(result, indent=1)
+        try:
+            write_file(Path(args.json), lambda path: Path(path).write_text(text))
+        except OSError as err:  # a full disk, the folder removed meanwhile
+            return _error(err)
     return 0
+
+
+def _error(err):
+    print(f"low_data: error: {' '.join(str(err).split())}", file=sys.stderr)
+    return 2
+
+
+def _check_arguments(args):
+    """Refuse, before any training, what would fail after some: ValueError/OutputPathError."""
+    for flag in ("gan_steps", "classifier_steps", "synthetic_per_class"):
+        positive_int(getattr(args, flag), f"--{flag.replace('_', '-')}")
+    _, labels = data.load_mnist_5k()
+    smallest = int(np.bincount(labels).min())
+    for per_class in args.per_class:
+        # Each class gives per_class training digits and real_extra_per_class
+        # reference digits, and keeps at least one for the test set.
+        if per_class < 1 or args.real_extra_per_class < 0 or (
+                per_class + args.real_extra_per_class >= smallest):
+            raise ValueError(
+                f"--per-class {per_class} with --real-extra-per-class "
+                f"{args.real_extra_per_class}: need per-class >= 1, real-extra >= 0 and their "
+                f"sum below {smallest}, the digits of mnist_5k's smallest class."
+            )
+    if any(seed < 0 for seed in args.seeds):
+        raise ValueError(f"--seeds must be >= 0 (numpy seeds are non-negative), got {args.seeds}.")
+    # kgan.augment's own check, the one mix_datasets applies to the fractions later.
+    for fraction in args.fractions:
+        augment._fraction(fraction, "--fractions")
+    augment._fraction(args.confidence, "--confidence")
+    # The GAN's own checks (augment policy, EMA decay, mode seeking, filters)
+    # on a model built and dropped now (0.2 s), not in the first run.
+    ConditionalGAN.from_image_shape(
+        IMAGE_SHAPE, NUM_CLASSES, filters=args.filters, ema_decay=args.ema_decay,
+        augment=None if args.gan_augment == "none" else args.gan_augment,
+        mode_seeking=args.mode_seeking,
+    )
+    keras.mixed_precision.Policy(args.precision)  # an unknown precision raises here
+    if args.json:
+        check_output_file(args.json)
 
 
 if __name__ == "__main__":

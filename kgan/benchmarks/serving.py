@@ -10,10 +10,15 @@ For one preset this measures, in one process:
   size 1, float32 or float16 weights) in the LiteRT interpreter.
 
 Every backend gets the same latents, numpy in and numpy out (the conversions
-a server makes). Keras and the SavedModel are timed at batch 1 and at a large
-batch (256), TFLite at batch 1 (its export has a fixed batch size). Within a
-repeat the backends alternate call by call (A, B, C, B, C, A, C, A, B, ...), so load
-from other processes on a shared machine, which swings within seconds, hits
+a server makes). A class-conditional generator (e.g. `cgan_mnist_50shot`)
+gets the same labels too, as int32 `labels` beside the latents (its
+SavedModel and TFLite signatures take both, see `kgan.export`): the
+class-balanced cycle 0, 1, ..., K-1, 0, ... that its `generate` draws by
+default, so a batch-1 call asks for class 0 (the class does not change the
+work, only which embedding row is read). Keras and the SavedModel are timed
+at batch 1 and at a large batch (256), TFLite at batch 1 (its export has a
+fixed batch size). Within a repeat the backends alternate call by call
+(A, B, C, B, C, A, C, A, B, ...), so load from other processes on a shared machine, which swings within seconds, hits
 them alike; images/s is the median over repeats, after warm-up calls that
 trace the functions. Batch-1 latency percentiles (p50, p99) pool every timed
 call of all repeats. Sizes on disk are reported too, and the largest
@@ -50,6 +55,8 @@ from pathlib import Path
 
 import numpy as np
 
+from kgan.atomic import check_output_file, write_file
+
 #: backends in the order they are timed and printed.
 BACKENDS = ("keras_generate", "savedmodel", "tflite", "tflite_float16")
 
@@ -79,8 +86,25 @@ def _load(source):
     return model, folder, str(source)
 
 
+def _inputs(model, latents):
+    """The signature inputs for `latents`: `{"latents": ...}`, plus `"labels"` if conditional.
+
+    A class-conditional model (one with `num_classes`, the test
+    `kgan.export` uses to give its signatures `labels`) gets the
+    class-balanced cycle 0, 1, ..., K-1, 0, ...: what its `generate`
+    samples by default, every class alike.
+    """
+    if getattr(model, "num_classes", None) is None:
+        return {"latents": latents}
+    return {"latents": latents, "labels": model.balanced_labels(len(latents))}
+
+
 def _backends(model, workdir, tflite_threads, backends=BACKENDS):
-    """`{name: callable(latents numpy) -> images numpy}` and `{name: bytes on disk}`."""
+    """`{name: callable(inputs) -> images numpy}` and `{name: bytes on disk}`.
+
+    `inputs` is what `_inputs` returns: numpy arrays named as the exported
+    signatures name them, which `generate_from_latents` takes as keywords too.
+    """
     import tensorflow as tf
 
     from kgan import export
@@ -91,8 +115,12 @@ def _backends(model, workdir, tflite_threads, backends=BACKENDS):
     # Plain TensorFlow, as a server without kgan would load it.
     signature = tf.saved_model.load(str(savedmodel_dir)).signatures["serving_default"]
     callables = {
-        "keras_generate": lambda z: model.generate_from_latents(z, batch_size=len(z)),
-        "savedmodel": lambda z: signature(latents=tf.constant(z))["images"].numpy(),
+        "keras_generate": lambda inputs: model.generate_from_latents(
+            batch_size=len(inputs["latents"]), **inputs
+        ),
+        "savedmodel": lambda inputs: signature(
+            **{key: tf.constant(value) for key, value in inputs.items()}
+        )["images"].numpy(),
     }
     for name, quantize in (("tflite", None), ("tflite_float16", "float16")):
         if name not in backends:
@@ -102,7 +130,7 @@ def _backends(model, workdir, tflite_threads, backends=BACKENDS):
         runner = export.tflite_interpreter(path, num_threads=tflite_threads).get_signature_runner(
             "serving_default"
         )
-        callables[name] = lambda z, runner=runner: runner(latents=z)["images"]
+        callables[name] = lambda inputs, runner=runner: runner(**inputs)["images"]
     return callables, sizes
 
 
@@ -119,7 +147,8 @@ def run(
     """Time sampling of a generator per backend and batch size; returns the report dict.
 
     Args:
-        source: a preset name, folder or URL, or a loaded latent-space `GAN`.
+        source: a preset name, folder or URL, or a loaded latent-space `GAN`
+            (class-conditional ones are sampled with the balanced labels).
         repeats: rounds; every (backend, batch) configuration runs once per round.
         calls: timed batch-1 calls per configuration and round.
         large_batch: the large batch size (Keras and SavedModel only).
@@ -147,8 +176,11 @@ def run(
 
     import kgan
 
-    for name, value in (("repeats", repeats), ("calls", calls), ("large_batch", large_batch),
-                        ("large_calls", large_calls)):
+    settings = [("repeats", repeats), ("calls", calls), ("large_batch", large_batch),
+                ("large_calls", large_calls)]
+    if tflite_threads is not None:
+        settings.append(("tflite_threads", tflite_threads))
+    for name, value in settings:
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"{name} must be a positive int, got {value!r}.")
     unknown = [b for b in backends if b not in BACKENDS]
@@ -160,7 +192,7 @@ def run(
             f"{name} is an image-to-image model; this benchmark samples latent-space "
             "generators (time translation with `kgan translate`)."
         )
-    threads = os.cpu_count() if tflite_threads is None else int(tflite_threads)
+    threads = os.cpu_count() if tflite_threads is None else tflite_threads
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="kgan-serving-") as workdir:
         functions, sizes = _backends(model, workdir, threads, backends)
@@ -169,16 +201,17 @@ def run(
             sizes["keras_weights_h5"] = _folder_bytes(Path(folder) / "model.weights.h5")
         configs = [(b, 1) for b in functions]
         configs += [(b, large_batch) for b in functions if not b.startswith("tflite")]
-        latents = {batch: model.latents(batch, seed=seed) for batch in {1, large_batch}}
+        inputs = {batch: _inputs(model, model.latents(batch, seed=seed))
+                  for batch in {1, large_batch}}
 
-        reference = model.generate_from_latents(latents[1])
+        reference = model.generate_from_latents(**inputs[1])
         differences = {
-            b: float(np.max(np.abs(np.asarray(f(latents[1])) - reference)))
+            b: float(np.max(np.abs(np.asarray(f(inputs[1])) - reference)))
             for b, f in functions.items()
         }
         for backend, batch in configs:  # warm-up: tracing, first allocations
             for _ in range(2):
-                functions[backend](latents[batch])
+                functions[backend](inputs[batch])
 
         # Interleaved call by call (A, B, C, A, B, C, ...): on a shared machine the
         # load swings within seconds, and chunks of one backend's calls would
@@ -196,7 +229,7 @@ def run(
                     shift = call % len(group)
                     for backend in group[shift:] + group[:shift]:
                         start = time.perf_counter()
-                        functions[backend](latents[batch])
+                        functions[backend](inputs[batch])
                         elapsed = time.perf_counter() - start
                         spent[backend] += elapsed
                         if batch == 1:
@@ -232,6 +265,7 @@ def run(
         "model": name,
         "image_shape": list(model.image_shape),
         "latent_dim": model.latent_dim,
+        "num_classes": getattr(model, "num_classes", None),  # None: unconditional
         "generator_parameters": int(model.sampling_generator.count_params()),
         "rows": rows,
         "sizes_bytes": sizes,
@@ -289,21 +323,26 @@ def main(argv=None):
     parser.add_argument("--backends", default=",".join(BACKENDS), help="comma-separated subset")
     parser.add_argument("--json", help="also write the report to this file")
     args = parser.parse_args(argv)
+    # User mistakes (a bad setting, an unknown preset, an unwritable --json)
+    # as one line; OSError covers kgan.atomic.OutputPathError and missing files.
     try:
+        if args.json:
+            check_output_file(args.json)  # now, not after minutes of timing
         report = run(
             args.name, repeats=args.repeats, calls=args.calls, large_batch=args.large_batch,
             large_calls=args.large_calls, tflite_threads=args.tflite_threads,
             backends=tuple(b.strip() for b in args.backends.split(",") if b.strip()),
         )
-    except (ValueError, KeyError, FileNotFoundError) as err:
-        print(f"serving: error: {err}", file=sys.stderr)
+        report["command"] = "python -m kgan.benchmarks.serving " + shlex.join(
+            sys.argv[1:] if argv is None else argv
+        )
+        print(format_table(report))
+        if args.json:
+            text = json.dumps(report, indent=2) + "\n"
+            write_file(Path(args.json), lambda path: Path(path).write_text(text))
+    except (ValueError, KeyError, OSError) as err:
+        print(f"serving: error: {' '.join(str(err).split())}", file=sys.stderr)
         return 2
-    report["command"] = "python -m kgan.benchmarks.serving " + shlex.join(
-        sys.argv[1:] if argv is None else argv
-    )
-    print(format_table(report))
-    if args.json:
-        Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
     return 0
 
 

@@ -47,7 +47,7 @@ import tensorflow as tf
 
 from kgan import data, evaluators, metrics, performance, zoo
 from kgan._checks import positive_int
-from kgan.atomic import write_file
+from kgan.atomic import check_output_file, write_file
 from kgan.benchmarks import baselines
 
 IMAGE_SHAPE = (28, 28, 1)
@@ -280,6 +280,15 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if min(args.baseline_epochs, args.max_kgan_epochs, args.batch_size, args.num) < 1:
         parser.error("--baseline-epochs, --max-kgan-epochs, --batch-size and --num must be >= 1")
+    if args.seed < 0:
+        parser.error(f"--seed must be >= 0 (numpy seeds are non-negative), got {args.seed}")
+    # An unwritable --json as one line, exit 2: now, not after an hour of
+    # training (OSError covers kgan.atomic.OutputPathError).
+    if args.json:
+        try:
+            check_output_file(args.json)
+        except OSError as err:
+            return _error(err)
     if args.ablation:
         result = ablation(args.baseline_epochs, args.batch_size, args.num, args.seed)
     else:
@@ -288,10 +297,18 @@ def main(argv=None):
     result["command"] = "python -m kgan.benchmarks.time_to_quality " + " ".join(
         sys.argv[1:] if argv is None else argv)
     text = json.dumps(result, indent=1)
+    print(text)  # first: a failed write below still shows the result
     if args.json:
-        write_file(args.json, lambda path: Path(path).write_text(text + "\n"))
-    print(text)
+        try:
+            write_file(args.json, lambda path: Path(path).write_text(text + "\n"))
+        except OSError as err:  # a full disk, the folder removed meanwhile
+            return _error(err)
     return 0
+
+
+def _error(err):
+    print(f"time_to_quality: error: {' '.join(str(err).split())}", file=sys.stderr)
+    return 2
 
 
 if __name__ == "__main__":

@@ -4,8 +4,9 @@ import json
 
 import pytest
 
-from kgan import performance, zoo
+from kgan import bench, performance, zoo
 from kgan.benchmarks import hardware_sweep
+from kgan_test_utils import UNWRITABLE_OUTPUTS, the_one_line_error, unwritable_output
 
 
 @pytest.fixture(scope="module")
@@ -111,3 +112,22 @@ def test_run_reports_after_each_architecture():
                                     [row["arch"] for row in r["rows"]]))
     assert seen == [["dcgan", "dcgan"], ["dcgan", "dcgan", "wgan", "wgan"]]  # kgan + baseline each
     assert [row["arch"] for row in report["rows"]] == seen[-1]
+
+
+@pytest.mark.parametrize("flag", ["--json", "--markdown"])
+@pytest.mark.parametrize("where", UNWRITABLE_OUTPUTS)
+def test_an_unwritable_output_is_refused_before_any_timing(tmp_path, monkeypatch, capsys, flag, where):
+    # It used to time the first architecture, then fail with a traceback,
+    # saving nothing.
+    target, says = unwritable_output(tmp_path, where)
+    monkeypatch.setattr(bench, "run", lambda *a, **k: pytest.fail("timed before checking the outputs"))
+    assert hardware_sweep.main(["--architectures", "dcgan", flag, str(target)]) == 2
+    assert says in the_one_line_error(capsys, "hardware_sweep: ")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"]
+
+
+def test_json_and_markdown_must_be_two_files(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(bench, "run", lambda *a, **k: pytest.fail("timed before checking the outputs"))
+    with pytest.raises(SystemExit) as exit_:
+        hardware_sweep.main(["--json", str(tmp_path / "s"), "--markdown", str(tmp_path / "s")])
+    assert exit_.value.code == 2 and "name the same file" in capsys.readouterr().err

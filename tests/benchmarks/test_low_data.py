@@ -1,9 +1,19 @@
 """kgan.benchmarks.low_data: the splits and one tiny end-to-end row."""
 
+import json
+
 import numpy as np
 import pytest
 
 from kgan.benchmarks import low_data
+from kgan_test_utils import fill_the_disk_halfway_through_writes, the_one_line_error
+
+#: the smallest settings main accepts, for runs whose training is stubbed out.
+TINY = ["--per-class", "10", "--seeds", "0", "--gan-steps", "10", "--filters", "4"]
+
+
+def no_training(*args, **kwargs):
+    pytest.fail("started work before checking the arguments")
 
 
 def test_split_takes_n_per_class_and_tests_on_all_the_rest():
@@ -52,3 +62,49 @@ def test_one_row_reports_every_figure_in_range():
     summary = low_data.summarize([row, dict(row, seed=1, real_only=row["real_only"] + 0.1)])
     assert summary["10"]["real_only"]["n"] == 2
     assert abs(summary["10"]["real_only"]["std"] - 0.05) < 1e-4
+
+
+@pytest.mark.parametrize("argv, says", [
+    (["--json", "{tmp}"], "it is a folder"),
+    (["--json", "{tmp}/afile/low_data.json"], "afile is a file"),
+    (["--per-class", "0"], "need per-class >= 1"),
+    (["--per-class", "500"], "smallest class"),
+    (["--per-class", "400", "--real-extra-per-class", "100"], "smallest class"),
+    (["--seeds", "-1"], "--seeds must be >= 0"),
+    (["--gan-steps", "0"], "--gan-steps must be at least 1"),
+    (["--classifier-steps", "0"], "--classifier-steps must be at least 1"),
+    (["--fractions", "0.5", "1.5"], "--fractions must be in [0, 1]"),
+    (["--confidence", "2"], "--confidence must be in [0, 1]"),
+    (["--gan-augment", "colour"], "Unknown DiffAugment policy"),
+    (["--ema-decay", "1.5"], "ema_decay must be in (0, 1)"),
+    (["--mode-seeking", "-1"], "mode_seeking must be >= 0"),
+    (["--precision", "float8"], "Cannot convert 'float8'"),
+])
+def test_mistakes_are_one_line_before_any_work(tmp_path, monkeypatch, capsys, argv, says):
+    # A bad --json used to fail (with a traceback, from open) only after
+    # every GAN and classifier had trained; the rest failed part-way.
+    (tmp_path / "afile").write_text("")
+    monkeypatch.setattr(low_data, "_Evaluator", no_training)
+    monkeypatch.setattr(low_data, "run_one", no_training)
+    argv = [arg.replace("{tmp}", str(tmp_path)) for arg in argv]
+    assert low_data.main(TINY + argv) == 2
+    assert says in the_one_line_error(capsys, "low_data: error: ")
+    assert [p.name for p in tmp_path.iterdir()] == ["afile"]
+
+
+def test_main_writes_the_results_whole_or_not_at_all(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(low_data, "_Evaluator", lambda: None)
+    monkeypatch.setattr(low_data, "run_one", lambda per_class, seed, args, extractor: {
+        "per_class": per_class, "seed": seed, "real_only": 0.5})
+    output = tmp_path / "low_data.json"
+    assert low_data.main(TINY + ["--precision", "float32", "--json", str(output)]) == 0
+    assert json.loads(output.read_text())["summary"]["10"]["real_only"]["mean"] == 0.5
+    assert [p.name for p in tmp_path.iterdir()] == ["low_data.json"]
+    fill_the_disk_halfway_through_writes(monkeypatch)
+    capsys.readouterr()
+    assert low_data.main(TINY + ["--precision", "float32", "--json", str(output)]) == 2
+    out, err = capsys.readouterr()
+    assert '"real_only"' in out  # the summary is printed before the write
+    assert err.startswith("low_data: error: ") and "No space left" in err
+    assert json.loads(output.read_text())["rows"]  # the previous results, whole
+    assert [p.name for p in tmp_path.iterdir()] == ["low_data.json"]

@@ -1,18 +1,34 @@
-"""Smoke test of `python -m kgan.benchmarks.serving` on a tiny preset (a few calls)."""
+"""`python -m kgan.benchmarks.serving` on tiny presets, plain and class-conditional (a few calls)."""
 
 import json
 
+import numpy as np
 import pytest
 
 from kgan import zoo
 from kgan.benchmarks import serving
-from kgan_test_utils import TINY_METADATA, tiny_dcgan
+from kgan.models import ConditionalGAN
+from kgan_test_utils import (
+    TINY_METADATA, UNWRITABLE_OUTPUTS, fill_the_disk_halfway_through_writes, spread_weights,
+    the_one_line_error, tiny_dcgan, unwritable_output)
+
+#: a few calls of each kind: enough to exercise every path, in seconds.
+FEW_CALLS = ["--repeats", "1", "--calls", "2", "--large-batch", "8", "--large-calls", "1"]
 
 
 @pytest.fixture(scope="module")
 def preset(tmp_path_factory):
     model = tiny_dcgan((16, 16, 1), latent_dim=8, spread=True)
     return zoo.save_preset(model, tmp_path_factory.mktemp("serving") / "tiny", dict(TINY_METADATA))
+
+
+@pytest.fixture(scope="module")
+def conditional_preset(tmp_path_factory):
+    """A 3-class conditional preset, like the shipped cgan_mnist_50shot but tiny."""
+    model = spread_weights(ConditionalGAN.from_image_shape(
+        (16, 16, 1), 3, latent_dim=8, filters=4, embedding_dim=4, seed=0))
+    return zoo.save_preset(model, tmp_path_factory.mktemp("serving") / "cgan",
+                           dict(TINY_METADATA, name="cgan"))
 
 
 def test_main_times_every_backend_and_writes_the_report(preset, tmp_path, capsys):
@@ -54,10 +70,15 @@ def test_refuses_bad_settings_with_a_message(preset, capsys):
     assert "repeats must be a positive int" in capsys.readouterr().err
     assert serving.main([str(preset), "--backends", "onnx"]) == 2
     assert "backends must be a subset" in capsys.readouterr().err
+    assert serving.main([str(preset), "--tflite-threads", "0"]) == 2
+    assert "tflite_threads must be a positive int" in capsys.readouterr().err
 
 
-def test_kgan_bench_serving_runs_it(preset, tmp_path, monkeypatch, capsys):
+@pytest.mark.parametrize("kind", ["preset", "conditional_preset"])
+def test_kgan_bench_serving_runs_it(kind, request, tmp_path, monkeypatch, capsys):
     from kgan import cli
+
+    preset = request.getfixturevalue(kind)
 
     calls = []
     real_run = serving.run
@@ -73,3 +94,50 @@ def test_kgan_bench_serving_runs_it(preset, tmp_path, monkeypatch, capsys):
     assert calls == [(str(preset), 1)]
     assert {r["backend"] for r in json.loads(output.read_text())["rows"]} == {"keras_generate", "savedmodel"}
     assert "savedmodel_vs_keras_large_batch" in capsys.readouterr().out
+
+
+def test_a_conditional_generator_is_timed_with_labels_on_every_backend(
+        conditional_preset, tmp_path, capsys):
+    # It used to export, then fail with a TypeError (the SavedModel's
+    # signature wants labels) whose message dumped the latent tensor.
+    output = tmp_path / "serving.json"
+    assert serving.main([str(conditional_preset), *FEW_CALLS, "--json", str(output)]) == 0
+    report = json.loads(output.read_text())
+    assert report["num_classes"] == 3
+    rows = {(r["backend"], r["batch"]): r for r in report["rows"]}
+    assert set(rows) == {(b, 1) for b in serving.BACKENDS} | {
+        ("keras_generate", 8), ("savedmodel", 8)}
+    assert all(row["images_per_s"] > 0 for row in rows.values())
+    # The same latents and labels everywhere: the same images.
+    assert rows[("savedmodel", 1)]["max_abs_diff_vs_keras"] <= 1e-5
+    assert rows[("tflite", 1)]["max_abs_diff_vs_keras"] <= 1e-4
+    assert capsys.readouterr().err == ""
+
+
+def test_conditional_inputs_cycle_through_the_classes(conditional_preset, preset):
+    model = zoo.load(str(conditional_preset))
+    inputs = serving._inputs(model, model.latents(7, seed=0))
+    assert inputs["labels"].tolist() == [0, 1, 2, 0, 1, 2, 0]
+    assert inputs["labels"].dtype == np.int32  # what the exported signatures take
+    unconditional = zoo.load(str(preset))
+    assert set(serving._inputs(unconditional, unconditional.latents(2, seed=0))) == {"latents"}
+
+
+@pytest.mark.parametrize("where", UNWRITABLE_OUTPUTS)
+def test_an_unwritable_json_is_refused_before_any_timing(preset, tmp_path, monkeypatch, capsys,
+                                                         where):
+    # It used to time every backend, then fail with a traceback.
+    target, says = unwritable_output(tmp_path, where)
+    monkeypatch.setattr(serving, "run", lambda *a, **k: pytest.fail("timed before checking --json"))
+    assert serving.main([str(preset), "--json", str(target)]) == 2
+    assert says in the_one_line_error(capsys, "serving: error: ")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"]  # nothing written
+
+
+def test_a_json_write_that_fails_leaves_no_partial_file(preset, tmp_path, monkeypatch, capsys):
+    fill_the_disk_halfway_through_writes(monkeypatch)
+    output = tmp_path / "serving.json"
+    assert serving.main([str(preset), *FEW_CALLS, "--backends", "keras_generate",
+                         "--json", str(output)]) == 2
+    the_one_line_error(capsys, "serving: error: ")
+    assert list(tmp_path.iterdir()) == []  # neither serving.json nor a temporary file

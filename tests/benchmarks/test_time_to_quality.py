@@ -1,11 +1,19 @@
 """kgan.benchmarks.time_to_quality on a tiny budget."""
 
+import json
+
 import keras
 import numpy as np
 import pytest
 
 from kgan.benchmarks import baselines, time_to_quality
-from kgan_test_utils import tiny_dcgan
+from kgan_test_utils import (
+    UNWRITABLE_OUTPUTS, fill_the_disk_halfway_through_writes, the_one_line_error, tiny_dcgan,
+    unwritable_output)
+
+
+def no_training(*args, **kwargs):
+    pytest.fail("trained before checking the arguments")
 
 
 @pytest.mark.slow  # trains a baseline and a kgan DCGAN for an epoch each: about a minute
@@ -65,3 +73,34 @@ def test_ablation_reports_every_variant_per_epoch(capsys):
         assert len(variant["fcd_per_epoch"]) == 1 and np.isfinite(variant["fcd_per_epoch"][0])
     with pytest.raises(ValueError, match="epochs must be at least 1, got 0"):
         time_to_quality.ablation(epochs=0)
+
+
+@pytest.mark.parametrize("ablation", [[], ["--ablation"]])
+@pytest.mark.parametrize("where", UNWRITABLE_OUTPUTS)
+def test_an_unwritable_json_is_refused_before_training(tmp_path, monkeypatch, capsys, where,
+                                                        ablation):
+    # It used to be found (with a traceback) only after both sides trained.
+    target, says = unwritable_output(tmp_path, where)
+    monkeypatch.setattr(time_to_quality, "run", no_training)
+    monkeypatch.setattr(time_to_quality, "ablation", no_training)
+    assert time_to_quality.main(["--json", str(target)] + ablation) == 2
+    assert says in the_one_line_error(capsys, "time_to_quality: error: ")
+    assert [p.name for p in tmp_path.iterdir()] == ["afile"]
+
+
+def test_a_negative_seed_is_refused_before_training(monkeypatch, capsys):
+    monkeypatch.setattr(time_to_quality, "run", no_training)
+    with pytest.raises(SystemExit) as exit_:
+        time_to_quality.main(["--seed", "-1"])
+    assert exit_.value.code == 2 and "--seed must be >= 0" in capsys.readouterr().err
+
+
+def test_a_failed_json_write_still_prints_the_result_and_leaves_no_partial_file(
+        tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(time_to_quality, "run", lambda *args: {"speedup_to_baseline_quality": 2.0})
+    fill_the_disk_halfway_through_writes(monkeypatch)
+    assert time_to_quality.main(["--json", str(tmp_path / "ttq.json")]) == 2
+    out, err = capsys.readouterr()
+    assert json.loads(out)["speedup_to_baseline_quality"] == 2.0  # hours of training not lost
+    assert err.startswith("time_to_quality: error: ") and "No space left" in err
+    assert list(tmp_path.iterdir()) == []
