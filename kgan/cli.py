@@ -930,14 +930,15 @@ def _print_result(text, json_path):
 
 
 def _check_json_target(json_path):
-    """Refuse an unusable --json file before any work: a folder, or a parent that cannot be made."""
-    from kgan.atomic import make_dirs
+    """Refuse an unusable --json file before any work: a folder, a parent that
+    cannot be made, or a folder without write permission."""
+    from kgan.atomic import check_output_file
 
     if json_path is None:
         return
     if Path(json_path).is_dir():
         raise CLIError(f"--json {json_path} is a folder; give a file name")
-    make_dirs(Path(json_path).parent)  # a one-line OutputPathError under a file or read-only
+    check_output_file(json_path)  # a one-line OutputPathError
 
 
 def _write_json(json_path, text):
