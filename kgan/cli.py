@@ -368,6 +368,9 @@ def cmd_sample(args):
         raise CLIError("--interpolate needs at least 2 steps")
     if suffix in (".png", ".npz") and output.is_dir():
         raise CLIError(f"{output} is a folder; choose a file name for a .png/.npz output")
+    if suffix in _IMAGE_SUFFIXES and suffix != ".png":
+        raise CLIError(f"kgan sample writes a .png grid, an .npz array or a folder of PNGs; "
+                       f"{output} looks like a {suffix} file. Name a .png, .npz or a folder")
     if output.exists() and not args.overwrite and suffix in (".png", ".npz"):
         raise CLIError(f"{output} exists; pass --overwrite to replace it")
     if suffix not in (".png", ".npz"):
@@ -377,7 +380,8 @@ def cmd_sample(args):
                 "or name a folder for one PNG per sample"
             )
         if output.exists() and any(output.iterdir()) and not args.overwrite:
-            raise CLIError(f"folder {output} is not empty; pass --overwrite or choose another")
+            raise CLIError(_NOT_EMPTY.format(output))
+    _refuse_output_over_inputs(output, [p for p in (_preset_folder(args.name),) if p])
     model = zoo.load(args.name, sha256=args.sha256)
     if model.latent_dim is None:
         raise CLIError(
@@ -647,7 +651,9 @@ def _build_and_compile(arch, args, extra, translation):
 
 
 #: `kgan train` arguments that may differ between a run and its resumption.
-_RESUME_MAY_DIFFER = ("verbose", "overwrite", "restart", "cpu_threads")
+#: The output is where the backup was found, however it is spelled (`run`,
+#: `./run/`, an absolute path) or wherever the folder was moved.
+_RESUME_MAY_DIFFER = ("verbose", "overwrite", "restart", "cpu_threads", "output")
 
 #: Options added after backups were first written, with the value an older
 #: backup's command.json stands for, so those runs still resume.
@@ -1022,14 +1028,49 @@ def _translation_jobs(inputs):
     return jobs
 
 
-def _output_folder(args):
-    """`--output` as a Path, refused before any work if it is a file or, without
-    `--overwrite`, a folder with something in it."""
+#: How a not-empty output folder is refused: what --overwrite would do.
+_NOT_EMPTY = ("folder {} is not empty; choose another, or pass --overwrite to replace the "
+              "folder and everything in it")
+
+
+def _refuse_output_over_inputs(output, inputs, flag="--output"):
+    """Refuse an output that replacing would delete an input with: the same
+    path as a preset or image being read, or a folder holding one.
+
+    Outputs are written whole to a new folder and moved into place, so
+    `--overwrite` deletes what was there: `kgan sample run/preset --output run
+    --overwrite` would delete the preset it samples.
+    """
+    target = Path(output).resolve()
+    for source in inputs:
+        source = Path(source).resolve()
+        if source == target or target in source.parents:
+            raise CLIError(
+                f"{flag} {output} {'is' if source == target else 'holds'} {source}, which this "
+                "command reads; replacing it would delete that input. Choose another output"
+            )
+
+
+def _preset_folder(name):
+    """The local folder a preset argument names (a path, or a registered
+    preset's), for `_refuse_output_over_inputs`; None for a URL."""
+    from kgan import zoo
+
+    if Path(name).exists():
+        return Path(name)
+    return zoo.resolve(name) if name in zoo.list() else None
+
+
+def _output_folder(args, inputs=()):
+    """`--output` as a Path, refused before any work if it is a file, holds or
+    is one of `inputs` (or the preset), or without `--overwrite`, a folder
+    with something in it."""
     output = Path(args.output)
     if output.exists() and not output.is_dir():
         raise CLIError(f"--output {output} exists and is not a folder")
+    _refuse_output_over_inputs(output, [p for p in (_preset_folder(args.name), *inputs) if p])
     if output.exists() and any(output.iterdir()) and not args.overwrite:
-        raise CLIError(f"folder {output} is not empty; pass --overwrite or choose another")
+        raise CLIError(_NOT_EMPTY.format(output))
     return output
 
 
@@ -1040,7 +1081,7 @@ def cmd_translate(args):
     from kgan import zoo
     from kgan.atomic import write_folder
 
-    output = _output_folder(args)
+    output = _output_folder(args, inputs=args.inputs)
     jobs = _translation_jobs(args.inputs)
     model = zoo.load(args.name, sha256=args.sha256)
     if not hasattr(model, "translate"):
@@ -1126,6 +1167,10 @@ def cmd_export(args):
             image_size = ()
         if len(image_size) != 2:
             raise CLIError(f"--image-size takes HxW, e.g. 256x256; got {args.image_size!r}")
+    if tflite and target.suffix.lower() == ".tflite":
+        raise CLIError(f"DIR is the folder the .tflite file is written into; {target} looks like "
+                       f"the file. Give its folder, e.g. {target.parent / target.stem}")
+    _refuse_output_over_inputs(target, [p for p in (_preset_folder(args.name),) if p], "DIR")
     if target.exists() and not args.overwrite:
         raise CLIError(f"{target} already exists; pass --overwrite to replace it")
     model = zoo.load(args.name, sha256=args.sha256)
@@ -1155,6 +1200,7 @@ def main(argv=None):
         from kgan.data import DatasetUnavailableError
     except ImportError:  # pragma: no cover
         DatasetUnavailableError = RuntimeError
+    from kgan.bench import BenchWorkerError
     try:
         if args.command == "list":
             cmd_list(args)
@@ -1177,11 +1223,13 @@ def main(argv=None):
     except FloatingPointError as err:  # kgan.callbacks.DivergenceError: training diverged
         print(f"kgan: error: {' '.join(str(err).split())}", file=sys.stderr)
         return 1
-    except RuntimeError as err:
-        from kgan.bench import BenchWorkerError
-
-        if not isinstance(err, BenchWorkerError):
-            raise
+    except KeyboardInterrupt:
+        # Ctrl-C: outputs are written atomically and `train` keeps its backup,
+        # so there is nothing to report but the interruption itself.
+        print("kgan: interrupted; no output was left half-written (run the same `kgan train` "
+              "command again to resume from its last completed epoch)", file=sys.stderr)
+        return 130
+    except BenchWorkerError as err:  # a worker crashed or was killed: not the user's input
         print(f"kgan: error: {' '.join(str(err).split())}", file=sys.stderr)
         return 1
     # OSError covers unwritable outputs (kgan.atomic.OutputPathError), missing

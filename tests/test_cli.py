@@ -173,7 +173,7 @@ def test_sample_folder_of_pngs(preset, loaded, tmp_path, capsys):
 
 
 def test_sample_to_an_existing_file_without_known_suffix_is_a_user_error(preset, tmp_path, capsys):
-    out = tmp_path / "samples.jpg"
+    out = tmp_path / "samples.dat"
     out.write_bytes(b"not a folder")
     assert run(["sample", preset, "--num", "2", "--output", out]) == 2
     assert "is not a folder" in error_line(capsys.readouterr().err)
@@ -653,7 +653,8 @@ def test_synthesize_keeps_a_non_empty_output_unless_overwrite(conditional_preset
     output.mkdir()
     (output / "keep.txt").write_text("x")
     assert run(["synthesize", conditional_preset, "--per-class", 1, "--output", output]) == 2
-    assert "not empty; pass --overwrite" in error_line(capsys.readouterr().err)
+    assert "not empty; choose another, or pass --overwrite to replace the folder" in error_line(
+        capsys.readouterr().err)
     assert run(["synthesize", conditional_preset, "--per-class", 1, "--output", output, "--overwrite"]) == 0
     assert sorted(p.name for p in output.iterdir()) == ["0", "1", "2"]
 
@@ -701,3 +702,68 @@ def test_evaluate_writes_its_json_atomically_and_still_prints_it(tmp_path, capsy
     printed = json.loads(capsys.readouterr().out)
     assert json.loads(target.read_text()) == printed
     assert sorted(p.name for p in target.parent.iterdir()) == ["fid.json"]
+
+
+@pytest.mark.parametrize("error", ["dataset_unavailable", "bench_worker"])
+def test_runtime_errors_a_user_can_act_on_are_one_line(error, monkeypatch, capsys):
+    # Both are RuntimeErrors: catching one kind must not turn the other into a traceback.
+    from kgan import bench, data
+
+    raised = (data.DatasetUnavailableError("cifar10 could not be downloaded; copy it to ...")
+              if error == "dataset_unavailable"
+              else bench.BenchWorkerError("the bench worker for 'x' failed: it was killed"))
+
+    def failing(*args, **kwargs):
+        raise raised
+
+    monkeypatch.setattr(cli, "cmd_train", failing)
+    status = cli.main(["train", "dcgan", "--dataset", "cifar10", "--epochs", "1", "--output", "o"])
+    assert status == (2 if error == "dataset_unavailable" else 1)
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("kgan: error: ") and len(err.splitlines()) == 1 and str(raised) in err
+
+
+def _tree(folder):
+    return sorted(str(p.relative_to(folder)) for p in Path(folder).rglob("*"))
+
+
+@pytest.mark.parametrize("command", ["sample", "export", "synthesize_preset", "translate_inputs"])
+def test_overwrite_never_deletes_what_the_command_reads(command, tmp_path, capsys):
+    # Outputs replace their folder whole; one that is, or holds, an input
+    # would take the input with it.
+    run_dir = tmp_path / "run"
+    if command == "translate_inputs":
+        run_dir.mkdir()
+        (run_dir / "digit.png").write_bytes(b"an input image")
+        argv = ["translate", "cyclegan_digits", str(run_dir), "--output", str(run_dir)]
+    else:
+        name = "cgan_mnist_50shot" if command == "synthesize_preset" else "dcgan_mnist"
+        shutil.copytree(zoo.resolve(name), run_dir / "preset")
+        preset = str(run_dir / "preset")
+        argv = {"sample": ["sample", preset, "--num", "2", "--output", str(run_dir)],
+                "export": ["export", preset, str(run_dir)],
+                "synthesize_preset": ["synthesize", preset, "--per-class", "1",
+                                      "--output", str(run_dir)]}[command]
+    before = _tree(run_dir)
+    assert run(argv + ["--overwrite"]) == 2
+    err = capsys.readouterr().err
+    assert "which this command reads; replacing it would delete that input" in err
+    assert _tree(run_dir) == before
+
+
+def test_a_not_empty_output_says_what_overwrite_would_delete(tmp_path, capsys):
+    (tmp_path / "notes.txt").write_text("mine")
+    assert run(["sample", "dcgan_mnist", "--num", "2", "--output", str(tmp_path)]) == 2
+    assert "pass --overwrite to replace the folder and everything in it" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv,says", [
+    (["sample", "dcgan_mnist", "--num", "2", "--output", "{tmp}/a.jpg"], "looks like a .jpg file"),
+    (["export", "dcgan_mnist", "{tmp}/x/generator.tflite", "--format", "tflite"],
+     "looks like the file. Give its folder"),
+])
+def test_an_output_named_like_another_kind_of_file_is_refused(argv, says, tmp_path, capsys):
+    # Else `a.jpg` became a folder of PNGs and `generator.tflite` a folder holding the file.
+    assert run([a.format(tmp=tmp_path) for a in argv]) == 2
+    assert says in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
