@@ -14,6 +14,7 @@ import os
 import shlex
 import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -162,6 +163,9 @@ def build_parser():
     p.add_argument("--batch-size", type=_positive_int, default=64)
     p.add_argument("--output", required=True, help="run folder")
     p.add_argument("--image-size", type=_positive_int, help="resize images to this square size")
+    p.add_argument("--channels", type=int, choices=(1, 3),
+                   help="convert images to 1 (grey) or 3 (RGB) channels, e.g. to pair an RGB "
+                        "domain with a grey one")
     p.add_argument("--latent-dim", type=_positive_int, default=100)
     p.add_argument("--filters", type=_positive_int, default=64, help="base network width")
     p.add_argument("--ema-decay", type=_unit_interval, help="keep an EMA generator with this decay (e.g. 0.999)")
@@ -543,11 +547,11 @@ def _train(args, argv):
     }
     if translation:
         metadata["training"]["jitter"] = args.jitter
-        samples = _translation_sheet(model, args)
-    else:
-        samples = None
     try:
-        zoo.save_preset(model, preset_dir, metadata, overwrite=args.overwrite, samples=samples)
+        with tempfile.TemporaryDirectory(prefix="kgan-sheet-") as scratch:
+            samples = _translation_sheet(model, args, Path(scratch) / "samples.png") \
+                if translation else None
+            zoo.save_preset(model, preset_dir, metadata, overwrite=args.overwrite, samples=samples)
     except kgan_callbacks.DivergenceError as err:  # the last step left NaN weights
         raise _diverged(err, backup_dir, preset_dir) from err
     # Only now: a kill before the preset is written still resumes (and saves it).
@@ -629,8 +633,8 @@ def _build_and_compile(arch, args, extra, translation):
                            "image-to-image architectures (cyclegan)")
     # Class-conditional architectures learn (image, label) pairs.
     conditional = "num_classes" in inspect.signature(arch.builder).parameters
-    load_options = dict(split=args.split, batch_size=args.batch_size,
-                        image_size=args.image_size, seed=args.seed, with_labels=conditional)
+    load_options = dict(split=args.split, batch_size=args.batch_size, image_size=args.image_size,
+                        channels=args.channels, seed=args.seed, with_labels=conditional)
     with _too_few_examples_as_flags(args):
         dataset = data.load(args.dataset, **load_options)
     image_spec = dataset.element_spec[0] if conditional else dataset.element_spec
@@ -657,7 +661,7 @@ _RESUME_MAY_DIFFER = ("verbose", "overwrite", "restart", "cpu_threads", "output"
 
 #: Options added after backups were first written, with the value an older
 #: backup's command.json stands for, so those runs still resume.
-_RESUME_ADDED_LATER = {"distribute": "none"}
+_RESUME_ADDED_LATER = {"distribute": "none", "channels": None}
 
 
 def _backup(args, backup_dir, dataset):
@@ -734,7 +738,7 @@ def _build_translation(arch, args, extra):
     with _too_few_examples_as_flags(args, translation=True):
         dataset = data.unpaired(
             args.dataset, args.dataset_b, batch_size=args.batch_size, image_size=args.image_size,
-            seed=args.seed, jitter=args.jitter,
+            channels=args.channels, seed=args.seed, jitter=args.jitter,
         )
     spec_a, spec_b = dataset.element_spec
     image_shape = tuple(int(d) for d in spec_a.shape[1:])
@@ -753,20 +757,29 @@ def _build_translation(arch, args, extra):
     return dataset, model
 
 
-def _translation_sheet(model, args, per_row=8):
-    """Rows A, G(A), B, F(B) of fixed, unjittered training images."""
+def _translation_sheet(model, args, path, per_row=8):
+    """Writes to `path` (and returns it) a PNG of rows A, G(A), B, F(B) of
+    fixed, unjittered training images, `per_row` each or as many as the
+    smaller domain has."""
     import numpy as np
 
     from kgan import data
+    from kgan import images as kgan_images
 
-    plain = data.unpaired(
-        args.dataset, args.dataset_b, batch_size=per_row, image_size=args.image_size,
-        shuffle=False,
-    )
+    try:
+        plain = data.unpaired(
+            args.dataset, args.dataset_b, batch_size=per_row, image_size=args.image_size,
+            channels=args.channels, shuffle=False,
+        )
+    except data.TooFewExamplesError as err:
+        # A domain smaller than a row (training took smaller batches): show what it has.
+        return _translation_sheet(model, args, path, per_row=err.num_examples)
     images_a, images_b = (np.asarray(x) for x in next(iter(plain)))
     rows = [images_a, model.translate(images_a, "a_to_b"), images_b, model.translate(images_b, "b_to_a")]
     channels = max(r.shape[-1] for r in rows)
-    return np.concatenate([np.repeat(r, channels // r.shape[-1], axis=-1) for r in rows])
+    sheet = np.concatenate([np.repeat(r, channels // r.shape[-1], axis=-1) for r in rows])
+    kgan_images.save_grid(sheet, path, ncols=len(images_a))
+    return path
 
 
 def _num_classes(dataset, name):
@@ -857,16 +870,17 @@ def cmd_bench(args):
     unknown = [p for p in precisions if p not in PRECISIONS + ("auto",)]
     if unknown or not precisions:
         raise CLIError(f"unknown precision {unknown or args.precision!r}; choose from auto, {', '.join(PRECISIONS)}")
-    rows = bench.run(
-        args.arch, precisions=precisions, baseline=args.baseline, dataset=args.dataset,
-        dataset_b=args.dataset_b, split=args.split, image_size=args.image_size,
-        channels=args.channels, batch_size=args.batch_size, steps=args.steps,
-        repeats=args.repeats, latent_dim=args.latent_dim, filters=args.filters,
-        num_residual_blocks=args.num_residual_blocks, n_critic=args.n_critic,
-        steps_per_execution=args.steps_per_execution,
-        jit_compile="auto" if args.jit_compile is None else args.jit_compile,
-        isolate=not args.in_process, profile=args.profile, floor=args.floor,
-    )
+    with _too_few_examples_as_flags(args, translation=args.dataset_b is not None):
+        rows = bench.run(
+            args.arch, precisions=precisions, baseline=args.baseline, dataset=args.dataset,
+            dataset_b=args.dataset_b, split=args.split, image_size=args.image_size,
+            channels=args.channels, batch_size=args.batch_size, steps=args.steps,
+            repeats=args.repeats, latent_dim=args.latent_dim, filters=args.filters,
+            num_residual_blocks=args.num_residual_blocks, n_critic=args.n_critic,
+            steps_per_execution=args.steps_per_execution,
+            jit_compile="auto" if args.jit_compile is None else args.jit_compile,
+            isolate=not args.in_process, profile=args.profile, floor=args.floor,
+        )
     # The measurements first: minutes of work must not hang on a table.
     if args.json:
         _write_json(args.json, json.dumps(rows, indent=2))

@@ -485,7 +485,8 @@ def _make_preprocess(
         if height is None or width is None:
             raise ValueError(
                 f"{source}: images vary in size (shape {shape}), so they cannot be batched as "
-                f"they are; pass image_size=... (for example image_size=64)."
+                f"they are; pass image_size=... (for example image_size=64; on the command line, "
+                f"--image-size 64)."
             )
         resize = None
     elif (height, width) == image_size:
@@ -1686,19 +1687,21 @@ def unpaired(
             if None in domain.size:
                 raise ValueError(
                     f"{domain.source}: its images can differ in size, so they cannot be batched "
-                    f"as they are; pass image_size=... (for example image_size=256)."
+                    f"as they are; pass image_size=... (for example image_size=256; on the "
+                    f"command line, --image-size 256)."
                 )
         if domains[0].size != domains[1].size:
             raise ValueError(
                 f"The domains' images differ in size: {_size_text(domains[0].size)} in A, "
-                f"{_size_text(domains[1].size)} in B. Pass image_size=... to resize both."
+                f"{_size_text(domains[1].size)} in B. Pass image_size=... to resize both (on the "
+                f"command line, --image-size)."
             )
         image_size = domains[0].size
     if channels is None and domains[0].channels != domains[1].channels:
         raise ValueError(
             f"The domains' images differ in channels: {_channels_text(domains[0].channels)} in "
             f"A, {_channels_text(domains[1].channels)} in B. Pass channels=1 or channels=3 to "
-            f"convert both."
+            f"convert both (on the command line, --channels 1 or 3)."
         )
     for domain in domains:
         if domain.count is None and steps is None:

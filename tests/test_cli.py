@@ -767,3 +767,30 @@ def test_an_output_named_like_another_kind_of_file_is_refused(argv, says, tmp_pa
     assert run([a.format(tmp=tmp_path) for a in argv]) == 2
     assert says in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_train_cyclegan_on_three_images_a_side_and_rgb_against_grey(tmp_path, capsys):
+    # Domains smaller than the 8-image rows of the sample sheet: the sheet
+    # shows what they have (it used to fail after the epoch). The errors name
+    # flags, not Python arguments; --channels 1 makes both domains grey.
+    rng = np.random.default_rng(0)
+    for side, channels in (("a", 3), ("b", 1)):
+        (tmp_path / side).mkdir()
+        for i in range(3):
+            (tmp_path / side / f"{i}.png").write_bytes(kgan.images.encode_png(
+                rng.integers(0, 256, (16, 16, channels), dtype=np.uint8)))
+    argv = ["train", "cyclegan", "--dataset", tmp_path / "a", "--dataset-b", tmp_path / "b",
+            "--epochs", "1", "--batch-size", "1", "--filters", "4", "--num-residual-blocks", "1",
+            "--disc-layers", "1", "--verbose", "0", "--output", tmp_path / "run"]
+    assert run(argv) == 2
+    assert "on the command line, --image-size 256" in error_line(capsys.readouterr().err)
+    assert run(argv + ["--image-size", "16", "--channels", "1"]) == 0
+    sheet = kgan.images.load_png(tmp_path / "run" / "preset" / "samples.png")
+    assert sheet.shape == (4 * 18 + 2, 3 * 18 + 2, 1)  # rows A, G(A), B, F(B) of 3 images
+
+
+def test_bench_on_too_small_a_split_names_the_flags(capsys):
+    assert run(["bench", "dcgan", "--split", "train[:10]", "--batch-size", "64"]) == 2
+    line = error_line(capsys.readouterr().err)
+    assert "Lower --batch-size to at most 10, or choose a larger --split" in line
+    assert "drop_remainder" not in line
