@@ -892,12 +892,16 @@ def features_from(
         stats.update(features, probabilities)
         if bar is not None:
             bar.update(stats.count)
+    if bar is not None and (num is None or stats.count < num):
+        # Progbar ends its line only at its target: an error (or what is
+        # printed next) must not continue the bar's line.
+        print()
     if stats.count == 0:
         raise ValueError("The source yielded no images.")
     if num is not None and stats.count < num:
         raise ValueError(
             f"Asked for num={num} samples but the source holds only "
-            f"{stats.count}; lower num."
+            f"{stats.count}; lower num (on the command line, --num)."
         )
     return stats
 

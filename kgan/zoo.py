@@ -366,6 +366,12 @@ def _check_sha256(sha256):
     if not isinstance(sha256, str) or len(sha256) != 64 or any(
         c not in "0123456789abcdef" for c in sha256.lower()
     ):
+        if sha256 is None:
+            raise ZooError(
+                "A remote preset needs the full sha256 of its archive (64 hex characters), "
+                "which checks what is downloaded: pass sha256=... (on the command line, "
+                "--sha256 HEX), e.g. from the page that publishes the URL."
+            )
         raise ZooError(
             "A remote preset needs its full sha256 (64 hex characters); got "
             f"{sha256!r}. Keras would treat a shorter hash as MD5."

@@ -316,6 +316,7 @@ def test_features_from_datasets_and_arrays():
     assert features_from(images, extractor, batch_size=4).count == 30
     with pytest.raises(ValueError, match="only 30"):
         features_from(images, extractor, num=31)
+
     with pytest.raises(ValueError, match="no images"):
         features_from(images[:0], extractor)
     with pytest.raises(ValueError, match="floating point"):
@@ -324,6 +325,14 @@ def test_features_from_datasets_and_arrays():
         features_from(images * 10, extractor)
     with pytest.raises(ValueError, match="num is required"):
         features_from(tiny_dcgan(), extractor)
+
+
+def test_a_short_source_ends_the_progress_line_before_its_error(capsys):
+    # The CLI's one-line error must not continue the progress bar's line.
+    with pytest.raises(ValueError, match=r"only 30; lower num \(on the command line, --num\)"):
+        features_from(random_images(30), lambda x: x.reshape(len(x), -1)[:, :5], num=31,
+                      progress=True)
+    assert capsys.readouterr().out.endswith("\n")
 
 
 @pytest.mark.parametrize("chosen", [None, True])

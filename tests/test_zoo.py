@@ -194,6 +194,8 @@ def test_remote_preset_is_fetched_verified_and_cached(preset, http_server, tmp_p
         zoo.load(url, sha256=digest, cache_dir=cache)
     with pytest.raises(zoo.ZooError, match="64 hex"):
         zoo.load(url, sha256=digest[:32], cache_dir=cache, allow_http=True)
+    with pytest.raises(zoo.ZooError, match=r"pass sha256=\.\.\. \(on the command line, --sha256"):
+        zoo.load(url, cache_dir=cache, allow_http=True)
     loaded = zoo.load(url, sha256=digest, cache_dir=cache, allow_http=True)
     np.testing.assert_allclose(loaded.generate(2, seed=0), model.generate(2, seed=0), atol=1e-6)
     assert (cache / "kgan" / "presets" / digest / zoo.CONFIG_FILE).is_file()
