@@ -316,7 +316,6 @@ def test_features_from_datasets_and_arrays():
     assert features_from(images, extractor, batch_size=4).count == 30
     with pytest.raises(ValueError, match="only 30"):
         features_from(images, extractor, num=31)
-
     with pytest.raises(ValueError, match="no images"):
         features_from(images[:0], extractor)
     with pytest.raises(ValueError, match="floating point"):
