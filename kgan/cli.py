@@ -152,8 +152,10 @@ def build_parser():
     )
     p.add_argument("arch", help="architecture name (kgan list --architectures)")
     p.add_argument("--dataset", required=True,
-                   help="embedded set (mnist_5k), a tensorflow-datasets name, or for image-to-image "
-                        "architectures domain A (a cycle_gan/* name gives both domains)")
+                   help="embedded set (mnist_5k), a tensorflow-datasets name, or a folder of "
+                        "images (with --image-size; sub-folders are the classes of a "
+                        "conditional_gan); for image-to-image architectures domain A (a "
+                        "cycle_gan/* name gives both domains)")
     p.add_argument("--dataset-b", help="image-to-image (cyclegan): domain B, a dataset name or folder")
     p.add_argument("--jitter", choices=("cyclegan",),
                    help="image-to-image: the paper's resize, random crop and flip")

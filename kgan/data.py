@@ -1262,6 +1262,9 @@ def load(
     config and version (``"mnist"``, ``"cifar10"``, ``"celeb_a"``,
     ``"cycle_gan/horse2zebra"``), loaded with ``tfds.load``. Only the
     ``"image"`` feature is used, plus ``"label"`` when ``with_labels=True``.
+    A path to an existing folder of images is read by :func:`from_folder`
+    (``image_size`` required; ``channels`` None means RGB; sub-folders are
+    the classes with ``with_labels=True``).
 
     Args:
         name: Dataset name.
@@ -1329,6 +1332,22 @@ def load(
     download = _check_bool(download, "download")
     data_dir = _check_data_dir(data_dir)
 
+    if name not in _EMBEDDED_LOADERS and os.path.isdir(name):
+        # A folder of images (what `kgan train --dataset FOLDER` names).
+        if split != "train":
+            raise ValueError(f"{name!r} is a folder of images, which has no splits; leave "
+                             f"split at 'train' (on the command line, drop --split).")
+        if image_size is None:
+            raise ValueError(
+                f"{name!r} is a folder of images, which can differ in size; pass "
+                f"image_size=... (for example image_size=64; on the command line, "
+                f"--image-size 64)."
+            )
+        return from_folder(
+            name, image_size=image_size, channels=3 if channels is None else channels,
+            batch_size=batch_size, shuffle=shuffle, seed=seed, cache=cache,
+            drop_remainder=drop_remainder, with_labels=with_labels, repeat_batches=repeat_batches,
+        )
     if name in _EMBEDDED_LOADERS:
         images, labels = embedded_split(name, split)
         dataset = tf.data.Dataset.from_tensor_slices((images, labels) if with_labels else images)

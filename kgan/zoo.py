@@ -368,9 +368,9 @@ def _check_sha256(sha256):
     ):
         if sha256 is None:
             raise ZooError(
-                "A remote preset needs the full sha256 of its archive (64 hex characters), "
-                "which checks what is downloaded: pass sha256=... (on the command line, "
-                "--sha256 HEX), e.g. from the page that publishes the URL."
+                "A remote preset needs its full sha256 (64 hex characters), which checks "
+                "the archive downloaded: pass sha256=... (on the command line, --sha256 "
+                "HEX), e.g. from the page that publishes the URL."
             )
         raise ZooError(
             "A remote preset needs its full sha256 (64 hex characters); got "

@@ -794,3 +794,16 @@ def test_bench_on_too_small_a_split_names_the_flags(capsys):
     line = error_line(capsys.readouterr().err)
     assert "Lower --batch-size to at most 10, or choose a larger --split" in line
     assert "drop_remainder" not in line
+
+
+def test_train_dcgan_on_a_folder_of_images(tmp_path):
+    rng = np.random.default_rng(0)
+    (tmp_path / "digits").mkdir()
+    for i in range(10):
+        (tmp_path / "digits" / f"{i}.png").write_bytes(kgan.images.encode_png(
+            rng.integers(0, 256, (20, 20, 1), dtype=np.uint8)))
+    argv = ["train", "dcgan", "--dataset", tmp_path / "digits", "--image-size", "16",
+            "--channels", "1", "--epochs", "1", "--batch-size", "5", "--filters", "4",
+            "--latent-dim", "8", "--verbose", "0", "--output", tmp_path / "run"]
+    assert run(argv) == 0
+    assert zoo.load(tmp_path / "run" / "preset").image_shape == (16, 16, 1)

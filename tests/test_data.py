@@ -402,6 +402,23 @@ def test_from_folder_cache_false_and_seed(pets):
     assert sorted(first.tolist()) == [0, 0, 0, 1, 1]
 
 
+def test_load_reads_a_folder_path_like_from_folder(pets):
+    # `kgan train dcgan --dataset FOLDER` goes through load: the same pipeline.
+    ours = data.load(str(pets), image_size=8, batch_size=5, with_labels=True, seed=0)
+    theirs = data.from_folder(pets, image_size=8, batch_size=5, with_labels=True, seed=0)
+    assert ours.class_names == theirs.class_names == ["cat", "dog"]
+    for a, b in zip(batches(ours), batches(theirs)):
+        np.testing.assert_array_equal(a[0], b[0])
+        np.testing.assert_array_equal(a[1], b[1])
+    (gray,) = batches(data.load(str(pets), image_size=8, channels=1, batch_size=5))
+    assert gray.shape == (5, 8, 8, 1)
+    with pytest.raises(ValueError, match=r"folder of images, which can differ in size; pass "
+                                         r"image_size=\.\.\. .*--image-size 64"):
+        data.load(str(pets))
+    with pytest.raises(ValueError, match="which has no splits"):
+        data.load(str(pets), image_size=8, split="train[:50%]")
+
+
 def test_from_folder_missing_folder(tmp_path):
     with pytest.raises(FileNotFoundError, match="does not exist"):
         data.from_folder(tmp_path / "nope", image_size=8)
