@@ -1306,7 +1306,7 @@ def _tensorflow_error_message(err, args):
         return _no_space_message(getattr(args, "output", None) or getattr(args, "dir", None) or "the output")
     if "decode" not in text.lower():  # DecodeImage and the codecs' own messages
         return None
-    folders = [value for key in ("dataset", "dataset_b", "against", "name")
+    folders = [value for key in ("dataset", "dataset_b", "source", "against", "reference", "name")
                if isinstance(value := getattr(args, key, None), str) and os.path.isdir(value)]
     bad = [path for folder in folders for path in data.undecodable_images(folder, limit=3)][:3]
     if bad:

@@ -885,13 +885,18 @@ def features_from(
         if isinstance(progress, str):
             print(progress)
         bar = keras.utils.Progbar(num, unit_name="image")
-    for images in _image_batches(source, num, batch_size, seed):
-        shape = _check_images(images, stats.image_shape)
-        stats.image_shape = shape
-        features, probabilities = _split_output(extractor(images), len(images))
-        stats.update(features, probabilities)
+    try:
+        for images in _image_batches(source, num, batch_size, seed):
+            shape = _check_images(images, stats.image_shape)
+            stats.image_shape = shape
+            features, probabilities = _split_output(extractor(images), len(images))
+            stats.update(features, probabilities)
+            if bar is not None:
+                bar.update(stats.count)
+    except BaseException:
         if bar is not None:
-            bar.update(stats.count)
+            print()  # the error's message must not continue the bar's line
+        raise
     if bar is not None and (num is None or stats.count < num):
         # Progbar ends its line only at its target: an error (or what is
         # printed next) must not continue the bar's line.

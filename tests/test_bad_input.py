@@ -515,6 +515,15 @@ def test_cli_bad_input_is_one_line(case, env, capsys):
     assert not _out(env).exists()
 
 
+def test_undecodable_images_in_the_folder_evaluated_are_named_on_a_line_of_their_own(env, capsys):
+    # evaluate shows progress bars first; the error must not continue one.
+    code, lines = run_cli(["evaluate", folder_with_undecodable_images(env), "--against", "mnist_5k",
+                           "--num", "4", "--metrics", "kid", "--batch-size", "2"], capsys)
+    assert code == 2 and not any("Traceback" in line for line in lines), lines
+    assert re.match(r"kgan: error: cannot decode .*half.png, .*notes.jpg: corrupt, truncated or "
+                    r"not an image\. Remove or re-save", lines[-1]), lines[-1]
+
+
 def test_cli_error_in_a_real_process_is_one_line(tmp_path):
     """The CLI as users run it: a process whose stderr has one kgan line and no traceback.
 
