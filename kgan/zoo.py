@@ -335,6 +335,11 @@ def resolve(source, sha256=None, cache_dir=None, allow_http=False):
     sorted(p.name for p in folder.iterdir())  # ['README.md', 'config.json', ...]
     ```
     """
+    if not isinstance(source, (str, os.PathLike)):
+        raise TypeError(
+            f"A preset is named by a string or path: a registered name (kgan.zoo.list()), a "
+            f"preset folder or an https URL; got {source!r}."
+        )
     source = os.fspath(source)
     if sha256 is not None and not source.startswith(("https://", "http://")):
         raise ZooError(

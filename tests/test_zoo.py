@@ -321,3 +321,14 @@ def test_ema_preset_stores_the_averaged_generator_once(tmp_path):
     loaded = zoo.load(folder)
     assert loaded.ema_generator is None
     np.testing.assert_allclose(loaded.generate(3, seed=2), model.generate(3, seed=2), atol=1e-6)
+
+
+@pytest.mark.parametrize("source", [None, 3])
+def test_a_preset_named_by_neither_string_nor_path_says_what_names_one(source):
+    with pytest.raises(TypeError, match=r"a registered name \(kgan.zoo.list\(\)\), a preset folder"):
+        zoo.load(source)
+
+
+def test_build_with_an_int_image_shape_says_the_shape_it_takes():
+    with pytest.raises(ValueError, match=r"must be \(height, width, channels\), e.g. \(28, 28, 1\), got 28"):
+        zoo.build("dcgan", image_shape=28)

@@ -55,9 +55,10 @@ def stages_for(image_shape):
     kgan.networks.stages_for((64, 64, 3))  # (4, 4, 4)
     ```
     """
-    if len(image_shape) != 3:
+    if not hasattr(image_shape, "__len__") or len(image_shape) != 3:
         raise ValueError(
-            f"image_shape must be (height, width, channels), got {image_shape}."
+            f"image_shape must be (height, width, channels), e.g. (28, 28, 1), got "
+            f"{image_shape!r}."
         )
     height, width, channels = (int(d) for d in image_shape)
     if channels < 1 or height < 8 or width < 8:
