@@ -304,6 +304,8 @@ API_CASES = [
          OutputPathError, r"(is a file, not a folder|no permission)", UNWRITABLE_FIX),
     Case("export_over_existing_folder", lambda e: kgan.export_generator(e.dcgan, e.tmp),
          FileExistsError, r"already exists", r"overwrite=True"),
+    Case("save_grid_jpg_name", lambda e: kgan.images.save_grid(zeros(4, 8, 8, 1), e.tmp / "x.jpg"),
+         ValueError, r"writes PNG files, but .*ends in '\.jpg'", r"Name it 'x\.png'.*encode_jpeg"),
 ]
 
 CONDITIONAL_CASES = [
