@@ -218,6 +218,10 @@ API_CASES = [
     # training batches
     Case("fit_rank3_images", lambda e: e.dcgan.fit(batches(zeros(8, 16, 16)), verbose=0),
          InputValidationError, r"rank 4", r"channel axis"),
+    Case("fit_unbatched_dataset",
+         lambda e: e.dcgan.fit(tf.data.Dataset.from_tensor_slices(zeros(8, 16, 16, 1)), verbose=0),
+         InputValidationError, r"got shape \(16, 16, 1\)\. That is one image, not a batch",
+         r"dataset\.batch\(64\)"),
     Case("fit_wrong_image_size", lambda e: e.dcgan.fit(batches(zeros(8, 32, 32, 1)), verbose=0),
          InputValidationError, r"built for images of shape \(16, 16, 1\)", r"Resize the data"),
     Case("fit_uint8_images", lambda e: e.dcgan.fit(batches(zeros(8, 16, 16, 1, dtype="uint8")), verbose=0),

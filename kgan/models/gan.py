@@ -582,6 +582,7 @@ class GAN(keras.Model):
                 raise InputValidationError(
                     f"{type(self).__name__} expects batches of shape "
                     f"[batch, {', '.join(map(str, expected))}], got {shape}."
+                    f"{_rank_hint(shape, expected, 'example')}"
                 )
             if not tf.as_dtype(dtype).is_floating:
                 raise InputValidationError(
@@ -589,15 +590,10 @@ class GAN(keras.Model):
                 )
             return
         if len(shape) != 4:
-            hint = ""
-            if len(shape) == 3 and expected[-1] == 1:
-                hint = " Add a channel axis, e.g. `x[..., None]`."
-            elif len(shape) == 3:
-                hint = " Batch the dataset, e.g. `dataset.batch(64)`."
             raise InputValidationError(
                 f"{type(self).__name__} expects image batches of rank 4 "
                 f"[batch, {expected[0]}, {expected[1]}, {expected[2]}], got "
-                f"shape {shape}.{hint}"
+                f"shape {shape}.{_rank_hint(shape, expected, 'image')}"
             )
         dims = tuple(None if d is None else int(d) for d in shape[1:])
         if any(d is not None and d != e for d, e in zip(dims, expected)):
@@ -1102,6 +1098,35 @@ class GAN(keras.Model):
         ```
         """
         return self.generate_from_latents(slerp(z0, z1, steps))
+
+
+def _rank_hint(shape, expected, noun):
+    """The fix for a batch of the wrong rank, when its shape shows the mistake.
+
+    A `(28, 28, 1)` batch for a `(28, 28, 1)` model is one image, i.e. an
+    unbatched dataset; `(64, 28, 28)` is a batch without its channel axis.
+    """
+
+    def matches(dims, wanted):
+        return len(dims) == len(wanted) and all(
+            d is None or int(d) == w for d, w in zip(dims, wanted)
+        )
+
+    shape, expected = tuple(shape), tuple(expected)
+    if matches(shape, expected):
+        return (
+            f" That is one {noun}, not a batch: batch the dataset, e.g. "
+            f"`dataset.batch(64)` (a single {noun} as an array: `x[None]`)."
+        )
+    if len(expected) == 3 and expected[-1] == 1:
+        if matches(shape, expected[:-1]):
+            return (
+                " That is one image without its channel axis: add the axis and "
+                "batch, e.g. `dataset.map(lambda x: x[..., None]).batch(64)`."
+            )
+        if matches(shape[1:], expected[:-1]):
+            return " Add a channel axis, e.g. `x[..., None]`."
+    return ""
 
 
 def _check_steps_per_execution(steps, strategy):

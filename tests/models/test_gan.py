@@ -107,6 +107,39 @@ def test_bad_batches_get_clear_errors(images, match):
         model.fit(dataset, epochs=1, verbose=0)
 
 
+@pytest.mark.parametrize("image_shape", [(16, 16, 1), (16, 16, 3)])
+@pytest.mark.parametrize("with_labels", [False, True])
+def test_an_unbatched_dataset_is_told_to_batch(image_shape, with_labels):
+    # It was told "Add a channel axis", which does not fix it.
+    model = DCGAN.from_image_shape(image_shape, latent_dim=8, filters=4, seed=0)
+    model.compile()
+    images = np.zeros((8,) + image_shape, "float32")
+    unbatched = tf.data.Dataset.from_tensor_slices((images, np.zeros(8)) if with_labels else images)
+    with pytest.raises(InputValidationError, match=r"one image, not a batch.*dataset\.batch\(64\)") as info:
+        model.fit(unbatched, verbose=0)
+    assert "channel axis" not in str(info.value)
+    # The batched dataset trains.
+    assert np.isfinite(model.fit(unbatched.batch(4), verbose=0).history["d_loss"]).all()
+
+
+def test_an_unbatched_dataset_without_channel_axis_is_told_both():
+    model = tiny_dcgan()
+    model.compile()
+    unbatched = tf.data.Dataset.from_tensor_slices(np.zeros((8, 16, 16), "float32"))
+    with pytest.raises(InputValidationError, match=r"x\[\.\.\., None\]\)\.batch\(64\)"):
+        model.fit(unbatched, verbose=0)
+
+
+def test_an_unbatched_dataset_of_points_is_told_to_batch():
+    generator = kgan.networks.mlp_generator(latent_dim=2, data_dim=2, units=8, layers=1)
+    discriminator = kgan.networks.mlp_discriminator(data_dim=2, units=8, layers=1)
+    model = DCGAN(generator, discriminator, seed=0)
+    model.compile()
+    points = tf.data.Dataset.from_tensor_slices(np.zeros((8, 2), "float32"))
+    with pytest.raises(InputValidationError, match=r"got \(2,\)\. That is one example, not a batch"):
+        model.fit(points, verbose=0)
+
+
 def test_empty_dataset_and_dict_batches_are_rejected():
     model = tiny_dcgan()
     model.compile()
