@@ -189,6 +189,32 @@ def test_generate_rejects_bad_counts(num):
         tiny_dcgan().generate(num)
 
 
+@pytest.mark.parametrize("call", ["generate", "generate_uint8"])
+def test_generate_refuses_more_images_than_memory_holds(call):
+    # generate(10**12) drew all latents at once and died in a TensorFlow OOM.
+    model = tiny_dcgan()
+    with pytest.raises(ValueError, match=rf"{call}\(1,000,000,000,000\) would need 1\.06 PB of memory") as info:
+        getattr(model, call)(10**12, seed=0)
+    assert "16x16x1 images" in str(info.value) and "model.generate_batches(" in str(info.value)
+    with pytest.raises(ValueError, match=r"latents\(1,000,000,000,000\) would need 32 TB.*latent_batches"):
+        model.latents(10**12)
+
+
+def test_generate_compares_the_request_with_the_machines_memory(monkeypatch):
+    from kgan import _checks
+
+    model = tiny_dcgan()
+    per_image = 4 * (16 * 16 * 1 + 8)  # a float32 image and its latent
+    monkeypatch.setattr(_checks, "physical_memory", lambda: 100 * per_image)
+    assert model.generate(100, seed=0).shape == (100, 16, 16, 1)
+    with pytest.raises(ValueError, match=r"generate\(101\) would need 107 KB .*this machine's 106 KB"):
+        model.generate(101, seed=0)
+    # Batches hold one batch at a time: any number streams.
+    assert sum(len(b) for b in model.generate_batches(101, seed=0, batch_size=50)) == 101
+    monkeypatch.setattr(_checks, "physical_memory", lambda: None)  # an OS that does not say
+    assert model.generate(101, seed=0).shape == (101, 16, 16, 1)
+
+
 def test_generate_from_latents_checks_shape():
     with pytest.raises(ValueError, match=r"\[N, 8\]"):
         tiny_dcgan().generate_from_latents(np.zeros((2, 5)))
