@@ -1,6 +1,7 @@
 """Argument checks shared by kgan's modules."""
 
 import numbers
+import os
 
 
 def positive_int(value, name):
@@ -15,3 +16,46 @@ def positive_int(value, name):
     if value < 1:
         raise ValueError(f"{name} must be at least 1, got {value}.")
     return int(value)
+
+
+def physical_memory():
+    """This machine's memory (RAM) in bytes, or None where the OS does not say."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):  # e.g. Windows has no sysconf
+        return None
+
+
+def format_bytes(size):
+    """`size` bytes in decimal units, e.g. "3.1 TB"."""
+    units = ("B", "KB", "MB", "GB", "TB", "PB")
+    power = 0
+    while size >= 1000 and power < len(units) - 1:
+        size /= 1000
+        power += 1
+    if power == 0:
+        return f"{int(size)} B"
+    return f"{size:.3g} {units[power]}" if size < 1000 else f"{size:,.0f} {units[power]}"
+
+
+def check_fits_in_memory(nbytes, request, holds, fix):
+    """Refuse, before any work, a request for more bytes than this machine's memory.
+
+    Past the physical memory an allocation fails deep in TensorFlow or numpy
+    with an out-of-memory error that names no argument, or swaps for hours.
+
+    Args:
+        nbytes: what the request must hold in memory at once.
+        request: the call, e.g. "generate(1,000,000)".
+        holds: what takes the memory, e.g. "1,000,000 float32 28x28x1 images".
+        fix: the sentence saying what to do instead.
+
+    Raises:
+        ValueError: `nbytes` is more than the physical memory.
+    """
+    memory = physical_memory()
+    if memory is not None and nbytes > memory:
+        raise ValueError(
+            f"{request} would need {format_bytes(nbytes)} of memory ({holds}), more than "
+            f"this machine's {format_bytes(memory)}. {fix}"
+        )

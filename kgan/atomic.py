@@ -175,14 +175,32 @@ def write_file(target, write):
     return target
 
 
+def _remove(path):
+    """Delete `path` whatever it is: a folder's tree, a file or a symlink (not its target).
+
+    Best effort: it deletes an old version after the new one is in place, so
+    a failure here must not turn a finished replacement into an error.
+    """
+    path = Path(path)
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        try:
+            path.unlink(missing_ok=True)
+        except OSError:
+            pass
+
+
 def replace_folder(source, target):
     """Move the finished folder `source` to `target`, replacing what is there.
 
-    On Linux the two folders are swapped in one `renameat2(RENAME_EXCHANGE)`
-    call, so `target` names a complete version at every instant, even if the
-    process is killed. Elsewhere the old folder is renamed aside first and
-    deleted only after the new one is in place: a kill between the two
-    renames leaves the old version complete under `.NAME.old-PID`.
+    Whatever `target` was (a folder, a file or a symlink) is deleted once the
+    new folder is in place, leaving nothing else behind. On Linux the two are
+    swapped in one `renameat2(RENAME_EXCHANGE)` call, so `target` names a
+    complete version at every instant, even if the process is killed.
+    Elsewhere the old version is renamed aside first, put back if the second
+    rename fails, and deleted only after the new one is in place: a kill
+    between the two renames leaves it complete under `.NAME.old-PID-THREAD`.
 
     Example:
 
@@ -194,14 +212,19 @@ def replace_folder(source, target):
     ```
     """
     source, target = Path(source), Path(target)
-    if target.is_dir() and not target.is_symlink() and _exchange(source, target):
-        shutil.rmtree(source, ignore_errors=True)  # now the old version
+    # lexists: a dangling symlink is still something to replace.
+    if os.path.lexists(target) and _exchange(source, target):
+        _remove(source)  # now the old version
         return
-    if target.exists():
+    if os.path.lexists(target):
         retired = target.with_name(f".{target.name}.old-{_writer_id()}")
         os.replace(target, retired)
-        os.replace(source, target)
-        shutil.rmtree(retired, ignore_errors=True)
+        try:
+            os.replace(source, target)
+        except BaseException:
+            os.replace(retired, target)  # the old version stays where it was
+            raise
+        _remove(retired)
     else:
         os.replace(source, target)
 

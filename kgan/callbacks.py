@@ -59,7 +59,8 @@ class SampleGrid(keras.callbacks.Callback):
         ncols: Tiles per grid row; defaults to ``ceil(sqrt(num_samples))``.
         tensorboard_log_dir: If given, also log each grid as the TensorBoard
             image summary ``"samples"`` into this directory.
-        filename: Format string for the file names with an ``{epoch}`` field.
+        filename: Format string for the file names with an ``{epoch}`` field,
+            ending in ``.png``.
 
     Attributes:
         written: Paths of all PNG files written so far, in order. Kept
@@ -107,6 +108,12 @@ class SampleGrid(keras.callbacks.Callback):
                 f"{{epoch}} field ({type(e).__name__}: {e}). Example: "
                 f"'epoch_{{epoch:04d}}.png'."
             ) from e
+        if not filename.format(epoch=1).lower().endswith(".png"):
+            # Refused now, not when the first grid is written after an epoch.
+            raise ValueError(
+                f"filename {filename!r} must end in .png: SampleGrid writes PNG files. "
+                f"Example: 'epoch_{{epoch:04d}}.png'."
+            )
         self.output_dir = os.fspath(output_dir)
         self.num_samples = int(num_samples)
         self.seed = seed

@@ -305,6 +305,25 @@ def _atomic_write(data, path):
         raise
 
 
+def _check_png_path(path, func_name):
+    """Refuses, before any work, a file name not ending in ``.png`` (any case).
+
+    kgan writes only PNG, and PNG bytes under another format's name
+    (``grid.jpg``) mislead viewers and upload checks.
+    """
+    name = os.path.basename(os.fspath(path))
+    stem, suffix = os.path.splitext(name)
+    if suffix.lower() != ".png":
+        what = f"ends in {suffix!r}" if suffix else "has no extension"
+        pixels = "make_grid(images)" if func_name == "save_grid" else "to_uint8(image)"
+        raise ValueError(
+            f"{func_name} writes PNG files, but {os.fspath(path)!r} {what}. Name it "
+            f"'{stem}.png'; for a JPEG, encode the pixels yourself: "
+            f"tf.io.write_file(path, tf.io.encode_jpeg(kgan.images.{pixels}))."
+        )
+    return path
+
+
 def save_png(image, path):
     """Writes one image to a PNG file, atomically.
 
@@ -316,19 +335,22 @@ def save_png(image, path):
     Args:
         image: Array or tensor ``[H, W, C]`` or ``[H, W]``, ``uint8`` or float
             in ``[-1, 1]``.
-        path: Destination file (str or path-like). Overwritten if it exists.
+        path: Destination file (str or path-like) ending in ``.png``.
+            Overwritten if it exists.
 
     Returns:
         ``path``, unchanged.
 
     Raises:
-        ValueError: On a bad shape or NaN values.
+        ValueError: On a bad shape, NaN values, or a name not ending in
+            ``.png``.
         TypeError: On an unsupported dtype.
 
     Example:
         >>> save_png(np.zeros((8, 8), "uint8"), "/tmp/kgan_doc/black.png")
         '/tmp/kgan_doc/black.png'
     """
+    _check_png_path(path, "save_png")
     _atomic_write(encode_png(image), path)
     return path
 
@@ -339,7 +361,7 @@ def save_grid(images, path, ncols=None, padding=GRID_PADDING, pad_value=0):
     Args:
         images: Batch ``[N, H, W, C]`` or ``[N, H, W]``, float in ``[-1, 1]``
             or ``uint8``.
-        path: Destination PNG file.
+        path: Destination PNG file; its name must end in ``.png``.
         ncols: Tiles per row; defaults to ``ceil(sqrt(N))``.
         padding: Pixels between tiles and around the border.
         pad_value: ``uint8`` intensity of the padding.
@@ -347,10 +369,15 @@ def save_grid(images, path, ncols=None, padding=GRID_PADDING, pad_value=0):
     Returns:
         ``path``, unchanged.
 
+    Raises:
+        ValueError: On a bad batch or a name not ending in ``.png``
+            (checked before the grid is built).
+
     Example:
         >>> save_grid(np.zeros((4, 8, 8, 1), "float32"), "/tmp/kgan_doc/g.png")
         '/tmp/kgan_doc/g.png'
     """
+    _check_png_path(path, "save_grid")
     grid = make_grid(images, ncols=ncols, padding=padding, pad_value=pad_value)
     return save_png(grid, path)
 

@@ -694,9 +694,10 @@ def save_preset(model, folder, metadata, overwrite=False, sample_seed=0, samples
         overwrite: replace an existing folder.
         sample_seed: latent seed of `samples.png`.
         samples: images (`[N, H, W, C]`, [-1, 1] or uint8) for `samples.png`
-            instead of generated ones, or the path of a PNG to copy as it is;
-            required for models without a latent space (CycleGAN: e.g.
-            inputs and their translations).
+            instead of generated ones (8 per row), a sheet `(images, ncols)`
+            such as `CycleGAN.translation_sheet` returns, or the path of a
+            PNG to copy as it is; required for models without a latent space
+            (CycleGAN: e.g. inputs and their translations).
 
     Returns:
         The folder as a `Path`.
@@ -755,6 +756,8 @@ def save_preset(model, folder, metadata, overwrite=False, sample_seed=0, samples
         if missing:
             raise ValueError(f"metadata is missing {missing}; see kgan.zoo.REQUIRED_METADATA.")
         ncols = 8
+        if isinstance(samples, tuple) and len(samples) == 2 and np.ndim(samples[1]) == 0:
+            samples, ncols = samples  # a sheet and its row length
         if isinstance(samples, (str, os.PathLike)):  # a finished sheet, e.g. a re-saved preset's
             shutil.copyfile(samples, staging / SAMPLES_FILE)
         elif samples is None and hasattr(clone, "sample_sheet"):

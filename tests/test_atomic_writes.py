@@ -229,6 +229,59 @@ def test_replace_folder_swaps_in_the_new_version(tmp_path, monkeypatch, exchange
     assert sorted(p.name for p in tmp_path.iterdir()) == ["target"]
 
 
+def _make_old_target(kind, target):
+    """`target` as a folder, a regular file or a symlink to a folder, holding "old"."""
+    if kind == "folder":
+        target.mkdir()
+        (target / "file").write_text("old")
+    elif kind == "file":
+        target.write_text("old")
+    else:
+        elsewhere = target.with_name("elsewhere")
+        elsewhere.mkdir()
+        (elsewhere / "file").write_text("old")
+        target.symlink_to(elsewhere)
+
+
+@pytest.mark.parametrize("kind", ["folder", "file", "symlink"])
+@pytest.mark.parametrize("exchange", [True, False], ids=["renameat2", "two-renames"])
+def test_replace_folder_leaves_nothing_of_any_old_target_behind(tmp_path, monkeypatch, exchange, kind):
+    # `kgan export NAME FILE --overwrite` left `.FILE.old-PID-THREAD` beside a replaced file.
+    if not exchange:
+        monkeypatch.setattr(atomic, "_exchange", lambda first, second: False)
+    target, new = tmp_path / "target", tmp_path / ".staging"
+    _make_old_target(kind, target)
+    new.mkdir()
+    (new / "file").write_text("new")
+    atomic.replace_folder(new, target)
+    assert target.is_dir() and not target.is_symlink() and (target / "file").read_text() == "new"
+    expected = ["elsewhere", "target"] if kind == "symlink" else ["target"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == expected
+    if kind == "symlink":  # the link is replaced; the folder it pointed to is not touched
+        assert (tmp_path / "elsewhere" / "file").read_text() == "old"
+
+
+@pytest.mark.parametrize("kind", ["folder", "file"])
+def test_replace_folder_puts_the_old_target_back_when_the_move_fails(tmp_path, monkeypatch, kind):
+    monkeypatch.setattr(atomic, "_exchange", lambda first, second: False)
+    target, new = tmp_path / "target", tmp_path / ".staging"
+    _make_old_target(kind, target)
+    new.mkdir()
+    rename = os.replace
+
+    def fails_for_the_new_folder(source, destination):
+        if Path(source) == new:
+            raise OSError(28, "No space left on device (simulated)")
+        rename(source, destination)
+
+    monkeypatch.setattr(atomic.os, "replace", fails_for_the_new_folder)
+    with pytest.raises(OSError, match="No space left"):
+        atomic.replace_folder(new, target)
+    old = target / "file" if kind == "folder" else target
+    assert old.read_text() == "old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".staging", "target"]  # no .target.old-*
+
+
 def test_write_file_keeps_the_old_file_when_the_writer_fails(tmp_path):
     target = tmp_path / "x.weights.h5"
     target.write_bytes(b"old")

@@ -218,6 +218,10 @@ API_CASES = [
     # training batches
     Case("fit_rank3_images", lambda e: e.dcgan.fit(batches(zeros(8, 16, 16)), verbose=0),
          InputValidationError, r"rank 4", r"channel axis"),
+    Case("fit_unbatched_dataset",
+         lambda e: e.dcgan.fit(tf.data.Dataset.from_tensor_slices(zeros(8, 16, 16, 1)), verbose=0),
+         InputValidationError, r"got shape \(16, 16, 1\)\. That is one image, not a batch",
+         r"dataset\.batch\(64\)"),
     Case("fit_wrong_image_size", lambda e: e.dcgan.fit(batches(zeros(8, 32, 32, 1)), verbose=0),
          InputValidationError, r"built for images of shape \(16, 16, 1\)", r"Resize the data"),
     Case("fit_uint8_images", lambda e: e.dcgan.fit(batches(zeros(8, 16, 16, 1, dtype="uint8")), verbose=0),
@@ -253,6 +257,8 @@ API_CASES = [
          InputValidationError, r"float32's range", r"finite latents"),
     Case("generate_num_zero", lambda e: e.dcgan.generate(0), ValueError, r"got 0", r"num must be at least 1"),
     Case("generate_num_float", lambda e: e.dcgan.generate(2.5), TypeError, r"num.*2\.5", r"positive int"),
+    Case("generate_more_than_memory", lambda e: e.dcgan.generate(10**12), ValueError,
+         r"generate\(1,000,000,000,000\) would need 1\.06 PB of memory", r"generate_batches"),
     Case("generate_seed_negative", lambda e: e.dcgan.generate(2, seed=-1), ValueError, r"got -1", r"seed must be >= 0"),
     Case("generate_seed_string", lambda e: e.dcgan.generate(2, seed="7"), TypeError, r"got '7'", r"int or None"),
     Case("cyclegan_has_no_latents", lambda e: e.cyclegan.generate(4), TypeError, r"no latent space", r"translate\("),
@@ -304,6 +310,8 @@ API_CASES = [
          OutputPathError, r"(is a file, not a folder|no permission)", UNWRITABLE_FIX),
     Case("export_over_existing_folder", lambda e: kgan.export_generator(e.dcgan, e.tmp),
          FileExistsError, r"already exists", r"overwrite=True"),
+    Case("save_grid_jpg_name", lambda e: kgan.images.save_grid(zeros(4, 8, 8, 1), e.tmp / "x.jpg"),
+         ValueError, r"writes PNG files, but .*ends in '\.jpg'", r"Name it 'x\.png'.*encode_jpeg"),
 ]
 
 CONDITIONAL_CASES = [
@@ -311,6 +319,8 @@ CONDITIONAL_CASES = [
          InputDTypeError, r"integer class indices, got dtype float64", r"astype\('int32'\)"),
     Case("conditional_label_out_of_range", lambda e: e.conditional.generate(2, labels=3, seed=0),
          InputValidationError, r"label 3 is outside \[0, 3\)", r"class indices 0\.\.2"),
+    Case("conditional_generate_more_than_memory", lambda e: e.conditional.generate(10**12, labels=1),
+         ValueError, r"generate\(1,000,000,000,000\) would need", r"generate_batches"),
     Case("conditional_label_count", lambda e: e.conditional.generate(4, labels=[0, 1, 2], seed=0),
          InputValidationError, r"3 labels for 4 images", r"one label per image"),
     Case("conditional_bool_label", lambda e: e.conditional.generate(2, labels=True, seed=0),

@@ -153,6 +153,7 @@ def test_tensorboard_summaries(tmp_path):
         ({"ncols": 0}, ValueError, "ncols"),
         ({"filename": "{step}.png"}, ValueError, "filename"),
         ({"filename": 5}, TypeError, "filename"),
+        ({"filename": "epoch_{epoch}.jpg"}, ValueError, "must end in .png"),
     ],
 )
 def test_bad_arguments(tmp_path, kwargs, error, match):

@@ -164,6 +164,25 @@ def test_failed_export_keeps_the_previous_export_and_leaves_no_temp_folders(tmp_
     assert [p.name for p in tmp_path.iterdir()] == ["served"]
 
 
+def test_overwriting_a_file_leaves_only_the_export(tmp_path, monkeypatch):
+    # `kgan export NAME FILE --overwrite` left a hidden `.FILE.old-PID-THREAD` behind.
+    target = tmp_path / "f1"
+    target.write_text("an old file")
+    with pytest.raises(FileExistsError, match="overwrite=True"):
+        export_generator(tiny_model(), target)
+    # A write failing halfway keeps the old file, and leaves nothing beside it.
+    archive_class = type(keras.export.ExportArchive())
+    with monkeypatch.context() as patch:
+        patch.setattr(archive_class, "write_out", _failing_write_out)
+        with pytest.raises(OSError, match="simulated failure"):
+            export_generator(tiny_model(), target, overwrite=True)
+    assert target.read_text() == "an old file"
+    assert [p.name for p in tmp_path.iterdir()] == ["f1"]
+    export_generator(tiny_model(), target, overwrite=True)
+    assert set(tf.saved_model.load(str(target)).signatures) == SIGNATURES
+    assert [p.name for p in tmp_path.iterdir()] == ["f1"]
+
+
 def test_export_creates_missing_parent_folders(tmp_path):
     target = tmp_path / "a" / "b" / "served"
     assert export_generator(tiny_model(), str(target)) == target

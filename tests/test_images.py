@@ -235,6 +235,26 @@ def test_save_grid_writes_make_grid_output(tmp_path):
     np.testing.assert_array_equal(loaded, images.make_grid(x, ncols=2, padding=1))
 
 
+@pytest.mark.parametrize("name, says", [
+    ("x.jpg", "ends in '.jpg'. Name it 'x.png'"),
+    ("x.JPEG", "ends in '.JPEG'. Name it 'x.png'"),
+    ("grid", "has no extension. Name it 'grid.png'"),
+    ("grid.png.tmp", "ends in '.tmp'"),
+])
+@pytest.mark.parametrize("save", ["save_grid", "save_png"])
+def test_a_name_other_than_png_is_refused_before_writing(tmp_path, save, name, says):
+    # save_grid(images, "x.jpg") used to write PNG bytes into x.jpg.
+    batch = _random_uint8((4, 4, 4, 3))
+    target = tmp_path / "new_dir" / name
+    with pytest.raises(ValueError, match=f"{save} writes PNG files") as info:
+        getattr(images, save)(batch if save == "save_grid" else batch[0], target)
+    assert says in str(info.value) and "tf.io.encode_jpeg" in str(info.value)
+    assert not target.parent.exists()
+    # Upper-case .PNG is a PNG name too.
+    assert images.load_png(getattr(images, save)(batch[0:1] if save == "save_grid" else batch[0],
+                                                 tmp_path / "ok.PNG")).shape[-1] == 3
+
+
 def test_save_pngs_names_and_contents(tmp_path):
     x = _random_uint8((3, 4, 5, 3))
     paths = images.save_pngs(x, tmp_path / "out", prefix="fake", start=7)

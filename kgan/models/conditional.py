@@ -536,6 +536,8 @@ class ConditionalGAN(GAN):
         Raises:
             InputValidationError: for labels that are floats, out of range,
                 or not `num` long.
+            ValueError: `num` images would not fit in this machine's memory
+                (use `generate_batches`).
 
         Example:
 
@@ -545,7 +547,7 @@ class ConditionalGAN(GAN):
         mixed = gan.generate(3, labels=[0, 5, 5], seed=0)
         ```
         """
-        num = positive_int(num, "num")
+        num = self._check_samples_fit(num, "generate")
         if labels is not None:
             labels = self.check_labels(labels, num)  # before drawing latents
         return self.generate_from_latents(self.latents(num, seed), batch_size, labels=labels)
@@ -578,6 +580,7 @@ class ConditionalGAN(GAN):
         """
         from kgan.images import to_uint8
 
+        num = self._check_samples_fit(num, "generate_uint8")
         return to_uint8(self.generate(num, labels=labels, seed=seed, batch_size=batch_size))
 
     def interpolate(self, z0, z1, steps, label=0):

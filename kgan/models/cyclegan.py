@@ -33,6 +33,7 @@ import tensorflow as tf
 
 from kgan import ada as kgan_ada
 from kgan import losses, zoo
+from kgan._checks import positive_int
 from kgan.atomic import write_folder
 from kgan.layers import ImagePool
 from kgan.models.gan import GAN, InputDTypeError, InputValidationError, _deserialize, _serialize
@@ -681,6 +682,73 @@ class CycleGAN(GAN):
             return np.zeros(shape[1:] if single else shape, array.dtype)
         result = np.concatenate([np.asarray(out) for out in outputs])
         return result[0] if single else result
+
+    def translation_sheet(self, domain_a, domain_b=None, *, image_size=None, split="train",
+                          per_row=8):
+        """A sheet of translations: `(images, ncols)` for `kgan.images.save_grid`.
+
+        Four rows of the first `ncols` images of each domain, in order and
+        without jitter: A, G(A), B, F(B). `ncols` is `per_row`, or the size of
+        the smaller domain when it holds fewer images (a 3-image domain gives
+        3 columns), so any domain a CycleGAN can train on has a sheet. Images
+        are read with the model's channels (`kgan.data.unpaired` gives both
+        domains the same). For a preset's `samples.png`, pass the pair as
+        `kgan.zoo.save_preset(..., samples=sheet)`.
+
+        Args:
+            domain_a: The first domain: a name, folder or array, as in
+                `kgan.data.unpaired`.
+            domain_b: The second domain; None when `domain_a` names both.
+            image_size: Size the images are resized to (int or `(H, W)`);
+                default the model's training crop size.
+            split: The split of both domains, as in `kgan.data.unpaired`.
+            per_row: The most images per row, `>= 1`.
+
+        Returns:
+            `(images, ncols)`: float32 `[4 * ncols, H, W, C]` in [-1, 1], row
+            by row, and the images per row.
+
+        Raises:
+            ValueError: a bad `per_row`, a model whose domains differ in
+                channels, or what `kgan.data.unpaired` refuses (unknown
+                names, missing folders, ...).
+
+        Example:
+
+        ```python
+        gan = kgan.zoo.load("cyclegan_digits")
+        images, ncols = gan.translation_sheet("digits_8x8", "mnist_5k")  # 8 columns
+        kgan.images.save_grid(images, "sheet.png", ncols=ncols)
+        ```
+        """
+        from kgan import data
+
+        ncols = positive_int(per_row, "per_row")
+        image_size = self.image_size if image_size is None else image_size
+        # Folders are read as RGB unless told: read them as the model takes them.
+        channels = self.image_shape_a[-1]
+        if channels != self.image_shape_b[-1]:
+            raise ValueError(
+                f"translation_sheet reads both domains with kgan.data.unpaired, which gives "
+                f"them the same channels, but this model takes {channels} (A) and "
+                f"{self.image_shape_b[-1]} (B). Build the rows yourself: images, "
+                "translate(images, direction), and kgan.images.save_grid(rows, path, ncols=...)."
+            )
+        while True:
+            try:
+                pairs = data.unpaired(domain_a, domain_b, batch_size=ncols, image_size=image_size,
+                                      channels=channels, split=split, shuffle=False)
+                break
+            except data.TooFewExamplesError as err:
+                # A domain smaller than a row (it trains with a smaller batch) makes
+                # a narrower sheet, not an error after training.
+                if not 0 < err.num_examples < ncols:
+                    raise
+                ncols = err.num_examples
+        images_a, images_b = (np.asarray(x) for x in next(iter(pairs)))
+        rows = [images_a, self.translate(images_a, "a_to_b"),
+                images_b, self.translate(images_b, "b_to_a")]
+        return np.concatenate(rows), ncols
 
     def _translator(self, direction, dtype):
         """A cached `tf.function` for `translate`, over uint8 or float32 images of any size.

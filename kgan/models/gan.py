@@ -29,7 +29,7 @@ from keras import ops
 from kgan import losses as kgan_losses
 from kgan import ada as kgan_ada
 from kgan.augment import DiffAugment, parse_policy
-from kgan._checks import positive_int
+from kgan._checks import check_fits_in_memory, positive_int
 from kgan.atomic import write_file
 from kgan.data import without_teardown_stall
 from kgan.optimizers import FusedAdam
@@ -582,6 +582,7 @@ class GAN(keras.Model):
                 raise InputValidationError(
                     f"{type(self).__name__} expects batches of shape "
                     f"[batch, {', '.join(map(str, expected))}], got {shape}."
+                    f"{_rank_hint(shape, expected, 'example')}"
                 )
             if not tf.as_dtype(dtype).is_floating:
                 raise InputValidationError(
@@ -589,15 +590,10 @@ class GAN(keras.Model):
                 )
             return
         if len(shape) != 4:
-            hint = ""
-            if len(shape) == 3 and expected[-1] == 1:
-                hint = " Add a channel axis, e.g. `x[..., None]`."
-            elif len(shape) == 3:
-                hint = " Batch the dataset, e.g. `dataset.batch(64)`."
             raise InputValidationError(
                 f"{type(self).__name__} expects image batches of rank 4 "
                 f"[batch, {expected[0]}, {expected[1]}, {expected[2]}], got "
-                f"shape {shape}.{hint}"
+                f"shape {shape}.{_rank_hint(shape, expected, 'image')}"
             )
         dims = tuple(None if d is None else int(d) for d in shape[1:])
         if any(d is not None and d != e for d, e in zip(dims, expected)):
@@ -940,6 +936,12 @@ class GAN(keras.Model):
         ```
         """
         num = positive_int(num, "num")
+        check_fits_in_memory(
+            num * self.latent_dim * 4,
+            f"latents({num:,})",
+            f"{num:,} float32 latent vectors of {self.latent_dim}, all at once",
+            f"Draw them in chunks: `for z in model.latent_batches({num}, seed=0): ...`.",
+        )
         if seed is None:
             # SeedGenerator.next() reads then assigns its state: without the
             # lock, concurrent unseeded calls drew the very same latents.
@@ -1009,6 +1011,26 @@ class GAN(keras.Model):
             )
         return array
 
+    def _check_samples_fit(self, num, call):
+        """`num`, after refusing samples that cannot all be in memory at once.
+
+        `generate` returns all its images together and draws all their
+        latents first; past the machine's memory that failed as an
+        out-of-memory error from TensorFlow that named no argument.
+        """
+        num = positive_int(num, "num")
+        per_sample = 4 * (math.prod(self.image_shape) + self.latent_dim)  # float32 image + latent
+        check_fits_in_memory(
+            num * per_sample,
+            f"{call}({num:,})",
+            f"{num:,} float32 {'x'.join(map(str, self.image_shape))} images and their "
+            "latents, all at once",
+            f"Generate them in batches: `for images in model.generate_batches({num}, seed=0): "
+            "...` holds one batch at a time, and kgan.sampling.write_samples(model, "
+            "'samples/', num) (CLI: kgan sample --num N --output samples/) writes them to disk.",
+        )
+        return num
+
     def generate_from_latents(self, latents, batch_size=256):
         """Images (float32 numpy in [-1, 1]) for the given latent vectors.
 
@@ -1043,6 +1065,13 @@ class GAN(keras.Model):
     def generate(self, num, seed=None, batch_size=256):
         """Sample `num` images (float32 numpy `[num, H, W, C]` in [-1, 1]).
 
+        All `num` images are returned at once; for more than fit in memory,
+        use `generate_batches`.
+
+        Raises:
+            ValueError: `num` images (and their latents) would not fit in this
+                machine's memory; the message gives the size.
+
         Example:
 
         ```python
@@ -1050,6 +1079,7 @@ class GAN(keras.Model):
         kgan.images.save_grid(images, "samples.png")
         ```
         """
+        num = self._check_samples_fit(num, "generate")
         return self.generate_from_latents(self.latents(num, seed), batch_size)
 
     def generate_batches(self, num, seed=None, batch_size=256):
@@ -1081,6 +1111,7 @@ class GAN(keras.Model):
         """
         from kgan.images import to_uint8
 
+        num = self._check_samples_fit(num, "generate_uint8")
         return to_uint8(self.generate(num, seed=seed, batch_size=batch_size))
 
     def interpolate(self, z0, z1, steps):
@@ -1102,6 +1133,35 @@ class GAN(keras.Model):
         ```
         """
         return self.generate_from_latents(slerp(z0, z1, steps))
+
+
+def _rank_hint(shape, expected, noun):
+    """The fix for a batch of the wrong rank, when its shape shows the mistake.
+
+    A `(28, 28, 1)` batch for a `(28, 28, 1)` model is one image, i.e. an
+    unbatched dataset; `(64, 28, 28)` is a batch without its channel axis.
+    """
+
+    def matches(dims, wanted):
+        return len(dims) == len(wanted) and all(
+            d is None or int(d) == w for d, w in zip(dims, wanted)
+        )
+
+    shape, expected = tuple(shape), tuple(expected)
+    if matches(shape, expected):
+        return (
+            f" That is one {noun}, not a batch: batch the dataset, e.g. "
+            f"`dataset.batch(64)` (a single {noun} as an array: `x[None]`)."
+        )
+    if len(expected) == 3 and expected[-1] == 1:
+        if matches(shape, expected[:-1]):
+            return (
+                " That is one image without its channel axis: add the axis and "
+                "batch, e.g. `dataset.map(lambda x: x[..., None]).batch(64)`."
+            )
+        if matches(shape[1:], expected[:-1]):
+            return " Add a channel axis, e.g. `x[..., None]`."
+    return ""
 
 
 def _check_steps_per_execution(steps, strategy):

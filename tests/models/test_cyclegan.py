@@ -472,6 +472,42 @@ def test_keras_file_and_preset(tmp_path):
         np.testing.assert_array_equal(loaded.translate(image, direction), model.translate(image, direction))
 
 
+@pytest.mark.parametrize("small_side", ["a", "b"])
+def test_a_domain_smaller_than_a_row_gets_a_narrower_translation_sheet(tmp_path, small_side):
+    # `kgan train cyclegan` on a 3-image folder trained, then failed writing samples.png
+    # ("fewer than one batch of 8 ... Lower batch_size to at most 3") at every resume.
+    pixels = np.random.default_rng(0).integers(0, 256, (3, 16, 16, 1), dtype=np.uint8)
+    kgan.images.save_pngs(pixels, tmp_path / "three")
+    domains = [tmp_path / "three", "digits_8x8"][:: 1 if small_side == "a" else -1]
+    # What `kgan train` does: train at --batch-size 1, then save the preset with its sheet.
+    model = tiny(image_shape=(16, 16, 1), pool_size=0)
+    model.compile()
+    model.fit(kgan.data.unpaired(*domains, batch_size=1, image_size=16, channels=1, steps=2),
+              epochs=1, verbose=0)
+    images, ncols = model.translation_sheet(*domains, image_size=16)
+    assert ncols == 3 and images.shape == (12, 16, 16, 1) and images.dtype == np.float32
+    small = images[0:3] if small_side == "a" else images[6:9]
+    np.testing.assert_array_equal(kgan.images.to_uint8(small), pixels)  # in file order
+    np.testing.assert_array_equal(images[3:6], model.translate(images[0:3], "a_to_b"))
+    np.testing.assert_array_equal(images[9:12], model.translate(images[6:9], "b_to_a"))
+    folder = kgan.zoo.save_preset(model, tmp_path / "preset", dict(TINY_METADATA),
+                                  samples=(images, ncols))
+    # Rows A, G(A), B, F(B) of 3 tiles each (16 px, 2 px padding).
+    assert kgan.images.load_png(folder / "samples.png").shape == (4 * 18 + 2, 3 * 18 + 2, 1)
+
+
+def test_translation_sheet_rows_hold_per_row_images_at_the_models_size():
+    model = tiny(image_shape=(16, 16, 1), pool_size=0)
+    images, ncols = model.translation_sheet("digits_8x8", "mnist_5k")  # 8x8 and 28x28 sources
+    assert ncols == 8 and images.shape == (32, 16, 16, 1)
+    assert model.translation_sheet("digits_8x8", "mnist_5k", per_row=2)[1] == 2
+    with pytest.raises(ValueError, match="per_row must be at least 1"):
+        model.translation_sheet("digits_8x8", "mnist_5k", per_row=0)
+    grey_to_rgb = tiny(image_shape=(16, 16, 1), channels_b=3, identity_weight=0.0)
+    with pytest.raises(ValueError, match=r"takes 1 \(A\) and 3 \(B\)\. Build the rows yourself"):
+        grey_to_rgb.translation_sheet("digits_8x8", "mnist_5k")
+
+
 def test_export_translator_signatures(tmp_path):
     model = tiny()
     path = export_translator(model, tmp_path / "translator")

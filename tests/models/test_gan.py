@@ -107,6 +107,39 @@ def test_bad_batches_get_clear_errors(images, match):
         model.fit(dataset, epochs=1, verbose=0)
 
 
+@pytest.mark.parametrize("image_shape", [(16, 16, 1), (16, 16, 3)])
+@pytest.mark.parametrize("with_labels", [False, True])
+def test_an_unbatched_dataset_is_told_to_batch(image_shape, with_labels):
+    # It was told "Add a channel axis", which does not fix it.
+    model = DCGAN.from_image_shape(image_shape, latent_dim=8, filters=4, seed=0)
+    model.compile()
+    images = np.zeros((8,) + image_shape, "float32")
+    unbatched = tf.data.Dataset.from_tensor_slices((images, np.zeros(8)) if with_labels else images)
+    with pytest.raises(InputValidationError, match=r"one image, not a batch.*dataset\.batch\(64\)") as info:
+        model.fit(unbatched, verbose=0)
+    assert "channel axis" not in str(info.value)
+    # The batched dataset trains.
+    assert np.isfinite(model.fit(unbatched.batch(4), verbose=0).history["d_loss"]).all()
+
+
+def test_an_unbatched_dataset_without_channel_axis_is_told_both():
+    model = tiny_dcgan()
+    model.compile()
+    unbatched = tf.data.Dataset.from_tensor_slices(np.zeros((8, 16, 16), "float32"))
+    with pytest.raises(InputValidationError, match=r"x\[\.\.\., None\]\)\.batch\(64\)"):
+        model.fit(unbatched, verbose=0)
+
+
+def test_an_unbatched_dataset_of_points_is_told_to_batch():
+    generator = kgan.networks.mlp_generator(latent_dim=2, data_dim=2, units=8, layers=1)
+    discriminator = kgan.networks.mlp_discriminator(data_dim=2, units=8, layers=1)
+    model = DCGAN(generator, discriminator, seed=0)
+    model.compile()
+    points = tf.data.Dataset.from_tensor_slices(np.zeros((8, 2), "float32"))
+    with pytest.raises(InputValidationError, match=r"got \(2,\)\. That is one example, not a batch"):
+        model.fit(points, verbose=0)
+
+
 def test_empty_dataset_and_dict_batches_are_rejected():
     model = tiny_dcgan()
     model.compile()
@@ -154,6 +187,32 @@ def test_call_runs_the_generator():
 def test_generate_rejects_bad_counts(num):
     with pytest.raises((ValueError, TypeError), match="num"):
         tiny_dcgan().generate(num)
+
+
+@pytest.mark.parametrize("call", ["generate", "generate_uint8"])
+def test_generate_refuses_more_images_than_memory_holds(call):
+    # generate(10**12) drew all latents at once and died in a TensorFlow OOM.
+    model = tiny_dcgan()
+    with pytest.raises(ValueError, match=rf"{call}\(1,000,000,000,000\) would need 1\.06 PB of memory") as info:
+        getattr(model, call)(10**12, seed=0)
+    assert "16x16x1 images" in str(info.value) and "model.generate_batches(" in str(info.value)
+    with pytest.raises(ValueError, match=r"latents\(1,000,000,000,000\) would need 32 TB.*latent_batches"):
+        model.latents(10**12)
+
+
+def test_generate_compares_the_request_with_the_machines_memory(monkeypatch):
+    from kgan import _checks
+
+    model = tiny_dcgan()
+    per_image = 4 * (16 * 16 * 1 + 8)  # a float32 image and its latent
+    monkeypatch.setattr(_checks, "physical_memory", lambda: 100 * per_image)
+    assert model.generate(100, seed=0).shape == (100, 16, 16, 1)
+    with pytest.raises(ValueError, match=r"generate\(101\) would need 107 KB .*this machine's 106 KB"):
+        model.generate(101, seed=0)
+    # Batches hold one batch at a time: any number streams.
+    assert sum(len(b) for b in model.generate_batches(101, seed=0, batch_size=50)) == 101
+    monkeypatch.setattr(_checks, "physical_memory", lambda: None)  # an OS that does not say
+    assert model.generate(101, seed=0).shape == (101, 16, 16, 1)
 
 
 def test_generate_from_latents_checks_shape():
