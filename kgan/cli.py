@@ -14,7 +14,6 @@ import os
 import shlex
 import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -550,10 +549,11 @@ def _train(args, argv):
     if translation:
         metadata["training"]["jitter"] = args.jitter
     try:
-        with tempfile.TemporaryDirectory(prefix="kgan-sheet-") as scratch:
-            samples = _translation_sheet(model, args, Path(scratch) / "samples.png") \
-                if translation else None
-            zoo.save_preset(model, preset_dir, metadata, overwrite=args.overwrite, samples=samples)
+        # CycleGAN: rows A, G(A), B, F(B) of fixed, unjittered training images,
+        # as many per row as the smaller domain has, up to 8.
+        samples = (model.translation_sheet(args.dataset, args.dataset_b, image_size=args.image_size)
+                   if translation else None)
+        zoo.save_preset(model, preset_dir, metadata, overwrite=args.overwrite, samples=samples)
     except kgan_callbacks.DivergenceError as err:  # the last step left NaN weights
         raise _diverged(err, backup_dir, preset_dir) from err
     # Only now: a kill before the preset is written still resumes (and saves it).
@@ -757,31 +757,6 @@ def _build_translation(arch, args, extra):
         steps_per_execution=args.steps_per_execution, jit_compile=args.jit_compile,
     )
     return dataset, model
-
-
-def _translation_sheet(model, args, path, per_row=8):
-    """Writes to `path` (and returns it) a PNG of rows A, G(A), B, F(B) of
-    fixed, unjittered training images, `per_row` each or as many as the
-    smaller domain has."""
-    import numpy as np
-
-    from kgan import data
-    from kgan import images as kgan_images
-
-    try:
-        plain = data.unpaired(
-            args.dataset, args.dataset_b, batch_size=per_row, image_size=args.image_size,
-            channels=args.channels, shuffle=False,
-        )
-    except data.TooFewExamplesError as err:
-        # A domain smaller than a row (training took smaller batches): show what it has.
-        return _translation_sheet(model, args, path, per_row=err.num_examples)
-    images_a, images_b = (np.asarray(x) for x in next(iter(plain)))
-    rows = [images_a, model.translate(images_a, "a_to_b"), images_b, model.translate(images_b, "b_to_a")]
-    channels = max(r.shape[-1] for r in rows)
-    sheet = np.concatenate([np.repeat(r, channels // r.shape[-1], axis=-1) for r in rows])
-    kgan_images.save_grid(sheet, path, ncols=len(images_a))
-    return path
 
 
 def _num_classes(dataset, name):
