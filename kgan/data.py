@@ -798,7 +798,18 @@ def _no_images_error(directory: str, where: str) -> ValueError:
 
 
 def _decode_image(path: tf.Tensor, channels: int) -> tf.Tensor:
-    image = tf.io.decode_image(tf.io.read_file(path), channels=channels, expand_animations=False)
+    contents = tf.io.read_file(path)
+    if channels == 1:
+        # TensorFlow's GIF and BMP decoders cannot give one channel (GIF takes
+        # 0 or 3, BMP 0, 3 or 4): decode those as RGB and convert.
+        image = tf.cond(
+            tf.strings.regex_full_match(tf.strings.lower(path), r".*\.(gif|bmp)"),
+            lambda: tf.image.rgb_to_grayscale(
+                tf.io.decode_image(contents, channels=3, expand_animations=False)),
+            lambda: tf.io.decode_image(contents, channels=1, expand_animations=False),
+        )
+    else:
+        image = tf.io.decode_image(contents, channels=channels, expand_animations=False)
     # decode_image leaves the static shape unknown; the pipeline needs the rank
     # and channel count to plan the preprocessing.
     image.set_shape([None, None, channels])
@@ -1352,7 +1363,9 @@ def load(
         images, labels = embedded_split(name, split)
         dataset = tf.data.Dataset.from_tensor_slices((images, labels) if with_labels else images)
         num_examples = len(images)
-        class_names = [str(c) for c in np.unique(labels)]
+        # The whole dataset's classes, not the split's: class i is label i even
+        # in a slice that lacks some classes (train[-3:] holds only 7-9).
+        class_names = [str(c) for c in np.unique(_EMBEDDED_LOADERS[name]()[1])]
         source = f"The embedded dataset {name!r}"
     else:
         dataset, num_examples, class_names = _load_tfds(

@@ -29,7 +29,8 @@ from pathlib import Path
 import numpy as np
 
 from kgan import images as kgan_images
-from kgan.atomic import make_dirs, replace_folder, staging_dir
+from kgan._checks import positive_int
+from kgan.atomic import _writer_id, make_dirs, replace_folder, staging_dir
 
 #: images generated (and held in memory) per step.
 BATCH_SIZE = 256
@@ -118,7 +119,9 @@ def write_samples(model, output, num, seed=0, interpolate=None, batch_size=BATCH
     Raises:
         kgan.atomic.OutputPathError: `output` cannot be created.
         ValueError: a `.png` grid of `num` samples would exceed
-            `MAX_GRID_PIXELS` (it is built in memory; `.npz` and folders stream).
+            `MAX_GRID_PIXELS` (it is built in memory; `.npz` and folders stream);
+            `num` below 1 or `interpolate` below 2.
+        TypeError: a `num` that is not an int.
 
     Example:
 
@@ -131,6 +134,11 @@ def write_samples(model, output, num, seed=0, interpolate=None, batch_size=BATCH
     """
     output = Path(output)
     suffix = output.suffix.lower()
+    num = positive_int(num, "num")
+    if interpolate is not None and (isinstance(interpolate, bool) or not isinstance(interpolate, int)
+                                    or interpolate < 2):
+        raise ValueError(f"interpolate must be None or an int of at least 2 (the steps of each "
+                         f"row, both ends included), got {interpolate!r}.")
     if suffix == ".png":
         _check_grid_size(model.image_shape, num, interpolate)
     batches = sample_batches(model, num, seed=seed, interpolate=interpolate, batch_size=batch_size)
@@ -147,7 +155,8 @@ def write_samples(model, output, num, seed=0, interpolate=None, batch_size=BATCH
 def _write_npz(batches, path, shape):
     """Stream uint8 batches into `path` as `np.load(path)["images"]` of `shape`."""
     make_dirs(path.parent)
-    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}.npz")
+    # PID and thread: two threads writing one path must not share a temporary file.
+    temporary = path.with_name(f".{path.name}.tmp-{_writer_id()}.npz")
     written = 0
     try:
         # What np.savez_compressed writes, one batch at a time: a deflated zip

@@ -44,7 +44,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from kgan.atomic import OutputPathError, make_dirs, replace_folder, staging_dir
+from kgan.atomic import OutputPathError, _writer_id, make_dirs, replace_folder, staging_dir
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.weights.h5"
@@ -396,7 +396,11 @@ def _fetch(url, sha256, cache_dir, allow_http):
     extracted = cache_root / "kgan" / "presets" / sha256
     if (extracted / CONFIG_FILE).is_file():
         return extracted
-    fname = f"kgan-preset-{sha256}.tar.gz"
+    # get_file falls back to /tmp/.keras for a folder that does not exist yet.
+    make_dirs(cache_root / "kgan")
+    # A name of this writer's own: processes (or threads) fetching the same
+    # preset at once must not download over, verify or delete each other's file.
+    fname = f"kgan-preset-{sha256}.{_writer_id()}.tar.gz"
     try:
         archive = keras.utils.get_file(
             fname=fname,
@@ -416,9 +420,12 @@ def _fetch(url, sha256, cache_dir, allow_http):
             "deleted. Check the URL and the hash you were given."
         ) from err
     except Exception as err:
+        (cache_root / "kgan" / fname).unlink(missing_ok=True)  # a partial download
         raise ZooError(f"Could not download preset from {url}: {err}") from err
     try:
-        _safe_extract(Path(archive), extracted)
+        # Another writer may have finished first: its verified entry is the same.
+        if not (extracted / CONFIG_FILE).is_file():
+            _safe_extract(Path(archive), extracted)
     finally:
         # The verified, extracted folder is the cache entry; the archive is
         # not needed again (and a refused archive must not stay cached).
@@ -431,7 +438,14 @@ def _safe_extract(archive, destination):
     destination.parent.mkdir(parents=True, exist_ok=True)
     staging = staging_dir(destination)
     try:
-        with tarfile.open(archive, "r:*") as tar:
+        try:
+            tar = tarfile.open(archive, "r:*")
+        except tarfile.ReadError:
+            raise ZooError(
+                "The archive is not a tar file (plain, gzip, bz2 or xz; a .zip is not read): a "
+                "remote preset is a .tar.gz of a preset folder (see kgan.zoo's module docstring)."
+            ) from None
+        with tar:
             members = tar.getmembers()
             for member in members:
                 name = member.name

@@ -5,6 +5,7 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import socket
+import struct
 import subprocess
 import sys
 import time
@@ -417,6 +418,37 @@ def test_load_reads_a_folder_path_like_from_folder(pets):
         data.load(str(pets))
     with pytest.raises(ValueError, match="which has no splits"):
         data.load(str(pets), image_size=8, split="train[:50%]")
+
+
+#: A 1x1 one-colour GIF (no encoder is at hand: TensorFlow only decodes GIFs).
+WHITE_GIF = (b"GIF89a\x01\x00\x01\x00\x80\x00\x00\xff\xff\xff\x00\x00\x00!\xf9\x04\x01\x00"
+             b"\x00\x00\x00,\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02D\x01\x00;")
+
+
+def _white_bmp():
+    """A 1x1 white 24-bit BMP: file header, info header, one padded row."""
+    pixels = b"\xff\xff\xff\x00"
+    info = struct.pack("<IiiHHIIiiII", 40, 1, 1, 1, 24, 0, len(pixels), 2835, 2835, 0, 0)
+    return struct.pack("<2sIHHI", b"BM", 14 + 40 + len(pixels), 0, 0, 54) + info + pixels
+
+
+@pytest.mark.parametrize("fmt", ["gif", "bmp"])
+def test_from_folder_reads_gif_and_bmp_as_one_channel(fmt, tmp_path):
+    # TensorFlow's GIF and BMP decoders refuse channels=1.
+    (tmp_path / f"a.{fmt}").write_bytes(WHITE_GIF if fmt == "gif" else _white_bmp())
+    rgb = tf.io.decode_image((tmp_path / f"a.{fmt}").read_bytes(), expand_animations=False)
+    assert rgb.shape == (1, 1, 3) and len(set(rgb.numpy().ravel())) == 1  # one grey pixel
+    (gray,) = batches(data.from_folder(tmp_path, image_size=4, channels=1, batch_size=1))
+    assert gray.shape == (1, 4, 4, 1)
+    np.testing.assert_allclose(gray, int(rgb[0, 0, 0]) / 127.5 - 1, atol=1 / 127.5)
+    assert data.undecodable_images(tmp_path) == []
+
+
+def test_embedded_class_names_are_the_datasets_not_the_splits():
+    # train[-3:] holds labels 7-9 only; class i is still label i.
+    dataset = data.load("digits_8x8", split="train[-3:]", batch_size=1, with_labels=True,
+                        drop_remainder=False)
+    assert dataset.class_names == [str(i) for i in range(10)]
 
 
 def test_from_folder_missing_folder(tmp_path):

@@ -167,6 +167,11 @@ def test_conditional_gan_signatures_take_labels(tmp_path):
     assert np.max(np.abs(images - expected)) <= FLOAT32_ATOL
     uint8 = interpreter.get_signature_runner("generate_uint8")(latents=z, labels=labels)["images"]
     assert np.max(np.abs(uint8.astype(int) - kgan.images.to_uint8(expected))) <= 1
+    # The SavedModel's label assertions do not survive conversion; a label out
+    # of range must still fail, not read another class (-1 read the last one).
+    for bad in (-1, -10, 3):
+        with pytest.raises(RuntimeError, match="gather index out of bounds"):
+            runner(latents=z, labels=np.array([0, bad], dtype="int32"))
 
 
 def test_refusals(model, tmp_path):

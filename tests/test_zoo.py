@@ -184,12 +184,18 @@ def _sha256(data):
     return hashlib.sha256(data).hexdigest()
 
 
-def test_remote_preset_is_fetched_verified_and_cached(preset, http_server, tmp_path):
-    model, folder = preset
+def _served(preset, http_server):
+    """`preset`'s folder served as a .tar.gz by `http_server`: `(url, sha256)`."""
+    _, folder = preset
     root, base = http_server
     data = _archive(folder)
     (root / "tiny.tar.gz").write_bytes(data)
-    url, digest, cache = f"{base}/tiny.tar.gz", _sha256(data), tmp_path / "cache"
+    return f"{base}/tiny.tar.gz", _sha256(data)
+
+
+def test_remote_preset_is_fetched_verified_and_cached(preset, http_server, tmp_path):
+    model, _ = preset
+    (url, digest), cache = _served(preset, http_server), tmp_path / "cache"
     with pytest.raises(zoo.ZooError, match="plain-http"):
         zoo.load(url, sha256=digest, cache_dir=cache)
     with pytest.raises(zoo.ZooError, match="64 hex"):
@@ -201,7 +207,7 @@ def test_remote_preset_is_fetched_verified_and_cached(preset, http_server, tmp_p
     assert (cache / "kgan" / "presets" / digest / zoo.CONFIG_FILE).is_file()
     assert list(cache.rglob("*.tar.gz")) == []
     # Second load is served from the cache, even with the server gone.
-    (root / "tiny.tar.gz").unlink()
+    (http_server[0] / "tiny.tar.gz").unlink()
     assert zoo.load(url, sha256=digest, cache_dir=cache, allow_http=True).latent_dim == 8
 
 
@@ -332,3 +338,41 @@ def test_a_preset_named_by_neither_string_nor_path_says_what_names_one(source):
 def test_build_with_an_int_image_shape_says_the_shape_it_takes():
     with pytest.raises(ValueError, match=r"must be \(height, width, channels\), e.g. \(28, 28, 1\), got 28"):
         zoo.build("dcgan", image_shape=28)
+
+
+def test_concurrent_fetches_of_one_preset_both_load(preset, http_server, tmp_path):
+    # Each fetch downloads to a file of its own: a shared name let one
+    # process verify, or delete, the file another was still writing.
+    (url, digest), cache = _served(preset, http_server), tmp_path / "cache"
+    results = [None] * 4
+
+    def fetch(i):
+        try:
+            results[i] = zoo.resolve(url, sha256=digest, cache_dir=cache, allow_http=True)
+        except Exception as err:  # noqa: BLE001 - reported below
+            results[i] = err
+
+    threads = [threading.Thread(target=fetch, args=(i,)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert all(isinstance(r, Path) and (r / zoo.CONFIG_FILE).is_file() for r in results), results
+    assert sorted(p.name for p in (cache / "kgan").iterdir()) == ["presets"]  # no archive left
+
+
+def test_a_fetch_into_a_cache_dir_not_made_yet_stays_in_it(preset, http_server, tmp_path):
+    # keras.utils.get_file falls back to /tmp/.keras for a folder that does not exist.
+    (url, digest), cache = _served(preset, http_server), tmp_path / "not" / "made" / "yet"
+    got = zoo.resolve(url, sha256=digest, cache_dir=cache, allow_http=True)
+    assert cache in got.parents
+
+
+def test_a_remote_preset_that_is_not_a_tar_archive_is_a_zoo_error(http_server, tmp_path):
+    root, base = http_server
+    data = b"PK\x03\x04 a zip, not a tar"
+    (root / "p.zip").write_bytes(data)
+    with pytest.raises(zoo.ZooError, match="not a tar file"):
+        zoo.resolve(f"{base}/p.zip", sha256=_sha256(data), cache_dir=tmp_path / "c",
+                    allow_http=True)
+    assert not list((tmp_path / "c" / "kgan").glob("*.tar.gz"))
