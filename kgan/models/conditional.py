@@ -419,7 +419,10 @@ class ConditionalGAN(GAN):
             tf.abs(tf.cast(fakes[:half] - fakes[half : 2 * half], tf.float32)), axis=[1, 2, 3]
         )
         latent_gap = tf.reduce_mean(tf.abs(latents[:half] - latents[half : 2 * half]), axis=1)
-        return tf.reduce_mean(1.0 / (image_gap / latent_gap + 1e-5))
+        # No pair (a batch, or a replica's share, of one example): no term,
+        # not the NaN of a mean over nothing.
+        terms = 1.0 / (image_gap / latent_gap + 1e-5)
+        return tf.math.divide_no_nan(tf.reduce_sum(terms), tf.cast(half, terms.dtype))
 
     def train_step(self, data):
         real, labels = self._split_batch(data)

@@ -391,7 +391,8 @@ class GAN(keras.Model):
 
         Under a `mixed_float16` policy both optimizers are wrapped in
         `keras.optimizers.LossScaleOptimizer` (Keras only wraps
-        `self.optimizer`, which a GAN does not use).
+        `self.optimizer`, which a GAN does not use), unless
+        `auto_scale_loss=False`, as in Keras.
 
         Example:
 
@@ -417,8 +418,9 @@ class GAN(keras.Model):
         # Optimizers bind to the strategy in scope when they are created.
         with self.distribute_strategy.scope():
             default_g, default_d = self.default_optimizers()
-            g_optimizer = self._resolve_optimizer(g_optimizer, default_g, "g_optimizer")
-            d_optimizer = self._resolve_optimizer(d_optimizer, default_d, "d_optimizer")
+            scale = kwargs.get("auto_scale_loss", True)
+            g_optimizer = self._resolve_optimizer(g_optimizer, default_g, "g_optimizer", scale)
+            d_optimizer = self._resolve_optimizer(d_optimizer, default_d, "d_optimizer", scale)
             super().compile(optimizer=None, **kwargs)
             self._compile_kwargs = dict(kwargs)
             self.g_optimizer = g_optimizer
@@ -436,7 +438,7 @@ class GAN(keras.Model):
         self.g_optimizer.build(self.generator.trainable_variables)
         self.d_optimizer.build(self.discriminator.trainable_variables)
 
-    def _resolve_optimizer(self, value, default, argname):
+    def _resolve_optimizer(self, value, default, argname, auto_scale_loss=True):
         if value is None:
             value = default
         try:
@@ -453,9 +455,8 @@ class GAN(keras.Model):
                 "optimizer instance (Keras 3 optimizers are bound to the "
                 "variables they were built with)."
             )
-        if self.dtype_policy.name == "mixed_float16" or (
-            self.generator.dtype_policy.name == "mixed_float16"
-        ):
+        if auto_scale_loss and (self.dtype_policy.name == "mixed_float16"
+                                or self.generator.dtype_policy.name == "mixed_float16"):
             if not isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
                 optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
         return optimizer
@@ -627,6 +628,33 @@ class GAN(keras.Model):
             f"{steps} * B; fit(x=array) needs batch_size a multiple of {steps}."
         )
 
+    def _check_array_batches(self, num, batch_size):
+        """For `fit(x=array)`: every batch `fit` cuts must split into minibatches.
+
+        The last batch holds `num % batch_size` examples; had it failed, it
+        would fail at the end of the epoch, after its steps were trained and
+        before any callback (a checkpoint) ran.
+        """
+        batch_size = batch_size or 32  # Keras's default
+        self._check_batch_divides(min(batch_size, num))
+        last = num % batch_size
+        if last and last % self.batches_per_step:
+            raise InputValidationError(
+                f"fit(x=array) cuts {num} examples into batches of {batch_size}; the last "
+                f"holds {last}, which does not split into n_critic={self.batches_per_step} "
+                f"minibatches. Pass {num - last} examples (x[:{num - last}]), or a tf.data "
+                f"pipeline from kgan.data (repeat_batches={self.batches_per_step}, "
+                "drop_remainder=True)."
+            )
+
+    def evaluate(self, *args, **kwargs):
+        """Refused: a GAN's losses are no measure of quality (see `fit`)."""
+        raise NotImplementedError(
+            f"{type(self).__name__}.evaluate() is not a GAN's measure of quality: its losses "
+            "only compare the two networks. Use kgan.evaluation.evaluate (FID, KID, "
+            "precision/recall) or `kgan evaluate` on a saved preset."
+        )
+
     def split_minibatches(self, images):
         """Split a training batch into `batches_per_step` minibatches.
 
@@ -714,12 +742,22 @@ class GAN(keras.Model):
         history.history["d_loss"], history.history["g_loss"]
         ```
         """
+        for key in ("validation_data", "validation_split", "validation_steps"):
+            if kwargs.get(key) is not None and not (key == "validation_split" and not kwargs[key]):
+                raise ValueError(
+                    f"{type(self).__name__}.fit() takes no {key}: a GAN's losses are no "
+                    "measure of quality to validate on. Measure samples during training with "
+                    "kgan.callbacks.QualityMetrics (FID/KID against held-out images), or "
+                    "afterwards with kgan.evaluation.evaluate."
+                )
         batch = self._first_batch(x)
         if batch is not None:
             images, _ = self._split_batch(batch)
             self.check_values(images)
-            if isinstance(x, tf.data.Dataset):  # arrays are batched by fit itself
+            if isinstance(x, tf.data.Dataset):
                 self._check_batch_divides(images.shape[0])
+            elif self.batches_per_step > 1 and hasattr(x, "__len__"):
+                self._check_array_batches(len(x), kwargs.get("batch_size", args[0] if args else None))
         if not self.compiled:
             raise RuntimeError(
                 f"Call {type(self).__name__}.compile() before fit(); "
@@ -831,9 +869,11 @@ class GAN(keras.Model):
         """Differentiate a `scaled_loss` and apply the gradients.
 
         `LossScaleOptimizer.apply` unscales them and skips steps whose
-        gradients are not finite.
+        gradients are not finite, on every replica when any replica's are.
         """
         grads = tape.gradient(scaled_loss, variables)
+        if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
+            grads = _overflow_on_every_replica(grads)
         optimizer.apply_gradients(zip(grads, variables))
 
     def train_step(self, data):  # pragma: no cover - abstract
@@ -1133,6 +1173,37 @@ class GAN(keras.Model):
         ```
         """
         return self.generate_from_latents(slerp(z0, z1, steps))
+
+
+def _overflow_on_every_replica(grads):
+    """`grads`, made NaN on every replica when any replica's are not finite.
+
+    Keras's `LossScaleOptimizer` (3.15, TensorFlow backend) decides whether
+    to skip a step from the first replica's gradients alone, before the
+    replicas' gradients are summed: under `MirroredStrategy` an overflow on
+    another replica was applied, and left inf/NaN weights. With every
+    replica's gradients non-finite, every replica skips the step (and lowers
+    the loss scale) as one.
+    """
+    context = tf.distribute.get_replica_context()
+    if context is None or context.num_replicas_in_sync < 2:
+        return grads
+
+    def values(grad):
+        return grad.values if isinstance(grad, tf.IndexedSlices) else grad
+
+    finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(values(g)))
+                            for g in grads if g is not None])
+    overflowed = context.all_reduce("sum", tf.cast(tf.logical_not(finite), tf.float32)) > 0
+
+    def poisoned(grad):
+        nan = tf.where(overflowed, tf.constant(float("nan"), values(grad).dtype),
+                       tf.zeros([], values(grad).dtype))
+        if isinstance(grad, tf.IndexedSlices):
+            return tf.IndexedSlices(grad.values + nan, grad.indices, grad.dense_shape)
+        return grad + nan
+
+    return [None if g is None else poisoned(g) for g in grads]
 
 
 def _rank_hint(shape, expected, noun):

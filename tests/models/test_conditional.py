@@ -308,3 +308,15 @@ def test_few_shot_training_stays_diverse_within_each_class():
                     filters=16, ema_decay=0.999)
     spread = [gan.generate(64, labels=k, seed=1).std(axis=0).mean() for k in range(10)]
     assert float(np.mean(spread)) > 0.15, spread
+
+
+def test_mode_seeking_term_of_a_batch_of_one_is_zero_not_nan():
+    # One example has no (z1, z2) pair: a mean over nothing was NaN, which
+    # StopOnDivergence then read as a diverged run.
+    model = ConditionalGAN.from_image_shape((16, 16, 1), num_classes=2, latent_dim=8, filters=4,
+                                            seed=0)
+    latents = tf.random.normal([1, 8])
+    fakes = tf.zeros([1, 16, 16, 1])
+    assert float(model.mode_seeking_loss(latents, fakes)) == 0.0
+    pair = model.mode_seeking_loss(tf.random.normal([2, 8]), tf.random.normal([2, 16, 16, 1]))
+    assert np.isfinite(float(pair)) and float(pair) > 0

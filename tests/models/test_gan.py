@@ -409,3 +409,56 @@ def test_keras_still_cannot_run_several_steps_under_mirrored_strategy():
                             capture_output=True, text=True, env=env, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip().splitlines()[-1] == "fails: True", result.stdout
+
+
+@pytest.mark.parametrize("overflowing_replica", [0, 1])
+def test_a_loss_scale_overflow_on_any_replica_skips_the_step_on_all(overflowing_replica,
+                                                                   two_cpu_strategy):
+    # Keras's LossScaleOptimizer looked at the first replica's gradients only:
+    # an overflow on the second was applied, and left inf/NaN weights.
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    with two_cpu_strategy.scope():
+        gan = kgan.zoo.build("dcgan", image_shape=(16, 16, 1), latent_dim=8, filters=4, seed=0)
+        gan.compile()
+    optimizer, variable = gan.d_optimizer, gan.discriminator.trainable_variables[0]
+    before, scale = variable.numpy(), float(optimizer.dynamic_scale.numpy())
+
+    @tf.function
+    def step():
+        def on_replica():
+            replica = tf.distribute.get_replica_context().replica_id_in_sync_group
+            factor = tf.where(tf.equal(replica, overflowing_replica), 1e36, 1.0)
+            with tf.GradientTape() as tape:
+                per_example = tf.fill([4], factor * tf.reduce_sum(tf.cast(variable, tf.float32)))
+                scaled = GAN.scaled_loss(optimizer, per_example)
+            GAN.apply_gradients(optimizer, tape, scaled, [variable])
+
+        two_cpu_strategy.run(on_replica)
+
+    step()
+    np.testing.assert_array_equal(variable.numpy(), before)  # skipped: finite and unchanged
+    assert int(optimizer.iterations.numpy()) == 0
+    assert float(optimizer.dynamic_scale.numpy()) == scale / 2
+
+
+@pytest.mark.parametrize("kwargs", [dict(validation_split=0.2),
+                                    dict(validation_data=np.zeros((4, 16, 16, 1), "float32"))])
+def test_fit_refuses_validation_before_training(kwargs):
+    # Keras's default test_step fed the images to the generator, after an epoch had trained.
+    model = tiny_dcgan()
+    model.compile()
+    with pytest.raises(ValueError, match="takes no validation_.*kgan.callbacks.QualityMetrics"):
+        model.fit(np.zeros((8, 16, 16, 1), "float32"), batch_size=4, epochs=1, verbose=0, **kwargs)
+    assert int(model.g_optimizer.iterations.numpy()) == 0
+    with pytest.raises(NotImplementedError, match="kgan.evaluation.evaluate"):
+        model.evaluate(np.zeros((8, 16, 16, 1), "float32"))
+
+
+def test_auto_scale_loss_false_keeps_the_optimizers_unwrapped():
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    model = tiny_dcgan()
+    model.compile(auto_scale_loss=False)
+    assert not isinstance(model.g_optimizer, keras.optimizers.LossScaleOptimizer)
+    model = tiny_dcgan()
+    model.compile()
+    assert isinstance(model.g_optimizer, keras.optimizers.LossScaleOptimizer)

@@ -315,3 +315,16 @@ def test_mlp_gans_train_on_2d_points(cls):
 def test_augment_is_refused_for_non_image_data(cls):
     with pytest.raises(ValueError, match=r"augment=.*\(2,\).*augment=None"):
         tiny_mlp_gan(cls, augment="translation")
+
+
+def test_fit_on_an_array_refuses_a_last_batch_that_cannot_split_before_training():
+    # 42 examples in batches of 10 leave 2, not a multiple of n_critic=5:
+    # the epoch trained, then failed before its callbacks ran.
+    model = WGAN.from_image_shape((16, 16, 1), latent_dim=8, filters=4, seed=0)
+    model.compile()
+    x = np.zeros((42, 16, 16, 1), "float32")
+    with pytest.raises(InputValidationError, match=r"the last holds 2.*Pass 40 examples \(x\[:40\]\)"):
+        model.fit(x, batch_size=10, epochs=1, verbose=0)
+    assert int(model.d_optimizer.iterations.numpy()) == 0
+    model.fit(x[:40], batch_size=10, epochs=1, verbose=0)
+    assert int(model.d_optimizer.iterations.numpy()) == 20  # 4 steps of 5 critic updates
