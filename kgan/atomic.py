@@ -8,6 +8,7 @@ A crash or SIGKILL mid-write leaves the previous version intact.
 
 import errno
 import os
+import re
 import shutil
 import tempfile
 import threading
@@ -143,6 +144,27 @@ def _writer_id():
     return f"{os.getpid()}-{threading.get_ident()}"
 
 
+#: `write_file`'s temporary name for `target`: hidden, beside it, suffix kept.
+_TEMPORARY = re.compile(r"^\.tmp-\d+-\d+-(?P<name>.+)$")
+
+
+def written_target(path):
+    """The file `write_file` was writing, for one of its temporary paths; else `path`.
+
+    An error while writing names the temporary file; a message should name
+    the file the user asked for.
+
+    Example:
+
+    ```python
+    written_target("runs/.tmp-4242-140-out.npz")  # Path('runs/out.npz')
+    ```
+    """
+    path = Path(os.fspath(path))
+    match = _TEMPORARY.match(path.name)
+    return path.with_name(match["name"]) if match else path
+
+
 def write_file(target, write):
     """Write a file with `write(path)` beside `target`, then rename it into place.
 
@@ -163,7 +185,7 @@ def write_file(target, write):
     # Keep the whole name at the end: writers such as save_weights check the suffix.
     # Process and thread in the name: two threads saving the same file at
     # once each write their own temporary (the last rename wins, both whole).
-    temporary = target.with_name(f".tmp-{_writer_id()}-{target.name}")
+    temporary = target.with_name(f".tmp-{_writer_id()}-{target.name}")  # see _TEMPORARY
     try:
         write(temporary)
         with open(temporary, "rb") as handle:

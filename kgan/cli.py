@@ -1241,14 +1241,6 @@ def main(argv=None):
     return 0
 
 
-def _written_path(filename):
-    """The file a user named, for a kgan temporary name such as `.out.npz.tmp-123.npz`."""
-    path = Path(os.fspath(filename))
-    if path.name.startswith(".") and ".tmp-" in path.name:
-        return str(path.parent / path.name[1:].split(".tmp-")[0])
-    return str(path)
-
-
 def _no_space_message(path):
     return f"no space left on the device while writing {path}: free space or choose an output on another disk"
 
@@ -1257,7 +1249,9 @@ def _os_error_message(err):
     """A one-line message for an OSError, naming the path and what to do."""
     if err.filename is None or type(err).__module__.startswith("kgan"):
         return str(err)  # kgan's own errors already say both
-    path = _written_path(err.filename)
+    from kgan.atomic import written_target
+
+    path = str(written_target(err.filename))
     if err.errno == errno.ENOSPC:
         return _no_space_message(path)
     if err.errno in (errno.EACCES, errno.EPERM, errno.EROFS):

@@ -30,7 +30,7 @@ import numpy as np
 
 from kgan import images as kgan_images
 from kgan._checks import positive_int
-from kgan.atomic import _writer_id, make_dirs, replace_folder, staging_dir
+from kgan.atomic import replace_folder, staging_dir, write_file
 
 #: images generated (and held in memory) per step.
 BATCH_SIZE = 256
@@ -154,11 +154,10 @@ def write_samples(model, output, num, seed=0, interpolate=None, batch_size=BATCH
 
 def _write_npz(batches, path, shape):
     """Stream uint8 batches into `path` as `np.load(path)["images"]` of `shape`."""
-    make_dirs(path.parent)
-    # PID and thread: two threads writing one path must not share a temporary file.
-    temporary = path.with_name(f".{path.name}.tmp-{_writer_id()}.npz")
     written = 0
-    try:
+
+    def write(temporary):
+        nonlocal written
         # What np.savez_compressed writes, one batch at a time: a deflated zip
         # member "images.npy" holding the .npy header and the raw C-order bytes.
         with zipfile.ZipFile(temporary, "w", compression=zipfile.ZIP_DEFLATED) as archive:
@@ -171,12 +170,8 @@ def _write_npz(batches, path, shape):
                     written += len(batch)
         if written != shape[0]:  # the header promised shape[0] images
             raise RuntimeError(f"wrote {written} images, expected {shape[0]}")
-        with open(temporary, "rb") as handle:
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    finally:
-        if temporary.exists():
-            temporary.unlink()
+
+    write_file(path, write)  # beside `path`, fsynced, renamed into place; removed on error
     return written
 
 

@@ -382,3 +382,12 @@ def test_two_threads_writing_the_same_file_leave_one_whole_version(tmp_path):
     assert not errors
     assert target.read_bytes() in (b"a" * 2000, b"b" * 2000)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["shared.bin"]
+
+
+def test_written_target_names_the_file_write_file_was_writing(tmp_path):
+    # Errors raised mid-write name the temporary file; messages name the target.
+    seen = []
+    atomic.write_file(tmp_path / "out.npz", lambda path: (seen.append(path), path.write_bytes(b"x")))
+    assert atomic.written_target(seen[0]) == tmp_path / "out.npz"
+    assert atomic.written_target(tmp_path / "out.npz") == tmp_path / "out.npz"
+    assert atomic.written_target(".tmp-notes.txt") == Path(".tmp-notes.txt")  # not kgan's

@@ -671,7 +671,7 @@ def test_system_errors_name_the_file_the_user_gave_and_the_fix(errno_name, expec
     import re
 
     code = getattr(errno_module, errno_name)
-    err = OSError(code, os.strerror(code), "runs/.out.npz.tmp-4242.npz")
+    err = OSError(code, os.strerror(code), "runs/.tmp-4242-140-out.npz")  # atomic.write_file's
     assert re.fullmatch(expected, cli._os_error_message(err))
 
 
