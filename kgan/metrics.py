@@ -893,14 +893,11 @@ def features_from(
             stats.update(features, probabilities)
             if bar is not None:
                 bar.update(stats.count)
-    except BaseException:
-        if bar is not None:
-            print()  # the error's message must not continue the bar's line
-        raise
-    if bar is not None and (num is None or stats.count < num):
-        # Progbar ends its line only at its target: an error (or what is
-        # printed next) must not continue the bar's line.
-        print()
+    finally:
+        if bar is not None and (num is None or stats.count < num):
+            # Progbar ends its line only at its target: an error (or what is
+            # printed next) must not continue the bar's line.
+            print()
     if stats.count == 0:
         raise ValueError("The source yielded no images.")
     if num is not None and stats.count < num:
