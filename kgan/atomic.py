@@ -197,6 +197,18 @@ def write_file(target, write):
     return target
 
 
+def write_text(target, text):
+    """`write_file` for text: `target` ends up holding `text` whole, or as it was.
+
+    Example:
+
+    ```python
+    write_text("results/report.json", json.dumps(report, indent=2))
+    ```
+    """
+    return write_file(target, lambda path: Path(path).write_text(text))
+
+
 def _remove(path):
     """Delete `path` whatever it is: a folder's tree, a file or a symlink (not its target).
 

@@ -673,7 +673,7 @@ def _backup(args, backup_dir, dataset):
     it was made by the same command; `--restart` deletes it first.
     """
     from kgan import callbacks as kgan_callbacks
-    from kgan.atomic import make_dirs, write_file
+    from kgan.atomic import make_dirs, write_text
 
     command_file = backup_dir / "command.json"
     if args.restart and backup_dir.exists():
@@ -696,7 +696,7 @@ def _backup(args, backup_dir, dataset):
               f"of {args.epochs} (--restart starts over)", file=sys.stderr)
     else:
         make_dirs(backup_dir)
-        write_file(command_file, lambda path: path.write_text(json.dumps(command, indent=1) + "\n"))
+        write_text(command_file, json.dumps(command, indent=1) + "\n")
     # Kept when fit ends (deleted after the preset is written); `data` replays
     # the finished epochs' shuffles so the resumed epochs see the same order.
     callback = kgan_callbacks.BackupAndRestore(backup_dir, delete_checkpoint=False, data=dataset)
@@ -939,9 +939,9 @@ def _check_json_target(json_path):
 
 
 def _write_json(json_path, text):
-    from kgan.atomic import write_file
+    from kgan.atomic import write_text
 
-    write_file(Path(json_path), lambda path: Path(path).write_text(text.rstrip("\n") + "\n"))
+    write_text(json_path, text.rstrip("\n") + "\n")
 
 
 def _is_translator(source):

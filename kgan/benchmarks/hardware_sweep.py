@@ -39,7 +39,7 @@ import sys
 from pathlib import Path
 
 from kgan import bench, performance, zoo
-from kgan.atomic import check_output_file, write_file
+from kgan.atomic import check_output_file, write_text
 
 #: `kgan.bench.run` problem settings per architecture (the README's problems);
 #: architectures not listed use `DEFAULT_PROBLEM`.
@@ -194,10 +194,10 @@ def main(argv=None):
         done = sorted({row["arch"] for row in report["rows"]})
         print(f"hardware_sweep: timed {', '.join(done)}", file=sys.stderr, flush=True)
         if args.json:
-            write_file(args.json, lambda path: Path(path).write_text(json.dumps(report, indent=1)))
+            write_text(args.json, json.dumps(report, indent=1))
         if args.markdown:
             text = format_markdown(report)
-            write_file(args.markdown, lambda path: Path(path).write_text(text))
+            write_text(args.markdown, text)
 
     outputs = [Path(path) for path in (args.json, args.markdown) if path]
     if len(outputs) == 2 and outputs[0].resolve() == outputs[1].resolve():

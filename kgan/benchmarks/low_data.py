@@ -40,7 +40,6 @@ import argparse
 import json
 import sys
 import time
-from pathlib import Path
 
 import keras
 import numpy as np
@@ -48,7 +47,7 @@ import tensorflow as tf
 
 from kgan import augment, data, evaluators, metrics
 from kgan._checks import positive_int
-from kgan.atomic import check_output_file, write_file
+from kgan.atomic import check_output_file, write_text
 from kgan.models.conditional import ConditionalGAN
 
 NUM_CLASSES = 10
@@ -355,9 +354,8 @@ def main(argv=None):
               "settings": vars(args), "rows": rows, "summary": summarize(rows)}
     print(json.dumps(result["summary"], indent=1))  # first: a failed write still shows it
     if args.json:
-        text = json.dumps(result, indent=1)
         try:
-            write_file(Path(args.json), lambda path: Path(path).write_text(text))
+            write_text(args.json, json.dumps(result, indent=1))
         except OSError as err:  # a full disk, the folder removed meanwhile
             return _error(err)
     return 0

@@ -79,9 +79,8 @@ import shlex
 import statistics
 import sys
 import time
-from pathlib import Path
 
-from kgan.atomic import check_output_file, write_file
+from kgan.atomic import check_output_file, write_text
 
 DEFAULT_ARCHITECTURES = ("dcgan", "wgan", "wgan_gp")
 DEFAULT_PROBLEMS = ("ring8", "grid25")
@@ -429,8 +428,7 @@ def run(
                 report["summary"] = summarize(report["runs"])
                 report["wall_time_s"] = round(time.perf_counter() - start, 1)
                 if output:  # whole or not at all: an interrupted run keeps the last report
-                    text = json.dumps(report, indent=2)
-                    write_file(Path(output), lambda path: Path(path).write_text(text))
+                    write_text(output, json.dumps(report, indent=2))
     return report
 
 

@@ -55,7 +55,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kgan.atomic import check_output_file, write_file
+from kgan.atomic import check_output_file, write_text
 
 #: backends in the order they are timed and printed.
 BACKENDS = ("keras_generate", "savedmodel", "tflite", "tflite_float16")
@@ -338,8 +338,7 @@ def main(argv=None):
         )
         print(format_table(report))
         if args.json:
-            text = json.dumps(report, indent=2) + "\n"
-            write_file(Path(args.json), lambda path: Path(path).write_text(text))
+            write_text(args.json, json.dumps(report, indent=2) + "\n")
     except (ValueError, KeyError, OSError) as err:
         print(f"serving: error: {' '.join(str(err).split())}", file=sys.stderr)
         return 2

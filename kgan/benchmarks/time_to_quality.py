@@ -39,7 +39,6 @@ import functools
 import json
 import sys
 import time
-from pathlib import Path
 
 import keras
 import numpy as np
@@ -47,7 +46,7 @@ import tensorflow as tf
 
 from kgan import data, evaluators, metrics, performance, zoo
 from kgan._checks import positive_int
-from kgan.atomic import check_output_file, write_file
+from kgan.atomic import check_output_file, write_text
 from kgan.benchmarks import baselines
 
 IMAGE_SHAPE = (28, 28, 1)
@@ -300,7 +299,7 @@ def main(argv=None):
     print(text)  # first: a failed write below still shows the result
     if args.json:
         try:
-            write_file(args.json, lambda path: Path(path).write_text(text + "\n"))
+            write_text(args.json, text + "\n")
         except OSError as err:  # a full disk, the folder removed meanwhile
             return _error(err)
     return 0
