@@ -48,6 +48,7 @@ import tensorflow as tf
 from kgan import augment, data, evaluators, metrics
 from kgan._checks import positive_int
 from kgan.atomic import check_output_file, write_text
+from kgan.benchmarks import report_error
 from kgan.models.conditional import ConditionalGAN
 
 NUM_CLASSES = 10
@@ -346,7 +347,7 @@ def main(argv=None):
     try:
         _check_arguments(args)
     except (ValueError, OSError) as err:
-        return _error(err)
+        return report_error("low_data", err)
     keras.mixed_precision.set_global_policy(args.precision)
     extractor = _Evaluator()
     rows = [run_one(n, s, args, extractor) for n in args.per_class for s in args.seeds]
@@ -357,13 +358,8 @@ def main(argv=None):
         try:
             write_text(args.json, json.dumps(result, indent=1))
         except OSError as err:  # a full disk, the folder removed meanwhile
-            return _error(err)
+            return report_error("low_data", err)
     return 0
-
-
-def _error(err):
-    print(f"low_data: error: {' '.join(str(err).split())}", file=sys.stderr)
-    return 2
 
 
 def _check_arguments(args):

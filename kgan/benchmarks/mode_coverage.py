@@ -81,6 +81,7 @@ import sys
 import time
 
 from kgan.atomic import check_output_file, write_text
+from kgan.benchmarks import report_error
 
 DEFAULT_ARCHITECTURES = ("dcgan", "wgan", "wgan_gp")
 DEFAULT_PROBLEMS = ("ring8", "grid25")
@@ -566,18 +567,13 @@ def main(argv=None):
             return 0
         _check_run(args.problems, args.architectures, args.output)
     except (ValueError, KeyError, OSError) as err:
-        return _error(err)
+        return report_error("mode_coverage", err)
     try:
         report = _run_from_args(args, argv)
     except OSError as err:  # writing the report: a full disk, its folder removed meanwhile
-        return _error(err)
+        return report_error("mode_coverage", err)
     _print_summary(report, args.markdown)
     return 0
-
-
-def _error(err):
-    print(f"mode_coverage: error: {' '.join(str(err).split())}", file=sys.stderr)
-    return 2
 
 
 def _run_from_args(args, argv):

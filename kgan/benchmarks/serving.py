@@ -56,6 +56,7 @@ from pathlib import Path
 import numpy as np
 
 from kgan.atomic import check_output_file, write_text
+from kgan.benchmarks import report_error
 
 #: backends in the order they are timed and printed.
 BACKENDS = ("keras_generate", "savedmodel", "tflite", "tflite_float16")
@@ -340,8 +341,7 @@ def main(argv=None):
         if args.json:
             write_text(args.json, json.dumps(report, indent=2) + "\n")
     except (ValueError, KeyError, OSError) as err:
-        print(f"serving: error: {' '.join(str(err).split())}", file=sys.stderr)
-        return 2
+        return report_error("serving", err)
     return 0
 
 

@@ -47,7 +47,7 @@ import tensorflow as tf
 from kgan import data, evaluators, metrics, performance, zoo
 from kgan._checks import positive_int
 from kgan.atomic import check_output_file, write_text
-from kgan.benchmarks import baselines
+from kgan.benchmarks import baselines, report_error
 
 IMAGE_SHAPE = (28, 28, 1)
 
@@ -287,7 +287,7 @@ def main(argv=None):
         try:
             check_output_file(args.json)
         except OSError as err:
-            return _error(err)
+            return report_error("time_to_quality", err)
     if args.ablation:
         result = ablation(args.baseline_epochs, args.batch_size, args.num, args.seed)
     else:
@@ -301,13 +301,8 @@ def main(argv=None):
         try:
             write_text(args.json, text + "\n")
         except OSError as err:  # a full disk, the folder removed meanwhile
-            return _error(err)
+            return report_error("time_to_quality", err)
     return 0
-
-
-def _error(err):
-    print(f"time_to_quality: error: {' '.join(str(err).split())}", file=sys.stderr)
-    return 2
 
 
 if __name__ == "__main__":
