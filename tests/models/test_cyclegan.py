@@ -540,7 +540,15 @@ def test_two_replicas_make_the_one_device_update(two_cpu_strategy):
     here, and was 3.7e-6 apart in absolute terms in one CI run, so the check is
     relative: the gap between the two updates stays under 1% of the update,
     where a wrong replica scaling would make it ~100%.
+
+    The initial weights are seeded. Unseeded, they came from Python's
+    `random` state, so from the tests run before this one, and about one
+    initialization in six is ill-conditioned for this comparison: on one
+    device alone, a 1e-7 relative nudge of the weights moved one step's
+    update by 2.5e-3 (2.5e-5 for the others), and three steps then put the
+    two runs 20% apart. This seed's weights are well-conditioned.
     """
+    keras.utils.set_random_seed(0)  # the networks' initializers draw from it
     single = tiny(pool_size=2)
     with two_cpu_strategy.scope():
         mirrored = tiny(pool_size=2)
