@@ -462,6 +462,10 @@ class FusedInstanceNormalization(keras.layers.GroupNormalization):
                 stacked, tf.tile(scale, [batch]), tf.tile(offset, [batch]), self.epsilon)
             outputs = tf.transpose(
                 tf.reshape(outputs, [height, width, batch, channels]), [2, 0, 1, 3])
+            # The run-time reshapes lose what is known statically; with an
+            # unknown batch size (a pipeline without drop_remainder) every
+            # later layer would see (None, None, None, C).
+            outputs.set_shape(x.shape)
         return tf.cast(outputs, self.compute_dtype)
 
 

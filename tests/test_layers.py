@@ -870,3 +870,50 @@ def test_slice_cropping_config_and_keras_file_round_trip(tmp_path):
     layer = kgan_layers.SliceCropping2D(((1, 0), (1, 0)), name="crop")
     _assert_keras_config_and_file_round_trip(layer, keras.layers.Cropping2D, _inputs(5, 8),
                                              tmp_path)
+
+
+# ---------------------------------------------------------------- static shapes
+_TRAINING_LAYERS = {
+    "instance_norm": (lambda: kgan_layers.FusedInstanceNormalization(groups=-1), (8, 8, 4)),
+    "batch_norm": (lambda: kgan_layers.FusedBatchNormalization(), (8, 8, 4)),
+    "layer_norm": (lambda: kgan_layers.AnalyticGradLayerNormalization(axis=[1, 2, 3]), (7, 7, 8)),
+    "conv": (lambda: ForwardGradConv2D(64, 4, strides=2, padding="same"), (14, 14, 64)),
+    "conv_few_channels_in": (lambda: ForwardGradConv2D(8, 4, strides=2, padding="same"),
+                             (28, 28, 1)),
+    "conv_transpose": (lambda: ForwardGradConv2DTranspose(64, 4, strides=2, padding="same"),
+                       (7, 7, 128)),
+    "conv_transpose_to_1": (lambda: ForwardGradConv2DTranspose(1, 4, strides=2, padding="same"),
+                            (14, 14, 64)),
+    "crop": (lambda: kgan_layers.SliceCropping2D(1), (9, 9, 4)),
+    "reflection_pad": (lambda: kgan_layers.ReflectionPadding2D(1), (8, 8, 4)),
+}
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+@pytest.mark.parametrize("name", sorted(_TRAINING_LAYERS))
+def test_training_layers_keep_static_shapes_when_the_batch_size_is_unknown(name, dtype):
+    """A pipeline without drop_remainder has batches of unknown size. The
+    layers' fast paths reshape at run time; had they dropped the known image
+    shape, later layers would see (None, None, None, C) (the fused instance
+    norm did: CycleGAN's image pool then refused to trace)."""
+    make, shape = _TRAINING_LAYERS[name]
+    layer = make()
+    layer.build((None,) + shape)
+    x = tf.cast(_inputs(shape[0], shape[-1]), dtype)[:2, :, : shape[1]]
+    expected = layer(x, training=True).shape[1:]
+
+    @tf.function(input_signature=[tf.TensorSpec((None,) + shape, dtype)])
+    def outputs_and_input_grad(images):
+        with tf.GradientTape() as tape:
+            tape.watch(images)
+            outputs = layer(images, training=True)
+            loss = tf.reduce_sum(tf.cast(outputs, tf.float32))
+        gradient = tape.gradient(loss, images)
+        assert tuple(outputs.shape) == (None,) + tuple(expected), (name, outputs.shape)
+        # A crop's input gradient is a Pad by run-time amounts, shapeless in
+        # the graph as Keras's own crop's StridedSliceGrad is; no layer reads it.
+        if name != "crop":
+            assert tuple(gradient.shape) == (None,) + shape, (name, gradient.shape)
+        return outputs
+
+    assert outputs_and_input_grad(x).shape[1:] == expected
