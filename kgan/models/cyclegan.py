@@ -36,7 +36,14 @@ from kgan import losses, zoo
 from kgan._checks import positive_int
 from kgan.atomic import write_folder
 from kgan.layers import ImagePool
-from kgan.models.gan import GAN, InputDTypeError, InputValidationError, _deserialize, _serialize
+from kgan.models.gan import (
+    GAN,
+    InputDTypeError,
+    InputValidationError,
+    _deserialize,
+    _serialize,
+    checked_at_run_time,
+)
 from kgan.networks.cyclegan import (
     patchgan_discriminator,
     patchgan_output_size,
@@ -408,7 +415,15 @@ class CycleGAN(GAN):
                 f"images_a and images_b batches differ in size ({size_a} vs {size_b}); batch "
                 "both pipelines alike with drop_remainder=True."
             )
-        return images_a, images_b
+        if size_a is None or size_b is None:  # known only when the step runs
+            images_a = checked_at_run_time(
+                images_a,
+                lambda message: tf.debugging.assert_equal(
+                    tf.shape(images_a)[0], tf.shape(images_b)[0], message=message),
+                "images_a and images_b batches differ in size (the domains' last, partial "
+                "batches?): batch both pipelines alike with drop_remainder=True",
+            )
+        return self.check_replica_batch(images_a), self.check_replica_batch(images_b)
 
     def _check_domain(self, images, domain):
         expected = getattr(self, f"image_shape_{domain}")
@@ -456,9 +471,11 @@ class CycleGAN(GAN):
         """
         from kgan.images import check_value_range
 
+        self._refuse_validation(kwargs)
         batch = self._first_batch(x)
         if isinstance(x, (np.ndarray, tf.Tensor)):
             batch = (x, y)
+            self._check_array_batches(len(x), kwargs.get("batch_size", args[0] if args else None))
         if batch is not None:
             for images in self._split_batch(batch):
                 check_value_range(images, error=InputValidationError)
@@ -467,7 +484,7 @@ class CycleGAN(GAN):
                 "Call CycleGAN.compile() before fit(); compile() with no arguments uses the "
                 "paper's optimizers (see default_optimizers for the decaying schedule)."
             )
-        return keras.Model.fit(self, self._as_fit_pipeline(x, kwargs), y, *args, **kwargs)
+        return self._keras_fit(x, y, *args, **kwargs)
 
     # ------------------------------------------------------------------ training
     def _shared_seed(self):

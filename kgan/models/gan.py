@@ -19,6 +19,7 @@ architecture only writes its `train_step`:
 
 import math
 import os
+import re
 import threading
 
 import keras
@@ -60,6 +61,43 @@ def _deserialize(config):
     if isinstance(config, dict) and "class_name" in config:
         return keras.saving.deserialize_keras_object(config)
     return config
+
+
+#: marks the run-time batch checks, so `fit` can report them as InputValidationError.
+_RUNTIME_CHECK_MARK = "kgan input check: "
+_RUNTIME_CHECK_PATTERN = re.compile(r"\[" + re.escape(_RUNTIME_CHECK_MARK) + r"([^\]]*)\]")
+
+
+def checked_at_run_time(tensor, assertion, message):
+    """`tensor`, after `assertion(message=...)` passes when the step runs.
+
+    For batch checks that need a size only known at run time (pipelines
+    without `drop_remainder=True`). `GAN.fit` re-raises a failure as an
+    `InputValidationError` carrying `message`, not TensorFlow's graph error.
+    `message` must not contain "]".
+
+    Example:
+
+    ```python
+    images = checked_at_run_time(
+        images,
+        lambda message: tf.debugging.assert_positive(tf.shape(images)[0], message=message),
+        "The batch is empty: lower the batch size",
+    )
+    ```
+    """
+    check = assertion(message=_RUNTIME_CHECK_MARK + message)
+    with tf.control_dependencies([check]):
+        return tf.identity(tensor)
+
+
+def _input_check_failure(error):
+    """The `InputValidationError` a failed `checked_at_run_time` means, or None."""
+    found = _RUNTIME_CHECK_PATTERN.search(str(getattr(error, "message", error)))
+    if not found:
+        return None
+    # TensorFlow prints the assertion's message with its quotes escaped.
+    return InputValidationError(found.group(1).replace("\\'", "'").replace('\\"', '"') + ".")
 
 
 #: key prefix of the random-stream states in a weights file (`GAN.save_own_variables`).
@@ -569,7 +607,29 @@ class GAN(keras.Model):
         else:
             images, labels = data, None
         self._check_image_spec(images.shape, images.dtype)
-        return images, labels
+        return self.check_replica_batch(images), labels
+
+    def check_replica_batch(self, images):
+        """`images`, checked at run time to hold examples on every replica.
+
+        A batch of unknown size (a pipeline without `drop_remainder=True`)
+        may end an epoch with fewer examples than a strategy has replicas.
+        The replicas left with none would fail deep inside a layer, or make
+        NaN losses and statistics; this stops the step before anything is
+        updated, with what to change. A no-op on one device and for batches
+        of a known size.
+        """
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        if replicas == 1 or images.shape[0] is not None:
+            return images
+        return checked_at_run_time(
+            images,
+            lambda message: tf.debugging.assert_positive(tf.shape(images)[0], message=message),
+            f"A replica got no examples: a batch (the epoch's last, partial one) held "
+            f"fewer examples than the strategy's {replicas} replicas. Batch the pipeline "
+            "with drop_remainder=True (kgan.data.load does), so every batch splits over "
+            "the replicas",
+        )
 
     def _check_image_spec(self, shape, dtype):
         """Static checks of a batch's shape and dtype (run at trace time)."""
@@ -629,15 +689,26 @@ class GAN(keras.Model):
         )
 
     def _check_array_batches(self, num, batch_size):
-        """For `fit(x=array)`: every batch `fit` cuts must split into minibatches.
+        """For `fit(x=array)`: every batch `fit` cuts must split over the
+        strategy's replicas and into minibatches.
 
         The last batch holds `num % batch_size` examples; had it failed, it
         would fail at the end of the epoch, after its steps were trained and
         before any callback (a checkpoint) ran.
         """
         batch_size = batch_size or 32  # Keras's default
-        self._check_batch_divides(min(batch_size, num))
         last = num % batch_size
+        replicas = self.distribute_strategy.num_replicas_in_sync
+        if 0 < last < replicas:
+            raise InputValidationError(
+                f"fit(x=array) cuts {num} examples into batches of {batch_size}; the last "
+                f"holds {last}, fewer than the strategy's {replicas} replicas, so a replica "
+                f"would get no examples. Pass {num - last} examples (x[:{num - last}]), or a "
+                "tf.data pipeline batched with drop_remainder=True."
+            )
+        if self.batches_per_step == 1:
+            return
+        self._check_batch_divides(min(batch_size, num))
         if last and last % self.batches_per_step:
             raise InputValidationError(
                 f"fit(x=array) cuts {num} examples into batches of {batch_size}; the last "
@@ -676,16 +747,14 @@ class GAN(keras.Model):
         per_replica = context is not None and context.num_replicas_in_sync > 1
         self._check_batch_divides(images.shape[0], per_replica=per_replica)
         if images.shape[0] is None:  # unknown until run time: check it then
-            check = tf.debugging.assert_equal(
-                tf.math.floormod(tf.shape(images)[0], steps), 0,
-                message=(
-                    f"batch size is not a multiple of batches_per_step={steps}; "
-                    f"use kgan.data.load(..., repeat_batches={steps}) with "
-                    "drop_remainder=True"
-                ),
+            images = checked_at_run_time(  # before the reshape fails
+                images,
+                lambda message: tf.debugging.assert_equal(
+                    tf.math.floormod(tf.shape(images)[0], steps), 0, message=message),
+                f"A batch (the epoch's last, partial one?) is not a multiple of "
+                f"batches_per_step={steps}: use kgan.data.load(..., repeat_batches={steps}) "
+                "with drop_remainder=True",
             )
-            with tf.control_dependencies([check]):  # before the reshape fails
-                images = tf.identity(images)
         grouped = tf.reshape(images, tf.concat([[-1, steps], tf.shape(images)[1:]], axis=0))
         size = None if images.shape[0] is None else images.shape[0] // steps
         minibatches = []
@@ -742,28 +811,43 @@ class GAN(keras.Model):
         history.history["d_loss"], history.history["g_loss"]
         ```
         """
-        for key in ("validation_data", "validation_split", "validation_steps"):
-            if kwargs.get(key) is not None and not (key == "validation_split" and not kwargs[key]):
-                raise ValueError(
-                    f"{type(self).__name__}.fit() takes no {key}: a GAN's losses are no "
-                    "measure of quality to validate on. Measure samples during training with "
-                    "kgan.callbacks.QualityMetrics (FID/KID against held-out images), or "
-                    "afterwards with kgan.evaluation.evaluate."
-                )
+        self._refuse_validation(kwargs)
         batch = self._first_batch(x)
         if batch is not None:
             images, _ = self._split_batch(batch)
             self.check_values(images)
             if isinstance(x, tf.data.Dataset):
                 self._check_batch_divides(images.shape[0])
-            elif self.batches_per_step > 1 and hasattr(x, "__len__"):
+            elif hasattr(x, "__len__"):
                 self._check_array_batches(len(x), kwargs.get("batch_size", args[0] if args else None))
         if not self.compiled:
             raise RuntimeError(
                 f"Call {type(self).__name__}.compile() before fit(); "
                 "compile() with no arguments uses the paper's optimizers."
             )
-        return super().fit(self._as_fit_pipeline(x, kwargs), y, *args, **kwargs)
+        return self._keras_fit(x, y, *args, **kwargs)
+
+    def _refuse_validation(self, fit_kwargs):
+        """Refuse fit's validation arguments: Keras would run `test_step` on them."""
+        for key in ("validation_data", "validation_split", "validation_steps"):
+            value = fit_kwargs.get(key)
+            if value is not None and not (key == "validation_split" and not value):
+                raise ValueError(
+                    f"{type(self).__name__}.fit() takes no {key}: a GAN's losses are no "
+                    "measure of quality to validate on. Measure samples during training with "
+                    "kgan.callbacks.QualityMetrics (FID/KID against held-out images), or "
+                    "afterwards with kgan.evaluation.evaluate."
+                )
+
+    def _keras_fit(self, x, y, *args, **kwargs):
+        """`keras.Model.fit`, with run-time batch checks raised as InputValidationError."""
+        try:
+            return keras.Model.fit(self, self._as_fit_pipeline(x, kwargs), y, *args, **kwargs)
+        except tf.errors.InvalidArgumentError as error:
+            failure = _input_check_failure(error)
+            if failure is None:
+                raise
+            raise failure from error
 
     @staticmethod
     def _as_fit_pipeline(x, fit_kwargs):

@@ -6,6 +6,7 @@ import pytest
 import tensorflow as tf
 
 import kgan
+from kgan.models import InputValidationError
 from architecture_checks import (
     TINY_CONFIGS,
     build_tiny,
@@ -86,6 +87,64 @@ def test_mirrored_strategy(arch, tmp_path, two_cpu_strategy):
     restored = check_keras_round_trip(model, tmp_path / "model.keras")
     assert sample(restored, 2, seed=0).shape == sample_shape(model, 2)
     check_export_round_trip(model, tmp_path)
+
+
+def rebatched(dataset, batch_size, num_examples):
+    """The first `num_examples` examples of `dataset`, in batches of
+    `batch_size` as `Dataset.batch` cuts them by default: without
+    drop_remainder, so the batch size is unknown until run time and the
+    last batch is partial."""
+    return dataset.unbatch().take(num_examples).batch(batch_size)
+
+
+@pytest.mark.parametrize("arch", ARCHITECTURES)
+def test_fit_on_batches_of_unknown_size_with_a_partial_last_batch(arch):
+    """The pipeline most users write. CycleGAN used to fail here when tracing
+    its step: its fused instance norm lost the static image shape when the
+    batch size was unknown, and the image pool refused (None, None, None, 3)."""
+    model = build_tiny(arch)
+    model.compile()
+    per_step = TINY_CONFIGS[arch]["batch"] * model.batches_per_step
+    partial = model.batches_per_step  # still splits into the step's minibatches
+    data = rebatched(tiny_dataset(model, arch), per_step, 2 * per_step + partial)
+    images_spec = tf.nest.flatten(data.element_spec)[0]
+    assert images_spec.shape[0] is None
+    history = model.fit(data, epochs=1, verbose=0).history
+    assert set(history) == set(model.loss_names)
+    assert all(np.isfinite(values).all() for values in history.values())
+    assert all(np.isfinite(v.numpy()).all() for v in model.trainable_variables)
+
+
+@pytest.mark.parametrize("arch", ARCHITECTURES)
+def test_a_replica_left_without_examples_stops_the_step(arch, two_cpu_strategy):
+    """A last batch of one example on two replicas leaves one replica none;
+    it failed deep in a layer ("input depth must be evenly divisible by
+    filter depth: 1 vs 8"). Now the step stops before any update, and fit
+    says what to change."""
+    with two_cpu_strategy.scope():
+        model = build_tiny(arch)
+        model.compile()
+    per_step = TINY_CONFIGS[arch]["batch"] * model.batches_per_step
+    data = rebatched(tiny_dataset(model, arch), per_step, per_step + 1)
+    with pytest.raises(InputValidationError) as raised:
+        model.fit(data, epochs=1, verbose=0)
+    message = str(raised.value)
+    if model.batches_per_step == 1:
+        assert message.startswith("A replica got no examples") and "drop_remainder=True" in message
+    else:  # the replica with the one example fails the minibatch check as well
+        assert "drop_remainder=True" in message
+    assert "Graph execution error" not in message
+    assert all(np.isfinite(v.numpy()).all() for v in model.trainable_variables)
+
+
+def test_fit_refuses_arrays_whose_last_batch_leaves_a_replica_empty(two_cpu_strategy):
+    with two_cpu_strategy.scope():
+        model = build_tiny("dcgan")
+        model.compile()
+    images = np.zeros((9, 16, 16, 1), "float32")
+    with pytest.raises(InputValidationError, match=r"the last holds 1, fewer than the "
+                       r"strategy's 2 replicas.*Pass 8 examples \(x\[:8\]\)"):
+        model.fit(images, batch_size=4, epochs=1, verbose=0)
 
 
 @pytest.mark.parametrize("arch", ARCHITECTURES)

@@ -436,6 +436,31 @@ def test_fit_checks_the_first_batch(batch, match):
         model.fit(data, epochs=1, verbose=0)
 
 
+def test_fit_stops_at_domain_batches_that_differ_in_a_later_step():
+    """Batches of unknown size are only compared when the step runs: domain
+    A's 3 images and B's 4 make a last pair of 1 and 2. That stops the step
+    with what to change instead of a shape error deep in the losses."""
+    model = tiny()
+    model.compile()
+    images = random_images((4, 16, 16, 3), 0)
+    data = tf.data.Dataset.zip((tf.data.Dataset.from_tensor_slices(images[:3]).batch(2),
+                                tf.data.Dataset.from_tensor_slices(images).batch(2)))
+    with pytest.raises(InputValidationError, match=r"^images_a and images_b batches differ in "
+                       r"size .*drop_remainder=True\.$"):
+        model.fit(data, epochs=1, verbose=0)
+
+
+def test_fit_refuses_validation_data_before_training():
+    """CycleGAN.fit bypassed the base class's refusal: Keras trained an epoch,
+    then failed in evaluate()."""
+    model = tiny()
+    model.compile()
+    data = unpaired(1)
+    with pytest.raises(ValueError, match="takes no validation_data"):
+        model.fit(data, validation_data=data, epochs=1, verbose=0)
+    assert int(model.g_optimizer.iterations.numpy()) == 0
+
+
 # ---------------------------------------------------------------------- saving and export
 def test_keras_file_and_preset(tmp_path):
     """A `.keras` file keeps the pools and both optimizers' state; a preset

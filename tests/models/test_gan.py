@@ -454,6 +454,28 @@ def test_fit_refuses_validation_before_training(kwargs):
         model.evaluate(np.zeros((8, 16, 16, 1), "float32"))
 
 
+def test_fit_reports_run_time_batch_checks_and_passes_other_errors_on(monkeypatch):
+    """`checked_at_run_time` failures become InputValidationError with their
+    own message; any other graph error reaches the caller unchanged."""
+    model = tiny_dcgan()
+    model.compile()
+    images = np.zeros((8, 16, 16, 1), "float32")
+
+    def failing_fit(message):
+        def fit(self, *args, **kwargs):
+            raise tf.errors.InvalidArgumentError(None, None, message)
+        return fit
+
+    marked = ("Graph execution error:\n  assertion failed: [kgan input check: Do this] "
+              "[Condition x > 0 did not hold element-wise:]")
+    monkeypatch.setattr(keras.Model, "fit", failing_fit(marked))
+    with pytest.raises(InputValidationError, match=r"^Do this\.$"):
+        model.fit(images, batch_size=4, epochs=1, verbose=0)
+    monkeypatch.setattr(keras.Model, "fit", failing_fit("input depth must be evenly divisible"))
+    with pytest.raises(tf.errors.InvalidArgumentError, match="input depth"):
+        model.fit(images, batch_size=4, epochs=1, verbose=0)
+
+
 def test_auto_scale_loss_false_keeps_the_optimizers_unwrapped():
     keras.mixed_precision.set_global_policy("mixed_float16")
     model = tiny_dcgan()

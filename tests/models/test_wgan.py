@@ -289,8 +289,10 @@ def test_batch_not_divisible_by_n_critic_is_a_clear_error(cls):
     with pytest.raises(InputValidationError, match=message):
         model.fit(points(14), batch_size=7, epochs=1, verbose=0)
     # A batch size unknown until run time (no drop_remainder): a ragged last batch.
+    # Reported as the input error it is, not as TensorFlow's graph error.
     ragged = tf.data.Dataset.from_tensor_slices(points(13)).batch(10)
-    with pytest.raises(tf.errors.InvalidArgumentError, match="repeat_batches=5"):
+    with pytest.raises(InputValidationError, match=r"^A batch \(the epoch's last, partial "
+                       r"one\?\) is not a multiple of batches_per_step=5: .*repeat_batches=5"):
         model.fit(ragged, epochs=1, verbose=0)
 
 
