@@ -19,17 +19,40 @@ def _metadata(recipe=RECIPE):
             "license": "Apache-2.0", "metrics": {"fcd": 123.4}, "notes": "Trained for a test."}
 
 
+def _trained_looking_weights(network, rng):
+    """Weights for `network` that no freshly built model has, as a trained preset's are.
+
+    Kernels at unit output scale (images spread over [-1, 1], not within 1e-3
+    of zero), and batch-norm statistics away from their initial 0 and 1: a
+    re-save that dropped the non-trainable weights would then change them.
+    """
+    weights = []
+    for variable in network.weights:
+        shape, kind = tuple(variable.shape), variable.path.rsplit("/", 1)[-1]
+        if kind == "kernel":
+            value = rng.normal(0.0, 1.0 / np.sqrt(np.prod(shape[:-1])), shape)
+        elif kind == "moving_variance":
+            value = rng.uniform(0.25, 4.0, shape)
+        elif kind in ("gamma", "moving_mean"):
+            value = (kind == "gamma") + rng.normal(0.0, 0.5, shape)
+        else:  # biases, beta
+            value = rng.normal(0.0, 0.1, shape)
+        weights.append(value.astype(variable.dtype))
+    network.set_weights(weights)
+
+
 @pytest.fixture(scope="module")
 def keras_layer_preset(tmp_path_factory):
     """A preset saved from a model with Keras's own layers, as older kgan builders made it."""
     model = recipe_model(_metadata())
     config = model.get_config()
     for name in ("generator", "discriminator"):
-        network = getattr(model, name)
-        rng = np.random.default_rng(len(name))  # non-trivial weights, so a copy is checked
-        network.set_weights([rng.normal(size=w.shape).astype(w.dtype) * 0.1 for w in network.get_weights()])
-        config[name] = keras.saving.serialize_keras_object(keras_layers(network))
+        config[name] = keras.saving.serialize_keras_object(keras_layers(getattr(model, name)))
     old = type(model).from_config(config)
+    # Set on `old` itself: from_config rebuilds the networks with fresh weights.
+    rng = np.random.default_rng(0)
+    for name in ("generator", "discriminator"):
+        _trained_looking_weights(getattr(old, name), rng)
     folder = tmp_path_factory.mktemp("presets") / "old"
     zoo.save_preset(old, folder, _metadata())
     return folder
@@ -42,6 +65,10 @@ def _layer_types(network):
 def test_resave_swaps_in_todays_layers_and_keeps_weights_outputs_and_figures(keras_layer_preset, tmp_path):
     old = zoo.load(keras_layer_preset)
     assert keras.layers.BatchNormalization in _layer_types(old.generator)
+    # The preset's batch-norm statistics are not the initial ones the recipe's
+    # fresh model holds, so the equalities below need them copied.
+    variances = [np.asarray(v) for v in old.generator.non_trainable_variables if "variance" in v.path]
+    assert variances and all(np.abs(v - 1).min() > 0.01 for v in variances)
     report = resave_preset(keras_layer_preset, tmp_path / "new")
     assert report["swapped"] == {
         "BatchNormalization -> FusedBatchNormalization": 3,  # no refine block at this size
@@ -85,12 +112,18 @@ def test_resave_in_place_replaces_the_folder_and_refuses_without_overwrite(keras
     resave_preset(keras_layer_preset, folder)
     with pytest.raises(FileExistsError, match="overwrite"):
         resave_preset(folder, folder)
-    sha = zoo.read_metadata(folder)["weights_sha256"]
+    before = zoo.load(folder)
+    samples = (folder / zoo.SAMPLES_FILE).read_bytes()
     resave_preset(folder, folder, overwrite=True)
     assert zoo.read_metadata(folder)["weights_sha256"] == zoo.file_sha256(folder / zoo.WEIGHTS_FILE)
     assert sorted(p.name for p in folder.iterdir()) == sorted(zoo.PRESET_FILES)
-    assert sha  # the earlier file was complete too
-    zoo.load(folder)
+    # Read from the folder it replaces, the preset keeps its weights, outputs and sample sheet.
+    after = zoo.load(folder)
+    assert len(after.weights) == len(before.weights)
+    for a, b in zip(before.weights, after.weights):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    np.testing.assert_array_equal(np.asarray(before.generate(8, seed=3)), np.asarray(after.generate(8, seed=3)))
+    assert (folder / zoo.SAMPLES_FILE).read_bytes() == samples
 
 
 @pytest.mark.parametrize("recipe", [None, "python train.py --epochs 3"])
