@@ -319,11 +319,13 @@ def test_a_backup_interrupted_while_saving_keeps_the_previous_backup(tmp_path, m
     data = tf.data.Dataset.from_tensor_slices(images).batch(4)
     model = tiny_dcgan()
     model.compile()
-    saves = []
+    saves, first_backup = [], []
     save_weights = keras.Model.save_weights
 
     def dies_on_the_second(self, path, *args, **kwargs):
         saves.append(path)
+        if len(saves) == 1:
+            first_backup.extend(w.numpy().copy() for w in self.weights)
         if len(saves) == 2:
             open(path, "wb").write(b"\x89HDF half")
             raise KeyboardInterrupt("killed while writing the backup")
@@ -337,7 +339,20 @@ def test_a_backup_interrupted_while_saving_keeps_the_previous_backup(tmp_path, m
     assert metadata == {"epoch": 1, "batch": 0, "weights": "ckpt-000001-000000.weights.h5"}
     resumed = tiny_dcgan()
     resumed.compile()
-    resumed.fit(data, epochs=3, verbose=0, callbacks=[BackupAndRestore(tmp_path / "backup")])
+    # 6 generator steps at the end would also be a fresh start (3 epochs x 2
+    # batches), so look at the state fit starts from, after the restore.
+    at_start, epochs = [], []
+    probe = keras.callbacks.LambdaCallback(
+        on_train_begin=lambda logs: at_start.append(
+            (int(resumed.g_optimizer.iterations.numpy()), [w.numpy().copy() for w in resumed.weights])),
+        on_epoch_begin=lambda epoch, logs: epochs.append(epoch),
+    )
+    resumed.fit(data, epochs=3, verbose=0, callbacks=[BackupAndRestore(tmp_path / "backup"), probe])
+    iterations, weights = at_start[0]
+    assert iterations == 2 and epochs == [1, 2]  # the first epoch's 2 steps, restored
+    assert len(weights) == len(first_backup)
+    for restored, saved in zip(weights, first_backup):
+        np.testing.assert_array_equal(restored, saved)
     assert int(resumed.g_optimizer.iterations.numpy()) == 6
 
 
