@@ -314,10 +314,24 @@ def test_train_eval_every_logs_the_fcd(tmp_path):
     assert list((output / "tensorboard").glob("events.out.tfevents.*"))
 
 
-def test_train_wgan_gp_takes_n_critic_fresh_minibatches_per_step(tmp_path):
+def test_train_wgan_gp_takes_n_critic_fresh_minibatches_per_step(tmp_path, monkeypatch):
     output = tmp_path / "wgan_gp"
     argv = ["train", "wgan_gp"] + TRAIN_ARGS[2:] + ["--n-critic", "2", "--output", output]
+    built, build = [], cli._build_and_compile
+
+    def keep_what_is_built(*args, **kwargs):  # the dataset and model kgan train fits
+        built.append(build(*args, **kwargs))
+        return built[-1]
+
+    monkeypatch.setattr(cli, "_build_and_compile", keep_what_is_built)
     assert run(argv) == 0
+    # What was trained: mnist_5k's 5,000 images in 10 steps of 2 x 250, each
+    # critic update on its own --batch-size minibatch. Without repeat_batches
+    # the steps would take 250 images, 125 per critic update, in 20 steps.
+    (dataset, trained, _), = built
+    assert dataset.element_spec.shape[0] == 500
+    assert int(trained.g_optimizer.iterations.numpy()) == 10
+    assert int(trained.d_optimizer.iterations.numpy()) == 20
     metadata = zoo.read_metadata(output / "preset")
     assert metadata["architecture"] == "wgan_gp" and metadata["training"]["n_critic"] == 2
     model = zoo.load(output / "preset")
