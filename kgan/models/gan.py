@@ -91,6 +91,13 @@ def checked_at_run_time(tensor, assertion, message):
         return tf.identity(tensor)
 
 
+_EMPTY_REPLICA_MESSAGE = (
+    "A replica would get no examples: a batch (the epoch's last, partial one) held fewer "
+    "examples than the strategy's {replicas} replicas. Batch the pipeline with "
+    "drop_remainder=True (kgan.data.load does), so every batch splits over the replicas"
+)
+
+
 def _input_check_failure(error):
     """The `InputValidationError` a failed `checked_at_run_time` means, or None."""
     found = _RUNTIME_CHECK_PATTERN.search(str(getattr(error, "message", error)))
@@ -625,10 +632,7 @@ class GAN(keras.Model):
         return checked_at_run_time(
             images,
             lambda message: tf.debugging.assert_positive(tf.shape(images)[0], message=message),
-            f"A replica got no examples: a batch (the epoch's last, partial one) held "
-            f"fewer examples than the strategy's {replicas} replicas. Batch the pipeline "
-            "with drop_remainder=True (kgan.data.load does), so every batch splits over "
-            "the replicas",
+            _EMPTY_REPLICA_MESSAGE.format(replicas=replicas),
         )
 
     def _check_image_spec(self, shape, dtype):
@@ -849,14 +853,45 @@ class GAN(keras.Model):
                 raise
             raise failure from error
 
-    @staticmethod
-    def _as_fit_pipeline(x, fit_kwargs):
+    def _as_fit_pipeline(self, x, fit_kwargs):
         """`x` as kgan hands it to `keras.Model.fit` (a dataset: see `fit`)."""
         if isinstance(x, tf.data.Dataset):
             # The pipeline shuffles; Keras would warn that shuffle=True is ignored.
             fit_kwargs.setdefault("shuffle", False)
             x = without_teardown_stall(x, keep_explicit_choice=True)
+            x = self._checked_for_the_replicas(x)
         return x
+
+    def _checked_for_the_replicas(self, dataset):
+        """`dataset`, stopping at a batch that would leave a replica no examples.
+
+        With a batch size unknown until run time (a pipeline without
+        `drop_remainder=True`), an epoch's last batch may hold fewer examples
+        than the strategy has replicas; a replica without examples would make
+        NaN losses and batch-norm statistics, or fail in a layer. Checked as
+        the pipeline yields the batch, before the step computes anything, so
+        the networks and their statistics are left as the last full step made
+        them. (Keras still counts the stopped step in the optimizers'
+        iterations, as it does the empty call that ends every epoch of a
+        pipeline of unknown length.) Not skipped: that would make the
+        pipeline's length unknown, with that extra count every epoch.
+        """
+        replicas = self.distribute_strategy.num_replicas_in_sync
+        if replicas == 1 or tf.nest.flatten(dataset.element_spec)[0].shape[0] is not None:
+            return dataset
+
+        def check(*batch):
+            checked = checked_at_run_time(
+                tf.nest.flatten(batch)[0],
+                lambda message: tf.debugging.assert_greater_equal(
+                    tf.shape(tf.nest.flatten(batch)[0])[0], replicas, message=message),
+                _EMPTY_REPLICA_MESSAGE.format(replicas=replicas),
+            )
+            packed = tf.nest.pack_sequence_as(batch, [checked] + tf.nest.flatten(batch)[1:])
+            # map passes a tuple element's parts as arguments, anything else as one.
+            return packed if isinstance(dataset.element_spec, tuple) else packed[0]
+
+        return dataset.map(check)
 
     # ------------------------------------------------------------------ training helpers
     def _next_seed(self):

@@ -115,26 +115,54 @@ def test_fit_on_batches_of_unknown_size_with_a_partial_last_batch(arch):
     assert all(np.isfinite(v.numpy()).all() for v in model.trainable_variables)
 
 
+def _stop_on_a_batch_too_small_for_the_replicas(model, arch):
+    """Fit a full batch, then one of 1 example on 2 replicas; return the
+    error and the model's variables (but its random streams) after the full
+    step and now."""
+    per_step = TINY_CONFIGS[arch]["batch"] * model.batches_per_step
+    data = rebatched(tiny_dataset(model, arch), per_step, per_step + 1)
+    kept = [v for v in model.variables if "seed_generator_state" not in v.path]
+    after_full_step = []
+    snapshot = keras.callbacks.LambdaCallback(on_train_batch_end=lambda batch, logs: (
+        after_full_step.extend(v.numpy().copy() for v in kept) if batch == 0 else None))
+    with pytest.raises(InputValidationError) as raised:
+        model.fit(data, epochs=1, verbose=0, callbacks=[snapshot])
+    return str(raised.value), after_full_step, [v.numpy() for v in kept]
+
+
 @pytest.mark.parametrize("arch", ARCHITECTURES)
-def test_a_replica_left_without_examples_stops_the_step(arch, two_cpu_strategy):
+def test_a_batch_that_leaves_a_replica_without_examples_is_stopped_unapplied(
+        arch, two_cpu_strategy):
     """A last batch of one example on two replicas leaves one replica none;
     it failed deep in a layer ("input depth must be evenly divisible by
-    filter depth: 1 vs 8"). Now the step stops before any update, and fit
-    says what to change."""
+    filter depth: 1 vs 8"). fit now stops as the pipeline yields it, with
+    what to change, and the networks, their batch-norm statistics and the
+    image pools are as the full step left them."""
     with two_cpu_strategy.scope():
         model = build_tiny(arch)
         model.compile()
-    per_step = TINY_CONFIGS[arch]["batch"] * model.batches_per_step
-    data = rebatched(tiny_dataset(model, arch), per_step, per_step + 1)
-    with pytest.raises(InputValidationError) as raised:
-        model.fit(data, epochs=1, verbose=0)
-    message = str(raised.value)
-    if model.batches_per_step == 1:
-        assert message.startswith("A replica got no examples") and "drop_remainder=True" in message
-    else:  # the replica with the one example fails the minibatch check as well
-        assert "drop_remainder=True" in message
-    assert "Graph execution error" not in message
-    assert all(np.isfinite(v.numpy()).all() for v in model.trainable_variables)
+    message, after_full_step, now = _stop_on_a_batch_too_small_for_the_replicas(model, arch)
+    assert message.startswith("A replica would get no examples: a batch (the epoch's last")
+    assert "2 replicas" in message and "drop_remainder=True" in message
+    assert len(now) == len(after_full_step) > 0
+    for saved, current in zip(after_full_step, now):
+        np.testing.assert_array_equal(current, saved)
+
+
+def test_the_train_step_checks_the_replicas_batches_too(two_cpu_strategy, monkeypatch):
+    """The step's own check, for inputs that fit cannot check as they are
+    yielded: it stops the step before its losses and updates."""
+    monkeypatch.setattr(kgan.models.GAN, "_checked_for_the_replicas", lambda self, data: data)
+    with two_cpu_strategy.scope():
+        model = build_tiny("dcgan")
+        model.compile()
+    message, after_full_step, now = _stop_on_a_batch_too_small_for_the_replicas(model, "dcgan")
+    assert message.startswith("A replica would get no examples")
+    trainable = {id(v) for v in model.trainable_variables}
+    kept = [v for v in model.variables if "seed_generator_state" not in v.path]
+    for variable, saved, current in zip(kept, after_full_step, now):
+        if id(variable) in trainable:  # (replica 0's forward pass may move batch-norm statistics)
+            np.testing.assert_array_equal(current, saved)
 
 
 def test_fit_refuses_arrays_whose_last_batch_leaves_a_replica_empty(two_cpu_strategy):
@@ -188,7 +216,8 @@ def test_mixed_float16_wraps_both_optimizers(arch):
 
 @pytest.mark.parametrize("arch", ARCHITECTURES)
 def test_backup_and_restore_resumes_optimizers(arch, tmp_path):
-    """An interrupted fit resumes with both optimizers' iteration counts."""
+    """An interrupted fit resumes with both optimizers' iteration counts and
+    the networks' weights of the backup."""
     backup = str(tmp_path / "backup")
 
     class StopAfterFirstEpoch(keras.callbacks.Callback):
@@ -206,22 +235,27 @@ def test_backup_and_restore_resumes_optimizers(arch, tmp_path):
     # Two train_steps, each making batches_per_step discriminator updates.
     assert steps_done == 2 * model.batches_per_step
     assert int(model.g_optimizer.iterations.numpy()) == 2
-    weights = [w.numpy().copy() for w in model.generator.weights]
+    backed_up = [w.numpy().copy() for w in model.generator.weights + model.discriminator.weights]
 
     resumed = build_tiny(arch)
     resumed.compile()
     seen_epochs = []
     record = keras.callbacks.LambdaCallback(on_epoch_begin=lambda e, logs: seen_epochs.append(e))
     # Capture state right at the start of training, after the restore.
-    restored_iterations = []
-    at_start = keras.callbacks.LambdaCallback(
-        on_train_begin=lambda logs: restored_iterations.append(
-            (int(resumed.g_optimizer.iterations.numpy()), int(resumed.d_optimizer.iterations.numpy()))
-        )
-    )
+    restored_iterations, restored_weights = [], []
+
+    def capture(logs):
+        restored_iterations.append(
+            (int(resumed.g_optimizer.iterations.numpy()), int(resumed.d_optimizer.iterations.numpy())))
+        restored_weights.extend(
+            w.numpy().copy() for w in resumed.generator.weights + resumed.discriminator.weights)
+
+    at_start = keras.callbacks.LambdaCallback(on_train_begin=capture)
     resumed.fit(data, epochs=3, verbose=0,
                 callbacks=[keras.callbacks.BackupAndRestore(backup), at_start, record])
     assert seen_epochs == [1, 2]
     assert restored_iterations[0] == (2, steps_done)
+    assert len(restored_weights) == len(backed_up)
+    for saved, restored in zip(backed_up, restored_weights):
+        np.testing.assert_array_equal(restored, saved)
     assert int(resumed.d_optimizer.iterations.numpy()) == steps_done * 3
-    del weights
