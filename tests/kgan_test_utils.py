@@ -29,15 +29,16 @@ TWO_CPU_DEVICES_PRELUDE = (
 )
 
 
-def spread_weights(model, seed=0):
+def spread_weights(model, seed=0, network=None):
     """Redraw the generator's kernels at unit scale (in place) and return the model.
 
     A freshly initialized DCGAN (N(0, 0.02) kernels) outputs images within
     about 1e-3 of zero, which would make tolerances and uint8 comparisons
-    meaningless; these weights give images spread over [-1, 1].
+    meaningless; these weights give images spread over [-1, 1]. `network`
+    redraws another of the model's networks instead (its `sampling_generator`).
     """
     rng = np.random.default_rng(seed)
-    for variable in model.generator.trainable_variables:
+    for variable in (network or model.generator).trainable_variables:
         if len(variable.shape) > 1:
             std = 1.0 / np.sqrt(np.prod(variable.shape[:-1]))
             variable.assign(rng.normal(0.0, std, variable.shape).astype("float32"))

@@ -204,6 +204,7 @@ def test_mixed_bfloat16_model_exports_float32_outputs(tmp_path):
     images = serve(loaded, z)
     assert images.dtype == np.float32 and images.shape == (5, *IMAGE_SHAPE)
     assert np.isfinite(images).all() and images.min() >= -1.0 and images.max() <= 1.0
-    # The same bfloat16 computation as the model's own sampling path.
-    np.testing.assert_allclose(images, model.generate_from_latents(z), atol=1e-2)
+    # The same bfloat16 computation as the model's own sampling path (equal
+    # in practice; the same weights computed in float32 are ~7e-3 away).
+    np.testing.assert_allclose(images, model.generate_from_latents(z), atol=1e-5)
     np.testing.assert_array_equal(serve(loaded, z, "generate_uint8"), kgan.images.to_uint8(images))

@@ -351,6 +351,7 @@ def test_recalibrating_ema_statistics_moves_only_batch_norm_statistics():
     generator = model.ema_generator
     trainable = [np.array(v.numpy()) for v in generator.trainable_variables]
     statistics = [np.array(v.numpy()) for v in generator.non_trainable_variables]
+    live = [np.array(v.numpy()) for v in model.generator.variables]
     model.recalibrate_ema_statistics(num_batches=5, batch_size=16)
     for before, variable in zip(trainable, generator.trainable_variables):
         np.testing.assert_array_equal(before, variable.numpy())
@@ -359,8 +360,13 @@ def test_recalibrating_ema_statistics_moves_only_batch_norm_statistics():
         for before, variable in zip(statistics, generator.non_trainable_variables)
     )
     # The live generator is untouched, and a model without EMA is a no-op.
+    for before, variable in zip(live, model.generator.variables, strict=True):
+        np.testing.assert_array_equal(before, variable.numpy())
     plain = tiny_dcgan()
+    plain_before = [np.array(v.numpy()) for v in plain.variables]
     plain.recalibrate_ema_statistics(num_batches=1)
+    for before, variable in zip(plain_before, plain.variables, strict=True):
+        np.testing.assert_array_equal(before, variable.numpy())
     with pytest.raises(ValueError, match="num_batches"):
         model.recalibrate_ema_statistics(num_batches=0)
 
