@@ -48,6 +48,8 @@ def test_low_precision_logits_reduce_in_float32(dtype):
     logits = tf.cast(LOGITS_FAKE, dtype)
     out = losses.non_saturating_generator_loss(logits)
     assert out.dtype == tf.float32
+    # The softplus of the (exactly representable) logits, computed in float32.
+    np.testing.assert_allclose(out, np.log1p(np.exp(-LOGITS_FAKE[:, 0])), rtol=1e-6)
 
 
 def test_global_batch_mean_divides_by_replicas(two_cpu_strategy):

@@ -303,14 +303,14 @@ def test_ema_generator_tracks_the_generator():
 
 
 def test_ema_decay_formula_with_warm_up():
-    """One step with decay d: ema = d' * ema0 + (1 - d') * w1, d' = min(d, 1/10)."""
+    """One step with decay d: ema = d' * ema0 + (1 - d') * w1, d' = min(d, (1 + n) / (10 + n))
+    with n = 1 update made (`GAN.update_ema`)."""
     model = linear_gan()
     model = DCGAN(model.generator, model.discriminator, seed=0, ema_decay=0.99)
     model.compile(g_optimizer=keras.optimizers.SGD(0.1), d_optimizer=keras.optimizers.SGD(0.1))
     before = model.generator.weights[1].numpy().copy()
     model.fit(tf.data.Dataset.from_tensor_slices(np.zeros((4, 4, 4, 1), "float32")).batch(4), verbose=0)
     after = model.generator.weights[1].numpy()
-    expected = 0.2 * before + 0.8 * after  # steps=1 after the update: (1+1)/(10+1)... see below
     decay = min(0.99, 2.0 / 11.0)
     expected = decay * before + (1 - decay) * after
     np.testing.assert_allclose(model.ema_generator.weights[1].numpy(), expected, rtol=1e-6)
