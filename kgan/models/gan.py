@@ -871,10 +871,8 @@ class GAN(keras.Model):
         NaN losses and batch-norm statistics, or fail in a layer. Checked as
         the pipeline yields the batch, before the step computes anything, so
         the networks and their statistics are left as the last full step made
-        them. (Keras still counts the stopped step in the optimizers'
-        iterations, as it does the empty call that ends every epoch of a
-        pipeline of unknown length.) Not skipped: that would make the
-        pipeline's length unknown, with that extra count every epoch.
+        them. Not skipped: that would make the pipeline's length unknown,
+        and change the number of steps an epoch makes.
         """
         replicas = self.distribute_strategy.num_replicas_in_sync
         if replicas == 1 or tf.nest.flatten(dataset.element_spec)[0].shape[0] is not None:
@@ -993,7 +991,11 @@ class GAN(keras.Model):
         grads = tape.gradient(scaled_loss, variables)
         if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
             grads = _overflow_on_every_replica(grads)
-        optimizer.apply_gradients(zip(grads, variables))
+        # Keras counts the update (optimizer.iterations) without waiting for
+        # data, so the call that ends an epoch of a pipeline of unknown length
+        # counted one that never happened; after the loss, it cannot.
+        with tf.control_dependencies([scaled_loss]):
+            optimizer.apply_gradients(zip(grads, variables))
 
     def train_step(self, data):  # pragma: no cover - abstract
         raise NotImplementedError(

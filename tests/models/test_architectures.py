@@ -127,6 +127,9 @@ def _stop_on_a_batch_too_small_for_the_replicas(model, arch):
         after_full_step.extend(v.numpy().copy() for v in kept) if batch == 0 else None))
     with pytest.raises(InputValidationError) as raised:
         model.fit(data, epochs=1, verbose=0, callbacks=[snapshot])
+    # Only the full step counts (see test_an_unknown_length_pipeline_counts_only_its_steps).
+    assert int(model.g_optimizer.iterations.numpy()) == 1
+    assert int(model.d_optimizer.iterations.numpy()) == model.batches_per_step
     return str(raised.value), after_full_step, [v.numpy() for v in kept]
 
 
@@ -163,6 +166,22 @@ def test_the_train_step_checks_the_replicas_batches_too(two_cpu_strategy, monkey
     for variable, saved, current in zip(kept, after_full_step, now):
         if id(variable) in trainable:  # (replica 0's forward pass may move batch-norm statistics)
             np.testing.assert_array_equal(current, saved)
+
+
+@pytest.mark.parametrize("arch", ARCHITECTURES)
+def test_an_unknown_length_pipeline_counts_only_its_steps(arch):
+    """Keras (3.15) ends each epoch of a pipeline of unknown length with a
+    call whose data runs out, and its optimizer counts an update for it (a
+    plain keras.Sequential: 8 iterations for 2 epochs of 3 batches). kgan's
+    updates wait for the step's loss, so nothing is counted without data:
+    Adam's bias correction and rate schedules see the steps made."""
+    model = build_tiny(arch)
+    model.compile()
+    data = tiny_dataset(model, arch, num_batches=3).filter(lambda *batch: True)
+    assert int(data.cardinality()) == tf.data.UNKNOWN_CARDINALITY
+    model.fit(data, epochs=2, verbose=0)
+    assert int(model.g_optimizer.iterations.numpy()) == 6
+    assert int(model.d_optimizer.iterations.numpy()) == 6 * model.batches_per_step
 
 
 def test_fit_refuses_arrays_whose_last_batch_leaves_a_replica_empty(two_cpu_strategy):
