@@ -423,7 +423,7 @@ class CycleGAN(GAN):
                 "images_a and images_b batches differ in size (the domains' last, partial "
                 "batches?): batch both pipelines alike with drop_remainder=True",
             )
-        return self.check_replica_batch(images_a), self.check_replica_batch(images_b)
+        return self._checked_replica_batch(images_a), self._checked_replica_batch(images_b)
 
     def _check_domain(self, images, domain):
         expected = getattr(self, f"image_shape_{domain}")
@@ -475,7 +475,7 @@ class CycleGAN(GAN):
         batch = self._first_batch(x)
         if isinstance(x, (np.ndarray, tf.Tensor)):
             batch = (x, y)
-            self._check_array_batches(len(x), kwargs.get("batch_size", args[0] if args else None))
+            self._check_array_batches(len(x), args, kwargs)
         if batch is not None:
             for images in self._split_batch(batch):
                 check_value_range(images, error=InputValidationError)

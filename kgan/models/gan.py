@@ -614,9 +614,9 @@ class GAN(keras.Model):
         else:
             images, labels = data, None
         self._check_image_spec(images.shape, images.dtype)
-        return self.check_replica_batch(images), labels
+        return self._checked_replica_batch(images), labels
 
-    def check_replica_batch(self, images):
+    def _checked_replica_batch(self, images):
         """`images`, checked at run time to hold examples on every replica.
 
         A batch of unknown size (a pipeline without `drop_remainder=True`)
@@ -692,14 +692,16 @@ class GAN(keras.Model):
             f"{steps} * B; fit(x=array) needs batch_size a multiple of {steps}."
         )
 
-    def _check_array_batches(self, num, batch_size):
+    def _check_array_batches(self, num, fit_args, fit_kwargs):
         """For `fit(x=array)`: every batch `fit` cuts must split over the
         strategy's replicas and into minibatches.
 
-        The last batch holds `num % batch_size` examples; had it failed, it
-        would fail at the end of the epoch, after its steps were trained and
-        before any callback (a checkpoint) ran.
+        `fit_args` and `fit_kwargs` are `fit`'s after `x` and `y` (the batch
+        size is the first). The last batch holds `num % batch_size` examples;
+        had it failed, it would fail at the end of the epoch, after its steps
+        were trained and before any callback (a checkpoint) ran.
         """
+        batch_size = fit_kwargs.get("batch_size", fit_args[0] if fit_args else None)
         batch_size = batch_size or 32  # Keras's default
         last = num % batch_size
         replicas = self.distribute_strategy.num_replicas_in_sync
@@ -823,7 +825,7 @@ class GAN(keras.Model):
             if isinstance(x, tf.data.Dataset):
                 self._check_batch_divides(images.shape[0])
             elif hasattr(x, "__len__"):
-                self._check_array_batches(len(x), kwargs.get("batch_size", args[0] if args else None))
+                self._check_array_batches(len(x), args, kwargs)
         if not self.compiled:
             raise RuntimeError(
                 f"Call {type(self).__name__}.compile() before fit(); "
@@ -879,13 +881,14 @@ class GAN(keras.Model):
             return dataset
 
         def check(*batch):
+            images, *rest = tf.nest.flatten(batch)
             checked = checked_at_run_time(
-                tf.nest.flatten(batch)[0],
+                images,
                 lambda message: tf.debugging.assert_greater_equal(
-                    tf.shape(tf.nest.flatten(batch)[0])[0], replicas, message=message),
+                    tf.shape(images)[0], replicas, message=message),
                 _EMPTY_REPLICA_MESSAGE.format(replicas=replicas),
             )
-            packed = tf.nest.pack_sequence_as(batch, [checked] + tf.nest.flatten(batch)[1:])
+            packed = tf.nest.pack_sequence_as(batch, [checked, *rest])
             # map passes a tuple element's parts as arguments, anything else as one.
             return packed if isinstance(dataset.element_spec, tuple) else packed[0]
 

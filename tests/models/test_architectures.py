@@ -117,8 +117,8 @@ def test_fit_on_batches_of_unknown_size_with_a_partial_last_batch(arch):
 
 def _stop_on_a_batch_too_small_for_the_replicas(model, arch):
     """Fit a full batch, then one of 1 example on 2 replicas; return the
-    error and the model's variables (but its random streams) after the full
-    step and now."""
+    error, the model's variables but its random streams, and their values
+    after the full step and now."""
     per_step = TINY_CONFIGS[arch]["batch"] * model.batches_per_step
     data = rebatched(tiny_dataset(model, arch), per_step, per_step + 1)
     kept = [v for v in model.variables if "seed_generator_state" not in v.path]
@@ -130,7 +130,7 @@ def _stop_on_a_batch_too_small_for_the_replicas(model, arch):
     # Only the full step counts (see test_an_unknown_length_pipeline_counts_only_its_steps).
     assert int(model.g_optimizer.iterations.numpy()) == 1
     assert int(model.d_optimizer.iterations.numpy()) == model.batches_per_step
-    return str(raised.value), after_full_step, [v.numpy() for v in kept]
+    return str(raised.value), kept, after_full_step, [v.numpy() for v in kept]
 
 
 @pytest.mark.parametrize("arch", ARCHITECTURES)
@@ -144,7 +144,7 @@ def test_a_batch_that_leaves_a_replica_without_examples_is_stopped_unapplied(
     with two_cpu_strategy.scope():
         model = build_tiny(arch)
         model.compile()
-    message, after_full_step, now = _stop_on_a_batch_too_small_for_the_replicas(model, arch)
+    message, _, after_full_step, now = _stop_on_a_batch_too_small_for_the_replicas(model, arch)
     assert message.startswith("A replica would get no examples: a batch (the epoch's last")
     assert "2 replicas" in message and "drop_remainder=True" in message
     assert len(now) == len(after_full_step) > 0
@@ -159,10 +159,10 @@ def test_the_train_step_checks_the_replicas_batches_too(two_cpu_strategy, monkey
     with two_cpu_strategy.scope():
         model = build_tiny("dcgan")
         model.compile()
-    message, after_full_step, now = _stop_on_a_batch_too_small_for_the_replicas(model, "dcgan")
+    message, kept, after_full_step, now = _stop_on_a_batch_too_small_for_the_replicas(
+        model, "dcgan")
     assert message.startswith("A replica would get no examples")
     trainable = {id(v) for v in model.trainable_variables}
-    kept = [v for v in model.variables if "seed_generator_state" not in v.path]
     for variable, saved, current in zip(kept, after_full_step, now):
         if id(variable) in trainable:  # (replica 0's forward pass may move batch-norm statistics)
             np.testing.assert_array_equal(current, saved)
