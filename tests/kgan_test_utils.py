@@ -4,6 +4,7 @@ import errno
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from kgan.models import DCGAN
 
@@ -16,6 +17,23 @@ TINY_METADATA = {
     "license": "Apache-2.0",
     "metrics": {"example": 1.0},
 }
+
+
+def slow_except(values, default_run):
+    """Parameters for `pytest.mark.parametrize`: those in `default_run` run by
+    default, the others only with `-m slow`.
+
+    For checks whose cost is mostly compilation or a subprocess, where the
+    cases left out share their code path with one kept (the reason belongs in
+    a comment at the call).
+
+    Example:
+        @pytest.mark.parametrize("arch", slow_except(ARCHITECTURES, {"dcgan"}))
+    """
+    unknown = set(default_run) - set(values)
+    if unknown:
+        raise ValueError(f"slow_except: {sorted(unknown)} are not among {list(values)}")
+    return [v if v in default_run else pytest.param(v, marks=pytest.mark.slow) for v in values]
 
 
 #: Python source that gives a fresh process two logical CPU devices, the way a

@@ -23,6 +23,7 @@ from kgan.layers import (
     FusedInstanceNormalization,
     SliceCropping2D,
 )
+from kgan_test_utils import slow_except
 
 #: kgan's faster layers and the Keras layers the baselines use instead.
 KERAS_LAYER_OF = {
@@ -126,9 +127,7 @@ def test_unknown_baseline_names_the_known_ones():
 
 
 # CycleGAN's bench (four networks, two subprocesses) is minutes of CPU: -m slow.
-@pytest.mark.parametrize(
-    "arch", [pytest.param(a, marks=pytest.mark.slow) if a == "cyclegan" else a for a in ARCHITECTURES]
-)
+@pytest.mark.parametrize("arch", slow_except(ARCHITECTURES, set(ARCHITECTURES) - {"cyclegan"}))
 def test_bench_baseline_reports_ratio_and_peak_memory(arch, tmp_path, capsys):
     report = tmp_path / "bench.json"
     argv = ["bench", arch, "--baseline", "--in-process", "--steps", "1", "--repeats", "2",

@@ -31,7 +31,7 @@ import pytest
 import kgan
 from kgan import zoo
 from kgan.callbacks import BackupAndRestore
-from kgan_test_utils import TINY_METADATA
+from kgan_test_utils import TINY_METADATA, slow_except
 from models.architecture_checks import TINY_CONFIGS, build_tiny, is_conditional, is_translator
 
 ARCHITECTURES = zoo.list(kind="architectures")
@@ -85,10 +85,10 @@ def test_presets_keep_the_shipped_layout_and_every_shipped_preset_loads(tmp_path
 #: per architecture, overrides of TINY_CONFIGS that exercise more state.
 IN_PROCESS = {arch: {} for arch in ARCHITECTURES}
 IN_PROCESS["dcgan_ada"] = {"augment": "ada", "ada_kimg": 1, "ada_interval": 1}
-#: in-process cases left to `-m slow` (the same mechanisms as the default ones).
-#: (ADA's probability also comes back in tests/test_ada.py's default run.)
-# dcgan runs by default (cheapest); the rest, cyclegan included, with -m slow.
-IN_PROCESS_SLOW = {"dcgan_ada", "wgan", "wgan_gp", "conditional_gan", "cyclegan"}
+#: The default run's in-process case, the cheapest; the others, which resume by
+#: the same mechanisms, run with -m slow. (ADA's probability also comes back in
+#: tests/test_ada.py's default run.)
+IN_PROCESS_DEFAULT_RUN = {"dcgan"}
 
 
 def _base_arch(name):
@@ -141,11 +141,7 @@ def full_state(model):
     return [np.asarray(v.numpy()) for v in variables]
 
 
-@pytest.mark.parametrize(
-    "name",
-    [pytest.param(n, marks=pytest.mark.slow) if n in IN_PROCESS_SLOW else n
-     for n in sorted(IN_PROCESS)],
-)
+@pytest.mark.parametrize("name", slow_except(sorted(IN_PROCESS), IN_PROCESS_DEFAULT_RUN))
 def test_interrupted_fit_resumes_bit_exactly(name, tmp_path):
     reference = full_state(train(name, tmp_path / "reference"))
     train(name, tmp_path / "backup", crash=True)
@@ -213,8 +209,8 @@ CLI_ARGS = {
                  "--jitter", "cyclegan", "--batch-size", "500", "--filters", "4",
                  "--num-residual-blocks", "1", "--disc-layers", "1", "--pool-size", "7"],
 }
-#: `kgan train` runs of these take long enough to be left to `-m slow`.
-SLOW = {"wgan", "wgan_gp", "conditional_gan", "cyclegan"}
+#: `kgan train` runs of the others take long enough to be left to `-m slow`.
+CLI_DEFAULT_RUN = {"dcgan"}
 
 #: `kgan train` with a pause after every batch (numerics untouched), so a kill lands mid-epoch.
 _SLOW_BATCHES = textwrap.dedent(
@@ -271,9 +267,7 @@ def _wait_for_first_epoch(process, output, timeout=600):
     pytest.fail("epoch 1 did not finish in time")
 
 
-@pytest.mark.parametrize(
-    "arch", [pytest.param(a, marks=pytest.mark.slow) if a in SLOW else a for a in sorted(CLI_ARGS)]
-)
+@pytest.mark.parametrize("arch", slow_except(sorted(CLI_ARGS), CLI_DEFAULT_RUN))
 def test_kgan_train_killed_mid_epoch_resumes_to_the_uninterrupted_weights(arch, tmp_path):
     def command(output):
         # Two steps per execution: the per-batch pause (below) comes 5 times an epoch.

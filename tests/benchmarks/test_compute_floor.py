@@ -11,6 +11,7 @@ import tensorflow as tf
 import kgan
 from kgan import bench, cli
 from kgan.benchmarks import compute_floor
+from kgan_test_utils import slow_except
 
 BATCH = 4
 
@@ -120,7 +121,11 @@ def _untimed(monkeypatch):
                         lambda ops, calls, repeats, dtype: ([1e-3] * len(ops), 1e9))
 
 
-@pytest.mark.parametrize("arch", kgan.zoo.list(kind="architectures"))
+# The conditional GAN's and WGAN's networks and baselines are DCGAN's and
+# WGAN-GP's with labels or without the penalty: -m slow.
+@pytest.mark.parametrize(
+    "arch", slow_except(kgan.zoo.list(kind="architectures"), {"dcgan", "wgan_gp", "cyclegan"})
+)
 def test_kgan_and_its_baseline_do_the_same_arithmetic(arch, monkeypatch):
     """The ratio to the baseline compares implementations, not amounts of work."""
     _untimed(monkeypatch)
