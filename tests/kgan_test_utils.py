@@ -21,7 +21,8 @@ TINY_METADATA = {
 
 def slow_except(values, default_run):
     """Parameters for `pytest.mark.parametrize`: those in `default_run` run by
-    default, the others only with `-m slow`.
+    default, the others only with `-m slow`. A tuple is one case of several
+    arguments (`parametrize("a, b", ...)`).
 
     For checks whose cost is mostly compilation or a subprocess, where the
     cases left out share their code path with one kept (the reason belongs in
@@ -33,7 +34,10 @@ def slow_except(values, default_run):
     unknown = set(default_run) - set(values)
     if unknown:
         raise ValueError(f"slow_except: {sorted(unknown)} are not among {list(values)}")
-    return [v if v in default_run else pytest.param(v, marks=pytest.mark.slow) for v in values]
+    def slow(value):
+        return pytest.param(*value if isinstance(value, tuple) else (value,), marks=pytest.mark.slow)
+
+    return [v if v in default_run else slow(v) for v in values]
 
 
 #: Python source that gives a fresh process two logical CPU devices, the way a

@@ -27,6 +27,13 @@ ARCHITECTURES_DEFAULT_RUN = slow_except(ARCHITECTURES, set(ARCHITECTURES) - {"cy
 #: For checks of `fit` itself: GAN.fit serves every architecture but CycleGAN,
 #: which has its own.
 DISTINCT_FITS = {"dcgan", "cyclegan"}
+#: kgan's default (autotuning unset) for every architecture; a pipeline's
+#: explicit choice once per fit (the others with -m slow).
+AUTOTUNE_CASES = slow_except(
+    [(arch, autotune) for autotune in (None, True, False) for arch in ARCHITECTURES],
+    {(arch, None) for arch in ARCHITECTURES}
+    | {(arch, autotune) for arch in DISTINCT_FITS for autotune in (True, False)},
+)
 
 
 def test_every_architecture_has_a_tiny_config():
@@ -56,12 +63,7 @@ def users_pipeline(dataset, autotune=None):
     return pipeline
 
 
-@pytest.mark.parametrize(
-    "arch, autotune",
-    [(arch, None) for arch in ARCHITECTURES]
-    + [(arch, autotune) if arch in DISTINCT_FITS else pytest.param(arch, autotune, marks=pytest.mark.slow)
-       for arch in ARCHITECTURES for autotune in (True, False)],
-)
+@pytest.mark.parametrize("arch, autotune", AUTOTUNE_CASES)
 def test_fit_trains_without_autotuning_unless_the_pipeline_chooses(arch, autotune, monkeypatch):
     """Autotuning stalls epoch ends (see `kgan.data.without_teardown_stall`):
     fit turns it off for a user's dataset that leaves it unset, keeps an
