@@ -1391,6 +1391,14 @@ def _check_steps_per_execution(steps, strategy):
 def slerp(z0, z1, steps):
     """`steps` latents from `z0` to `z1` (inclusive) by spherical interpolation.
 
+    Ends closer than 1e-6 rad in angle, or an end at the origin, are joined by
+    a straight line (the arc and the line agree there).
+
+    Raises:
+        ValueError: the ends differ in size, are not finite, or point in
+            opposite directions (e.g. `z` and `-z`): every half great circle
+            joins those, so no path is the spherical one.
+
     Example:
 
     ```python
@@ -1402,15 +1410,28 @@ def slerp(z0, z1, steps):
     z1 = np.asarray(z1, np.float64).reshape(-1)
     if z0.shape != z1.shape:
         raise ValueError(f"z0 and z1 differ in shape: {z0.shape} vs {z1.shape}.")
+    if not (np.isfinite(z0).all() and np.isfinite(z1).all()):
+        raise ValueError("z0 and z1 must be finite; one holds NaN or infinity.")
     steps = positive_int(steps, "steps")
     if steps < 2:
         raise ValueError(f"steps must be at least 2 (both ends), got {steps}.")
     t = np.linspace(0.0, 1.0, steps)[:, None]
     n0, n1 = np.linalg.norm(z0), np.linalg.norm(z1)
-    cos = np.clip(np.dot(z0, z1) / max(n0 * n1, 1e-12), -1.0, 1.0)
-    omega = math.acos(cos)
+    if n0 == 0.0 or n1 == 0.0:
+        return ((1 - t) * z0 + t * z1).astype(np.float32)
+    u0, u1 = z0 / n0, z1 / n1
+    # The chord form is accurate at both ends of [0, pi]; acos of the dot
+    # product loses half the digits near them.
+    omega = 2.0 * math.atan2(np.linalg.norm(u0 - u1), np.linalg.norm(u0 + u1))
+    if math.pi - omega < 1e-6:
+        raise ValueError(
+            f"z0 and z1 point in opposite directions (angle {omega:.7f} rad, pi is "
+            f"{math.pi:.7f}): every half great circle joins them, so no path is the "
+            "spherical one. Interpolate through a third latent (z0 -> zm, then zm -> z1) "
+            "or pick other ends."
+        )
     if omega < 1e-6:
         path = (1 - t) * z0 + t * z1
     else:
-        path = (np.sin((1 - t) * omega) * z0 + np.sin(t * omega) * z1) / np.sin(omega)
+        path = (np.sin((1 - t) * omega) * z0 + np.sin(t * omega) * z1) / math.sin(omega)
     return path.astype(np.float32)

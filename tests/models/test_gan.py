@@ -234,6 +234,29 @@ def test_slerp_and_interpolate():
         slerp(z0, z1, 1)
 
 
+def test_slerp_refuses_opposite_ends_and_stays_accurate_next_to_them():
+    z = np.array([1.0, 2.0, 3.0])
+    with pytest.raises(ValueError, match="opposite directions"):
+        slerp(z, -z, 5)
+    with pytest.raises(ValueError, match="opposite directions"):
+        slerp(z, -2.5 * z, 5)  # opposite, whatever the norms
+    with pytest.raises(ValueError, match="finite"):
+        slerp(z, [np.nan, 0.0, 1.0], 5)
+    # 1e-3 rad short of opposite: acos of the dot product lost digits there and
+    # the path's middle left the sphere by orders of magnitude.
+    u0 = np.array([1.0, 0.0, 0.0])
+    u1 = np.array([np.cos(np.pi - 1e-3), np.sin(np.pi - 1e-3), 0.0])
+    path = slerp(u0, u1, 9).astype(np.float64)
+    np.testing.assert_allclose(np.linalg.norm(path, axis=1), 1.0, atol=1e-6)
+    angles = np.arctan2(path[:, 1], path[:, 0])
+    np.testing.assert_allclose(angles, np.linspace(0.0, np.pi - 1e-3, 9), atol=1e-6)
+
+
+def test_slerp_from_the_origin_is_the_straight_line():
+    z = np.array([3.0, 4.0])
+    np.testing.assert_allclose(slerp(np.zeros(2), z, 3), [[0, 0], [1.5, 2.0], [3, 4]], atol=1e-6)
+
+
 # ---------------------------------------------------------------- distribution
 def test_replicas_draw_different_latents(two_cpu_strategy):
     with two_cpu_strategy.scope():
