@@ -212,14 +212,22 @@ def _cpu_flags(path="/proc/cpuinfo"):
 def cpu_model(path="/proc/cpuinfo"):
     """The CPU's model name (Linux `/proc/cpuinfo`), else what `platform` knows.
 
+    Where `/proc/cpuinfo` gives the x86 family and model numbers, they follow
+    the name: a virtual machine's name can be as bare as "AMD EPYC", which
+    this project's machine reported for two CPU generations whose DCGAN steps
+    differed by 2x.
+
     Example:
 
     ```python
-    kgan.performance.cpu_model()   # e.g. 'AMD EPYC'
+    kgan.performance.cpu_model()   # e.g. 'AMD EPYC (family 26, model 2)'
     ```
     """
     model = _cpuinfo_field("model name", path)
     if model is not None:
+        family, number = _cpuinfo_field("cpu family", path), _cpuinfo_field("model\t", path)
+        if family and number and family.isdigit() and number.isdigit():
+            return f"{model} (family {family}, model {number})"
         return model
     import platform
 
@@ -239,7 +247,7 @@ def hardware_summary():
 
     ```python
     kgan.performance.hardware_summary()
-    # e.g. 'AMD EPYC, 2 cores, no GPU, fast bfloat16: cpu:avx512_bf16'
+    # e.g. 'AMD EPYC (family 26, model 2), 2 cores, no GPU, fast bfloat16: cpu:avx512_bf16'
     ```
     """
     import tensorflow as tf

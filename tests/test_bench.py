@@ -313,6 +313,9 @@ def test_hardware_summary_names_cpu_cores_gpus_and_fast_bf16(tmp_path, monkeypat
     cpuinfo = tmp_path / "cpuinfo"
     cpuinfo.write_text("processor : 0\nmodel name\t: Example CPU 9000\nflags : fpu\n")
     assert performance.cpu_model(cpuinfo) == "Example CPU 9000"
+    cpuinfo.write_text("processor\t: 0\ncpu family\t: 26\nmodel\t\t: 2\n"
+                       "model name\t: AMD EPYC\nflags : fpu\n")
+    assert performance.cpu_model(cpuinfo) == "AMD EPYC (family 26, model 2)"
     assert performance.cpu_model(tmp_path / "missing")  # platform's name instead, never empty
     summary = performance.hardware_summary()
     assert summary.startswith(f"{performance.cpu_model()}, {os.cpu_count()} cores, no GPU, ")
