@@ -242,14 +242,16 @@ def test_slerp_refuses_opposite_ends_and_stays_accurate_next_to_them():
         slerp(z, -2.5 * z, 5)  # opposite, whatever the norms
     with pytest.raises(ValueError, match="finite"):
         slerp(z, [np.nan, 0.0, 1.0], 5)
-    # 1e-3 rad short of opposite: acos of the dot product lost digits there and
-    # the path's middle left the sphere by orders of magnitude.
+    # 3e-6 rad short of opposite, acos of the dot product kept only half the
+    # digits: the path left the unit sphere by 5e-6. The chord form keeps
+    # float32's precision (3e-8) there.
+    short = 3e-6
     u0 = np.array([1.0, 0.0, 0.0])
-    u1 = np.array([np.cos(np.pi - 1e-3), np.sin(np.pi - 1e-3), 0.0])
+    u1 = np.array([np.cos(np.pi - short), np.sin(np.pi - short), 0.0])
     path = slerp(u0, u1, 9).astype(np.float64)
     np.testing.assert_allclose(np.linalg.norm(path, axis=1), 1.0, atol=1e-6)
     angles = np.arctan2(path[:, 1], path[:, 0])
-    np.testing.assert_allclose(angles, np.linspace(0.0, np.pi - 1e-3, 9), atol=1e-6)
+    np.testing.assert_allclose(angles, np.linspace(0.0, np.pi - short, 9), atol=1e-6)
 
 
 def test_slerp_from_the_origin_is_the_straight_line():
