@@ -179,6 +179,24 @@ def set_threads(threads, warn=True):
     return _threads_in_effect()
 
 
+def runs_ops_side_by_side():
+    """Whether TensorFlow runs one thread per op, several ops at once (see `cpu_threads`).
+
+    Then one long op that nothing else can run beside leaves the other cores
+    idle, and kgan splits such ops into independent halves where that
+    computes the same (`kgan.layers._kernel_grad_by_forward_conv`).
+
+    Example:
+
+    ```python
+    kgan.performance.set_threads(kgan.performance.cpu_threads("wgan_gp"))
+    kgan.performance.runs_ops_side_by_side()  # True on a CPU with 2+ cores
+    ```
+    """
+    threads = _threads_in_effect()
+    return threads["intra_op"] == 1 and threads["inter_op"] != 1
+
+
 def _threads_in_effect():
     """TensorFlow's configured pools; its variables count where nothing was configured."""
     import tensorflow as tf

@@ -112,6 +112,30 @@ def test_forward_formulation_is_the_kernel_gradient(cls, height, channels, filte
     np.testing.assert_allclose(ours, native, rtol=1e-4, atol=1e-3)
 
 
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+@pytest.mark.parametrize("cls,height,channels,filters,kernel,stride,padding", CASES)
+def test_kernel_gradient_in_two_channel_halves_is_bitwise_the_same(
+        cls, height, channels, filters, kernel, stride, padding, dtype, monkeypatch):
+    # Under one thread per op the forward formulation is two convolutions, so
+    # that two cores can run them at once; each weight's sum is unchanged.
+    x = tf.cast(_inputs(height, channels), dtype)
+    transposed = cls is ForwardGradConv2DTranspose
+    op = keras.ops.conv_transpose if transposed else keras.ops.conv
+    shape = (kernel, kernel, filters, channels) if transposed else (kernel, kernel, channels, filters)
+    y = op(x, tf.ones(shape, dtype), strides=stride, padding=padding)
+    dy = tf.cast(np.random.default_rng(2).normal(size=y.shape), dtype)
+    args = ((dy, x) if transposed else (x, dy)) + ((kernel, kernel), (stride, stride), padding)
+    monkeypatch.setattr(kgan_layers.performance, "runs_ops_side_by_side", lambda: False)
+    whole = kgan_layers._kernel_grad_by_forward_conv(*args)
+    monkeypatch.setattr(kgan_layers.performance, "runs_ops_side_by_side", lambda: True)
+    convolutions = []
+    conv2d = tf.nn.conv2d
+    monkeypatch.setattr(tf.nn, "conv2d", lambda *a, **k: convolutions.append(a) or conv2d(*a, **k))
+    halves = kgan_layers._kernel_grad_by_forward_conv(*args)
+    assert len(convolutions) == (2 if args[0].shape[-1] % 2 == 0 else 1)
+    np.testing.assert_array_equal(np.asarray(whole, np.float32), np.asarray(halves, np.float32))
+
+
 @pytest.mark.parametrize("cls,height,channels,filters,kernel,stride,padding", CASES)
 def test_bfloat16_layer_matches_keras(cls, height, channels, filters, kernel, stride, padding,
                                       count_forward_grads):
