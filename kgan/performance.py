@@ -194,7 +194,9 @@ def runs_ops_side_by_side():
     ```
     """
     threads = _threads_in_effect()
-    return threads["intra_op"] == 1 and threads["inter_op"] != 1
+    # inter-op 0 is TensorFlow's default: as many ops at once as usable cores.
+    side_by_side = threads["inter_op"] if threads["inter_op"] else _usable_cores()
+    return threads["intra_op"] == 1 and side_by_side > 1
 
 
 def _threads_in_effect():

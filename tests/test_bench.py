@@ -393,15 +393,18 @@ def test_cpu_threads_leaves_tensorflows_pools_with_an_accelerator(two_cores_no_t
     assert performance.cpu_threads("wgan_gp") is None
 
 
-@pytest.mark.parametrize("threads,side_by_side", [
-    ({"intra_op": 1, "inter_op": 2}, True),
-    ({"intra_op": 1, "inter_op": 0}, True),  # 0: as many ops at once as cores
-    ({"intra_op": 1, "inter_op": 1}, False),  # one op at a time: nothing to run beside
-    ({"intra_op": 0, "inter_op": 0}, False),  # TensorFlow's default: ops split over the cores
-    ({"intra_op": 2, "inter_op": 2}, False),
+@pytest.mark.parametrize("threads,cores,side_by_side", [
+    ({"intra_op": 1, "inter_op": 2}, 2, True),
+    ({"intra_op": 1, "inter_op": 0}, 2, True),  # 0: as many ops at once as cores
+    ({"intra_op": 1, "inter_op": 0}, 1, False),  # ... which is one on one usable core
+    ({"intra_op": 1, "inter_op": 1}, 2, False),  # one op at a time: nothing to run beside
+    ({"intra_op": 0, "inter_op": 0}, 2, False),  # TensorFlow's default: ops split over the cores
+    ({"intra_op": 2, "inter_op": 2}, 2, False),
 ])
-def test_runs_ops_side_by_side_only_with_one_thread_per_op(monkeypatch, threads, side_by_side):
+def test_runs_ops_side_by_side_only_with_one_thread_per_op(monkeypatch, threads, cores,
+                                                           side_by_side):
     monkeypatch.setattr(performance, "_threads_in_effect", lambda: threads)
+    monkeypatch.setattr(performance, "_usable_cores", lambda: cores)
     assert performance.runs_ops_side_by_side() is side_by_side
 
 

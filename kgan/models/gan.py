@@ -1391,13 +1391,14 @@ def _check_steps_per_execution(steps, strategy):
 def slerp(z0, z1, steps):
     """`steps` latents from `z0` to `z1` (inclusive) by spherical interpolation.
 
-    Ends closer than 1e-6 rad in angle, or an end at the origin, are joined by
-    a straight line (the arc and the line agree there).
+    Ends closer than 1e-6 rad in angle are joined by the straight line (the
+    arc and the line differ by under 1e-12 of the norms there). An end at the
+    origin has no direction, so its path is the straight line too.
 
     Raises:
-        ValueError: the ends differ in size, are not finite, or point in
-            opposite directions (e.g. `z` and `-z`): every half great circle
-            joins those, so no path is the spherical one.
+        ValueError: the ends differ in size, are not finite or beyond float32's
+            range, or point in opposite directions (e.g. `z` and `-z`): every
+            half great circle joins those, so no path is the spherical one.
 
     Example:
 
@@ -1412,6 +1413,11 @@ def slerp(z0, z1, steps):
         raise ValueError(f"z0 and z1 differ in shape: {z0.shape} vs {z1.shape}.")
     if not (np.isfinite(z0).all() and np.isfinite(z1).all()):
         raise ValueError("z0 and z1 must be finite; one holds NaN or infinity.")
+    largest = float(max(np.abs(z0).max(initial=0.0), np.abs(z1).max(initial=0.0)))
+    if largest > float(np.finfo(np.float32).max):
+        raise ValueError(
+            f"z0 and z1 must fit in float32, the latents' dtype; one holds {largest:.3g}."
+        )
     steps = positive_int(steps, "steps")
     if steps < 2:
         raise ValueError(f"steps must be at least 2 (both ends), got {steps}.")

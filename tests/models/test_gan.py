@@ -242,6 +242,8 @@ def test_slerp_refuses_opposite_ends_and_stays_accurate_next_to_them():
         slerp(z, -2.5 * z, 5)  # opposite, whatever the norms
     with pytest.raises(ValueError, match="finite"):
         slerp(z, [np.nan, 0.0, 1.0], 5)
+    with pytest.raises(ValueError, match="fit in float32"):
+        slerp([1e39, 0.0], [0.0, 1.0], 3)  # was rows of inf with only a numpy warning
     # 3e-6 rad short of opposite, acos of the dot product kept only half the
     # digits: the path left the unit sphere by 5e-6. The chord form keeps
     # float32's precision (3e-8) there.
