@@ -213,20 +213,25 @@ def _threads_in_effect():
     return effect
 
 
-def _cpuinfo_field(key, path="/proc/cpuinfo"):
-    """The value of the first `key : value` line of Linux `/proc/cpuinfo`, or None."""
+def _cpuinfo(path="/proc/cpuinfo"):
+    """`{key: value}` of the first processor's `key : value` lines of Linux `/proc/cpuinfo`.
+
+    Keys match whole ("model" is not "model name"); empty where the file is missing.
+    """
+    fields = {}
     try:
         with open(path) as handle:
             for line in handle:
-                if line.startswith(key):
-                    return line.split(":", 1)[1].strip()
+                key, colon, value = line.partition(":")
+                if colon:
+                    fields.setdefault(key.strip(), value.strip())
     except OSError:
         pass
-    return None
+    return fields
 
 
 def _cpu_flags(path="/proc/cpuinfo"):
-    return set((_cpuinfo_field("flags", path) or "").split())
+    return set(_cpuinfo(path).get("flags", "").split())
 
 
 def cpu_model(path="/proc/cpuinfo"):
@@ -243,10 +248,11 @@ def cpu_model(path="/proc/cpuinfo"):
     kgan.performance.cpu_model()   # e.g. 'AMD EPYC (family 26, model 2)'
     ```
     """
-    model = _cpuinfo_field("model name", path)
+    fields = _cpuinfo(path)
+    model = fields.get("model name")
     if model is not None:
-        family, number = _cpuinfo_field("cpu family", path), _cpuinfo_field("model\t", path)
-        if family and number and family.isdigit() and number.isdigit():
+        family, number = fields.get("cpu family", ""), fields.get("model", "")
+        if family.isdigit() and number.isdigit():
             return f"{model} (family {family}, model {number})"
         return model
     import platform

@@ -1423,12 +1423,12 @@ def slerp(z0, z1, steps):
         raise ValueError(f"steps must be at least 2 (both ends), got {steps}.")
     t = np.linspace(0.0, 1.0, steps)[:, None]
     n0, n1 = np.linalg.norm(z0), np.linalg.norm(z1)
-    if n0 == 0.0 or n1 == 0.0:
-        return ((1 - t) * z0 + t * z1).astype(np.float32)
-    u0, u1 = z0 / n0, z1 / n1
-    # The chord form is accurate at both ends of [0, pi]; acos of the dot
-    # product loses half the digits near them.
-    omega = 2.0 * math.atan2(np.linalg.norm(u0 - u1), np.linalg.norm(u0 + u1))
+    omega = 0.0  # an end at the origin: the straight line
+    if n0 > 0.0 and n1 > 0.0:
+        u0, u1 = z0 / n0, z1 / n1
+        # The chord form is accurate at both ends of [0, pi]; acos of the dot
+        # product loses half the digits near them.
+        omega = 2.0 * math.atan2(np.linalg.norm(u0 - u1), np.linalg.norm(u0 + u1))
     if math.pi - omega < 1e-6:
         raise ValueError(
             f"z0 and z1 point in opposite directions (angle {omega:.7f} rad, pi is "
