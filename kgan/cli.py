@@ -606,7 +606,8 @@ def architecture_options(args):
     Example:
 
     ```python
-    args = build_parser().parse_args(["train", "wgan_gp", "--n-critic", "3"])
+    args = build_parser().parse_args(["train", "wgan_gp", "--dataset", "mnist_5k",
+                                      "--epochs", "1", "--output", "runs/w", "--n-critic", "3"])
     architecture_options(args)  # {"n_critic": 3}
     ```
     """

@@ -1193,8 +1193,8 @@ def _load_tfds(
         raise UnknownDatasetError(
             f"Unknown dataset {name!r}: not a name kgan embeds ({', '.join(EMBEDDED_DATASETS)}) "
             f"nor a tensorflow-datasets name (dataset[/config][:version], e.g. 'cifar10' or "
-            f"'cycle_gan/horse2zebra'). For a folder of images use kgan.data.from_folder "
-            f"(or, for image-to-image domains, kgan.data.unpaired with a folder path)."
+            f"'cycle_gan/horse2zebra'). A folder of images is named by its path, which "
+            f"must exist: e.g. './photos/' (kgan train --dataset ./photos/ --image-size 64)."
         ) from None
     except ImportError as err:
         # tfds 4.9.10 needs importlib_resources to download but does not
@@ -1343,7 +1343,14 @@ def load(
     download = _check_bool(download, "download")
     data_dir = _check_data_dir(data_dir)
 
-    if name not in _EMBEDDED_LOADERS and os.path.isdir(name):
+    if name not in _EMBEDDED_LOADERS and _is_folder_name(name):
+        if not os.path.isdir(os.path.expanduser(name)):
+            raise UnknownDatasetError(
+                f"Dataset folder {name!r} does not exist "
+                f"({os.path.abspath(os.path.expanduser(name))}). Check the path; a folder of "
+                "images is read where it is, with sub-folders as classes."
+            )
+        name = os.path.expanduser(name)
         # A folder of images (what `kgan train --dataset FOLDER` names).
         if split != "train":
             raise ValueError(f"{name!r} is a folder of images, which has no splits; leave "

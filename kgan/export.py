@@ -54,6 +54,8 @@ def export_generator(model, path, overwrite=False):
         `path` as a `Path`.
 
     Raises:
+        TypeError: `model` is not a kgan model (e.g. a preset's name: load
+            it first with `kgan.zoo.load`).
         FileExistsError: `path` exists and `overwrite` is False.
 
     Example:
@@ -64,6 +66,7 @@ def export_generator(model, path, overwrite=False):
     images = served.signatures["serving_default"](tf.random.normal([4, gan.latent_dim]))["images"]
     ```
     """
+    _check_model(model, "export_generator")
     if hasattr(model, "export_serving"):  # models whose inputs are images, not latents
         return model.export_serving(path, overwrite=overwrite)  # (CycleGAN: a_to_b, b_to_a)
     path = Path(path)
@@ -75,6 +78,25 @@ def export_generator(model, path, overwrite=False):
     # The same two signatures as the TFLite export, at any batch size.
     archive = _archive(*_latent_signatures(model, batch_size=None))
     return write_folder(path, lambda folder: archive.write_out(str(folder), verbose=False))
+
+
+def _check_model(model, function):
+    """Refuse anything but a kgan model before any work, naming what to pass."""
+    from kgan.models.gan import GAN
+
+    if isinstance(model, GAN):
+        return
+    if isinstance(model, (str, Path)):
+        raise TypeError(
+            f"{function} takes a kgan model, got the {type(model).__name__} {str(model)!r}; "
+            f"load it first, e.g. {function}(kgan.zoo.load({str(model)!r}), ...), or use "
+            "the CLI: kgan export NAME DIR."
+        )
+    raise TypeError(
+        f"{function} takes a kgan model (kgan.models.GAN: DCGAN, WGAN, WGANGP, ConditionalGAN, "
+        f"CycleGAN), got {type(model).__name__}. For a plain Keras model use "
+        "keras.Model.export."
+    )
 
 
 def _computes_in_16_bits(model):
@@ -215,6 +237,8 @@ def export_tflite(model, path, batch_size=1, quantize=None, image_size=None, ove
         The `.tflite` file's `Path`.
 
     Raises:
+        TypeError: `model` is not a kgan model (e.g. a preset's name: load
+            it first with `kgan.zoo.load`).
         FileExistsError: `path` exists and `overwrite` is False.
         ValueError: a bad `batch_size`, `quantize` or `image_size`.
 
@@ -226,6 +250,7 @@ def export_tflite(model, path, batch_size=1, quantize=None, image_size=None, ove
     images = runner(latents=gan.latents(1, seed=0))["images"]  # float32 [1, 28, 28, 1]
     ```
     """
+    _check_model(model, "export_tflite")
     path = Path(path)
     if path.exists() and not overwrite:
         raise FileExistsError(
@@ -282,6 +307,9 @@ def tflite_interpreter(model_path, num_threads=None):
         model_path: the `.tflite` file (e.g. what `export_tflite` returned).
         num_threads: CPU threads for the interpreter (None: its default).
 
+    Raises:
+        FileNotFoundError: `model_path` is not a file.
+
     Example:
 
     ```python
@@ -290,6 +318,11 @@ def tflite_interpreter(model_path, num_threads=None):
     uint8_images = interpreter.get_signature_runner("generate_uint8")(latents=z)["images"]
     ```
     """
+    if not Path(model_path).is_file():
+        raise FileNotFoundError(
+            f"No LiteRT model at {model_path}: give the .tflite file that export_tflite wrote "
+            f"(its folder's {TFLITE_FILE}; CLI: kgan export NAME DIR --format tflite)."
+        )
     try:
         from ai_edge_litert.interpreter import Interpreter
     except ImportError:  # pragma: no cover - depends on the installation

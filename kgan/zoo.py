@@ -27,6 +27,7 @@ images = gan.generate(16, seed=0)
 """
 
 import builtins
+import collections.abc
 import dataclasses
 import difflib
 import fnmatch
@@ -341,6 +342,12 @@ def resolve(source, sha256=None, cache_dir=None, allow_http=False):
             f"preset folder or an https URL; got {source!r}."
         )
     source = os.fspath(source)
+    if not source.strip():
+        # Path("") is the current folder: an empty name would load whatever is there.
+        raise ZooError(
+            "The preset name is empty: give a registered name (kgan.zoo.list(), `kgan list`), "
+            "a preset folder (e.g. './my_preset') or an https URL with its sha256."
+        )
     if sha256 is not None and not source.startswith(("https://", "http://")):
         raise ZooError(
             f"sha256 checks a downloaded archive, but {source!r} is not a URL: a local or "
@@ -555,8 +562,14 @@ def load(source, sha256=None, cache_dir=None, allow_http=False, compile=False): 
             f"{folder / METADATA_FILE} records no weights_sha256, so {WEIGHTS_FILE} cannot be "
             "checked. The preset is damaged: re-download or re-save it."
         )
+    if not isinstance(expected, str):
+        raise IntegrityError(
+            f"{folder / METADATA_FILE} records weights_sha256 as {expected!r}, not a string of "
+            "64 hex digits. The preset is damaged: re-download or re-save it."
+        )
     actual = file_sha256(folder / WEIGHTS_FILE)
-    if expected != actual:
+    # Hex digests are case-free: some tools (e.g. PowerShell's Get-FileHash) print capitals.
+    if expected.strip().lower() != actual:
         raise IntegrityError(
             f"{folder / WEIGHTS_FILE} has sha256 {actual}, but metadata.json "
             f"records {expected}: the file is corrupt or was replaced. "
@@ -564,7 +577,7 @@ def load(source, sha256=None, cache_dir=None, allow_http=False, compile=False): 
         )
     config = _read_json_object(folder / CONFIG_FILE)
     registered = config.get("registered_name") or ""
-    if not registered.startswith("kgan>"):
+    if not isinstance(registered, str) or not registered.startswith("kgan>"):
         described = registered or config.get("class_name")
         raise ZooError(
             f"{folder / CONFIG_FILE} describes "
@@ -572,6 +585,11 @@ def load(source, sha256=None, cache_dir=None, allow_http=False, compile=False): 
             "load it with keras.saving, or re-save the preset with kgan.zoo.save_preset."
         )
     arch = metadata.get("architecture")
+    if arch is not None and not isinstance(arch, str):
+        raise IntegrityError(
+            f"{folder / METADATA_FILE} records architecture {arch!r}, not a name such as "
+            f"'dcgan'. The preset is damaged: re-download or re-save it."
+        )
     if arch in _ARCHITECTURES and _ARCHITECTURES[arch].cls.__name__ != config.get("class_name"):
         raise PresetMismatchError(
             f"Preset {folder} says architecture {arch!r} in {METADATA_FILE} but its "
@@ -729,6 +747,11 @@ def save_preset(model, folder, metadata, overwrite=False, sample_seed=0, samples
     """
     from kgan import images as kgan_images
 
+    if not isinstance(metadata, collections.abc.Mapping):
+        raise TypeError(
+            f"metadata must be a dict of the preset's descriptive fields (name, description, "
+            f"dataset, recipe, license, metrics), got {type(metadata).__name__}."
+        )
     folder = Path(folder)
     if folder.exists() and not overwrite:
         raise FileExistsError(f"{folder} exists; pass overwrite=True to replace it.")

@@ -420,6 +420,21 @@ def test_load_reads_a_folder_path_like_from_folder(pets):
         data.load(str(pets), image_size=8, split="train[:50%]")
 
 
+@pytest.mark.parametrize("spelled", ["{tmp}/nope/", "./nope_kgan_test_folder", "~/nope_kgan_test_folder/"])
+def test_load_of_a_missing_folder_path_says_the_folder_does_not_exist(tmp_path, spelled):
+    name = spelled.format(tmp=tmp_path)
+    with pytest.raises(data.UnknownDatasetError, match=r"Dataset folder .*nope.* does not exist") as info:
+        data.load(name, image_size=8)
+    assert "from_folder" not in str(info.value)  # `kgan train --dataset` users have no Python call
+
+
+def test_load_expands_the_home_folder_in_a_folder_path(pets, monkeypatch):
+    monkeypatch.setenv("HOME", str(pets.parent))
+    (images,) = batches(data.load(f"~/{pets.name}", image_size=8, batch_size=5, shuffle=False))
+    (same,) = batches(data.load(str(pets), image_size=8, batch_size=5, shuffle=False))
+    np.testing.assert_array_equal(images, same)
+
+
 #: A 1x1 one-colour GIF (no encoder is at hand: TensorFlow only decodes GIFs).
 WHITE_GIF = (b"GIF89a\x01\x00\x01\x00\x80\x00\x00\xff\xff\xff\x00\x00\x00!\xf9\x04\x01\x00"
              b"\x00\x00\x00,\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02D\x01\x00;")

@@ -109,6 +109,27 @@ def test_saved_model_cli_lists_both_signatures_and_the_latents_input(exported):
     assert "dtype: DT_UINT8" in out and "dtype: DT_FLOAT" in out
 
 
+@pytest.mark.parametrize("given, message", [
+    ("dcgan_mnist", r"got the str 'dcgan_mnist'; load it first.*kgan.zoo.load\('dcgan_mnist'\)"),
+    (Path("zoo/dcgan_mnist"), "load it first"),
+    (None, "takes a kgan model.*got NoneType"),
+])
+def test_export_of_something_other_than_a_kgan_model_says_what_to_pass(tmp_path, given, message):
+    with pytest.raises(TypeError, match=message):
+        export_generator(given, tmp_path / "served")
+    with pytest.raises(TypeError, match=message.replace("export_generator", "export_tflite")):
+        kgan.export.export_tflite(given, tmp_path / "served_tflite")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_export_of_a_plain_keras_model_points_to_keras_export(tmp_path):
+    plain = keras.Sequential([keras.Input((2,)), keras.layers.Dense(2)])
+    for export in (export_generator, kgan.export.export_tflite):
+        with pytest.raises(TypeError, match="got Sequential. For a plain Keras model use keras.Model.export"):
+            export(plain, tmp_path / "served")
+    assert list(tmp_path.iterdir()) == []
+
+
 # ---------------------------------------------------------------- overwrite / atomicity
 def test_existing_path_is_refused_and_left_untouched(tmp_path):
     target = tmp_path / "served"

@@ -45,6 +45,13 @@ def test_writes_one_file_atomically(exported):
     assert [p.name for p in path.parent.parent.iterdir()] == ["served"]  # no staging left
 
 
+def test_interpreter_of_a_missing_file_names_the_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match="No LiteRT model at .*nope.*export_tflite"):
+        tflite_interpreter(tmp_path / "nope" / TFLITE_FILE)
+    with pytest.raises(FileNotFoundError, match="No LiteRT model"):
+        tflite_interpreter(tmp_path)  # a folder, not the file
+
+
 def test_uses_litert_when_installed(exported):
     pytest.importorskip("ai_edge_litert")
     _, interpreter = exported

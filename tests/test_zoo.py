@@ -148,6 +148,45 @@ def test_non_kgan_config_is_refused(preset):
         zoo.load(folder)
 
 
+@pytest.mark.parametrize("file, key, value, error, message", [
+    (zoo.CONFIG_FILE, "registered_name", 123, zoo.ZooError, "describes 123, not a kgan model"),
+    (zoo.METADATA_FILE, "architecture", ["dcgan"], zoo.IntegrityError,
+     r"architecture \['dcgan'\], not a name"),
+    (zoo.METADATA_FILE, "weights_sha256", 7, zoo.IntegrityError, "weights_sha256 as 7, not a string"),
+])
+def test_fields_of_the_wrong_json_type_are_named(preset, file, key, value, error, message):
+    # Valid JSON, wrong types: each must be a ZooError naming the field, not a
+    # raw AttributeError or TypeError from inside load.
+    _, folder = preset
+    content = json.loads((folder / file).read_text())
+    content[key] = value
+    (folder / file).write_text(json.dumps(content))
+    with pytest.raises(error, match=message):
+        zoo.load(folder)
+
+
+def test_weights_sha256_in_capitals_is_the_same_digest(preset):
+    model, folder = preset
+    metadata = json.loads((folder / zoo.METADATA_FILE).read_text())
+    metadata["weights_sha256"] = metadata["weights_sha256"].upper()  # as PowerShell prints it
+    (folder / zoo.METADATA_FILE).write_text(json.dumps(metadata))
+    loaded = zoo.load(folder)
+    np.testing.assert_array_equal(loaded.generate(2, seed=0), model.generate(2, seed=0))
+
+
+@pytest.mark.parametrize("metadata", ["notadict", None, [("name", "x")]])
+def test_save_preset_refuses_metadata_that_is_not_a_dict(tmp_path, metadata):
+    with pytest.raises(TypeError, match="metadata must be a dict"):
+        zoo.save_preset(tiny_model(), tmp_path / "x", metadata)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_empty_preset_name_is_refused_not_read_as_the_current_folder():
+    for name in ("", "  "):
+        with pytest.raises(zoo.ZooError, match="preset name is empty"):
+            zoo.load(name)
+
+
 def test_missing_files_and_paths(tmp_path):
     with pytest.raises(zoo.ZooError, match="does not exist"):
         zoo.load(str(tmp_path / "nowhere") + "/")
