@@ -569,9 +569,13 @@ def _strategy(args):
         return tf.distribute.get_strategy()
     found = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
     devices = [device.name for device in found]
-    if args.batch_size < len(devices):
-        raise CLIError(f"--batch-size {args.batch_size} is the global batch, split over "
-                       f"{len(devices)} replicas: pass --batch-size {len(devices)} or more")
+    replicas = len(devices)
+    if args.batch_size < replicas or args.batch_size % replicas:
+        # Keras cannot build a model from a first batch split unevenly (kgan.GAN.fit).
+        multiple = max(args.batch_size // replicas, 1) * replicas
+        raise CLIError(f"--batch-size {args.batch_size} is the global batch, split evenly over "
+                       f"{replicas} replicas: pass a multiple of {replicas}, e.g. --batch-size "
+                       f"{multiple}")
     return tf.distribute.MirroredStrategy(devices)
 
 

@@ -479,6 +479,8 @@ class CycleGAN(GAN):
         if batch is not None:
             for images in self._split_batch(batch):
                 check_value_range(images, error=InputValidationError)
+            if isinstance(x, tf.data.Dataset):
+                self._check_first_batch_splits_evenly(self._split_batch(batch)[0].shape[0])
         if not self.compiled:
             raise RuntimeError(
                 "Call CycleGAN.compile() before fit(); compile() with no arguments uses the "

@@ -692,6 +692,26 @@ class GAN(keras.Model):
             f"{steps} * B; fit(x=array) needs batch_size a multiple of {steps}."
         )
 
+    def _check_first_batch_splits_evenly(self, size):
+        """Raise unless a dataset's first global batch splits evenly over the replicas.
+
+        Keras builds the model's metrics from the first batch by adding the
+        replicas' parts, which fails with a shape error in TensorFlow when
+        they differ in size (e.g. 33 examples on 2 replicas: 17 and 16), for
+        any Keras model. Later uneven batches (a last partial batch) train.
+        """
+        replicas = self.distribute_strategy.num_replicas_in_sync
+        if size is None or replicas < 2 or int(size) % replicas == 0:
+            return
+        size = int(size)
+        lower, upper = size // replicas * replicas, -(-size // replicas) * replicas
+        raise InputValidationError(
+            f"The first batch holds {size} examples, which do not split evenly over the "
+            f"strategy's {replicas} replicas; Keras cannot build a model from uneven parts. "
+            f"Use a global batch size that is a multiple of {replicas} (e.g. "
+            f"{lower or upper} or {upper}); a last partial batch may stay uneven."
+        )
+
     def _check_array_batches(self, num, fit_args, fit_kwargs):
         """For `fit(x=array)`: every batch `fit` cuts must split over the
         strategy's replicas and into minibatches.
@@ -824,6 +844,7 @@ class GAN(keras.Model):
             self.check_values(images)
             if isinstance(x, tf.data.Dataset):
                 self._check_batch_divides(images.shape[0])
+                self._check_first_batch_splits_evenly(images.shape[0])
             elif hasattr(x, "__len__"):
                 self._check_array_batches(len(x), args, kwargs)
         if not self.compiled:

@@ -192,6 +192,23 @@ def test_an_unknown_length_pipeline_counts_only_its_steps(arch):
     assert int(model.d_optimizer.iterations.numpy()) == 6 * model.batches_per_step
 
 
+@pytest.mark.parametrize("arch", ARCHITECTURES)
+def test_fit_refuses_a_first_batch_that_splits_unevenly_over_the_replicas(arch, two_cpu_strategy):
+    # Keras adds the replicas' parts of the first batch to build the model:
+    # 3 examples on 2 replicas failed deep in TensorFlow ("AddN must have the
+    # same size and shape"), for any Keras model.
+    # n_critic=3: with 2 the batch is even (a multiple of n_critic) and splits.
+    odd = {"n_critic": 3} if "n_critic" in TINY_CONFIGS[arch]["build"] else {}
+    with two_cpu_strategy.scope():
+        model = build_tiny(arch, **odd)
+        model.compile()
+    data = tiny_dataset(model, arch).unbatch().batch(3 * model.batches_per_step)
+    with pytest.raises(InputValidationError, match=r"first batch holds \d+ examples, which do not "
+                       r"split evenly over the strategy's 2 replicas.*multiple of 2"):
+        model.fit(data, epochs=1, verbose=0)
+    assert int(model.g_optimizer.iterations.numpy()) == 0
+
+
 def test_fit_refuses_arrays_whose_last_batch_leaves_a_replica_empty(two_cpu_strategy):
     with two_cpu_strategy.scope():
         model = build_tiny("dcgan")
