@@ -491,6 +491,7 @@ def _train(args, argv):
     make_dirs(output)  # a one-line error if OUTPUT is under a file or read-only
     backup_dir = output / "backup"
     backup, resuming = _backup(args, backup_dir, dataset)
+    _align_outputs_with_backup(output, backup_dir, resuming)
     timer = _make_timer()
     try:
         history = model.fit(
@@ -500,12 +501,14 @@ def _train(args, argv):
             callbacks=[
                 # First: a NaN loss raises before any callback (the backup) sees the batch.
                 kgan_callbacks.StopOnDivergence(),
-                backup,
                 *([] if translation else [
                     kgan_callbacks.SampleGrid(output / "samples", num_samples=64, seed=args.seed)]),
                 *quality,
                 # Append only when resuming: a fresh run (e.g. --overwrite) starts a new log.
                 keras.callbacks.CSVLogger(str(output / "log.csv"), append=resuming),
+                # After the epoch's files: a run killed between them resumes from the
+                # previous backup and writes them again (_align_outputs_with_backup).
+                backup,
                 timer,
             ],
         )
@@ -706,6 +709,36 @@ def _backup(args, backup_dir, dataset):
     # the finished epochs' shuffles so the resumed epochs see the same order.
     callback = kgan_callbacks.BackupAndRestore(backup_dir, delete_checkpoint=False, data=dataset)
     return callback, previous is not None
+
+
+def _align_outputs_with_backup(output, backup_dir, resuming):
+    """Make OUTPUT's per-epoch files match the epochs the run continues from.
+
+    Resuming after `n` finished epochs: log.csv keeps its rows of epochs
+    `0..n-1` (a run killed after writing epoch `n`'s row, before its backup,
+    redoes epoch `n`). Starting afresh (a new run, `--overwrite`,
+    `--restart`): an earlier run's sample grids go, so `samples/` holds only
+    this run's.
+    """
+    from kgan import callbacks as kgan_callbacks
+    from kgan.atomic import write_text
+
+    if not resuming:
+        for grid in (output / "samples").glob("epoch_*.png"):
+            grid.unlink()
+        return
+    finished = int(kgan_callbacks.BackupAndRestore.read_metadata(backup_dir)["epoch"])
+    log = output / "log.csv"
+    if not log.is_file():
+        return
+    lines = log.read_text().splitlines(keepends=True)
+    if not lines:
+        return
+    # CSVLogger's first column is the 0-based epoch.
+    kept = [lines[0]] + [line for line in lines[1:] if line.split(",", 1)[0].strip().isdigit()
+                         and int(line.split(",", 1)[0]) < finished]
+    if len(kept) != len(lines):
+        write_text(log, "".join(kept))
 
 
 def _diverged(err, backup_dir, preset_dir):

@@ -251,14 +251,13 @@ def _weights(path):
 
 
 def _wait_for_first_epoch(process, output, timeout=600):
-    """Poll until log.csv has epoch 1's row (the backup is written before it), then SIGKILL."""
+    """Poll until epoch 1 is backed up (after its row in log.csv), then SIGKILL."""
     deadline = time.monotonic() + timeout
-    log = output / "log.csv"
     while time.monotonic() < deadline:
         if process.poll() is not None:
             pytest.fail(f"kgan train ended (status {process.returncode}) before it was killed: "
                         + process.stderr.read()[-2000:])
-        if log.is_file() and len(_log_rows(log)) >= 2:
+        if BackupAndRestore.read_metadata(output / "backup") is not None:
             process.send_signal(signal.SIGKILL)
             process.wait()
             return
@@ -307,6 +306,56 @@ def test_kgan_train_killed_mid_epoch_resumes_to_the_uninterrupted_weights(arch, 
     for key in expected:
         np.testing.assert_array_equal(got[key], expected[key], err_msg=key)
     zoo.load(killed / "preset")
+
+
+@pytest.mark.parametrize("killed", ["after_the_backup", "before_the_backup"])
+def test_kgan_train_killed_at_an_epoch_end_logs_every_epoch_once(killed, tmp_path, capsys,
+                                                                  monkeypatch):
+    # The epoch's files (log.csv row, sample grid) come before its backup; a
+    # kill between them redoes the epoch, whose row must then not be doubled.
+    # With the backup first, a kill after it lost the epoch's row.
+    from kgan.cli import main
+
+    output = tmp_path / "run"
+    argv = ["train", "dcgan", "--dataset", "mnist_5k", "--batch-size", "500", "--filters", "4",
+            "--latent-dim", "8", "--epochs", "3", "--verbose", "0", "--output", str(output)]
+    save, calls = BackupAndRestore._save_model, []
+
+    def die_at_the_second_epoch_end(self):
+        calls.append(1)
+        if len(calls) == 2 and killed == "before_the_backup":
+            raise KeyboardInterrupt("simulated kill before the backup")
+        save(self)
+        if len(calls) == 2:
+            raise KeyboardInterrupt("simulated kill after the backup")
+
+    monkeypatch.setattr(BackupAndRestore, "_save_model", die_at_the_second_epoch_end)
+    assert main(argv) == 130
+    monkeypatch.undo()
+    assert [row[0] for row in _log_rows(output / "log.csv")] == ["epoch", "0", "1"]
+    backed_up = 2 if killed == "after_the_backup" else 1
+    assert BackupAndRestore.read_metadata(output / "backup")["epoch"] == backed_up
+    capsys.readouterr()
+    assert main(argv) == 0
+    assert f"after epoch {backed_up} of 3" in capsys.readouterr().err
+    rows = _log_rows(output / "log.csv")
+    assert [row[0] for row in rows] == ["epoch", "0", "1", "2"]
+    assert all(len(row) == len(rows[0]) for row in rows)
+    assert sorted(p.name for p in (output / "samples").iterdir()) == [
+        "epoch_0001.png", "epoch_0002.png", "epoch_0003.png"]
+
+
+def test_kgan_train_overwrite_removes_the_earlier_runs_sample_grids(tmp_path, capsys):
+    from kgan.cli import main
+
+    output = tmp_path / "run"
+    argv = ["train", "dcgan", "--dataset", "mnist_5k", "--batch-size", "500", "--filters", "4",
+            "--latent-dim", "8", "--verbose", "0", "--output", str(output)]
+    assert main(argv + ["--epochs", "2"]) == 0
+    (output / "samples" / "mine.png").write_bytes(b"not kgan's")  # not a grid: kept
+    assert main(argv + ["--epochs", "1", "--overwrite"]) == 0
+    assert sorted(p.name for p in (output / "samples").iterdir()) == ["epoch_0001.png", "mine.png"]
+    assert [row[0] for row in _log_rows(output / "log.csv")] == ["epoch", "0"]
 
 
 def test_kgan_train_refuses_a_backup_of_other_options_and_restart_discards_it(
