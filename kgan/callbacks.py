@@ -436,14 +436,19 @@ class StopOnDivergence(keras.callbacks.Callback):
         """The `DivergenceError` for non-finite `values` at `batch` of the current epoch."""
         epochs = self.params.get("epochs") if self.params else None
         steps = self.params.get("steps") if self.params else None
+        per_execution = int(getattr(self.model, "steps_per_execution", 1) or 1)
+        # Keras reports a group of steps_per_execution steps by its last index
+        # as if it were whole; an epoch's last group may hold fewer steps.
+        first = max(batch - per_execution + 1, 0)
+        if steps:
+            batch = min(batch, steps - 1)
         step = self._epoch * steps + batch + 1 if steps else None
         where = f"epoch {self._epoch + 1}" + (f"/{epochs}" if epochs else "")
         where += f", batch {batch + 1}" + (f"/{steps}" if steps else "")
         if step is not None:
             where += f" (train step {step})"
-        per_execution = int(getattr(self.model, "steps_per_execution", 1) or 1)
-        if per_execution > 1:
-            where += f", in its last {per_execution} steps (steps_per_execution)"
+        if batch > first:
+            where += f", in its last {batch - first + 1} steps (steps_per_execution)"
         found = ", ".join(f"{name}={value}" for name, value in sorted(values.items()))
         return DivergenceError(
             f"training diverged at {where}: {found}", epoch=self._epoch, batch=batch,

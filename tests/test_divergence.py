@@ -46,6 +46,24 @@ def test_a_nan_batch_stops_fit_before_the_backup_sees_it(tmp_path):
     assert int(restored.d_optimizer.iterations.numpy()) == 1
 
 
+@pytest.mark.parametrize("nan_at, where", [
+    (1, r"epoch 1/1, batch 3/3 \(train step 3\), in its last 3 steps"),  # group 1 cut short
+    (4, r"epoch 1/1, batch 5/5 \(train step 5\), in its last 2 steps"),  # the epoch's last 2
+])
+def test_a_nan_in_a_steps_per_execution_group_names_steps_that_exist(nan_at, where):
+    # Keras reports a group of 10 steps by its last index as if whole: an
+    # epoch of 3 steps said "batch 10/3 (train step 10)".
+    steps = 3 if nan_at == 1 else 5
+    images = _images(4 * steps)
+    images[4 * nan_at, 0, 0, 0] = np.nan
+    data = tf.data.Dataset.from_tensor_slices(images).batch(4)
+    model = tiny_dcgan()
+    model.compile(steps_per_execution=10 if nan_at == 1 else 3)
+    with pytest.raises(DivergenceError, match=where) as caught:
+        model.fit(data, epochs=1, verbose=0, callbacks=[StopOnDivergence()])
+    assert caught.value.batch == steps - 1 and caught.value.step == steps
+
+
 def test_the_backup_callback_refuses_to_save_non_finite_weights(tmp_path):
     """Even without StopOnDivergence (or when the last step of an epoch broke
     the weights but not yet its loss): no NaN backup replaces a good one."""
