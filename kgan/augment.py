@@ -524,6 +524,8 @@ def mix_datasets(real, synthetic, synthetic_fraction=0.5, seed=None, batch_size=
         ValueError: a fraction outside [0, 1], elements that are not
             `(image, label)`, or images of different shapes or dtypes.
         TypeError: an input that is not a `tf.data.Dataset`.
+        tf.errors.InvalidArgumentError: when iterated, if an input drawn
+            from is empty (the message says which).
 
     Example:
 
@@ -553,6 +555,16 @@ def mix_datasets(real, synthetic, synthetic_fraction=0.5, seed=None, batch_size=
     batch_size = _count(batch_size, "batch_size")
     if batch_size < 1:
         raise ValueError("batch_size must be at least 1.")
+    # Either input empty (e.g. filter_by_confidence kept nothing) stopped the
+    # mix at once: fit then trained on nothing with only a warning.
+    if fraction < 1.0:
+        real = _fail_if_empty(real, "mix_datasets: the real dataset yielded no (image, label) "
+                                    "examples.")
+    if fraction > 0.0:
+        synthetic = _fail_if_empty(
+            synthetic, "mix_datasets: the synthetic dataset yielded no (image, label) examples. "
+            "From kgan.augment.filter_by_confidence this means no generated image reached its "
+            "threshold: lower the threshold, or train the GAN longer.")
     if fraction == 0.0:
         mixed = real
     elif fraction == 1.0:
@@ -563,6 +575,30 @@ def mix_datasets(real, synthetic, synthetic_fraction=0.5, seed=None, batch_size=
             stop_on_empty_dataset=True,
         )
     return mixed.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def _fail_if_empty(dataset, message):
+    """`dataset` of `(image, label)`, unchanged, but raising `message` when it
+    ends before its first element.
+
+    Lazy, unlike peeking at an element first: that would make an iterator,
+    which advances the input's shuffle seeds and changes its order.
+    """
+    image_spec, label_spec = dataset.element_spec
+    shape = [1 if size is None else size for size in image_spec.shape]
+    end = tf.data.Dataset.from_tensors(
+        (True, tf.zeros(shape, image_spec.dtype), tf.zeros([], label_spec.dtype)))
+    marked = dataset.map(lambda image, label: (False, image, label)).concatenate(end)
+
+    def check(index, element):
+        is_end, image, label = element
+        nothing_before = tf.logical_and(is_end, tf.equal(index, 0))
+        with tf.control_dependencies([tf.debugging.Assert(tf.logical_not(nothing_before), [message])]):
+            return tf.identity(is_end), image, label
+
+    return (marked.enumerate().map(check)
+            .filter(lambda is_end, image, label: tf.logical_not(is_end))
+            .map(lambda is_end, image, label: (image, label)))
 
 
 def filter_by_confidence(dataset, classifier, threshold, batch_size=256, from_logits=None):

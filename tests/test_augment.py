@@ -275,6 +275,21 @@ def test_mix_datasets_extremes_and_stopping():
     assert 30 in counts and counts.sum() < 60, counts
 
 
+@pytest.mark.parametrize("empty_side", ["synthetic", "real"])
+def test_mix_datasets_of_an_empty_input_says_which_when_iterated(empty_side):
+    # filter_by_confidence can keep nothing; the mix then stopped at once and
+    # a classifier's fit "trained" on no data, with only Keras's warning.
+    nothing = marked(1.0, 1, 8).filter(lambda image, label: label > 5).repeat()
+    some = marked(-1.0, 0, 8, batch=4).repeat()
+    inputs = (some, nothing) if empty_side == "synthetic" else (nothing, some)
+    mixed = augment.mix_datasets(*inputs, 0.5, seed=0, batch_size=4)
+    with pytest.raises(tf.errors.InvalidArgumentError,
+                       match=f"the {empty_side} dataset yielded no"):
+        list(mixed.take(3))
+    assert len(list(augment.mix_datasets(*inputs, 0.0 if empty_side == "synthetic" else 1.0,
+                                         batch_size=4).take(3))) == 3  # not drawn from: fine
+
+
 def test_mix_datasets_with_synthetic_dataset_feeds_a_classifier(conditional):
     real = kgan.data.from_numpy(
         np.random.default_rng(0).integers(0, 256, (12, 16, 16, 1), dtype=np.uint8),
