@@ -488,7 +488,10 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
       `fit` would, so epoch k sees the order it would have seen. That costs
       one pass over the input pipeline per finished epoch; pass `data=None`
       to skip it (training then continues with a different, equally random
-      order).
+      order). With `fit(..., steps_per_epoch=N)` Keras reads all epochs
+      from one iterator (e.g. of a `.repeat()`ed pipeline); a kgan model's
+      `fit` then skips the restored epochs' batches in the pipeline itself,
+      which is exact, where this replay is not (other Keras models).
 
     Backups are taken per epoch by default; with `save_freq=N` (batches)
     Keras resumes at the start of the interrupted epoch with the weights of
@@ -530,6 +533,9 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
         self.data = data
         self.steps_per_epoch = steps_per_epoch
         self.restored_epoch = None
+        # Set by kgan's GAN.fit when it skips the restored epochs' batches in
+        # the pipeline itself (fit with steps_per_epoch: one iterator for all).
+        self.replayed_by_fit = False
 
     @staticmethod
     def read_metadata(backup_dir):
@@ -566,13 +572,14 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
         epochs = (self.params or {}).get("epochs")
         # Nothing to replay when the backup is already at the end (e.g. the
         # process was killed while the final preset was written).
-        if self.data is not None and self.restored_epoch and (
+        if self.data is not None and self.restored_epoch and not self.replayed_by_fit and (
             epochs is None or self.restored_epoch < epochs
         ):
             self._replay(self.restored_epoch)
 
     def on_train_end(self, logs=None):
         super().on_train_end(logs)
+        self.replayed_by_fit = False
         # fit() reads _initial_epoch before training; left set, the next fit
         # of this model would silently skip the restored number of epochs.
         self.model._initial_epoch = None

@@ -167,6 +167,35 @@ def test_interrupted_fit_resumes_bit_exactly(name, tmp_path):
     assert any(not np.array_equal(a, b) for a, b in zip(unreplayed, reference))
 
 
+@pytest.mark.parametrize("steps_per_execution", [1, 2])
+def test_fit_with_steps_per_epoch_on_a_repeated_pipeline_resumes_bit_exactly(
+        steps_per_execution, tmp_path):
+    # Keras reads every epoch of fit(steps_per_epoch=N) from one iterator:
+    # epoch k starts where k-1 stopped. The replay made an iterator per epoch,
+    # so the resumed epochs saw other batches. 3 steps an epoch from 4 batches
+    # a pass: epochs cross the passes' (reshuffled) boundaries.
+    def run(backup, crash=False):
+        keras.utils.set_random_seed(0)
+        model = build_tiny("dcgan")
+        model.compile(steps_per_execution=steps_per_execution)
+        images = np.random.default_rng(0).uniform(-1, 1, (32, 16, 16, 1)).astype("float32")
+        data = kgan.data.from_numpy(images, batch_size=8, shuffle=True, seed=0).repeat()
+        callbacks = [BackupAndRestore(backup, data=data, steps_per_epoch=3)]
+        try:
+            model.fit(data, epochs=EPOCHS, steps_per_epoch=3, verbose=0,
+                      callbacks=callbacks + ([Crash()] if crash else []))
+        except KeyboardInterrupt:
+            assert crash
+        return model
+
+    reference = full_state(run(tmp_path / "reference"))
+    run(tmp_path / "backup", crash=True)
+    assert BackupAndRestore.read_metadata(tmp_path / "backup")["epoch"] == 1
+    resumed = run(tmp_path / "backup")
+    for a, b in zip(full_state(resumed), reference):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_a_later_fit_of_a_restored_model_starts_at_epoch_zero(tmp_path):
     train("dcgan", tmp_path / "backup", crash=True)
     resumed = train("dcgan", tmp_path / "backup")

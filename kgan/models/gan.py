@@ -881,9 +881,38 @@ class GAN(keras.Model):
         if isinstance(x, tf.data.Dataset):
             # The pipeline shuffles; Keras would warn that shuffle=True is ignored.
             fit_kwargs.setdefault("shuffle", False)
+            x = self._resumed_where_the_backup_left_off(x, fit_kwargs)
             x = without_teardown_stall(x, keep_explicit_choice=True)
             x = self._checked_for_the_replicas(x)
         return x
+
+    def _resumed_where_the_backup_left_off(self, dataset, fit_kwargs):
+        """`dataset`, past the batches the restored epochs read, when `fit` gets
+        `steps_per_epoch` and a `kgan.callbacks.BackupAndRestore(data=...)` that
+        will restore finished epochs.
+
+        With `steps_per_epoch` Keras draws every epoch from one iterator
+        (e.g. of a `.repeat()`ed pipeline), so epoch k starts where epoch
+        k-1 stopped; the callback's replay, which makes an iterator per
+        epoch, cannot put fit's own iterator there. Skipping in the pipeline
+        does: it is read from its start, with the seeds of the uninterrupted
+        run's iterator. Each epoch reads `steps_per_execution` batches per
+        group of steps, its last group whole.
+        """
+        from kgan.callbacks import BackupAndRestore
+
+        steps = fit_kwargs.get("steps_per_epoch")
+        backups = [c for c in fit_kwargs.get("callbacks") or ()
+                   if isinstance(c, BackupAndRestore) and c.data is not None]
+        if not steps or not backups:
+            return dataset
+        metadata = BackupAndRestore.read_metadata(backups[0].backup_dir)
+        finished = int(metadata["epoch"]) if metadata else 0
+        if not 0 < finished < int(fit_kwargs.get("epochs", 1)):
+            return dataset
+        per_execution = int(self.steps_per_execution or 1)
+        backups[0].replayed_by_fit = True
+        return dataset.skip(finished * -(-int(steps) // per_execution) * per_execution)
 
     def _checked_for_the_replicas(self, dataset):
         """`dataset`, stopping at a batch that would leave a replica no examples.
