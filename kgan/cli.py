@@ -123,8 +123,10 @@ def build_parser():
             "Generate --per-class images of every class with a class-conditional preset "
             "(architecture conditional_gan) into OUTPUT/<class>/<class>_NNNNNN.png, the layout "
             "keras.utils.image_dataset_from_directory and kgan.data.from_folder(with_labels=True) "
-            "read as labeled data (class folders are zero-padded, e.g. 00..11, so they sort in "
-            "label order). The folder is written whole or not at all."
+            "read as labeled data. Class folders take the class names the preset was trained "
+            "with (a folder dataset's sub-folders) when they sort in label order, else the "
+            "labels zero-padded (00..11), so reading them back gives each image its label. The "
+            "folder is written whole or not at all."
         ),
     )
     p.add_argument("name", help="preset name, preset folder, or https URL (with --sha256)")
@@ -526,6 +528,10 @@ def _train(args, argv):
         "license": args.license or _dataset_license(args.dataset),
         "metrics": {},
         **({"dataset_a": args.dataset, "dataset_b": args.dataset_b or args.dataset} if translation else {}),
+        # Label i's name (a folder's sub-folder), so synthesized data can be told apart by class.
+        **({"class_names": [str(n) for n in dataset.class_names]}
+           if getattr(model, "num_classes", None) and getattr(dataset, "class_names", None)
+           and len(dataset.class_names) == model.num_classes else {}),
         "training": {
             "epochs": args.epochs,
             "batch_size": args.batch_size,
@@ -1155,6 +1161,14 @@ def cmd_synthesize(args):
             "for unlabeled samples)"
         )
     num_classes = model.num_classes
+    # Class folders by the names the preset was trained with (a folder's
+    # sub-folders) where those sort in label order, so that reading the
+    # folders back gives each image its label; else by label.
+    names = zoo.read_metadata(zoo.resolve(args.name, sha256=args.sha256)).get("class_names")
+    if not (isinstance(names, list) and len(names) == num_classes
+            and all(isinstance(n, str) and _safe_folder_name(n) for n in names)
+            and all(a < b for a, b in zip(names, names[1:]))):
+        names = None
     # Streamed batch by batch (memory flat in --per-class), class by class.
     dataset = augment.synthetic_dataset(
         model, num_per_class=args.per_class, batch_size=args.batch_size, seed=args.seed,
@@ -1168,9 +1182,10 @@ def cmd_synthesize(args):
         folder.mkdir()
         for images, labels in dataset.batch(args.batch_size):
             for image, label in zip(images.numpy(), labels.numpy()):
-                class_folder = folder / f"{label:0{width}d}"
+                name = str(names[label]) if names else f"{label:0{width}d}"
+                class_folder = folder / name
                 class_folder.mkdir(exist_ok=True)
-                (class_folder / f"{label:0{width}d}_{written[label]:06d}.png").write_bytes(
+                (class_folder / f"{name}_{written[label]:06d}.png").write_bytes(
                     kgan_images.encode_png(image)
                 )
                 written[label] += 1
@@ -1178,6 +1193,11 @@ def cmd_synthesize(args):
     write_folder(output, write)
     print(f"wrote {sum(written)} images ({args.per_class} per class, {num_classes} classes) "
           f"to {output}/<class>/")
+
+
+def _safe_folder_name(name):
+    """A class name usable as one folder: not empty, no separators, not . or .."""
+    return bool(name) and name not in (".", "..") and not any(c in name for c in "/\\\0")
 
 
 def cmd_export(args):

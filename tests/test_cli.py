@@ -655,6 +655,45 @@ def test_synthesize_writes_class_folders_keras_reads(conditional_preset, tmp_pat
     np.testing.assert_array_equal(first, list(expected)[5][0].numpy())
 
 
+def test_a_conditional_gan_trained_on_class_folders_synthesizes_into_folders_of_those_names(
+        tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    for name in ("one", "seven", "three"):  # labels 0, 1, 2: sorted names
+        (tmp_path / "named" / name).mkdir(parents=True)
+        for i in range(4):
+            (tmp_path / "named" / name / f"{i}.png").write_bytes(kgan.images.encode_png(
+                rng.integers(0, 256, (20, 20, 1), dtype=np.uint8)))
+    assert run(["train", "conditional_gan", "--dataset", tmp_path / "named", "--image-size", "16",
+                "--channels", "1", "--epochs", "1", "--batch-size", "6", "--filters", "2",
+                "--latent-dim", "4", "--verbose", "0", "--output", tmp_path / "run"]) == 0
+    preset = tmp_path / "run" / "preset"
+    assert zoo.read_metadata(preset)["class_names"] == ["one", "seven", "three"]
+    output = tmp_path / "synthetic"
+    assert run(["synthesize", preset, "--per-class", 2, "--output", output]) == 0
+    assert sorted(p.name for p in output.iterdir()) == ["one", "seven", "three"]
+    assert sorted(p.name for p in (output / "seven").iterdir()) == ["seven_000000.png",
+                                                                   "seven_000001.png"]
+    # Read back as labelled data, each class keeps its label: seven is 1 in both.
+    expected = kgan.augment.synthetic_dataset(zoo.load(preset), num_per_class=2, seed=0,
+                                              image_dtype="uint8", shuffle=False)
+    np.testing.assert_array_equal(kgan.images.load_png(output / "seven" / "seven_000000.png"),
+                                  list(expected)[2][0].numpy())
+    assert kgan.data.from_folder(output, image_size=16, channels=1, with_labels=True,
+                                 batch_size=6).class_names == ["one", "seven", "three"]
+
+
+@pytest.mark.parametrize("names", [["b", "a", "c"], ["x", "../y", "z"], ["a", "b"]])
+def test_synthesize_names_folders_by_label_when_class_names_would_not_read_back(
+        conditional_preset, tmp_path, names):
+    # Out of label order, unsafe as folders, or not one per class.
+    copy = tmp_path / "preset"
+    shutil.copytree(conditional_preset, copy)
+    metadata = json.loads((copy / zoo.METADATA_FILE).read_text())
+    (copy / zoo.METADATA_FILE).write_text(json.dumps({**metadata, "class_names": names}))
+    assert run(["synthesize", copy, "--per-class", 1, "--output", tmp_path / "s"]) == 0
+    assert sorted(p.name for p in (tmp_path / "s").iterdir()) == ["0", "1", "2"]
+
+
 def test_synthesize_refuses_an_unconditional_preset(preset, tmp_path, capsys):
     assert run(["synthesize", preset, "--per-class", 2, "--output", tmp_path / "s"]) == 2
     line = error_line(capsys.readouterr().err)
