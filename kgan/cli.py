@@ -492,11 +492,18 @@ def _train(args, argv):
               "images per step in all", file=sys.stderr)
     make_dirs(output)  # a one-line error if OUTPUT is under a file or read-only
     backup_dir = output / "backup"
+    finished = kgan_callbacks.BackupAndRestore.read_metadata(backup_dir)
+    if args.overwrite and preset_dir.exists() and finished and int(finished["epoch"]) >= args.epochs:
+        # Killed after its preset was written, before its backup was deleted:
+        # that run is complete, and --overwrite asks for a new one.
+        shutil.rmtree(backup_dir)
+        print(f"kgan: --overwrite: deleted the backup of the finished run in {backup_dir}",
+              file=sys.stderr)
     backup, resuming = _backup(args, backup_dir, dataset)
     _align_outputs_with_backup(output, backup_dir, resuming)
-    timer = _make_timer()
+    timer = _make_timer(backup_dir, resuming)
     try:
-        history = model.fit(
+        model.fit(
             dataset,
             epochs=args.epochs,
             verbose=args.verbose,
@@ -508,10 +515,10 @@ def _train(args, argv):
                 *quality,
                 # Append only when resuming: a fresh run (e.g. --overwrite) starts a new log.
                 keras.callbacks.CSVLogger(str(output / "log.csv"), append=resuming),
+                timer,
                 # After the epoch's files: a run killed between them resumes from the
                 # previous backup and writes them again (_align_outputs_with_backup).
                 backup,
-                timer,
             ],
         )
     except kgan_callbacks.DivergenceError as err:
@@ -548,8 +555,7 @@ def _train(args, argv):
             **extra,
             "wall_time_s": round(timer.total, 1),
             "images_per_s_median_epoch": round(timer.images_per_s(images_per_epoch), 1),
-            "final_d_loss": round(float(history.history["d_loss"][-1]), 4) if history.history else None,
-            "final_g_loss": round(float(history.history["g_loss"][-1]), 4) if history.history else None,
+            **_final_losses(output / "log.csv"),
             "machine": zoo.machine_summary(),
             "tensorflow": _version("tensorflow"),
             "keras": keras.__version__,
@@ -843,29 +849,73 @@ def _version(module):
         return "unknown"
 
 
-def _make_timer():
+def _final_losses(log):
+    """`final_d_loss` and `final_g_loss` from log.csv's last row (None where absent).
+
+    The log, not `fit`'s history: a resumed run's history holds only the
+    epochs it trained, none when it resumed after the last epoch.
+    """
+    import csv
+
+    rows = list(csv.DictReader(log.open(newline=""))) if log.is_file() else []
+    last = rows[-1] if rows else {}
+
+    def value(key):
+        try:
+            return round(float(last[key]), 4)
+        except (KeyError, TypeError, ValueError):
+            return None
+
+    return {"final_d_loss": value("d_loss"), "final_g_loss": value("g_loss")}
+
+
+def _make_timer(backup_dir, resuming):
+    """The epoch timer of `kgan train`, continuing an interrupted run's times."""
     import keras
 
+    from kgan import callbacks as kgan_callbacks
+    from kgan.atomic import write_text
+
     class EpochTimer(keras.callbacks.Callback):
-        """Wall time per epoch; the first epoch (tracing) is left out of the rate."""
+        """Wall time per epoch over every process of a run; the first epoch of
+        each process (tracing) is left out of the rate.
+
+        Kept in the backup folder (`epoch_times.json`, before each backup), so
+        a resumed run's totals include the epochs trained before the kill.
+        """
+
+        FILE = "epoch_times.json"
 
         def __init__(self):
             super().__init__()
-            self.durations = []
-            self.total = 0.0
+            self.epochs = []  # [seconds, first epoch of its process]
+            path = backup_dir / self.FILE
+            if resuming and path.is_file():
+                finished = int(kgan_callbacks.BackupAndRestore.read_metadata(backup_dir)["epoch"])
+                try:
+                    self.epochs = json.loads(path.read_text())[:finished]
+                except ValueError:  # unreadable: time this process's epochs only
+                    self.epochs = []
+            self._first_of_process = True
+
+        @property
+        def total(self):
+            return sum(seconds for seconds, _ in self.epochs)
 
         def on_epoch_begin(self, epoch, logs=None):
             self._start = time.perf_counter()
 
         def on_epoch_end(self, epoch, logs=None):
-            duration = time.perf_counter() - self._start
-            self.durations.append(duration)
-            self.total += duration
+            self.epochs.append([time.perf_counter() - self._start, self._first_of_process])
+            self._first_of_process = False
+            if backup_dir.is_dir():
+                write_text(backup_dir / self.FILE, json.dumps(self.epochs))
 
         def images_per_s(self, images_per_epoch):
             import statistics
 
-            steady = self.durations[1:] or self.durations
+            steady = [seconds for seconds, first in self.epochs if not first]
+            steady = steady or [seconds for seconds, _ in self.epochs]
             return images_per_epoch / statistics.median(steady) if steady else 0.0
 
     return EpochTimer()

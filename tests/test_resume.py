@@ -337,12 +337,13 @@ def test_kgan_train_killed_mid_epoch_resumes_to_the_uninterrupted_weights(arch, 
     zoo.load(killed / "preset")
 
 
-@pytest.mark.parametrize("killed", ["after_the_backup", "before_the_backup"])
-def test_kgan_train_killed_at_an_epoch_end_logs_every_epoch_once(killed, tmp_path, capsys,
-                                                                  monkeypatch):
-    # The epoch's files (log.csv row, sample grid) come before its backup; a
-    # kill between them redoes the epoch, whose row must then not be doubled.
-    # With the backup first, a kill after it lost the epoch's row.
+@pytest.mark.parametrize("killed, at_epoch_end", [
+    ("after_the_backup", 2), ("before_the_backup", 2), ("after_the_backup", 3)])
+def test_kgan_train_killed_at_an_epoch_end_logs_every_epoch_once(killed, at_epoch_end, tmp_path,
+                                                                  capsys, monkeypatch):
+    # The epoch's files (log.csv row, sample grid, time) come before its
+    # backup; a kill between them redoes the epoch, whose row must then not be
+    # doubled. With the backup first, a kill after it lost the epoch's row.
     from kgan.cli import main
 
     output = tmp_path / "run"
@@ -350,20 +351,24 @@ def test_kgan_train_killed_at_an_epoch_end_logs_every_epoch_once(killed, tmp_pat
             "--latent-dim", "8", "--epochs", "3", "--verbose", "0", "--output", str(output)]
     save, calls = BackupAndRestore._save_model, []
 
-    def die_at_the_second_epoch_end(self):
+    def die_at_an_epoch_end(self):
         calls.append(1)
-        if len(calls) == 2 and killed == "before_the_backup":
+        if len(calls) == at_epoch_end and killed == "before_the_backup":
             raise KeyboardInterrupt("simulated kill before the backup")
         save(self)
-        if len(calls) == 2:
+        if len(calls) == at_epoch_end:
             raise KeyboardInterrupt("simulated kill after the backup")
 
-    monkeypatch.setattr(BackupAndRestore, "_save_model", die_at_the_second_epoch_end)
+    monkeypatch.setattr(BackupAndRestore, "_save_model", die_at_an_epoch_end)
     assert main(argv) == 130
     monkeypatch.undo()
-    assert [row[0] for row in _log_rows(output / "log.csv")] == ["epoch", "0", "1"]
-    backed_up = 2 if killed == "after_the_backup" else 1
+    logged = [str(epoch) for epoch in range(at_epoch_end)]
+    assert [row[0] for row in _log_rows(output / "log.csv")] == ["epoch", *logged]
+    backed_up = at_epoch_end - (killed == "before_the_backup")
     assert BackupAndRestore.read_metadata(output / "backup")["epoch"] == backed_up
+    timed = json.loads((output / "backup" / "epoch_times.json").read_text())
+    assert len(timed) == at_epoch_end
+    shutil.copytree(output / "backup", tmp_path / "backup_copy")
     capsys.readouterr()
     assert main(argv) == 0
     assert f"after epoch {backed_up} of 3" in capsys.readouterr().err
@@ -372,6 +377,23 @@ def test_kgan_train_killed_at_an_epoch_end_logs_every_epoch_once(killed, tmp_pat
     assert all(len(row) == len(rows[0]) for row in rows)
     assert sorted(p.name for p in (output / "samples").iterdir()) == [
         "epoch_0001.png", "epoch_0002.png", "epoch_0003.png"]
+    # The metadata covers the whole run: the epochs before the kill are timed,
+    # and the final losses are the log's last row (even when the resumed
+    # process trained no epoch).
+    training = zoo.read_metadata(output / "preset")["training"]
+    assert training["wall_time_s"] >= round(sum(seconds for seconds, _ in timed[:backed_up]), 1)
+    assert training["final_d_loss"] == pytest.approx(float(rows[-1][rows[0].index("d_loss")]),
+                                                     abs=1e-4)
+    if at_epoch_end == 3:
+        # Killed after the preset was written, before the backup was deleted:
+        # --overwrite trains again rather than "resuming" a finished run.
+        shutil.copytree(tmp_path / "backup_copy", output / "backup")
+        assert main(argv) == 2  # the preset exists
+        capsys.readouterr()
+        assert main(argv + ["--overwrite"]) == 0
+        err = capsys.readouterr().err
+        assert "deleted the backup of the finished run" in err and "resuming" not in err
+        assert len(_log_rows(output / "log.csv")) == 4 and not (output / "backup").exists()
 
 
 def test_kgan_train_overwrite_removes_the_earlier_runs_sample_grids(tmp_path, capsys):
