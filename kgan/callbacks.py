@@ -488,10 +488,13 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
       `fit` would, so epoch k sees the order it would have seen. That costs
       one pass over the input pipeline per finished epoch; pass `data=None`
       to skip it (training then continues with a different, equally random
-      order). With `fit(..., steps_per_epoch=N)` Keras reads all epochs
-      from one iterator (e.g. of a `.repeat()`ed pipeline); a kgan model's
-      `fit` then skips the restored epochs' batches in the pipeline itself,
-      which is exact, where this replay is not (other Keras models).
+      order). With `fit(..., steps_per_epoch=N)` (pass the same
+      `steps_per_epoch` here) Keras reads an endless pipeline (e.g.
+      `.repeat()`ed) with one iterator for all epochs; a kgan model's `fit`
+      then skips the restored epochs' batches in the pipeline itself, which
+      is exact, where this replay is not (other Keras models). A pipeline
+      of known length is read anew when it runs out, which the replay
+      follows: exact when `N` is its length.
 
     Backups are taken per epoch by default; with `save_freq=N` (batches)
     Keras resumes at the start of the interrupted epoch with the weights of
@@ -600,17 +603,23 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
             steps_per_execution=per_execution,
         )
         iterator.reset()
-        for _ in range(epochs):
+        for epoch in range(epochs):
             with iterator.catch_stop_iteration():
-                for _, _, data_iterator in iterator:
+                for _, end_step, data_iterator in iterator:
                     if per_execution == 1:  # what Keras' train function reads
                         data_iterator.get_next()
-                        continue
-                    if not data_iterator.get_next_as_optional().has_value():
+                    elif not data_iterator.get_next_as_optional().has_value():
                         raise StopIteration
-                    for _ in range(per_execution - 1):
-                        if not data_iterator.get_next_as_optional().has_value():
-                            break
+                    else:
+                        for _ in range(per_execution - 1):
+                            if not data_iterator.get_next_as_optional().has_value():
+                                break
+                    if (self.steps_per_epoch and epoch == epochs - 1
+                            and end_step + 1 >= self.steps_per_epoch):
+                        # With steps_per_epoch, the iterator Keras makes ahead
+                        # at an epoch's end is the next epoch's; fit makes that
+                        # one itself, as it starts its first epoch.
+                        break
 
     def _state_variables(self):
         variables = list(self.model.weights)

@@ -167,22 +167,26 @@ def test_interrupted_fit_resumes_bit_exactly(name, tmp_path):
     assert any(not np.array_equal(a, b) for a, b in zip(unreplayed, reference))
 
 
-@pytest.mark.parametrize("steps_per_execution", [1, 2])
-def test_fit_with_steps_per_epoch_on_a_repeated_pipeline_resumes_bit_exactly(
-        steps_per_execution, tmp_path):
-    # Keras reads every epoch of fit(steps_per_epoch=N) from one iterator:
-    # epoch k starts where k-1 stopped. The replay made an iterator per epoch,
-    # so the resumed epochs saw other batches. 3 steps an epoch from 4 batches
-    # a pass: epochs cross the passes' (reshuffled) boundaries.
+@pytest.mark.parametrize("steps_per_execution, steps, repeated", [
+    (1, 3, True), (2, 3, True), (1, 4, False)])
+def test_fit_with_steps_per_epoch_resumes_bit_exactly(steps_per_execution, steps, repeated,
+                                                      tmp_path):
+    # Keras reads every epoch of fit(steps_per_epoch=N) on an endless pipeline
+    # from one iterator: epoch k starts where k-1 stopped. The replay made an
+    # iterator per epoch, so the resumed epochs saw other batches. 3 steps an
+    # epoch from 4 batches a pass: epochs cross the passes' (reshuffled)
+    # boundaries. A pipeline of known length (4 batches, 4 steps) is read
+    # anew each epoch, which the replay does.
     def run(backup, crash=False):
         keras.utils.set_random_seed(0)
         model = build_tiny("dcgan")
         model.compile(steps_per_execution=steps_per_execution)
         images = np.random.default_rng(0).uniform(-1, 1, (32, 16, 16, 1)).astype("float32")
-        data = kgan.data.from_numpy(images, batch_size=8, shuffle=True, seed=0).repeat()
-        callbacks = [BackupAndRestore(backup, data=data, steps_per_epoch=3)]
+        data = kgan.data.from_numpy(images, batch_size=8, shuffle=True, seed=0)
+        data = data.repeat() if repeated else data
+        callbacks = [BackupAndRestore(backup, data=data, steps_per_epoch=steps)]
         try:
-            model.fit(data, epochs=EPOCHS, steps_per_epoch=3, verbose=0,
+            model.fit(data, epochs=EPOCHS, steps_per_epoch=steps, verbose=0,
                       callbacks=callbacks + ([Crash()] if crash else []))
         except KeyboardInterrupt:
             assert crash

@@ -904,7 +904,10 @@ class GAN(keras.Model):
         steps = fit_kwargs.get("steps_per_epoch")
         backups = [c for c in fit_kwargs.get("callbacks") or ()
                    if isinstance(c, BackupAndRestore) and c.data is not None]
-        if not steps or not backups:
+        # A pipeline of known length is read anew each epoch it runs out in, as
+        # the callback's replay reads it; only an endless (or unknown) one is
+        # read by one iterator throughout.
+        if not steps or not backups or int(dataset.cardinality()) >= 0:
             return dataset
         metadata = BackupAndRestore.read_metadata(backups[0].backup_dir)
         finished = int(metadata["epoch"]) if metadata else 0
