@@ -984,6 +984,9 @@ def cmd_evaluate(args, argv):
     if args.update_card and args.live_generator:
         raise CLIError("--update-card records the preset's own figures; record --live-generator "
                        "figures as a row with --compare-into")
+    if args.update_card and not _is_preset(args.source):
+        raise CLIError(f"--update-card needs a preset (a registered name or a folder with "
+                       f"{zoo.METADATA_FILE}); {args.source} is not one")
     if _is_translator(args.source):
         return _evaluate_translation(args, argv)
     # Progress bars (Keras prints them to stdout) go to stderr; stdout is the JSON.
@@ -998,16 +1001,25 @@ def cmd_evaluate(args, argv):
         )
     command = "kgan " + shlex.join(argv)
     result["command"] = command
-    if args.update_card:
-        folder = result.get("preset_folder")
-        if folder is None:
-            raise CLIError(f"--update-card needs a preset; {args.source} is not one")
+    folder = result.get("preset_folder") if args.update_card else None
+    if args.update_card and folder is None:
+        raise CLIError(f"--update-card needs a preset; {args.source} is not one")
+    # Checked before either card is written: a refused row must not leave the
+    # other card changed. (Into the card being updated, the row shares its new protocol.)
+    mismatch = args.compare_into and not (folder and Path(folder).resolve() ==
+                                          Path(args.compare_into).resolve()) and \
+        evaluation.comparison_mismatch(args.compare_into, result)
+    # The measurements first: a refused write must not lose minutes of work.
+    _print_result(evaluation.dumps(result), args.json)
+    if mismatch:
+        raise CLIError(f"{mismatch} Nothing was recorded; the figures are above"
+                       + (f" and in {args.json}" if args.json else ""))
+    if folder:
         evaluation.record_in_card(folder, result, command)
         print(f"kgan: updated {folder}/metadata.json and its model card", file=sys.stderr)
     if args.compare_into:
         evaluation.record_comparison(args.compare_into, args.label, result, command)
         print(f"kgan: added row {args.label!r} to {args.compare_into}", file=sys.stderr)
-    _print_result(evaluation.dumps(result), args.json)
 
 
 def _print_result(text, json_path):
@@ -1036,6 +1048,14 @@ def _write_json(json_path, text):
     from kgan.atomic import write_text
 
     write_text(json_path, text.rstrip("\n") + "\n")
+
+
+def _is_preset(source):
+    """True if `source` names a preset: registered, an https URL, or a folder with metadata."""
+    from kgan import zoo
+
+    return (source in zoo.list() or source.startswith(("https://", "http://"))
+            or (Path(source) / zoo.METADATA_FILE).is_file())
 
 
 def _is_translator(source):
@@ -1076,11 +1096,11 @@ def _evaluate_translation(args, argv):
         )
     command = "kgan " + shlex.join(argv)
     result["command"] = command
+    _print_result(evaluation.dumps(result), args.json)  # the measurements first
     if args.update_card:
         folder = zoo.resolve(args.source)
         translation_evaluation.record_in_card(folder, result, command)
         print(f"kgan: updated {folder}/metadata.json and its model card", file=sys.stderr)
-    _print_result(evaluation.dumps(result), args.json)
 
 
 _IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")

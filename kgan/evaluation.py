@@ -412,14 +412,11 @@ def record_comparison(folder, label, result, command):
     # my_preset/README.md's figures table now has a "WGAN" column
     ```
     """
+    problem = comparison_mismatch(folder, result)
+    if problem:
+        raise ValueError(problem)
     metadata = zoo.read_metadata(folder)
     evaluation = dict(metadata.get("evaluation") or {})
-    if evaluation.get("protocol") != result["protocol"]:
-        raise ValueError(
-            f"{folder} was evaluated with protocol {evaluation.get('protocol')}, this run used "
-            f"{result['protocol']}; evaluate both the same way (same --against, --extractor, "
-            "--num, --seed, --metrics)."
-        )
     rows = [c for c in evaluation.get("comparisons", []) if c["label"] != label]
     rows.append(
         {"label": label, "source": result["source"], "command": command,
@@ -427,6 +424,30 @@ def record_comparison(folder, label, result, command):
     )
     evaluation["comparisons"] = rows
     return zoo.update_metadata(folder, {"evaluation": evaluation})
+
+
+def comparison_mismatch(folder, result):
+    """Why `result` cannot be a comparison row of the preset in `folder`, or None.
+
+    Rows must share the preset's protocol (real set, extractor, sample count,
+    seed, metrics). `kgan evaluate` asks before it writes anything.
+
+    Example:
+
+    ```python
+    from kgan import evaluation
+    result = evaluation.evaluate("wgan_mnist", num=500, metrics_to_compute=("fid",))
+    evaluation.comparison_mismatch(kgan.zoo.resolve("dcgan_mnist"), result)  # "... protocol ..."
+    ```
+    """
+    protocol = (zoo.read_metadata(folder).get("evaluation") or {}).get("protocol")
+    if protocol == result["protocol"]:
+        return None
+    return (
+        f"{folder} was evaluated with protocol {protocol}, this run used "
+        f"{result['protocol']}; evaluate both the same way (same --against, --extractor, "
+        "--num, --seed, --metrics)."
+    )
 
 
 def dumps(result):

@@ -113,6 +113,40 @@ def test_cli_prints_json_writes_a_file_and_updates_the_card(digits_preset, tmp_p
     assert zoo.read_metadata(folder)["metrics"] == printed["metrics"]
 
 
+def test_cli_a_refused_comparison_row_changes_neither_card_and_keeps_the_figures(
+        digits_preset, tmp_path, capsys):
+    # --update-card used to rewrite this card before --compare-into's protocol
+    # check failed, dropping its reference and comparison rows, and printed nothing.
+    import shutil
+
+    this, other = tmp_path / "this", tmp_path / "other"
+    for folder in (this, other):
+        shutil.copytree(digits_preset, folder)
+    assert run(["evaluate", other, "--num", NUM, "--metrics", "fid", "--seed", "1",
+                "--update-card"]) == 0
+    before = {f: (f / "metadata.json").read_text() for f in (this, other)}
+    cards = {f: (f / "README.md").read_text() for f in (this, other)}
+    capsys.readouterr()
+    code = run(["evaluate", this, "--num", NUM, "--metrics", "fid", "--update-card",
+                "--compare-into", other, "--label", "x", "--json", tmp_path / "out.json"])
+    captured = capsys.readouterr()
+    assert code == 2
+    assert "was evaluated with protocol" in captured.err and "Nothing was recorded" in captured.err
+    assert "updated" not in captured.err
+    assert json.loads(captured.out)["metrics"]["fcd"] > 0  # the figures are not lost
+    assert json.loads((tmp_path / "out.json").read_text()) == json.loads(captured.out)
+    for folder in (this, other):
+        assert (folder / "metadata.json").read_text() == before[folder]
+        assert (folder / "README.md").read_text() == cards[folder]
+
+
+def test_cli_update_card_of_a_folder_of_images_is_refused_before_any_work(tmp_path, capsys):
+    (tmp_path / "pngs").mkdir()
+    images.save_grid(np.zeros((1, 28, 28, 1), "float32"), tmp_path / "pngs" / "a.png", ncols=1)
+    assert run(["evaluate", tmp_path / "pngs", "--against", "mnist_5k", "--update-card"]) == 2
+    assert "--update-card needs a preset" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize(
     "args, message",
     [
