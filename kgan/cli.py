@@ -283,7 +283,8 @@ def build_parser():
     p.add_argument("--split", default="train", help="split when SOURCE is a dataset")
     p.add_argument("--reference", help="also evaluate this real set (e.g. a held-out split) for scale")
     p.add_argument("--reference-split", default="train", help="split of --reference")
-    p.add_argument("--metrics", default="fid,kid,is,pr", help="comma-separated: fid, kid, is, pr")
+    p.add_argument("--metrics", help="comma-separated: fid, kid, is, pr (default: all the "
+                   "extractor supports; is needs class probabilities)")
     p.add_argument("--extractor", default="auto",
                    help="auto, mnist_classifier, inception_v3, an evaluator folder, or a .keras file")
     p.add_argument("--inception-weights", help="path of the InceptionV3 no-top weights file")
@@ -970,9 +971,9 @@ def cmd_bench(args):
 def cmd_evaluate(args, argv):
     from kgan import evaluation, zoo
 
-    chosen = [m.strip() for m in args.metrics.split(",") if m.strip()]
-    unknown = [m for m in chosen if m not in evaluation.METRICS]
-    if unknown or not chosen:
+    chosen = None if args.metrics is None else [m.strip() for m in args.metrics.split(",") if m.strip()]
+    unknown = [m for m in chosen or () if m not in evaluation.METRICS]
+    if unknown or chosen == []:
         raise CLIError(f"unknown metrics {unknown or args.metrics!r}; choose from {', '.join(evaluation.METRICS)}")
     if args.compare_into and not args.label:
         raise CLIError("--compare-into needs --label, the row's name in that card")

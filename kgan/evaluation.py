@@ -247,7 +247,7 @@ def evaluate(
     against=None,
     against_split="train",
     num=2500,
-    metrics_to_compute=("fid", "kid", "is", "pr"),
+    metrics_to_compute=None,
     extractor="auto",
     inception_weights=None,
     reference=None,
@@ -267,7 +267,10 @@ def evaluate(
             training dataset from its metadata).
         against_split: its split, e.g. `"train[:50%]"`.
         num: images taken from each set.
-        metrics_to_compute: any of `"fid"`, `"kid"`, `"is"`, `"pr"`.
+        metrics_to_compute: any of `"fid"`, `"kid"`, `"is"`, `"pr"`; None
+            for all the extractor supports (`"is"` needs class probabilities,
+            which InceptionV3's pooled features and most `.keras` feature
+            models do not give).
         extractor: see `kgan.evaluators.extractor_for`.
         inception_weights: InceptionV3 weights file, for that extractor.
         reference: a second source (typically the held-out real split)
@@ -293,9 +296,10 @@ def evaluate(
     result["metrics"]["fcd"], result["protocol"]["extractor"]  # FCD via 'mnist_classifier'
     ```
     """
-    unknown = set(metrics_to_compute) - set(METRICS)
-    if unknown or not metrics_to_compute:
-        raise ValueError(f"Unknown metrics {sorted(unknown) or metrics_to_compute}; choose from {', '.join(METRICS)}.")
+    if metrics_to_compute is not None:
+        unknown = set(metrics_to_compute) - set(METRICS)
+        if unknown or not metrics_to_compute:
+            raise ValueError(f"Unknown metrics {sorted(unknown) or metrics_to_compute}; choose from {', '.join(METRICS)}.")
     start = time.perf_counter()
     opened = dict(sha256=sha256, batch_size=batch_size)
     if _is_image_folder(source):
@@ -322,6 +326,16 @@ def evaluate(
     extractor_name, extractor_fn = evaluators.extractor_for(
         evaluated.image_shape, extractor, inception_weights=inception_weights
     )
+    # Known before any image is read: the Inception Score failed after both sets.
+    probabilities = _gives_probabilities(extractor_fn, evaluated.image_shape)
+    if metrics_to_compute is None:
+        metrics_to_compute = [m for m in METRICS if m != "is" or probabilities]
+    elif "is" in metrics_to_compute and not probabilities:
+        raise ValueError(
+            f"The Inception Score ('is') needs class probabilities, and the extractor "
+            f"{extractor_name!r} gives features only: leave 'is' out of the metrics (--metrics "
+            f"{','.join(m for m in METRICS if m in metrics_to_compute and m != 'is') or 'fid'})."
+        )
     wanted = tuple(m for m in METRICS if m in metrics_to_compute)
     keep = bool({"kid", "pr"} & set(wanted))
     common = dict(batch_size=batch_size, seed=seed, keep_features=keep, max_features=min(num, 10_000))
@@ -361,6 +375,12 @@ def evaluate(
     }
     result["seconds"] = round(time.perf_counter() - start, 1)
     return result
+
+
+def _gives_probabilities(extractor_fn, image_shape):
+    """Whether `extractor_fn` returns class probabilities beside its features (one image tried)."""
+    out = extractor_fn(np.zeros((1, *image_shape), "float32"))
+    return metrics._split_output(out, 1)[1] is not None
 
 
 def record_in_card(folder, result, command):

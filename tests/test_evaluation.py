@@ -140,6 +140,29 @@ def test_cli_a_refused_comparison_row_changes_neither_card_and_keeps_the_figures
         assert (folder / "README.md").read_text() == cards[folder]
 
 
+def test_cli_default_metrics_leave_out_is_for_an_extractor_without_probabilities(
+        digits_preset, tmp_path, capsys, monkeypatch):
+    # The default (fid,kid,is,pr) failed after both sets were extracted, for
+    # InceptionV3 or any features-only .keras extractor.
+    import keras
+
+    features = keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Flatten(),
+                                 keras.layers.Dense(8)])
+    features.save(tmp_path / "features.keras")
+    assert run(["evaluate", digits_preset, "--num", NUM, "--extractor",
+                tmp_path / "features.keras"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["protocol"]["metrics"] == ["fid", "kid", "pr"]
+    assert "fcd" in printed["metrics"] and not any("score" in k for k in printed["metrics"])
+    # Asked for by name, it is refused before any image is read.
+    read = []
+    monkeypatch.setattr(evaluation.metrics, "features_from", lambda *a, **k: read.append(1))
+    assert run(["evaluate", digits_preset, "--num", NUM, "--metrics", "fid,is", "--extractor",
+                tmp_path / "features.keras"]) == 2
+    err = capsys.readouterr().err
+    assert "needs class probabilities" in err and "--metrics fid" in err and not read
+
+
 def test_cli_update_card_of_a_folder_of_images_is_refused_before_any_work(tmp_path, capsys):
     (tmp_path / "pngs").mkdir()
     images.save_grid(np.zeros((1, 28, 28, 1), "float32"), tmp_path / "pngs" / "a.png", ncols=1)
