@@ -100,6 +100,18 @@ def _is_image_folder(spec):
     return path.is_dir() and not (path / zoo.METADATA_FILE).is_file()
 
 
+def _first_image_shape(folder):
+    """`(H, W, C)` of a folder's first image (C: 1 for grey, else 3), read as from_folder reads it."""
+    import tensorflow as tf
+
+    files = data._walk_images(data._check_folder(folder))
+    if not files:
+        raise data._no_images_error(str(folder), "it and its sub-folders")
+    image = tf.io.decode_image(tf.io.read_file(files[0]), expand_animations=False)
+    height, width, channels = (int(d) for d in image.shape)
+    return height, width, 1 if channels in (1, 2) else 3
+
+
 def open_source(
     spec, split="train", live_generator=False, sha256=None, batch_size=250, image_shape=None
 ):
@@ -305,7 +317,9 @@ def evaluate(
     if _is_image_folder(source):
         if against is None:
             raise ValueError(f"Say which real dataset to compare {source} with: pass --against DATASET.")
-        real = open_source(against, split=against_split, batch_size=batch_size)
+        # Folder against folder: both at the size of the evaluated folder's first image.
+        shape = _first_image_shape(source) if _is_image_folder(against) else None
+        real = open_source(against, split=against_split, batch_size=batch_size, image_shape=shape)
         evaluated = open_source(source, image_shape=real.image_shape, **opened)
     else:
         evaluated = open_source(source, split=split, live_generator=live_generator, **opened)
