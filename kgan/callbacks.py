@@ -304,8 +304,10 @@ class QualityMetrics(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         self._last_epoch = epoch
-        # The first epoch of this fit too: CSVLogger fixes its columns then.
-        if self._first_epoch_of_fit or (epoch + 1) % self.every_n_epochs == 0:
+        # The first epoch of this fit too: CSVLogger fixes its columns then. And
+        # the last, so the final figure reaches the logs (CSV, history) too.
+        last = self.params and epoch + 1 == self.params.get("epochs")
+        if self._first_epoch_of_fit or (epoch + 1) % self.every_n_epochs == 0 or last:
             self._evaluate(epoch, logs)
         self._first_epoch_of_fit = False
 

@@ -418,8 +418,9 @@ def _quality_callback(args, image_shape, output):
     if args.eval_num <= dim:
         raise CLIError(f"--eval-num {args.eval_num} is too few for FID with the {name} evaluator's "
                        f"{dim} features: pass --eval-num {dim + 1} or more (the default is 2000)")
-    real = data.load(args.dataset, batch_size=250, image_size=args.image_size,
-                     shuffle=False, drop_remainder=False)
+    # The training data as the model sees it: its split, size and channels.
+    real = data.load(args.dataset, split=args.split, batch_size=250, image_size=args.image_size,
+                     channels=args.channels, shuffle=False, drop_remainder=False)
     return kgan_callbacks.QualityMetrics(
         real, extractor, metrics=("fid",), every_n_epochs=args.eval_every, num=args.eval_num,
         seed=args.seed, tensorboard_log_dir=output / "tensorboard",

@@ -314,6 +314,30 @@ def test_train_eval_every_logs_the_fcd(tmp_path):
     assert list((output / "tensorboard").glob("events.out.tfevents.*"))
 
 
+def test_train_eval_every_logs_the_last_epoch_and_measures_the_training_data(tmp_path,
+                                                                              monkeypatch):
+    # 3 epochs, every 2: epochs 1 and 2 by the rule, and epoch 3 (the last),
+    # whose figure only reached TensorBoard. The real set is the run's --split
+    # at its --channels: an RGB folder trained with --channels 1 failed.
+    from kgan import data
+
+    rng = np.random.default_rng(0)
+    for i in range(220):
+        (tmp_path / "rgb").mkdir(exist_ok=True)
+        (tmp_path / "rgb" / f"{i}.png").write_bytes(kgan.images.encode_png(
+            rng.integers(0, 256, (28, 28, 3), dtype=np.uint8)))
+    loads, load = [], data.load
+    monkeypatch.setattr(data, "load", lambda *a, **k: loads.append(k) or load(*a, **k))
+    output = tmp_path / "run"
+    assert run(["train", "dcgan", "--dataset", tmp_path / "rgb", "--image-size", "28",
+                "--channels", "1", "--split", "train", "--epochs", "3", "--batch-size", "110",
+                "--latent-dim", "8", "--filters", "4", "--verbose", "0", "--output", output,
+                "--eval-every", "2", "--eval-num", "200"]) == 0
+    rows = _log_rows(output / "log.csv")
+    assert [r["fid"] != "NA" and float(r["fid"]) > 0 for r in rows] == [True, True, True]
+    assert all(k["channels"] == 1 and k["split"] == "train" for k in loads)
+
+
 def test_train_wgan_gp_takes_n_critic_fresh_minibatches_per_step(tmp_path, monkeypatch):
     output = tmp_path / "wgan_gp"
     argv = ["train", "wgan_gp"] + TRAIN_ARGS[2:] + ["--n-critic", "2", "--output", output]
