@@ -20,6 +20,7 @@ import kgan
 
 NUM_CLASSES = 10
 TEST_SPLIT = "train[80%:]"  # 1,000 digits, 100 per class, never used for training
+MAX_PER_CLASS = 400  # the first 4,000 digits, before the test split
 
 
 def small_cnn(width, seed):
@@ -72,6 +73,11 @@ def main():
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--output", default="runs/augment_small_dataset")
     args = parser.parse_args()
+    # The test split is mnist_5k's last 1,000 digits: training on more than the
+    # first 4,000 would test on digits the classifier was trained on.
+    if not 1 <= args.per_class <= MAX_PER_CLASS:
+        parser.error(f"--per-class must be 1-{MAX_PER_CLASS}: the held-out test split "
+                     f"({TEST_SPLIT}) is mnist_5k's last 1,000 digits, got {args.per_class}")
     output = Path(args.output)
     output.mkdir(parents=True, exist_ok=True)
 

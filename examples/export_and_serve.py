@@ -21,14 +21,22 @@ def main():
     args = parser.parse_args()
 
     gan = kgan.zoo.load(args.preset)
+    if gan.latent_dim is None:
+        parser.error(f"{args.preset} is an image translator: its SavedModel takes images "
+                     "(signatures a_to_b, b_to_a), see the README's CycleGAN section")
     kgan.export_generator(gan, args.export_dir, overwrite=True)
 
     # From here on, only TensorFlow: this is what a serving process does.
     served = tf.saved_model.load(args.export_dir)
-    latents = tf.constant(gan.latents(16, seed=0))
-    images = served.signatures["serving_default"](latents=latents)["images"]
-    pixels = served.signatures["generate_uint8"](latents=latents)["images"]
-    difference = np.abs(images.numpy() - gan.generate_from_latents(latents.numpy())).max()
+    inputs = {"latents": tf.constant(gan.latents(16, seed=0))}
+    conditional = getattr(gan, "num_classes", None) is not None
+    if conditional:  # a class-conditional generator also takes one label per image
+        inputs["labels"] = tf.constant(np.arange(16) % gan.num_classes, tf.int32)
+    images = served.signatures["serving_default"](**inputs)["images"]
+    pixels = served.signatures["generate_uint8"](**inputs)["images"]
+    expected = gan.generate_from_latents(
+        inputs["latents"].numpy(), **({"labels": inputs["labels"].numpy()} if conditional else {}))
+    difference = np.abs(images.numpy() - expected).max()
     print(f"served images {tuple(images.shape)} {images.dtype.name}; max |served - keras| = {difference:.2e}")
     kgan.images.save_grid(pixels.numpy(), args.output)
     print(f"wrote {args.output}")

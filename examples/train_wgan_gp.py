@@ -47,10 +47,12 @@ def main():
         # Fresh points for every critic update: n_critic minibatches per step.
         dataset = problem.dataset(args.batch_size * gan.batches_per_step, seed=0)
     else:
-        gan = kgan.WGANGP.from_image_shape((28, 28, 1), latent_dim=100, seed=0)
+        n_critic = 5  # the paper's, WGANGP's default: the pipeline yields 5 minibatches a step
         dataset = kgan.data.load(
-            args.data, batch_size=args.batch_size, repeat_batches=gan.batches_per_step, seed=0
+            args.data, batch_size=args.batch_size, repeat_batches=n_critic, seed=0
         ).repeat()
+        image_shape = tuple(dataset.element_spec.shape[1:])  # the data's own size
+        gan = kgan.WGANGP.from_image_shape(image_shape, latent_dim=100, n_critic=n_critic, seed=0)
     gan.compile()  # Adam(1e-4, beta_1=0, beta_2=0.9) for both networks
     history = gan.fit(dataset, epochs=1, steps_per_epoch=args.steps, verbose=2)
     print(f"final gradient penalty: {history.history['gradient_penalty'][-1]:.4f}")

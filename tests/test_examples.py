@@ -65,6 +65,20 @@ def test_export_and_serve(tmp_path, tiny_preset):
     assert (tmp_path / "served_samples.png").is_file()
 
 
+def test_export_and_serve_a_conditional_preset(tmp_path):
+    # Its signatures also take labels: the script failed with "missing a
+    # required argument: 'labels'".
+    from kgan.models import ConditionalGAN
+
+    metadata = {"name": "tiny_cgan", "description": "tiny conditional preset", "dataset": "random",
+                "recipe": "pytest", "license": "Apache-2.0", "metrics": {}}
+    model = spread_weights(ConditionalGAN.from_image_shape(
+        (16, 16, 1), 3, latent_dim=4, filters=2, embedding_dim=2, seed=0))
+    preset = zoo.save_preset(model, tmp_path / "tiny_cgan", metadata)
+    out = run("export_and_serve.py", "--preset", str(preset), "--export-dir", "served", cwd=tmp_path)
+    assert float(out.split("max |served - keras| = ")[1].split()[0]) <= 1e-5
+
+
 def test_train_wgan(tmp_path):
     out = run("train_wgan.py", "--epochs", "1", "--batch-size", "200", "--filters", "4",
               "--latent-dim", "8", "--output", "run", cwd=tmp_path)
@@ -75,6 +89,14 @@ def test_train_wgan_gp_on_the_ring(tmp_path):
     out = run("train_wgan_gp.py", "--steps", "10", "--batch-size", "32", "--units", "16",
               "--output", "run", cwd=tmp_path)
     assert "modes covered:" in out and (tmp_path / "run" / "samples.png").is_file()
+
+
+def test_train_wgan_gp_on_an_image_dataset_of_its_own_size(tmp_path):
+    # The model was built for 28x28x1 whatever --data held.
+    out = run("train_wgan_gp.py", "--data", "digits_8x8", "--steps", "3", "--batch-size", "16",
+              "--output", "run", cwd=tmp_path)
+    assert "final gradient penalty" in out
+    assert kgan.images.load_png(tmp_path / "run" / "samples.png").shape == (8 * 10 + 2, 8 * 10 + 2, 1)
 
 
 def test_cyclegan_folders(tmp_path):
@@ -100,3 +122,13 @@ def test_augment_small_dataset(tmp_path):
     assert len(accuracies) == 2 and all(0.0 <= a <= 1.0 for a in accuracies)
     # The sample sheet: one column per class (10 x 30 px), 8 rows.
     assert kgan.images.load_png(tmp_path / "run" / "samples.png").shape == (8 * 30 + 2, 10 * 30 + 2, 1)
+
+
+def test_augment_small_dataset_refuses_training_digits_from_the_test_split(tmp_path):
+    # 450 per class took digits 4,000-4,499, half of the "held-out" test split.
+    result = subprocess.run(
+        [sys.executable, str(EXAMPLES / "augment_small_dataset.py"), "--per-class", "450"],
+        capture_output=True, text=True, cwd=tmp_path, timeout=600,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
+    assert result.returncode == 2 and "--per-class must be 1-400" in result.stderr
+    assert not (tmp_path / "runs").exists()
