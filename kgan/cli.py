@@ -986,6 +986,8 @@ def cmd_evaluate(args, argv):
     if args.update_card and args.live_generator:
         raise CLIError("--update-card records the preset's own figures; record --live-generator "
                        "figures as a row with --compare-into")
+    if args.seed < 0:
+        raise CLIError(f"--seed must be >= 0, got {args.seed}")
     if args.update_card and not _is_preset(args.source):
         raise CLIError(f"--update-card needs a preset (a registered name or a folder with "
                        f"{zoo.METADATA_FILE}); {args.source} is not one")

@@ -113,7 +113,8 @@ def _first_image_shape(folder):
 
 
 def open_source(
-    spec, split="train", live_generator=False, sha256=None, batch_size=250, image_shape=None
+    spec, split="train", live_generator=False, sha256=None, batch_size=250, image_shape=None,
+    split_flag="--split",
 ):
     """Resolve a command-line source name to a `Source`.
 
@@ -126,6 +127,7 @@ def open_source(
         batch_size: batch size of dataset and folder pipelines.
         image_shape: `(H, W, C)` images of a folder are resized and
             converted to (required for folders: files can differ in size).
+        split_flag: the command-line flag of `split`, for error messages.
 
     Returns:
         A `Source`.
@@ -154,7 +156,7 @@ def open_source(
         raise ValueError(
             f"split selects a dataset's examples, but {spec} is a "
             f"{'preset, whose images are generated' if is_preset else 'folder of images'}: "
-            "drop split (--split); against_split (--against-split) slices the reference dataset."
+            f"drop the split ({split_flag}); it slices datasets only."
         )
     if is_preset:
         # Resolve once: for a URL that is the download and its sha256 check.
@@ -312,6 +314,8 @@ def evaluate(
         unknown = set(metrics_to_compute) - set(METRICS)
         if unknown or not metrics_to_compute:
             raise ValueError(f"Unknown metrics {sorted(unknown) or metrics_to_compute}; choose from {', '.join(METRICS)}.")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed must be an integer >= 0 (--seed), got {seed!r}.")
     start = time.perf_counter()
     opened = dict(sha256=sha256, batch_size=batch_size)
     if _is_image_folder(source):
@@ -319,16 +323,24 @@ def evaluate(
             raise ValueError(f"Say which real dataset to compare {source} with: pass --against DATASET.")
         # Folder against folder: both at the size of the evaluated folder's first image.
         shape = _first_image_shape(source) if _is_image_folder(against) else None
-        real = open_source(against, split=against_split, batch_size=batch_size, image_shape=shape)
+        real = open_source(against, split=against_split, batch_size=batch_size, image_shape=shape,
+                           split_flag="--against-split")
         evaluated = open_source(source, image_shape=real.image_shape, **opened)
     else:
         evaluated = open_source(source, split=split, live_generator=live_generator, **opened)
+        if evaluated.kind == "preset" and getattr(evaluated.images, "latent_dim", 0) is None:
+            raise ValueError(
+                f"{source} is an image translator, which has no latent samples to score: "
+                "evaluate it with kgan.translation_evaluation.evaluate_translation (what "
+                f"`kgan evaluate {source}` runs)."
+            )
         if against is None:
             if evaluated.metadata is None:
                 raise ValueError(f"Say which real dataset to compare {source} with: pass --against DATASET.")
             against = evaluated.metadata["dataset"]
         real = open_source(
-            against, split=against_split, batch_size=batch_size, image_shape=evaluated.image_shape
+            against, split=against_split, batch_size=batch_size, image_shape=evaluated.image_shape,
+            split_flag="--against-split",
         )
     if real.kind == "preset":
         raise ValueError(f"--against {against} is a preset; compare with real images (a dataset or folder).")
@@ -337,6 +349,16 @@ def evaluate(
             f"{source} gives images of shape {evaluated.image_shape} but {real.label} holds "
             f"{real.image_shape}; compare sets of the same shape (resize the folder or dataset)."
         )
+    ref = None
+    if reference is not None:  # opened before any work: a wrong one is refused at once
+        ref = open_source(reference, split=reference_split, batch_size=batch_size,
+                          image_shape=real.image_shape, split_flag="--reference-split")
+        if ref.kind == "preset":
+            raise ValueError(
+                f"--reference {reference} is a preset; the reference is a second set of real "
+                "images (e.g. the held-out split) that shows the real-vs-real scale. To compare "
+                "with another model, evaluate it and add it with --compare-into."
+            )
     extractor_name, extractor_fn = evaluators.extractor_for(
         evaluated.image_shape, extractor, inception_weights=inception_weights
     )
@@ -376,9 +398,6 @@ def evaluate(
     if evaluated.kind == "preset" and not live_generator:
         result["preset_folder"] = str(evaluated.folder)
     if reference is not None:
-        ref = open_source(
-            reference, split=reference_split, batch_size=batch_size, image_shape=real.image_shape
-        )
         result["reference"] = {"source": ref.label, "metrics": score(ref)}
     result["protocol"] = {
         "against": real.label,

@@ -181,9 +181,21 @@ def test_cli_update_card_of_a_folder_of_images_is_refused_before_any_work(tmp_pa
     assert "--update-card needs a preset" in capsys.readouterr().err
 
 
+def test_reference_preset_translator_seed_and_split_flags_are_refused_by_name(digits_preset):
+    with pytest.raises(ValueError, match="--reference dcgan_mnist is a preset.*--compare-into"):
+        evaluation.evaluate(digits_preset, num=NUM, reference="dcgan_mnist")
+    with pytest.raises(ValueError, match="cyclegan_digits is an image translator.*evaluate_translation"):
+        evaluation.evaluate("cyclegan_digits", num=NUM)
+    with pytest.raises(ValueError, match=r"seed must be an integer >= 0 \(--seed\), got -1"):
+        evaluation.evaluate(digits_preset, num=NUM, seed=-1)
+    with pytest.raises(ValueError, match=r"drop the split \(--against-split\)"):
+        evaluation.evaluate(digits_preset, num=NUM, against="dcgan_mnist", against_split="train[:5]")
+
+
 @pytest.mark.parametrize(
     "args, message",
     [
+        (["--seed", "-1"], "--seed must be >= 0, got -1"),
         (["--metrics", "fid,lpips"], "unknown metrics"),
         (["--against", "no_such_dataset_kgan"], "no_such_dataset_kgan"),
         (["--compare-into", "."], "needs --label"),
