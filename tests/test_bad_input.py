@@ -480,7 +480,7 @@ CLI_CASES = [
             r"(is a file, not a folder|no permission)", UNWRITABLE_FIX),
     CLICase("evaluate_split_of_a_preset",
             lambda e: ["evaluate", "dcgan_mnist", "--split", "train[:10]", "--metrics", "fid"],
-            r"split selects a dataset's examples, but dcgan_mnist is a preset", r"drop split \(--split\)"),
+            r"split selects a dataset's examples, but dcgan_mnist is a preset", r"drop the split \(--split\)"),
     CLICase("evaluate_misspelt_preset", lambda e: ["evaluate", "dcgan_mnst", "--num", "10"],
             r"Unknown preset or dataset 'dcgan_mnst'", r"Did you mean the preset 'dcgan_mnist'"),
     CLICase("train_into_a_folder_of_other_files",
