@@ -494,16 +494,10 @@ def _train(args, argv):
               "images per step in all", file=sys.stderr)
     make_dirs(output)  # a one-line error if OUTPUT is under a file or read-only
     backup_dir = output / "backup"
-    finished = kgan_callbacks.BackupAndRestore.read_metadata(backup_dir)
-    if args.overwrite and preset_dir.exists() and finished and int(finished["epoch"]) >= args.epochs:
-        # Killed after its preset was written, before its backup was deleted:
-        # that run is complete, and --overwrite asks for a new one.
-        shutil.rmtree(backup_dir)
-        print(f"kgan: --overwrite: deleted the backup of the finished run in {backup_dir}",
-              file=sys.stderr)
-    backup, resuming = _backup(args, backup_dir, dataset)
-    _align_outputs_with_backup(output, backup_dir, resuming)
-    timer = _make_timer(backup_dir, resuming)
+    backup, restored = _backup(args, backup_dir, preset_dir, dataset)
+    resuming = restored is not None
+    _align_outputs_with_backup(output, restored)
+    timer = _make_timer(backup_dir, restored)
     try:
         model.fit(
             dataset,
@@ -688,21 +682,29 @@ _RESUME_MAY_DIFFER = ("verbose", "overwrite", "restart", "cpu_threads", "output"
 _RESUME_ADDED_LATER = {"distribute": "none", "channels": None}
 
 
-def _backup(args, backup_dir, dataset):
-    """The backup callback of `kgan train`, and whether it resumes a run.
+def _backup(args, backup_dir, preset_dir, dataset):
+    """The backup callback of `kgan train`, and the finished epochs it resumes
+    after (None for a new run).
 
     An existing backup is resumed by default (one line on stderr says so), if
-    it was made by the same command; `--restart` deletes it first.
+    it was made by the same command; `--restart` deletes it first, and so does
+    `--overwrite` when the backup's run finished and wrote its preset (killed
+    before deleting the backup: it is complete, and a new run is asked for).
     """
     from kgan import callbacks as kgan_callbacks
     from kgan.atomic import make_dirs, write_text
 
     command_file = backup_dir / "command.json"
-    if args.restart and backup_dir.exists():
-        shutil.rmtree(backup_dir)
-        print(f"kgan: --restart: deleted the backup in {backup_dir}", file=sys.stderr)
-    command = {k: v for k, v in sorted(vars(args).items()) if k not in _RESUME_MAY_DIFFER}
     previous = kgan_callbacks.BackupAndRestore.read_metadata(backup_dir)
+    finished_run = (args.overwrite and previous is not None and preset_dir.exists()
+                    and int(previous["epoch"]) >= args.epochs)
+    if (args.restart and backup_dir.exists()) or finished_run:
+        shutil.rmtree(backup_dir)
+        reason = "--restart: deleted the backup" if args.restart else \
+            "--overwrite: deleted the backup of the finished run"
+        print(f"kgan: {reason} in {backup_dir}", file=sys.stderr)
+        previous = None
+    command = {k: v for k, v in sorted(vars(args).items()) if k not in _RESUME_MAY_DIFFER}
     if previous is not None:
         recorded = json.loads(command_file.read_text()) if command_file.is_file() else None
         if recorded is not None:
@@ -722,35 +724,33 @@ def _backup(args, backup_dir, dataset):
     # Kept when fit ends (deleted after the preset is written); `data` replays
     # the finished epochs' shuffles so the resumed epochs see the same order.
     callback = kgan_callbacks.BackupAndRestore(backup_dir, delete_checkpoint=False, data=dataset)
-    return callback, previous is not None
+    return callback, None if previous is None else int(previous["epoch"])
 
 
-def _align_outputs_with_backup(output, backup_dir, resuming):
+def _align_outputs_with_backup(output, finished):
     """Make OUTPUT's per-epoch files match the epochs the run continues from.
 
-    Resuming after `n` finished epochs: log.csv keeps its rows of epochs
-    `0..n-1` (a run killed after writing epoch `n`'s row, before its backup,
-    redoes epoch `n`). Starting afresh (a new run, `--overwrite`,
-    `--restart`): an earlier run's sample grids go, so `samples/` holds only
-    this run's.
+    Resuming after `finished` epochs: log.csv keeps its rows of epochs
+    `0..finished-1` (a run killed after writing the next epoch's row, before
+    its backup, redoes that epoch). Starting afresh (`finished` None: a new
+    run, `--overwrite`, `--restart`): an earlier run's sample grids go, so
+    `samples/` holds only this run's.
     """
-    from kgan import callbacks as kgan_callbacks
     from kgan.atomic import write_text
 
-    if not resuming:
+    if finished is None:
         for grid in (output / "samples").glob("epoch_*.png"):
             grid.unlink()
         return
-    finished = int(kgan_callbacks.BackupAndRestore.read_metadata(backup_dir)["epoch"])
     log = output / "log.csv"
-    if not log.is_file():
-        return
-    lines = log.read_text().splitlines(keepends=True)
-    if not lines:
-        return
-    # CSVLogger's first column is the 0-based epoch.
-    kept = [lines[0]] + [line for line in lines[1:] if line.split(",", 1)[0].strip().isdigit()
-                         and int(line.split(",", 1)[0]) < finished]
+    lines = log.read_text().splitlines(keepends=True) if log.is_file() else []
+
+    def logged_epoch(line):  # CSVLogger's first column is the 0-based epoch
+        first = line.split(",", 1)[0].strip()
+        return int(first) if first.isdigit() else None
+
+    kept = lines[:1] + [line for line in lines[1:]
+                        if logged_epoch(line) is not None and logged_epoch(line) < finished]
     if len(kept) != len(lines):
         write_text(log, "".join(kept))
 
@@ -871,11 +871,11 @@ def _final_losses(log):
     return {"final_d_loss": value("d_loss"), "final_g_loss": value("g_loss")}
 
 
-def _make_timer(backup_dir, resuming):
-    """The epoch timer of `kgan train`, continuing an interrupted run's times."""
+def _make_timer(backup_dir, finished):
+    """The epoch timer of `kgan train`, continuing the times of the `finished`
+    epochs of an interrupted run (None for a new run)."""
     import keras
 
-    from kgan import callbacks as kgan_callbacks
     from kgan.atomic import write_text
 
     class EpochTimer(keras.callbacks.Callback):
@@ -892,8 +892,7 @@ def _make_timer(backup_dir, resuming):
             super().__init__()
             self.epochs = []  # [seconds, first epoch of its process]
             path = backup_dir / self.FILE
-            if resuming and path.is_file():
-                finished = int(kgan_callbacks.BackupAndRestore.read_metadata(backup_dir)["epoch"])
+            if finished is not None and path.is_file():
                 try:
                     self.epochs = json.loads(path.read_text())[:finished]
                 except ValueError:  # unreadable: time this process's epochs only
@@ -988,7 +987,7 @@ def cmd_evaluate(args, argv):
                        "figures as a row with --compare-into")
     if args.seed < 0:
         raise CLIError(f"--seed must be >= 0, got {args.seed}")
-    if args.update_card and not _is_preset(args.source):
+    if args.update_card and not evaluation._is_preset_source(args.source):
         raise CLIError(f"--update-card needs a preset (a registered name or a folder with "
                        f"{zoo.METADATA_FILE}); {args.source} is not one")
     if _is_translator(args.source):
@@ -1052,14 +1051,6 @@ def _write_json(json_path, text):
     from kgan.atomic import write_text
 
     write_text(json_path, text.rstrip("\n") + "\n")
-
-
-def _is_preset(source):
-    """True if `source` names a preset: registered, an https URL, or a folder with metadata."""
-    from kgan import zoo
-
-    return (source in zoo.list() or source.startswith(("https://", "http://"))
-            or (Path(source) / zoo.METADATA_FILE).is_file())
 
 
 def _is_translator(source):
@@ -1227,7 +1218,8 @@ def cmd_synthesize(args):
     output = _output_folder(args)
     if args.seed < 0:
         raise CLIError(f"--seed must be >= 0, got {args.seed}")
-    model = zoo.load(args.name, sha256=args.sha256)
+    preset_folder = zoo.resolve(args.name, sha256=args.sha256)  # once: a URL is fetched, checked
+    model = zoo.load(preset_folder)
     if getattr(model, "num_classes", None) is None:
         raise CLIError(
             f"{args.name} is a {type(model).__name__}, which is not class-conditional, so its "
@@ -1238,7 +1230,7 @@ def cmd_synthesize(args):
     # Class folders by the names the preset was trained with (a folder's
     # sub-folders) where those sort in label order, so that reading the
     # folders back gives each image its label; else by label.
-    names = zoo.read_metadata(zoo.resolve(args.name, sha256=args.sha256)).get("class_names")
+    names = zoo.read_metadata(preset_folder).get("class_names")
     if not (isinstance(names, list) and len(names) == num_classes
             and all(isinstance(n, str) and _safe_folder_name(n) for n in names)
             and all(a < b for a, b in zip(names, names[1:]))):
@@ -1256,7 +1248,7 @@ def cmd_synthesize(args):
         folder.mkdir()
         for images, labels in dataset.batch(args.batch_size):
             for image, label in zip(images.numpy(), labels.numpy()):
-                name = str(names[label]) if names else f"{label:0{width}d}"
+                name = names[label] if names else f"{label:0{width}d}"
                 class_folder = folder / name
                 class_folder.mkdir(exist_ok=True)
                 (class_folder / f"{name}_{written[label]:06d}.png").write_bytes(

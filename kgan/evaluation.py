@@ -100,6 +100,13 @@ def _is_image_folder(spec):
     return path.is_dir() and not (path / zoo.METADATA_FILE).is_file()
 
 
+def _is_preset_source(spec):
+    """Whether `spec` names a preset: registered, an http(s) URL, or a folder with metadata."""
+    spec = str(spec)
+    return (spec in zoo.list() or spec.startswith(("https://", "http://"))
+            or (Path(spec) / zoo.METADATA_FILE).is_file())
+
+
 def _first_image_shape(folder):
     """`(H, W, C)` of a folder's first image (C: 1 for grey, else 3), read as from_folder reads it."""
     import tensorflow as tf
@@ -147,11 +154,7 @@ def open_source(
     """
     spec = str(spec)
     path = Path(spec)
-    is_preset = (
-        spec in zoo.list()
-        or spec.startswith(("https://", "http://"))
-        or (path / zoo.METADATA_FILE).is_file()
-    )
+    is_preset = _is_preset_source(spec)
     if split != "train" and (is_preset or path.is_dir()):
         raise ValueError(
             f"split selects a dataset's examples, but {spec} is a "

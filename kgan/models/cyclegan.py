@@ -477,10 +477,11 @@ class CycleGAN(GAN):
             batch = (x, y)
             self._check_array_batches(len(x), args, kwargs)
         if batch is not None:
-            for images in self._split_batch(batch):
+            domains = self._split_batch(batch)
+            for images in domains:
                 check_value_range(images, error=InputValidationError)
             if isinstance(x, tf.data.Dataset):
-                self._check_first_batch_splits_evenly(self._split_batch(batch)[0].shape[0])
+                self._check_first_batch_splits_evenly(domains[0].shape[0])
         if not self.compiled:
             raise RuntimeError(
                 "Call CycleGAN.compile() before fit(); compile() with no arguments uses the "
