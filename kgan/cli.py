@@ -290,7 +290,9 @@ def build_parser():
     p.add_argument("--inception-weights", help="path of the InceptionV3 no-top weights file")
     p.add_argument("--live-generator", action="store_true",
                    help="sample the trained generator instead of its EMA average")
-    p.add_argument("--batch-size", type=_positive_int, default=250)
+    p.add_argument("--batch-size", type=_positive_int, default=250,
+                   help="images per extractor call; the sampled images (blocks of 250, block i "
+                   "seeded --seed + i) and so the figures do not depend on it")
     p.add_argument("--seed", type=_int, default=0)
     p.add_argument("--json", help="also write the result to this file")
     p.add_argument("--update-card", action="store_true",

@@ -73,6 +73,8 @@ __all__ = [
     "keras_model_extractor",
     "kernel_distance",
     "precision_recall",
+    "sampled_blocks",
+    "SAMPLE_BLOCK",
 ]
 
 #: File name of the Keras InceptionV3 ImageNet weights without the top.
@@ -83,6 +85,12 @@ _INCEPTION_WEIGHTS_URL = (
 )
 _INCEPTION_WEIGHTS_MD5 = "bcbd6486424b2319ff4ef7d526e38f63"
 _INCEPTION_SIZE = 299
+
+#: Images per seeded block when a model is sampled for evaluation: block i is
+#: `model.generate(SAMPLE_BLOCK, seed=seed + i)`. A fixed size, so that the
+#: evaluated images never depend on the batch size; 250 is the batch every
+#: card figure was measured at.
+SAMPLE_BLOCK = 250
 
 
 # ====================================================================== stats
@@ -849,15 +857,17 @@ def features_from(
     Args:
         source: a `tf.data.Dataset` of images or `(images, labels)` (batched,
             or unbatched and then batched here), an array `[N, H, W, C]`, or a
-            kgan GAN model (sampled with `model.generate(b, seed=seed + i)`
-            for batch i). Images must be floats in [-1, 1].
+            kgan GAN model (sampled in fixed blocks, see `sampled_blocks`, so
+            `batch_size` does not change the images). Images must be floats
+            in [-1, 1].
         extractor: a `FeatureExtractor`; a `keras.Model` is wrapped with
             `keras_model_extractor`.
         num: number of samples; `None` takes the whole dataset or array
             (required for a model). Asking for more than a finite source
             holds is an error, not a silent shortfall.
-        batch_size: images per extractor call (and per generated batch).
-        seed: base seed of generated batches and of the reservoir.
+        batch_size: images per extractor call (and at most per generator
+            call); it changes no figure beyond float rounding.
+        seed: seed of the first sampled block and of the reservoir.
         keep_features: keep features for KID and precision/recall.
         max_features: cap on kept features (reservoir sampling past it).
         progress: show a `keras.utils.Progbar` counting images (a string
@@ -908,15 +918,58 @@ def features_from(
     return stats
 
 
+def sampled_blocks(model, num, seed=0, batch_size=SAMPLE_BLOCK):
+    """The images `features_from` evaluates for a model, block by block.
+
+    Block i is `model.generate(SAMPLE_BLOCK, seed=seed + i)` (the last one
+    cut to what `num` leaves), so the evaluated set depends on `num` and
+    `seed` alone: `batch_size` bounds the generator's batches, never which
+    images are drawn. Card figures measured before this fixed block size
+    were measured at `kgan evaluate`'s default batch of 250, i.e. on these
+    same images.
+
+    Args:
+        model: anything with `generate(num, seed=..., batch_size=...)`.
+        num: number of images.
+        seed: seed of block 0.
+        batch_size: images per generator call, at most `SAMPLE_BLOCK`.
+
+    Yields:
+        float32 numpy blocks `[<= SAMPLE_BLOCK, H, W, C]`.
+
+    Example:
+
+    ```python
+    gan = kgan.zoo.load("dcgan_mnist")
+    images = np.concatenate(list(sampled_blocks(gan, 600)))  # 250, 250 and 100 images
+    ```
+    """
+    num = positive_int(num, "num")
+    batch_size = min(positive_int(batch_size, "batch_size"), SAMPLE_BLOCK)
+    for i, start in enumerate(range(0, num, SAMPLE_BLOCK)):
+        size = min(SAMPLE_BLOCK, num - start)
+        yield np.asarray(model.generate(size, seed=seed + i, batch_size=batch_size))
+
+
+def _rebatch(blocks, batch_size):
+    """`blocks` regrouped into batches of `batch_size` (the last may be smaller)."""
+    pending, held = [], 0
+    for block in blocks:
+        pending.append(block)
+        held += len(block)
+        while held >= batch_size:
+            joined = np.concatenate(pending) if len(pending) > 1 else pending[0]
+            yield joined[:batch_size]
+            pending, held = [joined[batch_size:]], held - batch_size
+    if held:
+        yield np.concatenate(pending) if len(pending) > 1 else pending[0]
+
+
 def _image_batches(source, num, batch_size, seed):
     if hasattr(source, "generate") and hasattr(source, "image_shape"):
         if num is None:
             raise ValueError("num is required when sampling from a model.")
-        done = 0
-        for i in range((num + batch_size - 1) // batch_size):
-            size = min(batch_size, num - done)
-            yield np.asarray(source.generate(size, seed=seed + i, batch_size=batch_size))
-            done += size
+        yield from _rebatch(sampled_blocks(source, num, seed, batch_size), batch_size)
         return
     if isinstance(source, tf.data.Dataset):
         if num is None and source.cardinality() == tf.data.INFINITE_CARDINALITY:

@@ -20,6 +20,7 @@ from kgan.metrics import (
     keras_model_extractor,
     kernel_distance,
     precision_recall,
+    sampled_blocks,
 )
 from kgan.models import DCGAN
 
@@ -302,6 +303,25 @@ def test_features_from_a_dcgan_yields_num_samples():
     np.testing.assert_allclose(again.mean, stats.mean)
     other = features_from(gan, extractor, num=50, batch_size=16, seed=1)
     assert not np.allclose(other.mean, stats.mean)
+
+
+def test_the_sampled_images_do_not_depend_on_the_batch_size():
+    # Block i of 250 is generate(250, seed=seed + i) whatever batch_size is;
+    # before, batch i was drawn with seed + i, so --batch-size changed the figures.
+    gan = tiny_dcgan()
+    extractor = lambda x: x.reshape(len(x), -1)[:, :6]  # noqa: E731
+    expected = np.concatenate([gan.generate(250, seed=3), gan.generate(250, seed=4),
+                               gan.generate(100, seed=5)])
+    blocks = list(sampled_blocks(gan, 600, seed=3, batch_size=64))
+    assert [len(b) for b in blocks] == [250, 250, 100]
+    np.testing.assert_allclose(np.concatenate(blocks), expected, atol=1e-6)
+    kept = []
+    for batch_size in (7, 250, 256, 10_000):
+        stats = features_from(gan, extractor, num=600, batch_size=batch_size, seed=3,
+                              keep_features=True)
+        kept.append(stats.features)
+    for features in kept:
+        np.testing.assert_allclose(features, expected.reshape(600, -1)[:, :6], atol=1e-6)
 
 
 def test_features_from_datasets_and_arrays():
