@@ -992,6 +992,7 @@ def cmd_evaluate(args, argv):
     if args.update_card and not evaluation._is_preset_source(args.source):
         raise CLIError(f"--update-card needs a preset (a registered name or a folder with "
                        f"{zoo.METADATA_FILE}); {args.source} is not one")
+    _refuse_installed_catalog(args)
     if _is_translator(args.source):
         return _evaluate_translation(args, argv)
     # Progress bars (Keras prints them to stdout) go to stderr; stdout is the JSON.
@@ -1025,6 +1026,18 @@ def cmd_evaluate(args, argv):
     if args.compare_into:
         evaluation.record_comparison(args.compare_into, args.label, result, command)
         print(f"kgan: added row {args.label!r} to {args.compare_into}", file=sys.stderr)
+
+
+def _refuse_installed_catalog(args):
+    """Refuse, before any work, a card write into the installed package's presets."""
+    from kgan import zoo
+
+    if args.compare_into:
+        zoo.check_not_installed_catalog(args.compare_into, "add a comparison row to")
+    source = str(args.source)
+    # A URL's folder is a download cache, not the package: only local ones are checked.
+    if args.update_card and not source.startswith(("https://", "http://")):
+        zoo.check_not_installed_catalog(zoo.resolve(source), "update the card of")
 
 
 def _print_result(text, json_path):

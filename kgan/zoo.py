@@ -753,6 +753,7 @@ def save_preset(model, folder, metadata, overwrite=False, sample_seed=0, samples
             f"dataset, recipe, license, metrics), got {type(metadata).__name__}."
         )
     folder = Path(folder)
+    check_not_installed_catalog(folder, "save a preset into")
     if folder.exists() and not overwrite:
         raise FileExistsError(f"{folder} exists; pass overwrite=True to replace it.")
     if folder.exists() and not folder.is_dir():
@@ -812,6 +813,30 @@ def save_preset(model, folder, metadata, overwrite=False, sample_seed=0, samples
     return folder
 
 
+def check_not_installed_catalog(folder, action="write into"):
+    """Refuse to change a preset of the installed package's catalog.
+
+    Installed (`pip install .`), the shipped presets are package data in
+    `kgan/_catalog`: changing one rewrites the shipped figures for every user
+    of that environment until the next reinstall silently undoes it. A source
+    checkout's `zoo/` (an editable install) is the project's own and may be
+    changed.
+
+    Raises:
+        ZooError: `folder` is inside the installed catalog; the message says
+            to change a copy instead.
+    """
+    installed = _installed_catalog()
+    folder = Path(folder).resolve()
+    if installed.is_dir() and folder.is_relative_to(installed.resolve()):
+        raise ZooError(
+            f"Refusing to {action} {folder}: it is a preset of the installed kgan package, "
+            f"which a reinstall overwrites. Copy it and change the copy (e.g. `cp -r {folder} "
+            f"my_{folder.name}`, or shutil.copytree), or work in a source checkout "
+            f"(pip install -e .) to change the repository's zoo/."
+        )
+
+
 def update_metadata(folder, updates):
     """Merge `updates` into a preset's metadata.json and re-render its card.
 
@@ -828,6 +853,7 @@ def update_metadata(folder, updates):
     ```
     """
     folder = Path(folder)
+    check_not_installed_catalog(folder, "update the metadata of")
     clash = set(DERIVED_METADATA) & set(updates)
     if clash:
         raise ValueError(f"{sorted(clash)} are derived from the weights; re-save the preset instead.")
@@ -1063,9 +1089,13 @@ def catalog_dir():
     sorted(p.name for p in kgan.zoo.catalog_dir().iterdir())  # [..., 'dcgan_mnist', ...]
     ```
     """
-    package = Path(__file__).resolve().parent
-    installed = package / "_catalog"
-    return installed if installed.is_dir() else package.parent / "zoo"
+    installed = _installed_catalog()
+    return installed if installed.is_dir() else Path(__file__).resolve().parent.parent / "zoo"
+
+
+def _installed_catalog():
+    """Where `pip install .` puts the shipped presets (setup.cfg's `kgan._catalog`)."""
+    return Path(__file__).resolve().parent / "_catalog"
 
 
 def _register_catalog():

@@ -1,6 +1,7 @@
 """kgan.evaluation and `kgan evaluate`: sources, protocols, card records, bad input."""
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -179,6 +180,27 @@ def test_cli_update_card_of_a_folder_of_images_is_refused_before_any_work(tmp_pa
     images.save_grid(np.zeros((1, 28, 28, 1), "float32"), tmp_path / "pngs" / "a.png", ncols=1)
     assert run(["evaluate", tmp_path / "pngs", "--against", "mnist_5k", "--update-card"]) == 2
     assert "--update-card needs a preset" in capsys.readouterr().err
+
+
+def test_cli_card_writes_into_the_installed_catalog_are_refused_before_any_work(
+        digits_preset, tmp_path, monkeypatch, capsys):
+    catalog = tmp_path / "_catalog"
+    shipped = shutil.copytree(digits_preset, catalog / "tiny_digits")
+    monkeypatch.setattr(zoo, "_installed_catalog", lambda: catalog)
+    zoo.register_preset("tiny_digits_shipped", path=shipped)
+    read = []
+    monkeypatch.setattr(evaluation.metrics, "features_from", lambda *a, **k: read.append(1))
+    before = (shipped / zoo.METADATA_FILE).read_bytes()
+    try:
+        for argv in (["evaluate", "tiny_digits_shipped", "--update-card"],
+                     ["evaluate", shipped, "--update-card"],
+                     ["evaluate", digits_preset, "--compare-into", shipped, "--label", "x"]):
+            assert run(argv + ["--num", NUM, "--metrics", "fid"]) == 2
+            err = capsys.readouterr().err
+            assert "installed kgan package" in err and "Copy it" in err, err
+    finally:
+        zoo.unregister_preset("tiny_digits_shipped")
+    assert not read and (shipped / zoo.METADATA_FILE).read_bytes() == before
 
 
 def test_reference_preset_translator_seed_and_split_flags_are_refused_by_name(digits_preset):

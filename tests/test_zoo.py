@@ -4,6 +4,7 @@ import functools
 import http.server
 import io
 import json
+import shutil
 import tarfile
 import threading
 from pathlib import Path
@@ -354,6 +355,28 @@ def test_update_metadata_rewrites_metadata_and_card(preset):
         zoo.update_metadata(folder, {"weights_sha256": "0" * 64})
     assert zoo.load(folder) is not None
     assert not [p for p in folder.iterdir() if p.name.startswith(".")]
+
+
+def test_the_installed_catalog_is_not_changed_in_place(preset, tmp_path, monkeypatch):
+    # Installed (pip install .), shipped presets are package data: a card
+    # update or re-save there is undone by the next reinstall.
+    model, folder = preset
+    catalog = tmp_path / "site-packages" / "kgan" / "_catalog"
+    shipped = catalog / "tiny"
+    shutil.copytree(folder, shipped)
+    before = {p.name: p.read_bytes() for p in shipped.iterdir()}
+    monkeypatch.setattr(zoo, "_installed_catalog", lambda: catalog)
+    assert zoo.catalog_dir() == catalog
+    with pytest.raises(zoo.ZooError, match="installed kgan package.*Copy it"):
+        zoo.update_metadata(shipped, {"notes": "mine"})
+    with pytest.raises(zoo.ZooError, match="installed kgan package"):
+        zoo.save_preset(model, shipped, METADATA, overwrite=True)
+    with pytest.raises(zoo.ZooError, match="installed kgan package"):
+        zoo.save_preset(model, catalog / "new", METADATA)
+    assert {p.name: p.read_bytes() for p in shipped.iterdir()} == before
+    assert sorted(p.name for p in catalog.iterdir()) == ["tiny"]
+    copy = shutil.copytree(shipped, tmp_path / "my_tiny")  # what the message says to do
+    assert zoo.update_metadata(copy, {"notes": "mine"})["notes"] == "mine"
 
 
 def test_ema_preset_stores_the_averaged_generator_once(tmp_path):
