@@ -23,7 +23,7 @@ import tensorflow as tf
 
 from kgan import losses, zoo
 from kgan._checks import positive_int
-from kgan.models.gan import GAN, InputDTypeError, InputValidationError
+from kgan.models.gan import GAN, InputDTypeError, InputValidationError, checked_at_run_time
 from kgan.networks.conditional import (
     ConditioningStrength, conditional_generator, projection_discriminator,
 )
@@ -357,9 +357,10 @@ class ConditionalGAN(GAN):
         """`keras.Model.fit` after checking images and labels of the first batch.
 
         Takes a `tf.data.Dataset` of `(images, labels)` batches or arrays
-        `fit(x=images, y=labels)`. Label values are checked on the first
-        batch (all of `y` for arrays); a later out-of-range label fails in
-        the embedding lookup.
+        `fit(x=images, y=labels)`. Label values are checked before training
+        on the first batch (all of `y` for arrays), and in every training
+        step: a later label outside `0..K-1` stops `fit` with an
+        `InputValidationError` before that step updates anything.
 
         Example:
 
@@ -424,10 +425,28 @@ class ConditionalGAN(GAN):
         terms = 1.0 / (image_gap / latent_gap + 1e-5)
         return tf.math.divide_no_nan(tf.reduce_sum(terms), tf.cast(half, terms.dtype))
 
+    def _labels_in_range(self, labels):
+        """`labels`, checked at run time to be classes `0..K-1` (every batch, not only the first).
+
+        Keras's embedding lookup wraps a negative index (-1 trained as class
+        K-1, silently) and on GPUs returns zeros past the end.
+        """
+        return checked_at_run_time(
+            labels,
+            lambda message: tf.debugging.assert_equal(
+                tf.reduce_all((labels >= 0) & (labels < self.num_classes)), True, message=message
+            ),
+            f"A training batch holds a label outside the classes 0..{self.num_classes - 1} of "
+            f"this {type(self).__name__}. Remove such examples from the pipeline (e.g. an "
+            f"'unlabelled' marker such as -1: `dataset.unbatch().filter(lambda x, y: y >= 0)`) or "
+            f"build the model with more classes",
+        )
+
     def train_step(self, data):
         real, labels = self._split_batch(data)
         if labels is None:
             raise self._missing_labels_error()
+        labels = self._labels_in_range(labels)
         batch_size = tf.shape(real)[0]
         self._set_conditioning_strength()
 

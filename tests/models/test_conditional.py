@@ -183,6 +183,23 @@ def test_fit_refuses_data_without_or_with_bad_labels(model):
         gan.check_labels(np.zeros(6, int), num=4)
 
 
+@pytest.mark.parametrize("bad_label", [-1, NUM_CLASSES])
+def test_a_bad_label_in_a_later_batch_stops_fit(bad_label):
+    # Only the first batch is checked before training; Keras's embedding
+    # lookup wrapped -1 to the last class and trained on silently.
+    gan = tiny(filters=2)
+    gan.compile(steps_per_execution=1)
+    labels = [0, 1, 2] * 4
+    labels[8] = bad_label  # the second batch of 6
+    data = labeled_batches(labels)
+    before = [w.numpy() for w in gan.discriminator.weights]
+    with pytest.raises(InputValidationError, match=r"label outside the classes 0\.\.2.*filter"):
+        gan.fit(data, verbose=0)
+    assert int(gan.d_optimizer.iterations) == 1  # the bad batch updated nothing
+    assert any(not np.array_equal(b, w.numpy()) for b, w in zip(before, gan.discriminator.weights))
+    gan.fit(labeled_batches([0, 1, 2] * 4), verbose=0)  # good data trains on
+
+
 # ---------------------------------------------------------------- config, EMA, presets, export
 def test_config_round_trip_gives_the_same_model():
     gan = tiny(adversarial_loss="non_saturating", ema_decay=0.9, augment="translation")
