@@ -601,6 +601,11 @@ def _fail_if_empty(dataset, message):
             .map(lambda is_end, image, label: (image, label)))
 
 
+#: How far from 1 a row of 16-bit probabilities may sum: 8 units of their
+#: machine epsilon (2^-7 for bfloat16, 2^-10 for float16); others 1e-3.
+_SUM_TOLERANCE = {"bfloat16": 8 * 2.0**-7, "float16": 8 * 2.0**-10}
+
+
 def filter_by_confidence(dataset, classifier, threshold, batch_size=256, from_logits=None):
     """Keep the `(image, label)` examples a classifier agrees with confidently.
 
@@ -617,7 +622,12 @@ def filter_by_confidence(dataset, classifier, threshold, batch_size=256, from_lo
         batch_size: images per classifier call for an unbatched `dataset`
             (and per output batch when the input's batch size is not static).
         from_logits: True for logits, False for probabilities; None decides
-            per batch (rows of values in [0, 1] summing to 1 are probabilities).
+            per batch (rows of values in [0, 1] summing to 1, to within the
+            output dtype's rounding, are probabilities).
+
+    Raises:
+        tf.errors.InvalidArgumentError: when iterated, for a label that is not
+            one of the classifier's classes.
 
     Returns:
         The filtered `tf.data.Dataset`.
@@ -639,6 +649,11 @@ def filter_by_confidence(dataset, classifier, threshold, batch_size=256, from_lo
     takes_training = isinstance(classifier, keras.layers.Layer)
 
     def probabilities(outputs):
+        outputs = tf.convert_to_tensor(outputs)
+        # A 16-bit softmax (a mixed-precision classifier) sums to 1 only to
+        # within its rounding: bfloat16 rows missed 1e-3 by up to 2e-3, were
+        # taken for logits, and a second softmax let no image pass.
+        tolerance = _SUM_TOLERANCE.get(outputs.dtype.name, 1e-3)
         outputs = tf.cast(outputs, tf.float32)
         if outputs.shape.rank != 2:
             raise ValueError(
@@ -649,13 +664,25 @@ def filter_by_confidence(dataset, classifier, threshold, batch_size=256, from_lo
         if from_logits is False:
             return outputs
         looks_normalized = tf.reduce_all(outputs >= 0.0) & tf.reduce_all(
-            tf.abs(tf.reduce_sum(outputs, axis=-1) - 1.0) < 1e-3
+            tf.abs(tf.reduce_sum(outputs, axis=-1) - 1.0) < tolerance
         )
         return tf.cond(looks_normalized, lambda: outputs, lambda: tf.nn.softmax(outputs))
 
     def score(images, labels):
         outputs = classifier(images, training=False) if takes_training else classifier(images)
         scores = probabilities(outputs)
+        classes = tf.shape(scores)[1]
+        # tf.gather fails past the end with a bare "indices[1] = 3 is not in [0, 3)".
+        check = tf.debugging.Assert(
+            tf.reduce_all((labels >= 0) & (labels < classes)),
+            # No quotes: TensorFlow escapes them in the message.
+            ["filter_by_confidence: a label is not one of the classes of the classifier; pass "
+             "a classifier of the classes of the dataset. Classes (scores per image), smallest "
+             "and largest label of the batch:", classes, tf.reduce_min(labels),
+             tf.reduce_max(labels)],
+        )
+        with tf.control_dependencies([check]):
+            labels = tf.identity(labels)
         return images, labels, tf.gather(scores, labels, axis=1, batch_dims=1)
 
     kept = (

@@ -328,6 +328,36 @@ def test_mix_datasets_bad_inputs():
         augment.mix_datasets(np.zeros((4, 4, 4, 1)), real)
 
 
+def test_filter_by_confidence_reads_16_bit_probabilities_as_probabilities():
+    # A mixed-precision classifier's bfloat16 softmax sums to 1 only to its
+    # rounding (off by 2e-3 here): it was taken for logits, softmaxed again,
+    # and no example reached the threshold.
+    values = np.arange(64) % 7
+    dataset = tf.data.Dataset.from_tensor_slices(
+        (np.ones((64, 4, 4, 1), "float32") * values[:, None, None, None], values))
+
+    def classifier(dtype):
+        def probabilities(images):
+            value = tf.cast(tf.round(images[:, 0, 0, 0]), tf.int32)
+            logits = 6.0 * tf.one_hot(value, 7) + tf.random.stateless_normal(
+                [tf.shape(images)[0], 7], seed=[0, 1])
+            return tf.nn.softmax(tf.cast(logits, dtype))
+        return probabilities
+
+    sums = classifier(tf.bfloat16)(tf.constant(np.ones((64, 4, 4, 1), "float32") * values[:, None, None, None]))
+    assert np.abs(np.sum(np.asarray(tf.cast(sums, tf.float32)), -1) - 1).max() > 1e-3
+    for dtype in (tf.float32, tf.float16, tf.bfloat16):
+        kept = augment.filter_by_confidence(dataset, classifier(dtype), threshold=0.5)
+        assert len(list(kept)) > 48, dtype.name
+
+
+def test_filter_by_confidence_names_labels_the_classifier_does_not_have():
+    dataset = tf.data.Dataset.from_tensor_slices((np.zeros((6, 4, 4, 1), "float32"), [0, 1, 2, 3, 4, 5]))
+    three_classes = lambda x: tf.fill([tf.shape(x)[0], 3], 1 / 3)  # noqa: E731
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"not one of the classes of the classifier.*\] \[3\] \[0\] \[5\]"):
+        list(augment.filter_by_confidence(dataset, three_classes, 0.1))
+
+
 def test_filter_by_confidence_keeps_what_the_classifier_agrees_with():
     # Image value v in {0, 1, 2}: the "classifier" gives probability 0.9 to
     # class v; examples labeled v are kept, the mislabeled ones dropped.
