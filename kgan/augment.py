@@ -364,6 +364,13 @@ def _convert_images(images, dtype, low, high):
     return tf.cast(images, dtype)
 
 
+#: Latents of `synthetic_dataset` are drawn in blocks of this many examples,
+#: block b seeded by the b-th draw of the dataset's seed stream and b, so the
+#: images do not depend on `batch_size`. 256, the default batch size, keeps
+#: the images of datasets made before blocks existed.
+LATENT_BLOCK = 256
+
+
 def synthetic_dataset(
     generator_or_model, num_per_class=None, class_distribution=None, num=None, batch_size=256,
     seed=None, image_dtype="float32", value_range=None, shuffle=True,
@@ -391,7 +398,7 @@ def synthetic_dataset(
         class_distribution: with `num`, the probability of each class
             (default uniform); counts are exact (largest remainder).
         num: total number of examples (instead of `num_per_class`).
-        batch_size: images per generator call.
+        batch_size: images per generator call; the images do not depend on it.
         seed: int for a reproducible dataset; None for fresh samples each pass.
         image_dtype: `"float32"` (default), another float dtype, or `"uint8"`.
         value_range: `(low, high)` of the images: default `(-1, 1)` for floats
@@ -430,23 +437,41 @@ def synthetic_dataset(
         _np.random.default_rng(seed).shuffle(labels)
     total = len(labels)
     num_batches = -(-total // batch_size)
+    num_blocks = -(-total // LATENT_BLOCK)
     all_labels = tf.constant(labels)
 
-    def make_batch(index, stream_seed):
-        batch_labels = all_labels[index * batch_size : (index + 1) * batch_size]
-        # Stateless latents keyed by (stream seed, batch index): the same
-        # images whatever the pipeline's threading or prefetching.
-        latents = tf.random.stateless_normal(
-            [tf.shape(batch_labels)[0], latent_dim], seed=tf.stack([stream_seed, index])
+    def block_latents(block, block_seeds):
+        return tf.random.stateless_normal(
+            [LATENT_BLOCK, latent_dim], seed=tf.stack([block_seeds[block], block])
         )
+
+    def make_batch(index, block_seeds):
+        start = index * batch_size
+        stop = tf.minimum(start + batch_size, total)
+        # Latents come in fixed blocks keyed by (block seed, block index), not
+        # by batch: the same images whatever batch_size, threading or prefetching.
+        first = start // LATENT_BLOCK
+        blocks = tf.range(first, (stop - 1) // LATENT_BLOCK + 1)
+        latents = tf.map_fn(
+            lambda block: block_latents(block, block_seeds), blocks,
+            fn_output_signature=tf.float32,
+        )
+        offset = first * LATENT_BLOCK
+        latents = tf.reshape(latents, [-1, latent_dim])[start - offset : stop - offset]
+        batch_labels = all_labels[start:stop]
         images = generator([latents, batch_labels], training=False)
         return _convert_images(images, dtype, low, high), batch_labels
 
-    # One random int64 per batch: fixed by `seed`, or redrawn every pass.
-    stream_seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=seed is None)
+    # One random int64 per block: fixed by `seed`, or redrawn every pass.
+    block_seeds = (
+        tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=seed is None)
+        .take(num_blocks)
+        .batch(num_blocks)
+    )
     dataset = (
-        tf.data.Dataset.zip(tf.data.Dataset.range(num_batches), stream_seeds)
-        .map(make_batch)
+        block_seeds.flat_map(
+            lambda seeds: tf.data.Dataset.range(num_batches).map(lambda i: make_batch(i, seeds))
+        )
         .unbatch()
         .apply(tf.data.experimental.assert_cardinality(total))
     )

@@ -133,7 +133,8 @@ def build_parser():
     p.add_argument("--per-class", type=_positive_int, required=True, metavar="N", help="images per class")
     p.add_argument("--output", required=True, help="destination folder")
     p.add_argument("--seed", type=_int, default=0, help="latent seed (same seed, same images)")
-    p.add_argument("--batch-size", type=_positive_int, default=256, help="images generated per step")
+    p.add_argument("--batch-size", type=_positive_int, default=256,
+                   help="images generated per step (the images do not depend on it)")
     p.add_argument("--sha256", help="full sha256 of a remote archive")
     p.add_argument("--overwrite", action="store_true", help="replace an existing, non-empty output folder")
 

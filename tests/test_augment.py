@@ -194,6 +194,29 @@ def test_seed_fixes_the_images_and_none_draws_fresh_ones_each_pass(conditional):
     assert not np.array_equal(first, second)
 
 
+def test_synthetic_images_do_not_depend_on_the_batch_size(conditional):
+    # Latents were keyed by (stream seed, batch index): kgan synthesize
+    # --batch-size 50 wrote other images than the default 256 for one --seed.
+    def arrays(batch_size):
+        dataset = augment.synthetic_dataset(conditional, num_per_class=200, seed=3,
+                                            batch_size=batch_size)
+        return np.stack([x for x, _ in dataset]), labels_of(dataset)
+
+    images, labels = arrays(256)
+    for batch_size in (7, 50, 1000):
+        other_images, other_labels = arrays(batch_size)
+        np.testing.assert_array_equal(other_labels, labels)
+        np.testing.assert_allclose(other_images, images, atol=1e-6)
+    # The documented blocks: block b's latents are seeded by the b-th draw of
+    # the seed's stream and b (what batch b of 256 drew before blocks existed).
+    stream = [int(v) for v in tf.data.Dataset.random(seed=3).take(3)]
+    latents = np.concatenate([
+        tf.random.stateless_normal([augment.LATENT_BLOCK, 4], seed=[stream[b], b]).numpy()
+        for b in range(3)])[:600]
+    expected = conditional.generator([latents, labels], training=False)
+    np.testing.assert_allclose(images, np.asarray(expected), atol=1e-5)
+
+
 def test_synthetic_dataset_streams(conditional):
     # 3 million images would take 3 GB; building the dataset and reading a
     # few must only generate the first batch.
