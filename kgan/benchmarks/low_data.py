@@ -8,7 +8,7 @@ is the test set), with several seeds:
 2. train the same small CNN (with the usual random shifts and rotations) on
    the real images only, and on real images mixed with the GAN's labelled
    samples (`kgan.augment.mix_datasets`), for the same number of steps;
-3. report test accuracy mean ± std over seeds, and the classification
+3. report test accuracy mean ± std (population, ddof=0) over seeds, and the classification
    accuracy score (CAS: a classifier trained on synthetic images only,
    tested on real ones), a measure of how usable the samples are as data.
 
@@ -84,8 +84,8 @@ def train_gan(images, labels, *, steps, seed, gan_augment, filters, ema_decay, b
         IMAGE_SHAPE, NUM_CLASSES, filters=filters, seed=seed, ema_decay=ema_decay,
         augment=None if gan_augment == "none" else gan_augment, **model_options,
     )
-    steps_per_execution = 10
-    gan.compile(steps_per_execution=steps_per_execution)
+    epochs, steps_per_epoch = _schedule(steps)
+    gan.compile(steps_per_execution=STEPS_PER_EXECUTION)
     dataset = (
         tf.data.Dataset.from_tensor_slices((images, labels))
         .shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
@@ -93,10 +93,36 @@ def train_gan(images, labels, *, steps, seed, gan_augment, filters, ema_decay, b
         .batch(batch_size, drop_remainder=True)
         .prefetch(tf.data.AUTOTUNE)
     )
-    epochs = max(1, steps // 100)
-    gan.fit(dataset, epochs=epochs, steps_per_epoch=steps // epochs, verbose=0)
+    gan.fit(dataset, epochs=epochs, steps_per_epoch=steps_per_epoch, verbose=0)
+    if int(gan.g_optimizer.iterations) != steps:  # the figures are recorded for `steps`
+        raise RuntimeError(
+            f"The GAN trained {int(gan.g_optimizer.iterations)} generator steps, not {steps}."
+        )
     gan.recalibrate_ema_statistics(seed=seed)
     return gan
+
+
+#: Generator steps per `fit` execution; the GAN's steps must be a multiple.
+STEPS_PER_EXECUTION = 10
+
+
+def _schedule(steps):
+    """`(epochs, steps_per_epoch)` training exactly `steps` steps, about 100 per epoch.
+
+    Keras rounds an epoch up to whole executions of `STEPS_PER_EXECUTION`
+    steps, so every epoch must hold a multiple of them: `--gan-steps 250`
+    as 2 epochs of 125 trained 260 steps.
+    """
+    if steps < STEPS_PER_EXECUTION or steps % STEPS_PER_EXECUTION:
+        raise ValueError(
+            f"--gan-steps must be a multiple of {STEPS_PER_EXECUTION} (the GAN trains "
+            f"{STEPS_PER_EXECUTION} steps per execution), got {steps}; e.g. "
+            f"{max(STEPS_PER_EXECUTION, steps // STEPS_PER_EXECUTION * STEPS_PER_EXECUTION)}."
+        )
+    epochs = max(1, steps // 100)
+    while steps % epochs or (steps // epochs) % STEPS_PER_EXECUTION:
+        epochs -= 1
+    return epochs, steps // epochs
 
 
 def generated(gan, per_class, seed, use_ema=True):
@@ -305,17 +331,27 @@ class _Evaluator:
 
 
 def summarize(rows):
-    """Mean and std over seeds of every figure, per labels-per-class."""
+    """Mean and population std (ddof=0) over seeds of every figure, per labels-per-class.
+
+    The std is numpy's default, the one the README's low-data tables were
+    measured with (mode_coverage reports the sample std, ddof=1: for 3
+    seeds, 1.22 times larger). A figure missing from some seeds' rows (e.g.
+    a filtered mix that kept too few images) is summarized over the seeds
+    that have it (`n`).
+    """
     summary = {}
     for per_class in sorted({r["per_class"] for r in rows}):
         group = [r for r in rows if r["per_class"] == per_class]
-        keys = [k for k in group[0] if k not in ("per_class", "seed")]
-        summary[str(per_class)] = {
-            k: {"mean": round(float(np.mean([r[k] for r in group if k in r])), 4),
-                "std": round(float(np.std([r[k] for r in group if k in r])), 4),
-                "n": sum(k in r for r in group)}
-            for k in keys
-        }
+        # Every key of any row, in first-seen order: a figure the first seed lacks still counts.
+        keys = list(dict.fromkeys(k for r in group for k in r if k not in ("per_class", "seed")))
+        summary[str(per_class)] = {}
+        for k in keys:
+            values = [r[k] for r in group if k in r]
+            summary[str(per_class)][k] = {
+                "mean": round(float(np.mean(values)), 4),
+                "std": round(float(np.std(values)), 4),
+                "n": len(values),
+            }
     return summary
 
 
@@ -366,6 +402,7 @@ def _check_arguments(args):
     """Refuse, before any training, what would fail after some: ValueError/OutputPathError."""
     for flag in ("gan_steps", "classifier_steps", "synthetic_per_class"):
         positive_int(getattr(args, flag), f"--{flag.replace('_', '-')}")
+    _schedule(args.gan_steps)
     _, labels = data.load_mnist_5k()
     smallest = int(np.bincount(labels).min())
     for per_class in args.per_class:

@@ -61,7 +61,29 @@ def test_one_row_reports_every_figure_in_range():
     assert {k for k in row if k.startswith("gan_") or k.endswith("_floor")} <= set(gan_only)
     summary = low_data.summarize([row, dict(row, seed=1, real_only=row["real_only"] + 0.1)])
     assert summary["10"]["real_only"]["n"] == 2
-    assert abs(summary["10"]["real_only"]["std"] - 0.05) < 1e-4
+    assert abs(summary["10"]["real_only"]["std"] - 0.05) < 1e-4  # population std (ddof=0)
+
+
+def test_summary_keeps_a_figure_the_first_seed_lacks():
+    # run_one leaves out a filtered mix that kept under 10 images; the
+    # summary took its keys from the first seed's row only.
+    rows = [{"per_class": 10, "seed": 0, "real_only": 0.5},
+            {"per_class": 10, "seed": 1, "real_only": 0.7, "mixed_0.25_filtered": 0.6},
+            {"per_class": 10, "seed": 2, "real_only": 0.6, "mixed_0.25_filtered": 0.8}]
+    for order in (rows, rows[::-1]):
+        summary = low_data.summarize(order)["10"]
+        assert summary["mixed_0.25_filtered"] == {"mean": 0.7, "std": 0.1, "n": 2}
+        assert summary["real_only"] == {"mean": 0.6, "std": 0.0816, "n": 3}
+
+
+@pytest.mark.parametrize("steps, schedule", [
+    (20, (1, 20)), (250, (1, 250)), (1200, (12, 100)), (1250, (5, 250)), (2100, (21, 100))])
+def test_the_gan_trains_exactly_the_steps_asked(steps, schedule):
+    # --gan-steps 250 was 2 epochs of 125 steps, each rounded up by Keras to
+    # whole executions of 10: 260 steps, recorded as 250.
+    assert low_data._schedule(steps) == schedule
+    epochs, per_epoch = schedule
+    assert epochs * per_epoch == steps and per_epoch % low_data.STEPS_PER_EXECUTION == 0
 
 
 @pytest.mark.parametrize("argv, says", [
@@ -72,6 +94,7 @@ def test_one_row_reports_every_figure_in_range():
     (["--per-class", "400", "--real-extra-per-class", "100"], "smallest class"),
     (["--seeds", "-1"], "--seeds must be >= 0"),
     (["--gan-steps", "0"], "--gan-steps must be at least 1"),
+    (["--gan-steps", "255"], "--gan-steps must be a multiple of 10 (the GAN trains 10 steps per execution), got 255; e.g. 250"),
     (["--classifier-steps", "0"], "--classifier-steps must be at least 1"),
     (["--fractions", "0.5", "1.5"], "--fractions must be in [0, 1]"),
     (["--confidence", "2"], "--confidence must be in [0, 1]"),
