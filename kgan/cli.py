@@ -57,6 +57,11 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
+def _augment_policy(text):
+    """`--augment` with its names stripped and lower-cased: `ADA` is `ada` everywhere."""
+    return ",".join(name.strip().lower() for name in text.split(",") if name.strip())
+
+
 def _unit_interval(text):
     try:
         value = float(text)
@@ -173,8 +178,9 @@ def build_parser():
     p.add_argument("--latent-dim", type=_positive_int, default=100)
     p.add_argument("--filters", type=_positive_int, default=64, help="base network width")
     p.add_argument("--ema-decay", type=_unit_interval, help="keep an EMA generator with this decay (e.g. 0.999)")
-    p.add_argument("--augment", help="DiffAugment policy, e.g. color,translation,cutout, or 'ada' "
-                                     "(adaptive discriminator augmentation; logs ada_p, ada_rt)")
+    p.add_argument("--augment", type=_augment_policy,
+                   help="DiffAugment policy, e.g. color,translation,cutout, or 'ada' "
+                        "(adaptive discriminator augmentation; logs ada_p, ada_rt)")
     p.add_argument("--ada-target", type=_unit_interval, help="--augment ada: r_t target (0.6)")
     p.add_argument("--ada-kimg", type=float,
                    help="--augment ada: thousands of images for p to go from 0 to 1 (500)")

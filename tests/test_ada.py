@@ -315,9 +315,10 @@ def test_ada_is_not_combined_and_needs_images():
 
 # ---------------------------------------------------------------- command line
 def test_kgan_train_augment_ada_logs_p_and_records_the_recipe(tmp_path):
+    # Written "ADA": it trained ADA but refused --ada-kimg, and recorded "ADA".
     output = tmp_path / "run"
     argv = ["train", "dcgan", "--dataset", "digits_8x8", "--image-size", "16", "--epochs", "1",
-            "--batch-size", "250", "--latent-dim", "8", "--filters", "4", "--verbose", "0", "--augment", "ada",
+            "--batch-size", "250", "--latent-dim", "8", "--filters", "4", "--verbose", "0", "--augment", "ADA",
             "--ada-kimg", "1", "--ada-target", "0.5", "--output", str(output)]
     assert cli.main(argv) == 0
     with open(output / "log.csv", newline="") as handle:
