@@ -110,7 +110,8 @@ def build_parser():
         description=(
             "Sample images from a pretrained generator. OUTPUT ending in .png writes a grid, "
             ".npz writes a uint8 array 'images' of shape [N, H, W, C], anything else is a "
-            "folder of PNGs. --interpolate K draws N rows of K-step spherical interpolations."
+            "folder of PNGs. --interpolate K draws N rows of K-step spherical interpolations "
+            "(a class-conditional preset's rows cycle through its classes)."
         ),
     )
     p.add_argument("name", help="preset name, preset folder, or https URL (with --sha256)")

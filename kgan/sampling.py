@@ -44,7 +44,8 @@ def sample_batches(model, num, seed=0, interpolate=None, batch_size=BATCH_SIZE):
         num: number of samples, or of interpolation rows.
         seed: latent seed; `None` draws from the model's own stream.
         interpolate: `K` to yield rows of `K`-step spherical interpolations
-            between consecutive pairs of latents (`num * K` images in all).
+            between consecutive pairs of latents (`num * K` images in all);
+            a class-conditional model's row r is of class `r % num_classes`.
         batch_size: images per generator call.
 
     Yields:
@@ -67,10 +68,18 @@ def sample_batches(model, num, seed=0, interpolate=None, batch_size=BATCH_SIZE):
             yield kgan_images.to_uint8(batch)
         return
     rows_per_batch = max(1, batch_size // interpolate)
+    # A class-conditional model's rows cycle through its classes, as its
+    # plain samples do (every row was class 0 before).
+    num_classes = getattr(model, "num_classes", None)
+    row = 0
     # Pairs of ends come from one latent stream of 2 * num vectors, in chunks
     # of whole pairs, so the rows match the unchunked `latents(2 * num, seed)`.
     for ends in model.latent_batches(2 * num, seed=seed, batch_size=2 * rows_per_batch):
-        rows = [model.interpolate(ends[i], ends[i + 1], interpolate) for i in range(0, len(ends), 2)]
+        rows = []
+        for i in range(0, len(ends), 2):
+            label = {} if num_classes is None else {"label": row % num_classes}
+            rows.append(model.interpolate(ends[i], ends[i + 1], interpolate, **label))
+            row += 1
         yield kgan_images.to_uint8(np.concatenate(rows, axis=0))
 
 

@@ -49,3 +49,20 @@ def test_two_threads_writing_one_npz_leave_one_whole_file(model, tmp_path):
     candidates = [model.generate_uint8(300, seed=seed) for seed in (0, 1)]
     assert any(np.array_equal(images, c) for c in candidates)
     assert [p.name for p in tmp_path.iterdir()] == ["s.npz"]
+
+
+def test_interpolation_rows_of_a_conditional_model_cycle_through_its_classes(tmp_path):
+    # Every row was class 0: `kgan sample cgan_mnist_50shot --interpolate 4` drew only zeros.
+    from kgan.images import to_uint8
+    from kgan.models import ConditionalGAN
+    from kgan_test_utils import spread_weights
+
+    gan = spread_weights(ConditionalGAN.from_image_shape(
+        (16, 16, 1), 3, latent_dim=4, filters=2, embedding_dim=2, seed=0))
+    images = np.concatenate(list(sampling.sample_batches(gan, 5, seed=0, interpolate=3, batch_size=6)))
+    ends = gan.latents(10, seed=0)
+    expected = np.concatenate([to_uint8(gan.interpolate(ends[2 * r], ends[2 * r + 1], 3, label=r % 3))
+                               for r in range(5)])
+    np.testing.assert_array_equal(images, expected)
+    first_row_as_class_0 = to_uint8(gan.interpolate(ends[2], ends[3], 3, label=0))
+    assert not np.array_equal(images[3:6], first_row_as_class_0)  # row 1 is class 1
