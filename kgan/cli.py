@@ -826,6 +826,9 @@ def _num_classes(dataset, name):
     import tensorflow as tf
 
     names = getattr(dataset, "class_names", None)
+    if names and len(names) < 2:
+        raise CLIError(f"{name} has one class sub-folder ({names[0]}); a conditional GAN needs "
+                       "labelled data of at least two classes, one sub-folder each")
     if names:
         return len(names)
     largest = dataset.reduce(tf.constant(-1, tf.int32),

@@ -706,6 +706,18 @@ def test_a_conditional_gan_trained_on_class_folders_synthesizes_into_folders_of_
                                  batch_size=6).class_names == ["one", "seven", "three"]
 
 
+def test_a_conditional_gan_on_one_class_folder_says_so(tmp_path, capsys):
+    # The error named num_classes, an argument the user never passed.
+    (tmp_path / "digits" / "seven").mkdir(parents=True)
+    (tmp_path / "digits" / "seven" / "0.png").write_bytes(
+        kgan.images.encode_png(np.zeros((20, 20, 1), np.uint8)))
+    assert run(["train", "conditional_gan", "--dataset", tmp_path / "digits", "--image-size", "16",
+                "--epochs", "1", "--batch-size", "1", "--output", tmp_path / "run"]) == 2
+    err = capsys.readouterr().err
+    assert "has one class sub-folder (seven)" in err and "at least two classes" in err, err
+    assert not (tmp_path / "run").exists()
+
+
 @pytest.mark.parametrize("names", [["b", "a", "c"], ["x", "../y", "z"], ["a", "b"]])
 def test_synthesize_names_folders_by_label_when_class_names_would_not_read_back(
         conditional_preset, tmp_path, names):

@@ -525,8 +525,9 @@ def parse_args(argv=None):
     parser.add_argument("--steps-per-execution", type=_positive, default=50)
     parser.add_argument("--jit-compile", action="store_true", help="XLA-compile the train step")
     parser.add_argument("--precision", choices=PRECISIONS, default="float32")
-    parser.add_argument("--threshold", type=float, default=3.0,
-                        help="high-quality radius in standard deviations")
+    parser.add_argument("--threshold", type=float, default=None,
+                        help="high-quality radius in standard deviations (default 3; new runs "
+                        "only: --from-json keeps the report's)")
     parser.add_argument("--min-count", type=_positive, default=1,
                         help="high-quality samples a mode needs to count as covered")
     parser.add_argument("--log-every", type=_positive, default=None,
@@ -545,6 +546,9 @@ def parse_args(argv=None):
             f"--steps ({args.steps}) must be a multiple of --log-every ({log_every}) and that "
             f"a multiple of --steps-per-execution ({args.steps_per_execution})."
         )
+    args.threshold_given = args.threshold is not None
+    if not args.threshold_given:
+        args.threshold = 3.0
     if not (math.isfinite(args.threshold) and args.threshold > 0):
         parser.error(f"--threshold must be positive, got {args.threshold}.")
     return args
@@ -561,6 +565,7 @@ def main(argv=None):
     try:
         if args.from_json:
             report = load_report(args.from_json)
+            _check_rescore_threshold(report, args)
             report["summary"] = summarize(rescore(report["runs"], args.min_count))
             _print_summary(report, args.markdown)
             print(f"(modes re-counted at --min-count {args.min_count} from {args.from_json})")
@@ -574,6 +579,23 @@ def main(argv=None):
         return report_error("mode_coverage", err)
     _print_summary(report, args.markdown)
     return 0
+
+
+def _check_rescore_threshold(report, args):
+    """Refuse a --threshold a saved report cannot be re-scored at.
+
+    A report keeps each mode's count of samples within its radius, not the
+    samples: modes can be re-counted at another --min-count, but not at
+    another radius (the flag was silently ignored).
+    """
+    saved = {run["threshold"] for run in report["runs"]}
+    if args.threshold_given and saved != {args.threshold}:
+        radius = ", ".join(f"{t:g}" for t in sorted(saved))
+        raise ValueError(
+            f"--threshold {args.threshold:g} cannot re-score {args.from_json}: it keeps the "
+            f"mode counts within {radius} std, not the samples. --from-json re-counts modes at "
+            "--min-count only; train again for another --threshold."
+        )
 
 
 def _run_from_args(args, argv):

@@ -80,6 +80,11 @@ def test_rescore_recounts_modes_from_saved_counts(tmp_path, capsys):
     assert "| ring8 | dcgan | 5.0 ± 0.0 / 8 | 0.490 ± 0.000 | 5 | 1 |" in capsys.readouterr().out
     with pytest.raises(ValueError, match="min_count"):
         mode_coverage.rescore(runs, 0)
+    # The saved counts are at 3 std: another radius was silently ignored.
+    assert mode_coverage.main(["--from-json", str(saved), "--threshold", "3"]) == 0
+    capsys.readouterr()
+    assert mode_coverage.main(["--from-json", str(saved), "--threshold", "0.5"]) == 2
+    assert "--threshold 0.5 cannot re-score" in capsys.readouterr().err
 
 
 def test_architecture_names_resolve_loosely():
