@@ -1,7 +1,8 @@
 """Train a DCGAN on several machines with `tf.distribute.MultiWorkerMirroredStrategy`.
 
 Start one process per worker. Every process gets the same cluster in
-`TF_CONFIG` and its own `task.index`; worker 0 is the chief and saves the model:
+`TF_CONFIG` and its own `task`; the chief (task type "chief", or worker 0 in a
+cluster of workers only) saves the model and writes the backup:
 
     # machine 1 (chief)
     TF_CONFIG='{"cluster": {"worker": ["host1:12345", "host2:12345"]},
@@ -10,7 +11,9 @@ Start one process per worker. Every process gets the same cluster in
     # machine 2: the same command with "index": 1
 
 (Both on one machine: use 127.0.0.1 with two ports.) Without `TF_CONFIG` it
-trains on this machine alone. `--global-batch-size` is split evenly over the
+trains on this machine alone. With `--backup DIR` (a folder every worker sees,
+e.g. on a shared disk) the run is backed up after every epoch, and the same
+commands resume a cluster that was stopped after its last finished epoch. `--global-batch-size` is split evenly over the
 workers; each step all-reduces the gradients, so every worker holds the same
 weights after every step.
 
@@ -63,7 +66,12 @@ def main(argv=None):
     parser.add_argument("--dataset", default="mnist_5k")
     parser.add_argument("--global-batch-size", type=int, default=64,
                         help="examples per step over all workers (a multiple of the worker count)")
-    parser.add_argument("--steps", type=int, default=100, help="train steps (fit runs one epoch of them)")
+    parser.add_argument("--steps", type=int, default=100, help="train steps per epoch")
+    parser.add_argument("--epochs", type=int, default=1)
+    parser.add_argument("--backup", metavar="DIR",
+                        help="back up every epoch into DIR (shared by all workers) and resume from it")
+    parser.add_argument("--keep-backup", action="store_true",
+                        help="keep --backup after training (for checking; it is deleted otherwise)")
     parser.add_argument("--latent-dim", type=int, default=100)
     parser.add_argument("--filters", type=int, default=64)
     parser.add_argument("--seed", type=int, default=0)
@@ -79,7 +87,9 @@ def main(argv=None):
     # collective ops of this process. It reads the cluster from TF_CONFIG.
     strategy = tf.distribute.MultiWorkerMirroredStrategy()
     task = json.loads(os.environ.get("TF_CONFIG", "{}")).get("task", {})
-    is_chief = task.get("index", 0) == 0
+    # The chief by TensorFlow's rule: task type "chief", or worker 0 of a
+    # cluster without one (the index alone made a chief/0 and a worker/0 both save).
+    is_chief = strategy.extended.should_checkpoint
     if args.global_batch_size % strategy.num_replicas_in_sync:
         parser.error(f"--global-batch-size must be a multiple of {strategy.num_replicas_in_sync}")
 
@@ -104,14 +114,22 @@ def main(argv=None):
     initial = weights_by_name(gan) if args.dump_weights else None
 
     distributed = strategy.distribute_datasets_from_function(dataset_fn)
-    history = gan.fit(distributed, epochs=1, steps_per_epoch=args.steps, shuffle=False, verbose=2)
+    callbacks = []
+    if args.backup:
+        # The chief writes it, every worker restores from it (kgan's callback).
+        callbacks.append(kgan.callbacks.BackupAndRestore(
+            args.backup, delete_checkpoint=not args.keep_backup))
+    history = gan.fit(distributed, epochs=args.epochs, steps_per_epoch=args.steps, shuffle=False,
+                      verbose=2, callbacks=callbacks)
 
     if args.dump_weights:
         final = weights_by_name(gan)
         np.savez(args.dump_weights, **{f"initial:{k}": v for k, v in initial.items()},
                  **{f"final:{k}": v for k, v in final.items()})
-    losses = {k: round(float(v[-1]), 4) for k, v in history.history.items()}
-    print(f"worker {task.get('index', 0)} of {strategy.num_replicas_in_sync}: {losses}")
+    # Empty when a resumed run had nothing left to train.
+    losses = {k: round(float(v[-1]), 4) for k, v in history.history.items() if v}
+    print(f"{task.get('type', 'worker')} {task.get('index', 0)} of "
+          f"{strategy.num_replicas_in_sync}: {losses}")
     # Only the chief writes the model (the weights are the same everywhere); the
     # others would race it for the same file on a shared disk.
     if is_chief:

@@ -504,6 +504,10 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
     per-epoch backups resume exactly. Backups written by the Keras callback
     (`latest.weights.h5`) are read too.
 
+    Under `MultiWorkerMirroredStrategy`, `backup_dir` must be one folder
+    all workers see (a shared file system): the chief writes it and every
+    worker restores from it.
+
     Args:
         backup_dir: folder of the backup (used by this run only).
         save_freq: `"epoch"` or a number of batches.
@@ -582,8 +586,18 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
         ):
             self._replay(self.restored_epoch)
 
+    def _writes_backups(self):
+        """Whether this process writes the backup: all but the non-chief workers of a cluster.
+
+        Under `MultiWorkerMirroredStrategy` every worker holds the same
+        state; two writers of one shared folder deleted each other's
+        temporary files and crashed both. All workers restore from it.
+        """
+        return bool(getattr(self.model.distribute_strategy.extended, "should_checkpoint", True))
+
     def on_train_end(self, logs=None):
-        super().on_train_end(logs)
+        if self._writes_backups():
+            super().on_train_end(logs)  # deletes the backup when delete_checkpoint
         self.replayed_by_fit = False
         # fit() reads _initial_epoch before training; left set, the next fit
         # of this model would silently skip the restored number of epochs.
@@ -637,6 +651,8 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
 
         from kgan.atomic import make_dirs, write_file
 
+        if not self._writes_backups():
+            return
         folder = Path(self.backup_dir)
         bad = non_finite_variable(self._state_variables())
         if bad is not None:

@@ -406,3 +406,24 @@ def test_written_target_names_the_file_write_file_was_writing(tmp_path):
     assert atomic.written_target(seen[0]) == tmp_path / "out.npz"
     assert atomic.written_target(tmp_path / "out.npz") == tmp_path / "out.npz"
     assert atomic.written_target(".tmp-notes.txt") == Path(".tmp-notes.txt")  # not kgan's
+
+
+def test_a_worker_that_is_not_the_chief_restores_but_never_writes_the_backup(tmp_path, monkeypatch):
+    # Under MultiWorkerMirroredStrategy all workers share one backup folder:
+    # two writers deleted each other's temporary files and both crashed.
+    images = np.random.default_rng(0).uniform(-1, 1, (8, 16, 16, 1)).astype("float32")
+    data = tf.data.Dataset.from_tensor_slices(images).batch(4)
+    chief = tiny_dcgan()
+    chief.compile()
+    chief.fit(data, epochs=1, verbose=0,
+              callbacks=[BackupAndRestore(tmp_path / "backup", delete_checkpoint=False)])
+    (tmp_path / "backup" / ".tmp-1-chief-writing.weights.h5").write_bytes(b"the chief's save")
+    before = {p.name: p.read_bytes() for p in (tmp_path / "backup").iterdir()}
+    extended = type(tf.distribute.get_strategy().extended)
+    monkeypatch.setattr(extended, "should_checkpoint", property(lambda self: False), raising=False)
+    worker = tiny_dcgan()
+    worker.compile()
+    backup = BackupAndRestore(tmp_path / "backup")  # delete_checkpoint: the chief's job too
+    worker.fit(data, epochs=3, verbose=0, callbacks=[backup])
+    assert backup.restored_epoch == 1 and int(worker.g_optimizer.iterations.numpy()) == 6
+    assert {p.name: p.read_bytes() for p in (tmp_path / "backup").iterdir()} == before

@@ -36,18 +36,28 @@ def free_ports(count):
             s.close()
 
 
-def launch_workers(tmp_path, args, num_workers=2):
-    """Start one process per worker; returns `[(returncode, log_text)]` per worker."""
-    workers = [f"127.0.0.1:{port}" for port in free_ports(num_workers)]
+def launch_workers(tmp_path, args, num_workers=2, chief_job=False):
+    """Start one process per worker; returns `[(returncode, log_text)]` per worker.
+
+    With `chief_job`, the first process is task `chief` 0 and the others
+    `worker` 0, 1, ... (TensorFlow's other cluster layout).
+    """
+    addresses = [f"127.0.0.1:{port}" for port in free_ports(num_workers)]
+    if chief_job:
+        cluster = {"chief": addresses[:1], "worker": addresses[1:]}
+        tasks = [("chief", 0)] + [("worker", i) for i in range(num_workers - 1)]
+    else:
+        cluster = {"worker": addresses}
+        tasks = [("worker", i) for i in range(num_workers)]
     processes = []
-    for index in range(num_workers):
+    for index, (task_type, task_index) in enumerate(tasks):
         env = dict(
             os.environ,
             TF_CPP_MIN_LOG_LEVEL="2",
             CUDA_VISIBLE_DEVICES="",
             # One thread pool each: two workers share this machine's cores.
             TF_NUM_INTEROP_THREADS="1",
-            TF_CONFIG=json.dumps({"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}),
+            TF_CONFIG=json.dumps({"cluster": cluster, "task": {"type": task_type, "index": task_index}}),
         )
         log = open(tmp_path / f"worker{index}.log", "w")
         processes.append((subprocess.Popen(
@@ -73,11 +83,14 @@ def launch_workers(tmp_path, args, num_workers=2):
     return results
 
 
-def launch_cluster(tmp_path_factory, args):
-    """`launch_workers` in a new folder, retried when a port was taken between probing and binding."""
+def launch_cluster(tmp_path_factory, args, chief_job=False, prepare=None):
+    """`launch_workers` in a new folder (`prepare(folder)` first), retried when a port
+    was taken between probing and binding."""
     for _ in range(3):
         tmp_path = tmp_path_factory.mktemp("multiworker")
-        results = launch_workers(tmp_path, args)
+        if prepare is not None:
+            prepare(tmp_path)
+        results = launch_workers(tmp_path, args, chief_job=chief_job)
         logs = "\n".join(log for _, log in results).lower()
         if all(code == 0 for code, _ in results) or not any(e in logs for e in PORT_ERRORS):
             break
@@ -87,8 +100,9 @@ def launch_cluster(tmp_path_factory, args):
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """Both workers' logs and weight dumps after a few distributed steps."""
-    args = ["--steps", "4", "--global-batch-size", "16", "--filters", "4", "--latent-dim", "8",
-            "--output", "chief_out"]
+    # Two epochs backed up into one folder both workers see (as on a shared disk).
+    args = ["--steps", "2", "--epochs", "2", "--global-batch-size", "16", "--filters", "4",
+            "--latent-dim", "8", "--output", "chief_out", "--backup", "backup", "--keep-backup"]
     tmp_path, results = launch_cluster(tmp_path_factory, args)
     for index, (code, log) in enumerate(results):
         assert code == 0, f"worker {index} exited with {code}:\n{log[-4000:]}"
@@ -146,6 +160,44 @@ def test_only_the_chief_saves_the_model(trained):
     tmp_path, logs, _ = trained
     assert (tmp_path / "chief_out" / "dcgan.keras").is_file()
     assert "saved" in logs[0] and "saved" not in logs[1]
+
+
+def test_the_chief_alone_writes_the_shared_backup(trained):
+    # Both workers wrote it and deleted each other's temporary files: both
+    # crashed after the first epoch.
+    tmp_path, _, _ = trained
+    backup = tmp_path / "backup"
+    assert json.loads((backup / "training_metadata.json").read_text())["epoch"] == 2
+    names = sorted(p.name for p in backup.iterdir())
+    assert len(names) == 2 and names[0].startswith("ckpt-000002-") and names[1] == "training_metadata.json"
+
+
+def test_a_cluster_with_a_chief_task_resumes_from_the_shared_backup(trained, tmp_path_factory):
+    # The other TF_CONFIG layout: task "chief" 0 and "worker" 0. Both saved
+    # the model when the example took index 0 for the chief.
+    import shutil
+
+    backup = trained[0] / "backup"
+    args = ["--steps", "2", "--epochs", "3", "--global-batch-size", "16", "--filters", "4",
+            "--latent-dim", "8", "--output", "chief_out", "--backup", "backup"]
+    tmp_path, results = launch_cluster(
+        tmp_path_factory, args, chief_job=True,
+        prepare=lambda folder: shutil.copytree(backup, folder / "backup"))
+    for index, (code, log) in enumerate(results):
+        assert code == 0, f"process {index} exited with {code}:\n{log[-4000:]}"
+    (_, chief_log), (_, worker_log) = results
+    assert "chief 0 of 2:" in chief_log and "saved" in chief_log
+    assert "worker 0 of 2:" in worker_log and "saved" not in worker_log
+    dumps = [dict(np.load(tmp_path / f"worker{i}.npz")) for i in range(2)]
+    for dump in dumps:  # both restored the 2 backed-up epochs: 4 steps, then 2 more
+        iterations = [v for k, v in dump.items() if k.startswith("initial:g_optimizer")
+                      and k.endswith("iteration")]
+        finals = [v for k, v in dump.items() if k.startswith("final:g_optimizer")
+                  and k.endswith("iteration")]
+        assert [int(v) for v in iterations + finals] == [0, 6]
+    finals = [k for k in dumps[0] if k.startswith("final:")]
+    assert [k for k in finals if not np.array_equal(dumps[0][k], dumps[1][k])] == []
+    assert not (tmp_path / "backup").exists()  # the chief deleted it at the end
 
 
 # ---------------------------------------------------------------- in one process
