@@ -372,6 +372,14 @@ class ConditionalGAN(GAN):
         gan.fit(data.take(2), epochs=1)
         ```
         """
+        if isinstance(x, tf.distribute.DistributedDataset):
+            # Already split over the replicas: no first batch to look at here.
+            # Its element spec tells whether there are labels; their values are
+            # checked in every train step.
+            spec = x.element_spec
+            if not (isinstance(spec, (tuple, list)) and len(spec) > 1):
+                raise self._missing_labels_error()
+            return super().fit(x, y, *args, **kwargs)
         if isinstance(x, tf.data.Dataset):
             batch = self._first_batch(x)
             labels = batch[1] if isinstance(batch, (tuple, list)) and len(batch) > 1 else None

@@ -200,6 +200,25 @@ def test_a_bad_label_in_a_later_batch_stops_fit(bad_label):
     gan.fit(labeled_batches([0, 1, 2] * 4), verbose=0)  # good data trains on
 
 
+def test_fit_takes_a_dataset_already_distributed_over_the_replicas(two_cpu_strategy):
+    # The README's multi-machine input sharding hands fit a distributed
+    # dataset: fit saw no tf.data.Dataset and said "got images without labels".
+    with two_cpu_strategy.scope():
+        gan = tiny(filters=2)
+        gan.compile()
+    labels = [0, 1, 2] * 4
+    distributed = two_cpu_strategy.experimental_distribute_dataset(labeled_batches(labels))
+    gan.fit(distributed, verbose=0)
+    assert int(gan.g_optimizer.iterations.numpy()) == 2
+    unlabeled = two_cpu_strategy.experimental_distribute_dataset(
+        labeled_batches(labels).map(lambda x, y: x))
+    with pytest.raises(InputValidationError, match="without labels"):
+        gan.fit(unlabeled, verbose=0)
+    labels[8] = -1
+    with pytest.raises(InputValidationError, match="label outside the classes"):
+        gan.fit(two_cpu_strategy.experimental_distribute_dataset(labeled_batches(labels)), verbose=0)
+
+
 # ---------------------------------------------------------------- config, EMA, presets, export
 def test_config_round_trip_gives_the_same_model():
     gan = tiny(adversarial_loss="non_saturating", ema_decay=0.9, augment="translation")
