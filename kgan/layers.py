@@ -242,7 +242,12 @@ class ImagePool(keras.layers.Layer):
         self.count.assign(new_count)
         if distributed and replicas > 1:
             size = tf.shape(local)[0]
-            start = tf.cast(context.replica_id_in_sync_group, tf.int32) * size
+            # This replica's rows start after the earlier replicas' rows, whose
+            # counts differ on an uneven (last, partial) batch: replica_id * size
+            # handed a replica another replica's images there.
+            sizes = context.all_gather(tf.reshape(size, [1]), axis=0)
+            replica = tf.cast(context.replica_id_in_sync_group, tf.int32)
+            start = tf.reduce_sum(sizes[:replica])
             returned = returned[start : start + size]
             returned.set_shape(local.shape)
         return returned

@@ -176,6 +176,26 @@ def test_pool_processes_a_batch_in_order():
     assert int(pool.count.numpy()) == 5
 
 
+def test_pool_returns_each_replica_its_own_images_on_an_uneven_batch(two_cpu_strategy):
+    # A global batch of 3 splits 2 + 1: replica 1's rows start at 2, not at
+    # replica_id * 1, which handed it replica 0's second image.
+    with two_cpu_strategy.scope():
+        pool = ImagePool(50, (2, 2, 1))  # filling: every image comes back as it went in
+        pool.build((None, 2, 2, 1))
+    ids = np.arange(3, dtype="float32").reshape(3, 1, 1, 1) * np.ones((1, 2, 2, 1), "float32")
+    batch = next(iter(two_cpu_strategy.experimental_distribute_dataset(
+        tf.data.Dataset.from_tensor_slices(ids).batch(3))))
+
+    @tf.function
+    def step(images):
+        return two_cpu_strategy.run(lambda x: (x, pool(x, seed=tf.constant([0, 0]))), args=(images,))
+
+    sent, returned = step(batch)
+    sent = [t.numpy()[:, 0, 0, 0].tolist() for t in two_cpu_strategy.experimental_local_results(sent)]
+    back = [t.numpy()[:, 0, 0, 0].tolist() for t in two_cpu_strategy.experimental_local_results(returned)]
+    assert sent == [[0.0, 1.0], [2.0]] and back == sent
+
+
 def test_pool_size_zero_passes_images_through():
     pool = ImagePool(0, (2, 2, 1))
     assert not pool.weights
