@@ -597,7 +597,29 @@ def _strategy(args):
         raise CLIError(f"--batch-size {args.batch_size} is the global batch, split evenly over "
                        f"{replicas} replicas: pass a multiple of {replicas}, e.g. --batch-size "
                        f"{multiple}")
-    return tf.distribute.MirroredStrategy(devices)
+    strategy = tf.distribute.MirroredStrategy(devices)
+    _check_distributed_compile(args, strategy)
+    return strategy
+
+
+def _check_distributed_compile(args, strategy):
+    """The model's compile refusals under `strategy`, in the flags' words (before OUTPUT exists)."""
+    from kgan.models import gan
+
+    replicas = strategy.num_replicas_in_sync
+    try:
+        gan.check_compile_settings(strategy, steps_per_execution=args.steps_per_execution)
+    except ValueError:
+        raise CLIError(f"--steps-per-execution {args.steps_per_execution} cannot run with "
+                       f"--distribute mirrored over {replicas} replicas: Keras's multi-step loop "
+                       "fails there (keras-team/keras#19246); leave --steps-per-execution at auto "
+                       "(1 under --distribute mirrored)")
+    try:
+        gan.check_compile_settings(strategy, jit_compile=args.jit_compile)
+    except ValueError:
+        raise CLIError(f"--jit-compile cannot run with --distribute mirrored over {replicas} CPU "
+                       "devices: XLA compiles the step for one device, which cannot reach the "
+                       "other replicas' variables; drop --jit-compile (GPUs are not refused)")
 
 
 @contextlib.contextmanager

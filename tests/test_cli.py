@@ -532,7 +532,15 @@ def test_train_distribute_mirrored_trains_on_every_device(arch, tmp_path):
         lines = [line for line in refused.stderr.splitlines() if line.startswith("kgan")]
         assert len(lines) == 1 and "Traceback" not in refused.stderr, refused.stderr[-3000:]
         assert lines[0].startswith(
-            "kgan: error: steps_per_execution=10 cannot run under a MirroredStrategy of 2 replicas")
+            "kgan: error: --steps-per-execution 10 cannot run with --distribute mirrored over 2 "
+            "replicas")
+        assert not (tmp_path / "refused").exists()
+        refused = _subprocess([sys.executable, "-c", _TWO_DEVICE_CLI] + argv[:-1]
+                              + [str(tmp_path / "refused"), "--jit-compile"], tmp_path)
+        lines = [line for line in refused.stderr.splitlines() if line.startswith("kgan")]
+        assert refused.returncode == 2 and len(lines) == 1, refused.stderr[-3000:]
+        assert lines[0].startswith("kgan: error: --jit-compile cannot run with --distribute "
+                                   "mirrored over 2 CPU devices")
         assert not (tmp_path / "refused").exists()
 
 

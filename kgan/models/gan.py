@@ -21,6 +21,7 @@ import math
 import os
 import re
 import threading
+import warnings
 
 import keras
 import numpy as np
@@ -459,7 +460,8 @@ class GAN(keras.Model):
                 "optimizer only updates the variables it was built with. "
                 "Pass two optimizer instances."
             )
-        _check_steps_per_execution(kwargs.get("steps_per_execution"), self.distribute_strategy)
+        check_compile_settings(self.distribute_strategy, kwargs.get("steps_per_execution"),
+                               kwargs.get("jit_compile"))
         # Optimizers bind to the strategy in scope when they are created.
         with self.distribute_strategy.scope():
             default_g, default_d = self.default_optimizers()
@@ -520,6 +522,20 @@ class GAN(keras.Model):
         config = dict(config)
         g_optimizer = _deserialize(config.pop("g_optimizer", None))
         d_optimizer = _deserialize(config.pop("d_optimizer", None))
+        # A model saved on one device and loaded under a strategy that cannot
+        # run its settings: loading must not fail (the user never called
+        # compile here), and compile=False would drop the optimizer state.
+        for key, check, runs_with in (("steps_per_execution", _check_steps_per_execution, 1),
+                                      ("jit_compile", _check_jit_compile, False)):
+            try:
+                check(config.get(key), self.distribute_strategy)
+            except ValueError as err:
+                warnings.warn(
+                    f"{type(self).__name__} was saved with {key}={config[key]}, which cannot run "
+                    f"here: {err} Loaded with {key}={runs_with} (optimizer state kept).",
+                    stacklevel=2,
+                )
+                config[key] = runs_with
         self.compile(g_optimizer=g_optimizer, d_optimizer=d_optimizer, **config)
 
     # ------------------------------------------------------------------ metrics
@@ -1438,6 +1454,46 @@ def _check_steps_per_execution(steps, strategy):
             f"{strategy.num_replicas_in_sync} replicas in Keras {keras.__version__}: fit's "
             "multi-step loop fails there (keras-team/keras#19246). Compile with "
             "steps_per_execution=1 under this strategy."
+        )
+
+
+def check_compile_settings(strategy, steps_per_execution=None, jit_compile=None):
+    """Refuse `compile` settings that cannot run under `strategy`.
+
+    Raises:
+        ValueError: `steps_per_execution > 1` under a mirrored strategy of
+            several replicas (keras-team/keras#19246), or `jit_compile=True`
+            under a MirroredStrategy of several CPU devices.
+
+    Example:
+
+    ```python
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0"])
+    kgan.models.gan.check_compile_settings(strategy, steps_per_execution=10)  # one replica: fine
+    ```
+    """
+    _check_steps_per_execution(steps_per_execution, strategy)
+    _check_jit_compile(jit_compile, strategy)
+
+
+def _check_jit_compile(jit_compile, strategy):
+    """Refuse XLA under a MirroredStrategy of several CPU devices.
+
+    XLA compiles the step for one CPU device, which then cannot reach the
+    other replicas' variables: TensorFlow 2.21 fails with "Trying to access
+    resource ... located in device CPU:1 from device CPU:0", for a plain
+    `keras.Sequential` too. GPUs and TPUs are not refused (not tried here).
+    """
+    if jit_compile is not True or not isinstance(strategy, tf.distribute.MirroredStrategy):
+        return
+    devices = strategy.extended.worker_devices
+    if len(devices) > 1 and all("CPU" in tf.DeviceSpec.from_string(d).device_type.upper()
+                                for d in devices):
+        raise ValueError(
+            f"jit_compile=True cannot run under a MirroredStrategy of {len(devices)} CPU "
+            "devices: XLA compiles the step for one device, which cannot reach the other "
+            "replicas' variables (TensorFlow fails so for any Keras model). Compile with "
+            "jit_compile=False under this strategy."
         )
 
 

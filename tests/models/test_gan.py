@@ -409,6 +409,34 @@ def test_compile_refuses_several_steps_per_execution_on_several_mirrored_replica
     DCGAN.from_image_shape((16, 16, 1), latent_dim=4, filters=4).compile(steps_per_execution=10)
 
 
+def test_compile_refuses_xla_on_several_mirrored_cpu_devices(two_cpu_strategy):
+    # TensorFlow failed in the first step: "Trying to access resource ...
+    # located in device CPU:1 from device CPU:0", a traceback from kgan train.
+    with two_cpu_strategy.scope():
+        model = DCGAN.from_image_shape((16, 16, 1), latent_dim=4, filters=4)
+        with pytest.raises(ValueError, match=r"jit_compile=True cannot run under a "
+                           r"MirroredStrategy of 2 CPU devices.*jit_compile=False"):
+            model.compile(jit_compile=True)
+        model.compile(jit_compile=False)
+
+
+def test_a_model_saved_with_settings_a_strategy_cannot_run_loads_under_it(two_cpu_strategy, tmp_path):
+    # Loading raised compile's refusal, which the user could not change; with
+    # compile=False the optimizer state was lost.
+    model = DCGAN.from_image_shape((16, 16, 1), latent_dim=4, filters=4, seed=0)
+    model.compile(steps_per_execution=10, jit_compile=True)
+    images = np.random.default_rng(0).uniform(-1, 1, (8, 16, 16, 1)).astype("float32")
+    model.fit(tf.data.Dataset.from_tensor_slices(images).batch(4), epochs=1, verbose=0)
+    model.save(tmp_path / "spe10.keras")
+    with two_cpu_strategy.scope():
+        with pytest.warns(UserWarning, match=r"saved with steps_per_execution=10.*Loaded with "
+                          r"steps_per_execution=1 \(optimizer state kept\)") as caught:
+            loaded = keras.saving.load_model(tmp_path / "spe10.keras")
+    assert any("jit_compile=True" in str(w.message) for w in caught)
+    assert loaded.steps_per_execution == 1 and loaded.jit_compile is False
+    assert int(loaded.g_optimizer.iterations.numpy()) == 2
+
+
 #: Plain Keras, no kgan: a Sequential model fit with steps_per_execution=2
 #: under a two-replica MirroredStrategy. In its own process, since the failure
 #: happens inside a collective step.
@@ -439,6 +467,26 @@ def test_keras_still_cannot_run_several_steps_under_mirrored_strategy():
 
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="")
     result = subprocess.run([sys.executable, "-c", _KERAS_MULTI_STEP_UNDER_MIRRORED],
+                            capture_output=True, text=True, env=env, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip().splitlines()[-1] == "fails: True", result.stdout
+
+
+_KERAS_XLA_UNDER_MIRRORED_CPUS = _KERAS_MULTI_STEP_UNDER_MIRRORED.replace(
+    'model.compile("sgd", "mse", steps_per_execution=2)', 'model.compile("sgd", "mse", jit_compile=True)'
+).replace('"You must feed a value for placeholder tensor"', '"Trying to access resource"')
+
+
+def test_tensorflow_still_cannot_run_xla_under_mirrored_cpu_devices():
+    """The reason for GAN.compile's XLA refusal. When this fails because
+    TensorFlow runs it, remove `kgan.models.gan._check_jit_compile`."""
+    import os
+    import subprocess
+    import sys
+
+    assert "jit_compile=True" in _KERAS_XLA_UNDER_MIRRORED_CPUS
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="")
+    result = subprocess.run([sys.executable, "-c", _KERAS_XLA_UNDER_MIRRORED_CPUS],
                             capture_output=True, text=True, env=env, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip().splitlines()[-1] == "fails: True", result.stdout
