@@ -431,6 +431,13 @@ def _quality_callback(args, image_shape, output):
     # The training data as the model sees it: its split, size and channels.
     real = data.load(args.dataset, split=args.split, batch_size=250, image_size=args.image_size,
                      channels=args.channels, shuffle=False, drop_remainder=False)
+    # Here, not at the first evaluation (after OUTPUT exists and an epoch has
+    # trained): the real set must hold --eval-num images. Reads at most that many.
+    held = sum(int(batch.shape[0]) for batch in real.take(-(-args.eval_num // 250)))
+    if held < args.eval_num:
+        raise CLIError(f"--eval-num {args.eval_num} is more than the {held} images of --dataset "
+                       f"{args.dataset} --split {args.split!r}: lower --eval-num (FID needs more "
+                       f"than {dim}) or use a larger split")
     return kgan_callbacks.QualityMetrics(
         real, extractor, metrics=("fid",), every_n_epochs=args.eval_every, num=args.eval_num,
         seed=args.seed, tensorboard_log_dir=output / "tensorboard",

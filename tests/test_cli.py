@@ -338,6 +338,18 @@ def test_train_eval_every_logs_the_last_epoch_and_measures_the_training_data(tmp
     assert all(k["channels"] == 1 and k["split"] == "train" for k in loads)
 
 
+def test_train_refuses_more_eval_images_than_the_split_before_output_exists(tmp_path, capsys):
+    # The refusal came at the first evaluation, after OUTPUT was created and an
+    # epoch trained, and named --num, a flag kgan train does not have.
+    output = tmp_path / "run"
+    assert run(["train", "dcgan", "--dataset", "mnist_5k", "--split", "train[:256]", "--epochs",
+                "1", "--batch-size", "64", "--latent-dim", "8", "--filters", "4", "--verbose",
+                "0", "--output", output, "--eval-every", "1", "--eval-num", "300"]) == 2
+    err = capsys.readouterr().err
+    assert "--eval-num 300 is more than the 256 images of --dataset mnist_5k" in err, err
+    assert not output.exists()
+
+
 def test_train_wgan_gp_takes_n_critic_fresh_minibatches_per_step(tmp_path, monkeypatch):
     output = tmp_path / "wgan_gp"
     argv = ["train", "wgan_gp"] + TRAIN_ARGS[2:] + ["--n-critic", "2", "--output", output]
