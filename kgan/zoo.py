@@ -825,6 +825,12 @@ def check_not_installed_catalog(folder, action="write into"):
     Raises:
         ZooError: `folder` is inside the installed catalog; the message says
             to change a copy instead.
+
+    Example:
+
+    ```python
+    kgan.zoo.check_not_installed_catalog("my_dcgan")  # a folder of yours: no error
+    ```
     """
     installed = _installed_catalog()
     folder = Path(folder).resolve()
