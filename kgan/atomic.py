@@ -86,10 +86,60 @@ def check_output_file(target):
     return target
 
 
+def absolute_folder(target):
+    """`target` as an absolute path whose last part is a real name, not `.` or `..`.
+
+    A folder is written beside its target and renamed over it, so the target
+    must be a name inside a parent: built from `..` as given, the staging
+    folder's `staging/..` is the staging folder's parent, and the writer
+    would write there. The parent is resolved (symlinks, `.` and `..` as the
+    file system sees them); the last part is kept, so a symlink target is
+    replaced as a link, not followed.
+
+    Raises:
+        OutputPathError: `target` is the file system's root, the current
+            folder or a folder holding it: replacing it whole would delete
+            the folder the user works in (and the renames fail half-way).
+
+    Example:
+
+    ```python
+    absolute_folder("served/model")  # PosixPath('/home/me/served/model')
+    absolute_folder("..")             # OutputPathError when run inside it
+    ```
+    """
+    given = Path(target)
+    if given.name in ("", ".", ".."):
+        full = Path(os.path.realpath(given))
+    else:
+        full = Path(os.path.realpath(given.parent)) / given.name
+    if full == full.parent:
+        raise OutputPathError(
+            f"Cannot write the folder {target}: it is the file system's root, and the output "
+            "replaces its folder whole. Name a new folder for it, e.g. ./exported.",
+        )
+    try:
+        cwd = Path(os.getcwd())
+    except FileNotFoundError:  # the current folder was deleted: nothing to protect
+        return full
+    if full == cwd or full in cwd.parents:
+        what = "the current folder" if full == cwd else "a folder holding the current folder"
+        raise OutputPathError(
+            f"Cannot write the folder {target}: it is {what} ({full}), and the output "
+            "replaces its folder whole, with everything in it. Name a new folder for it, "
+            "e.g. ./exported.",
+        )
+    return full
+
+
 def staging_dir(target):
     """A temporary sibling folder of `target` with ordinary permissions.
 
     mkdtemp makes folders private (0700); renamed into place they would stay so.
+
+    Raises:
+        OutputPathError: `target` is not a folder kgan may replace
+            (`absolute_folder`), or its parent cannot be written.
 
     Example:
 
@@ -97,10 +147,11 @@ def staging_dir(target):
     staging = staging_dir(Path("zoo/my_preset"))
     ```
     """
+    full = absolute_folder(target)  # before any folder is made
     target = Path(target)
     make_dirs(target.parent)
     try:
-        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+        staging = Path(tempfile.mkdtemp(prefix=f".{full.name}-", dir=full.parent))
     except PermissionError as err:  # the folder exists but is read-only
         raise OutputPathError(
             f"Cannot write {target}: no permission to write in {target.parent}. "
@@ -245,7 +296,8 @@ def replace_folder(source, target):
     replace_folder(staging, "out/report")  # out/report now holds index.txt, whole
     ```
     """
-    source, target = Path(source), Path(target)
+    # Absolute, with a real last name: a target spelled `x/..` cannot be renamed.
+    source, target = Path(source), absolute_folder(target)
     # lexists: a dangling symlink is still something to replace.
     if os.path.lexists(target) and _exchange(source, target):
         _remove(source)  # now the old version
@@ -276,12 +328,12 @@ def write_folder(target, write):
     write_folder(Path("served/model"), lambda folder: archive.write_out(str(folder)))
     ```
     """
-    target = Path(target)
     staging = staging_dir(target)
     try:
-        folder = staging / target.name
+        # The real name: `staging / ".."` would be outside the staging folder.
+        folder = staging / absolute_folder(target).name
         write(folder)
         replace_folder(folder, target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    return target
+    return Path(target)

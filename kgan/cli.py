@@ -371,6 +371,7 @@ def _info_remote(args):
 
 def cmd_sample(args):
     from kgan import sampling, zoo
+    from kgan.atomic import absolute_folder
 
     output = Path(args.output)
     suffix = output.suffix.lower()
@@ -384,6 +385,7 @@ def cmd_sample(args):
     if output.exists() and not args.overwrite and suffix in (".png", ".npz"):
         raise CLIError(f"{output} exists; pass --overwrite to replace it")
     if suffix not in (".png", ".npz"):
+        absolute_folder(output)  # not `.`, `..` or a folder holding the current one
         if output.exists() and not output.is_dir():
             raise CLIError(
                 f"{output} exists and is not a folder; OUTPUT must end in .png or .npz, "
@@ -1180,7 +1182,10 @@ def _output_folder(args, inputs=()):
     """`--output` as a Path, refused before any work if it is a file, holds or
     is one of `inputs` (or the preset), or without `--overwrite`, a folder
     with something in it."""
+    from kgan.atomic import absolute_folder
+
     output = Path(args.output)
+    absolute_folder(output)  # not `.`, `..` or a folder holding the current one
     if output.exists() and not output.is_dir():
         raise CLIError(f"--output {output} exists and is not a folder")
     _refuse_output_over_inputs(output, [p for p in (_preset_folder(args.name), *inputs) if p])
@@ -1283,6 +1288,7 @@ def _safe_folder_name(name):
 
 def cmd_export(args):
     from kgan import export, zoo
+    from kgan.atomic import absolute_folder
 
     target = Path(args.dir)
     tflite = args.format == "tflite"
@@ -1300,6 +1306,7 @@ def cmd_export(args):
     if tflite and target.suffix.lower() == ".tflite":
         raise CLIError(f"DIR is the folder the .tflite file is written into; {target} looks like "
                        f"the file. Give its folder, e.g. {target.parent / target.stem}")
+    absolute_folder(target)  # not `.`, `..` or a folder holding the current one
     _refuse_output_over_inputs(target, [p for p in (_preset_folder(args.name),) if p], "DIR")
     if target.exists() and not args.overwrite:
         raise CLIError(f"{target} already exists; pass --overwrite to replace it")

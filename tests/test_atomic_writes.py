@@ -406,3 +406,48 @@ def test_written_target_names_the_file_write_file_was_writing(tmp_path):
     assert atomic.written_target(seen[0]) == tmp_path / "out.npz"
     assert atomic.written_target(tmp_path / "out.npz") == tmp_path / "out.npz"
     assert atomic.written_target(".tmp-notes.txt") == Path(".tmp-notes.txt")  # not kgan's
+
+
+# ---------------------------------------------------------------------- `.` and `..` targets
+@pytest.mark.parametrize("target, says", [
+    (".", "it is the current folder"),
+    ("..", "it is a folder holding the current folder"),
+    ("../my_model/.", "it is the current folder"),
+    ("/", "it is the file system's root"),
+])
+def test_a_folder_writer_refuses_the_current_folder_and_its_parents(target, says, tmp_path,
+                                                                     monkeypatch):
+    # `staging / ".."` was the staging folder's parent: the writer wrote into
+    # the user's folder, then the rename failed ("Device or resource busy").
+    work = tmp_path / "dot3" / "my_model"
+    work.mkdir(parents=True)
+    (work / "notes.txt").write_text("mine")
+    monkeypatch.chdir(work)
+    written = []
+
+    def write(folder):
+        written.append(folder)
+        Path(folder).mkdir()
+        (Path(folder) / "saved_model.pb").write_text("export")
+
+    with pytest.raises(atomic.OutputPathError, match=f"Cannot write the folder {target}: {says}"):
+        atomic.write_folder(target, write)
+    with pytest.raises(atomic.OutputPathError, match=says):
+        zoo.save_preset(tiny_dcgan(seed=0), target, TINY_METADATA, overwrite=True)
+    assert written == []
+    assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*")) == [
+        "dot3", "dot3/my_model", "dot3/my_model/notes.txt"]
+
+
+def test_a_folder_target_ending_in_dots_is_written_where_it_points(tmp_path, monkeypatch):
+    (tmp_path / "a" / "b").mkdir(parents=True)
+    (tmp_path / "x" / "y").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path / "a" / "b")
+
+    def write(folder):
+        Path(folder).mkdir()
+        (Path(folder) / "saved_model.pb").write_text("export")
+
+    assert atomic.write_folder("../../x/y/..", write) == Path("../../x/y/..")
+    assert sorted(p.name for p in (tmp_path / "x").iterdir()) == ["saved_model.pb"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "x"]

@@ -891,3 +891,30 @@ def test_train_dcgan_on_a_folder_of_images(tmp_path):
             "--latent-dim", "8", "--verbose", "0", "--output", tmp_path / "run"]
     assert run(argv) == 0
     assert zoo.load(tmp_path / "run" / "preset").image_shape == (16, 16, 1)
+
+
+@pytest.mark.parametrize("argv", [
+    ["export", "dcgan_mnist", "..", "--overwrite"],
+    ["export", "dcgan_mnist", "..", "--overwrite", "--format", "tflite"],
+    ["export", "dcgan_mnist", ".", "--overwrite"],
+    ["sample", "dcgan_mnist", "--num", "2", "--output", "..", "--overwrite"],
+    ["synthesize", "cgan_mnist_50shot", "--per-class", "1", "--output", "..", "--overwrite"],
+    ["translate", "cyclegan_digits", "{image}", "--output", ".", "--overwrite"],
+])
+def test_an_output_folder_that_is_or_holds_the_current_folder_is_refused(argv, tmp_path,
+                                                                          monkeypatch, capsys):
+    # `cd dot3/my_model && kgan export dcgan_mnist .. --overwrite` wrote
+    # saved_model.pb and variables/ over the files in dot3/my_model.
+    work = tmp_path / "dot3" / "my_model"
+    work.mkdir(parents=True)
+    (work / "saved_model.pb").write_text("the user's own file")
+    image = tmp_path / "digit.png"
+    image.write_bytes(kgan.images.encode_png(np.zeros((8, 8, 1), np.uint8)))
+    monkeypatch.chdir(work)
+    before = _tree(tmp_path)
+    assert run([a.format(image=image) for a in argv]) == 2
+    line = error_line(capsys.readouterr().err)
+    assert "is the current folder" in line or "is a folder holding the current folder" in line
+    assert "Name a new folder for it" in line
+    assert _tree(tmp_path) == before
+    assert (work / "saved_model.pb").read_text() == "the user's own file"
