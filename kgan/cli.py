@@ -1308,6 +1308,9 @@ def cmd_export(args):
                        f"the file. Give its folder, e.g. {target.parent / target.stem}")
     absolute_folder(target)  # not `.`, `..` or a folder holding the current one
     _refuse_output_over_inputs(target, [p for p in (_preset_folder(args.name),) if p], "DIR")
+    if target.exists() and not target.is_dir():  # --overwrite replaces folders, not files
+        raise CLIError(f"{target} exists and is not a folder; DIR names the folder the export "
+                       "is written into: choose a new folder, or move that file away")
     if target.exists() and not args.overwrite:
         raise CLIError(f"{target} already exists; pass --overwrite to replace it")
     model = zoo.load(args.name, sha256=args.sha256)

@@ -918,3 +918,13 @@ def test_an_output_folder_that_is_or_holds_the_current_folder_is_refused(argv, t
     assert "Name a new folder for it" in line
     assert _tree(tmp_path) == before
     assert (work / "saved_model.pb").read_text() == "the user's own file"
+
+
+@pytest.mark.parametrize("extra", [[], ["--format", "tflite"]])
+def test_export_over_a_file_is_refused_even_with_overwrite(extra, tmp_path, capsys):
+    # `kgan export wgan_mnist report.txt --overwrite` replaced the file with a folder.
+    report = tmp_path / "report.txt"
+    report.write_text("draft")
+    assert run(["export", "dcgan_mnist", report, "--overwrite"] + extra) == 2
+    assert f"{report} exists and is not a folder" in error_line(capsys.readouterr().err)
+    assert report.read_text() == "draft" and _tree(tmp_path) == ["report.txt"]
