@@ -32,6 +32,31 @@ def _existing_ancestor(path):
     return path
 
 
+#: errno values of a write the user cannot make here: no permission, or a
+#: read-only file system (EROFS is no PermissionError, so it needs naming).
+UNWRITABLE = (errno.EACCES, errno.EPERM, errno.EROFS)
+
+
+def unwritable(target, folder, err, action="write"):
+    """The `OutputPathError` for `err` (one of `UNWRITABLE`) writing `target` in `folder`.
+
+    It names the user's path, not the temporary one the failing call had.
+
+    Example:
+
+    ```python
+    except OSError as err:
+        if err.errno in UNWRITABLE:
+            raise unwritable(target, target.parent, err) from err
+        raise
+    ```
+    """
+    why = (f"{folder} is on a read-only file system" if err.errno == errno.EROFS
+           else f"no permission to write in {folder}")
+    return OutputPathError(f"Cannot {action} {target}: {why}. Choose an output folder you can "
+                           "write to.")
+
+
 def make_dirs(folder):
     """Create `folder` and its parents, or raise `OutputPathError` saying why not.
 
@@ -50,11 +75,10 @@ def make_dirs(folder):
             f"Cannot create the folder {folder}: {blocker} is a file, not a folder. "
             "Choose an output path inside a folder, or move that file away.",
         ) from err
-    except PermissionError as err:
-        raise OutputPathError(
-            f"Cannot create the folder {folder}: no permission to write in "
-            f"{_existing_ancestor(folder)}. Choose an output folder you can write to.",
-        ) from err
+    except OSError as err:
+        if err.errno not in UNWRITABLE:
+            raise
+        raise unwritable(folder, _existing_ancestor(folder), err, "create the folder") from err
     return folder
 
 
@@ -152,11 +176,10 @@ def staging_dir(target):
     make_dirs(target.parent)
     try:
         staging = Path(tempfile.mkdtemp(prefix=f".{full.name}-", dir=full.parent))
-    except PermissionError as err:  # the folder exists but is read-only
-        raise OutputPathError(
-            f"Cannot write {target}: no permission to write in {target.parent}. "
-            "Choose an output folder you can write to.",
-        ) from err
+    except OSError as err:  # the folder exists but is read-only
+        if err.errno not in UNWRITABLE:
+            raise
+        raise unwritable(target, target.parent, err) from err
     umask = os.umask(0)
     os.umask(umask)
     os.chmod(staging, 0o777 & ~umask)

@@ -928,3 +928,39 @@ def test_export_over_a_file_is_refused_even_with_overwrite(extra, tmp_path, caps
     assert run(["export", "dcgan_mnist", report, "--overwrite"] + extra) == 2
     assert f"{report} exists and is not a folder" in error_line(capsys.readouterr().err)
     assert report.read_text() == "draft" and _tree(tmp_path) == ["report.txt"]
+
+
+@pytest.mark.parametrize("argv, output", [
+    (["export", "dcgan_mnist", "{ro}/served"], "{ro}/served"),
+    (["sample", "dcgan_mnist", "--num", "2", "--output", "{ro}/d.png"], "{ro}/d.png"),
+    (["sample", "dcgan_mnist", "--num", "2", "--output", "{ro}/samples"], "{ro}/samples"),
+    (["sample", "dcgan_mnist", "--num", "2", "--output", "{ro}/new/d.png"], "{ro}/new"),
+])
+def test_a_read_only_file_system_is_named_like_a_denied_permission(argv, output, tmp_path,
+                                                                    monkeypatch, capsys):
+    # EROFS is no PermissionError: the errors named kgan's hidden temporary
+    # paths ("permission denied for ro/.served-ijfnpb6b"). Faked, as root
+    # cannot make a read-only folder: every write below ro/ fails so.
+    import errno as errno_module
+
+    ro = tmp_path / "ro"
+    ro.mkdir()
+
+    def read_only(call):
+        def refuse(path=None, *args, **kwargs):
+            if path is None:  # mkdtemp: the folder it would have made
+                path = os.path.join(kwargs["dir"], kwargs["prefix"] + "ijfnpb6b")
+            if str(ro) in str(path):
+                raise OSError(errno_module.EROFS, os.strerror(errno_module.EROFS), str(path))
+            return call(path, *args, **kwargs)
+        return refuse
+
+    monkeypatch.setattr(os, "open", read_only(os.open))
+    monkeypatch.setattr(os, "mkdir", read_only(os.mkdir))
+    import tempfile
+    monkeypatch.setattr(tempfile, "mkdtemp", read_only(tempfile.mkdtemp))
+    assert run([a.format(ro=ro) for a in argv]) == 2
+    line = error_line(capsys.readouterr().err)
+    assert f" {output.format(ro=ro)}: " in line and "is on a read-only file system" in line, line
+    assert "Choose an output folder you can write to" in line and "/." not in line
+    assert list(ro.iterdir()) == []
