@@ -87,8 +87,10 @@ def check_output_file(target):
 
     For the reports of long runs (a benchmark's `--json`): a mistyped path
     should cost a second, not the hour of work before the write. Creates
-    the parent folders, as `write_file` would; raises `OutputPathError` if
-    `target` is a folder, a parent is a file, or the folder is not writable.
+    nothing (a run that then fails must not leave empty folders behind;
+    `write_file` makes the parents when it writes); raises `OutputPathError`
+    if `target` is a folder, a parent is a file, or the nearest existing
+    folder on its path cannot be written.
 
     Example:
 
@@ -101,12 +103,16 @@ def check_output_file(target):
     target = Path(target)
     if target.is_dir():
         raise OutputPathError(f"Cannot write the file {target}: it is a folder. Give a file name.")
-    make_dirs(target.parent)
-    if not os.access(target.parent, os.W_OK):
+    folder = _existing_ancestor(target.parent)  # where the first new folder or the file goes
+    if not folder.is_dir():
         raise OutputPathError(
-            f"Cannot write {target}: no permission to write in {target.parent}. "
-            "Choose an output folder you can write to.",
+            f"Cannot write {target}: {folder} is a file, not a folder. "
+            "Choose an output path inside a folder, or move that file away.",
         )
+    if not os.access(folder, os.W_OK):
+        read_only = os.statvfs(folder).f_flag & os.ST_RDONLY
+        code = errno.EROFS if read_only else errno.EACCES
+        raise unwritable(target, folder, OSError(code, os.strerror(code)))
     return target
 
 

@@ -300,16 +300,21 @@ def test_write_file_keeps_the_old_file_when_the_writer_fails(tmp_path):
 
 def test_check_output_file_refuses_what_write_file_could_not_write(tmp_path, monkeypatch):
     assert atomic.check_output_file(tmp_path / "new" / "r.json") == tmp_path / "new" / "r.json"
-    assert (tmp_path / "new").is_dir() and not (tmp_path / "new" / "r.json").exists()
+    # It creates nothing: a run failing after the check must not leave new/ behind.
+    assert list(tmp_path.iterdir()) == []
     (tmp_path / "afile").write_text("")
     with pytest.raises(atomic.OutputPathError, match="it is a folder"):
         atomic.check_output_file(tmp_path)
     with pytest.raises(atomic.OutputPathError, match="afile is a file"):
         atomic.check_output_file(tmp_path / "afile" / "r.json")
+    with pytest.raises(atomic.OutputPathError, match="afile is a file"):
+        atomic.check_output_file(tmp_path / "afile" / "deeper" / "r.json")
     # A read-only folder, faked: root (as tests may run) can write in any folder.
     monkeypatch.setattr(atomic.os, "access", lambda path, mode: False)
     with pytest.raises(atomic.OutputPathError, match="no permission to write in"):
         atomic.check_output_file(tmp_path / "r.json")
+    with pytest.raises(atomic.OutputPathError, match=f"no permission to write in {tmp_path}"):
+        atomic.check_output_file(tmp_path / "new" / "r.json")
 
 
 def test_a_backup_interrupted_while_saving_keeps_the_previous_backup(tmp_path, monkeypatch):

@@ -504,3 +504,11 @@ def test_bench_profile_in_a_worker_process():
     (row,) = bench.run("dcgan", precisions=("float32",), steps=1, repeats=1, batch_size=4,
                        filters=2, latent_dim=4, split="train[:100]", profile=True)
     assert row["op_profile"] and row["op_profile"][0]["ms_per_step"] > 0
+
+
+def test_a_refused_bench_leaves_no_folders_its_json_check_made(tmp_path, monkeypatch, capsys):
+    # `kgan bench dcgan --precision bogus --json nd2/a/b.json` left nd2/a/ behind.
+    monkeypatch.chdir(tmp_path)
+    assert run(["bench", "dcgan", "--precision", "bogus", "--json", "nd2/a/b.json"]) == 2
+    assert "unknown precision" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
