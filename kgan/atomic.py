@@ -271,6 +271,12 @@ def write_file(target, write):
         with open(temporary, "rb") as handle:
             os.fsync(handle.fileno())
         os.replace(temporary, target)
+    except OSError as err:
+        temporary.unlink(missing_ok=True)
+        if err.errno is not None and err.filename is None:
+            # A failed write() (a full disk) names no file: name the one being written.
+            raise OSError(err.errno, err.strerror, str(target)) from err
+        raise
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise

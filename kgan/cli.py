@@ -938,9 +938,8 @@ def cmd_bench(args):
         from kgan.benchmarks import serving
 
         report = serving.run(args.arch, repeats=args.repeats)
-        print(serving.format_table(report))
-        if args.json:
-            _write_json(args.json, json.dumps(report, indent=2))
+        _show_then_write_json(lambda: print(serving.format_table(report)), args.json,
+                              json.dumps(report, indent=2))
         return
     precisions = [p.strip() for p in args.precision.split(",") if p.strip()]
     unknown = [p for p in precisions if p not in PRECISIONS + ("auto",)]
@@ -957,19 +956,39 @@ def cmd_bench(args):
             jit_compile="auto" if args.jit_compile is None else args.jit_compile,
             isolate=not args.in_process, profile=args.profile, floor=args.floor,
         )
-    # The measurements first: minutes of work must not hang on a table.
-    if args.json:
-        _write_json(args.json, json.dumps(rows, indent=2))
-    print(bench.format_table(rows))
-    if args.floor:
-        from kgan.benchmarks import compute_floor
 
-        print(compute_floor.format_table(rows))
-    if args.profile:
-        from kgan.benchmarks import op_profile
+    def show():
+        print(bench.format_table(rows))
+        if args.floor:
+            from kgan.benchmarks import compute_floor
 
-        for row in rows:
-            print(op_profile.format_table(row["label"], row["op_profile"]))
+            print(compute_floor.format_table(rows))
+        if args.profile:
+            from kgan.benchmarks import op_profile
+
+            for row in rows:
+                print(op_profile.format_table(row["label"], row["op_profile"]))
+
+    _show_then_write_json(show, args.json, json.dumps(rows, indent=2))
+
+
+def _show_then_write_json(show, json_path, text):
+    """Print a benchmark's tables with `show()`, then write `text` to `json_path`.
+
+    Minutes of measurements must survive either step failing: the JSON is
+    written even if a table fails, and if the write fails (a full disk) the
+    tables are already out and the JSON follows them on stdout.
+    """
+    try:
+        show()
+    finally:
+        if json_path:
+            try:
+                _write_json(json_path, text)
+            except OSError as err:
+                print(text)
+                raise CLIError(f"{_os_error_message(err)}; the results are printed above, "
+                               "also as JSON") from err
 
 
 def cmd_evaluate(args, argv):

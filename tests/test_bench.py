@@ -247,7 +247,7 @@ def test_a_killed_worker_is_named_with_why_and_no_traceback(monkeypatch, capsys)
     assert len(err.strip().splitlines()) == 1
 
 
-def test_bench_writes_its_json_before_printing_tables(monkeypatch, tmp_path):
+def test_bench_writes_its_json_even_when_a_table_fails(monkeypatch, tmp_path):
     row = {"label": "x", "config": "kgan"}
     monkeypatch.setattr(bench, "run", lambda *args, **kwargs: [row])
 
@@ -512,3 +512,32 @@ def test_a_refused_bench_leaves_no_folders_its_json_check_made(tmp_path, monkeyp
     assert run(["bench", "dcgan", "--precision", "bogus", "--json", "nd2/a/b.json"]) == 2
     assert "unknown precision" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("serving", [False, True])
+def test_bench_prints_its_results_before_a_json_write_fails(serving, monkeypatch, tmp_path, capsys):
+    # On a full disk the JSON was written first: "kgan: error: [Errno 28] No
+    # space left on device", and an empty stdout.
+    import errno
+    import pathlib
+
+    from kgan.benchmarks import serving as serving_module
+
+    row = {"label": "kgan float32", "config": "kgan"}
+    monkeypatch.setattr(bench, "run", lambda *args, **kwargs: [row])
+    monkeypatch.setattr(bench, "format_table", lambda rows: "THE TABLE")
+    monkeypatch.setattr(serving_module, "run", lambda *args, **kwargs: {"rows": [row]})
+    monkeypatch.setattr(serving_module, "format_table", lambda report: "THE TABLE")
+
+    def full_disk(self, *args, **kwargs):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))  # as a failed write() raises
+
+    monkeypatch.setattr(pathlib.Path, "write_text", full_disk)
+    report = tmp_path / "tiny" / "out.json"
+    assert run(["bench", "dcgan", "--json", report] + (["--serving"] if serving else [])) == 2
+    out, err = capsys.readouterr()
+    assert out.startswith("THE TABLE\n") and "kgan float32" in out  # the table, then the JSON
+    assert err == (f"kgan: error: no space left on the device while writing {report}: free space "
+                   "or choose an output on another disk; the results are printed above, also as "
+                   "JSON\n")
+    assert not report.exists() and list(report.parent.iterdir()) == []
