@@ -234,6 +234,10 @@ class _Trainer:
             keras.mixed_precision.set_global_policy(previous)
         self.model = model
         self.precision = precision
+        # As compiled: the baseline's plain compile() leaves "auto", which Keras
+        # resolves to XLA on where it sees a GPU (and Keras turns XLA off for
+        # models that do not support it).
+        self.jit_compile = bool(model.jit_compile)
         self.chunk = pipeline.repeat().take(p["steps"])
         self.chunk_steps = p["steps"]
         self.images_per_step = p["batch_size"] * self.batches_per_step
@@ -305,7 +309,8 @@ class _InProcess:
         self.rss_start_mb = self.trainer.rss_start_mb
         self.info = {"images_per_step": self.trainer.images_per_step,
                      "batches_per_step": self.trainer.batches_per_step,
-                     "image_shape": self.trainer.image_shape, "threads": self.trainer.threads}
+                     "image_shape": self.trainer.image_shape, "threads": self.trainer.threads,
+                     "jit_compile": self.trainer.jit_compile}
 
     def ready(self):
         return self.info
@@ -445,7 +450,7 @@ def _worker_main():
         return
     reply({"images_per_step": trainer.images_per_step,
            "batches_per_step": trainer.batches_per_step, "image_shape": trainer.image_shape,
-           "threads": trainer.threads})
+           "threads": trainer.threads, "jit_compile": trainer.jit_compile})
     for line in sys.stdin:
         command = json.loads(line)["cmd"]
         if command == "run":
@@ -539,7 +544,8 @@ def run(
     Returns:
         One dict per configuration (kgan's first, the baseline last):
         `label`, `config` (`"kgan"` or `"baseline"`), `precision`,
-        `steps_per_execution`, `jit_compile`, `images_per_s` (median),
+        `steps_per_execution`, `jit_compile` (as compiled: the baseline's
+        is what Keras's `"auto"` chose), `images_per_s` (median),
         `step_ms` (median), `repeats_images_per_s`, `ratio` (images/s over
         the reference row's: the baseline if present, else the first row),
         `steady_images_per_s`, `steady_step_ms` and `steady_ratio` (the
@@ -591,8 +597,9 @@ def run(
         settings = performance.resolve(arch, precision, steps_per_execution, jit_compile)
         configs.append({"kind": "kgan", **settings, "threads": threads})
     if baseline:
+        # jit_compile: the keras.io default, "auto"; rows report what it resolved to.
         configs.append({"kind": _BASELINE, "precision": "float32", "steps_per_execution": 1,
-                        "jit_compile": False})
+                        "jit_compile": "auto"})
     runner = _Worker if isolate else _InProcess
     runners = []
     try:
@@ -628,7 +635,7 @@ def run(
             "arch": arch,
             "precision": config["precision"],
             "steps_per_execution": config["steps_per_execution"],
-            "jit_compile": config["jit_compile"],
+            "jit_compile": info["jit_compile"],  # as compiled (the baseline's: Keras's "auto")
             # TensorFlow's thread pools in effect; 0 is its default (as many as cores).
             "cpu_threads": info["threads"],
             "images_per_s": _significant(steps * per_step / median),

@@ -14,7 +14,7 @@ import tensorflow as tf
 
 import kgan
 from kgan import bench, cli, performance
-from kgan.benchmarks import baselines
+from kgan.benchmarks import baselines, hardware_sweep
 from kgan.layers import (
     AnalyticGradLayerNormalization,
     ForwardGradConv2D,
@@ -191,6 +191,7 @@ class _StubTrainer:
     """What `_worker_main` needs of a `_Trainer`, without TensorFlow."""
 
     images_per_step, batches_per_step, image_shape, threads, rss_start_mb = 4, 1, [2, 2, 1], None, 1
+    jit_compile = False
 
     def __init__(self, problem, config):
         pass
@@ -541,3 +542,27 @@ def test_bench_prints_its_results_before_a_json_write_fails(serving, monkeypatch
                    "or choose an output on another disk; the results are printed above, also as "
                    "JSON\n")
     assert not report.exists() and list(report.parent.iterdir()) == []
+
+
+@pytest.mark.parametrize("gpu", [False, True])
+def test_the_baselines_jit_compile_is_what_its_compile_chose(gpu, monkeypatch):
+    # The keras.io baseline calls plain compile(): jit_compile="auto" is XLA
+    # where Keras sees a GPU, but its rows said False whatever it ran with.
+    if gpu:  # a GPU as Keras's "auto" and kgan's detection look for one; the step runs on the CPU
+        devices = tf.config.list_physical_devices
+        fake = tf.config.PhysicalDevice(name="/physical_device:GPU:0", device_type="GPU")
+        monkeypatch.setattr(tf.config, "list_physical_devices", lambda kind=None: (
+            [fake] if kind == "GPU" else devices(kind) + ([fake] if kind is None else [])))
+        monkeypatch.setattr(tf.config.experimental, "get_device_details",
+                            lambda device: {"compute_capability": (8, 0)})
+    kgan_row, base_row = bench.run(
+        "dcgan", precisions=("float32",), baseline=True, steps=1, repeats=1, batch_size=4,
+        filters=2, latent_dim=4, split="train[:8]", steps_per_execution=1, jit_compile=False,
+        isolate=False)
+    assert base_row["config"] == "baseline" and base_row["jit_compile"] is gpu
+    assert kgan_row["jit_compile"] is False  # as asked
+    markdown = hardware_sweep.format_markdown({
+        "hardware": {"date": "d", "tensorflow": "t", "keras": "k", "cpu": "c", "cpu_cores": 2,
+                     "gpus": [], "fast_bfloat16": None},
+        "settings": {"repeats": 1, "steps": 1}, "rows": [dict(base_row, arch="dcgan")]})
+    assert f"| dcgan | baseline float32 (keras.io) | {'on' if gpu else 'off'} |" in markdown
