@@ -483,6 +483,25 @@ def _label(config):
     return f"kgan {config['precision']} spe={config['steps_per_execution']}{jit}{ops}"
 
 
+def problem_datasets(arch, dataset=None, dataset_b=None):
+    """`(dataset, dataset_b)` a bench of `arch` trains on: those given, else the defaults.
+
+    `mnist_5k`; for an image-to-image architecture domain A `digits_8x8` and
+    domain B `mnist_5k` (`dataset_b` is None for the others).
+
+    Example:
+
+    ```python
+    bench.problem_datasets("cyclegan")  # ('digits_8x8', 'mnist_5k')
+    ```
+    """
+    from kgan import zoo
+
+    if hasattr(zoo.architecture(arch).cls, "translate"):
+        return dataset or "digits_8x8", dataset_b or "mnist_5k"
+    return dataset or "mnist_5k", None
+
+
 def run(
     arch,
     precisions=("auto",),
@@ -579,17 +598,19 @@ def run(
         from kgan.benchmarks import baselines
 
         baselines.baseline_class(arch)
+    dataset, dataset_b = problem_datasets(arch, dataset, dataset_b)
     problem = {
-        "arch": arch,
-        "dataset": dataset or ("digits_8x8" if translation else "mnist_5k"),
-        "dataset_b": (dataset_b or "mnist_5k") if translation else None,
+        "arch": arch, "dataset": dataset, "dataset_b": dataset_b,
         "split": split, "image_size": image_size, "channels": channels,
         "batch_size": batch_size, "steps": steps, "latent_dim": latent_dim,
         "filters": filters, "num_residual_blocks": num_residual_blocks, "n_critic": n_critic,
         "seed": seed,
     }
-    # A bad dataset, split or size fails here, with its message, not in a worker.
-    _pipeline(problem, translation, _is_conditional(architecture))
+    # A bad dataset, split or size fails here, with its message, not in a worker;
+    # with the minibatches a step takes (n_critic), as the trainers load it.
+    parameters = inspect.signature(architecture.builder).parameters
+    default_critic = parameters["n_critic"].default if "n_critic" in parameters else 1
+    _pipeline(problem, translation, _is_conditional(architecture), n_critic or default_critic)
     # Thread pools are per process: in-process runs keep the process's own.
     threads = performance.cpu_threads(arch) if isolate else None
     configs = []

@@ -595,21 +595,29 @@ def _strategy(args):
 
 
 @contextlib.contextmanager
-def _too_few_examples_as_flags(args, translation=False):
-    """`data.TooFewExamplesError` in the command line's words (its flags, not Python arguments)."""
+def _too_few_examples_as_flags(args, translation=False, dataset=None, split_applies=None):
+    """`data.TooFewExamplesError` in the command line's words (its flags, not Python arguments).
+
+    `dataset` names the data when `--dataset` was left to a default (`kgan
+    bench`); `split_applies` says whether `--split` selects a translator's
+    domains (`kgan bench`, default: not for translation, as in `kgan train`).
+    """
     from kgan import data
 
+    if split_applies is None:
+        split_applies = not translation
     try:
         yield
     except data.TooFewExamplesError as err:
         per_step = err.batch_size * err.repeat_batches
         critic = (f" ({err.repeat_batches} critic minibatches of --batch-size {err.batch_size})"
                   if err.repeat_batches > 1 else "")
-        if translation:  # one batch from each domain; --split does not apply
-            data_text, larger = err.source, ""
+        larger = ", or choose a larger --split" if split_applies else ""
+        if translation:  # one batch from each domain, named with its split
+            data_text = err.source
         else:
             split = "" if args.split == "train" else f" --split {shlex.quote(args.split)}"
-            data_text, larger = f"--dataset {args.dataset}{split}", ", or choose a larger --split"
+            data_text = f"--dataset {dataset or args.dataset}{split}"
         raise CLIError(
             f"{data_text} has {err.num_examples} examples, fewer than one training step takes: "
             f"{per_step}{critic}. Lower --batch-size to at most "
@@ -945,7 +953,11 @@ def cmd_bench(args):
     unknown = [p for p in precisions if p not in PRECISIONS + ("auto",)]
     if unknown or not precisions:
         raise CLIError(f"unknown precision {unknown or args.precision!r}; choose from auto, {', '.join(PRECISIONS)}")
-    with _too_few_examples_as_flags(args, translation=args.dataset_b is not None):
+    from kgan import zoo
+
+    translation = hasattr(zoo.architecture(args.arch).cls, "translate")
+    dataset, _ = bench.problem_datasets(args.arch, args.dataset, args.dataset_b)
+    with _too_few_examples_as_flags(args, translation, dataset, split_applies=True):
         rows = bench.run(
             args.arch, precisions=precisions, baseline=args.baseline, dataset=args.dataset,
             dataset_b=args.dataset_b, split=args.split, image_size=args.image_size,

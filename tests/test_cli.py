@@ -964,3 +964,30 @@ def test_a_read_only_file_system_is_named_like_a_denied_permission(argv, output,
     assert f" {output.format(ro=ro)}: " in line and "is on a read-only file system" in line, line
     assert "Choose an output folder you can write to" in line and "/." not in line
     assert list(ro.iterdir()) == []
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["bench", "dcgan", "--split", "train[:32]", "--batch-size", "64"],
+     "--dataset mnist_5k --split 'train[:32]' has 32 examples, fewer than one training step "
+     "takes: 64. Lower --batch-size to at most 32, or choose a larger --split."),
+    (["bench", "cyclegan", "--image-size", "32", "--split", "train[:2]", "--batch-size", "4"],
+     "Domain A ('digits_8x8', split 'train[:2]') has 2 examples, fewer than one training step "
+     "takes: 4. Lower --batch-size to at most 2, or choose a larger --split."),
+    # The early check in the parent counts the n_critic minibatches a step takes,
+    # so the default one-process-per-configuration mode gives the CLI's wording too.
+    (["bench", "wgan_gp", "--split", "train[:100]", "--batch-size", "32", "--steps", "1",
+      "--repeats", "1"],
+     "--dataset mnist_5k --split 'train[:100]' has 100 examples, fewer than one training step "
+     "takes: 160 (5 critic minibatches of --batch-size 32). Lower --batch-size to at most 20, "
+     "or choose a larger --split."),
+    (["bench", "wgan_gp", "--split", "train[:100]", "--batch-size", "32", "--steps", "1",
+      "--repeats", "1", "--in-process"],
+     "--dataset mnist_5k --split 'train[:100]' has 100 examples, fewer than one training step "
+     "takes: 160 (5 critic minibatches of --batch-size 32). Lower --batch-size to at most 20, "
+     "or choose a larger --split."),
+])
+def test_bench_on_too_few_examples_names_the_dataset_used_and_the_flags(argv, expected, capsys):
+    # Without --dataset the message said "--dataset None"; WGAN-GP in worker
+    # processes gave the Python API's "Lower batch_size ... drop_remainder=False".
+    assert run(argv) == 2
+    assert error_line(capsys.readouterr().err) == f"kgan: error: {expected}"
