@@ -577,7 +577,8 @@ def run(
 
     Raises:
         ValueError: unknown architecture or precision, no baseline for
-            `arch`, bad sizes, or a dataset that cannot be loaded.
+            `arch`, an option `arch` does not take (`n_critic`,
+            `num_residual_blocks`), bad sizes, or a dataset that cannot be loaded.
 
     Example:
 
@@ -594,6 +595,13 @@ def run(
         raise ValueError(f"steps and repeats must be >= 1, got {steps}, {repeats}.")
     architecture = zoo.architecture(arch)
     translation = hasattr(architecture.cls, "translate")
+    parameters = inspect.signature(architecture.builder).parameters
+    # Refused here: a worker would fail on them, or leave them unused.
+    refused = [name for name, value in (("n_critic", n_critic),
+                                        ("num_residual_blocks", num_residual_blocks))
+               if value is not None and name not in parameters]
+    if refused:
+        raise ValueError(f"{arch} does not take {', '.join(refused)}; leave it None.")
     if baseline:
         from kgan.benchmarks import baselines
 
@@ -608,7 +616,6 @@ def run(
     }
     # A bad dataset, split or size fails here, with its message, not in a worker;
     # with the minibatches a step takes (n_critic), as the trainers load it.
-    parameters = inspect.signature(architecture.builder).parameters
     default_critic = parameters["n_critic"].default if "n_critic" in parameters else 1
     _pipeline(problem, translation, _is_conditional(architecture), n_critic or default_critic)
     # Thread pools are per process: in-process runs keep the process's own.

@@ -227,36 +227,38 @@ def build_parser():
         ),
     )
     p.add_argument("arch", help="architecture name (with --serving: a preset name or folder)")
-    p.add_argument("--precision", default="auto",
+    # Training flags default to None here (their defaults: _BENCH_TRAINING_DEFAULTS),
+    # so that --serving can refuse those given instead of ignoring them.
+    p.add_argument("--precision",
                    help="comma-separated: auto (kgan train's default), float32, mixed_bfloat16, "
-                        "mixed_float16")
-    p.add_argument("--steps-per-execution", type=_auto_positive_int, default="auto",
+                        "mixed_float16 (default auto)")
+    p.add_argument("--steps-per-execution", type=_auto_positive_int,
                    help="train steps per compiled call (default: kgan train's, per architecture)")
     p.add_argument("--jit-compile", action=argparse.BooleanOptionalAction, default=None,
                    help="XLA on/off (default: kgan train's, per architecture)")
-    p.add_argument("--baseline", action="store_true",
+    p.add_argument("--baseline", action="store_true", default=None,
                    help="also time the keras.io-style float32 baseline of the same networks")
     p.add_argument("--dataset", help="dataset (default mnist_5k; cyclegan: domain A, digits_8x8)")
     p.add_argument("--dataset-b", help="image-to-image: domain B (default mnist_5k)")
-    p.add_argument("--split", default="train", help="dataset split, e.g. 'train[:256]'")
+    p.add_argument("--split", help="dataset split, e.g. 'train[:256]' (default train)")
     p.add_argument("--image-size", type=_positive_int, help="resize images to this square size")
     p.add_argument("--channels", type=int, choices=(1, 3), help="convert images to 1 or 3 channels")
-    p.add_argument("--batch-size", type=_positive_int, default=64)
-    p.add_argument("--steps", type=_positive_int, default=50, help="train steps per repeat")
+    p.add_argument("--batch-size", type=_positive_int, help="images per update (default 64)")
+    p.add_argument("--steps", type=_positive_int, help="train steps per repeat (default 50)")
     p.add_argument("--repeats", type=_positive_int, default=5)
-    p.add_argument("--latent-dim", type=_positive_int, default=100)
-    p.add_argument("--filters", type=_positive_int, default=64)
+    p.add_argument("--latent-dim", type=_positive_int, help="default 100")
+    p.add_argument("--filters", type=_positive_int, help="base network width (default 64)")
     p.add_argument("--num-residual-blocks", type=_positive_int, help="CycleGAN: generator residual blocks")
     p.add_argument("--n-critic", type=_positive_int, help="WGAN, WGAN-GP: critic updates per step")
-    p.add_argument("--in-process", action="store_true",
+    p.add_argument("--in-process", action="store_true", default=None,
                    help="run every configuration in this process (faster start; peak memory "
                         "is then process-wide)")
     p.add_argument("--serving", action="store_true",
                    help="instead time sampling of preset ARCH: Keras generate vs SavedModel vs "
-                        "TFLite (python -m kgan.benchmarks.serving; uses --repeats, --json)")
-    p.add_argument("--profile", action="store_true",
+                        "TFLite (python -m kgan.benchmarks.serving; takes only --repeats and --json)")
+    p.add_argument("--profile", action="store_true", default=None,
                    help="also profile one untimed fit per configuration: op time per op type")
-    p.add_argument("--floor", action="store_true",
+    p.add_argument("--floor", action="store_true", default=None,
                    help="also count each configuration's convolutions and matmuls and report the "
                         "least time a step could take on this machine (kernel and arithmetic "
                         "floors; see kgan.benchmarks.compute_floor)")
@@ -837,14 +839,13 @@ def _num_classes(dataset, name):
     return int(largest) + 1
 
 
-def _check_builder_accepts(arch, options):
-    import inspect
-
+def _check_builder_accepts(arch, options, command="train"):
+    """Refuse `options` (builder keywords) that `arch`'s builder does not take, as their flags."""
     accepted = inspect.signature(arch.builder).parameters
     refused = [k for k in options if k not in accepted]
     if refused:
         flags = ", ".join("--" + k.replace("_", "-") for k in refused)
-        raise CLIError(f"{arch.name} does not take {flags}; see kgan train --help")
+        raise CLIError(f"{arch.name} does not take {flags}; see kgan {command} --help")
 
 
 def _dataset_size(dataset):
@@ -934,13 +935,32 @@ def _make_timer(backup_dir, finished):
     return EpochTimer()
 
 
-def cmd_bench(args):
-    from kgan import bench
+#: `kgan bench`'s training flags and their defaults (the parser leaves them None).
+_BENCH_TRAINING_DEFAULTS = {
+    "precision": "auto", "steps_per_execution": "auto", "jit_compile": None, "baseline": False,
+    "dataset": None, "dataset_b": None, "split": "train", "image_size": None, "channels": None,
+    "batch_size": 64, "steps": 50, "latent_dim": 100, "filters": 64, "num_residual_blocks": None,
+    "n_critic": None, "in_process": False, "profile": False, "floor": False,
+}
 
-    for flag in ("profile", "floor"):
-        if args.serving and getattr(args, flag):
-            raise CLIError(f"--{flag} measures training steps; drop it with --serving, or drop "
-                           "--serving to measure training.")
+
+def cmd_bench(args):
+    from kgan import bench, zoo
+
+    given = [name for name in _BENCH_TRAINING_DEFAULTS if getattr(args, name) is not None]
+    if args.serving and given:
+        flags = ", ".join("--" + name.replace("_", "-") for name in given)
+        raise CLIError(f"{flags} {'configures' if len(given) == 1 else 'configure'} training "
+                       f"benchmarks; --serving times sampling of preset {args.arch} and takes "
+                       "only --repeats and --json. Drop "
+                       f"{'it' if len(given) == 1 else 'them'}, or drop --serving to time training")
+    for name, default in _BENCH_TRAINING_DEFAULTS.items():
+        if getattr(args, name) is None:
+            setattr(args, name, default)
+    if not args.serving:  # as kgan train: an option of another architecture is refused
+        _check_builder_accepts(zoo.architecture(args.arch), {
+            name: value for name in ("n_critic", "num_residual_blocks")
+            if (value := getattr(args, name)) is not None}, "bench")
     _check_json_target(args.json)
     if args.serving:
         from kgan.benchmarks import serving
@@ -953,8 +973,6 @@ def cmd_bench(args):
     unknown = [p for p in precisions if p not in PRECISIONS + ("auto",)]
     if unknown or not precisions:
         raise CLIError(f"unknown precision {unknown or args.precision!r}; choose from auto, {', '.join(PRECISIONS)}")
-    from kgan import zoo
-
     translation = hasattr(zoo.architecture(args.arch).cls, "translate")
     dataset, _ = bench.problem_datasets(args.arch, args.dataset, args.dataset_b)
     with _too_few_examples_as_flags(args, translation, dataset, split_applies=True):

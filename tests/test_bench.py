@@ -566,3 +566,48 @@ def test_the_baselines_jit_compile_is_what_its_compile_chose(gpu, monkeypatch):
                      "gpus": [], "fast_bfloat16": None},
         "settings": {"repeats": 1, "steps": 1}, "rows": [dict(base_row, arch="dcgan")]})
     assert f"| dcgan | baseline float32 (keras.io) | {'on' if gpu else 'off'} |" in markdown
+
+
+@pytest.mark.parametrize("argv, flag", [
+    (["bench", "dcgan", "--n-critic", "3"], "--n-critic"),  # was Keras's "Unrecognized keyword"
+    (["bench", "dcgan", "--num-residual-blocks", "3"], "--num-residual-blocks"),  # was ignored
+    (["bench", "cyclegan", "--n-critic", "3"], "--n-critic"),  # was ignored
+])
+def test_bench_refuses_options_the_architecture_does_not_take(argv, flag, capsys):
+    assert run(argv) == 2
+    assert capsys.readouterr().err == (f"kgan: error: {argv[1]} does not take {flag}; "
+                                       "see kgan bench --help\n")
+    with pytest.raises(ValueError, match=f"{argv[1]} does not take {flag[2:].replace('-', '_')}"):
+        bench.run(argv[1], **{flag[2:].replace("-", "_"): 3})
+
+
+@pytest.mark.parametrize("flags, named", [
+    *[([flag], f"{flag} configures") for flag in
+      ("--baseline", "--in-process", "--profile", "--floor")],
+    (["--batch-size", "64"], "--batch-size configures"),
+    (["--precision", "auto"], "--precision configures"),
+    (["--steps", "50"], "--steps configures"),
+    (["--no-jit-compile"], "--jit-compile configures"),
+    (["--batch-size", "8", "--baseline"], "--baseline, --batch-size configure"),
+])
+def test_bench_serving_refuses_the_training_flags_given(flags, named, monkeypatch, capsys):
+    # They were silently ignored (even when given at their default values).
+    from kgan.benchmarks import serving
+
+    monkeypatch.setattr(serving, "run", lambda *args, **kwargs: pytest.fail("ran"))
+    assert run(["bench", "dcgan_mnist", "--serving"] + flags) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"kgan: error: {named} training benchmarks; ")
+    assert "--serving times sampling of preset dcgan_mnist and takes only --repeats and --json" in err
+    assert len(err.splitlines()) == 1
+
+
+def test_bench_serving_takes_repeats_and_json(monkeypatch, tmp_path, capsys):
+    from kgan.benchmarks import serving
+
+    calls = []
+    monkeypatch.setattr(serving, "run", lambda name, repeats: calls.append((name, repeats)) or {})
+    monkeypatch.setattr(serving, "format_table", lambda report: "THE TABLE")
+    assert run(["bench", "dcgan_mnist", "--serving", "--repeats", "2",
+                "--json", tmp_path / "s.json"]) == 0
+    assert calls == [("dcgan_mnist", 2)] and json.loads((tmp_path / "s.json").read_text()) == {}
