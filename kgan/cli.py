@@ -1414,9 +1414,9 @@ def main(argv=None):
         return 1
     except KeyboardInterrupt:
         # Ctrl-C: outputs are written atomically and `train` keeps its backup,
-        # so there is nothing to report but the interruption itself.
-        print("kgan: interrupted; no output was left half-written (run the same `kgan train` "
-              "command again to resume from its last completed epoch)", file=sys.stderr)
+        # so there is nothing to report but the interruption and what was kept.
+        kept = _INTERRUPTED.get(args.command, _INTERRUPTED[None])
+        print(f"kgan: interrupted; {kept}", file=sys.stderr)
         return 130
     except BenchWorkerError as err:  # a worker crashed or was killed: not the user's input
         print(f"kgan: error: {' '.join(str(err).split())}", file=sys.stderr)
@@ -1437,6 +1437,16 @@ def main(argv=None):
         print(f"kgan: error: {' '.join(message.split())}", file=sys.stderr)
         return 2
     return 0
+
+
+#: What a command interrupted by Ctrl-C kept, by command (None: the others).
+_INTERRUPTED = {
+    "train": "no output was left half-written (run the same `kgan train` command again to "
+             "resume from its last completed epoch)",
+    "bench": "kgan bench stopped before its results were complete; nothing was written",
+    "evaluate": "kgan evaluate stopped before its figures were complete; nothing was written",
+    None: "no output was left half-written; any earlier output at that path is as it was",
+}
 
 
 def _no_space_message(path):

@@ -991,3 +991,24 @@ def test_bench_on_too_few_examples_names_the_dataset_used_and_the_flags(argv, ex
     # processes gave the Python API's "Lower batch_size ... drop_remainder=False".
     assert run(argv) == 2
     assert error_line(capsys.readouterr().err) == f"kgan: error: {expected}"
+
+
+@pytest.mark.parametrize("command, argv, says", [
+    ("cmd_bench", ["bench", "dcgan"],
+     "kgan bench stopped before its results were complete; nothing was written"),
+    ("cmd_export", ["export", "dcgan_mnist", "served"],
+     "no output was left half-written; any earlier output at that path is as it was"),
+    ("cmd_train", ["train", "dcgan", "--dataset", "mnist_5k", "--epochs", "1", "--output", "o"],
+     "no output was left half-written (run the same `kgan train` command again to resume"),
+])
+def test_ctrl_c_says_what_was_kept_and_only_train_advises_a_resume(command, argv, says,
+                                                                   monkeypatch, capsys):
+    # Every command used to end with "run the same `kgan train` command again".
+    def interrupted(*args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, command, interrupted)
+    assert run(argv) == 130
+    err = capsys.readouterr().err
+    assert err.startswith(f"kgan: interrupted; {says}") and len(err.strip().splitlines()) == 1
+    assert ("kgan train" in err) == (command == "cmd_train")
