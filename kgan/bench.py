@@ -483,23 +483,42 @@ def _label(config):
     return f"kgan {config['precision']} spe={config['steps_per_execution']}{jit}{ops}"
 
 
-def problem_datasets(arch, dataset=None, dataset_b=None):
-    """`(dataset, dataset_b)` a bench of `arch` trains on: those given, else the defaults.
+#: A translation bench's default domains are 8x8 and 28x28 images: they are
+#: paired at the offline `cyclegan_digits` preset's size.
+DIGITS_PAIR_SIZE = 32
 
-    `mnist_5k`; for an image-to-image architecture domain A `digits_8x8` and
-    domain B `mnist_5k` (`dataset_b` is None for the others).
+
+def problem_defaults(arch, dataset=None, dataset_b=None, image_size=None, batch_size=None):
+    """The data a bench of `arch` trains on: the values given, the defaults for the rest.
+
+    `mnist_5k` in batches of 64. An image-to-image architecture trains on
+    domain A `digits_8x8` and domain B `mnist_5k` in batches of 1 (the
+    paper's, and the README's CycleGAN bench); its default domains, whose
+    images differ in size, are resized to `DIGITS_PAIR_SIZE` as the
+    `cyclegan_digits` preset pairs them. Other domains keep their size
+    unless `image_size` is given.
+
+    Returns:
+        `{"dataset", "dataset_b", "image_size", "batch_size"}`; `dataset_b`
+        is None for architectures that learn one dataset.
 
     Example:
 
     ```python
-    bench.problem_datasets("cyclegan")  # ('digits_8x8', 'mnist_5k')
+    bench.problem_defaults("cyclegan")
+    # {'dataset': 'digits_8x8', 'dataset_b': 'mnist_5k', 'image_size': 32, 'batch_size': 1}
     ```
     """
     from kgan import zoo
 
-    if hasattr(zoo.architecture(arch).cls, "translate"):
-        return dataset or "digits_8x8", dataset_b or "mnist_5k"
-    return dataset or "mnist_5k", None
+    if not hasattr(zoo.architecture(arch).cls, "translate"):
+        return {"dataset": dataset or "mnist_5k", "dataset_b": None, "image_size": image_size,
+                "batch_size": batch_size or 64}
+    domains = (dataset or "digits_8x8", dataset_b or "mnist_5k")
+    if image_size is None and domains == ("digits_8x8", "mnist_5k"):
+        image_size = DIGITS_PAIR_SIZE
+    return {"dataset": domains[0], "dataset_b": domains[1], "image_size": image_size,
+            "batch_size": batch_size or 1}
 
 
 def run(
@@ -511,7 +530,7 @@ def run(
     split="train",
     image_size=None,
     channels=None,
-    batch_size=64,
+    batch_size=None,
     steps=50,
     repeats=5,
     latent_dim=100,
@@ -538,9 +557,11 @@ def run(
             architectures domain A, default `digits_8x8`).
         dataset_b: image-to-image architectures: domain B (default `mnist_5k`).
         split: split of the dataset(s), e.g. `"train[:256]"`.
-        image_size: resize images to this square size.
+        image_size: resize images to this square size (image-to-image on
+            the default domains: `DIGITS_PAIR_SIZE`).
         channels: convert images to 1 or 3 channels.
-        batch_size: images per update (per domain for image-to-image).
+        batch_size: images per update (per domain for image-to-image);
+            default 64, image-to-image 1 (see `problem_defaults`).
         steps: train steps per timed `fit`.
         repeats: timed `fit` calls per configuration.
         latent_dim: latent size (latent-space architectures).
@@ -606,12 +627,11 @@ def run(
         from kgan.benchmarks import baselines
 
         baselines.baseline_class(arch)
-    dataset, dataset_b = problem_datasets(arch, dataset, dataset_b)
+    data = problem_defaults(arch, dataset, dataset_b, image_size, batch_size)
+    batch_size = data["batch_size"]
     problem = {
-        "arch": arch, "dataset": dataset, "dataset_b": dataset_b,
-        "split": split, "image_size": image_size, "channels": channels,
-        "batch_size": batch_size, "steps": steps, "latent_dim": latent_dim,
-        "filters": filters, "num_residual_blocks": num_residual_blocks, "n_critic": n_critic,
+        "arch": arch, **data, "split": split, "channels": channels, "steps": steps,
+        "latent_dim": latent_dim, "filters": filters, "num_residual_blocks": num_residual_blocks, "n_critic": n_critic,
         "seed": seed,
     }
     # A bad dataset, split or size fails here, with its message, not in a worker;

@@ -241,9 +241,11 @@ def build_parser():
     p.add_argument("--dataset", help="dataset (default mnist_5k; cyclegan: domain A, digits_8x8)")
     p.add_argument("--dataset-b", help="image-to-image: domain B (default mnist_5k)")
     p.add_argument("--split", help="dataset split, e.g. 'train[:256]' (default train)")
-    p.add_argument("--image-size", type=_positive_int, help="resize images to this square size")
+    p.add_argument("--image-size", type=_positive_int,
+                   help="resize images to this square size (cyclegan on its default domains: 32)")
     p.add_argument("--channels", type=int, choices=(1, 3), help="convert images to 1 or 3 channels")
-    p.add_argument("--batch-size", type=_positive_int, help="images per update (default 64)")
+    p.add_argument("--batch-size", type=_positive_int,
+                   help="images per update (default 64; cyclegan: 1 per domain)")
     p.add_argument("--steps", type=_positive_int, help="train steps per repeat (default 50)")
     p.add_argument("--repeats", type=_positive_int, default=5)
     p.add_argument("--latent-dim", type=_positive_int, help="default 100")
@@ -935,11 +937,12 @@ def _make_timer(backup_dir, finished):
     return EpochTimer()
 
 
-#: `kgan bench`'s training flags and their defaults (the parser leaves them None).
+#: `kgan bench`'s training flags and their defaults (the parser leaves them None;
+#: None here: bench.run's default for the architecture, see bench.problem_defaults).
 _BENCH_TRAINING_DEFAULTS = {
     "precision": "auto", "steps_per_execution": "auto", "jit_compile": None, "baseline": False,
     "dataset": None, "dataset_b": None, "split": "train", "image_size": None, "channels": None,
-    "batch_size": 64, "steps": 50, "latent_dim": 100, "filters": 64, "num_residual_blocks": None,
+    "batch_size": None, "steps": 50, "latent_dim": 100, "filters": 64, "num_residual_blocks": None,
     "n_critic": None, "in_process": False, "profile": False, "floor": False,
 }
 
@@ -974,7 +977,7 @@ def cmd_bench(args):
     if unknown or not precisions:
         raise CLIError(f"unknown precision {unknown or args.precision!r}; choose from auto, {', '.join(PRECISIONS)}")
     translation = hasattr(zoo.architecture(args.arch).cls, "translate")
-    dataset, _ = bench.problem_datasets(args.arch, args.dataset, args.dataset_b)
+    dataset = bench.problem_defaults(args.arch, args.dataset)["dataset"]
     with _too_few_examples_as_flags(args, translation, dataset, split_applies=True):
         rows = bench.run(
             args.arch, precisions=precisions, baseline=args.baseline, dataset=args.dataset,

@@ -611,3 +611,23 @@ def test_bench_serving_takes_repeats_and_json(monkeypatch, tmp_path, capsys):
     assert run(["bench", "dcgan_mnist", "--serving", "--repeats", "2",
                 "--json", tmp_path / "s.json"]) == 0
     assert calls == [("dcgan_mnist", 2)] and json.loads((tmp_path / "s.json").read_text()) == {}
+
+
+def test_bench_cyclegan_runs_on_its_defaults(tmp_path, capsys):
+    # Its default domains (8x8 digits, 28x28 MNIST) differ in size: every
+    # `kgan bench cyclegan` without --image-size failed. They are paired at
+    # 32x32 as the cyclegan_digits preset pairs them, in batches of 1.
+    assert bench.problem_defaults("cyclegan") == {
+        "dataset": "digits_8x8", "dataset_b": "mnist_5k", "image_size": 32, "batch_size": 1}
+    assert bench.problem_defaults("cyclegan", image_size=24, batch_size=2)["image_size"] == 24
+    assert bench.problem_defaults("cyclegan", "my_photos")["image_size"] is None  # its own size
+    assert bench.problem_defaults("dcgan") == {
+        "dataset": "mnist_5k", "dataset_b": None, "image_size": None, "batch_size": 64}
+    report = tmp_path / "bench.json"
+    # Only the network size is shrunk: data, size and batch are the defaults.
+    assert run(["bench", "cyclegan", "--steps", "1", "--repeats", "1", "--filters", "2",
+                "--num-residual-blocks", "1", "--precision", "float32", "--in-process",
+                "--json", report]) == 0
+    (row,) = json.loads(report.read_text())
+    assert row["image_shape"] == [32, 32, 1] and row["batch_size"] == 1
+    assert row["dataset"] == "digits_8x8 <-> mnist_5k" and row["images_per_s"] > 0
