@@ -354,9 +354,15 @@ def test_train_and_bench_share_the_auto_defaults():
     parser = cli.build_parser()
     train = parser.parse_args(["train", "dcgan", "--dataset", "d", "--epochs", "1",
                                "--output", "o"])
+    assert (train.precision, train.steps_per_execution, train.jit_compile) == ("auto", "auto", None)
+    # bench's parser leaves its training flags None (so --serving can refuse
+    # those given); cmd_bench fills in the same defaults.
     bench_args = parser.parse_args(["bench", "dcgan"])
-    for args in (train, bench_args):
-        assert (args.precision, args.steps_per_execution, args.jit_compile) == ("auto", "auto", None)
+    assert (bench_args.precision, bench_args.steps_per_execution, bench_args.jit_compile) == (
+        None, None, None)
+    defaults = cli._BENCH_TRAINING_DEFAULTS
+    assert (defaults["precision"], defaults["steps_per_execution"], defaults["jit_compile"]) == (
+        "auto", "auto", None)
     opted_out = parser.parse_args(["bench", "dcgan", "--precision", "float32", "--no-jit-compile"])
     assert opted_out.jit_compile is False
 
