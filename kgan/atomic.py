@@ -32,6 +32,31 @@ def _existing_ancestor(path):
     return path
 
 
+#: errno values of a write the user cannot make here: no permission, or a
+#: read-only file system (EROFS is no PermissionError, so it needs naming).
+UNWRITABLE = (errno.EACCES, errno.EPERM, errno.EROFS)
+
+
+def unwritable(target, folder, err, action="write"):
+    """The `OutputPathError` for `err` (one of `UNWRITABLE`) writing `target` in `folder`.
+
+    It names the user's path, not the temporary one the failing call had.
+
+    Example:
+
+    ```python
+    except OSError as err:
+        if err.errno in UNWRITABLE:
+            raise unwritable(target, target.parent, err) from err
+        raise
+    ```
+    """
+    why = (f"{folder} is on a read-only file system" if err.errno == errno.EROFS
+           else f"no permission to write in {folder}")
+    return OutputPathError(f"Cannot {action} {target}: {why}. Choose an output folder you can "
+                           "write to.")
+
+
 def make_dirs(folder):
     """Create `folder` and its parents, or raise `OutputPathError` saying why not.
 
@@ -50,11 +75,10 @@ def make_dirs(folder):
             f"Cannot create the folder {folder}: {blocker} is a file, not a folder. "
             "Choose an output path inside a folder, or move that file away.",
         ) from err
-    except PermissionError as err:
-        raise OutputPathError(
-            f"Cannot create the folder {folder}: no permission to write in "
-            f"{_existing_ancestor(folder)}. Choose an output folder you can write to.",
-        ) from err
+    except OSError as err:
+        if err.errno not in UNWRITABLE:
+            raise
+        raise unwritable(folder, _existing_ancestor(folder), err, "create the folder") from err
     return folder
 
 
@@ -63,8 +87,10 @@ def check_output_file(target):
 
     For the reports of long runs (a benchmark's `--json`): a mistyped path
     should cost a second, not the hour of work before the write. Creates
-    the parent folders, as `write_file` would; raises `OutputPathError` if
-    `target` is a folder, a parent is a file, or the folder is not writable.
+    nothing (a run that then fails must not leave empty folders behind;
+    `write_file` makes the parents when it writes); raises `OutputPathError`
+    if `target` is a folder, a parent is a file, or the nearest existing
+    folder on its path cannot be written.
 
     Example:
 
@@ -77,13 +103,63 @@ def check_output_file(target):
     target = Path(target)
     if target.is_dir():
         raise OutputPathError(f"Cannot write the file {target}: it is a folder. Give a file name.")
-    make_dirs(target.parent)
-    if not os.access(target.parent, os.W_OK):
+    folder = _existing_ancestor(target.parent)  # where the first new folder or the file goes
+    if not folder.is_dir():
         raise OutputPathError(
-            f"Cannot write {target}: no permission to write in {target.parent}. "
-            "Choose an output folder you can write to.",
+            f"Cannot write {target}: {folder} is a file, not a folder. "
+            "Choose an output path inside a folder, or move that file away.",
         )
+    if not os.access(folder, os.W_OK):
+        read_only = os.statvfs(folder).f_flag & os.ST_RDONLY
+        code = errno.EROFS if read_only else errno.EACCES
+        raise unwritable(target, folder, OSError(code, os.strerror(code)))
     return target
+
+
+def absolute_folder(target):
+    """`target` as an absolute path whose last part is a real name, not `.` or `..`.
+
+    A folder is written beside its target and renamed over it, so the target
+    must be a name inside a parent: built from `..` as given, the staging
+    folder's `staging/..` is the staging folder's parent, and the writer
+    would write there. The parent is resolved (symlinks, `.` and `..` as the
+    file system sees them); the last part is kept, so a symlink target is
+    replaced as a link, not followed.
+
+    Raises:
+        OutputPathError: `target` is the file system's root, the current
+            folder or a folder holding it: replacing it whole would delete
+            the folder the user works in (and the renames fail half-way).
+
+    Example:
+
+    ```python
+    absolute_folder("served/model")  # PosixPath('/home/me/served/model')
+    absolute_folder("..")             # OutputPathError when run inside it
+    ```
+    """
+    given = Path(target)
+    if given.name in ("", ".", ".."):
+        full = Path(os.path.realpath(given))
+    else:
+        full = Path(os.path.realpath(given.parent)) / given.name
+    if full == full.parent:
+        raise OutputPathError(
+            f"Cannot write the folder {target}: it is the file system's root, and the output "
+            "replaces its folder whole. Name a new folder for it, e.g. ./exported.",
+        )
+    try:
+        cwd = Path(os.getcwd())
+    except FileNotFoundError:  # the current folder was deleted: nothing to protect
+        return full
+    if full == cwd or full in cwd.parents:
+        what = "the current folder" if full == cwd else "a folder holding the current folder"
+        raise OutputPathError(
+            f"Cannot write the folder {target}: it is {what} ({full}), and the output "
+            "replaces its folder whole, with everything in it. Name a new folder for it, "
+            "e.g. ./exported.",
+        )
+    return full
 
 
 def staging_dir(target):
@@ -91,21 +167,25 @@ def staging_dir(target):
 
     mkdtemp makes folders private (0700); renamed into place they would stay so.
 
+    Raises:
+        OutputPathError: `target` is not a folder kgan may replace
+            (`absolute_folder`), or its parent cannot be written.
+
     Example:
 
     ```python
     staging = staging_dir(Path("zoo/my_preset"))
     ```
     """
+    full = absolute_folder(target)  # before any folder is made
     target = Path(target)
     make_dirs(target.parent)
     try:
-        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
-    except PermissionError as err:  # the folder exists but is read-only
-        raise OutputPathError(
-            f"Cannot write {target}: no permission to write in {target.parent}. "
-            "Choose an output folder you can write to.",
-        ) from err
+        staging = Path(tempfile.mkdtemp(prefix=f".{full.name}-", dir=full.parent))
+    except OSError as err:  # the folder exists but is read-only
+        if err.errno not in UNWRITABLE:
+            raise
+        raise unwritable(target, target.parent, err) from err
     umask = os.umask(0)
     os.umask(umask)
     os.chmod(staging, 0o777 & ~umask)
@@ -191,6 +271,12 @@ def write_file(target, write):
         with open(temporary, "rb") as handle:
             os.fsync(handle.fileno())
         os.replace(temporary, target)
+    except OSError as err:
+        temporary.unlink(missing_ok=True)
+        if err.errno is not None and err.filename is None:
+            # A failed write() (a full disk) names no file: name the one being written.
+            raise OSError(err.errno, err.strerror, str(target)) from err
+        raise
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise
@@ -245,7 +331,8 @@ def replace_folder(source, target):
     replace_folder(staging, "out/report")  # out/report now holds index.txt, whole
     ```
     """
-    source, target = Path(source), Path(target)
+    # Absolute, with a real last name: a target spelled `x/..` cannot be renamed.
+    source, target = Path(source), absolute_folder(target)
     # lexists: a dangling symlink is still something to replace.
     if os.path.lexists(target) and _exchange(source, target):
         _remove(source)  # now the old version
@@ -276,12 +363,12 @@ def write_folder(target, write):
     write_folder(Path("served/model"), lambda folder: archive.write_out(str(folder)))
     ```
     """
-    target = Path(target)
     staging = staging_dir(target)
     try:
-        folder = staging / target.name
+        # The real name: `staging / ".."` would be outside the staging folder.
+        folder = staging / absolute_folder(target).name
         write(folder)
         replace_folder(folder, target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    return target
+    return Path(target)

@@ -234,6 +234,10 @@ class _Trainer:
             keras.mixed_precision.set_global_policy(previous)
         self.model = model
         self.precision = precision
+        # As compiled: the baseline's plain compile() leaves "auto", which Keras
+        # resolves to XLA on where it sees a GPU (and Keras turns XLA off for
+        # models that do not support it).
+        self.jit_compile = bool(model.jit_compile)
         self.chunk = pipeline.repeat().take(p["steps"])
         self.chunk_steps = p["steps"]
         self.images_per_step = p["batch_size"] * self.batches_per_step
@@ -305,7 +309,8 @@ class _InProcess:
         self.rss_start_mb = self.trainer.rss_start_mb
         self.info = {"images_per_step": self.trainer.images_per_step,
                      "batches_per_step": self.trainer.batches_per_step,
-                     "image_shape": self.trainer.image_shape, "threads": self.trainer.threads}
+                     "image_shape": self.trainer.image_shape, "threads": self.trainer.threads,
+                     "jit_compile": self.trainer.jit_compile}
 
     def ready(self):
         return self.info
@@ -445,7 +450,7 @@ def _worker_main():
         return
     reply({"images_per_step": trainer.images_per_step,
            "batches_per_step": trainer.batches_per_step, "image_shape": trainer.image_shape,
-           "threads": trainer.threads})
+           "threads": trainer.threads, "jit_compile": trainer.jit_compile})
     for line in sys.stdin:
         command = json.loads(line)["cmd"]
         if command == "run":
@@ -478,6 +483,44 @@ def _label(config):
     return f"kgan {config['precision']} spe={config['steps_per_execution']}{jit}{ops}"
 
 
+#: A translation bench's default domains are 8x8 and 28x28 images: they are
+#: paired at the offline `cyclegan_digits` preset's size.
+DIGITS_PAIR_SIZE = 32
+
+
+def problem_defaults(arch, dataset=None, dataset_b=None, image_size=None, batch_size=None):
+    """The data a bench of `arch` trains on: the values given, the defaults for the rest.
+
+    `mnist_5k` in batches of 64. An image-to-image architecture trains on
+    domain A `digits_8x8` and domain B `mnist_5k` in batches of 1 (the
+    paper's, and the README's CycleGAN bench); its default domains, whose
+    images differ in size, are resized to `DIGITS_PAIR_SIZE` as the
+    `cyclegan_digits` preset pairs them. Other domains keep their size
+    unless `image_size` is given.
+
+    Returns:
+        `{"dataset", "dataset_b", "image_size", "batch_size"}`; `dataset_b`
+        is None for architectures that learn one dataset.
+
+    Example:
+
+    ```python
+    bench.problem_defaults("cyclegan")
+    # {'dataset': 'digits_8x8', 'dataset_b': 'mnist_5k', 'image_size': 32, 'batch_size': 1}
+    ```
+    """
+    from kgan import zoo
+
+    if not hasattr(zoo.architecture(arch).cls, "translate"):
+        return {"dataset": dataset or "mnist_5k", "dataset_b": None, "image_size": image_size,
+                "batch_size": batch_size or 64}
+    domains = (dataset or "digits_8x8", dataset_b or "mnist_5k")
+    if image_size is None and domains == ("digits_8x8", "mnist_5k"):
+        image_size = DIGITS_PAIR_SIZE
+    return {"dataset": domains[0], "dataset_b": domains[1], "image_size": image_size,
+            "batch_size": batch_size or 1}
+
+
 def run(
     arch,
     precisions=("auto",),
@@ -487,7 +530,7 @@ def run(
     split="train",
     image_size=None,
     channels=None,
-    batch_size=64,
+    batch_size=None,
     steps=50,
     repeats=5,
     latent_dim=100,
@@ -514,9 +557,11 @@ def run(
             architectures domain A, default `digits_8x8`).
         dataset_b: image-to-image architectures: domain B (default `mnist_5k`).
         split: split of the dataset(s), e.g. `"train[:256]"`.
-        image_size: resize images to this square size.
+        image_size: resize images to this square size (image-to-image on
+            the default domains: `DIGITS_PAIR_SIZE`).
         channels: convert images to 1 or 3 channels.
-        batch_size: images per update (per domain for image-to-image).
+        batch_size: images per update (per domain for image-to-image);
+            default 64, image-to-image 1 (see `problem_defaults`).
         steps: train steps per timed `fit`.
         repeats: timed `fit` calls per configuration.
         latent_dim: latent size (latent-space architectures).
@@ -539,7 +584,8 @@ def run(
     Returns:
         One dict per configuration (kgan's first, the baseline last):
         `label`, `config` (`"kgan"` or `"baseline"`), `precision`,
-        `steps_per_execution`, `jit_compile`, `images_per_s` (median),
+        `steps_per_execution`, `jit_compile` (as compiled: the baseline's
+        is what Keras's `"auto"` chose), `images_per_s` (median),
         `step_ms` (median), `repeats_images_per_s`, `ratio` (images/s over
         the reference row's: the baseline if present, else the first row),
         `steady_images_per_s`, `steady_step_ms` and `steady_ratio` (the
@@ -552,7 +598,8 @@ def run(
 
     Raises:
         ValueError: unknown architecture or precision, no baseline for
-            `arch`, bad sizes, or a dataset that cannot be loaded.
+            `arch`, an option `arch` does not take (`n_critic`,
+            `num_residual_blocks`), bad sizes, or a dataset that cannot be loaded.
 
     Example:
 
@@ -569,21 +616,28 @@ def run(
         raise ValueError(f"steps and repeats must be >= 1, got {steps}, {repeats}.")
     architecture = zoo.architecture(arch)
     translation = hasattr(architecture.cls, "translate")
+    parameters = inspect.signature(architecture.builder).parameters
+    # Refused here: a worker would fail on them, or leave them unused.
+    refused = [name for name, value in (("n_critic", n_critic),
+                                        ("num_residual_blocks", num_residual_blocks))
+               if value is not None and name not in parameters]
+    if refused:
+        raise ValueError(f"{arch} does not take {', '.join(refused)}; leave it None.")
     if baseline:
         from kgan.benchmarks import baselines
 
         baselines.baseline_class(arch)
+    data = problem_defaults(arch, dataset, dataset_b, image_size, batch_size)
+    batch_size = data["batch_size"]
     problem = {
-        "arch": arch,
-        "dataset": dataset or ("digits_8x8" if translation else "mnist_5k"),
-        "dataset_b": (dataset_b or "mnist_5k") if translation else None,
-        "split": split, "image_size": image_size, "channels": channels,
-        "batch_size": batch_size, "steps": steps, "latent_dim": latent_dim,
-        "filters": filters, "num_residual_blocks": num_residual_blocks, "n_critic": n_critic,
+        "arch": arch, **data, "split": split, "channels": channels, "steps": steps,
+        "latent_dim": latent_dim, "filters": filters, "num_residual_blocks": num_residual_blocks, "n_critic": n_critic,
         "seed": seed,
     }
-    # A bad dataset, split or size fails here, with its message, not in a worker.
-    _pipeline(problem, translation, _is_conditional(architecture))
+    # A bad dataset, split or size fails here, with its message, not in a worker;
+    # with the minibatches a step takes (n_critic), as the trainers load it.
+    default_critic = parameters["n_critic"].default if "n_critic" in parameters else 1
+    _pipeline(problem, translation, _is_conditional(architecture), n_critic or default_critic)
     # Thread pools are per process: in-process runs keep the process's own.
     threads = performance.cpu_threads(arch) if isolate else None
     configs = []
@@ -591,8 +645,9 @@ def run(
         settings = performance.resolve(arch, precision, steps_per_execution, jit_compile)
         configs.append({"kind": "kgan", **settings, "threads": threads})
     if baseline:
+        # jit_compile: the keras.io default, "auto"; rows report what it resolved to.
         configs.append({"kind": _BASELINE, "precision": "float32", "steps_per_execution": 1,
-                        "jit_compile": False})
+                        "jit_compile": "auto"})
     runner = _Worker if isolate else _InProcess
     runners = []
     try:
@@ -628,7 +683,7 @@ def run(
             "arch": arch,
             "precision": config["precision"],
             "steps_per_execution": config["steps_per_execution"],
-            "jit_compile": config["jit_compile"],
+            "jit_compile": info["jit_compile"],  # as compiled (the baseline's: Keras's "auto")
             # TensorFlow's thread pools in effect; 0 is its default (as many as cores).
             "cpu_threads": info["threads"],
             "images_per_s": _significant(steps * per_step / median),

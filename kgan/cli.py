@@ -235,36 +235,40 @@ def build_parser():
         ),
     )
     p.add_argument("arch", help="architecture name (with --serving: a preset name or folder)")
-    p.add_argument("--precision", default="auto",
+    # Training flags default to None here (their defaults: _BENCH_TRAINING_DEFAULTS),
+    # so that --serving can refuse those given instead of ignoring them.
+    p.add_argument("--precision",
                    help="comma-separated: auto (kgan train's default), float32, mixed_bfloat16, "
-                        "mixed_float16")
-    p.add_argument("--steps-per-execution", type=_auto_positive_int, default="auto",
+                        "mixed_float16 (default auto)")
+    p.add_argument("--steps-per-execution", type=_auto_positive_int,
                    help="train steps per compiled call (default: kgan train's, per architecture)")
     p.add_argument("--jit-compile", action=argparse.BooleanOptionalAction, default=None,
                    help="XLA on/off (default: kgan train's, per architecture)")
-    p.add_argument("--baseline", action="store_true",
+    p.add_argument("--baseline", action="store_true", default=None,
                    help="also time the keras.io-style float32 baseline of the same networks")
     p.add_argument("--dataset", help="dataset (default mnist_5k; cyclegan: domain A, digits_8x8)")
     p.add_argument("--dataset-b", help="image-to-image: domain B (default mnist_5k)")
-    p.add_argument("--split", default="train", help="dataset split, e.g. 'train[:256]'")
-    p.add_argument("--image-size", type=_positive_int, help="resize images to this square size")
+    p.add_argument("--split", help="dataset split, e.g. 'train[:256]' (default train)")
+    p.add_argument("--image-size", type=_positive_int,
+                   help="resize images to this square size (cyclegan on its default domains: 32)")
     p.add_argument("--channels", type=int, choices=(1, 3), help="convert images to 1 or 3 channels")
-    p.add_argument("--batch-size", type=_positive_int, default=64)
-    p.add_argument("--steps", type=_positive_int, default=50, help="train steps per repeat")
+    p.add_argument("--batch-size", type=_positive_int,
+                   help="images per update (default 64; cyclegan: 1 per domain)")
+    p.add_argument("--steps", type=_positive_int, help="train steps per repeat (default 50)")
     p.add_argument("--repeats", type=_positive_int, default=5)
-    p.add_argument("--latent-dim", type=_positive_int, default=100)
-    p.add_argument("--filters", type=_positive_int, default=64)
+    p.add_argument("--latent-dim", type=_positive_int, help="default 100")
+    p.add_argument("--filters", type=_positive_int, help="base network width (default 64)")
     p.add_argument("--num-residual-blocks", type=_positive_int, help="CycleGAN: generator residual blocks")
     p.add_argument("--n-critic", type=_positive_int, help="WGAN, WGAN-GP: critic updates per step")
-    p.add_argument("--in-process", action="store_true",
+    p.add_argument("--in-process", action="store_true", default=None,
                    help="run every configuration in this process (faster start; peak memory "
                         "is then process-wide)")
     p.add_argument("--serving", action="store_true",
                    help="instead time sampling of preset ARCH: Keras generate vs SavedModel vs "
-                        "TFLite (python -m kgan.benchmarks.serving; uses --repeats, --json)")
-    p.add_argument("--profile", action="store_true",
+                        "TFLite (python -m kgan.benchmarks.serving; takes only --repeats and --json)")
+    p.add_argument("--profile", action="store_true", default=None,
                    help="also profile one untimed fit per configuration: op time per op type")
-    p.add_argument("--floor", action="store_true",
+    p.add_argument("--floor", action="store_true", default=None,
                    help="also count each configuration's convolutions and matmuls and report the "
                         "least time a step could take on this machine (kernel and arithmetic "
                         "floors; see kgan.benchmarks.compute_floor)")
@@ -379,6 +383,7 @@ def _info_remote(args):
 
 def cmd_sample(args):
     from kgan import sampling, zoo
+    from kgan.atomic import absolute_folder
 
     output = Path(args.output)
     suffix = output.suffix.lower()
@@ -392,6 +397,7 @@ def cmd_sample(args):
     if output.exists() and not args.overwrite and suffix in (".png", ".npz"):
         raise CLIError(f"{output} exists; pass --overwrite to replace it")
     if suffix not in (".png", ".npz"):
+        absolute_folder(output)  # not `.`, `..` or a folder holding the current one
         if output.exists() and not output.is_dir():
             raise CLIError(
                 f"{output} exists and is not a folder; OUTPUT must end in .png or .npz, "
@@ -630,21 +636,29 @@ def _check_distributed_compile(args, strategy):
 
 
 @contextlib.contextmanager
-def _too_few_examples_as_flags(args, translation=False):
-    """`data.TooFewExamplesError` in the command line's words (its flags, not Python arguments)."""
+def _too_few_examples_as_flags(args, translation=False, dataset=None, split_applies=None):
+    """`data.TooFewExamplesError` in the command line's words (its flags, not Python arguments).
+
+    `dataset` names the data when `--dataset` was left to a default (`kgan
+    bench`); `split_applies` says whether `--split` selects a translator's
+    domains (`kgan bench`, default: not for translation, as in `kgan train`).
+    """
     from kgan import data
 
+    if split_applies is None:
+        split_applies = not translation
     try:
         yield
     except data.TooFewExamplesError as err:
         per_step = err.batch_size * err.repeat_batches
         critic = (f" ({err.repeat_batches} critic minibatches of --batch-size {err.batch_size})"
                   if err.repeat_batches > 1 else "")
-        if translation:  # one batch from each domain; --split does not apply
-            data_text, larger = err.source, ""
+        larger = ", or choose a larger --split" if split_applies else ""
+        if translation:  # one batch from each domain, named with its split
+            data_text = err.source
         else:
             split = "" if args.split == "train" else f" --split {shlex.quote(args.split)}"
-            data_text, larger = f"--dataset {args.dataset}{split}", ", or choose a larger --split"
+            data_text = f"--dataset {dataset or args.dataset}{split}"
         raise CLIError(
             f"{data_text} has {err.num_examples} examples, fewer than one training step takes: "
             f"{per_step}{critic}. Lower --batch-size to at most "
@@ -867,14 +881,13 @@ def _num_classes(dataset, name):
     return int(largest) + 1
 
 
-def _check_builder_accepts(arch, options):
-    import inspect
-
+def _check_builder_accepts(arch, options, command="train"):
+    """Refuse `options` (builder keywords) that `arch`'s builder does not take, as their flags."""
     accepted = inspect.signature(arch.builder).parameters
     refused = [k for k in options if k not in accepted]
     if refused:
         flags = ", ".join("--" + k.replace("_", "-") for k in refused)
-        raise CLIError(f"{arch.name} does not take {flags}; see kgan train --help")
+        raise CLIError(f"{arch.name} does not take {flags}; see kgan {command} --help")
 
 
 def _dataset_size(dataset):
@@ -964,27 +977,48 @@ def _make_timer(backup_dir, finished):
     return EpochTimer()
 
 
-def cmd_bench(args):
-    from kgan import bench
+#: `kgan bench`'s training flags and their defaults (the parser leaves them None;
+#: None here: bench.run's default for the architecture, see bench.problem_defaults).
+_BENCH_TRAINING_DEFAULTS = {
+    "precision": "auto", "steps_per_execution": "auto", "jit_compile": None, "baseline": False,
+    "dataset": None, "dataset_b": None, "split": "train", "image_size": None, "channels": None,
+    "batch_size": None, "steps": 50, "latent_dim": 100, "filters": 64, "num_residual_blocks": None,
+    "n_critic": None, "in_process": False, "profile": False, "floor": False,
+}
 
-    for flag in ("profile", "floor"):
-        if args.serving and getattr(args, flag):
-            raise CLIError(f"--{flag} measures training steps; drop it with --serving, or drop "
-                           "--serving to measure training.")
+
+def cmd_bench(args):
+    from kgan import bench, zoo
+
+    given = [name for name in _BENCH_TRAINING_DEFAULTS if getattr(args, name) is not None]
+    if args.serving and given:
+        flags = ", ".join("--" + name.replace("_", "-") for name in given)
+        raise CLIError(f"{flags} {'configures' if len(given) == 1 else 'configure'} training "
+                       f"benchmarks; --serving times sampling of preset {args.arch} and takes "
+                       "only --repeats and --json. Drop "
+                       f"{'it' if len(given) == 1 else 'them'}, or drop --serving to time training")
+    for name, default in _BENCH_TRAINING_DEFAULTS.items():
+        if getattr(args, name) is None:
+            setattr(args, name, default)
+    if not args.serving:  # as kgan train: an option of another architecture is refused
+        _check_builder_accepts(zoo.architecture(args.arch), {
+            name: value for name in ("n_critic", "num_residual_blocks")
+            if (value := getattr(args, name)) is not None}, "bench")
     _check_json_target(args.json)
     if args.serving:
         from kgan.benchmarks import serving
 
         report = serving.run(args.arch, repeats=args.repeats)
-        print(serving.format_table(report))
-        if args.json:
-            _write_json(args.json, json.dumps(report, indent=2))
+        _show_then_write_json(lambda: print(serving.format_table(report)), args.json,
+                              json.dumps(report, indent=2))
         return
     precisions = [p.strip() for p in args.precision.split(",") if p.strip()]
     unknown = [p for p in precisions if p not in PRECISIONS + ("auto",)]
     if unknown or not precisions:
         raise CLIError(f"unknown precision {unknown or args.precision!r}; choose from auto, {', '.join(PRECISIONS)}")
-    with _too_few_examples_as_flags(args, translation=args.dataset_b is not None):
+    translation = hasattr(zoo.architecture(args.arch).cls, "translate")
+    dataset = bench.problem_defaults(args.arch, args.dataset)["dataset"]
+    with _too_few_examples_as_flags(args, translation, dataset, split_applies=True):
         rows = bench.run(
             args.arch, precisions=precisions, baseline=args.baseline, dataset=args.dataset,
             dataset_b=args.dataset_b, split=args.split, image_size=args.image_size,
@@ -995,19 +1029,39 @@ def cmd_bench(args):
             jit_compile="auto" if args.jit_compile is None else args.jit_compile,
             isolate=not args.in_process, profile=args.profile, floor=args.floor,
         )
-    # The measurements first: minutes of work must not hang on a table.
-    if args.json:
-        _write_json(args.json, json.dumps(rows, indent=2))
-    print(bench.format_table(rows))
-    if args.floor:
-        from kgan.benchmarks import compute_floor
 
-        print(compute_floor.format_table(rows))
-    if args.profile:
-        from kgan.benchmarks import op_profile
+    def show():
+        print(bench.format_table(rows))
+        if args.floor:
+            from kgan.benchmarks import compute_floor
 
-        for row in rows:
-            print(op_profile.format_table(row["label"], row["op_profile"]))
+            print(compute_floor.format_table(rows))
+        if args.profile:
+            from kgan.benchmarks import op_profile
+
+            for row in rows:
+                print(op_profile.format_table(row["label"], row["op_profile"]))
+
+    _show_then_write_json(show, args.json, json.dumps(rows, indent=2))
+
+
+def _show_then_write_json(show, json_path, text):
+    """Print a benchmark's tables with `show()`, then write `text` to `json_path`.
+
+    Minutes of measurements must survive either step failing: the JSON is
+    written even if a table fails, and if the write fails (a full disk) the
+    tables are already out and the JSON follows them on stdout.
+    """
+    try:
+        show()
+    finally:
+        if json_path:
+            try:
+                _write_json(json_path, text)
+            except OSError as err:
+                print(text)
+                raise CLIError(f"{_os_error_message(err)}; the results are printed above, "
+                               "also as JSON") from err
 
 
 def cmd_evaluate(args, argv):
@@ -1220,7 +1274,10 @@ def _output_folder(args, inputs=()):
     """`--output` as a Path, refused before any work if it is a file, holds or
     is one of `inputs` (or the preset), or without `--overwrite`, a folder
     with something in it."""
+    from kgan.atomic import absolute_folder
+
     output = Path(args.output)
+    absolute_folder(output)  # not `.`, `..` or a folder holding the current one
     if output.exists() and not output.is_dir():
         raise CLIError(f"--output {output} exists and is not a folder")
     _refuse_output_over_inputs(output, [p for p in (_preset_folder(args.name), *inputs) if p])
@@ -1323,6 +1380,7 @@ def _safe_folder_name(name):
 
 def cmd_export(args):
     from kgan import export, zoo
+    from kgan.atomic import absolute_folder
 
     target = Path(args.dir)
     tflite = args.format == "tflite"
@@ -1340,7 +1398,11 @@ def cmd_export(args):
     if tflite and target.suffix.lower() == ".tflite":
         raise CLIError(f"DIR is the folder the .tflite file is written into; {target} looks like "
                        f"the file. Give its folder, e.g. {target.parent / target.stem}")
+    absolute_folder(target)  # not `.`, `..` or a folder holding the current one
     _refuse_output_over_inputs(target, [p for p in (_preset_folder(args.name),) if p], "DIR")
+    if target.exists() and not target.is_dir():  # --overwrite replaces folders, not files
+        raise CLIError(f"{target} exists and is not a folder; DIR names the folder the export "
+                       "is written into: choose a new folder, or move that file away")
     if target.exists() and not args.overwrite:
         raise CLIError(f"{target} already exists; pass --overwrite to replace it")
     model = zoo.load(args.name, sha256=args.sha256)
@@ -1395,9 +1457,9 @@ def main(argv=None):
         return 1
     except KeyboardInterrupt:
         # Ctrl-C: outputs are written atomically and `train` keeps its backup,
-        # so there is nothing to report but the interruption itself.
-        print("kgan: interrupted; no output was left half-written (run the same `kgan train` "
-              "command again to resume from its last completed epoch)", file=sys.stderr)
+        # so there is nothing to report but the interruption and what was kept.
+        kept = _INTERRUPTED.get(args.command, _INTERRUPTED[None])
+        print(f"kgan: interrupted; {kept}", file=sys.stderr)
         return 130
     except BenchWorkerError as err:  # a worker crashed or was killed: not the user's input
         print(f"kgan: error: {' '.join(str(err).split())}", file=sys.stderr)
@@ -1418,6 +1480,16 @@ def main(argv=None):
         print(f"kgan: error: {' '.join(message.split())}", file=sys.stderr)
         return 2
     return 0
+
+
+#: What a command interrupted by Ctrl-C kept, by command (None: the others).
+_INTERRUPTED = {
+    "train": "no output was left half-written (run the same `kgan train` command again to "
+             "resume from its last completed epoch)",
+    "bench": "kgan bench stopped before its results were complete; nothing was written",
+    "evaluate": "kgan evaluate stopped before its figures were complete; nothing was written",
+    None: "no output was left half-written; any earlier output at that path is as it was",
+}
 
 
 def _no_space_message(path):

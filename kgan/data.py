@@ -1482,7 +1482,9 @@ def _open_domain(
         if domain in _EMBEDDED_LOADERS:
             images, _ = embedded_split(domain, split)
             dataset = tf.data.Dataset.from_tensor_slices(images)
-            return _Domain(dataset, len(images), f"Domain {side} ({domain!r})", sided=False)
+            # A part of the set is named so: its size is the split's, not the set's.
+            part = "" if split == "train" else f", split {split!r}"
+            return _Domain(dataset, len(images), f"Domain {side} ({domain!r}{part})", sided=False)
         sided = False
         if _is_cycle_gan(domain):
             phase = _PHASE_SPLIT.match(split)

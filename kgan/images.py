@@ -26,7 +26,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from kgan.atomic import OutputPathError, make_dirs
+from kgan.atomic import UNWRITABLE, make_dirs, unwritable
 
 __all__ = [
     "to_uint8",
@@ -284,11 +284,10 @@ def _atomic_write(data, path):
     tmp = os.path.join(parent, f".{os.path.basename(path)}.{uuid.uuid4().hex}.tmp")
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    except PermissionError as err:  # the folder exists but is read-only
-        raise OutputPathError(
-            f"Cannot write {path}: no permission to write in {parent}. Choose an output "
-            "folder you can write to."
-        ) from err
+    except OSError as err:  # the folder exists but is read-only
+        if err.errno not in UNWRITABLE:
+            raise
+        raise unwritable(path, parent, err) from err
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)

@@ -300,16 +300,21 @@ def test_write_file_keeps_the_old_file_when_the_writer_fails(tmp_path):
 
 def test_check_output_file_refuses_what_write_file_could_not_write(tmp_path, monkeypatch):
     assert atomic.check_output_file(tmp_path / "new" / "r.json") == tmp_path / "new" / "r.json"
-    assert (tmp_path / "new").is_dir() and not (tmp_path / "new" / "r.json").exists()
+    # It creates nothing: a run failing after the check must not leave new/ behind.
+    assert list(tmp_path.iterdir()) == []
     (tmp_path / "afile").write_text("")
     with pytest.raises(atomic.OutputPathError, match="it is a folder"):
         atomic.check_output_file(tmp_path)
     with pytest.raises(atomic.OutputPathError, match="afile is a file"):
         atomic.check_output_file(tmp_path / "afile" / "r.json")
+    with pytest.raises(atomic.OutputPathError, match="afile is a file"):
+        atomic.check_output_file(tmp_path / "afile" / "deeper" / "r.json")
     # A read-only folder, faked: root (as tests may run) can write in any folder.
     monkeypatch.setattr(atomic.os, "access", lambda path, mode: False)
     with pytest.raises(atomic.OutputPathError, match="no permission to write in"):
         atomic.check_output_file(tmp_path / "r.json")
+    with pytest.raises(atomic.OutputPathError, match=f"no permission to write in {tmp_path}"):
+        atomic.check_output_file(tmp_path / "new" / "r.json")
 
 
 def test_a_backup_interrupted_while_saving_keeps_the_previous_backup(tmp_path, monkeypatch):
@@ -427,3 +432,48 @@ def test_a_worker_that_is_not_the_chief_restores_but_never_writes_the_backup(tmp
     worker.fit(data, epochs=3, verbose=0, callbacks=[backup])
     assert backup.restored_epoch == 1 and int(worker.g_optimizer.iterations.numpy()) == 6
     assert {p.name: p.read_bytes() for p in (tmp_path / "backup").iterdir()} == before
+
+
+# ---------------------------------------------------------------------- `.` and `..` targets
+@pytest.mark.parametrize("target, says", [
+    (".", "it is the current folder"),
+    ("..", "it is a folder holding the current folder"),
+    ("../my_model/.", "it is the current folder"),
+    ("/", "it is the file system's root"),
+])
+def test_a_folder_writer_refuses_the_current_folder_and_its_parents(target, says, tmp_path,
+                                                                     monkeypatch):
+    # `staging / ".."` was the staging folder's parent: the writer wrote into
+    # the user's folder, then the rename failed ("Device or resource busy").
+    work = tmp_path / "dot3" / "my_model"
+    work.mkdir(parents=True)
+    (work / "notes.txt").write_text("mine")
+    monkeypatch.chdir(work)
+    written = []
+
+    def write(folder):
+        written.append(folder)
+        Path(folder).mkdir()
+        (Path(folder) / "saved_model.pb").write_text("export")
+
+    with pytest.raises(atomic.OutputPathError, match=f"Cannot write the folder {target}: {says}"):
+        atomic.write_folder(target, write)
+    with pytest.raises(atomic.OutputPathError, match=says):
+        zoo.save_preset(tiny_dcgan(seed=0), target, TINY_METADATA, overwrite=True)
+    assert written == []
+    assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*")) == [
+        "dot3", "dot3/my_model", "dot3/my_model/notes.txt"]
+
+
+def test_a_folder_target_ending_in_dots_is_written_where_it_points(tmp_path, monkeypatch):
+    (tmp_path / "a" / "b").mkdir(parents=True)
+    (tmp_path / "x" / "y").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path / "a" / "b")
+
+    def write(folder):
+        Path(folder).mkdir()
+        (Path(folder) / "saved_model.pb").write_text("export")
+
+    assert atomic.write_folder("../../x/y/..", write) == Path("../../x/y/..")
+    assert sorted(p.name for p in (tmp_path / "x").iterdir()) == ["saved_model.pb"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "x"]

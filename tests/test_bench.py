@@ -14,7 +14,7 @@ import tensorflow as tf
 
 import kgan
 from kgan import bench, cli, performance
-from kgan.benchmarks import baselines
+from kgan.benchmarks import baselines, hardware_sweep
 from kgan.layers import (
     AnalyticGradLayerNormalization,
     ForwardGradConv2D,
@@ -191,6 +191,7 @@ class _StubTrainer:
     """What `_worker_main` needs of a `_Trainer`, without TensorFlow."""
 
     images_per_step, batches_per_step, image_shape, threads, rss_start_mb = 4, 1, [2, 2, 1], None, 1
+    jit_compile = False
 
     def __init__(self, problem, config):
         pass
@@ -247,7 +248,7 @@ def test_a_killed_worker_is_named_with_why_and_no_traceback(monkeypatch, capsys)
     assert len(err.strip().splitlines()) == 1
 
 
-def test_bench_writes_its_json_before_printing_tables(monkeypatch, tmp_path):
+def test_bench_writes_its_json_even_when_a_table_fails(monkeypatch, tmp_path):
     row = {"label": "x", "config": "kgan"}
     monkeypatch.setattr(bench, "run", lambda *args, **kwargs: [row])
 
@@ -353,9 +354,15 @@ def test_train_and_bench_share_the_auto_defaults():
     parser = cli.build_parser()
     train = parser.parse_args(["train", "dcgan", "--dataset", "d", "--epochs", "1",
                                "--output", "o"])
+    assert (train.precision, train.steps_per_execution, train.jit_compile) == ("auto", "auto", None)
+    # bench's parser leaves its training flags None (so --serving can refuse
+    # those given); cmd_bench fills in the same defaults.
     bench_args = parser.parse_args(["bench", "dcgan"])
-    for args in (train, bench_args):
-        assert (args.precision, args.steps_per_execution, args.jit_compile) == ("auto", "auto", None)
+    assert (bench_args.precision, bench_args.steps_per_execution, bench_args.jit_compile) == (
+        None, None, None)
+    defaults = cli._BENCH_TRAINING_DEFAULTS
+    assert (defaults["precision"], defaults["steps_per_execution"], defaults["jit_compile"]) == (
+        "auto", "auto", None)
     opted_out = parser.parse_args(["bench", "dcgan", "--precision", "float32", "--no-jit-compile"])
     assert opted_out.jit_compile is False
 
@@ -504,3 +511,129 @@ def test_bench_profile_in_a_worker_process():
     (row,) = bench.run("dcgan", precisions=("float32",), steps=1, repeats=1, batch_size=4,
                        filters=2, latent_dim=4, split="train[:100]", profile=True)
     assert row["op_profile"] and row["op_profile"][0]["ms_per_step"] > 0
+
+
+def test_a_refused_bench_leaves_no_folders_its_json_check_made(tmp_path, monkeypatch, capsys):
+    # `kgan bench dcgan --precision bogus --json nd2/a/b.json` left nd2/a/ behind.
+    monkeypatch.chdir(tmp_path)
+    assert run(["bench", "dcgan", "--precision", "bogus", "--json", "nd2/a/b.json"]) == 2
+    assert "unknown precision" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("serving", [False, True])
+def test_bench_prints_its_results_before_a_json_write_fails(serving, monkeypatch, tmp_path, capsys):
+    # On a full disk the JSON was written first: "kgan: error: [Errno 28] No
+    # space left on device", and an empty stdout.
+    import errno
+    import pathlib
+
+    from kgan.benchmarks import serving as serving_module
+
+    row = {"label": "kgan float32", "config": "kgan"}
+    monkeypatch.setattr(bench, "run", lambda *args, **kwargs: [row])
+    monkeypatch.setattr(bench, "format_table", lambda rows: "THE TABLE")
+    monkeypatch.setattr(serving_module, "run", lambda *args, **kwargs: {"rows": [row]})
+    monkeypatch.setattr(serving_module, "format_table", lambda report: "THE TABLE")
+
+    def full_disk(self, *args, **kwargs):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))  # as a failed write() raises
+
+    monkeypatch.setattr(pathlib.Path, "write_text", full_disk)
+    report = tmp_path / "tiny" / "out.json"
+    assert run(["bench", "dcgan", "--json", report] + (["--serving"] if serving else [])) == 2
+    out, err = capsys.readouterr()
+    assert out.startswith("THE TABLE\n") and "kgan float32" in out  # the table, then the JSON
+    assert err == (f"kgan: error: no space left on the device while writing {report}: free space "
+                   "or choose an output on another disk; the results are printed above, also as "
+                   "JSON\n")
+    assert not report.exists() and list(report.parent.iterdir()) == []
+
+
+@pytest.mark.parametrize("gpu", [False, True])
+def test_the_baselines_jit_compile_is_what_its_compile_chose(gpu, monkeypatch):
+    # The keras.io baseline calls plain compile(): jit_compile="auto" is XLA
+    # where Keras sees a GPU, but its rows said False whatever it ran with.
+    if gpu:  # a GPU as Keras's "auto" and kgan's detection look for one; the step runs on the CPU
+        devices = tf.config.list_physical_devices
+        fake = tf.config.PhysicalDevice(name="/physical_device:GPU:0", device_type="GPU")
+        monkeypatch.setattr(tf.config, "list_physical_devices", lambda kind=None: (
+            [fake] if kind == "GPU" else devices(kind) + ([fake] if kind is None else [])))
+        monkeypatch.setattr(tf.config.experimental, "get_device_details",
+                            lambda device: {"compute_capability": (8, 0)})
+    kgan_row, base_row = bench.run(
+        "dcgan", precisions=("float32",), baseline=True, steps=1, repeats=1, batch_size=4,
+        filters=2, latent_dim=4, split="train[:8]", steps_per_execution=1, jit_compile=False,
+        isolate=False)
+    assert base_row["config"] == "baseline" and base_row["jit_compile"] is gpu
+    assert kgan_row["jit_compile"] is False  # as asked
+    markdown = hardware_sweep.format_markdown({
+        "hardware": {"date": "d", "tensorflow": "t", "keras": "k", "cpu": "c", "cpu_cores": 2,
+                     "gpus": [], "fast_bfloat16": None},
+        "settings": {"repeats": 1, "steps": 1}, "rows": [dict(base_row, arch="dcgan")]})
+    assert f"| dcgan | baseline float32 (keras.io) | {'on' if gpu else 'off'} |" in markdown
+
+
+@pytest.mark.parametrize("argv, flag", [
+    (["bench", "dcgan", "--n-critic", "3"], "--n-critic"),  # was Keras's "Unrecognized keyword"
+    (["bench", "dcgan", "--num-residual-blocks", "3"], "--num-residual-blocks"),  # was ignored
+    (["bench", "cyclegan", "--n-critic", "3"], "--n-critic"),  # was ignored
+])
+def test_bench_refuses_options_the_architecture_does_not_take(argv, flag, capsys):
+    assert run(argv) == 2
+    assert capsys.readouterr().err == (f"kgan: error: {argv[1]} does not take {flag}; "
+                                       "see kgan bench --help\n")
+    with pytest.raises(ValueError, match=f"{argv[1]} does not take {flag[2:].replace('-', '_')}"):
+        bench.run(argv[1], **{flag[2:].replace("-", "_"): 3})
+
+
+@pytest.mark.parametrize("flags, named", [
+    *[([flag], f"{flag} configures") for flag in
+      ("--baseline", "--in-process", "--profile", "--floor")],
+    (["--batch-size", "64"], "--batch-size configures"),
+    (["--precision", "auto"], "--precision configures"),
+    (["--steps", "50"], "--steps configures"),
+    (["--no-jit-compile"], "--jit-compile configures"),
+    (["--batch-size", "8", "--baseline"], "--baseline, --batch-size configure"),
+])
+def test_bench_serving_refuses_the_training_flags_given(flags, named, monkeypatch, capsys):
+    # They were silently ignored (even when given at their default values).
+    from kgan.benchmarks import serving
+
+    monkeypatch.setattr(serving, "run", lambda *args, **kwargs: pytest.fail("ran"))
+    assert run(["bench", "dcgan_mnist", "--serving"] + flags) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"kgan: error: {named} training benchmarks; ")
+    assert "--serving times sampling of preset dcgan_mnist and takes only --repeats and --json" in err
+    assert len(err.splitlines()) == 1
+
+
+def test_bench_serving_takes_repeats_and_json(monkeypatch, tmp_path, capsys):
+    from kgan.benchmarks import serving
+
+    calls = []
+    monkeypatch.setattr(serving, "run", lambda name, repeats: calls.append((name, repeats)) or {})
+    monkeypatch.setattr(serving, "format_table", lambda report: "THE TABLE")
+    assert run(["bench", "dcgan_mnist", "--serving", "--repeats", "2",
+                "--json", tmp_path / "s.json"]) == 0
+    assert calls == [("dcgan_mnist", 2)] and json.loads((tmp_path / "s.json").read_text()) == {}
+
+
+def test_bench_cyclegan_runs_on_its_defaults(tmp_path, capsys):
+    # Its default domains (8x8 digits, 28x28 MNIST) differ in size: every
+    # `kgan bench cyclegan` without --image-size failed. They are paired at
+    # 32x32 as the cyclegan_digits preset pairs them, in batches of 1.
+    assert bench.problem_defaults("cyclegan") == {
+        "dataset": "digits_8x8", "dataset_b": "mnist_5k", "image_size": 32, "batch_size": 1}
+    assert bench.problem_defaults("cyclegan", image_size=24, batch_size=2)["image_size"] == 24
+    assert bench.problem_defaults("cyclegan", "my_photos")["image_size"] is None  # its own size
+    assert bench.problem_defaults("dcgan") == {
+        "dataset": "mnist_5k", "dataset_b": None, "image_size": None, "batch_size": 64}
+    report = tmp_path / "bench.json"
+    # Only the network size is shrunk: data, size and batch are the defaults.
+    assert run(["bench", "cyclegan", "--steps", "1", "--repeats", "1", "--filters", "2",
+                "--num-residual-blocks", "1", "--precision", "float32", "--in-process",
+                "--json", report]) == 0
+    (row,) = json.loads(report.read_text())
+    assert row["image_shape"] == [32, 32, 1] and row["batch_size"] == 1
+    assert row["dataset"] == "digits_8x8 <-> mnist_5k" and row["images_per_s"] > 0

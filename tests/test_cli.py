@@ -923,3 +923,124 @@ def test_train_dcgan_on_a_folder_of_images(tmp_path):
             "--latent-dim", "8", "--verbose", "0", "--output", tmp_path / "run"]
     assert run(argv) == 0
     assert zoo.load(tmp_path / "run" / "preset").image_shape == (16, 16, 1)
+
+
+@pytest.mark.parametrize("argv", [
+    ["export", "dcgan_mnist", "..", "--overwrite"],
+    ["export", "dcgan_mnist", "..", "--overwrite", "--format", "tflite"],
+    ["export", "dcgan_mnist", ".", "--overwrite"],
+    ["sample", "dcgan_mnist", "--num", "2", "--output", "..", "--overwrite"],
+    ["synthesize", "cgan_mnist_50shot", "--per-class", "1", "--output", "..", "--overwrite"],
+    ["translate", "cyclegan_digits", "{image}", "--output", ".", "--overwrite"],
+])
+def test_an_output_folder_that_is_or_holds_the_current_folder_is_refused(argv, tmp_path,
+                                                                          monkeypatch, capsys):
+    # `cd dot3/my_model && kgan export dcgan_mnist .. --overwrite` wrote
+    # saved_model.pb and variables/ over the files in dot3/my_model.
+    work = tmp_path / "dot3" / "my_model"
+    work.mkdir(parents=True)
+    (work / "saved_model.pb").write_text("the user's own file")
+    image = tmp_path / "digit.png"
+    image.write_bytes(kgan.images.encode_png(np.zeros((8, 8, 1), np.uint8)))
+    monkeypatch.chdir(work)
+    before = _tree(tmp_path)
+    assert run([a.format(image=image) for a in argv]) == 2
+    line = error_line(capsys.readouterr().err)
+    assert "is the current folder" in line or "is a folder holding the current folder" in line
+    assert "Name a new folder for it" in line
+    assert _tree(tmp_path) == before
+    assert (work / "saved_model.pb").read_text() == "the user's own file"
+
+
+@pytest.mark.parametrize("extra", [[], ["--format", "tflite"]])
+def test_export_over_a_file_is_refused_even_with_overwrite(extra, tmp_path, capsys):
+    # `kgan export wgan_mnist report.txt --overwrite` replaced the file with a folder.
+    report = tmp_path / "report.txt"
+    report.write_text("draft")
+    assert run(["export", "dcgan_mnist", report, "--overwrite"] + extra) == 2
+    assert f"{report} exists and is not a folder" in error_line(capsys.readouterr().err)
+    assert report.read_text() == "draft" and _tree(tmp_path) == ["report.txt"]
+
+
+@pytest.mark.parametrize("argv, output", [
+    (["export", "dcgan_mnist", "{ro}/served"], "{ro}/served"),
+    (["sample", "dcgan_mnist", "--num", "2", "--output", "{ro}/d.png"], "{ro}/d.png"),
+    (["sample", "dcgan_mnist", "--num", "2", "--output", "{ro}/samples"], "{ro}/samples"),
+    (["sample", "dcgan_mnist", "--num", "2", "--output", "{ro}/new/d.png"], "{ro}/new"),
+])
+def test_a_read_only_file_system_is_named_like_a_denied_permission(argv, output, tmp_path,
+                                                                    monkeypatch, capsys):
+    # EROFS is no PermissionError: the errors named kgan's hidden temporary
+    # paths ("permission denied for ro/.served-ijfnpb6b"). Faked, as root
+    # cannot make a read-only folder: every write below ro/ fails so.
+    import errno as errno_module
+
+    ro = tmp_path / "ro"
+    ro.mkdir()
+
+    def read_only(call):
+        def refuse(path=None, *args, **kwargs):
+            if path is None:  # mkdtemp: the folder it would have made
+                path = os.path.join(kwargs["dir"], kwargs["prefix"] + "ijfnpb6b")
+            if str(ro) in str(path):
+                raise OSError(errno_module.EROFS, os.strerror(errno_module.EROFS), str(path))
+            return call(path, *args, **kwargs)
+        return refuse
+
+    monkeypatch.setattr(os, "open", read_only(os.open))
+    monkeypatch.setattr(os, "mkdir", read_only(os.mkdir))
+    import tempfile
+    monkeypatch.setattr(tempfile, "mkdtemp", read_only(tempfile.mkdtemp))
+    assert run([a.format(ro=ro) for a in argv]) == 2
+    line = error_line(capsys.readouterr().err)
+    assert f" {output.format(ro=ro)}: " in line and "is on a read-only file system" in line, line
+    assert "Choose an output folder you can write to" in line and "/." not in line
+    assert list(ro.iterdir()) == []
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["bench", "dcgan", "--split", "train[:32]", "--batch-size", "64"],
+     "--dataset mnist_5k --split 'train[:32]' has 32 examples, fewer than one training step "
+     "takes: 64. Lower --batch-size to at most 32, or choose a larger --split."),
+    (["bench", "cyclegan", "--image-size", "32", "--split", "train[:2]", "--batch-size", "4"],
+     "Domain A ('digits_8x8', split 'train[:2]') has 2 examples, fewer than one training step "
+     "takes: 4. Lower --batch-size to at most 2, or choose a larger --split."),
+    # The early check in the parent counts the n_critic minibatches a step takes,
+    # so the default one-process-per-configuration mode gives the CLI's wording too.
+    (["bench", "wgan_gp", "--split", "train[:100]", "--batch-size", "32", "--steps", "1",
+      "--repeats", "1"],
+     "--dataset mnist_5k --split 'train[:100]' has 100 examples, fewer than one training step "
+     "takes: 160 (5 critic minibatches of --batch-size 32). Lower --batch-size to at most 20, "
+     "or choose a larger --split."),
+    (["bench", "wgan_gp", "--split", "train[:100]", "--batch-size", "32", "--steps", "1",
+      "--repeats", "1", "--in-process"],
+     "--dataset mnist_5k --split 'train[:100]' has 100 examples, fewer than one training step "
+     "takes: 160 (5 critic minibatches of --batch-size 32). Lower --batch-size to at most 20, "
+     "or choose a larger --split."),
+])
+def test_bench_on_too_few_examples_names_the_dataset_used_and_the_flags(argv, expected, capsys):
+    # Without --dataset the message said "--dataset None"; WGAN-GP in worker
+    # processes gave the Python API's "Lower batch_size ... drop_remainder=False".
+    assert run(argv) == 2
+    assert error_line(capsys.readouterr().err) == f"kgan: error: {expected}"
+
+
+@pytest.mark.parametrize("command, argv, says", [
+    ("cmd_bench", ["bench", "dcgan"],
+     "kgan bench stopped before its results were complete; nothing was written"),
+    ("cmd_export", ["export", "dcgan_mnist", "served"],
+     "no output was left half-written; any earlier output at that path is as it was"),
+    ("cmd_train", ["train", "dcgan", "--dataset", "mnist_5k", "--epochs", "1", "--output", "o"],
+     "no output was left half-written (run the same `kgan train` command again to resume"),
+])
+def test_ctrl_c_says_what_was_kept_and_only_train_advises_a_resume(command, argv, says,
+                                                                   monkeypatch, capsys):
+    # Every command used to end with "run the same `kgan train` command again".
+    def interrupted(*args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, command, interrupted)
+    assert run(argv) == 130
+    err = capsys.readouterr().err
+    assert err.startswith(f"kgan: interrupted; {says}") and len(err.strip().splitlines()) == 1
+    assert ("kgan train" in err) == (command == "cmd_train")

@@ -152,7 +152,8 @@ def run(
             (class-conditional ones are sampled with the balanced labels).
         repeats: rounds; every (backend, batch) configuration runs once per round.
         calls: timed batch-1 calls per configuration and round.
-        large_batch: the large batch size (Keras and SavedModel only).
+        large_batch: the large batch size (Keras and SavedModel only); more
+            than 1, as batch 1 is always timed.
         large_calls: timed large-batch calls per configuration and round.
         tflite_threads: LiteRT interpreter threads (default: all CPUs, as
             TensorFlow uses).
@@ -184,6 +185,11 @@ def run(
     for name, value in settings:
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"{name} must be a positive int, got {value!r}.")
+    if large_batch == 1:
+        # Batch 1 is always timed: a second (backend, 1) configuration would run
+        # each call twice and count it once (rows twice over, at half the rate).
+        raise ValueError("large_batch must be more than 1: batch 1 is always timed, and "
+                         "large_batch is the second, larger batch (default 256).")
     unknown = [b for b in backends if b not in BACKENDS]
     if unknown or not backends:
         raise ValueError(f"backends must be a subset of {BACKENDS}, got {backends!r}.")
@@ -222,6 +228,8 @@ def run(
         for _ in range(repeats):
             for batch, count in ((1, calls), (large_batch, large_calls)):
                 group = [backend for backend, b in configs if b == batch]
+                if not group:  # TFLite alone: it is timed at batch 1 only
+                    continue
                 spent = dict.fromkeys(group, 0.0)
                 for call in range(count):
                     # Rotate the order: the first call after another runtime's
@@ -318,7 +326,9 @@ def main(argv=None):
     parser.add_argument("name", help="preset name, preset folder or https URL")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--calls", type=int, default=100, help="timed batch-1 calls per repeat")
-    parser.add_argument("--large-batch", type=int, default=256)
+    parser.add_argument("--large-batch", type=int, default=256,
+                        help="the larger batch Keras and the SavedModel are timed at (> 1; "
+                        "batch 1 is always timed)")
     parser.add_argument("--large-calls", type=int, default=4, help="timed large-batch calls per repeat")
     parser.add_argument("--tflite-threads", type=int, help="LiteRT threads (default: all CPUs)")
     parser.add_argument("--backends", default=",".join(BACKENDS), help="comma-separated subset")

@@ -141,3 +141,22 @@ def test_a_json_write_that_fails_leaves_no_partial_file(preset, tmp_path, monkey
                          "--json", str(output)]) == 2
     the_one_line_error(capsys, "serving: error: ")
     assert list(tmp_path.iterdir()) == []  # neither serving.json nor a temporary file
+
+
+@pytest.mark.parametrize("backends", ["tflite", "tflite,tflite_float16"])
+def test_tflite_alone_is_timed_at_batch_1(backends, preset, tmp_path, capsys):
+    # TFLite has no large-batch rows: its empty group raised ZeroDivisionError.
+    output = tmp_path / "serving.json"
+    assert serving.main([str(preset), "--backends", backends, "--json", str(output)]
+                        + FEW_CALLS) == 0
+    rows = json.loads(output.read_text())["rows"]
+    assert [(r["backend"], r["batch"]) for r in rows] == [(b, 1) for b in backends.split(",")]
+    assert all(r["images_per_s"] > 0 for r in rows)
+
+
+def test_a_large_batch_of_1_is_refused(preset, capsys):
+    # (backend, 1) was configured twice: every call ran twice but counted once.
+    assert serving.main([str(preset), "--large-batch", "1", "--repeats", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "large_batch must be more than 1: batch 1 is always timed" in err
+    assert len(err.strip().splitlines()) == 1
