@@ -651,9 +651,10 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
 
         from kgan.atomic import make_dirs, write_file
 
-        if not self._writes_backups():
-            return
         folder = Path(self.backup_dir)
+        # On every worker, not only the one that writes: all hold the same
+        # state, and a worker that went on alone would hang in the next step's
+        # collectives waiting for the chief that stopped.
         bad = non_finite_variable(self._state_variables())
         if bad is not None:
             previous = self.read_metadata(folder)
@@ -663,6 +664,8 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
                 f"training diverged before epoch {self._current_epoch} was backed up: {bad} "
                 f"holds NaN or Inf; {kept}", epoch=self._current_epoch,
             )
+        if not self._writes_backups():
+            return
         make_dirs(folder)
         name = f"ckpt-{self._current_epoch:06d}-{self._last_batch_seen:06d}.weights.h5"
         write_file(folder / name, lambda path: self.model.save_weights(path, overwrite=True))

@@ -477,3 +477,21 @@ def test_a_folder_target_ending_in_dots_is_written_where_it_points(tmp_path, mon
     assert atomic.write_folder("../../x/y/..", write) == Path("../../x/y/..")
     assert sorted(p.name for p in (tmp_path / "x").iterdir()) == ["saved_model.pb"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "x"]
+
+
+def test_a_worker_that_is_not_the_chief_still_stops_on_non_finite_weights(tmp_path, monkeypatch):
+    # It skipped the check with the write: the chief stopped, the others went
+    # on into the next step's collectives and hung.
+    from kgan.callbacks import DivergenceError
+
+    images = np.random.default_rng(0).uniform(-1, 1, (8, 16, 16, 1)).astype("float32")
+    extended = type(tf.distribute.get_strategy().extended)
+    monkeypatch.setattr(extended, "should_checkpoint", property(lambda self: False), raising=False)
+    model = tiny_dcgan()
+    model.compile()
+    kernel = model.generator.weights[0]
+    kernel.assign(np.full(kernel.shape, np.nan, "float32"))
+    with pytest.raises(DivergenceError, match="NaN or Inf; no backup was written"):
+        model.fit(tf.data.Dataset.from_tensor_slices(images).batch(4), epochs=2, verbose=0,
+                  callbacks=[BackupAndRestore(tmp_path / "backup")])
+    assert not (tmp_path / "backup").exists()
