@@ -358,9 +358,12 @@ class ConditionalGAN(GAN):
 
         Takes a `tf.data.Dataset` of `(images, labels)` batches or arrays
         `fit(x=images, y=labels)`. Label values are checked before training
-        on the first batch (all of `y` for arrays), and in every training
-        step: a later label outside `0..K-1` stops `fit` with an
-        `InputValidationError` before that step updates anything.
+        on the first batch (all of `y` for arrays), and every later batch as
+        the pipeline reads it (with or without XLA): a label outside `0..K-1`
+        stops `fit` with an `InputValidationError` before that batch updates
+        anything. A dataset already distributed over replicas
+        (`strategy.experimental_distribute_dataset`) is checked inside the
+        train step instead, which XLA (`jit_compile=True`) does not run.
 
         Example:
 
@@ -379,6 +382,7 @@ class ConditionalGAN(GAN):
             spec = x.element_spec
             if not (isinstance(spec, (tuple, list)) and len(spec) > 1):
                 raise self._missing_labels_error()
+            self._check_labels_in_step(True)
             return super().fit(x, y, *args, **kwargs)
         if isinstance(x, tf.data.Dataset):
             batch = self._first_batch(x)
@@ -389,8 +393,37 @@ class ConditionalGAN(GAN):
             raise self._missing_labels_error()
         if isinstance(x, tf.data.Dataset):
             self._check_label_spec(tf.convert_to_tensor(labels))
-        self.check_labels(labels)
+            # Every later batch, in the input pipeline: on the host, beside
+            # prefetching, and under XLA too (which drops in-step assertions
+            # and clamps a bad index to a valid class).
+            x = self._with_label_check(x)
+        self.check_labels(labels)  # arrays: all of y
+        self._check_labels_in_step(False)
         return super().fit(x, y, *args, **kwargs)
+
+    def _with_label_check(self, dataset):
+        """`dataset` with each batch's labels checked to be classes `0..K-1` as it is read."""
+        message = self._bad_label_message()
+
+        def checked(*batch):
+            labels = batch[1]
+            labels = checked_at_run_time(
+                labels,
+                lambda message: tf.debugging.assert_equal(
+                    tf.reduce_all((labels >= 0) & (labels < self.num_classes)), True,
+                    message=message,
+                ),
+                message,
+            )
+            return (batch[0], labels, *batch[2:])
+
+        return dataset.map(checked)
+
+    def _check_labels_in_step(self, check):
+        """Check labels inside the train step (only for distributed datasets; retraces on change)."""
+        if getattr(self, "_labels_checked_in_step", False) != check:
+            self._labels_checked_in_step = check
+            self.train_function = None  # Keras traces it again on the next fit
 
     def discriminator_loss(self, real_logits, fake_logits):
         """Per-example discriminator loss `[B]` of the chosen adversarial loss."""
@@ -433,21 +466,30 @@ class ConditionalGAN(GAN):
         terms = 1.0 / (image_gap / latent_gap + 1e-5)
         return tf.math.divide_no_nan(tf.reduce_sum(terms), tf.cast(half, terms.dtype))
 
+    def _bad_label_message(self):
+        return (
+            f"A training batch holds a label outside the classes 0..{self.num_classes - 1} of "
+            f"this {type(self).__name__}. Remove such examples from the pipeline (e.g. an "
+            f"'unlabelled' marker such as -1: `dataset.unbatch().filter(lambda x, y: y >= 0)`) or "
+            f"build the model with more classes"
+        )
+
     def _labels_in_range(self, labels):
-        """`labels`, checked at run time to be classes `0..K-1` (every batch, not only the first).
+        """`labels`, checked at run time to be classes `0..K-1`.
 
         Keras's embedding lookup wraps a negative index (-1 trained as class
-        K-1, silently) and on GPUs returns zeros past the end.
+        K-1, silently) and on GPUs returns zeros past the end. Used in the
+        train step for distributed datasets only (`fit` checks a tf.data
+        pipeline as it is read); XLA drops this assertion.
         """
+        if not getattr(self, "_labels_checked_in_step", False):
+            return labels
         return checked_at_run_time(
             labels,
             lambda message: tf.debugging.assert_equal(
                 tf.reduce_all((labels >= 0) & (labels < self.num_classes)), True, message=message
             ),
-            f"A training batch holds a label outside the classes 0..{self.num_classes - 1} of "
-            f"this {type(self).__name__}. Remove such examples from the pipeline (e.g. an "
-            f"'unlabelled' marker such as -1: `dataset.unbatch().filter(lambda x, y: y >= 0)`) or "
-            f"build the model with more classes",
+            self._bad_label_message(),
         )
 
     def train_step(self, data):
