@@ -110,7 +110,8 @@ def check_output_file(target):
             "Choose an output path inside a folder, or move that file away.",
         )
     if not os.access(folder, os.W_OK):
-        read_only = os.statvfs(folder).f_flag & os.ST_RDONLY
+        # statvfs is POSIX-only; elsewhere the folder is reported as not writable.
+        read_only = hasattr(os, "statvfs") and os.statvfs(folder).f_flag & os.ST_RDONLY
         code = errno.EROFS if read_only else errno.EACCES
         raise unwritable(target, folder, OSError(code, os.strerror(code)))
     return target

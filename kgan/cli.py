@@ -1052,16 +1052,22 @@ def _show_then_write_json(show, json_path, text):
     written even if a table fails, and if the write fails (a full disk) the
     tables are already out and the JSON follows them on stdout.
     """
+    shown = False
     try:
         show()
+        shown = True
     finally:
         if json_path:
             try:
                 _write_json(json_path, text)
             except OSError as err:
                 print(text)
-                raise CLIError(f"{_os_error_message(err)}; the results are printed above, "
-                               "also as JSON") from err
+                where = "printed above, also as JSON" if shown else "printed above as JSON"
+                failure = CLIError(f"{_os_error_message(err)}; the results are {where}")
+                if shown:
+                    raise failure from err
+                # The table's own error stays the one raised; this one is printed.
+                print(f"kgan: error: {failure}", file=sys.stderr)
 
 
 def cmd_evaluate(args, argv):

@@ -845,7 +845,7 @@ def features_from(
     source,
     extractor,
     num=None,
-    batch_size=256,
+    batch_size=SAMPLE_BLOCK,
     seed=0,
     *,
     keep_features=False,
@@ -866,7 +866,8 @@ def features_from(
             (required for a model). Asking for more than a finite source
             holds is an error, not a silent shortfall.
         batch_size: images per extractor call (and at most per generator
-            call); it changes no figure beyond float rounding.
+            call), default `SAMPLE_BLOCK`; it changes no figure beyond float
+            rounding.
         seed: seed of the first sampled block and of the reservoir.
         keep_features: keep features for KID and precision/recall.
         max_features: cap on kept features (reservoir sampling past it).
@@ -1067,7 +1068,7 @@ def evaluate(
     num=10_000,
     *,
     num_real=None,
-    batch_size=256,
+    batch_size=SAMPLE_BLOCK,
     seed=0,
     max_features=10_000,
     kid_subsets=100,

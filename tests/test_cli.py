@@ -1044,3 +1044,20 @@ def test_ctrl_c_says_what_was_kept_and_only_train_advises_a_resume(command, argv
     err = capsys.readouterr().err
     assert err.startswith(f"kgan: interrupted; {says}") and len(err.strip().splitlines()) == 1
     assert ("kgan train" in err) == (command == "cmd_train")
+
+
+def test_a_failing_table_stays_the_error_when_the_json_write_fails_too(tmp_path, monkeypatch, capsys):
+    # The write's error replaced the table's and said "printed above" of a
+    # table that never printed.
+    def no_space(path, text):
+        raise OSError(28, "No space left on device", str(path))
+
+    def broken_table():
+        raise RuntimeError("the table failed")
+
+    monkeypatch.setattr(cli, "_write_json", no_space)
+    with pytest.raises(RuntimeError, match="the table failed"):
+        cli._show_then_write_json(broken_table, tmp_path / "r.json", '{"rows": []}')
+    out, err = capsys.readouterr()
+    assert out.strip() == '{"rows": []}'
+    assert "kgan: error:" in err and "the results are printed above as JSON" in err
