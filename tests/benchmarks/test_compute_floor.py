@@ -242,7 +242,7 @@ def test_tiny_floors_keep_significant_digits(monkeypatch):
 
 def test_bench_floor_is_refused_with_serving(capsys):
     assert cli.main(["bench", "dcgan_mnist", "--serving", "--floor"]) == 2
-    assert "--floor measures training steps" in capsys.readouterr().err
+    assert "--floor configures training benchmarks; --serving times sampling" in capsys.readouterr().err
 
 
 def test_bench_floor_in_a_worker_process():
