@@ -26,6 +26,34 @@ def physical_memory():
         return None
 
 
+def available_memory():
+    """Bytes this process can still use: the least of the OS's available memory
+    (Linux `MemAvailable`, which counts reclaimable cache), a container's cgroup
+    limit and the physical memory; None where none of them is known.
+
+    In a container the physical memory is the host's: a request under it can
+    still be past the container's limit or what other processes left.
+    """
+    known = [physical_memory()]
+    try:
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    known.append(int(line.split()[1]) * 1024)
+                    break
+    except (OSError, ValueError, IndexError):
+        pass
+    for path in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+        try:
+            with open(path) as limit:
+                known.append(int(limit.read().strip()))  # "max" (no limit) is not an int
+            break
+        except (OSError, ValueError):
+            continue
+    known = [value for value in known if value is not None and value > 0]
+    return min(known) if known else None
+
+
 def format_bytes(size):
     """`size` bytes in decimal units, e.g. "3.1 TB"."""
     units = ("B", "KB", "MB", "GB", "TB", "PB")
@@ -39,10 +67,11 @@ def format_bytes(size):
 
 
 def check_fits_in_memory(nbytes, request, holds, fix):
-    """Refuse, before any work, a request for more bytes than this machine's memory.
+    """Refuse, before any work, a request for more bytes than this process can use.
 
-    Past the physical memory an allocation fails deep in TensorFlow or numpy
-    with an out-of-memory error that names no argument, or swaps for hours.
+    Past the memory left (`available_memory`) an allocation fails deep in
+    TensorFlow or numpy with an out-of-memory error that names no argument,
+    is killed by a container's limit, or swaps for hours.
 
     Args:
         nbytes: what the request must hold in memory at once.
@@ -51,11 +80,11 @@ def check_fits_in_memory(nbytes, request, holds, fix):
         fix: the sentence saying what to do instead.
 
     Raises:
-        ValueError: `nbytes` is more than the physical memory.
+        ValueError: `nbytes` is more than `available_memory()`.
     """
-    memory = physical_memory()
+    memory = available_memory()
     if memory is not None and nbytes > memory:
         raise ValueError(
             f"{request} would need {format_bytes(nbytes)} of memory ({holds}), more than "
-            f"this machine's {format_bytes(memory)}. {fix}"
+            f"the {format_bytes(memory)} this process can use now. {fix}"
         )

@@ -608,7 +608,7 @@ class ConditionalGAN(GAN):
         Raises:
             InputValidationError: for labels that are floats, out of range,
                 or not `num` long.
-            ValueError: `num` images would not fit in this machine's memory
+            ValueError: `num` images would not fit in the memory this process can use
                 (use `generate_batches`).
 
         Example:

@@ -205,14 +205,45 @@ def test_generate_compares_the_request_with_the_machines_memory(monkeypatch):
 
     model = tiny_dcgan()
     per_image = 4 * (16 * 16 * 1 + 8)  # a float32 image and its latent
-    monkeypatch.setattr(_checks, "physical_memory", lambda: 100 * per_image)
+    monkeypatch.setattr(_checks, "available_memory", lambda: 100 * per_image)
     assert model.generate(100, seed=0).shape == (100, 16, 16, 1)
-    with pytest.raises(ValueError, match=r"generate\(101\) would need 107 KB .*this machine's 106 KB"):
+    with pytest.raises(ValueError, match=r"generate\(101\) would need 107 KB .*the 106 KB this "
+                       r"process can use now"):
         model.generate(101, seed=0)
     # Batches hold one batch at a time: any number streams.
     assert sum(len(b) for b in model.generate_batches(101, seed=0, batch_size=50)) == 101
-    monkeypatch.setattr(_checks, "physical_memory", lambda: None)  # an OS that does not say
+    monkeypatch.setattr(_checks, "available_memory", lambda: None)  # an OS that does not say
     assert model.generate(101, seed=0).shape == (101, 16, 16, 1)
+
+
+def test_available_memory_is_the_least_of_what_the_os_and_a_container_allow(monkeypatch, tmp_path):
+    # The physical memory is the host's inside a container, and counts memory
+    # other processes hold: a request under it could still be killed or swap.
+    import builtins
+
+    from kgan import _checks
+
+    files = {"/proc/meminfo": "MemTotal: 24000000 kB\nMemAvailable:    3000000 kB\n",
+             "/sys/fs/cgroup/memory/memory.limit_in_bytes": "2000000000\n"}
+    real_open = builtins.open
+
+    def fake_open(path, *args, **kwargs):
+        if str(path) in files:
+            (tmp_path / "f").write_text(files[str(path)])
+            return real_open(tmp_path / "f", *args, **kwargs)
+        if str(path).startswith(("/proc/", "/sys/")):
+            raise FileNotFoundError(path)
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", fake_open)
+    monkeypatch.setattr(_checks, "physical_memory", lambda: 24 * 10**9)
+    assert _checks.available_memory() == 2 * 10**9  # the container's limit
+    files["/sys/fs/cgroup/memory/memory.limit_in_bytes"] = "9223372036854771712\n"  # no limit
+    assert _checks.available_memory() == 3000000 * 1024  # what the OS has left
+    files.clear()
+    assert _checks.available_memory() == 24 * 10**9
+    monkeypatch.setattr(_checks, "physical_memory", lambda: None)
+    assert _checks.available_memory() is None
 
 
 def test_generate_from_latents_checks_shape():
