@@ -1302,8 +1302,8 @@ class GAN(keras.Model):
         use `generate_batches`.
 
         Raises:
-            ValueError: `num` images (and their latents) would not fit in this
-                machine's memory; the message gives the size.
+            ValueError: `num` images (and their latents) would not fit in the
+                memory this process can use; the message gives the size.
 
         Example:
 
