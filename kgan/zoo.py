@@ -579,10 +579,14 @@ def load(source, sha256=None, cache_dir=None, allow_http=False, compile=False): 
     registered = config.get("registered_name") or ""
     if not isinstance(registered, str) or not registered.startswith("kgan>"):
         described = registered or config.get("class_name")
+        if not described:
+            raise ZooError(f"{folder / CONFIG_FILE} describes no model class, not a kgan model: "
+                           "the preset is damaged; re-download or re-save it.")
         raise ZooError(
-            f"{folder / CONFIG_FILE} describes "
-            f"{repr(described) if described else 'no model class'}, not a kgan model: "
-            "load it with keras.saving, or re-save the preset with kgan.zoo.save_preset."
+            f"{folder / CONFIG_FILE} describes {described!r}, not a kgan model: presets build "
+            "only classes registered with "
+            "@keras.saving.register_keras_serializable(package='kgan'). Register the class "
+            "so, import it, and save the preset again."
         )
     arch = metadata.get("architecture")
     if arch is not None and not isinstance(arch, str):
@@ -603,8 +607,9 @@ def load(source, sha256=None, cache_dir=None, allow_http=False, compile=False): 
         _unsafe_or_raise(err, folder / CONFIG_FILE)
         raise PresetMismatchError(
             f"{folder / CONFIG_FILE} does not describe a model this kgan can build "
-            f"({type(err).__name__}: {_one_line(err)}). Is it from a newer kgan? Upgrade "
-            "kgan, or re-save the preset with kgan.zoo.save_preset."
+            f"({type(err).__name__}: {_one_line(err)}). If its class is your own "
+            "architecture, import the module that registers it first; if the preset is from "
+            "a newer kgan, upgrade kgan."
         ) from err
     try:
         # Keras only *warns* when it skips a group of the file, leaving those
@@ -754,6 +759,14 @@ def save_preset(model, folder, metadata, overwrite=False, sample_seed=0, samples
         )
     folder = Path(folder)
     check_not_installed_catalog(folder, "save a preset into")
+    registered = keras.saving.get_registered_name(type(model))
+    if not registered.startswith("kgan>"):
+        # zoo.load builds only kgan-registered classes (safe loading).
+        raise ZooError(
+            f"Cannot save a preset of {registered!r}: zoo.load builds only classes registered "
+            "with @keras.saving.register_keras_serializable(package='kgan'). Register the "
+            "class so, or save the model with model.save('model.keras') instead."
+        )
     if folder.exists() and not overwrite:
         raise FileExistsError(f"{folder} exists; pass overwrite=True to replace it.")
     if folder.exists() and not folder.is_dir():

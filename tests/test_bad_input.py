@@ -496,7 +496,7 @@ CLI_CASES = [
     CLICase("config_is_not_json", lambda e: ["sample", with_json(e, zoo.CONFIG_FILE, "{bad"), "--output", _out(e)],
             r"config.json is not valid JSON", r"re-download or re-save"),
     CLICase("config_names_no_class", lambda e: ["sample", with_json(e, zoo.CONFIG_FILE, "{}"), "--output", _out(e)],
-            r"describes no model class, not a kgan model", r"re-save the preset"),
+            r"describes no model class, not a kgan model", r"re-download or re-save"),
     CLICase("metadata_without_weights_hash", lambda e: ["sample", without_weights_hash(e), "--output", _out(e)],
             r"records no weights_sha256", r"re-download or re-save"),
     CLICase("sha256_for_a_local_preset", lambda e: ["sample", e.preset, "--sha256", "abc", "--output", _out(e)],

@@ -145,8 +145,22 @@ def test_non_kgan_config_is_refused(preset):
     config = json.loads((folder / zoo.CONFIG_FILE).read_text())
     config["registered_name"] = "evil>Thing"
     (folder / zoo.CONFIG_FILE).write_text(json.dumps(config))
-    with pytest.raises(zoo.ZooError, match="not a kgan model"):
+    with pytest.raises(zoo.ZooError, match="not a kgan model.*package='kgan'"):
         zoo.load(folder)
+
+
+def test_a_preset_of_a_class_zoo_load_cannot_build_is_refused_when_saved(tmp_path):
+    # save_preset wrote it, and zoo.load then refused it and advised save_preset.
+    import keras
+
+    @keras.saving.register_keras_serializable(package="myorg")
+    class OrgDCGAN(DCGAN):
+        pass
+
+    model = OrgDCGAN.from_image_shape((16, 16, 1), latent_dim=8, filters=4, seed=0)
+    with pytest.raises(zoo.ZooError, match="'myorg>OrgDCGAN'.*package='kgan'.*model.keras"):
+        zoo.save_preset(model, tmp_path / "org", METADATA)
+    assert not (tmp_path / "org").exists()
 
 
 @pytest.mark.parametrize("file, key, value, error, message", [

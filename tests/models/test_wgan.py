@@ -94,6 +94,9 @@ def test_config_round_trip_keeps_the_hyperparameters():
     gp = WGANGP.from_image_shape((16, 16, 1), latent_dim=8, filters=4, n_critic=2, gp_weight=1.5)
     clone = WGANGP.from_config(gp.get_config())
     assert (clone.n_critic, clone.gp_weight, clone.batches_per_step) == (2, 1.5, 2)
+    # A numpy int is an int (it was refused with "must be a positive int ..., got np.int64(3)").
+    numpy_n = WGAN.from_image_shape((16, 16, 1), latent_dim=8, filters=4, n_critic=np.int64(3))
+    assert numpy_n.n_critic == 3 and type(numpy_n.n_critic) is int
 
 
 @pytest.mark.parametrize(
