@@ -58,6 +58,7 @@ import re
 import socket
 import urllib.parse
 import urllib.request
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -282,8 +283,9 @@ def embedded_split(
 ) -> tuple[np.ndarray, np.ndarray]:
     """The examples of an embedded dataset selected by a tfds-style split.
 
-    Embedded datasets have one split, ``"train"``, sliceable as in tfds:
-    ``"train[:80%]"``, ``"train[80%:]"``, ``"train[:2500]"``. Slices are taken
+    Embedded datasets have one split, ``"train"``, sliced as in tfds by
+    whole percents or example counts: ``"train[:80%]"``, ``"train[80%:]"``,
+    ``"train[:2500]"`` (not tfds's fractional percents or ``+`` unions). Slices are taken
     from a fixed stratified order that spreads every class evenly over the
     whole dataset (the ``k``-th of a class's ``n`` examples sits at ``(k +
     0.5) / n`` of the way through; ties go to the lower label). So a slice
@@ -742,6 +744,14 @@ def _check_images(images: Any) -> np.ndarray:
             f"uint8 pixels (0..255) instead, or scale first: x / 127.5 - 1 for 0..255 data, "
             f"x * 2 - 1 for 0..1 data."
         )
+    if low >= 0.0 and 0.0 < high <= 1.0:
+        # The whole set has no pixel below mid-grey: almost surely 0..1 data.
+        warnings.warn(
+            f"float images lie in [{low:.4g}, {high:.4g}], within [0, 1]: kgan's images are "
+            "scaled to [-1, 1]. If your data is scaled to [0, 1], pass x * 2 - 1 (or uint8 "
+            "pixels).",
+            stacklevel=3,
+        )
     return np.clip(array, -1.0, 1.0).astype(np.float32)
 
 
@@ -758,6 +768,13 @@ def _check_labels(labels: Any, num_images: int) -> np.ndarray:
         raise ValueError(
             f"labels has {len(array)} entries but images has {num_images}; "
             f"pass one label per image."
+        )
+    if len(array) and (array.min() < 0 or array.max() > np.iinfo(np.int32).max):
+        # int32 would wrap 2**32 to 0; a negative index is no class.
+        bad = array.min() if array.min() < 0 else array.max()
+        raise ValueError(
+            f"labels must be class indices 0, 1, 2, ..., got {bad}; map them to 0..K-1 "
+            "first (e.g. np.unique(labels, return_inverse=True)[1])."
         )
     return array.astype(np.int32)
 
@@ -801,9 +818,11 @@ def _decode_image(path: tf.Tensor, channels: int) -> tf.Tensor:
     contents = tf.io.read_file(path)
     if channels == 1:
         # TensorFlow's GIF and BMP decoders cannot give one channel (GIF takes
-        # 0 or 3, BMP 0, 3 or 4): decode those as RGB and convert.
+        # 0 or 3, BMP 0, 3 or 4): decode those as RGB and convert. Known by
+        # their first bytes, not the file name: a GIF named .png failed.
+        head = tf.strings.substr(contents, 0, 3)
         image = tf.cond(
-            tf.strings.regex_full_match(tf.strings.lower(path), r".*\.(gif|bmp)"),
+            tf.logical_or(tf.equal(head, "GIF"), tf.equal(tf.strings.substr(head, 0, 2), "BM")),
             lambda: tf.image.rgb_to_grayscale(
                 tf.io.decode_image(contents, channels=3, expand_animations=False)),
             lambda: tf.io.decode_image(contents, channels=1, expand_animations=False),

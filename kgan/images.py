@@ -21,6 +21,7 @@ import math
 import numbers
 import os
 import uuid
+import warnings
 
 import keras
 import numpy as np
@@ -448,7 +449,10 @@ def load_png(path):
 def check_value_range(images, error=ValueError):
     """Raise `error` unless `images` are finite and within [-1, 1] (1e-3 slack).
 
-    Values in [0, 255] or [0, 1] are the usual mistake; the message gives the fix.
+    Values in [0, 255] are the usual mistake; the message gives the fix.
+    Values that all lie in [0, 1] (not all zero) are in range but most
+    likely data scaled to [0, 1]: a `UserWarning` gives the fix (a batch of
+    real [-1, 1] images with no pixel below mid-grey is rare, not wrong).
 
     Example:
 
@@ -471,4 +475,10 @@ def check_value_range(images, error=ValueError):
         raise error(
             f"Images must be scaled to [-1, 1], got values in [{low:.3g}, "
             f"{high:.3g}]. Scale uint8 data with `x / 127.5 - 1` (kgan.data pipelines do this)."
+        )
+    if low >= 0.0 and 0.0 < high <= 1.0:
+        warnings.warn(
+            f"Images lie in [{low:.3g}, {high:.3g}], within [0, 1]: kgan's images are scaled to "
+            "[-1, 1]. If your data is scaled to [0, 1], rescale it with `x * 2 - 1`.",
+            stacklevel=2,
         )

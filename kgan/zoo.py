@@ -294,8 +294,11 @@ def build(name, **kwargs):
         ) from err
 
 
-def info(name):
+def info(name, cache_dir=None, allow_http=False):
     """Metadata of a preset (name, folder or URL), with its location added.
+
+    `cache_dir` and `allow_http` as in `load` (e.g. a local test server's
+    plain-http URL).
 
     Example:
 
@@ -305,7 +308,7 @@ def info(name):
     meta["location"]  # '.../zoo/dcgan_mnist'
     ```
     """
-    folder = resolve(name)
+    folder = resolve(name, cache_dir=cache_dir, allow_http=allow_http)
     metadata = read_metadata(folder)
     metadata["location"] = str(folder)
     return metadata
@@ -357,6 +360,12 @@ def resolve(source, sha256=None, cache_dir=None, allow_http=False):
     if source in _PRESETS:
         preset = _PRESETS[source]
         if preset.path is not None:
+            if not Path(preset.path).is_dir():
+                raise ZooError(
+                    f"Preset {source!r} is registered with the folder {preset.path}, which does "
+                    f"not exist: register it again with its folder, or "
+                    f"kgan.zoo.unregister_preset({source!r})."
+                )
             return Path(preset.path)
         return _fetch(preset.url, preset.sha256, cache_dir, allow_http)
     if source.startswith(("https://", "http://")):

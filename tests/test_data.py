@@ -302,6 +302,29 @@ def test_from_numpy_rejects_bad_labels():
         data.from_numpy(images, np.linspace(0, 1, 5), batch_size=1)
     with pytest.raises(ValueError, match="argmax"):
         data.from_numpy(images, np.eye(5, dtype=int), batch_size=1)
+    # int32 wrapped 2**32 + k to k, silently; a negative index is no class.
+    with pytest.raises(ValueError, match=r"class indices 0, 1, 2, \.\.\., got 4294967300"):
+        data.from_numpy(images, np.arange(5) + 2**32, batch_size=1)
+    with pytest.raises(ValueError, match="got -1; map them to 0..K-1"):
+        data.from_numpy(images, np.arange(5) - 1, batch_size=1)
+
+
+def test_float_images_all_in_0_1_get_a_warning_with_the_fix():
+    # Documented as "the usual mistake" and never flagged: 0..1 data trained as
+    # if it were [-1, 1].
+    unit = np.random.default_rng(0).uniform(0, 1, (8, 4, 4, 1))
+    with pytest.warns(UserWarning, match=r"within \[0, 1\].*x \* 2 - 1"):
+        data.from_numpy(unit, batch_size=4)
+    from kgan.images import check_value_range
+
+    with pytest.warns(UserWarning, match=r"within \[0, 1\].*x \* 2 - 1"):
+        check_value_range(unit)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        check_value_range(unit * 2 - 1)  # [-1, 1] data: no warning
+        check_value_range(np.zeros((2, 4, 4, 1)))
 
 
 def test_too_small_dataset_says_how_many_and_what_to_do():
@@ -447,11 +470,13 @@ def _white_bmp():
     return struct.pack("<2sIHHI", b"BM", 14 + 40 + len(pixels), 0, 0, 54) + info + pixels
 
 
-@pytest.mark.parametrize("fmt", ["gif", "bmp"])
-def test_from_folder_reads_gif_and_bmp_as_one_channel(fmt, tmp_path):
-    # TensorFlow's GIF and BMP decoders refuse channels=1.
-    (tmp_path / f"a.{fmt}").write_bytes(WHITE_GIF if fmt == "gif" else _white_bmp())
-    rgb = tf.io.decode_image((tmp_path / f"a.{fmt}").read_bytes(), expand_animations=False)
+@pytest.mark.parametrize("fmt, name", [("gif", "a.gif"), ("bmp", "a.bmp"),
+                                       ("gif", "a_gif_named.png"), ("bmp", "a_bmp_named.jpg")])
+def test_from_folder_reads_gif_and_bmp_as_one_channel(fmt, name, tmp_path):
+    # TensorFlow's GIF and BMP decoders refuse channels=1; known by content, not
+    # by name (a GIF saved as .png failed, and undecodable_images found nothing).
+    (tmp_path / name).write_bytes(WHITE_GIF if fmt == "gif" else _white_bmp())
+    rgb = tf.io.decode_image((tmp_path / name).read_bytes(), expand_animations=False)
     assert rgb.shape == (1, 1, 3) and len(set(rgb.numpy().ravel())) == 1  # one grey pixel
     (gray,) = batches(data.from_folder(tmp_path, image_size=4, channels=1, batch_size=1))
     assert gray.shape == (1, 4, 4, 1)

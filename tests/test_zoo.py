@@ -274,6 +274,9 @@ def test_registered_remote_preset(preset, http_server, tmp_path):
     try:
         folder = zoo.resolve("test_remote", cache_dir=tmp_path / "c", allow_http=True)
         assert (folder / zoo.CONFIG_FILE).is_file()
+        # info refused every plain-http preset: it had no allow_http.
+        info = zoo.info("test_remote", cache_dir=tmp_path / "c", allow_http=True)
+        assert info["location"] == str(folder)
     finally:
         zoo.unregister_preset("test_remote")
 
@@ -452,3 +455,16 @@ def test_a_remote_preset_that_is_not_a_tar_archive_is_a_zoo_error(http_server, t
         zoo.resolve(f"{base}/p.zip", sha256=_sha256(data), cache_dir=tmp_path / "c",
                     allow_http=True)
     assert not list((tmp_path / "c" / "kgan").glob("*.tar.gz"))
+
+
+def test_a_preset_registered_with_a_folder_that_is_gone_says_so(tmp_path):
+    # It said "Preset folder ... is missing config.json" of a folder that does not exist.
+    zoo.register_preset("gone_folder", path=tmp_path / "nowhere")
+    try:
+        with pytest.raises(zoo.ZooError, match=r"'gone_folder' is registered with the folder "
+                           r".*nowhere, which does not exist.*unregister_preset"):
+            zoo.load("gone_folder")
+        with pytest.raises(zoo.ZooError, match="which does not exist"):
+            zoo.info("gone_folder")
+    finally:
+        zoo.unregister_preset("gone_folder")

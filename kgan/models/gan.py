@@ -809,8 +809,9 @@ class GAN(keras.Model):
     def check_values(self, images):
         """Check a concrete batch is floating point and within [-1, 1].
 
-        `fit` calls this on the first batch; values in [0, 255] or [0, 1]
-        are the usual mistake and get a message with the fix.
+        `fit` calls this on the first batch; values in [0, 255] are the
+        usual mistake and get an error with the fix, values all in [0, 1] a
+        warning with the fix (see `kgan.images.check_value_range`).
         """
         from kgan.images import check_value_range
 
