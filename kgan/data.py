@@ -58,7 +58,6 @@ import re
 import socket
 import urllib.parse
 import urllib.request
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -744,14 +743,9 @@ def _check_images(images: Any) -> np.ndarray:
             f"uint8 pixels (0..255) instead, or scale first: x / 127.5 - 1 for 0..255 data, "
             f"x * 2 - 1 for 0..1 data."
         )
-    if low >= 0.0 and 0.0 < high <= 1.0:
-        # The whole set has no pixel below mid-grey: almost surely 0..1 data.
-        warnings.warn(
-            f"float images lie in [{low:.4g}, {high:.4g}], within [0, 1]: kgan's images are "
-            "scaled to [-1, 1]. If your data is scaled to [0, 1], pass x * 2 - 1 (or uint8 "
-            "pixels).",
-            stacklevel=3,
-        )
+    from kgan.images import warn_if_unit_range
+
+    warn_if_unit_range(low, high, stacklevel=3)  # the whole set: almost surely 0..1 data
     return np.clip(array, -1.0, 1.0).astype(np.float32)
 
 

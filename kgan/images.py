@@ -476,9 +476,26 @@ def check_value_range(images, error=ValueError):
             f"Images must be scaled to [-1, 1], got values in [{low:.3g}, "
             f"{high:.3g}]. Scale uint8 data with `x / 127.5 - 1` (kgan.data pipelines do this)."
         )
+    warn_if_unit_range(low, high, stacklevel=2)
+
+
+def warn_if_unit_range(low, high, stacklevel=1):
+    """Warn, with the fix, when images spanning `[low, high]` look scaled to [0, 1].
+
+    Such values are within [-1, 1], so no error: but real [-1, 1] images
+    without a single pixel below mid-grey are rare, and 0..1 data trained
+    as [-1, 1] is the usual mistake. All zeros are not flagged. `stacklevel`
+    counts from the caller (1): the frame the warning points at.
+
+    Example:
+
+    ```python
+    kgan.images.warn_if_unit_range(0.0, 1.0)  # UserWarning: ... rescale it with `x * 2 - 1`
+    ```
+    """
     if low >= 0.0 and 0.0 < high <= 1.0:
         warnings.warn(
             f"Images lie in [{low:.3g}, {high:.3g}], within [0, 1]: kgan's images are scaled to "
             "[-1, 1]. If your data is scaled to [0, 1], rescale it with `x * 2 - 1`.",
-            stacklevel=2,
+            stacklevel=stacklevel + 1,
         )
