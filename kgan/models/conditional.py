@@ -403,21 +403,7 @@ class ConditionalGAN(GAN):
 
     def _with_label_check(self, dataset):
         """`dataset` with each batch's labels checked to be classes `0..K-1` as it is read."""
-        message = self._bad_label_message()
-
-        def checked(*batch):
-            labels = batch[1]
-            labels = checked_at_run_time(
-                labels,
-                lambda message: tf.debugging.assert_equal(
-                    tf.reduce_all((labels >= 0) & (labels < self.num_classes)), True,
-                    message=message,
-                ),
-                message,
-            )
-            return (batch[0], labels, *batch[2:])
-
-        return dataset.map(checked)
+        return dataset.map(lambda *batch: (batch[0], self._checked_labels(batch[1]), *batch[2:]))
 
     def _check_labels_in_step(self, check):
         """Check labels inside the train step (only for distributed datasets; retraces on change)."""
@@ -466,31 +452,32 @@ class ConditionalGAN(GAN):
         terms = 1.0 / (image_gap / latent_gap + 1e-5)
         return tf.math.divide_no_nan(tf.reduce_sum(terms), tf.cast(half, terms.dtype))
 
-    def _bad_label_message(self):
-        return (
-            f"A training batch holds a label outside the classes 0..{self.num_classes - 1} of "
-            f"this {type(self).__name__}. Remove such examples from the pipeline (e.g. an "
-            f"'unlabelled' marker such as -1: `dataset.unbatch().filter(lambda x, y: y >= 0)`) or "
-            f"build the model with more classes"
-        )
-
-    def _labels_in_range(self, labels):
-        """`labels`, checked at run time to be classes `0..K-1`.
+    def _checked_labels(self, labels):
+        """`labels`, checked at run time to be classes `0..K-1` (`fit` raises the message).
 
         Keras's embedding lookup wraps a negative index (-1 trained as class
-        K-1, silently) and on GPUs returns zeros past the end. Used in the
-        train step for distributed datasets only (`fit` checks a tf.data
-        pipeline as it is read); XLA drops this assertion.
+        K-1, silently) and on GPUs returns zeros past the end.
         """
-        if not getattr(self, "_labels_checked_in_step", False):
-            return labels
         return checked_at_run_time(
             labels,
             lambda message: tf.debugging.assert_equal(
                 tf.reduce_all((labels >= 0) & (labels < self.num_classes)), True, message=message
             ),
-            self._bad_label_message(),
+            f"A training batch holds a label outside the classes 0..{self.num_classes - 1} of "
+            f"this {type(self).__name__}. Remove such examples from the pipeline (e.g. an "
+            f"'unlabelled' marker such as -1: `dataset.unbatch().filter(lambda x, y: y >= 0)`) or "
+            f"build the model with more classes",
         )
+
+    def _labels_in_range(self, labels):
+        """`_checked_labels` in the train step, for distributed datasets only.
+
+        `fit` checks a tf.data pipeline as it is read; XLA drops an assertion
+        in the step.
+        """
+        if not getattr(self, "_labels_checked_in_step", False):
+            return labels
+        return self._checked_labels(labels)
 
     def train_step(self, data):
         real, labels = self._split_batch(data)
