@@ -179,6 +179,8 @@ def open_source(
     if live_generator:
         raise ValueError("--live-generator applies to presets only.")
     if path.is_dir():
+        # Its samples/*.png are training progress grids, not images to measure.
+        zoo.check_not_train_output(path)
         if image_shape is None:
             raise ValueError(
                 f"{spec} is a folder of images: say what to compare it with (--against "

@@ -372,6 +372,7 @@ def resolve(source, sha256=None, cache_dir=None, allow_http=False):
         return _fetch(source, sha256, cache_dir, allow_http)
     path = Path(source)
     if path.is_dir():
+        check_not_train_output(path)
         return path
     if path.exists():
         raise ZooError(f"{source!r} is a file, not a preset folder (one holding {CONFIG_FILE}).")
@@ -381,6 +382,35 @@ def resolve(source, sha256=None, cache_dir=None, allow_http=False):
             "name (kgan.zoo.list(), `kgan list`) or an https URL with its sha256."
         )
     raise UnknownNameError(_unknown_message("preset", source, _PRESETS))
+
+
+def train_output_preset(folder):
+    """The preset inside a `kgan train` output folder, or None for any other folder.
+
+    `kgan train ... --output RUN` writes the preset to `RUN/preset`, beside
+    `samples/`, `log.csv` and `tensorboard/`; `RUN` itself is not a preset.
+
+    Example:
+
+    ```python
+    kgan.zoo.train_output_preset("runs/dcgan")  # Path('runs/dcgan/preset'), or None
+    ```
+    """
+    folder = Path(folder)
+    preset = folder / "preset"
+    if not (folder / METADATA_FILE).exists() and (preset / METADATA_FILE).is_file():
+        return preset
+    return None
+
+
+def check_not_train_output(folder):
+    """Raise `ZooError` naming the preset if `folder` is a `kgan train` output folder."""
+    preset = train_output_preset(folder)
+    if preset is not None:
+        raise ZooError(
+            f"{folder} is a `kgan train` output folder, not a preset: its preset is {preset}. "
+            "Give that folder instead."
+        )
 
 
 def _check_sha256(sha256):

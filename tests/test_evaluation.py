@@ -243,6 +243,19 @@ def test_cli_unknown_source_and_folder_without_against(tmp_path, capsys):
     assert "--against" in capsys.readouterr().err
 
 
+def test_a_train_output_folder_is_not_read_as_its_sample_grids(digits_preset, tmp_path, capsys):
+    # kgan train's OUTPUT holds samples/*.png progress grids beside OUTPUT/preset:
+    # evaluating OUTPUT used to measure those grids as if they were the model's images.
+    output = tmp_path / "run"
+    shutil.copytree(digits_preset, output / "preset")
+    (output / "samples").mkdir()
+    shutil.copy(digits_preset / "samples.png", output / "samples" / "epoch_001.png")
+    for argv in (["evaluate", output, "--num", 1, "--against", "mnist_5k"],
+                 ["evaluate", "mnist_5k", "--against", output, "--num", 1]):
+        assert run(argv) == 2
+        assert f"its preset is {output / 'preset'}" in capsys.readouterr().err
+
+
 def test_shape_mismatch_between_source_and_against(tmp_path):
     model = spread_weights(DCGAN.from_image_shape((16, 16, 1), latent_dim=8, filters=4, seed=0))
     folder = zoo.save_preset(model, tmp_path / "small", TINY_METADATA)

@@ -210,6 +210,19 @@ def test_missing_files_and_paths(tmp_path):
         zoo.load(tmp_path / "empty")
 
 
+def test_a_train_output_folder_names_the_preset_inside_it(preset, tmp_path):
+    _, folder = preset
+    run = tmp_path / "run"
+    (run / "samples").mkdir(parents=True)
+    shutil.copytree(folder, run / "preset")
+    assert zoo.train_output_preset(run) == run / "preset"
+    assert zoo.train_output_preset(run / "preset") is None
+    for read in (zoo.load, zoo.resolve, zoo.info):
+        with pytest.raises(zoo.ZooError, match=r"`kgan train` output folder.*its preset is .*run/preset"):
+            read(run)
+    zoo.load(run / "preset")
+
+
 # ---------------------------------------------------------------- remote
 def _archive(folder, arcname="tiny"):
     buffer = io.BytesIO()
