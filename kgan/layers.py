@@ -147,7 +147,8 @@ class ImagePool(keras.layers.Layer):
     The pool lives in non-trainable Keras variables (the images and a count),
     so it works inside a compiled `tf.function` / XLA train step (the update
     is a fixed-shape select, no Python state) and is saved with the model:
-    `.keras` files, `save_weights` and `BackupAndRestore` checkpoints. Because
+    `.keras` files, `save_weights` and `BackupAndRestore` checkpoints (an
+    empty pool is saved as nothing, and loads empty). Because
     its variables have a fixed shape, it holds images of one size: train on
     fixed-size crops of `image_shape`.
 
@@ -254,6 +255,19 @@ class ImagePool(keras.layers.Layer):
 
     def compute_output_spec(self, images, seed=None, distributed=True):
         return keras.KerasTensor(images.shape, dtype="float32")
+
+    def save_own_variables(self, store):
+        # An empty pool is saved as nothing, so a preset (whose pools are
+        # empty: they are training state) keeps the configured pool_size
+        # without `pool_size` zeros of images in its weight file.
+        if self.pool_size and int(self.count.numpy()) > 0:
+            super().save_own_variables(store)
+
+    def load_own_variables(self, store):
+        if self.pool_size and not len(store.keys()):
+            self.count.assign(0)  # saved empty: rows past `count` are never read
+            return
+        super().load_own_variables(store)
 
     def get_config(self):
         config = super().get_config()

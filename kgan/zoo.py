@@ -734,14 +734,13 @@ def portable_copy(model):
     ema = getattr(model, "ema_generator", None)
     if ema is not None:
         config["config"]["ema_decay"] = None
-    # Other training state (CycleGAN's image pools): the class names config
-    # overrides that drop it and the networks a preset holds.
-    config["config"].update(getattr(model, "preset_config_overrides", {}))
     # Deserialization mutates nested configs in place: build from a copy.
     clone = keras.saving.deserialize_keras_object(json.loads(json.dumps(config)))
     # The random streams' positions are training state too; leaving them out
     # also keeps the weights layout every shipped preset has.
     clone.save_random_state = False
+    # Other training state (CycleGAN's image pools) stays empty in the clone:
+    # the class names the networks a preset holds.
     networks = getattr(model, "preset_networks", None)
     if networks is not None:
         for name in networks:

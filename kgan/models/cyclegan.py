@@ -127,9 +127,9 @@ class CycleGAN(GAN):
 
     loss_names = ("d_loss", "g_loss", "cycle_loss", "identity_loss")
 
-    #: zoo presets drop the pools (training state, like optimizer slots, and
-    #: 2 * pool_size images large) and copy only these networks.
-    preset_config_overrides = {"pool_size": 0}
+    #: zoo presets copy only these networks: their pools start empty (the
+    #: pools are training state, like optimizer slots, and an empty pool is
+    #: saved as nothing), with the model's pool_size for fine-tuning.
     preset_networks = ("generator", "generator_ba", "discriminator", "discriminator_a")
 
     #: ADA's heuristic takes sign(D(x) - 0.5): least-squares targets are 1 for

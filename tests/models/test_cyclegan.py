@@ -7,6 +7,7 @@ in test_architectures.py; this file checks what is specific to it.
 
 import json
 
+import h5py
 import keras
 import numpy as np
 import pytest
@@ -484,7 +485,7 @@ def test_fit_refuses_validation_data_before_training():
 # ---------------------------------------------------------------------- saving and export
 def test_keras_file_and_preset(tmp_path):
     """A `.keras` file keeps the pools and both optimizers' state; a preset
-    keeps the four networks only (no pools, no optimizer state)."""
+    keeps the four networks only (empty pools of the model's size, no optimizer state)."""
     # Trained on the real unpaired pipeline: embedded 8x8 digits -> MNIST, at 16 px.
     data = kgan.data.unpaired("digits_8x8", "mnist_5k", batch_size=2, image_size=16, steps=2, seed=0)
     model = tiny(image_shape=(16, 16, 1))
@@ -508,13 +509,47 @@ def test_keras_file_and_preset(tmp_path):
         kgan.zoo.save_preset(model, tmp_path / "no_samples", dict(TINY_METADATA))
     folder = kgan.zoo.save_preset(model, tmp_path / "tiny_cyclegan", dict(TINY_METADATA), samples=grid)
     config = json.loads((folder / "config.json").read_text())
-    assert config["config"]["pool_size"] == 0 and "compile_config" not in config
+    assert config["config"]["pool_size"] == 3 and "compile_config" not in config
     metadata = kgan.zoo.read_metadata(folder)
     assert metadata["architecture"] == "cyclegan" and metadata["latent_dim"] is None
+    with h5py.File(folder / "model.weights.h5") as weights:
+        assert not [name for name in _h5_paths(weights) if "pool" in name]
     loaded = kgan.zoo.load(folder)
-    assert isinstance(loaded, CycleGAN) and not loaded.pool_a.weights
+    assert isinstance(loaded, CycleGAN)
     for direction in ("a_to_b", "b_to_a"):
         np.testing.assert_array_equal(loaded.translate(image, direction), model.translate(image, direction))
+    # Fine-tuning the preset trains with its pools, as the recipe did: it
+    # used to load with pool_size 0 and train without them, silently.
+    for pool in (loaded.pool_a, loaded.pool_b):
+        assert pool.pool_size == 3 and int(pool.count.numpy()) == 0
+    loaded.compile()
+    loaded.fit(data, epochs=1, verbose=0)
+    assert int(loaded.pool_b.count.numpy()) == 3
+
+
+def _h5_paths(group, prefix=""):
+    """Every dataset path in an h5 group."""
+    paths = []
+    for name, item in group.items():
+        path = f"{prefix}/{name}"
+        paths.extend(_h5_paths(item, path) if hasattr(item, "items") else [path])
+    return paths
+
+
+def test_an_empty_pool_is_saved_as_nothing_and_loads_empty(tmp_path):
+    """Empty pools add no images to a weight file; a saved full pool still loads whole."""
+    empty, filled = tiny(image_shape=(16, 16, 1)), tiny(image_shape=(16, 16, 1))
+    filled.pool_a(random_images((2, 16, 16, 1), 3), seed=tf.constant([0, 1]))
+    assert int(filled.pool_a.count.numpy()) == 2
+    empty.save_weights(tmp_path / "empty.weights.h5")
+    filled.save_weights(tmp_path / "filled.weights.h5")
+    with h5py.File(tmp_path / "empty.weights.h5") as weights:
+        assert not [name for name in _h5_paths(weights) if "pool" in name]
+    filled.load_weights(tmp_path / "empty.weights.h5")
+    assert int(filled.pool_a.count.numpy()) == 0
+    empty.load_weights(tmp_path / "filled.weights.h5")
+    assert int(empty.pool_a.count.numpy()) == 2
+    np.testing.assert_array_equal(empty.pool_a.images.numpy(), filled.pool_a.images.numpy())
 
 
 @pytest.mark.parametrize("small_side", ["a", "b"])
