@@ -404,7 +404,14 @@ def train_output_preset(folder):
 
 
 def check_not_train_output(folder):
-    """Raise `ZooError` naming the preset if `folder` is a `kgan train` output folder."""
+    """Raise `ZooError` naming the preset if `folder` is a `kgan train` output folder.
+
+    Example:
+
+    ```python
+    kgan.zoo.check_not_train_output("runs/dcgan")  # ZooError: ... its preset is runs/dcgan/preset
+    ```
+    """
     preset = train_output_preset(folder)
     if preset is not None:
         raise ZooError(
