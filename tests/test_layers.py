@@ -64,6 +64,24 @@ def _outputs_and_grads(layer, x, linear=False):
     return [y.numpy()] + [g.numpy() for g in grads]
 
 
+def _exact_bias_grad(y, linear=False):
+    """The bias gradient of `_outputs_and_grads`' loss summed exactly: its
+    output gradient rounded to `y`'s 16-bit dtype, then added up in float64."""
+    if linear:
+        outputs_grad = np.random.default_rng(2).normal(size=y.shape[1:]).astype("float32")
+        outputs_grad = np.broadcast_to(outputs_grad, y.shape)
+    else:
+        outputs_grad = np.sin(y) + y * np.cos(y)
+    outputs_grad = tf.cast(tf.cast(outputs_grad, tf.bfloat16), tf.float64).numpy()
+    return outputs_grad.sum(axis=(0, 1, 2))
+
+
+def _assert_bias_grad_is_exact(bias_grad, y, linear=False):
+    """A bfloat16 layer's bias gradient: the exact sum, rounded once to bfloat16."""
+    exact = _exact_bias_grad(y, linear)
+    np.testing.assert_allclose(bias_grad, exact, rtol=2**-8, atol=1e-6 * np.abs(exact).max())
+
+
 def _counting(monkeypatch, name):
     """Wrap `kgan.layers.<name>` to record its arguments; returns the record."""
     calls = []
@@ -147,14 +165,43 @@ def test_bfloat16_layer_matches_keras(cls, height, channels, filters, kernel, st
     ours = _outputs_and_grads(_layer(cls, filters, kernel, stride, padding), x)
     theirs = _outputs_and_grads(_layer(LAYERS[cls], filters, kernel, stride, padding), x)
     assert count_forward_grads, "the bfloat16 layer did not take the forward formulation"
-    # Outputs, bias and input gradients are Keras's own ops: identical.
-    for a, b in zip(ours[:1] + ours[2:], theirs[:1] + theirs[2:]):
+    # Outputs and input gradients are Keras's own ops: identical.
+    for a, b in zip(ours[:1] + ours[3:], theirs[:1] + theirs[3:]):
         np.testing.assert_array_equal(a, b)
+    # The bias gradient sums the same output gradient in float32 (Keras's in bfloat16).
+    _assert_bias_grad_is_exact(ours[2], ours[0])
     # The kernel gradient is summed in another order, then rounded to bfloat16.
     kernel_ours, kernel_theirs = ours[1], theirs[1]
     scale = np.abs(kernel_theirs).max()
     np.testing.assert_allclose(kernel_ours, kernel_theirs, rtol=0, atol=4e-3 * scale)
     assert kernel_ours.dtype == kernel_theirs.dtype
+
+
+@pytest.mark.parametrize("policy", ["mixed_bfloat16", "mixed_float16"])
+@pytest.mark.parametrize("mode", ["eager", "graph"])
+@pytest.mark.parametrize("cls,height,channels,filters", [
+    (ForwardGradConv2D, 14, 64, 128),  # the DCGAN discriminator's 14x14x64 -> 7x7x128
+    (ForwardGradConv2D, 28, 1, 64),  # its first layer, on images
+    (ForwardGradConv2D, 9, 8, 16),  # neither faster path: Keras's convolution
+    (ForwardGradConv2DTranspose, 7, 128, 64),
+    (ForwardGradConv2DTranspose, 9, 8, 16),
+])
+def test_sixteen_bit_bias_gradient_is_summed_in_float32(cls, height, channels, filters, mode,
+                                                        policy):
+    # TensorFlow's CPU BiasAddGrad sums 16-bit gradients in 16 bits: summing
+    # ones over [64, 7, 7, 128] gave 256, and Keras's layers take its gradient.
+    keras.mixed_precision.set_global_policy(policy)
+    layer = _layer(cls, filters, 4, 2, "same")
+    x = tf.constant(np.random.default_rng(0).normal(size=(64, height, height, channels)), tf.float32)
+
+    def bias_grad(x):
+        with tf.GradientTape() as tape:
+            y = layer(x, training=True)
+            loss = tf.reduce_sum(tf.cast(y, tf.float32))  # output gradient: ones
+        return tape.gradient(loss, layer.bias.value), y.shape
+
+    grad, shape = (tf.function(bias_grad) if mode == "graph" else bias_grad)(x)
+    np.testing.assert_array_equal(grad.numpy(), np.full([filters], np.prod(shape[:3]), np.float32))
 
 
 def _small_layer_case(cls):
@@ -198,8 +245,13 @@ def test_keras_kernel_gradient_where_the_forward_one_is_not_faster(cls, case, co
     ours = _outputs_and_grads(_layer(cls, filters, 4, stride, "same", **kwargs), x)
     theirs = _outputs_and_grads(_layer(LAYERS[cls], filters, 4, stride, "same", **kwargs), x)
     assert not count_forward_grads
-    for a, b in zip(ours, theirs):
-        np.testing.assert_array_equal(a, b)
+    # Keras's ops, except that a bfloat16 bias gradient is summed in float32.
+    exact_bias = case not in ("float32", "accelerator")
+    for index, (a, b) in enumerate(zip(ours, theirs)):
+        if index == 2 and exact_bias:
+            _assert_bias_grad_is_exact(a, ours[0])
+        else:
+            np.testing.assert_array_equal(a, b)
 
 
 def _ours_and_keras(cls, kernel_grad_of):
@@ -407,12 +459,18 @@ def test_few_channel_layers_match_keras(cls, height, channels, filters, policy,
     assert count_few_channel_matmuls, "the layer did not take the matmul formulation"
     # bfloat16: the same sums in another order, rounded.
     tolerance = {"float32": 1e-5, "mixed_bfloat16": 1e-2, "float64": 1e-13}[policy]
-    for a, b in zip(ours, theirs):
+    for index, (a, b) in enumerate(zip(ours, theirs)):
         assert a.dtype == b.dtype
+        if index == 2 and policy == "mixed_bfloat16":
+            continue  # the bias gradient: below
         np.testing.assert_allclose(a, b, rtol=0, atol=tolerance * max(1.0, np.abs(b).max()))
     # The bias gradient sums the output gradients, which a linear loss makes
-    # the same on both sides: Keras's own ops on the same numbers.
-    np.testing.assert_array_equal(ours[2], theirs[2])
+    # the same on both sides: Keras's own op on the same numbers, except that
+    # in bfloat16 kgan sums them in float32.
+    if policy == "mixed_bfloat16":
+        _assert_bias_grad_is_exact(ours[2], ours[0], linear=True)
+    else:
+        np.testing.assert_array_equal(ours[2], theirs[2])
     if cls is ForwardGradConv2D:  # its forward pass and kernel gradient are TensorFlow's ops
         np.testing.assert_array_equal(ours[0], theirs[0])
         np.testing.assert_array_equal(ours[1], theirs[1])
@@ -872,14 +930,16 @@ def test_slice_cropping_keeps_the_static_shape_keras_knows():
         assert shapes[0][-1] == 8
 
 
+@pytest.mark.parametrize("cropping", [((2, 2), (0, 0)), ((4, 0), (0, 0)), ((0, 0), (0, 5))])
 @pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
-def test_slice_cropping_of_a_size_known_at_run_time_only_is_keras(data_format):
+def test_slice_cropping_of_a_size_known_at_run_time_only_is_keras(data_format, cropping):
     # Traced for any size, then called on one the crop leaves nothing of:
-    # Keras returns an empty map (tf.slice would read a size of -1 as "all").
+    # Keras returns an empty map (tf.slice would read a size of -1 as "all",
+    # and refused a start past the end: cropping 4 rows from the top of 3).
     x = tf.zeros((1, 3, 4, 1) if data_format == "channels_last" else (1, 1, 3, 4))
     spec = tf.TensorSpec([1, None, None, 1] if data_format == "channels_last"
                          else [1, 1, None, None])
-    shapes = [tf.function(cls(((2, 2), (0, 0)), data_format=data_format),
+    shapes = [tf.function(cls(cropping, data_format=data_format),
                           input_signature=[spec])(x).shape
               for cls in (kgan_layers.SliceCropping2D, keras.layers.Cropping2D)]
     assert shapes[0] == shapes[1]
