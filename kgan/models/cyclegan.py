@@ -609,8 +609,15 @@ class CycleGAN(GAN):
 
     # ------------------------------------------------------------------ inference
     def call(self, images, training=False):
-        """Translate A -> B with G (so `predict(images_a)` works); sizes: multiples of 4."""
-        return self.generator(images, training=training)
+        """Translate A -> B with G, so `predict(images_a)` works.
+
+        Float images in [-1, 1] of any size (at least 5x5): as in `translate`,
+        sides that are not multiples of 4 are reflection-padded and the
+        output cropped back, so a 17x17 image comes back 17x17.
+        """
+        if training:
+            return self.generator(images, training=True)
+        return translate_images(self.generator, images)
 
     def _direction(self, direction):
         if direction not in DIRECTIONS:

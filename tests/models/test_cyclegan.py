@@ -381,6 +381,11 @@ def test_translate_any_size_keeps_the_size():
     np.testing.assert_allclose(model.translate(x, batch_size=2), model.generator(x).numpy(), atol=1e-6)
     np.testing.assert_allclose(model.predict(x, verbose=0), model.generator(x).numpy(), atol=1e-6)
     assert model.translate(np.zeros((0, 8, 8, 3), np.float32)).shape == (0, 8, 8, 3)
+    # predict and call take any size too: a 17x17 image used to come back 20x20.
+    odd = random_images((2, 17, 17, 3), 2)
+    for output in (model.predict(odd, verbose=0), model(odd).numpy()):
+        assert output.shape == odd.shape
+        np.testing.assert_allclose(output, model.translate(odd), atol=1e-6)
 
 
 @pytest.mark.parametrize(
