@@ -1544,8 +1544,14 @@ def _domain_pipeline(
     shuffle: bool,
     shuffle_seed: int | None,
     jitter_seed: int | None,
+    batch_size: int = 1,
 ) -> tf.data.Dataset:
-    """Unbatched, endless float32 images of one domain, shuffled on every pass."""
+    """Unbatched, endless float32 images of one domain, shuffled on every pass.
+
+    Shuffled, each run of `batch_size` images comes from one pass (a pass's
+    last `count % batch_size` images, different ones each pass, are left
+    out), so a batch never holds one image twice.
+    """
     spec = domain.images.element_spec
     # Bicubic when jittering, as the reference resizes with PIL's BICUBIC.
     method = "bicubic" if crop is not None else "bilinear"
@@ -1567,7 +1573,12 @@ def _domain_pipeline(
         small = domain.count is not None and domain.count <= _FULL_SHUFFLE_LIMIT
         buffer = domain.count if small else _LARGE_SHUFFLE_BUFFER
         images = images.shuffle(buffer, seed=shuffle_seed, reshuffle_each_iteration=True)
-    images = images.repeat()
+    if shuffle and batch_size > 1:
+        # Batching after the repeat let a batch straddle two passes and hold
+        # one image twice (7 images, batches of 3: [6, 0, 6]).
+        images = images.batch(batch_size, drop_remainder=True).repeat().unbatch()
+    else:
+        images = images.repeat()
     if crop is None:
         return images.map(_to_float, num_parallel_calls=tf.data.AUTOTUNE)
     # One stateless seed per image: the jitter is reproducible with a seed
@@ -1626,8 +1637,8 @@ def unpaired(
     An epoch is ``max(len_a, len_b) // batch_size`` steps (or ``steps``):
     the larger domain is seen once, the smaller one cycled, reshuffled on
     every pass, so both see all their images within an epoch (up to the
-    ``max(len_a, len_b) % batch_size`` images the dropped ragged batch would
-    have held). This is the reference's epoch length
+    ``len % batch_size`` images of each pass left out, different ones every
+    pass, so that no batch holds one image twice). This is the reference's epoch length
     (``UnalignedDataset.__len__`` is ``max(A_size, B_size)``); where the
     reference draws each B image uniformly with replacement, cycling
     permutations shows every image equally often and is the same for A and B.
@@ -1785,6 +1796,7 @@ def unpaired(
             shuffle=options["shuffle"],
             shuffle_seed=shuffle_seed,
             jitter_seed=jitter_seed,
+            batch_size=batch_size,
         )
         for domain, shuffle_seed, jitter_seed in zip(domains, streams[:2], streams[2:])
     ]

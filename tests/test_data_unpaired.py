@@ -199,6 +199,18 @@ def test_the_smaller_domain_cycles_through_reshuffled_passes():
     assert sorted(indices(b)) == list(range(40))
 
 
+@pytest.mark.parametrize("sizes", [(7, 11), (11, 7), (9, 9)])
+def test_no_batch_holds_one_image_twice(sizes):
+    # Batched after the repeat, a batch could straddle two passes: 7 images
+    # in batches of 3 gave [6, 0, 6]. Each pass now leaves out its ragged end.
+    for seed in range(5):
+        dataset = data.unpaired(ramp(sizes[0]), ramp(sizes[1]), batch_size=3, seed=seed, steps=40)
+        for batch_a, batch_b in dataset:
+            for batch in (batch_a, batch_b):
+                rows = indices(batch.numpy())
+                assert len(set(rows.tolist())) == len(rows), rows
+
+
 def test_seed_reproduces_and_each_epoch_reshuffles():
     def orders(dataset):
         a, b = epoch(dataset)
