@@ -62,6 +62,20 @@ def _augment_policy(text):
     return ",".join(name.strip().lower() for name in text.split(",") if name.strip())
 
 
+def _height_width(text):
+    """`HxW` as `(H, W)`, and `N` as `(N, N)` (as kgan train's --image-size N)."""
+    try:
+        size = tuple(int(d) for d in text.lower().split("x"))
+    except ValueError:
+        size = ()
+    if len(size) == 1:
+        size = size * 2
+    if len(size) != 2 or min(size) < 1:
+        raise argparse.ArgumentTypeError(
+            f"expected HxW (e.g. 256x256) or N for NxN (e.g. 256), got {text!r}")
+    return size
+
+
 def _unit_interval(text):
     try:
         value = float(text)
@@ -344,8 +358,9 @@ def build_parser():
     p.add_argument("--format", choices=("savedmodel", "tflite"), default="savedmodel")
     p.add_argument("--batch-size", type=_positive_int, default=1, help="tflite: the fixed batch size")
     p.add_argument("--quantize", choices=("float16",), help="tflite: store the weights as float16")
-    p.add_argument("--image-size", metavar="HxW",
-                   help="tflite CycleGAN: input size, e.g. 256x256 (default: the training crop size)")
+    p.add_argument("--image-size", metavar="HxW", type=_height_width,
+                   help="tflite CycleGAN: input size, e.g. 256x256, or 256 for a square "
+                        "(default: the training crop size)")
     p.add_argument("--sha256", help="full sha256 of a remote archive")
     p.add_argument("--overwrite", action="store_true")
     return parser
@@ -1393,14 +1408,7 @@ def cmd_export(args):
     if not tflite and (args.quantize or args.image_size or args.batch_size != 1):
         raise CLIError("--batch-size, --quantize and --image-size apply to --format tflite "
                        "(a SavedModel takes any batch and image size)")
-    image_size = None
-    if args.image_size:
-        try:
-            image_size = tuple(int(d) for d in args.image_size.lower().split("x"))
-        except ValueError:
-            image_size = ()
-        if len(image_size) != 2:
-            raise CLIError(f"--image-size takes HxW, e.g. 256x256; got {args.image_size!r}")
+    image_size = args.image_size
     if tflite and target.suffix.lower() == ".tflite":
         raise CLIError(f"DIR is the folder the .tflite file is written into; {target} looks like "
                        f"the file. Give its folder, e.g. {target.parent / target.stem}")
