@@ -1336,7 +1336,10 @@ def cmd_translate(args):
                 reason = err.message.splitlines()[0].split("}}")[-1].split(" [Op:")[0].strip().rstrip(".")
                 raise CLIError(f"cannot decode {source}: {reason or 'not an image'}; remove or "
                                "re-save it (corrupt, truncated or not an image)") from err
-            translated = model.translate(image, direction=args.direction)
+            try:
+                translated = model.translate(image, direction=args.direction)
+            except ValueError as err:  # e.g. smaller than the generator takes
+                raise CLIError(f"cannot translate {source}: {err}") from err
             kgan_images.save_png(translated, folder / target)
 
     write_folder(output, write)

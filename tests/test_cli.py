@@ -628,6 +628,16 @@ def test_translate_bad_inputs_are_one_line(cyclegan_preset, tmp_path, capsys, ma
     assert not (tmp_path / "out").exists()
 
 
+def test_translate_names_the_file_it_cannot_translate(cyclegan_preset, tmp_path, capsys):
+    kgan.images.save_png(np.zeros((8, 8, 1), np.uint8), tmp_path / "inputs" / "fine.png")
+    kgan.images.save_png(np.zeros((4, 40, 1), np.uint8), tmp_path / "inputs" / "tiny.png")
+    assert run(["translate", cyclegan_preset, tmp_path / "inputs", "--output", tmp_path / "out"]) == 2
+    line = error_line(capsys.readouterr().err)
+    assert f"cannot translate {tmp_path / 'inputs' / 'tiny.png'}: " in line
+    assert "at least 5x5 pixels" in line and "got 4x40" in line
+    assert not (tmp_path / "out").exists()
+
+
 def test_translate_refuses_a_latent_model(preset, tmp_path, capsys):
     kgan.images.save_png(np.zeros((16, 16, 1), np.uint8), tmp_path / "x.png")
     assert run(["translate", preset, tmp_path / "x.png", "--output", tmp_path / "out"]) == 2
