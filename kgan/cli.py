@@ -857,13 +857,22 @@ def _build_translation(arch, args, extra):
                if value is not None and not (flag == "--augment" and augment)]
     if refused:
         raise CLIError(f"{args.arch} does not take {', '.join(refused)}")
-    with _too_few_examples_as_flags(args, translation=True):
-        dataset = data.unpaired(
-            args.dataset, args.dataset_b, batch_size=args.batch_size, image_size=args.image_size,
-            channels=args.channels, seed=args.seed, jitter=args.jitter,
-        )
+    try:
+        with _too_few_examples_as_flags(args, translation=True):
+            dataset = data.unpaired(
+                args.dataset, args.dataset_b, batch_size=args.batch_size,
+                image_size=args.image_size, channels=args.channels, seed=args.seed,
+                jitter=args.jitter,
+            )
+    except data._SingleDomainError:
+        raise CLIError(
+            f"--dataset {args.dataset} is one domain: name domain B with --dataset-b (a dataset "
+            "name or folder). --dataset alone stands for both domains only for "
+            "tensorflow-datasets cycle_gan/... names and folders holding trainA/ and trainB/"
+        ) from None
     spec_a, spec_b = dataset.element_spec
     image_shape = tuple(int(d) for d in spec_a.shape[1:])
+    _check_patchgan_fits(arch, args, image_shape, extra)
     model = arch.builder(
         image_shape=image_shape, filters=args.filters, seed=args.seed,
         channels_b=int(spec_b.shape[-1]), augment=augment, **extra, **_ada_options(args),
@@ -877,6 +886,28 @@ def _build_translation(arch, args, extra):
         steps_per_execution=args.steps_per_execution, jit_compile=args.jit_compile,
     )
     return dataset, model
+
+
+def _check_patchgan_fits(arch, args, image_shape, extra):
+    """Refuse training images too small for the PatchGAN, naming --image-size and --disc-layers."""
+    from kgan.networks.cyclegan import patchgan_output_size
+
+    layers = extra.get("disc_layers", inspect.signature(arch.builder).parameters["disc_layers"].default)
+    side = min(image_shape[:2])
+    if patchgan_output_size(side, layers) >= 1:
+        return
+    # Training sizes are multiples of 4 (the generator downsamples twice).
+    smallest = next(s for s in range(4, 1 << 16, 4) if patchgan_output_size(s, layers) >= 1)
+    fewer = max((n for n in range(1, layers) if patchgan_output_size(side, n) >= 1), default=None)
+    size = (f"--image-size {args.image_size}" if args.image_size
+            else f"the domains' {image_shape[0]}x{image_shape[1]} images")
+    layers_text = f"--disc-layers {layers}" if "disc_layers" in extra else \
+        f"{layers} stride-2 layers (the default --disc-layers)"
+    raise CLIError(
+        f"{size} is too small for the PatchGAN discriminator with {layers_text}, which needs "
+        f"images of at least {smallest}x{smallest}: pass --image-size {smallest} or more"
+        + (f", or --disc-layers {fewer}" + (" or fewer" if fewer > 1 else "") if fewer else "")
+    )
 
 
 def _num_classes(dataset, name):
@@ -1217,7 +1248,7 @@ def _evaluate_translation(args, argv):
     with contextlib.redirect_stdout(sys.stderr):
         result = translation_evaluation.evaluate_translation(
             args.source, dataset_a=dataset_a, dataset_b=dataset_b, num=args.num,
-            classifier=classifier, batch_size=args.batch_size, seed=args.seed,
+            classifier=classifier, batch_size=args.batch_size, seed=args.seed, num_flag="--num",
         )
     command = "kgan " + shlex.join(argv)
     result["command"] = command

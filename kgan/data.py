@@ -158,6 +158,10 @@ class TooFewExamplesError(ValueError):
         self.source = source
 
 
+class _SingleDomainError(ValueError):
+    """:func:`unpaired` got one domain that does not stand for both (for the CLI's wording)."""
+
+
 class DatasetUnavailableError(RuntimeError):
     """A tensorflow-datasets dataset could not be downloaded or found.
 
@@ -1729,7 +1733,7 @@ def unpaired(
             seed=stream,
         )
         if domain_b is None and not opened.sided:
-            raise ValueError(
+            raise _SingleDomainError(
                 f"unpaired({_describe(domain_a)}) got one domain: a single name stands for "
                 f"both only for tensorflow-datasets 'cycle_gan/...' names and folders holding "
                 f"trainA/ and trainB/ sub-folders. Pass two: unpaired(domain_a, domain_b)."

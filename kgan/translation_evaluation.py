@@ -140,6 +140,7 @@ def evaluate_translation(
     classifier=evaluators.MNIST_CLASSIFIER,
     batch_size=250,
     seed=0,
+    num_flag=None,
 ):
     """Class preservation, cycle error and FCD of a translator, in both directions.
 
@@ -156,6 +157,8 @@ def evaluate_translation(
             input size may differ from the domain's (images are resized).
         batch_size: images per call.
         seed: seed of the sample and of the feature reservoirs.
+        num_flag: the command-line flag of `num`, for error messages (`kgan
+            evaluate` passes `"--num"`); None names the argument `num`.
 
     Returns:
         A JSON-ready dict with `a_to_b` and `b_to_a` (`class_preservation`,
@@ -198,13 +201,15 @@ def evaluate_translation(
     # Every FCD compares two halves of `count`, and a covariance of D features
     # needs more than D samples: checked now, not after all the translating.
     fewest = 2 * (view.feature_dim + 1)
+    held = (f"{dataset_a} {split_a} holds {len(images_a)} images and {dataset_b} {split_b} "
+            f"{len(images_b)}, and each FCD compares two halves of the sample with the "
+            f"classifier's {view.feature_dim} features")
+    if available < fewest:
+        raise ValueError(f"{held}: each domain needs at least {fewest} images. Evaluate against "
+                         "larger domains.")
     if count < fewest or count > available:
-        raise ValueError(
-            f"num={num if num is not None else count}: {dataset_a} {split_a} holds "
-            f"{len(images_a)} images and {dataset_b} {split_b} {len(images_b)}, and each FCD "
-            f"compares two halves of num with the classifier's {view.feature_dim} features; "
-            f"pass {fewest} <= num <= {available}."
-        )
+        given = f"{num_flag} {num}" if num_flag else f"num={num}"
+        raise ValueError(f"{given}: {held}; pass {num_flag or 'num'} from {fewest} to {available}.")
     rng = np.random.default_rng(seed)
     pick_a = rng.permutation(len(images_a))[:count]
     pick_b = rng.permutation(len(images_b))[:count]

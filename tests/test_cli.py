@@ -661,6 +661,30 @@ def test_train_cyclegan_on_two_domains_writes_a_translation_sheet(tmp_path):
 
 
 @pytest.mark.parametrize(
+    "extra, message",
+    [
+        ([], "--dataset digits_8x8 is one domain: name domain B with --dataset-b (a dataset name "
+             "or folder)."),
+        (["--dataset-b", "mnist_5k", "--image-size", "16"],
+         "--image-size 16 is too small for the PatchGAN discriminator with 3 stride-2 layers (the "
+         "default --disc-layers), which needs images of at least 24x24: pass --image-size 24 or "
+         "more, or --disc-layers 2 or fewer"),
+        (["--dataset-b", "mnist_5k", "--image-size", "8", "--disc-layers", "2"],
+         "--image-size 8 is too small for the PatchGAN discriminator with --disc-layers 2, which "
+         "needs images of at least 12x12: pass --image-size 12 or more, or --disc-layers 1"),
+    ],
+)
+def test_train_cyclegan_errors_name_flags_not_python_arguments(extra, message, tmp_path, capsys):
+    argv = ["train", "cyclegan", "--dataset", "digits_8x8", "--epochs", "1", "--batch-size", "500",
+            "--filters", "4", "--num-residual-blocks", "1", "--output", tmp_path / "run"] + extra
+    assert run(argv) == 2
+    line = error_line(capsys.readouterr().err)
+    assert message in line
+    assert "unpaired(" not in line and "disc_layers" not in line
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize(
     "argv, message",
     [
         (["train", "cyclegan", "--dataset", "digits_8x8", "--dataset-b", "mnist_5k", "--ema-decay", "0.9"],

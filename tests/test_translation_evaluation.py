@@ -80,10 +80,10 @@ def test_the_card_shows_the_figures_recorded_by_the_cli(tmp_path, capsys):
     [
         (["--against", "digits_8x8"], "name both labelled domains as A,B"),
         (["--reference", "mnist_5k"], "--reference apply to generators"),
-        (["--num", "100000"], "pass 258 <= num <= 1797"),
+        (["--num", "100000"], "--num 100000: digits_8x8 train holds 1797 images"),
         # FCD on two halves needs more than the classifier's 128 features in
-        # each: refused before any translating, not after.
-        (["--num", "200"], "pass 258 <= num <= 1797"),
+        # each: refused before any translating, not after. In the flag's words.
+        (["--num", "200"], "; pass --num from 258 to 1797."),
     ],
 )
 def test_cli_bad_input_is_one_line(args, message, capsys):
@@ -91,6 +91,13 @@ def test_cli_bad_input_is_one_line(args, message, capsys):
     err = capsys.readouterr().err
     assert code == 2, err
     assert message in err.strip().splitlines()[-1] and "Traceback" not in err
+
+
+def test_a_bad_num_is_named_as_the_argument_in_python():
+    with pytest.raises(ValueError, match=r"^num=200: digits_8x8 train holds 1797 images .*; pass "
+                       r"num from 258 to 1797\.$"):
+        translation_evaluation.evaluate_translation(
+            identity_translator(), dataset_a="digits_8x8", dataset_b="mnist_5k", num=200)
 
 
 def test_domains_come_from_metadata_or_the_dataset_string():
