@@ -1234,11 +1234,16 @@ def _evaluate_translation(args, argv):
         "--against-split": args.against_split != "train", "--reference": args.reference,
         "--compare-into": args.compare_into, "--live-generator": args.live_generator,
         "--split": args.split != "train", "--reference-split": args.reference_split != "train",
+        "--metrics": args.metrics is not None, "--inception-weights": args.inception_weights,
     }
     given = [flag for flag, value in generator_only.items() if value]
     if given:
-        raise CLIError(f"{args.source} is an image translator: {', '.join(given)} apply to "
-                       "generators; a translator is measured on its two domains (--against A,B)")
+        raise CLIError(
+            f"{args.source} is an image translator: {', '.join(given)} "
+            f"{'applies' if len(given) == 1 else 'apply'} to generators. A translator is "
+            "measured on its two domains (--against A,B) in both directions: class "
+            "preservation, cycle reconstruction error and FCD, read by --extractor (default "
+            "kgan's MNIST evaluator); drop " + ("it" if len(given) == 1 else "them"))
     domains = [d.strip() for d in (args.against or "").split(",") if d.strip()]
     if args.against and len(domains) != 2:
         raise CLIError(f"--against {args.against!r}: for a translator name both labelled "

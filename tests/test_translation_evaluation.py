@@ -79,7 +79,13 @@ def test_the_card_shows_the_figures_recorded_by_the_cli(tmp_path, capsys):
     "args, message",
     [
         (["--against", "digits_8x8"], "name both labelled domains as A,B"),
-        (["--reference", "mnist_5k"], "--reference apply to generators"),
+        (["--reference", "mnist_5k"], "--reference applies to generators"),
+        # Refused, not ignored, saying what a translator's evaluation reports.
+        (["--metrics", "kid", "--num", "300"], "--metrics applies to generators. A translator is "
+         "measured on its two domains (--against A,B) in both directions: class preservation, "
+         "cycle reconstruction error and FCD"),
+        (["--inception-weights", "w.h5", "--metrics", "fid"], "--metrics, --inception-weights "
+         "apply to generators"),
         (["--num", "100000"], "--num 100000: digits_8x8 train holds 1797 images"),
         # FCD on two halves needs more than the classifier's 128 features in
         # each: refused before any translating, not after. In the flag's words.
