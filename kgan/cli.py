@@ -297,14 +297,16 @@ def build_parser():
             "28x28x1 images are measured with kgan's MNIST evaluator (FCD, classifier score), "
             "others with InceptionV3 (its weights file must be present: see --inception-weights). "
             "An image translator (CycleGAN preset) is measured in both directions: class "
-            "preservation by the evaluator, cycle reconstruction error, FCD against the target domain."
+            "preservation by the evaluator (for domains with labels), cycle reconstruction error, FCD "
+            "against the target domain."
         ),
     )
     p.add_argument("source", help="preset name/folder/URL, image folder, or dataset name")
     p.add_argument("--num", type=_positive_int,
                    help="images from each set (default 2500; translators: the smaller domain)")
     p.add_argument("--against", help="real dataset or image folder (default: the preset's dataset); "
-                   "for a translator its two labelled domains as A,B")
+                   "for a translator its two domains as A,B (labelled, as class sub-folders, for class "
+                   "preservation)")
     p.add_argument("--against-split", default="train", help="split of --against, e.g. 'train[:50%%]'")
     p.add_argument("--split", default="train", help="split when SOURCE is a dataset")
     p.add_argument("--reference", help="also evaluate this real set (e.g. a held-out split) for scale")
@@ -1258,6 +1260,8 @@ def _evaluate_translation(args, argv):
     command = "kgan " + shlex.join(argv)
     result["command"] = command
     _print_result(evaluation.dumps(result), args.json)  # the measurements first
+    if "not_measured" in result:
+        print(f"kgan: not measured: {result['not_measured']}", file=sys.stderr)
     if args.update_card:
         folder = zoo.resolve(args.source)
         translation_evaluation.record_in_card(folder, result, command)

@@ -6,7 +6,8 @@ import keras
 import numpy as np
 import pytest
 
-from kgan import cli, translation_evaluation, zoo
+import kgan
+from kgan import cli, data, translation_evaluation, zoo
 from kgan.models import CycleGAN
 from kgan.networks.cyclegan import patchgan_discriminator
 
@@ -73,6 +74,34 @@ def test_the_card_shows_the_figures_recorded_by_the_cli(tmp_path, capsys):
     card = (folder / zoo.CARD_FILE).read_text()
     assert "| class preservation" in card and "evaluator accuracy on the real domain" in card
     assert "latent size" not in card and "translates | A (digits_8x8) <-> B (mnist_5k)" in card
+
+
+def test_a_translator_of_unlabelled_folders_gets_the_figures_that_need_no_labels(tmp_path, capsys):
+    # Folders of loose images, as kgan train --dataset FOLDER reads them: no labels.
+    for side, source in (("a", "digits_8x8"), ("b", "mnist_5k")):
+        (tmp_path / side).mkdir()
+        for i, image in enumerate(data.embedded_split(source)[0][:NUM]):
+            (tmp_path / side / f"{i:03d}.png").write_bytes(kgan.images.encode_png(image))
+    domain_a, domain_b = str(tmp_path / "a"), str(tmp_path / "b")
+    metadata = {"name": "identity", "dataset": f"{domain_a} <-> {domain_b}", "dataset_a": domain_a,
+                "dataset_b": domain_b, "recipe": "built in a test", "description": "identity",
+                "license": "test"}
+    model = identity_translator()
+    folder = zoo.save_preset(model, tmp_path / "identity", metadata,
+                             samples=np.zeros((4, 32, 32, 1), "float32"))
+    assert run(["evaluate", folder, "--num", NUM, "--update-card"]) == 0
+    captured = capsys.readouterr()
+    result = json.loads(captured.out)
+    for direction in ("a_to_b", "b_to_a"):
+        assert sorted(result[direction]) == ["cycle_l1", "fcd"]
+        assert result[direction]["cycle_l1"] == 0.0 and result[direction]["fcd"] > 0
+    assert not any(key.startswith("classifier_accuracy") for key in result["reference"])
+    assert result["a_to_b"]["fcd"] == result["reference"]["fcd_untranslated_a_vs_b"]
+    assert "Class preservation needs labelled sub-folders" in result["not_measured"]
+    assert f"domain A ({domain_a}) and domain B ({domain_b})" in result["not_measured"]
+    assert "kgan: not measured: class preservation of domain A" in captured.err
+    card = (folder / zoo.CARD_FILE).read_text()
+    assert "| class preservation (evaluator accuracy vs source labels) | - | - |" in card
 
 
 @pytest.mark.parametrize(
