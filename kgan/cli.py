@@ -495,6 +495,7 @@ def _train(args, argv):
     from kgan.atomic import make_dirs
 
     output = Path(args.output)
+    _refuse_output_over_training_data(output, args)
     preset_dir = output / "preset"
     if preset_dir.exists() and not args.overwrite:
         raise CLIError(f"{preset_dir} exists; pass --overwrite to train again into {output}")
@@ -610,6 +611,28 @@ def _train(args, argv):
     # Only now: a kill before the preset is written still resumes (and saves it).
     shutil.rmtree(backup_dir, ignore_errors=True)
     print(f"wrote preset {preset_dir} ({timer.total:.0f} s)")
+
+
+def _refuse_output_over_training_data(output, args):
+    """Refuse an --output that is, lies inside or holds a --dataset/--dataset-b folder.
+
+    Folders are read with all their sub-folders: a run inside one (`--dataset
+    grey --output grey/run`) would make its PNGs (samples/, preset/samples.png)
+    training images of the next run on that folder.
+    """
+    target = output.resolve()
+    for flag, value in (("--dataset", args.dataset), ("--dataset-b", args.dataset_b)):
+        if value is None or not Path(value).expanduser().is_dir():
+            continue  # a dataset name
+        folder = Path(value).expanduser().resolve()
+        relation = ("is" if folder == target else "lies inside" if folder in target.parents
+                    else "holds" if target in folder.parents else None)
+        if relation:
+            raise CLIError(
+                f"--output {output} {relation} {flag} {value}: folders are read with all their "
+                "sub-folders, so the run's files (sample PNGs, the preset) and the training "
+                f"images would mix. Choose an --output outside {value} that does not hold it"
+            )
 
 
 def _strategy(args):

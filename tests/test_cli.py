@@ -946,6 +946,29 @@ def test_bench_on_too_small_a_split_names_the_flags(capsys):
     assert "drop_remainder" not in line
 
 
+@pytest.mark.parametrize("arch, folders, output, says", [
+    ("dcgan", ["data/grey"], "data/grey/run", "--output {tmp}/data/grey/run lies inside --dataset "
+     "{tmp}/data/grey: folders are read with all their sub-folders"),
+    ("cyclegan", ["data/grey", "data/rgb"], "data/rgb", "--output {tmp}/data/rgb is --dataset-b "
+     "{tmp}/data/rgb"),
+    ("cyclegan", ["data/grey", "data/rgb"], "data", "--output {tmp}/data holds --dataset "
+     "{tmp}/data/grey"),
+])
+def test_train_refuses_an_output_in_or_over_a_dataset_folder(arch, folders, output, says, tmp_path, capsys):
+    # A run in grey/run wrote grey/run/preset/samples.png, which the next run
+    # on grey read as a training image.
+    for folder in folders:
+        kgan.images.save_png(np.zeros((8, 8, 1), np.uint8), tmp_path / folder / "0.png")
+    datasets = ["--dataset", tmp_path / folders[0]] + (["--dataset-b", tmp_path / folders[1]]
+                                                       if len(folders) > 1 else [])
+    before = _tree(tmp_path)
+    argv = ["train", arch, *datasets, "--image-size", "8", "--epochs", "1", "--output",
+            tmp_path / output, "--overwrite"]
+    assert run(argv) == 2
+    assert says.format(tmp=tmp_path) in error_line(capsys.readouterr().err)
+    assert _tree(tmp_path) == before
+
+
 def test_train_dcgan_on_a_folder_of_images(tmp_path):
     rng = np.random.default_rng(0)
     (tmp_path / "digits").mkdir()
