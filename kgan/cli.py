@@ -184,7 +184,8 @@ def build_parser():
     p.add_argument("--split", default="train",
                    help="split of --dataset, e.g. 'train[:500]' (embedded sets are class-interleaved)")
     p.add_argument("--epochs", type=_positive_int, required=True)
-    p.add_argument("--batch-size", type=_positive_int, default=64)
+    p.add_argument("--batch-size", type=_positive_int,
+                   help="images per step (default 64; cyclegan: 1 per domain, the paper's)")
     p.add_argument("--output", required=True, help="run folder")
     p.add_argument("--image-size", type=_positive_int, help="resize images to this square size")
     p.add_argument("--channels", type=int, choices=(1, 3),
@@ -506,6 +507,9 @@ def _train(args, argv):
         raise CLIError(f"{output} holds files but no kgan run to resume; choose an empty or new "
                        "--output, or pass --overwrite to write the run's files there")
     arch = zoo.architecture(args.arch)
+    translation = hasattr(arch.cls, "translate")
+    if args.batch_size is None:  # recorded resolved: in command.json and the metadata
+        args.batch_size = 1 if translation else 64
     # --seed fixes initialization, data order and every random stream, so a
     # recipe reproduces its preset and a resumed run continues the same run.
     keras.utils.set_random_seed(args.seed)
@@ -513,7 +517,6 @@ def _train(args, argv):
         import tensorflow as tf
 
         tf.config.experimental.enable_op_determinism()
-    translation = hasattr(arch.cls, "translate")
     extra = architecture_options(args)
     _check_builder_accepts(arch, extra)
     strategy = _strategy(args)

@@ -969,6 +969,24 @@ def test_train_refuses_an_output_in_or_over_a_dataset_folder(arch, folders, outp
     assert _tree(tmp_path) == before
 
 
+def test_train_cyclegan_on_grey_folders(tmp_path):
+    # The paper's batch of 1 per domain is the default (it was 64), and
+    # folders of grey PNGs make a grey translator (they were read as RGB).
+    rng = np.random.default_rng(0)
+    for side, count in (("grey", 3), ("grey_b", 2)):
+        for i in range(count):
+            kgan.images.save_png(rng.integers(0, 256, (20, 24, 1), dtype=np.uint8),
+                                 tmp_path / side / f"{i}.png")
+    output = tmp_path / "run"
+    argv = ["train", "cyclegan", "--dataset", tmp_path / "grey", "--dataset-b", tmp_path / "grey_b",
+            "--image-size", "8", "--epochs", "1", "--filters", "4", "--num-residual-blocks", "1",
+            "--disc-layers", "1", "--verbose", "0", "--output", output]
+    assert run(argv) == 0
+    metadata = zoo.read_metadata(output / "preset")
+    assert metadata["training"]["batch_size"] == 1
+    assert zoo.load(output / "preset").image_shape_a == (8, 8, 1)
+
+
 def test_train_dcgan_on_a_folder_of_images(tmp_path):
     rng = np.random.default_rng(0)
     (tmp_path / "digits").mkdir()
