@@ -164,7 +164,8 @@ def build_parser():
         description=(
             "Train ARCH on a dataset with model.fit. Writes OUTPUT/preset (a preset folder: "
             "config.json, model.weights.h5, metadata.json, README.md, samples.png), "
-            "OUTPUT/samples/epoch_*.png, OUTPUT/log.csv (OUTPUT must be new, empty or a kgan "
+            "OUTPUT/samples/epoch_*.png (per epoch: samples of fixed latents; cyclegan: rows A, "
+            "G(A), B, F(B) of fixed training images), OUTPUT/log.csv (OUTPUT must be new, empty or a kgan "
             "run folder; --overwrite writes into any). OUTPUT/backup, written after every "
             "epoch, lets an interrupted (even killed) run resume with the same command, which "
             "it does by default (--restart starts over); with --deterministic the resumed run "
@@ -532,6 +533,14 @@ def _train(args, argv):
                        "translations after training with kgan.evaluation")
     if args.eval_every:
         quality = [_quality_callback(args, image_shape, output)]
+    if translation:
+        # Rows A, G(A), B, F(B) of fixed, unjittered training images, as many per
+        # row as the smaller domain has, up to 8: after every epoch and in the preset.
+        images, ncols = model.translation_sheet(args.dataset, args.dataset_b, image_size=args.image_size)
+        grids = kgan_callbacks.TranslationGrid(output / "samples", images[:ncols],
+                                               images[2 * ncols:3 * ncols])
+    else:
+        grids = kgan_callbacks.SampleGrid(output / "samples", num_samples=64, seed=args.seed)
     if args.distribute != "none":  # after every refusal: an error stays one line
         print(f"kgan: --distribute {args.distribute}: {strategy.num_replicas_in_sync} replicas "
               f"({', '.join(strategy.extended.worker_devices)}), --batch-size {args.batch_size} "
@@ -550,8 +559,7 @@ def _train(args, argv):
             callbacks=[
                 # First: a NaN loss raises before any callback (the backup) sees the batch.
                 kgan_callbacks.StopOnDivergence(),
-                *([] if translation else [
-                    kgan_callbacks.SampleGrid(output / "samples", num_samples=64, seed=args.seed)]),
+                grids,
                 *quality,
                 # Append only when resuming: a fresh run (e.g. --overwrite) starts a new log.
                 keras.callbacks.CSVLogger(str(output / "log.csv"), append=resuming),
@@ -604,10 +612,7 @@ def _train(args, argv):
     if translation:
         metadata["training"]["jitter"] = args.jitter
     try:
-        # CycleGAN: rows A, G(A), B, F(B) of fixed, unjittered training images,
-        # as many per row as the smaller domain has, up to 8.
-        samples = (model.translation_sheet(args.dataset, args.dataset_b, image_size=args.image_size)
-                   if translation else None)
+        samples = grids.sheet() if translation else None
         zoo.save_preset(model, preset_dir, metadata, overwrite=args.overwrite, samples=samples)
     except kgan_callbacks.DivergenceError as err:  # the last step left NaN weights
         raise _diverged(err, backup_dir, preset_dir) from err

@@ -979,12 +979,20 @@ def test_train_cyclegan_on_grey_folders(tmp_path):
                                  tmp_path / side / f"{i}.png")
     output = tmp_path / "run"
     argv = ["train", "cyclegan", "--dataset", tmp_path / "grey", "--dataset-b", tmp_path / "grey_b",
-            "--image-size", "8", "--epochs", "1", "--filters", "4", "--num-residual-blocks", "1",
+            "--image-size", "8", "--epochs", "2", "--filters", "4", "--num-residual-blocks", "1",
             "--disc-layers", "1", "--verbose", "0", "--output", output]
     assert run(argv) == 0
     metadata = zoo.read_metadata(output / "preset")
     assert metadata["training"]["batch_size"] == 1
     assert zoo.load(output / "preset").image_shape_a == (8, 8, 1)
+    # As --help promises, a sheet per epoch: rows A, G(A), B, F(B) of the same
+    # images as the preset's samples.png (2 a row: the smaller domain's size);
+    # the last one is the final model's, so it is that sheet.
+    grids = sorted(p.name for p in (output / "samples").iterdir())
+    assert grids == ["epoch_0001.png", "epoch_0002.png"]
+    last = kgan.images.load_png(output / "samples" / "epoch_0002.png")
+    assert last.shape == (4 * 10 + 2, 2 * 10 + 2, 1)
+    np.testing.assert_array_equal(last, kgan.images.load_png(output / "preset" / "samples.png"))
 
 
 def test_train_dcgan_on_a_folder_of_images(tmp_path):
