@@ -1,8 +1,9 @@
 """Keras callbacks for monitoring GAN training, and for surviving its failures.
 
-`SampleGrid` (`TranslationGrid` for translators) and `QualityMetrics` monitor; `BackupAndRestore` (atomic,
-exact resume) and `StopOnDivergence` (stop at the first NaN/Inf loss,
-before any checkpoint saves it) make long runs fault tolerant.
+`SampleGrid` (`TranslationGrid` for translators) and `QualityMetrics`
+monitor; `BackupAndRestore` (atomic, exact resume) and `StopOnDivergence`
+(stop at the first NaN/Inf loss, before any checkpoint saves it) make long
+runs fault tolerant.
 
 Example:
     >>> from kgan.callbacks import SampleGrid

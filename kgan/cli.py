@@ -165,8 +165,8 @@ def build_parser():
             "Train ARCH on a dataset with model.fit. Writes OUTPUT/preset (a preset folder: "
             "config.json, model.weights.h5, metadata.json, README.md, samples.png), "
             "OUTPUT/samples/epoch_*.png (per epoch: samples of fixed latents; cyclegan: rows A, "
-            "G(A), B, F(B) of fixed training images), OUTPUT/log.csv (OUTPUT must be new, empty or a kgan "
-            "run folder; --overwrite writes into any). OUTPUT/backup, written after every "
+            "G(A), B, F(B) of fixed training images), OUTPUT/log.csv (OUTPUT must be new, empty "
+            "or a kgan run folder; --overwrite writes into any). OUTPUT/backup, written after every "
             "epoch, lets an interrupted (even killed) run resume with the same command, which "
             "it does by default (--restart starts over); with --deterministic the resumed run "
             "ends with the weights of an uninterrupted one. A NaN or Inf loss stops training "
@@ -299,16 +299,16 @@ def build_parser():
             "28x28x1 images are measured with kgan's MNIST evaluator (FCD, classifier score), "
             "others with InceptionV3 (its weights file must be present: see --inception-weights). "
             "An image translator (CycleGAN preset) is measured in both directions: class "
-            "preservation by the evaluator (for domains with labels), cycle reconstruction error, FCD "
-            "against the target domain."
+            "preservation by the evaluator (for domains with labels), cycle reconstruction error, "
+            "FCD against the target domain."
         ),
     )
     p.add_argument("source", help="preset name/folder/URL, image folder, or dataset name")
     p.add_argument("--num", type=_positive_int,
                    help="images from each set (default 2500; translators: the smaller domain)")
     p.add_argument("--against", help="real dataset or image folder (default: the preset's dataset); "
-                   "for a translator its two domains as A,B (labelled, as class sub-folders, for class "
-                   "preservation)")
+                   "for a translator its two domains as A,B (labelled, as class sub-folders, for "
+                   "class preservation)")
     p.add_argument("--against-split", default="train", help="split of --against, e.g. 'train[:50%%]'")
     p.add_argument("--split", default="train", help="split when SOURCE is a dataset")
     p.add_argument("--reference", help="also evaluate this real set (e.g. a held-out split) for scale")
@@ -536,7 +536,8 @@ def _train(args, argv):
     if translation:
         # Rows A, G(A), B, F(B) of fixed, unjittered training images, as many per
         # row as the smaller domain has, up to 8: after every epoch and in the preset.
-        images, ncols = model.translation_sheet(args.dataset, args.dataset_b, image_size=args.image_size)
+        images, ncols = model.translation_sheet(args.dataset, args.dataset_b,
+                                                image_size=args.image_size)
         grids = kgan_callbacks.TranslationGrid(output / "samples", images[:ncols],
                                                images[2 * ncols:3 * ncols])
     else:
@@ -925,7 +926,8 @@ def _check_patchgan_fits(arch, args, image_shape, extra):
     """Refuse training images too small for the PatchGAN, naming --image-size and --disc-layers."""
     from kgan.networks.cyclegan import patchgan_output_size
 
-    layers = extra.get("disc_layers", inspect.signature(arch.builder).parameters["disc_layers"].default)
+    default = inspect.signature(arch.builder).parameters["disc_layers"].default
+    layers = extra.get("disc_layers", default)
     side = min(image_shape[:2])
     if patchgan_output_size(side, layers) >= 1:
         return
