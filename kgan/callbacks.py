@@ -1,8 +1,9 @@
 """Keras callbacks for monitoring GAN training, and for surviving its failures.
 
-`SampleGrid` and `QualityMetrics` monitor; `BackupAndRestore` (atomic,
-exact resume) and `StopOnDivergence` (stop at the first NaN/Inf loss,
-before any checkpoint saves it) make long runs fault tolerant.
+`SampleGrid` (`TranslationGrid` for translators) and `QualityMetrics`
+monitor; `BackupAndRestore` (atomic, exact resume) and `StopOnDivergence`
+(stop at the first NaN/Inf loss, before any checkpoint saves it) make long
+runs fault tolerant.
 
 Example:
     >>> from kgan.callbacks import SampleGrid
@@ -26,6 +27,7 @@ __all__ = [
     "QualityMetrics",
     "SampleGrid",
     "StopOnDivergence",
+    "TranslationGrid",
     "non_finite_variable",
 ]
 
@@ -172,13 +174,17 @@ class SampleGrid(keras.callbacks.Callback):
         if self._writer is not None:
             self._writer.flush()
 
-    def _write(self, epoch):
-        """Generates the grid for 0-based ``epoch`` and writes it out."""
+    def _grid(self):
+        """The grid of the model as it is now, uint8 ``[H, W, C]``."""
         if self.latents is None:
             # Hooks called by hand, without on_train_begin.
             self._ensure_latents()
         samples = self.model.generate_from_latents(self.latents)
-        grid = _images.make_grid(samples, ncols=self.ncols)
+        return _images.make_grid(samples, ncols=self.ncols)
+
+    def _write(self, epoch):
+        """Makes the grid for 0-based ``epoch`` and writes it out."""
+        grid = self._grid()
         path = os.path.join(self.output_dir, self.filename.format(epoch=epoch + 1))
         _images.save_png(grid, path)
         self.written.append(path)
@@ -189,6 +195,71 @@ class SampleGrid(keras.callbacks.Callback):
             with self._writer.as_default():
                 tf.summary.image("samples", grid[None], step=epoch)
             self._writer.flush()
+
+
+class TranslationGrid(SampleGrid):
+    """Saves a sheet of translations of fixed images: rows A, G(A), B, F(B).
+
+    The image-to-image counterpart of :class:`SampleGrid` (the same epochs,
+    file names and TensorBoard image ``"samples"``), for a model with
+    ``translate(images, direction)`` such as ``kgan.models.CycleGAN``. The
+    same ``images_a`` and ``images_b`` are translated every time, so
+    consecutive sheets show how their translations evolve; ``kgan train
+    cyclegan`` writes them to ``OUTPUT/samples/`` from the images of the
+    preset's ``samples.png``.
+
+    Args:
+        output_dir: Directory for the PNG files; created if missing.
+        images_a: One row of domain A images, float ``[N, H, W, C]`` in
+            ``[-1, 1]``.
+        images_b: One row of domain B images, the same shape.
+        every_n_epochs: Write a sheet every this many epochs, ``>= 1``.
+        tensorboard_log_dir: If given, also log each sheet to TensorBoard.
+        filename: Format string for the file names with an ``{epoch}`` field.
+
+    Example:
+        >>> images, ncols = gan.translation_sheet("digits_8x8", "mnist_5k")
+        >>> cb = TranslationGrid("samples", images[:ncols], images[2 * ncols:3 * ncols])
+        >>> gan.fit(dataset, epochs=10, callbacks=[cb])  # samples/epoch_0001.png, ...
+    """
+
+    def __init__(self, output_dir, images_a, images_b, every_n_epochs=1, tensorboard_log_dir=None,
+                 filename="epoch_{epoch:04d}.png"):
+        images_a = np.asarray(images_a, np.float32)
+        images_b = np.asarray(images_b, np.float32)
+        if images_a.ndim != 4 or images_a.shape != images_b.shape or not len(images_a):
+            raise ValueError(
+                f"images_a and images_b must be rows of images [N, H, W, C] of one shape (N >= "
+                f"1; a sheet's rows share its channels), got {images_a.shape} and "
+                f"{images_b.shape}."
+            )
+        super().__init__(output_dir, num_samples=4 * len(images_a), seed=None,
+                         every_n_epochs=every_n_epochs, ncols=len(images_a),
+                         tensorboard_log_dir=tensorboard_log_dir, filename=filename)
+        self.images_a, self.images_b = images_a, images_b
+
+    def _ensure_latents(self):  # no latents: the model must translate instead
+        if not callable(getattr(self.model, "translate", None)):
+            raise TypeError(
+                f"TranslationGrid needs a model with a `translate(images, direction)` method; "
+                f"{type(self.model).__name__} has none. Use SampleGrid for a generator of "
+                "latents."
+            )
+
+    def sheet(self):
+        """``(images, ncols)`` of the model as it is now: the rows A, G(A), B, F(B).
+
+        What ``kgan.images.save_grid(images, path, ncols=ncols)`` and
+        ``kgan.zoo.save_preset(..., samples=(images, ncols))`` take.
+        """
+        self._ensure_latents()
+        rows = [self.images_a, self.model.translate(self.images_a, "a_to_b"),
+                self.images_b, self.model.translate(self.images_b, "b_to_a")]
+        return np.concatenate(rows), len(self.images_a)
+
+    def _grid(self):
+        images, ncols = self.sheet()
+        return _images.make_grid(images, ncols=ncols)
 
 
 class QualityMetrics(keras.callbacks.Callback):

@@ -62,6 +62,20 @@ def _augment_policy(text):
     return ",".join(name.strip().lower() for name in text.split(",") if name.strip())
 
 
+def _height_width(text):
+    """`HxW` as `(H, W)`, and `N` as `(N, N)` (as kgan train's --image-size N)."""
+    try:
+        size = tuple(int(d) for d in text.lower().split("x"))
+    except ValueError:
+        size = ()
+    if len(size) == 1:
+        size = size * 2
+    if len(size) != 2 or min(size) < 1:
+        raise argparse.ArgumentTypeError(
+            f"expected HxW (e.g. 256x256) or N for NxN (e.g. 256), got {text!r}")
+    return size
+
+
 def _unit_interval(text):
     try:
         value = float(text)
@@ -150,8 +164,9 @@ def build_parser():
         description=(
             "Train ARCH on a dataset with model.fit. Writes OUTPUT/preset (a preset folder: "
             "config.json, model.weights.h5, metadata.json, README.md, samples.png), "
-            "OUTPUT/samples/epoch_*.png, OUTPUT/log.csv (OUTPUT must be new, empty or a kgan "
-            "run folder; --overwrite writes into any). OUTPUT/backup, written after every "
+            "OUTPUT/samples/epoch_*.png (per epoch: samples of fixed latents; cyclegan: rows A, "
+            "G(A), B, F(B) of fixed training images), OUTPUT/log.csv (OUTPUT must be new, empty "
+            "or a kgan run folder; --overwrite writes into any). OUTPUT/backup, written after every "
             "epoch, lets an interrupted (even killed) run resume with the same command, which "
             "it does by default (--restart starts over); with --deterministic the resumed run "
             "ends with the weights of an uninterrupted one. A NaN or Inf loss stops training "
@@ -170,7 +185,8 @@ def build_parser():
     p.add_argument("--split", default="train",
                    help="split of --dataset, e.g. 'train[:500]' (embedded sets are class-interleaved)")
     p.add_argument("--epochs", type=_positive_int, required=True)
-    p.add_argument("--batch-size", type=_positive_int, default=64)
+    p.add_argument("--batch-size", type=_positive_int,
+                   help="images per step (default 64; cyclegan: 1 per domain, the paper's)")
     p.add_argument("--output", required=True, help="run folder")
     p.add_argument("--image-size", type=_positive_int, help="resize images to this square size")
     p.add_argument("--channels", type=int, choices=(1, 3),
@@ -283,14 +299,16 @@ def build_parser():
             "28x28x1 images are measured with kgan's MNIST evaluator (FCD, classifier score), "
             "others with InceptionV3 (its weights file must be present: see --inception-weights). "
             "An image translator (CycleGAN preset) is measured in both directions: class "
-            "preservation by the evaluator, cycle reconstruction error, FCD against the target domain."
+            "preservation by the evaluator (for domains with labels), cycle reconstruction error, "
+            "FCD against the target domain."
         ),
     )
     p.add_argument("source", help="preset name/folder/URL, image folder, or dataset name")
     p.add_argument("--num", type=_positive_int,
                    help="images from each set (default 2500; translators: the smaller domain)")
     p.add_argument("--against", help="real dataset or image folder (default: the preset's dataset); "
-                   "for a translator its two labelled domains as A,B")
+                   "for a translator its two domains as A,B (labelled, as class sub-folders, for "
+                   "class preservation)")
     p.add_argument("--against-split", default="train", help="split of --against, e.g. 'train[:50%%]'")
     p.add_argument("--split", default="train", help="split when SOURCE is a dataset")
     p.add_argument("--reference", help="also evaluate this real set (e.g. a held-out split) for scale")
@@ -344,8 +362,9 @@ def build_parser():
     p.add_argument("--format", choices=("savedmodel", "tflite"), default="savedmodel")
     p.add_argument("--batch-size", type=_positive_int, default=1, help="tflite: the fixed batch size")
     p.add_argument("--quantize", choices=("float16",), help="tflite: store the weights as float16")
-    p.add_argument("--image-size", metavar="HxW",
-                   help="tflite CycleGAN: input size, e.g. 256x256 (default: the training crop size)")
+    p.add_argument("--image-size", metavar="HxW", type=_height_width,
+                   help="tflite CycleGAN: input size, e.g. 256x256, or 256 for a square "
+                        "(default: the training crop size)")
     p.add_argument("--sha256", help="full sha256 of a remote archive")
     p.add_argument("--overwrite", action="store_true")
     return parser
@@ -478,6 +497,7 @@ def _train(args, argv):
     from kgan.atomic import make_dirs
 
     output = Path(args.output)
+    _refuse_output_over_training_data(output, args)
     preset_dir = output / "preset"
     if preset_dir.exists() and not args.overwrite:
         raise CLIError(f"{preset_dir} exists; pass --overwrite to train again into {output}")
@@ -488,6 +508,9 @@ def _train(args, argv):
         raise CLIError(f"{output} holds files but no kgan run to resume; choose an empty or new "
                        "--output, or pass --overwrite to write the run's files there")
     arch = zoo.architecture(args.arch)
+    translation = hasattr(arch.cls, "translate")
+    if args.batch_size is None:  # recorded resolved: in command.json and the metadata
+        args.batch_size = 1 if translation else 64
     # --seed fixes initialization, data order and every random stream, so a
     # recipe reproduces its preset and a resumed run continues the same run.
     keras.utils.set_random_seed(args.seed)
@@ -495,7 +518,6 @@ def _train(args, argv):
         import tensorflow as tf
 
         tf.config.experimental.enable_op_determinism()
-    translation = hasattr(arch.cls, "translate")
     extra = architecture_options(args)
     _check_builder_accepts(arch, extra)
     strategy = _strategy(args)
@@ -511,6 +533,15 @@ def _train(args, argv):
                        "translations after training with kgan.evaluation")
     if args.eval_every:
         quality = [_quality_callback(args, image_shape, output)]
+    if translation:
+        # Rows A, G(A), B, F(B) of fixed, unjittered training images, as many per
+        # row as the smaller domain has, up to 8: after every epoch and in the preset.
+        images, ncols = model.translation_sheet(args.dataset, args.dataset_b,
+                                                image_size=args.image_size)
+        grids = kgan_callbacks.TranslationGrid(output / "samples", images[:ncols],
+                                               images[2 * ncols:3 * ncols])
+    else:
+        grids = kgan_callbacks.SampleGrid(output / "samples", num_samples=64, seed=args.seed)
     if args.distribute != "none":  # after every refusal: an error stays one line
         print(f"kgan: --distribute {args.distribute}: {strategy.num_replicas_in_sync} replicas "
               f"({', '.join(strategy.extended.worker_devices)}), --batch-size {args.batch_size} "
@@ -529,8 +560,7 @@ def _train(args, argv):
             callbacks=[
                 # First: a NaN loss raises before any callback (the backup) sees the batch.
                 kgan_callbacks.StopOnDivergence(),
-                *([] if translation else [
-                    kgan_callbacks.SampleGrid(output / "samples", num_samples=64, seed=args.seed)]),
+                grids,
                 *quality,
                 # Append only when resuming: a fresh run (e.g. --overwrite) starts a new log.
                 keras.callbacks.CSVLogger(str(output / "log.csv"), append=resuming),
@@ -583,16 +613,35 @@ def _train(args, argv):
     if translation:
         metadata["training"]["jitter"] = args.jitter
     try:
-        # CycleGAN: rows A, G(A), B, F(B) of fixed, unjittered training images,
-        # as many per row as the smaller domain has, up to 8.
-        samples = (model.translation_sheet(args.dataset, args.dataset_b, image_size=args.image_size)
-                   if translation else None)
+        samples = grids.sheet() if translation else None
         zoo.save_preset(model, preset_dir, metadata, overwrite=args.overwrite, samples=samples)
     except kgan_callbacks.DivergenceError as err:  # the last step left NaN weights
         raise _diverged(err, backup_dir, preset_dir) from err
     # Only now: a kill before the preset is written still resumes (and saves it).
     shutil.rmtree(backup_dir, ignore_errors=True)
     print(f"wrote preset {preset_dir} ({timer.total:.0f} s)")
+
+
+def _refuse_output_over_training_data(output, args):
+    """Refuse an --output that is, lies inside or holds a --dataset/--dataset-b folder.
+
+    Folders are read with all their sub-folders: a run inside one (`--dataset
+    grey --output grey/run`) would make its PNGs (samples/, preset/samples.png)
+    training images of the next run on that folder.
+    """
+    target = output.resolve()
+    for flag, value in (("--dataset", args.dataset), ("--dataset-b", args.dataset_b)):
+        if value is None or not Path(value).expanduser().is_dir():
+            continue  # a dataset name
+        folder = Path(value).expanduser().resolve()
+        relation = ("is" if folder == target else "lies inside" if folder in target.parents
+                    else "holds" if target in folder.parents else None)
+        if relation:
+            raise CLIError(
+                f"--output {output} {relation} {flag} {value}: folders are read with all their "
+                "sub-folders, so the run's files (sample PNGs, the preset) and the training "
+                f"images would mix. Choose an --output outside {value} that does not hold it"
+            )
 
 
 def _strategy(args):
@@ -842,13 +891,22 @@ def _build_translation(arch, args, extra):
                if value is not None and not (flag == "--augment" and augment)]
     if refused:
         raise CLIError(f"{args.arch} does not take {', '.join(refused)}")
-    with _too_few_examples_as_flags(args, translation=True):
-        dataset = data.unpaired(
-            args.dataset, args.dataset_b, batch_size=args.batch_size, image_size=args.image_size,
-            channels=args.channels, seed=args.seed, jitter=args.jitter,
-        )
+    try:
+        with _too_few_examples_as_flags(args, translation=True):
+            dataset = data.unpaired(
+                args.dataset, args.dataset_b, batch_size=args.batch_size,
+                image_size=args.image_size, channels=args.channels, seed=args.seed,
+                jitter=args.jitter,
+            )
+    except data._SingleDomainError:
+        raise CLIError(
+            f"--dataset {args.dataset} is one domain: name domain B with --dataset-b (a dataset "
+            "name or folder). --dataset alone stands for both domains only for "
+            "tensorflow-datasets cycle_gan/... names and folders holding trainA/ and trainB/"
+        ) from None
     spec_a, spec_b = dataset.element_spec
     image_shape = tuple(int(d) for d in spec_a.shape[1:])
+    _check_patchgan_fits(arch, args, image_shape, extra)
     model = arch.builder(
         image_shape=image_shape, filters=args.filters, seed=args.seed,
         channels_b=int(spec_b.shape[-1]), augment=augment, **extra, **_ada_options(args),
@@ -862,6 +920,29 @@ def _build_translation(arch, args, extra):
         steps_per_execution=args.steps_per_execution, jit_compile=args.jit_compile,
     )
     return dataset, model
+
+
+def _check_patchgan_fits(arch, args, image_shape, extra):
+    """Refuse training images too small for the PatchGAN, naming --image-size and --disc-layers."""
+    from kgan.networks.cyclegan import patchgan_output_size
+
+    default = inspect.signature(arch.builder).parameters["disc_layers"].default
+    layers = extra.get("disc_layers", default)
+    side = min(image_shape[:2])
+    if patchgan_output_size(side, layers) >= 1:
+        return
+    # Training sizes are multiples of 4 (the generator downsamples twice).
+    smallest = next(s for s in range(4, 1 << 16, 4) if patchgan_output_size(s, layers) >= 1)
+    fewer = max((n for n in range(1, layers) if patchgan_output_size(side, n) >= 1), default=None)
+    size = (f"--image-size {args.image_size}" if args.image_size
+            else f"the domains' {image_shape[0]}x{image_shape[1]} images")
+    layers_text = f"--disc-layers {layers}" if "disc_layers" in extra else \
+        f"{layers} stride-2 layers (the default --disc-layers)"
+    raise CLIError(
+        f"{size} is too small for the PatchGAN discriminator with {layers_text}, which needs "
+        f"images of at least {smallest}x{smallest}: pass --image-size {smallest} or more"
+        + (f", or --disc-layers {fewer}" + (" or fewer" if fewer > 1 else "") if fewer else "")
+    )
 
 
 def _num_classes(dataset, name):
@@ -1188,11 +1269,16 @@ def _evaluate_translation(args, argv):
         "--against-split": args.against_split != "train", "--reference": args.reference,
         "--compare-into": args.compare_into, "--live-generator": args.live_generator,
         "--split": args.split != "train", "--reference-split": args.reference_split != "train",
+        "--metrics": args.metrics is not None, "--inception-weights": args.inception_weights,
     }
     given = [flag for flag, value in generator_only.items() if value]
     if given:
-        raise CLIError(f"{args.source} is an image translator: {', '.join(given)} apply to "
-                       "generators; a translator is measured on its two domains (--against A,B)")
+        raise CLIError(
+            f"{args.source} is an image translator: {', '.join(given)} "
+            f"{'applies' if len(given) == 1 else 'apply'} to generators. A translator is "
+            "measured on its two domains (--against A,B) in both directions: class "
+            "preservation, cycle reconstruction error and FCD, read by --extractor (default "
+            "kgan's MNIST evaluator); drop " + ("it" if len(given) == 1 else "them"))
     domains = [d.strip() for d in (args.against or "").split(",") if d.strip()]
     if args.against and len(domains) != 2:
         raise CLIError(f"--against {args.against!r}: for a translator name both labelled "
@@ -1202,11 +1288,13 @@ def _evaluate_translation(args, argv):
     with contextlib.redirect_stdout(sys.stderr):
         result = translation_evaluation.evaluate_translation(
             args.source, dataset_a=dataset_a, dataset_b=dataset_b, num=args.num,
-            classifier=classifier, batch_size=args.batch_size, seed=args.seed,
+            classifier=classifier, batch_size=args.batch_size, seed=args.seed, num_flag="--num",
         )
     command = "kgan " + shlex.join(argv)
     result["command"] = command
     _print_result(evaluation.dumps(result), args.json)  # the measurements first
+    if "not_measured" in result:
+        print(f"kgan: not measured: {result['not_measured']}", file=sys.stderr)
     if args.update_card:
         folder = zoo.resolve(args.source)
         translation_evaluation.record_in_card(folder, result, command)
@@ -1321,7 +1409,10 @@ def cmd_translate(args):
                 reason = err.message.splitlines()[0].split("}}")[-1].split(" [Op:")[0].strip().rstrip(".")
                 raise CLIError(f"cannot decode {source}: {reason or 'not an image'}; remove or "
                                "re-save it (corrupt, truncated or not an image)") from err
-            translated = model.translate(image, direction=args.direction)
+            try:
+                translated = model.translate(image, direction=args.direction)
+            except ValueError as err:  # e.g. smaller than the generator takes
+                raise CLIError(f"cannot translate {source}: {err}") from err
             kgan_images.save_png(translated, folder / target)
 
     write_folder(output, write)
@@ -1393,14 +1484,7 @@ def cmd_export(args):
     if not tflite and (args.quantize or args.image_size or args.batch_size != 1):
         raise CLIError("--batch-size, --quantize and --image-size apply to --format tflite "
                        "(a SavedModel takes any batch and image size)")
-    image_size = None
-    if args.image_size:
-        try:
-            image_size = tuple(int(d) for d in args.image_size.lower().split("x"))
-        except ValueError:
-            image_size = ()
-        if len(image_size) != 2:
-            raise CLIError(f"--image-size takes HxW, e.g. 256x256; got {args.image_size!r}")
+    image_size = args.image_size
     if tflite and target.suffix.lower() == ".tflite":
         raise CLIError(f"DIR is the folder the .tflite file is written into; {target} looks like "
                        f"the file. Give its folder, e.g. {target.parent / target.stem}")

@@ -158,6 +158,10 @@ class TooFewExamplesError(ValueError):
         self.source = source
 
 
+class _SingleDomainError(ValueError):
+    """:func:`unpaired` got one domain that does not stand for both (for the CLI's wording)."""
+
+
 class DatasetUnavailableError(RuntimeError):
     """A tensorflow-datasets dataset could not be downloaded or found.
 
@@ -1440,9 +1444,17 @@ def _is_folder_name(domain: str) -> bool:
     return domain.endswith(("/", os.sep)) or domain.startswith((".", "~", os.sep))
 
 
+def _first_image_shape(paths: Sequence[str]) -> tuple[int, int, int]:
+    """``(H, W, C)`` of the first of ``paths``, C as :func:`unpaired` reads a folder
+    by default: 1 for a grey image (with or without alpha), else 3."""
+    image = tf.io.decode_image(tf.io.read_file(paths[0]), expand_animations=False)
+    height, width, channels = (int(d) for d in image.shape)
+    return height, width, 1 if channels in (1, 2) else 3
+
+
 def _open_folder_domain(
-    directory: str | os.PathLike, side: str, split: str, channels: int, shuffle_paths: bool,
-    seed: int | None,
+    directory: str | os.PathLike, side: str, split: str, channels: int | None,
+    shuffle_paths: bool, seed: int | None,
 ) -> _Domain:
     directory = _check_folder(os.path.expanduser(os.fspath(directory)))
     # The reference layout: one folder holding trainA/, trainB/, testA/, testB/.
@@ -1459,6 +1471,7 @@ def _open_folder_domain(
     paths = _walk_images(directory)
     if not paths:
         raise _no_images_error(directory, "it or its sub-folders")
+    channels = channels or _first_image_shape(paths)[2]
     images = tf.data.Dataset.from_tensor_slices(paths)
     if shuffle_paths:
         # As in from_folder: without a cache the shuffle buffer may hold only
@@ -1487,8 +1500,8 @@ def _open_domain(
     if isinstance(domain, os.PathLike) or (
         isinstance(domain, str) and domain and _is_folder_name(domain)
     ):
-        # Folders are decoded to a fixed channel count; RGB unless told otherwise.
-        return _open_folder_domain(domain, side, split, channels or 3, shuffle_paths, seed)
+        # Folders are decoded to a fixed channel count: by default their first image's.
+        return _open_folder_domain(domain, side, split, channels, shuffle_paths, seed)
     if isinstance(domain, str):
         if not domain:
             raise TypeError(f"domain_{side.lower()} must not be an empty string.")
@@ -1622,7 +1635,8 @@ def unpaired(
       ``"mnist_5k"``) or tensorflow-datasets (``"cycle_gan/horse2zebra"``);
     * a folder of images (a ``pathlib.Path``, a string naming an existing
       folder, or any string ending in ``/``), read recursively as in
-      :func:`from_folder`, as RGB unless ``channels=1``;
+      :func:`from_folder`, with the channels of its first image (sorted by
+      path: grey gives 1, RGB or RGBA 3) unless ``channels`` is given;
     * an array of images, as in :func:`from_numpy`.
 
     One name can stand for both domains: ``unpaired("cycle_gan/horse2zebra")``
@@ -1666,8 +1680,8 @@ def unpaired(
         batch_size: Images per domain per step; CycleGAN uses 1.
         image_size: Training size, an int or ``(height, width)``. None keeps
             the sources' size, which must then be fixed and the same for both.
-        channels: 1 or 3 to convert both domains; None keeps each source's,
-            which must then agree.
+        channels: 1 or 3 to convert both domains; None keeps each source's
+            (a folder's: its first image's, grey or RGB), which must then agree.
         jitter: None, or ``"cyclegan"`` for the paper's resize, random crop
             and flip.
         shuffle: Shuffle each domain independently, differently every pass.
@@ -1740,7 +1754,7 @@ def unpaired(
             seed=stream,
         )
         if domain_b is None and not opened.sided:
-            raise ValueError(
+            raise _SingleDomainError(
                 f"unpaired({_describe(domain_a)}) got one domain: a single name stands for "
                 f"both only for tensorflow-datasets 'cycle_gan/...' names and folders holding "
                 f"trainA/ and trainB/ sub-folders. Pass two: unpaired(domain_a, domain_b)."

@@ -109,14 +109,10 @@ def _is_preset_source(spec):
 
 def _first_image_shape(folder):
     """`(H, W, C)` of a folder's first image (C: 1 for grey, else 3), read as from_folder reads it."""
-    import tensorflow as tf
-
     files = data._walk_images(data._check_folder(folder))
     if not files:
         raise data._no_images_error(str(folder), "it and its sub-folders")
-    image = tf.io.decode_image(tf.io.read_file(files[0]), expand_animations=False)
-    height, width, channels = (int(d) for d in image.shape)
-    return height, width, 1 if channels in (1, 2) else 3
+    return data._first_image_shape(files)
 
 
 def open_source(

@@ -473,10 +473,23 @@ def check_value_range(images, error=ValueError):
     low, high = float(array.min()), float(array.max())
     if low < -1.001 or high > 1.001:
         raise error(
-            f"Images must be scaled to [-1, 1], got values in [{low:.3g}, "
-            f"{high:.3g}]. Scale uint8 data with `x / 127.5 - 1` (kgan.data pipelines do this)."
+            f"Images must be scaled to [-1, 1], got values in [{_range_end_text(low)}, "
+            f"{_range_end_text(high)}]. Scale uint8 data with `x / 127.5 - 1` (kgan.data "
+            "pipelines do this)."
         )
     warn_if_unit_range(low, high, stacklevel=2)
+
+
+def _range_end_text(value):
+    """`value` with 3 significant digits, or as many more as show it outside [-1, 1].
+
+    1.001 is out of range (the slack is 1e-3) but prints as 1 with 3 digits.
+    """
+    for digits in range(3, 10):
+        text = f"{value:.{digits}g}"
+        if abs(value) <= 1.0 or abs(float(text)) > 1.0:
+            return text
+    return repr(value)
 
 
 def warn_if_unit_range(low, high, stacklevel=1):

@@ -17,6 +17,7 @@ domain (what translating has to close), and the distance between two
 disjoint real samples of the target domain (the floor).
 """
 
+import os
 import time
 
 import numpy as np
@@ -70,18 +71,34 @@ def domains_of(metadata):
     return parts[0], parts[1]
 
 
-def _labelled_images(name, split, image_shape):
-    """All images (float32 in [-1, 1]) and int labels of a dataset split, in order."""
+def _has_labels(name):
+    """False for a folder of images without class sub-folders (images lie in it, or no
+    sub-folder); dataset names are taken to carry labels."""
+    folder = os.path.expanduser(str(name))
+    if name in data.EMBEDDED_DATASETS or not os.path.isdir(folder):
+        return True
+    entries = [e for e in os.listdir(folder) if not e.startswith(".")]
+    subfolders = [e for e in entries if os.path.isdir(os.path.join(folder, e))]
+    loose = [e for e in entries if e not in subfolders and data._is_image_file(e)]
+    return bool(subfolders) and not loose
+
+
+def _domain_images(name, split, image_shape):
+    """All images (float32 in [-1, 1]) of a dataset split, in order, and their int
+    labels (None for a folder without class sub-folders)."""
+    with_labels = _has_labels(name)
     dataset = data.load(
         name, split=split, batch_size=256, image_size=tuple(image_shape[:2]),
-        channels=int(image_shape[2]), shuffle=False, with_labels=True,
+        channels=int(image_shape[2]), shuffle=False, with_labels=with_labels,
         drop_remainder=False, cache=False,
     )
     images, labels = [], []
-    for batch_images, batch_labels in dataset:
+    for batch in dataset:
+        batch_images, batch_labels = batch if with_labels else (batch, None)
         images.append(batch_images.numpy())
-        labels.append(batch_labels.numpy())
-    return np.concatenate(images), np.concatenate(labels)
+        if with_labels:
+            labels.append(batch_labels.numpy())
+    return np.concatenate(images), np.concatenate(labels) if with_labels else None
 
 
 def _translate(generator, images, batch_size):
@@ -140,13 +157,15 @@ def evaluate_translation(
     classifier=evaluators.MNIST_CLASSIFIER,
     batch_size=250,
     seed=0,
+    num_flag=None,
 ):
     """Class preservation, cycle error and FCD of a translator, in both directions.
 
     Args:
         source: a CycleGAN model, or a preset name, folder or URL.
-        dataset_a: labelled dataset of domain A (default: the preset's).
-        dataset_b: labelled dataset of domain B (default: the preset's).
+        dataset_a: dataset of domain A (default: the preset's); labelled for
+            class preservation.
+        dataset_b: dataset of domain B (default: the preset's).
         split_a: split of domain A, e.g. `"train"` or `"train[:50%]"`.
         split_b: split of domain B. Its real-vs-real reference compares the
             first and second halves of the sample drawn from it.
@@ -156,6 +175,8 @@ def evaluate_translation(
             input size may differ from the domain's (images are resized).
         batch_size: images per call.
         seed: seed of the sample and of the feature reservoirs.
+        num_flag: the command-line flag of `num`, for error messages (`kgan
+            evaluate` passes `"--num"`); None names the argument `num`.
 
     Returns:
         A JSON-ready dict with `a_to_b` and `b_to_a` (`class_preservation`,
@@ -164,7 +185,9 @@ def evaluate_translation(
         `fcd_untranslated_b_vs_a`, `fcd_real_a_vs_real_a`,
         `fcd_real_b_vs_real_b`), `protocol` and `seconds`. Class preservation
         uses all `num` images; every FCD compares `num // 2` images with the
-        other half of the target domain's sample.
+        other half of the target domain's sample. A domain that is a folder
+        without class sub-folders has no labels: its class preservation and
+        classifier accuracy are left out, and `not_measured` says why.
 
     Example:
 
@@ -191,25 +214,28 @@ def evaluate_translation(
         raise ValueError("Name both labelled domains: dataset_a= and dataset_b=.")
     view = _ClassifierView(evaluators.load_evaluator(classifier), batch_size)
 
-    images_a, labels_a = _labelled_images(dataset_a, split_a, model.image_shape_a)
-    images_b, labels_b = _labelled_images(dataset_b, split_b, model.image_shape_b)
+    images_a, labels_a = _domain_images(dataset_a, split_a, model.image_shape_a)
+    images_b, labels_b = _domain_images(dataset_b, split_b, model.image_shape_b)
     available = min(len(images_a), len(images_b))
     count = available if num is None else int(num)
     # Every FCD compares two halves of `count`, and a covariance of D features
     # needs more than D samples: checked now, not after all the translating.
     fewest = 2 * (view.feature_dim + 1)
+    held = (f"{dataset_a} {split_a} holds {len(images_a)} images and {dataset_b} {split_b} "
+            f"{len(images_b)}, and each FCD compares two halves of the sample with the "
+            f"classifier's {view.feature_dim} features")
+    if available < fewest:
+        raise ValueError(f"{held}: each domain needs at least {fewest} images. Evaluate against "
+                         "larger domains.")
     if count < fewest or count > available:
-        raise ValueError(
-            f"num={num if num is not None else count}: {dataset_a} {split_a} holds "
-            f"{len(images_a)} images and {dataset_b} {split_b} {len(images_b)}, and each FCD "
-            f"compares two halves of num with the classifier's {view.feature_dim} features; "
-            f"pass {fewest} <= num <= {available}."
-        )
+        given = f"{num_flag} {num}" if num_flag else f"num={num}"
+        raise ValueError(f"{given}: {held}; pass {num_flag or 'num'} from {fewest} to {available}.")
     rng = np.random.default_rng(seed)
     pick_a = rng.permutation(len(images_a))[:count]
     pick_b = rng.permutation(len(images_b))[:count]
-    images_a, labels_a = images_a[pick_a], labels_a[pick_a]
-    images_b, labels_b = images_b[pick_b], labels_b[pick_b]
+    images_a, images_b = images_a[pick_a], images_b[pick_b]
+    labels_a = None if labels_a is None else labels_a[pick_a]
+    labels_b = None if labels_b is None else labels_b[pick_b]
 
     generator_ab, generator_ba = model.generator, model.generator_ba
     a_to_b = _translate(generator_ab, images_a, batch_size)
@@ -222,22 +248,25 @@ def evaluate_translation(
     half = count // 2
     target_b, target_a = images_b[half:], images_a[half:]
 
+    def accuracy(key, images, labels):  # needs the source domain's labels
+        return {} if labels is None else {key: _round(view.accuracy(images, labels))}
+
     result = {
         "source": label,
         "a_to_b": {
-            "class_preservation": _round(view.accuracy(a_to_b, labels_a)),
+            **accuracy("class_preservation", a_to_b, labels_a),
             # Pixels in [-1, 1]: half the mean absolute error is on the [0, 1] scale.
             "cycle_l1": _round(float(np.mean(np.abs(a_cycled - images_a))) / 2),
             "fcd": _round(_fcd(view, a_to_b[:half], target_b, seed)),
         },
         "b_to_a": {
-            "class_preservation": _round(view.accuracy(b_to_a, labels_b)),
+            **accuracy("class_preservation", b_to_a, labels_b),
             "cycle_l1": _round(float(np.mean(np.abs(b_cycled - images_b))) / 2),
             "fcd": _round(_fcd(view, b_to_a[:half], target_a, seed)),
         },
         "reference": {
-            "classifier_accuracy_real_a": _round(view.accuracy(images_a, labels_a)),
-            "classifier_accuracy_real_b": _round(view.accuracy(images_b, labels_b)),
+            **accuracy("classifier_accuracy_real_a", images_a, labels_a),
+            **accuracy("classifier_accuracy_real_b", images_b, labels_b),
             "fcd_untranslated_a_vs_b": _round(_fcd(view, images_a[:half], target_b, seed)),
             "fcd_untranslated_b_vs_a": _round(_fcd(view, images_b[:half], target_a, seed)),
             "fcd_real_a_vs_real_a": _round(_fcd(view, images_a[:half], target_a, seed)),
@@ -253,6 +282,15 @@ def evaluate_translation(
             "resized_to": list(view.input_shape),
         },
     }
+    unlabelled = [f"domain {side} ({name})" for side, name, labels in
+                  (("A", dataset_a, labels_a), ("B", dataset_b, labels_b)) if labels is None]
+    if unlabelled:
+        result["not_measured"] = (
+            f"class preservation of {' and '.join(unlabelled)}: a folder without class "
+            "sub-folders has no labels. Class preservation needs labelled sub-folders, one per "
+            "class, named so that they sort in the classifier's label order (0/ to 9/ for the "
+            "MNIST evaluator)."
+        )
     result["seconds"] = round(time.perf_counter() - start, 1)
     return result
 

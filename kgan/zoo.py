@@ -1086,16 +1086,17 @@ def _translation_lines(evaluation):
         "| figure | A -> B | B -> A | better |",
         "|---|---|---|---|",
     ]
-    for key, label, better in _TRANSLATION_ROWS:
-        lines.append(f"| {label} | {directions['a_to_b'][key]} | {directions['b_to_a'][key]} | {better} |")
+    for key, label, better in _TRANSLATION_ROWS:  # class figures need labels: "-" without
+        lines.append(f"| {label} | {directions['a_to_b'].get(key, '-')} | "
+                     f"{directions['b_to_a'].get(key, '-')} | {better} |")
     lines += [
         "",
         "References (real images, same protocol):",
         "",
         "| reference | A | B |",
         "|---|---|---|",
-        f"| evaluator accuracy on the real domain | {ref['classifier_accuracy_real_a']} "
-        f"| {ref['classifier_accuracy_real_b']} |",
+        f"| evaluator accuracy on the real domain | {ref.get('classifier_accuracy_real_a', '-')} "
+        f"| {ref.get('classifier_accuracy_real_b', '-')} |",
         f"| FCD of untranslated images vs the other domain | {ref['fcd_untranslated_a_vs_b']} (A vs B) "
         f"| {ref['fcd_untranslated_b_vs_a']} (B vs A) |",
         f"| FCD real vs real (two halves of the domain's sample) | {ref['fcd_real_a_vs_real_a']} "

@@ -628,6 +628,16 @@ def test_translate_bad_inputs_are_one_line(cyclegan_preset, tmp_path, capsys, ma
     assert not (tmp_path / "out").exists()
 
 
+def test_translate_names_the_file_it_cannot_translate(cyclegan_preset, tmp_path, capsys):
+    kgan.images.save_png(np.zeros((8, 8, 1), np.uint8), tmp_path / "inputs" / "fine.png")
+    kgan.images.save_png(np.zeros((4, 40, 1), np.uint8), tmp_path / "inputs" / "tiny.png")
+    assert run(["translate", cyclegan_preset, tmp_path / "inputs", "--output", tmp_path / "out"]) == 2
+    line = error_line(capsys.readouterr().err)
+    assert f"cannot translate {tmp_path / 'inputs' / 'tiny.png'}: " in line
+    assert "at least 5x5 pixels" in line and "got 4x40" in line
+    assert not (tmp_path / "out").exists()
+
+
 def test_translate_refuses_a_latent_model(preset, tmp_path, capsys):
     kgan.images.save_png(np.zeros((16, 16, 1), np.uint8), tmp_path / "x.png")
     assert run(["translate", preset, tmp_path / "x.png", "--output", tmp_path / "out"]) == 2
@@ -648,6 +658,30 @@ def test_train_cyclegan_on_two_domains_writes_a_translation_sheet(tmp_path):
     assert sheet.shape == (4 * 18 + 2, 8 * 18 + 2, 1)
     model = zoo.load(output / "preset")
     assert model.translate(np.zeros((5, 7, 1), np.uint8), "a_to_b").shape == (5, 7, 1)
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        ([], "--dataset digits_8x8 is one domain: name domain B with --dataset-b (a dataset name "
+             "or folder)."),
+        (["--dataset-b", "mnist_5k", "--image-size", "16"],
+         "--image-size 16 is too small for the PatchGAN discriminator with 3 stride-2 layers (the "
+         "default --disc-layers), which needs images of at least 24x24: pass --image-size 24 or "
+         "more, or --disc-layers 2 or fewer"),
+        (["--dataset-b", "mnist_5k", "--image-size", "8", "--disc-layers", "2"],
+         "--image-size 8 is too small for the PatchGAN discriminator with --disc-layers 2, which "
+         "needs images of at least 12x12: pass --image-size 12 or more, or --disc-layers 1"),
+    ],
+)
+def test_train_cyclegan_errors_name_flags_not_python_arguments(extra, message, tmp_path, capsys):
+    argv = ["train", "cyclegan", "--dataset", "digits_8x8", "--epochs", "1", "--batch-size", "500",
+            "--filters", "4", "--num-residual-blocks", "1", "--output", tmp_path / "run"] + extra
+    assert run(argv) == 2
+    line = error_line(capsys.readouterr().err)
+    assert message in line
+    assert "unpaired(" not in line and "disc_layers" not in line
+    assert not (tmp_path / "run").exists()
 
 
 @pytest.mark.parametrize(
@@ -910,6 +944,55 @@ def test_bench_on_too_small_a_split_names_the_flags(capsys):
     line = error_line(capsys.readouterr().err)
     assert "Lower --batch-size to at most 10, or choose a larger --split" in line
     assert "drop_remainder" not in line
+
+
+@pytest.mark.parametrize("arch, folders, output, says", [
+    ("dcgan", ["data/grey"], "data/grey/run", "--output {tmp}/data/grey/run lies inside --dataset "
+     "{tmp}/data/grey: folders are read with all their sub-folders"),
+    ("cyclegan", ["data/grey", "data/rgb"], "data/rgb", "--output {tmp}/data/rgb is --dataset-b "
+     "{tmp}/data/rgb"),
+    ("cyclegan", ["data/grey", "data/rgb"], "data", "--output {tmp}/data holds --dataset "
+     "{tmp}/data/grey"),
+])
+def test_train_refuses_an_output_in_or_over_a_dataset_folder(arch, folders, output, says, tmp_path, capsys):
+    # A run in grey/run wrote grey/run/preset/samples.png, which the next run
+    # on grey read as a training image.
+    for folder in folders:
+        kgan.images.save_png(np.zeros((8, 8, 1), np.uint8), tmp_path / folder / "0.png")
+    datasets = ["--dataset", tmp_path / folders[0]] + (["--dataset-b", tmp_path / folders[1]]
+                                                       if len(folders) > 1 else [])
+    before = _tree(tmp_path)
+    argv = ["train", arch, *datasets, "--image-size", "8", "--epochs", "1", "--output",
+            tmp_path / output, "--overwrite"]
+    assert run(argv) == 2
+    assert says.format(tmp=tmp_path) in error_line(capsys.readouterr().err)
+    assert _tree(tmp_path) == before
+
+
+def test_train_cyclegan_on_grey_folders(tmp_path):
+    # The paper's batch of 1 per domain is the default (it was 64), and
+    # folders of grey PNGs make a grey translator (they were read as RGB).
+    rng = np.random.default_rng(0)
+    for side, count in (("grey", 3), ("grey_b", 2)):
+        for i in range(count):
+            kgan.images.save_png(rng.integers(0, 256, (20, 24, 1), dtype=np.uint8),
+                                 tmp_path / side / f"{i}.png")
+    output = tmp_path / "run"
+    argv = ["train", "cyclegan", "--dataset", tmp_path / "grey", "--dataset-b", tmp_path / "grey_b",
+            "--image-size", "8", "--epochs", "2", "--filters", "4", "--num-residual-blocks", "1",
+            "--disc-layers", "1", "--verbose", "0", "--output", output]
+    assert run(argv) == 0
+    metadata = zoo.read_metadata(output / "preset")
+    assert metadata["training"]["batch_size"] == 1
+    assert zoo.load(output / "preset").image_shape_a == (8, 8, 1)
+    # As --help promises, a sheet per epoch: rows A, G(A), B, F(B) of the same
+    # images as the preset's samples.png (2 a row: the smaller domain's size);
+    # the last one is the final model's, so it is that sheet.
+    grids = sorted(p.name for p in (output / "samples").iterdir())
+    assert grids == ["epoch_0001.png", "epoch_0002.png"]
+    last = kgan.images.load_png(output / "samples" / "epoch_0002.png")
+    assert last.shape == (4 * 10 + 2, 2 * 10 + 2, 1)
+    np.testing.assert_array_equal(last, kgan.images.load_png(output / "preset" / "samples.png"))
 
 
 def test_train_dcgan_on_a_folder_of_images(tmp_path):

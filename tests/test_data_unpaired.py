@@ -413,6 +413,22 @@ def test_folder_needs_image_size_and_matching_channels(two_folders):
     assert dataset.element_spec[0].shape == (4, 28, 28, 1)
 
 
+def test_a_folder_keeps_its_images_channels_unless_told(tmp_path):
+    """channels=None keeps each source's: a folder of grey PNGs is grey (it was read as RGB)."""
+    for folder, channels in (("grey", 1), ("grey_too", 1), ("rgb", 3)):
+        for i in range(2):
+            write_png(tmp_path / folder / f"{i}.png", np.full((6, 6, channels), 40 * i, np.uint8))
+    grey, grey_too, rgb = (tmp_path / name for name in ("grey", "grey_too", "rgb"))
+    spec = data.unpaired(grey, grey_too, image_size=6, batch_size=2).element_spec
+    assert spec == (tf.TensorSpec((2, 6, 6, 1), tf.float32),) * 2
+    # A grey folder and a grey dataset agree; a grey and an RGB folder do not.
+    assert data.unpaired(grey, "mnist_5k", image_size=6, batch_size=2).element_spec[0].shape[-1] == 1
+    with pytest.raises(ValueError, match=r"channels: 1 \(grayscale\) in A, 3 \(RGB\) in B"):
+        data.unpaired(grey, rgb, image_size=6)
+    # Told, both are converted.
+    assert data.unpaired(grey, rgb, image_size=6, channels=3).element_spec[0].shape[-1] == 3
+
+
 def test_reference_folder_layout_means_both_domains(tmp_path):
     for sub, value in [("trainA", 0), ("trainB", 255), ("testA", 60), ("testB", 200)]:
         for i in range(2):

@@ -219,10 +219,27 @@ def test_cli_exports_tflite(preset, model, tmp_path, capsys):
 
 @pytest.mark.parametrize("args, message", [
     (["--quantize", "float16"], "apply to --format tflite"),
-    (["--format", "tflite", "--image-size", "16"], "HxW"),
+    (["--format", "tflite", "--image-size", "16x"], "expected HxW (e.g. 256x256) or N for NxN"),
+    (["--format", "tflite", "--image-size", "0"], "expected HxW"),
     (["--format", "tflite", "--image-size", "16x16"], "image-to-image"),
+    (["--format", "tflite", "--image-size", "16"], "image-to-image"),
 ])
 def test_cli_refuses_inconsistent_options(preset, tmp_path, capsys, args, message):
-    assert cli.main(["export", str(preset), str(tmp_path / "out"), *args]) == 2
+    try:
+        code = cli.main(["export", str(preset), str(tmp_path / "out"), *args])
+    except SystemExit as exit_:  # argparse's refusal of a malformed value
+        code = exit_.code
+    assert code == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_cli_takes_one_number_for_a_square_image_size_as_kgan_train_does(tmp_path):
+    gan = CycleGAN.from_image_shape((16, 16, 1), filters=4, num_residual_blocks=1, disc_layers=1, seed=0)
+    preset = zoo.save_preset(gan, tmp_path / "translator", dict(TINY_METADATA),
+                             samples=np.zeros((4, 16, 16, 1), "float32"))
+    target = tmp_path / "served"
+    assert cli.main(["export", str(preset), str(target), "--format", "tflite", "--image-size", "20"]) == 0
+    interpreter = tflite_interpreter(target / TFLITE_FILE)
+    runner = interpreter.get_signature_runner("a_to_b")
+    assert list(runner.get_input_details()["images"]["shape"]) == [1, 20, 20, 1]

@@ -304,3 +304,21 @@ def test_save_pngs_bad_input(tmp_path, x, kwargs, error, match):
 def test_load_png_missing_file(tmp_path):
     with pytest.raises(FileNotFoundError):
         images.load_png(tmp_path / "missing.png")
+
+
+# --- check_value_range -------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "low, high, shown",
+    [
+        (0.0, 1.001, "[0, 1.001]"),  # 3 digits would print 1, which looks in range
+        (-1.0012, 0.5, "[-1.001, 0.5]"),
+        (0.0, 255.0, "[0, 255]"),
+    ],
+)
+def test_an_out_of_range_value_is_shown_with_the_digits_that_put_it_out(low, high, shown):
+    batch = np.array([low, high], np.float32).reshape(2, 1, 1, 1)
+    with pytest.raises(ValueError) as raised:
+        images.check_value_range(batch)
+    assert f"got values in {shown}." in str(raised.value)

@@ -6,7 +6,8 @@ import keras
 import numpy as np
 import pytest
 
-from kgan import cli, translation_evaluation, zoo
+import kgan
+from kgan import cli, data, translation_evaluation, zoo
 from kgan.models import CycleGAN
 from kgan.networks.cyclegan import patchgan_discriminator
 
@@ -75,15 +76,49 @@ def test_the_card_shows_the_figures_recorded_by_the_cli(tmp_path, capsys):
     assert "latent size" not in card and "translates | A (digits_8x8) <-> B (mnist_5k)" in card
 
 
+def test_a_translator_of_unlabelled_folders_gets_the_figures_that_need_no_labels(tmp_path, capsys):
+    # Folders of loose images, as kgan train --dataset FOLDER reads them: no labels.
+    for side, source in (("a", "digits_8x8"), ("b", "mnist_5k")):
+        (tmp_path / side).mkdir()
+        for i, image in enumerate(data.embedded_split(source)[0][:NUM]):
+            (tmp_path / side / f"{i:03d}.png").write_bytes(kgan.images.encode_png(image))
+    domain_a, domain_b = str(tmp_path / "a"), str(tmp_path / "b")
+    metadata = {"name": "identity", "dataset": f"{domain_a} <-> {domain_b}", "dataset_a": domain_a,
+                "dataset_b": domain_b, "recipe": "built in a test", "description": "identity",
+                "license": "test"}
+    model = identity_translator()
+    folder = zoo.save_preset(model, tmp_path / "identity", metadata,
+                             samples=np.zeros((4, 32, 32, 1), "float32"))
+    assert run(["evaluate", folder, "--num", NUM, "--update-card"]) == 0
+    captured = capsys.readouterr()
+    result = json.loads(captured.out)
+    for direction in ("a_to_b", "b_to_a"):
+        assert sorted(result[direction]) == ["cycle_l1", "fcd"]
+        assert result[direction]["cycle_l1"] == 0.0 and result[direction]["fcd"] > 0
+    assert not any(key.startswith("classifier_accuracy") for key in result["reference"])
+    assert result["a_to_b"]["fcd"] == result["reference"]["fcd_untranslated_a_vs_b"]
+    assert "Class preservation needs labelled sub-folders" in result["not_measured"]
+    assert f"domain A ({domain_a}) and domain B ({domain_b})" in result["not_measured"]
+    assert "kgan: not measured: class preservation of domain A" in captured.err
+    card = (folder / zoo.CARD_FILE).read_text()
+    assert "| class preservation (evaluator accuracy vs source labels) | - | - |" in card
+
+
 @pytest.mark.parametrize(
     "args, message",
     [
         (["--against", "digits_8x8"], "name both labelled domains as A,B"),
-        (["--reference", "mnist_5k"], "--reference apply to generators"),
-        (["--num", "100000"], "pass 258 <= num <= 1797"),
+        (["--reference", "mnist_5k"], "--reference applies to generators"),
+        # Refused, not ignored, saying what a translator's evaluation reports.
+        (["--metrics", "kid", "--num", "300"], "--metrics applies to generators. A translator is "
+         "measured on its two domains (--against A,B) in both directions: class preservation, "
+         "cycle reconstruction error and FCD"),
+        (["--inception-weights", "w.h5", "--metrics", "fid"], "--metrics, --inception-weights "
+         "apply to generators"),
+        (["--num", "100000"], "--num 100000: digits_8x8 train holds 1797 images"),
         # FCD on two halves needs more than the classifier's 128 features in
-        # each: refused before any translating, not after.
-        (["--num", "200"], "pass 258 <= num <= 1797"),
+        # each: refused before any translating, not after. In the flag's words.
+        (["--num", "200"], "; pass --num from 258 to 1797."),
     ],
 )
 def test_cli_bad_input_is_one_line(args, message, capsys):
@@ -91,6 +126,13 @@ def test_cli_bad_input_is_one_line(args, message, capsys):
     err = capsys.readouterr().err
     assert code == 2, err
     assert message in err.strip().splitlines()[-1] and "Traceback" not in err
+
+
+def test_a_bad_num_is_named_as_the_argument_in_python():
+    with pytest.raises(ValueError, match=r"^num=200: digits_8x8 train holds 1797 images .*; pass "
+                       r"num from 258 to 1797\.$"):
+        translation_evaluation.evaluate_translation(
+            identity_translator(), dataset_a="digits_8x8", dataset_b="mnist_5k", num=200)
 
 
 def test_domains_come_from_metadata_or_the_dataset_string():

@@ -453,6 +453,22 @@ class CycleGAN(GAN):
                 "tf.cast(x, 'float32') / 127.5 - 1."
             )
 
+    @staticmethod
+    def _check_array_domains(x, y):
+        """`fit(x=images_a, y=images_b)`: y given, with as many images as x."""
+        if y is None:
+            raise InputValidationError(
+                "CycleGAN.fit(x=images_a) got no domain B: pass y=images_b (an array of "
+                "domain B's images, as many as x), or a dataset of (images_a, images_b) "
+                "pairs such as kgan.data.unpaired(domain_a, domain_b)."
+            )
+        shape_a, shape_b = tuple(x.shape), tuple(getattr(y, "shape", ()))
+        if shape_a and shape_b and shape_a[0] != shape_b[0]:
+            raise InputValidationError(
+                f"x and y must hold the same number of images ({shape_a[0]} vs {shape_b[0]}); "
+                "for domains of different sizes use kgan.data.unpaired."
+            )
+
     def fit(self, x=None, y=None, *args, **kwargs):
         """`keras.Model.fit` on `(images_a, images_b)` batches, after checking the first.
 
@@ -475,6 +491,7 @@ class CycleGAN(GAN):
         batch = self._first_batch(x)
         if isinstance(x, (np.ndarray, tf.Tensor)):
             batch = (x, y)
+            self._check_array_domains(x, y)
             self._check_array_batches(len(x), args, kwargs)
         if batch is not None:
             domains = self._split_batch(batch)

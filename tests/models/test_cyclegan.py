@@ -462,6 +462,19 @@ def test_fit_checks_the_first_batch(batch, match):
         model.fit(data, epochs=1, verbose=0)
 
 
+def test_fit_on_arrays_names_x_and_y():
+    """Arrays are not batches: their errors name fit's arguments, not images_a/images_b."""
+    model = tiny()
+    model.compile()
+    a6, b4 = random_images((6, 16, 16, 3), 0), random_images((4, 16, 16, 3), 1)
+    with pytest.raises(InputValidationError, match=r"^x and y must hold the same number of "
+                       r"images \(6 vs 4\); for domains of different sizes use kgan\.data\.unpaired\.$"):
+        model.fit(a6, b4, batch_size=2, epochs=1, verbose=0)
+    with pytest.raises(InputValidationError, match=r"got no domain B: pass y=images_b .* or a "
+                       r"dataset of \(images_a, images_b\) pairs"):
+        model.fit(a6, batch_size=2, epochs=1, verbose=0)
+
+
 def test_fit_stops_at_domain_batches_that_differ_in_a_later_step():
     """Batches of unknown size are only compared when the step runs: domain
     A's 3 images and B's 4 make a last pair of 1 and 2. That stops the step
