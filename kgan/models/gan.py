@@ -454,7 +454,11 @@ class GAN(keras.Model):
                     "fixed by the architecture."
                 )
             kwargs.pop(key, None)
-        if g_optimizer is not None and g_optimizer is d_optimizer:
+        # Only an instance can be shared: a name or config given for both
+        # resolves to a fresh optimizer per network below.
+        if g_optimizer is not None and g_optimizer is d_optimizer and isinstance(
+            g_optimizer, keras.optimizers.Optimizer
+        ):
             raise ValueError(
                 "g_optimizer and d_optimizer are the same object; a Keras 3 "
                 "optimizer only updates the variables it was built with. "

@@ -68,6 +68,21 @@ def test_compile_refuses_shared_or_built_optimizer():
         tiny_dcgan().compile(g_optimizer="no-such-optimizer")
 
 
+def test_compile_takes_one_name_or_config_for_both_optimizers():
+    # A name or a config makes a fresh optimizer per network; only one
+    # instance given twice is shared.
+    model = tiny_dcgan()
+    model.compile(g_optimizer="adam", d_optimizer="adam")
+    assert isinstance(model.g_optimizer, keras.optimizers.Adam)
+    assert model.g_optimizer is not model.d_optimizer
+    config = keras.optimizers.serialize(keras.optimizers.Adam(1e-3))
+    model = tiny_dcgan()
+    model.compile(g_optimizer=config, d_optimizer=config)
+    assert model.g_optimizer is not model.d_optimizer
+    assert float(model.d_optimizer.learning_rate) == pytest.approx(1e-3)
+    model.fit(np.zeros((8, 16, 16, 1), "float32"), batch_size=4, verbose=0)
+
+
 def test_constructor_rejects_non_models():
     with pytest.raises(TypeError, match="generator"):
         DCGAN(generator="g", discriminator=tiny_dcgan().discriminator)
