@@ -16,6 +16,7 @@ and `kgan.augment.synthetic_dataset` turns it into labeled training data.
 """
 
 import numbers
+import types
 
 import keras
 import numpy as np
@@ -356,13 +357,15 @@ class ConditionalGAN(GAN):
     def fit(self, x=None, y=None, *args, **kwargs):
         """`keras.Model.fit` after checking images and labels of the first batch.
 
-        Takes a `tf.data.Dataset` of `(images, labels)` batches or arrays
+        Takes a `tf.data.Dataset` of `(images, labels)` batches, a Python
+        generator or `keras.utils.PyDataset` yielding them, or arrays
         `fit(x=images, y=labels)`. Label values are checked before training
         on the first batch (all of `y` for arrays), and every later batch as
-        the pipeline reads it (with or without XLA): a label outside `0..K-1`
-        stops `fit` with an `InputValidationError` before that batch updates
-        anything. A dataset already distributed over replicas
-        (`strategy.experimental_distribute_dataset`) is checked inside the
+        the pipeline (or generator) yields it (with or without XLA): a label
+        outside `0..K-1` stops `fit` with an `InputValidationError` before
+        that batch updates anything. A dataset already distributed over
+        replicas (`strategy.experimental_distribute_dataset`) and a
+        `PyDataset` (whose workers make the batches) are checked inside the
         train step instead, which XLA (`jit_compile=True`) does not run.
 
         Example:
@@ -384,22 +387,43 @@ class ConditionalGAN(GAN):
                 raise self._missing_labels_error()
             self._check_labels_in_step(True)
             return super().fit(x, y, *args, **kwargs)
-        if isinstance(x, tf.data.Dataset):
-            batch = self._first_batch(x)
+        if self._is_batch_stream(x):
+            batch, x = self._peek_first_batch(x)
+            if isinstance(batch, dict):
+                raise self._dict_batch_error(batch)
             labels = batch[1] if isinstance(batch, (tuple, list)) and len(batch) > 1 else None
         else:
             labels = y
         if labels is None:
             raise self._missing_labels_error()
-        if isinstance(x, tf.data.Dataset):
+        if self._is_batch_stream(x):
             self._check_label_spec(tf.convert_to_tensor(labels))
-            # Every later batch, in the input pipeline: on the host, beside
-            # prefetching, and under XLA too (which drops in-step assertions
-            # and clamps a bad index to a valid class).
+        # Every later batch as it is read, on the host, so under XLA too (which
+        # drops in-step assertions and clamps a bad index to a valid class): a
+        # dataset in its pipeline, beside prefetching; a generator as it yields.
+        if isinstance(x, tf.data.Dataset):
             x = self._with_label_check(x)
+        elif isinstance(x, types.GeneratorType):
+            x = self._label_checked_batches(x)
         self.check_labels(labels)  # arrays: all of y
-        self._check_labels_in_step(False)
+        # A PyDataset's batches are made by its own workers: checked in the step.
+        self._check_labels_in_step(isinstance(x, keras.utils.PyDataset))
         return super().fit(x, y, *args, **kwargs)
+
+    def _label_checked_batches(self, batches):
+        """A generator of `batches`, each one's labels checked as it is yielded."""
+        for batch in batches:
+            if isinstance(batch, (tuple, list)) and len(batch) > 1:
+                self.check_labels(batch[1])
+            yield batch
+
+    def _dict_batch_error(self, data):
+        return self._label_error(
+            f"got a dict batch (keys {', '.join(map(repr, sorted(data)))}); a conditional GAN "
+            "trains on (images, labels) tuples.",
+            "Map the dataset to tuples, e.g. `dataset.map(lambda d: (d['image'], d['label']))`, "
+            "or load it with kgan.data.load(name, with_labels=True).",
+        )
 
     def _with_label_check(self, dataset):
         """`dataset` with each batch's labels checked to be classes `0..K-1` as it is read."""

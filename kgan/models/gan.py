@@ -21,6 +21,7 @@ import math
 import os
 import re
 import threading
+import types
 import warnings
 
 import keras
@@ -619,13 +620,17 @@ class GAN(keras.Model):
         context.merge_call(average, args=([tf.identity(v) for v in variables],))
 
     # ------------------------------------------------------------------ inputs
+    def _dict_batch_error(self, data):
+        """The error for a batch that is a dict (a tensorflow-datasets element)."""
+        return InputValidationError(
+            f"Got a dict batch (keys {', '.join(map(repr, sorted(data)))}); kgan models take "
+            "images `x` or `(x, y)` tuples. Map the dataset with `lambda d: d['image']`."
+        )
+
     def _split_batch(self, data):
         """Return `(images, labels_or_None)` from `x`, `(x,)` or `(x, y[, w])`."""
         if isinstance(data, dict):
-            raise InputValidationError(
-                "Got a dict batch; kgan models take images `x` or `(x, y)` "
-                "tuples. Map the dataset with `lambda d: d['image']`."
-            )
+            raise self._dict_batch_error(data)
         if isinstance(data, (tuple, list)):
             if not data:
                 raise InputValidationError("Got an empty batch tuple.")
@@ -823,25 +828,50 @@ class GAN(keras.Model):
         if len(self.image_shape) == 3:  # the [-1, 1] convention is for images
             check_value_range(images, error=InputValidationError)
 
-    def _first_batch(self, x):
+    def _peek_first_batch(self, x):
+        """`(first batch or None, x)`: the batch `fit` checks, and `x` to train on.
+
+        A `tf.data.Dataset` gives its first element and a `keras.utils.PyDataset`
+        its batch 0; an array or tensor is its own "batch". A Python generator
+        is read once, and the `x` returned yields that batch again before the
+        rest, so nothing is lost. Anything else gives None (not checked).
+        """
         if isinstance(x, tf.data.Dataset):
             for batch in x.take(1):
-                return batch
+                return batch, x
             raise InputValidationError(
                 "The training dataset is empty. With drop_remainder=True, a "
                 "dataset smaller than one batch yields nothing: lower the "
                 "batch size."
             )
         if isinstance(x, (np.ndarray, tf.Tensor)):
-            return x
-        return None
+            return x, x
+        if isinstance(x, types.GeneratorType):
+            try:
+                batch = next(x)
+            except StopIteration:
+                raise InputValidationError(
+                    "The training generator yields nothing: it must yield at least one batch."
+                ) from None
+            return batch, _prepended(batch, x)
+        if isinstance(x, keras.utils.PyDataset):
+            return x[0], x
+        return None, x
+
+    @staticmethod
+    def _is_batch_stream(x):
+        """Whether `fit` reads `x` batch by batch (not arrays Keras cuts itself)."""
+        return isinstance(x, (tf.data.Dataset, types.GeneratorType, keras.utils.PyDataset))
 
     def fit(self, x=None, y=None, *args, **kwargs):
         """`keras.Model.fit`, after checking the first batch once.
 
-        Accepts a `tf.data.Dataset` of `x` or `(x, y)` batches, or arrays.
-        Each batch must hold a multiple of `batches_per_step` examples (build
-        pipelines with `repeat_batches=model.batches_per_step`).
+        Accepts a `tf.data.Dataset` of `x` or `(x, y)` batches, a Python
+        generator or `keras.utils.PyDataset` of `(x,)` or `(x, y)` batches
+        (checked like a dataset's: its first batch is read before training and
+        yielded again), or arrays. Each batch must hold a multiple of
+        `batches_per_step` examples (build pipelines with
+        `repeat_batches=model.batches_per_step`).
 
         A dataset whose options leave tf.data's autotuning unset is trained
         without it (`kgan.data.without_teardown_stall`): with autotuning, the
@@ -859,11 +889,11 @@ class GAN(keras.Model):
         ```
         """
         self._refuse_validation(kwargs)
-        batch = self._first_batch(x)
+        batch, x = self._peek_first_batch(x)
         if batch is not None:
             images, _ = self._split_batch(batch)
             self.check_values(images)
-            if isinstance(x, tf.data.Dataset):
+            if self._is_batch_stream(x):
                 self._check_batch_divides(images.shape[0])
                 self._check_first_batch_splits_evenly(images.shape[0])
             elif hasattr(x, "__len__"):
@@ -899,6 +929,8 @@ class GAN(keras.Model):
 
     def _as_fit_pipeline(self, x, fit_kwargs):
         """`x` as kgan hands it to `keras.Model.fit` (a dataset: see `fit`)."""
+        if isinstance(x, types.GeneratorType):
+            fit_kwargs.setdefault("shuffle", False)  # as for a dataset, below
         if isinstance(x, tf.data.Dataset):
             # The pipeline shuffles; Keras would warn that shuffle=True is ignored.
             fit_kwargs.setdefault("shuffle", False)
@@ -1371,6 +1403,16 @@ class GAN(keras.Model):
         ```
         """
         return self.generate_from_latents(slerp(z0, z1, steps))
+
+
+def _prepended(first, rest):
+    """A generator of `first`, then of what `rest` yields.
+
+    A generator, not `itertools.chain`: Keras's `fit` takes Python
+    generators only as `types.GeneratorType`.
+    """
+    yield first
+    yield from rest
 
 
 def _overflow_on_every_replica(grads):

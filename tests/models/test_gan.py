@@ -6,7 +6,7 @@ import pytest
 import tensorflow as tf
 
 import kgan
-from kgan_test_utils import TWO_CPU_DEVICES_PRELUDE
+from kgan_test_utils import TWO_CPU_DEVICES_PRELUDE, BatchSequence
 from kgan.models import DCGAN, GAN, InputValidationError, slerp
 
 
@@ -174,6 +174,25 @@ def test_x_y_batches_are_accepted():
     dataset = tf.data.Dataset.from_tensor_slices((images, labels)).batch(4)
     history = model.fit(dataset, epochs=1, verbose=0)
     assert np.isfinite(history.history["d_loss"]).all()
+
+
+@pytest.mark.parametrize("kind", ["generator", "pydataset"])
+def test_generators_and_pydatasets_are_checked_and_train_every_batch(kind):
+    # They skipped the first-batch checks: [0, 255] floats trained silently.
+    rng = np.random.default_rng(0)
+    good = [(rng.uniform(-1, 1, (4, 16, 16, 1)).astype("float32"),) for _ in range(3)]
+    bad = [(np.full((4, 16, 16, 1), 255.0, "float32"),)] + good[1:]
+
+    def source(batches):
+        return (b for b in batches) if kind == "generator" else BatchSequence(batches)
+
+    model = tiny_dcgan()
+    model.compile()
+    with pytest.raises(InputValidationError, match=r"scaled to \[-1, 1\]"):
+        model.fit(source(bad), verbose=0)
+    assert int(model.d_optimizer.iterations) == 0
+    model.fit(source(good), verbose=0)
+    assert int(model.d_optimizer.iterations) == 3  # the batch read for the check is trained too
 
 
 # ---------------------------------------------------------------- sampling
