@@ -129,6 +129,8 @@ class ConditionalGAN(GAN):
     ```
     """
 
+    takes_labels = True
+
     def __init__(
         self, generator, discriminator, num_classes, adversarial_loss="hinge", seed=None,
         ema_decay=None, augment=None, transition_steps=None, mode_seeking=0.2, **kwargs,

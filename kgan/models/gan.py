@@ -17,6 +17,7 @@ architecture only writes its `train_step`:
 * sampling helpers (`generate`, `generate_from_latents`, `interpolate`).
 """
 
+import inspect
 import math
 import os
 import re
@@ -182,6 +183,10 @@ class GAN(keras.Model):
     #: `n_critic` for WGAN and WGAN-GP, whose critic takes several steps).
     batches_per_step = 1
 
+    #: whether the model trains on labels (`fit(x, y)`); an unconditional GAN
+    #: refuses `y`, and ignores the labels of `(x, y)` dataset batches.
+    takes_labels = False
+
     #: where ADA's overfitting heuristic takes the sign of the discriminator's
     #: real outputs: 0 for logits (the non-saturating loss here and in DCGAN;
     #: also right for hinge); CycleGAN's least-squares outputs (targets 0/1)
@@ -328,6 +333,7 @@ class GAN(keras.Model):
         gan.save("run/dcgan.keras")
         ```
         """
+        _refuse_legacy_h5(filepath, False, f"{type(self).__name__}.save()")
         if zipped is False or "://" in str(filepath):
             return super().save(filepath, overwrite=overwrite, zipped=zipped, **kwargs)
         if not self._may_overwrite(filepath, overwrite):
@@ -628,12 +634,20 @@ class GAN(keras.Model):
         )
 
     def _split_batch(self, data):
-        """Return `(images, labels_or_None)` from `x`, `(x,)` or `(x, y[, w])`."""
+        """Return `(images, labels_or_None)` from `x`, `(x,)` or `(x, y)`."""
         if isinstance(data, dict):
             raise self._dict_batch_error(data)
         if isinstance(data, (tuple, list)):
             if not data:
                 raise InputValidationError("Got an empty batch tuple.")
+            if len(data) > 2:
+                # Keras reads a third element as sample weights; a GAN's losses take none.
+                raise InputValidationError(
+                    f"Got a batch of {len(data)} parts; kgan models take images `x` or "
+                    "`(x, y)` tuples and weight no examples (a third part would be Keras's "
+                    "sample weights, which a GAN's losses do not use). Drop the weights "
+                    "from the batches."
+                )
             images = data[0]
             labels = data[1] if len(data) > 1 else None
         else:
@@ -866,10 +880,13 @@ class GAN(keras.Model):
     def fit(self, x=None, y=None, *args, **kwargs):
         """`keras.Model.fit`, after checking the first batch once.
 
-        Accepts a `tf.data.Dataset` of `x` or `(x, y)` batches, a Python
-        generator or `keras.utils.PyDataset` of `(x,)` or `(x, y)` batches
-        (checked like a dataset's: its first batch is read before training and
-        yielded again), or arrays. Each batch must hold a multiple of
+        Accepts a `tf.data.Dataset` of `x` or `(x, y)` batches (an
+        unconditional GAN ignores the labels `y`, so labelled tensorflow-datasets
+        pipelines train as they are), a Python generator or `keras.utils.PyDataset`
+        of `(x,)` or `(x, y)` batches (checked like a dataset's: its first batch
+        is read before training and yielded again), or an array `x`. Labels as
+        an array `y`, `sample_weight`, `class_weight` and weights in the batches
+        are refused: they would be ignored. Each batch must hold a multiple of
         `batches_per_step` examples (build pipelines with
         `repeat_batches=model.batches_per_step`).
 
@@ -889,6 +906,12 @@ class GAN(keras.Model):
         ```
         """
         self._refuse_validation(kwargs)
+        if y is not None and not self.takes_labels:
+            raise InputValidationError(
+                f"{type(self).__name__} is unconditional: it trains on images alone and "
+                "would ignore the labels y. Drop y, or use the conditional_gan architecture "
+                "(kgan.ConditionalGAN) to train on labels."
+            )
         batch, x = self._peek_first_batch(x)
         if batch is not None:
             images, _ = self._split_batch(batch)
@@ -917,8 +940,38 @@ class GAN(keras.Model):
                     "afterwards with kgan.evaluation.evaluate."
                 )
 
+    def _refuse_unsupported_fit_arguments(self, x, y, args, kwargs):
+        """Refuse what `keras.Model.fit` takes but a GAN would silently ignore or fail on."""
+        name = type(self).__name__
+        given = inspect.signature(keras.Model.fit).bind_partial(self, x, y, *args, **kwargs)
+        given = given.arguments
+        for key in ("sample_weight", "class_weight"):
+            if given.get(key) is not None:
+                raise ValueError(
+                    f"{name}.fit() takes no {key}: a GAN's losses weight every example "
+                    f"alike, so Keras would ignore it. Drop {key}; to train more on some "
+                    "examples or classes, repeat or resample them in the pipeline (e.g. "
+                    "tf.data.Dataset.sample_from_datasets)."
+                )
+        for callback in given.get("callbacks") or ():
+            if isinstance(callback, (keras.callbacks.LearningRateScheduler,
+                                     keras.callbacks.ReduceLROnPlateau)):
+                # They set model.optimizer's rate, and a GAN has two optimizers instead.
+                raise ValueError(
+                    f"{name}.fit() cannot run keras.callbacks.{type(callback).__name__}: it "
+                    "changes model.optimizer's learning rate, and a GAN has one optimizer "
+                    "per network (g_optimizer, d_optimizer) instead. Give each optimizer a "
+                    "schedule: compile(g_optimizer=keras.optimizers.Adam("
+                    "keras.optimizers.schedules.ExponentialDecay(2e-4, 1000, 0.9)), ...), "
+                    "or a kgan.schedules one (e.g. LinearDecayAfterHalf)."
+                )
+            if isinstance(callback, keras.callbacks.ModelCheckpoint):
+                _refuse_legacy_h5(callback.filepath, callback.save_weights_only,
+                                  "ModelCheckpoint")
+
     def _keras_fit(self, x, y, *args, **kwargs):
         """`keras.Model.fit`, with run-time batch checks raised as InputValidationError."""
+        self._refuse_unsupported_fit_arguments(x, y, args, kwargs)
         try:
             return keras.Model.fit(self, self._as_fit_pipeline(x, kwargs), y, *args, **kwargs)
         except tf.errors.InvalidArgumentError as error:
@@ -1403,6 +1456,27 @@ class GAN(keras.Model):
         ```
         """
         return self.generate_from_latents(slerp(z0, z1, steps))
+
+
+def _refuse_legacy_h5(filepath, weights_only, caller):
+    """Refuse a whole-model save to a legacy HDF5 file (`.h5`, `.hdf5`).
+
+    Keras's legacy HDF5 saver expects one `model.optimizer` (a GAN has one
+    per network) and fails after training with an AttributeError, or with
+    "name already exists" for a model with an EMA generator.
+    """
+    path = str(filepath)
+    if weights_only or path.endswith(".weights.h5") or not path.endswith((".h5", ".hdf5")):
+        return
+    stem = path[: path.rindex(".")]
+    raise ValueError(
+        f"{caller} cannot write a GAN to the legacy HDF5 file {path!r}: that format holds "
+        "one optimizer, and a GAN has one per network. Save the full model as "
+        f"{stem}.keras (keras.models.load_model reads it back, optimizers included), or "
+        f"only its weights as {stem}.weights.h5"
+        + (" (ModelCheckpoint(..., save_weights_only=True))." if caller == "ModelCheckpoint"
+           else " (save_weights).")
+    )
 
 
 def _prepended(first, rest):
