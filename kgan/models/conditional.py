@@ -478,21 +478,24 @@ class ConditionalGAN(GAN):
         terms = 1.0 / (image_gap / latent_gap + 1e-5)
         return tf.math.divide_no_nan(tf.reduce_sum(terms), tf.cast(half, terms.dtype))
 
-    def _checked_labels(self, labels):
+    def _checked_labels(self, labels, message=None):
         """`labels`, checked at run time to be classes `0..K-1` (`fit` raises the message).
 
         Keras's embedding lookup wraps a negative index (-1 trained as class
-        K-1, silently) and on GPUs returns zeros past the end.
+        K-1, silently) and on GPUs returns zeros past the end. `message`
+        (default: a training batch's) is what the error says.
         """
         return checked_at_run_time(
             labels,
             lambda message: tf.debugging.assert_equal(
                 tf.reduce_all((labels >= 0) & (labels < self.num_classes)), True, message=message
             ),
-            f"A training batch holds a label outside the classes 0..{self.num_classes - 1} of "
-            f"this {type(self).__name__}. Remove such examples from the pipeline (e.g. an "
-            f"'unlabelled' marker such as -1: `dataset.unbatch().filter(lambda x, y: y >= 0)`) or "
-            f"build the model with more classes",
+            message or (
+                f"A training batch holds a label outside the classes 0..{self.num_classes - 1} "
+                f"of this {type(self).__name__}. Remove such examples from the pipeline (e.g. "
+                f"an 'unlabelled' marker such as -1: `dataset.unbatch().filter(lambda x, y: "
+                f"y >= 0)`) or build the model with more classes"
+            ),
         )
 
     def _labels_in_range(self, labels):
@@ -563,14 +566,44 @@ class ConditionalGAN(GAN):
 
         Latents alone get the class-balanced cycle of labels, so `predict(z)`
         and building under a distribution strategy work as for other GANs.
+        Labels are checked as `generate`'s are: a class outside
+        `[0, num_classes)` raises `InputValidationError` (eagerly at once, in
+        a traced call such as `predict`'s when it runs; XLA drops that
+        assertion, but `predict` checks label arrays before it runs).
         """
         if isinstance(inputs, (list, tuple)):
             latents, labels = inputs
+            labels = self._checked_call_labels(labels)
         else:
             latents = inputs
             labels = tf.math.floormod(tf.range(tf.shape(latents)[0]), self.num_classes)
-        labels = tf.cast(labels, tf.int32)
-        return self.sampling_generator([latents, labels], training=training)
+        self._check_latent_spec(latents)
+        return self.sampling_generator([latents, tf.cast(labels, tf.int32)], training=training)
+
+    def _checked_call_labels(self, labels):
+        """`call`'s labels as int32 `[N]`, refused outside `[0, num_classes)`.
+
+        Keras's embedding lookup wraps -1 to class K-1 silently, and fails
+        past the end with a raw GatherV2 error.
+        """
+        if tf.executing_eagerly() and not isinstance(labels, keras.KerasTensor):
+            return self.check_labels(labels)
+        labels = self._check_label_spec(tf.convert_to_tensor(labels))
+        return self._checked_labels(
+            labels,
+            f"A label passed to this {type(self).__name__} is outside its classes "
+            f"0..{self.num_classes - 1}: pass class indices 0..{self.num_classes - 1}",
+        )
+
+    def _check_predict_inputs(self, x):
+        if isinstance(x, (list, tuple)) and len(x) == 2:
+            latents, labels = x
+            if isinstance(latents, (np.ndarray, tf.Tensor)):
+                self._check_latent_spec(latents)
+            if isinstance(labels, (np.ndarray, tf.Tensor, list)):
+                self.check_labels(labels, num=len(latents))
+            return
+        super()._check_predict_inputs(x)
 
     def generate_from_latents(self, latents, batch_size=256, *, labels=None):
         """Images (float32 numpy in [-1, 1]) for the given latents and labels.

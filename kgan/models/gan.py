@@ -785,8 +785,15 @@ class GAN(keras.Model):
 
     def evaluate(self, *args, **kwargs):
         """Refused: a GAN's losses are no measure of quality (see `fit`)."""
+        self._refuse_evaluation("evaluate")
+
+    def test_on_batch(self, *args, **kwargs):
+        """Refused, as `evaluate`: a GAN's losses are no measure of quality."""
+        self._refuse_evaluation("test_on_batch")
+
+    def _refuse_evaluation(self, method):
         raise NotImplementedError(
-            f"{type(self).__name__}.evaluate() is not a GAN's measure of quality: its losses "
+            f"{type(self).__name__}.{method}() is not a GAN's measure of quality: its losses "
             "only compare the two networks. Use kgan.evaluation.evaluate (FID, KID, "
             "precision/recall) or `kgan evaluate` on a saved preset."
         )
@@ -1241,8 +1248,62 @@ class GAN(keras.Model):
         return self.ema_generator if self.ema_generator is not None else self.generator
 
     def call(self, latents, training=False):
-        """Run the (EMA, if enabled) generator: latents -> images in [-1, 1]."""
+        """Run the (EMA, if enabled) generator: latents -> images in [-1, 1].
+
+        Raises:
+            InputValidationError: `latents` are not `[N, latent_dim]` real
+                numbers (e.g. images were passed: `generate` makes images).
+        """
+        self._check_latent_spec(latents)
         return self.sampling_generator(latents, training=training)
+
+    def predict(self, x, *args, **kwargs):
+        """`keras.Model.predict` on latents `[N, latent_dim]`: images in [-1, 1].
+
+        The latents' shape is checked before Keras batches them, so images
+        or vectors of another size get an `InputValidationError` that says
+        what `predict` takes. `generate_from_latents` does the same with a
+        plain NumPy result and no Keras progress bar.
+
+        Example:
+
+        ```python
+        gan = kgan.zoo.load("dcgan_mnist")
+        images = gan.predict(gan.latents(8, seed=0), verbose=0)  # float32 [8, 28, 28, 1]
+        ```
+        """
+        self._check_predict_inputs(x)
+        try:
+            return super().predict(x, *args, **kwargs)
+        except tf.errors.InvalidArgumentError as error:
+            failure = _input_check_failure(error)
+            if failure is None:
+                raise
+            raise failure from error
+
+    def _check_predict_inputs(self, x):
+        """Host checks of what `predict` gets, when it is an array (not a dataset)."""
+        if self.latent_dim is None:  # a translator (CycleGAN) predicts from images
+            return
+        if isinstance(x, (np.ndarray, tf.Tensor)):
+            self._check_latent_spec(x)
+
+    def _check_latent_spec(self, latents):
+        """Refuse latents whose static shape or dtype is not `[N, latent_dim]` real numbers."""
+        if not hasattr(latents, "shape"):
+            latents = np.asarray(latents)
+        shape, dtype = tf.TensorShape(latents.shape), tf.as_dtype(latents.dtype)
+        name = type(self).__name__
+        if shape.rank is not None and (
+            shape.rank != 2 or shape[-1] not in (None, self.latent_dim)
+        ) or not (dtype.is_floating or dtype.is_integer):
+            images = shape.rank is not None and tuple(shape[1:]) == self.image_shape
+            raise InputValidationError(
+                f"{name}.predict() and calling the model take latent vectors of shape "
+                f"[N, {self.latent_dim}] (real numbers), got {'images of ' if images else ''}"
+                f"shape {tuple(shape)} and dtype {dtype.name}. Draw latents with "
+                "model.latents(n, seed); to sample images, call model.generate(n, seed=0)."
+            )
 
     def latents(self, num, seed=None):
         """`num` latent vectors as float32 numpy.

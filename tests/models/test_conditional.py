@@ -160,6 +160,29 @@ def test_bad_labels_for_generate(model, labels, error, message):
         model.generate(4, labels=labels, seed=0)
 
 
+@pytest.mark.parametrize("bad_label", [-1, NUM_CLASSES])
+def test_call_and_predict_refuse_labels_outside_the_classes(model, bad_label):
+    # Keras's embedding lookup turned -1 into class K-1 silently; K failed in GatherV2.
+    z = model.latents(4, seed=0)
+    labels = np.array([0, 1, bad_label, 2], "int32")
+    message = rf"label {bad_label} is outside \[0, 3\).*Pass class indices 0\.\.2"
+    with pytest.raises(InputValidationError, match=message):
+        model.predict([z, labels], verbose=0)
+    with pytest.raises(InputValidationError, match=message):
+        model([z, labels])
+    traced = tf.function(lambda z, y: model([z, y]))  # in a graph: checked when it runs
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"outside its classes 0\.\.2"):
+        traced(tf.constant(z), tf.constant(labels))
+    good = np.array([0, 1, 2, 2], "int32")
+    np.testing.assert_allclose(model.predict([z, good], verbose=0),
+                               model.generate_from_latents(z, labels=good), atol=1e-5)
+
+
+def test_predict_refuses_images_for_latents(model):
+    with pytest.raises(InputValidationError, match=r"latent vectors of shape \[N, 8\].*generate\("):
+        model.predict([np.zeros((4, 16, 16, 1), "float32"), np.zeros(4, "int32")], verbose=0)
+
+
 def test_interpolate_keeps_one_class(model):
     z0, z1 = model.latents(2, seed=0)
     path = model.interpolate(z0, z1, 3, label=2)

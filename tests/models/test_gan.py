@@ -196,6 +196,28 @@ def test_generators_and_pydatasets_are_checked_and_train_every_batch(kind):
 
 
 # ---------------------------------------------------------------- sampling
+@pytest.mark.parametrize("images", [np.zeros((5, 16, 16, 1), "float32"),
+                                    np.zeros((5, 16, 16), "float32"),
+                                    np.zeros((5, 3), "float32")])
+def test_predict_and_call_say_they_take_latents(images):
+    # They failed inside Keras: "as_list() is not defined on an unknown TensorShape".
+    model = tiny_dcgan()
+    model.compile()
+    model.predict(model.latents(4, seed=0), verbose=0)  # traced once for latents
+    message = r"take latent vectors of shape \[N, 8\].*model\.latents\(n, seed\).*generate\("
+    with pytest.raises(InputValidationError, match=message):
+        model.predict(images, verbose=0)
+    with pytest.raises(InputValidationError, match=message):
+        model(images)
+
+
+def test_test_on_batch_is_refused_like_evaluate():
+    model = tiny_dcgan()
+    model.compile()
+    with pytest.raises(NotImplementedError, match=r"test_on_batch\(\) is not a GAN's measure.*kgan\.evaluation"):
+        model.test_on_batch(np.zeros((4, 16, 16, 1), "float32"))
+
+
 def test_generate_is_deterministic_per_seed():
     model = tiny_dcgan()
     a, b, c = model.generate(4, seed=7), model.generate(4, seed=7), model.generate(4, seed=8)
