@@ -252,6 +252,11 @@ class ConditionalGAN(GAN):
                 "`tf.argmax(y, -1)`.",
                 dtype=True,
             )
+        if labels.shape.rank is None:
+            # Keras retraced the step for labels of another rank than a previous
+            # fit's ([N] then [N, 1]) and relaxed their shape; fit checked this
+            # batch's layout before training, so it is one of those two.
+            return tf.cast(tf.reshape(labels, [-1]), tf.int32)
         shape = tuple(labels.shape)
         if len(shape) == 2 and shape[1] == 1:  # keras.datasets' [N, 1] layout
             labels = tf.reshape(labels, [-1])

@@ -144,6 +144,19 @@ def test_non_saturating_loss_and_arrays():
     assert np.isfinite(history.history["g_loss"]).all()
 
 
+def test_fit_again_with_labels_of_another_rank():
+    # The second fit crashed: "Cannot iterate over a shape with unknown rank"
+    # (Keras retraced the step with a relaxed label shape).
+    gan = tiny(filters=2)
+    gan.compile()
+    images = np.random.default_rng(0).uniform(-1, 1, (12, 16, 16, 1)).astype("float32")
+    labels = np.arange(12) % 3
+    gan.fit(images, labels, batch_size=6, verbose=0)
+    gan.fit(images, labels[:, None], batch_size=6, verbose=0)
+    gan.fit(kgan.data.from_numpy(images, labels[:, None], batch_size=6), verbose=0)
+    assert int(gan.d_optimizer.iterations) == 6
+
+
 # ---------------------------------------------------------------- bad labels
 @pytest.mark.parametrize("labels, error, message", [
     (3, InputValidationError, r"label 3 is outside \[0, 3\).*Pass class indices 0..2"),
