@@ -378,6 +378,16 @@ def non_finite_variable(variables):
     return None
 
 
+def _state_variables(model):
+    """The model's weights and its optimizers' variables: what a backup holds."""
+    variables = list(model.weights)
+    for name in ("optimizer", "g_optimizer", "d_optimizer"):
+        optimizer = getattr(model, name, None)
+        if optimizer is not None:
+            variables += list(optimizer.variables)
+    return variables
+
+
 class StopOnDivergence(keras.callbacks.Callback):
     """Stop `fit` at the first NaN or Inf loss, before any checkpoint can save it.
 
@@ -394,6 +404,14 @@ class StopOnDivergence(keras.callbacks.Callback):
     The logged values are running means over the epoch, so a non-finite
     value in any step (also inside a `steps_per_execution` group) shows at
     the end of that step or group.
+
+    At the end of each epoch it also scans the model's weights and optimizer
+    state for NaN or Inf (a few million values: milliseconds), and names the
+    first bad variable. Finite losses do not prove finite weights: in graph
+    mode TensorFlow fuses batch norm and ReLU (`FusedBatchNormV3` + `Relu`,
+    as in kgan's DCGAN generators), and the fused kernel maps NaN to finite
+    values, so a generator with NaN weights can train on with finite losses
+    while `generate` returns NaN images.
 
     Args:
         monitor: names of the logged values to check; None checks every
@@ -433,6 +451,18 @@ class StopOnDivergence(keras.callbacks.Callback):
                 bad[name] = number
         if bad:
             raise self.error(batch, bad)
+
+    def on_epoch_end(self, epoch, logs=None):
+        bad = non_finite_variable(_state_variables(self.model))
+        if bad is not None:
+            epochs = self.params.get("epochs") if self.params else None
+            where = f"epoch {epoch + 1}" + (f"/{epochs}" if epochs else "")
+            raise DivergenceError(
+                f"training diverged by the end of {where}: {bad} holds NaN or Inf (the "
+                "logged losses can stay finite: a fused batch norm + ReLU maps NaN to finite "
+                "values). Resume from the last backup, with a lower learning rate",
+                epoch=epoch,
+            )
 
     def error(self, batch, values):
         """The `DivergenceError` for non-finite `values` at `batch` of the current epoch."""
@@ -637,14 +667,6 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
                         # one itself, as it starts its first epoch.
                         break
 
-    def _state_variables(self):
-        variables = list(self.model.weights)
-        for name in ("optimizer", "g_optimizer", "d_optimizer"):
-            optimizer = getattr(self.model, name, None)
-            if optimizer is not None:
-                variables += list(optimizer.variables)
-        return variables
-
     def _save_model(self):
         import json
         from pathlib import Path
@@ -655,7 +677,7 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
         # On every worker, not only the one that writes: all hold the same
         # state, and a worker that went on alone would hang in the next step's
         # collectives waiting for the chief that stopped.
-        bad = non_finite_variable(self._state_variables())
+        bad = non_finite_variable(_state_variables(self.model))
         if bad is not None:
             previous = self.read_metadata(folder)
             kept = (f"the backup in {folder} keeps epoch {previous['epoch']}" if previous
