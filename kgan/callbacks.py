@@ -601,7 +601,15 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
         metadata = self.read_metadata(self.backup_dir)
         if metadata is None:
             return
-        self.model.load_weights(Path(self.backup_dir) / metadata["weights"])
+        try:
+            self.model.load_weights(Path(self.backup_dir) / metadata["weights"])
+        except ValueError as err:
+            raise ValueError(
+                f"The backup in {self.backup_dir} does not fit this {type(self.model).__name__}: "
+                "it was written by another model (e.g. another latent_dim, image size or "
+                "architecture). Delete that folder to start afresh, or give this run its own "
+                f"backup folder. Keras said: {err}"
+            ) from err
         self.model._initial_epoch = int(metadata["epoch"])
         self._current_epoch = int(metadata["epoch"])
         self.restored_epoch = int(metadata["epoch"])

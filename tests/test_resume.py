@@ -451,3 +451,21 @@ def test_kgan_train_refuses_a_backup_of_other_options_and_restart_discards_it(
     assert "--restart: deleted the backup" in capsys.readouterr().err
     assert len(_log_rows(output / "log.csv")) == 2  # a fresh log: header and 1 epoch
     assert not (output / "backup").exists()
+
+
+def test_a_backup_of_another_model_names_the_folder_and_the_fix(tmp_path):
+    # Keras said only "A total of 2 objects could not be loaded ... value.shape=(32, 1568)".
+    from kgan_test_utils import tiny_dcgan
+
+    images = np.random.default_rng(0).uniform(-1, 1, (8, 16, 16, 1)).astype("float32")
+    old = tiny_dcgan(latent_dim=8)
+    old.compile()
+    with pytest.raises(KeyboardInterrupt):
+        old.fit(images, batch_size=4, epochs=2, verbose=0,
+                callbacks=[BackupAndRestore(tmp_path / "backup"), Crash()])
+    new = tiny_dcgan(latent_dim=16)
+    new.compile()
+    with pytest.raises(ValueError, match=r"backup in .*backup does not fit this DCGAN.*another "
+                                         r"latent_dim.*Delete that folder.*its own backup folder"):
+        new.fit(images, batch_size=4, epochs=2, verbose=0,
+                callbacks=[BackupAndRestore(tmp_path / "backup")])
