@@ -46,8 +46,16 @@ class SampleGrid(keras.callbacks.Callback):
     stopped early, or whose length is not a multiple of ``every_n_epochs``,
     still end with a grid of the final generator). Files are named with
     ``filename.format(epoch=...)`` using 1-based epoch numbers. TensorBoard
-    images, if enabled, use Keras' 0-based epoch index as ``step`` so they
+    images, if enabled, use the 0-based epoch index as ``step`` so they
     line up with ``keras.callbacks.TensorBoard`` epoch curves.
+
+    Epochs are numbered over the callback's whole life, so grids are never
+    overwritten by a later ``fit``: a ``fit`` that starts at epoch 0 after
+    earlier ones continues their numbering (``fit(epochs=3)`` then
+    ``fit(epochs=2)`` writes epochs 1-3, then 4-5), as the model trains on
+    from where they left it. A ``fit`` that starts later (``initial_epoch=k``,
+    or resumed by ``BackupAndRestore``) keeps Keras's numbering: a resumed
+    run writes the grid of the epoch it repeats again, to the same file.
 
     Args:
         output_dir: Directory for the PNG files; created if missing.
@@ -64,7 +72,7 @@ class SampleGrid(keras.callbacks.Callback):
 
     Attributes:
         written: Paths of all PNG files written so far, in order. Kept
-            across repeated ``fit`` calls.
+            across repeated ``fit`` calls (numbered on, see above).
         latents: The fixed latent batch ``[num_samples, latent_dim]``
             (float32), or None before training starts.
 
@@ -128,6 +136,10 @@ class SampleGrid(keras.callbacks.Callback):
         self._writer = None
         self._last_epoch = None
         self._last_written_epoch = None
+        # Epochs of earlier fit calls: a fit that starts at epoch 0 is numbered after them.
+        self._epochs_before = 0
+        self._epochs_seen = 0
+        self._fit_started = False
 
     def _check_model(self):
         model = self.model
@@ -158,12 +170,20 @@ class SampleGrid(keras.callbacks.Callback):
         self._ensure_latents()
         self._last_epoch = None
         self._last_written_epoch = None
+        self._fit_started = True
         if self.tensorboard_log_dir is not None and self._writer is None:
             self._writer = tf.summary.create_file_writer(self.tensorboard_log_dir)
 
+    def on_epoch_begin(self, epoch, logs=None):
+        if self._fit_started:
+            # Known only now: Keras starts at a restored epoch after on_train_begin.
+            self._epochs_before = self._epochs_seen if epoch == 0 else 0
+            self._fit_started = False
+
     def on_epoch_end(self, epoch, logs=None):
         self._last_epoch = epoch
-        if (epoch + 1) % self.every_n_epochs == 0:
+        self._epochs_seen = self._epochs_before + epoch + 1
+        if (self._epochs_before + epoch + 1) % self.every_n_epochs == 0:
             self._write(epoch)
 
     def on_train_end(self, logs=None):
@@ -173,13 +193,14 @@ class SampleGrid(keras.callbacks.Callback):
             self._writer.flush()
 
     def _write(self, epoch):
-        """Generates the grid for 0-based ``epoch`` and writes it out."""
+        """Generates the grid for 0-based ``epoch`` of this fit and writes it out."""
         if self.latents is None:
             # Hooks called by hand, without on_train_begin.
             self._ensure_latents()
         samples = self.model.generate_from_latents(self.latents)
         grid = _images.make_grid(samples, ncols=self.ncols)
-        path = os.path.join(self.output_dir, self.filename.format(epoch=epoch + 1))
+        step = self._epochs_before + epoch  # 0-based, over the callback's life
+        path = os.path.join(self.output_dir, self.filename.format(epoch=step + 1))
         _images.save_png(grid, path)
         self.written.append(path)
         self._last_written_epoch = epoch
@@ -187,7 +208,7 @@ class SampleGrid(keras.callbacks.Callback):
             if self._writer is None:
                 self._writer = tf.summary.create_file_writer(self.tensorboard_log_dir)
             with self._writer.as_default():
-                tf.summary.image("samples", grid[None], step=epoch)
+                tf.summary.image("samples", grid[None], step=step)
             self._writer.flush()
 
 
