@@ -547,7 +547,13 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
       then skips the restored epochs' batches in the pipeline itself, which
       is exact, where this replay is not (other Keras models). A pipeline
       of known length is read anew when it runs out, which the replay
-      follows: exact when `N` is its length.
+      follows: exact when `N` is its length. The replay assumes a dataset
+      no `fit` has read yet, as in a new process: resuming in the *same*
+      process with the same dataset object (a notebook re-run after Ctrl-C)
+      is not exact (weights differed by up to 1.2e-3 after a few epochs),
+      because the interrupted `fit` already moved its shuffle seeds and they
+      cannot be set back; `fit` warns then. Build the dataset again and pass
+      the new one to `fit` and `data=`: that resume is exact.
 
     Backups are taken per epoch by default; with `save_freq=N` (batches)
     Keras resumes at the start of the interrupted epoch with the weights of

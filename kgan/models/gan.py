@@ -24,6 +24,7 @@ import re
 import threading
 import types
 import warnings
+import weakref
 
 import keras
 import numpy as np
@@ -38,6 +39,10 @@ from kgan.atomic import write_file
 from kgan.data import without_teardown_stall
 from kgan.optimizers import FusedAdam
 
+
+#: the datasets `fit` has read in this process: their shuffle seeds have moved on
+#: (see `kgan.callbacks.BackupAndRestore`, whose replay assumes they have not).
+_DATASETS_READ_BY_FIT = weakref.WeakSet()
 
 #: serializes draws from models' SeedGenerators outside tf.function (`latents(seed=None)`).
 _UNSEEDED_DRAW_LOCK = threading.Lock()
@@ -994,10 +999,38 @@ class GAN(keras.Model):
         if isinstance(x, tf.data.Dataset):
             # The pipeline shuffles; Keras would warn that shuffle=True is ignored.
             fit_kwargs.setdefault("shuffle", False)
+            self._warn_if_the_replay_is_not_exact(x, fit_kwargs)
+            _DATASETS_READ_BY_FIT.add(x)
             x = self._resumed_where_the_backup_left_off(x, fit_kwargs)
             x = without_teardown_stall(x, keep_explicit_choice=True)
             x = self._checked_for_the_replicas(x)
         return x
+
+    @staticmethod
+    def _warn_if_the_replay_is_not_exact(dataset, fit_kwargs):
+        """Warn when a `BackupAndRestore(data=dataset)` will replay a dataset an
+        earlier `fit` of this process already read (a notebook re-run after Ctrl-C).
+
+        Its shuffle seeds moved on with every iterator that fit made, and cannot
+        be set back: the replay then starts from the wrong seeds, and the resumed
+        run differs from an uninterrupted one (by about 1e-3 in the weights).
+        """
+        from kgan.callbacks import BackupAndRestore
+
+        if dataset not in _DATASETS_READ_BY_FIT:
+            return
+        for callback in fit_kwargs.get("callbacks") or ():
+            if (isinstance(callback, BackupAndRestore) and callback.data is dataset
+                    and BackupAndRestore.read_metadata(callback.backup_dir)):
+                warnings.warn(
+                    f"Resuming from {callback.backup_dir} with a dataset an earlier fit in "
+                    "this process already read: its shuffle order has moved on, so the "
+                    "resumed run will not match an uninterrupted one exactly. For an exact "
+                    "resume, build the dataset again (e.g. call kgan.data.load again) and "
+                    "pass the new one to fit and to BackupAndRestore(data=...).",
+                    stacklevel=4,
+                )
+                return
 
     def _resumed_where_the_backup_left_off(self, dataset, fit_kwargs):
         """`dataset`, past the batches the restored epochs read, when `fit` gets
