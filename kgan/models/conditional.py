@@ -252,7 +252,7 @@ class ConditionalGAN(GAN):
                 "`tf.argmax(y, -1)`.",
                 dtype=True,
             )
-        if labels.shape.rank is None:
+        if tf.TensorShape(labels.shape).rank is None:
             # Keras retraced the step for labels of another rank than a previous
             # fit's ([N] then [N, 1]) and relaxed their shape; fit checked this
             # batch's layout before training, so it is one of those two.
