@@ -664,8 +664,9 @@ def from_numpy(
         images: ``[N, H, W]`` or ``[N, H, W, C]`` array-like. Either uint8
             pixels in 0..255 (other integer types are accepted when every
             value lies in 0..255), or floats already scaled to ``[-1, 1]``.
-        labels: Optional integer array-like ``[N]``. When given, the dataset
-            yields ``(images, labels)`` with int32 labels.
+        labels: Optional integer array-like ``[N]`` (or ``[N, 1]``, the
+            layout of ``keras.datasets``, which ``fit`` takes too). When given,
+            the dataset yields ``(images, labels)`` with int32 labels ``[B]``.
         batch_size: Examples per training step.
         image_size: Output size, an int for square images or ``(height,
             width)``; None keeps the input size. Resizing is bilinear with
@@ -757,10 +758,12 @@ def _check_labels(labels: Any, num_images: int) -> np.ndarray:
     array = np.asarray(labels)
     if array.dtype == np.bool_ or not np.issubdtype(array.dtype, np.integer):
         raise TypeError(f"labels must be integers (class indices), got dtype {array.dtype}.")
+    if array.ndim == 2 and array.shape[1] == 1:  # keras.datasets' [N, 1], as fit takes
+        array = array[:, 0]
     if array.ndim != 1:
         raise ValueError(
-            f"labels must be a 1-D array [N] of class indices, got shape {array.shape}; "
-            f"for one-hot labels pass labels.argmax(-1)."
+            f"labels must be a 1-D array [N] (or [N, 1]) of class indices, got shape "
+            f"{array.shape}; for one-hot labels pass labels.argmax(-1)."
         )
     if len(array) != num_images:
         raise ValueError(

@@ -3,6 +3,7 @@
 import errno
 from pathlib import Path
 
+import keras
 import numpy as np
 import pytest
 
@@ -109,3 +110,17 @@ def the_one_line_error(capsys, prefix):
     err = capsys.readouterr().err.strip()
     assert err.startswith(prefix) and len(err.splitlines()) == 1, err
     return err
+
+
+class BatchSequence(keras.utils.PyDataset):
+    """A `keras.utils.PyDataset` of the given batches (tuples, as Keras wants), in order."""
+
+    def __init__(self, batches):
+        super().__init__()
+        self.batches = list(batches)
+
+    def __len__(self):
+        return len(self.batches)
+
+    def __getitem__(self, index):
+        return self.batches[index]

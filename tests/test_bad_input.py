@@ -42,6 +42,7 @@ import warnings
 from pathlib import Path
 from types import SimpleNamespace
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -53,7 +54,7 @@ from kgan import cli, zoo
 from kgan.atomic import OutputPathError
 from kgan.data import UnknownDatasetError
 from kgan.models import CycleGAN, DCGAN, WGAN, InputDTypeError, InputValidationError
-from kgan_test_utils import TINY_METADATA, spread_weights
+from kgan_test_utils import TINY_METADATA, BatchSequence, spread_weights
 
 try:  # being added alongside this catalog; its rows join when it exists
     from kgan.models import ConditionalGAN
@@ -106,6 +107,12 @@ def batches(images, labels=None, batch_size=4):
 
 def zeros(*shape, dtype="float32"):
     return np.zeros(shape, dtype)
+
+
+def generator_of(*parts, count=2):
+    """A Python generator of `count` batches `parts` (each a tuple, as Keras wants)."""
+    for _ in range(count):
+        yield tuple(parts)
 
 
 def copy_shipped(env, name="dcgan_mnist"):
@@ -236,6 +243,45 @@ API_CASES = [
     Case("fit_dict_batches",
          lambda e: e.dcgan.fit(tf.data.Dataset.from_tensor_slices({"image": zeros(4, 16, 16, 1)}).batch(2), verbose=0),
          InputValidationError, r"dict batch", r"d\['image'\]"),
+    Case("fit_generator_of_0_255_floats",
+         lambda e: e.dcgan.fit(generator_of(np.full((4, 16, 16, 1), 255.0, "float32")), verbose=0),
+         InputValidationError, r"scaled to \[-1, 1\]", r"x / 127.5 - 1"),
+    Case("fit_pydataset_of_0_255_floats",
+         lambda e: e.dcgan.fit(BatchSequence([(np.full((4, 16, 16, 1), 255.0, "float32"),)] * 2), verbose=0),
+         InputValidationError, r"scaled to \[-1, 1\]", r"x / 127.5 - 1"),
+    Case("fit_generator_wrong_channels",
+         lambda e: e.dcgan.fit(generator_of(zeros(4, 16, 16, 3)), verbose=0),
+         InputValidationError, r"built for images of shape \(16, 16, 1\)", r"Resize the data"),
+    Case("cyclegan_fit_generator_wrong_channels_b",
+         lambda e: e.cyclegan.fit(generator_of(zeros(2, 16, 16, 1), zeros(2, 16, 16, 3)), verbose=0),
+         InputValidationError, r"Domain B images have 1 channels.*got 3", r"grayscale_to_rgb"),
+    Case("fit_labels_to_an_unconditional_gan",
+         lambda e: e.dcgan.fit(zeros(8, 16, 16, 1), np.zeros(8, int), batch_size=4, verbose=0),
+         InputValidationError, r"DCGAN is unconditional", r"Drop y, or use the conditional_gan"),
+    Case("fit_sample_weight", lambda e: e.dcgan.fit(zeros(8, 16, 16, 1), batch_size=4, sample_weight=np.ones(8), verbose=0),
+         ValueError, r"takes no sample_weight", r"Drop sample_weight"),
+    Case("fit_class_weight", lambda e: e.dcgan.fit(batches(zeros(8, 16, 16, 1)), class_weight={0: 2.0}, verbose=0),
+         ValueError, r"takes no class_weight", r"Drop class_weight"),
+    Case("fit_weights_in_the_batches",
+         lambda e: e.dcgan.fit(batches(zeros(8, 16, 16, 1), (np.zeros(8), np.ones(8))).map(
+             lambda x, yw: (x, yw[0], yw[1])), verbose=0),
+         InputValidationError, r"batch of 3 parts.*sample weights", r"Drop the weights"),
+    Case("fit_learning_rate_scheduler",
+         lambda e: e.dcgan.fit(batches(zeros(8, 16, 16, 1)), verbose=0,
+                               callbacks=[keras.callbacks.LearningRateScheduler(lambda epoch, lr: lr)]),
+         ValueError, r"cannot run keras.callbacks.LearningRateScheduler.*one optimizer per network",
+         r"kgan.schedules"),
+    Case("fit_reduce_lr_on_plateau",
+         lambda e: e.dcgan.fit(batches(zeros(8, 16, 16, 1)), verbose=0,
+                               callbacks=[keras.callbacks.ReduceLROnPlateau("g_loss")]),
+         ValueError, r"cannot run keras.callbacks.ReduceLROnPlateau", r"schedule"),
+    Case("save_legacy_h5", lambda e: e.dcgan.save(e.tmp / "m.h5"), ValueError,
+         r"legacy HDF5 file", r"m\.keras.*m\.weights\.h5"),
+    Case("fit_model_checkpoint_h5",
+         lambda e: e.dcgan.fit(batches(zeros(8, 16, 16, 1)), verbose=0,
+                               callbacks=[keras.callbacks.ModelCheckpoint(str(e.tmp / "best.h5"))]),
+         ValueError, r"ModelCheckpoint cannot write a GAN to the legacy HDF5 file",
+         r"best\.keras.*best\.weights\.h5.*save_weights_only=True"),
     Case("wgan_batch_smaller_than_n_critic", lambda e: e.wgan.fit(batches(zeros(6, 16, 16, 1), batch_size=3), verbose=0),
          InputValidationError, r"n_critic=5.*batch of 3", r"repeat_batches=5"),
     Case("data_batch_larger_than_dataset", lambda e: kgan.data.load("digits_8x8", batch_size=5000),
@@ -334,6 +380,14 @@ CONDITIONAL_CASES = [
          InputDTypeError, r"dtype float32", r"tf.cast\(y, 'int32'\)"),
     Case("conditional_fit_label_out_of_range",
          lambda e: e.conditional.fit(batches(zeros(8, 16, 16, 1), np.full(8, 7)), verbose=0),
+         InputValidationError, r"label 7 is outside", r"class indices 0\.\.2"),
+    Case("conditional_fit_dict_batches",
+         lambda e: e.conditional.fit(batches({"image": zeros(8, 16, 16, 1), "label": np.zeros(8, int)}),
+                                     verbose=0),
+         InputValidationError, r"dict batch \(keys 'image', 'label'\)",
+         r"lambda d: \(d\['image'\], d\['label'\]\)"),
+    Case("conditional_fit_generator_label_out_of_range",
+         lambda e: e.conditional.fit(generator_of(zeros(4, 16, 16, 1), np.full(4, 7)), verbose=0),
          InputValidationError, r"label 7 is outside", r"class indices 0\.\.2"),
 ] if ConditionalGAN is not None else []
 

@@ -117,6 +117,21 @@ def test_last_epoch_is_not_written_twice(tmp_path):
     assert len(model.seen_latents) == 1
 
 
+def test_a_second_fit_numbers_on_instead_of_overwriting(tmp_path):
+    # written was [epoch_0001, _0002, _0003, _0002, ...]: the second fit overwrote grids.
+    cb = SampleGrid(tmp_path, num_samples=2)
+    model = FakeGAN()
+    _fit(model, cb, epochs=3)
+    _fit(model, cb, epochs=2)
+    expected = [f"epoch_{n:04d}.png" for n in range(1, 6)]
+    assert _basenames(cb.written) == expected
+    assert sorted(os.listdir(tmp_path)) == expected
+    # A fit that starts at a later epoch (as a resumed one does) keeps Keras's numbers.
+    model.fit(np.zeros((2, 1), np.float32), batch_size=2, epochs=3, initial_epoch=2, verbose=0,
+              callbacks=[cb])
+    assert _basenames(cb.written)[-1] == "epoch_0003.png"
+
+
 def test_custom_filename(tmp_path):
     cb = SampleGrid(tmp_path, num_samples=2, filename="grid-{epoch}.png")
     _fit(FakeGAN(), cb, epochs=2)

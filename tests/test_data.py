@@ -309,6 +309,15 @@ def test_from_numpy_rejects_bad_labels():
         data.from_numpy(images, np.arange(5) - 1, batch_size=1)
 
 
+def test_from_numpy_takes_keras_datasets_n_by_1_labels_as_fit_does():
+    # fit(x, y) took [N, 1] labels, from_numpy refused them.
+    images = ramp_images(4)
+    dataset = data.from_numpy(images, np.arange(4).reshape(-1, 1), batch_size=4, shuffle=False)
+    _, labels = next(iter(dataset))
+    assert labels.shape == (4,) and labels.dtype == tf.int32
+    np.testing.assert_array_equal(labels, np.arange(4))
+
+
 def test_float_images_all_in_0_1_get_a_warning_with_the_fix():
     # Documented as "the usual mistake" and never flagged: 0..1 data trained as
     # if it were [-1, 1].

@@ -135,3 +135,18 @@ def test_kgan_train_stops_on_a_nan_loss_with_one_line_and_status_1(tmp_path, cap
     assert int(restored.g_optimizer.iterations.numpy()) == steps
     assert zoo.file_sha256(old_preset / zoo.WEIGHTS_FILE) == sha
     zoo.load(old_preset)
+
+
+def test_nan_weights_with_finite_losses_stop_fit_at_the_epoch_end():
+    # kgan's fused batch norm + ReLU maps NaN to finite values in graph mode:
+    # with NaN generator weights the losses stayed finite, and neither
+    # StopOnDivergence nor TerminateOnNaN fired while generate gave NaN images.
+    model = tiny_dcgan()
+    model.compile()
+    data = tf.data.Dataset.from_tensor_slices(_images(8)).batch(4)
+    model.fit(data, epochs=1, verbose=0)
+    layer = model.generator.layers[1]
+    layer.kernel.assign(tf.fill(layer.kernel.shape, np.nan))
+    with pytest.raises(DivergenceError, match=r"by the end of epoch 1/2: .*kernel holds NaN or Inf") as caught:
+        model.fit(data, epochs=2, verbose=0, callbacks=[StopOnDivergence()])
+    assert layer.kernel.path in str(caught.value) and caught.value.epoch == 0

@@ -16,6 +16,7 @@ and `kgan.augment.synthetic_dataset` turns it into labeled training data.
 """
 
 import numbers
+import types
 
 import keras
 import numpy as np
@@ -127,6 +128,8 @@ class ConditionalGAN(GAN):
     sevens = gan.generate(16, labels=7, seed=0)  # float32 in [-1, 1]
     ```
     """
+
+    takes_labels = True
 
     def __init__(
         self, generator, discriminator, num_classes, adversarial_loss="hinge", seed=None,
@@ -249,6 +252,11 @@ class ConditionalGAN(GAN):
                 "`tf.argmax(y, -1)`.",
                 dtype=True,
             )
+        if tf.TensorShape(labels.shape).rank is None:
+            # Keras retraced the step for labels of another rank than a previous
+            # fit's ([N] then [N, 1]) and relaxed their shape; fit checked this
+            # batch's layout before training, so it is one of those two.
+            return tf.cast(tf.reshape(labels, [-1]), tf.int32)
         shape = tuple(labels.shape)
         if len(shape) == 2 and shape[1] == 1:  # keras.datasets' [N, 1] layout
             labels = tf.reshape(labels, [-1])
@@ -356,13 +364,15 @@ class ConditionalGAN(GAN):
     def fit(self, x=None, y=None, *args, **kwargs):
         """`keras.Model.fit` after checking images and labels of the first batch.
 
-        Takes a `tf.data.Dataset` of `(images, labels)` batches or arrays
+        Takes a `tf.data.Dataset` of `(images, labels)` batches, a Python
+        generator or `keras.utils.PyDataset` yielding them, or arrays
         `fit(x=images, y=labels)`. Label values are checked before training
         on the first batch (all of `y` for arrays), and every later batch as
-        the pipeline reads it (with or without XLA): a label outside `0..K-1`
-        stops `fit` with an `InputValidationError` before that batch updates
-        anything. A dataset already distributed over replicas
-        (`strategy.experimental_distribute_dataset`) is checked inside the
+        the pipeline (or generator) yields it (with or without XLA): a label
+        outside `0..K-1` stops `fit` with an `InputValidationError` before
+        that batch updates anything. A dataset already distributed over
+        replicas (`strategy.experimental_distribute_dataset`) and a
+        `PyDataset` (whose workers make the batches) are checked inside the
         train step instead, which XLA (`jit_compile=True`) does not run.
 
         Example:
@@ -384,22 +394,43 @@ class ConditionalGAN(GAN):
                 raise self._missing_labels_error()
             self._check_labels_in_step(True)
             return super().fit(x, y, *args, **kwargs)
-        if isinstance(x, tf.data.Dataset):
-            batch = self._first_batch(x)
+        if self._is_batch_stream(x):
+            batch, x = self._peek_first_batch(x)
+            if isinstance(batch, dict):
+                raise self._dict_batch_error(batch)
             labels = batch[1] if isinstance(batch, (tuple, list)) and len(batch) > 1 else None
         else:
             labels = y
         if labels is None:
             raise self._missing_labels_error()
-        if isinstance(x, tf.data.Dataset):
+        if self._is_batch_stream(x):
             self._check_label_spec(tf.convert_to_tensor(labels))
-            # Every later batch, in the input pipeline: on the host, beside
-            # prefetching, and under XLA too (which drops in-step assertions
-            # and clamps a bad index to a valid class).
+        # Every later batch as it is read, on the host, so under XLA too (which
+        # drops in-step assertions and clamps a bad index to a valid class): a
+        # dataset in its pipeline, beside prefetching; a generator as it yields.
+        if isinstance(x, tf.data.Dataset):
             x = self._with_label_check(x)
+        elif isinstance(x, types.GeneratorType):
+            x = self._label_checked_batches(x)
         self.check_labels(labels)  # arrays: all of y
-        self._check_labels_in_step(False)
+        # A PyDataset's batches are made by its own workers: checked in the step.
+        self._check_labels_in_step(isinstance(x, keras.utils.PyDataset))
         return super().fit(x, y, *args, **kwargs)
+
+    def _label_checked_batches(self, batches):
+        """A generator of `batches`, each one's labels checked as it is yielded."""
+        for batch in batches:
+            if isinstance(batch, (tuple, list)) and len(batch) > 1:
+                self.check_labels(batch[1])
+            yield batch
+
+    def _dict_batch_error(self, data):
+        return self._label_error(
+            f"got a dict batch (keys {', '.join(map(repr, sorted(data)))}); a conditional GAN "
+            "trains on (images, labels) tuples.",
+            "Map the dataset to tuples, e.g. `dataset.map(lambda d: (d['image'], d['label']))`, "
+            "or load it with kgan.data.load(name, with_labels=True).",
+        )
 
     def _with_label_check(self, dataset):
         """`dataset` with each batch's labels checked to be classes `0..K-1` as it is read."""
@@ -452,21 +483,24 @@ class ConditionalGAN(GAN):
         terms = 1.0 / (image_gap / latent_gap + 1e-5)
         return tf.math.divide_no_nan(tf.reduce_sum(terms), tf.cast(half, terms.dtype))
 
-    def _checked_labels(self, labels):
+    def _checked_labels(self, labels, message=None):
         """`labels`, checked at run time to be classes `0..K-1` (`fit` raises the message).
 
         Keras's embedding lookup wraps a negative index (-1 trained as class
-        K-1, silently) and on GPUs returns zeros past the end.
+        K-1, silently) and on GPUs returns zeros past the end. `message`
+        (default: a training batch's) is what the error says.
         """
         return checked_at_run_time(
             labels,
             lambda message: tf.debugging.assert_equal(
                 tf.reduce_all((labels >= 0) & (labels < self.num_classes)), True, message=message
             ),
-            f"A training batch holds a label outside the classes 0..{self.num_classes - 1} of "
-            f"this {type(self).__name__}. Remove such examples from the pipeline (e.g. an "
-            f"'unlabelled' marker such as -1: `dataset.unbatch().filter(lambda x, y: y >= 0)`) or "
-            f"build the model with more classes",
+            message or (
+                f"A training batch holds a label outside the classes 0..{self.num_classes - 1} "
+                f"of this {type(self).__name__}. Remove such examples from the pipeline (e.g. "
+                f"an 'unlabelled' marker such as -1: `dataset.unbatch().filter(lambda x, y: "
+                f"y >= 0)`) or build the model with more classes"
+            ),
         )
 
     def _labels_in_range(self, labels):
@@ -537,14 +571,44 @@ class ConditionalGAN(GAN):
 
         Latents alone get the class-balanced cycle of labels, so `predict(z)`
         and building under a distribution strategy work as for other GANs.
+        Labels are checked as `generate`'s are: a class outside
+        `[0, num_classes)` raises `InputValidationError` (eagerly at once, in
+        a traced call such as `predict`'s when it runs; XLA drops that
+        assertion, but `predict` checks label arrays before it runs).
         """
         if isinstance(inputs, (list, tuple)):
             latents, labels = inputs
+            labels = self._checked_call_labels(labels)
         else:
             latents = inputs
             labels = tf.math.floormod(tf.range(tf.shape(latents)[0]), self.num_classes)
-        labels = tf.cast(labels, tf.int32)
-        return self.sampling_generator([latents, labels], training=training)
+        self._check_latent_spec(latents)
+        return self.sampling_generator([latents, tf.cast(labels, tf.int32)], training=training)
+
+    def _checked_call_labels(self, labels):
+        """`call`'s labels as int32 `[N]`, refused outside `[0, num_classes)`.
+
+        Keras's embedding lookup wraps -1 to class K-1 silently, and fails
+        past the end with a raw GatherV2 error.
+        """
+        if tf.executing_eagerly() and not isinstance(labels, keras.KerasTensor):
+            return self.check_labels(labels)
+        labels = self._check_label_spec(tf.convert_to_tensor(labels))
+        return self._checked_labels(
+            labels,
+            f"A label passed to this {type(self).__name__} is outside its classes "
+            f"0..{self.num_classes - 1}: pass class indices 0..{self.num_classes - 1}",
+        )
+
+    def _check_predict_inputs(self, x):
+        if isinstance(x, (list, tuple)) and len(x) == 2:
+            latents, labels = x
+            if isinstance(latents, (np.ndarray, tf.Tensor)):
+                self._check_latent_spec(latents)
+            if isinstance(labels, (np.ndarray, tf.Tensor, list)):
+                self.check_labels(labels, num=len(latents))
+            return
+        super()._check_predict_inputs(x)
 
     def generate_from_latents(self, latents, batch_size=256, *, labels=None):
         """Images (float32 numpy in [-1, 1]) for the given latents and labels.

@@ -472,7 +472,8 @@ class CycleGAN(GAN):
     def fit(self, x=None, y=None, *args, **kwargs):
         """`keras.Model.fit` on `(images_a, images_b)` batches, after checking the first.
 
-        Takes a `tf.data.Dataset` of `(images_a, images_b)` tuples, or arrays
+        Takes a `tf.data.Dataset` (or a Python generator, or a
+        `keras.utils.PyDataset`) of `(images_a, images_b)` tuples, or arrays
         `x=images_a, y=images_b` (Keras batches and shuffles them).
 
         Example:
@@ -488,7 +489,7 @@ class CycleGAN(GAN):
         from kgan.images import check_value_range
 
         self._refuse_validation(kwargs)
-        batch = self._first_batch(x)
+        batch, x = self._peek_first_batch(x)
         if isinstance(x, (np.ndarray, tf.Tensor)):
             batch = (x, y)
             self._check_array_domains(x, y)
@@ -497,7 +498,7 @@ class CycleGAN(GAN):
             domains = self._split_batch(batch)
             for images in domains:
                 check_value_range(images, error=InputValidationError)
-            if isinstance(x, tf.data.Dataset):
+            if self._is_batch_stream(x):
                 self._check_first_batch_splits_evenly(domains[0].shape[0])
         if not self.compiled:
             raise RuntimeError(

@@ -17,11 +17,14 @@ architecture only writes its `train_step`:
 * sampling helpers (`generate`, `generate_from_latents`, `interpolate`).
 """
 
+import inspect
 import math
 import os
 import re
 import threading
+import types
 import warnings
+import weakref
 
 import keras
 import numpy as np
@@ -36,6 +39,10 @@ from kgan.atomic import write_file
 from kgan.data import without_teardown_stall
 from kgan.optimizers import FusedAdam
 
+
+#: the datasets `fit` has read in this process: their shuffle seeds have moved on
+#: (see `kgan.callbacks.BackupAndRestore`, whose replay assumes they have not).
+_DATASETS_READ_BY_FIT = weakref.WeakSet()
 
 #: serializes draws from models' SeedGenerators outside tf.function (`latents(seed=None)`).
 _UNSEEDED_DRAW_LOCK = threading.Lock()
@@ -180,6 +187,10 @@ class GAN(keras.Model):
     #: `repeat_batches=model.batches_per_step` (1 here and for DCGAN;
     #: `n_critic` for WGAN and WGAN-GP, whose critic takes several steps).
     batches_per_step = 1
+
+    #: whether the model trains on labels (`fit(x, y)`); an unconditional GAN
+    #: refuses `y`, and ignores the labels of `(x, y)` dataset batches.
+    takes_labels = False
 
     #: where ADA's overfitting heuristic takes the sign of the discriminator's
     #: real outputs: 0 for logits (the non-saturating loss here and in DCGAN;
@@ -327,6 +338,7 @@ class GAN(keras.Model):
         gan.save("run/dcgan.keras")
         ```
         """
+        _refuse_legacy_h5(filepath, False, f"{type(self).__name__}.save()")
         if zipped is False or "://" in str(filepath):
             return super().save(filepath, overwrite=overwrite, zipped=zipped, **kwargs)
         if not self._may_overwrite(filepath, overwrite):
@@ -454,7 +466,11 @@ class GAN(keras.Model):
                     "fixed by the architecture."
                 )
             kwargs.pop(key, None)
-        if g_optimizer is not None and g_optimizer is d_optimizer:
+        # Only an instance can be shared: a name or config given for both
+        # resolves to a fresh optimizer per network below.
+        if g_optimizer is not None and g_optimizer is d_optimizer and isinstance(
+            g_optimizer, keras.optimizers.Optimizer
+        ):
             raise ValueError(
                 "g_optimizer and d_optimizer are the same object; a Keras 3 "
                 "optimizer only updates the variables it was built with. "
@@ -615,16 +631,28 @@ class GAN(keras.Model):
         context.merge_call(average, args=([tf.identity(v) for v in variables],))
 
     # ------------------------------------------------------------------ inputs
+    def _dict_batch_error(self, data):
+        """The error for a batch that is a dict (a tensorflow-datasets element)."""
+        return InputValidationError(
+            f"Got a dict batch (keys {', '.join(map(repr, sorted(data)))}); kgan models take "
+            "images `x` or `(x, y)` tuples. Map the dataset with `lambda d: d['image']`."
+        )
+
     def _split_batch(self, data):
-        """Return `(images, labels_or_None)` from `x`, `(x,)` or `(x, y[, w])`."""
+        """Return `(images, labels_or_None)` from `x`, `(x,)` or `(x, y)`."""
         if isinstance(data, dict):
-            raise InputValidationError(
-                "Got a dict batch; kgan models take images `x` or `(x, y)` "
-                "tuples. Map the dataset with `lambda d: d['image']`."
-            )
+            raise self._dict_batch_error(data)
         if isinstance(data, (tuple, list)):
             if not data:
                 raise InputValidationError("Got an empty batch tuple.")
+            if len(data) > 2:
+                # Keras reads a third element as sample weights; a GAN's losses take none.
+                raise InputValidationError(
+                    f"Got a batch of {len(data)} parts; kgan models take images `x` or "
+                    "`(x, y)` tuples and weight no examples (a third part would be Keras's "
+                    "sample weights, which a GAN's losses do not use). Drop the weights "
+                    "from the batches."
+                )
             images = data[0]
             labels = data[1] if len(data) > 1 else None
         else:
@@ -762,8 +790,15 @@ class GAN(keras.Model):
 
     def evaluate(self, *args, **kwargs):
         """Refused: a GAN's losses are no measure of quality (see `fit`)."""
+        self._refuse_evaluation("evaluate")
+
+    def test_on_batch(self, *args, **kwargs):
+        """Refused, as `evaluate`: a GAN's losses are no measure of quality."""
+        self._refuse_evaluation("test_on_batch")
+
+    def _refuse_evaluation(self, method):
         raise NotImplementedError(
-            f"{type(self).__name__}.evaluate() is not a GAN's measure of quality: its losses "
+            f"{type(self).__name__}.{method}() is not a GAN's measure of quality: its losses "
             "only compare the two networks. Use kgan.evaluation.evaluate (FID, KID, "
             "precision/recall) or `kgan evaluate` on a saved preset."
         )
@@ -819,25 +854,53 @@ class GAN(keras.Model):
         if len(self.image_shape) == 3:  # the [-1, 1] convention is for images
             check_value_range(images, error=InputValidationError)
 
-    def _first_batch(self, x):
+    def _peek_first_batch(self, x):
+        """`(first batch or None, x)`: the batch `fit` checks, and `x` to train on.
+
+        A `tf.data.Dataset` gives its first element and a `keras.utils.PyDataset`
+        its batch 0; an array or tensor is its own "batch". A Python generator
+        is read once, and the `x` returned yields that batch again before the
+        rest, so nothing is lost. Anything else gives None (not checked).
+        """
         if isinstance(x, tf.data.Dataset):
             for batch in x.take(1):
-                return batch
+                return batch, x
             raise InputValidationError(
                 "The training dataset is empty. With drop_remainder=True, a "
                 "dataset smaller than one batch yields nothing: lower the "
                 "batch size."
             )
         if isinstance(x, (np.ndarray, tf.Tensor)):
-            return x
-        return None
+            return x, x
+        if isinstance(x, types.GeneratorType):
+            try:
+                batch = next(x)
+            except StopIteration:
+                raise InputValidationError(
+                    "The training generator yields nothing: it must yield at least one batch."
+                ) from None
+            return batch, _prepended(batch, x)
+        if isinstance(x, keras.utils.PyDataset):
+            return x[0], x
+        return None, x
+
+    @staticmethod
+    def _is_batch_stream(x):
+        """Whether `fit` reads `x` batch by batch (not arrays Keras cuts itself)."""
+        return isinstance(x, (tf.data.Dataset, types.GeneratorType, keras.utils.PyDataset))
 
     def fit(self, x=None, y=None, *args, **kwargs):
         """`keras.Model.fit`, after checking the first batch once.
 
-        Accepts a `tf.data.Dataset` of `x` or `(x, y)` batches, or arrays.
-        Each batch must hold a multiple of `batches_per_step` examples (build
-        pipelines with `repeat_batches=model.batches_per_step`).
+        Accepts a `tf.data.Dataset` of `x` or `(x, y)` batches (an
+        unconditional GAN ignores the labels `y`, so labelled tensorflow-datasets
+        pipelines train as they are), a Python generator or `keras.utils.PyDataset`
+        of `(x,)` or `(x, y)` batches (checked like a dataset's: its first batch
+        is read before training and yielded again), or an array `x`. Labels as
+        an array `y`, `sample_weight`, `class_weight` and weights in the batches
+        are refused: they would be ignored. Each batch must hold a multiple of
+        `batches_per_step` examples (build pipelines with
+        `repeat_batches=model.batches_per_step`).
 
         A dataset whose options leave tf.data's autotuning unset is trained
         without it (`kgan.data.without_teardown_stall`): with autotuning, the
@@ -855,11 +918,17 @@ class GAN(keras.Model):
         ```
         """
         self._refuse_validation(kwargs)
-        batch = self._first_batch(x)
+        if y is not None and not self.takes_labels:
+            raise InputValidationError(
+                f"{type(self).__name__} is unconditional: it trains on images alone and "
+                "would ignore the labels y. Drop y, or use the conditional_gan architecture "
+                "(kgan.ConditionalGAN) to train on labels."
+            )
+        batch, x = self._peek_first_batch(x)
         if batch is not None:
             images, _ = self._split_batch(batch)
             self.check_values(images)
-            if isinstance(x, tf.data.Dataset):
+            if self._is_batch_stream(x):
                 self._check_batch_divides(images.shape[0])
                 self._check_first_batch_splits_evenly(images.shape[0])
             elif hasattr(x, "__len__"):
@@ -883,8 +952,38 @@ class GAN(keras.Model):
                     "afterwards with kgan.evaluation.evaluate."
                 )
 
+    def _refuse_unsupported_fit_arguments(self, x, y, args, kwargs):
+        """Refuse what `keras.Model.fit` takes but a GAN would silently ignore or fail on."""
+        name = type(self).__name__
+        given = inspect.signature(keras.Model.fit).bind_partial(self, x, y, *args, **kwargs)
+        given = given.arguments
+        for key in ("sample_weight", "class_weight"):
+            if given.get(key) is not None:
+                raise ValueError(
+                    f"{name}.fit() takes no {key}: a GAN's losses weight every example "
+                    f"alike, so Keras would ignore it. Drop {key}; to train more on some "
+                    "examples or classes, repeat or resample them in the pipeline (e.g. "
+                    "tf.data.Dataset.sample_from_datasets)."
+                )
+        for callback in given.get("callbacks") or ():
+            if isinstance(callback, (keras.callbacks.LearningRateScheduler,
+                                     keras.callbacks.ReduceLROnPlateau)):
+                # They set model.optimizer's rate, and a GAN has two optimizers instead.
+                raise ValueError(
+                    f"{name}.fit() cannot run keras.callbacks.{type(callback).__name__}: it "
+                    "changes model.optimizer's learning rate, and a GAN has one optimizer "
+                    "per network (g_optimizer, d_optimizer) instead. Give each optimizer a "
+                    "schedule: compile(g_optimizer=keras.optimizers.Adam("
+                    "keras.optimizers.schedules.ExponentialDecay(2e-4, 1000, 0.9)), ...), "
+                    "or a kgan.schedules one (e.g. LinearDecayAfterHalf)."
+                )
+            if isinstance(callback, keras.callbacks.ModelCheckpoint):
+                _refuse_legacy_h5(callback.filepath, callback.save_weights_only,
+                                  "ModelCheckpoint")
+
     def _keras_fit(self, x, y, *args, **kwargs):
         """`keras.Model.fit`, with run-time batch checks raised as InputValidationError."""
+        self._refuse_unsupported_fit_arguments(x, y, args, kwargs)
         try:
             return keras.Model.fit(self, self._as_fit_pipeline(x, kwargs), y, *args, **kwargs)
         except tf.errors.InvalidArgumentError as error:
@@ -895,13 +994,43 @@ class GAN(keras.Model):
 
     def _as_fit_pipeline(self, x, fit_kwargs):
         """`x` as kgan hands it to `keras.Model.fit` (a dataset: see `fit`)."""
+        if isinstance(x, types.GeneratorType):
+            fit_kwargs.setdefault("shuffle", False)  # as for a dataset, below
         if isinstance(x, tf.data.Dataset):
             # The pipeline shuffles; Keras would warn that shuffle=True is ignored.
             fit_kwargs.setdefault("shuffle", False)
+            self._warn_if_the_replay_is_not_exact(x, fit_kwargs)
+            _DATASETS_READ_BY_FIT.add(x)
             x = self._resumed_where_the_backup_left_off(x, fit_kwargs)
             x = without_teardown_stall(x, keep_explicit_choice=True)
             x = self._checked_for_the_replicas(x)
         return x
+
+    @staticmethod
+    def _warn_if_the_replay_is_not_exact(dataset, fit_kwargs):
+        """Warn when a `BackupAndRestore(data=dataset)` will replay a dataset an
+        earlier `fit` of this process already read (a notebook re-run after Ctrl-C).
+
+        Its shuffle seeds moved on with every iterator that fit made, and cannot
+        be set back: the replay then starts from the wrong seeds, and the resumed
+        run differs from an uninterrupted one (by about 1e-3 in the weights).
+        """
+        from kgan.callbacks import BackupAndRestore
+
+        if dataset not in _DATASETS_READ_BY_FIT:
+            return
+        for callback in fit_kwargs.get("callbacks") or ():
+            if (isinstance(callback, BackupAndRestore) and callback.data is dataset
+                    and BackupAndRestore.read_metadata(callback.backup_dir)):
+                warnings.warn(
+                    f"Resuming from {callback.backup_dir} with a dataset an earlier fit in "
+                    "this process already read: its shuffle order has moved on, so the "
+                    "resumed run will not match an uninterrupted one exactly. For an exact "
+                    "resume, build the dataset again (e.g. call kgan.data.load again) and "
+                    "pass the new one to fit and to BackupAndRestore(data=...).",
+                    stacklevel=4,
+                )
+                return
 
     def _resumed_where_the_backup_left_off(self, dataset, fit_kwargs):
         """`dataset`, past the batches the restored epochs read, when `fit` gets
@@ -1152,8 +1281,62 @@ class GAN(keras.Model):
         return self.ema_generator if self.ema_generator is not None else self.generator
 
     def call(self, latents, training=False):
-        """Run the (EMA, if enabled) generator: latents -> images in [-1, 1]."""
+        """Run the (EMA, if enabled) generator: latents -> images in [-1, 1].
+
+        Raises:
+            InputValidationError: `latents` are not `[N, latent_dim]` real
+                numbers (e.g. images were passed: `generate` makes images).
+        """
+        self._check_latent_spec(latents)
         return self.sampling_generator(latents, training=training)
+
+    def predict(self, x, *args, **kwargs):
+        """`keras.Model.predict` on latents `[N, latent_dim]`: images in [-1, 1].
+
+        The latents' shape is checked before Keras batches them, so images
+        or vectors of another size get an `InputValidationError` that says
+        what `predict` takes. `generate_from_latents` does the same with a
+        plain NumPy result and no Keras progress bar.
+
+        Example:
+
+        ```python
+        gan = kgan.zoo.load("dcgan_mnist")
+        images = gan.predict(gan.latents(8, seed=0), verbose=0)  # float32 [8, 28, 28, 1]
+        ```
+        """
+        self._check_predict_inputs(x)
+        try:
+            return super().predict(x, *args, **kwargs)
+        except tf.errors.InvalidArgumentError as error:
+            failure = _input_check_failure(error)
+            if failure is None:
+                raise
+            raise failure from error
+
+    def _check_predict_inputs(self, x):
+        """Host checks of what `predict` gets, when it is an array (not a dataset)."""
+        if self.latent_dim is None:  # a translator (CycleGAN) predicts from images
+            return
+        if isinstance(x, (np.ndarray, tf.Tensor)):
+            self._check_latent_spec(x)
+
+    def _check_latent_spec(self, latents):
+        """Refuse latents whose static shape or dtype is not `[N, latent_dim]` real numbers."""
+        if not hasattr(latents, "shape"):
+            latents = np.asarray(latents)
+        shape, dtype = tf.TensorShape(latents.shape), tf.as_dtype(latents.dtype)
+        name = type(self).__name__
+        if shape.rank is not None and (
+            shape.rank != 2 or shape[-1] not in (None, self.latent_dim)
+        ) or not (dtype.is_floating or dtype.is_integer):
+            images = shape.rank is not None and tuple(shape[1:]) == self.image_shape
+            raise InputValidationError(
+                f"{name}.predict() and calling the model take latent vectors of shape "
+                f"[N, {self.latent_dim}] (real numbers), got {'images of ' if images else ''}"
+                f"shape {tuple(shape)} and dtype {dtype.name}. Draw latents with "
+                "model.latents(n, seed); to sample images, call model.generate(n, seed=0)."
+            )
 
     def latents(self, num, seed=None):
         """`num` latent vectors as float32 numpy.
@@ -1367,6 +1550,37 @@ class GAN(keras.Model):
         ```
         """
         return self.generate_from_latents(slerp(z0, z1, steps))
+
+
+def _refuse_legacy_h5(filepath, weights_only, caller):
+    """Refuse a whole-model save to a legacy HDF5 file (`.h5`, `.hdf5`).
+
+    Keras's legacy HDF5 saver expects one `model.optimizer` (a GAN has one
+    per network) and fails after training with an AttributeError, or with
+    "name already exists" for a model with an EMA generator.
+    """
+    path = str(filepath)
+    if weights_only or path.endswith(".weights.h5") or not path.endswith((".h5", ".hdf5")):
+        return
+    stem = path[: path.rindex(".")]
+    raise ValueError(
+        f"{caller} cannot write a GAN to the legacy HDF5 file {path!r}: that format holds "
+        "one optimizer, and a GAN has one per network. Save the full model as "
+        f"{stem}.keras (keras.models.load_model reads it back, optimizers included), or "
+        f"only its weights as {stem}.weights.h5"
+        + (" (ModelCheckpoint(..., save_weights_only=True))." if caller == "ModelCheckpoint"
+           else " (save_weights).")
+    )
+
+
+def _prepended(first, rest):
+    """A generator of `first`, then of what `rest` yields.
+
+    A generator, not `itertools.chain`: Keras's `fit` takes Python
+    generators only as `types.GeneratorType`.
+    """
+    yield first
+    yield from rest
 
 
 def _overflow_on_every_replica(grads):

@@ -6,7 +6,7 @@ import pytest
 import tensorflow as tf
 
 import kgan
-from kgan_test_utils import TWO_CPU_DEVICES_PRELUDE
+from kgan_test_utils import TWO_CPU_DEVICES_PRELUDE, BatchSequence
 from kgan.models import DCGAN, GAN, InputValidationError, slerp
 
 
@@ -66,6 +66,21 @@ def test_compile_refuses_shared_or_built_optimizer():
         tiny_dcgan().compile(g_optimizer=built)
     with pytest.raises(ValueError, match="Could not interpret"):
         tiny_dcgan().compile(g_optimizer="no-such-optimizer")
+
+
+def test_compile_takes_one_name_or_config_for_both_optimizers():
+    # A name or a config makes a fresh optimizer per network; only one
+    # instance given twice is shared.
+    model = tiny_dcgan()
+    model.compile(g_optimizer="adam", d_optimizer="adam")
+    assert isinstance(model.g_optimizer, keras.optimizers.Adam)
+    assert model.g_optimizer is not model.d_optimizer
+    config = keras.optimizers.serialize(keras.optimizers.Adam(1e-3))
+    model = tiny_dcgan()
+    model.compile(g_optimizer=config, d_optimizer=config)
+    assert model.g_optimizer is not model.d_optimizer
+    assert float(model.d_optimizer.learning_rate) == pytest.approx(1e-3)
+    model.fit(np.zeros((8, 16, 16, 1), "float32"), batch_size=4, verbose=0)
 
 
 def test_constructor_rejects_non_models():
@@ -161,7 +176,48 @@ def test_x_y_batches_are_accepted():
     assert np.isfinite(history.history["d_loss"]).all()
 
 
+@pytest.mark.parametrize("kind", ["generator", "pydataset"])
+def test_generators_and_pydatasets_are_checked_and_train_every_batch(kind):
+    # They skipped the first-batch checks: [0, 255] floats trained silently.
+    rng = np.random.default_rng(0)
+    good = [(rng.uniform(-1, 1, (4, 16, 16, 1)).astype("float32"),) for _ in range(3)]
+    bad = [(np.full((4, 16, 16, 1), 255.0, "float32"),)] + good[1:]
+
+    def source(batches):
+        return (b for b in batches) if kind == "generator" else BatchSequence(batches)
+
+    model = tiny_dcgan()
+    model.compile()
+    with pytest.raises(InputValidationError, match=r"scaled to \[-1, 1\]"):
+        model.fit(source(bad), verbose=0)
+    assert int(model.d_optimizer.iterations) == 0
+    model.fit(source(good), verbose=0)
+    assert int(model.d_optimizer.iterations) == 3  # the batch read for the check is trained too
+
+
 # ---------------------------------------------------------------- sampling
+@pytest.mark.parametrize("images", [np.zeros((5, 16, 16, 1), "float32"),
+                                    np.zeros((5, 16, 16), "float32"),
+                                    np.zeros((5, 3), "float32")])
+def test_predict_and_call_say_they_take_latents(images):
+    # They failed inside Keras: "as_list() is not defined on an unknown TensorShape".
+    model = tiny_dcgan()
+    model.compile()
+    model.predict(model.latents(4, seed=0), verbose=0)  # traced once for latents
+    message = r"take latent vectors of shape \[N, 8\].*model\.latents\(n, seed\).*generate\("
+    with pytest.raises(InputValidationError, match=message):
+        model.predict(images, verbose=0)
+    with pytest.raises(InputValidationError, match=message):
+        model(images)
+
+
+def test_test_on_batch_is_refused_like_evaluate():
+    model = tiny_dcgan()
+    model.compile()
+    with pytest.raises(NotImplementedError, match=r"test_on_batch\(\) is not a GAN's measure.*kgan\.evaluation"):
+        model.test_on_batch(np.zeros((4, 16, 16, 1), "float32"))
+
+
 def test_generate_is_deterministic_per_seed():
     model = tiny_dcgan()
     a, b, c = model.generate(4, seed=7), model.generate(4, seed=7), model.generate(4, seed=8)
