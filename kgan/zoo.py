@@ -743,6 +743,9 @@ def portable_copy(model):
         config["config"]["ema_decay"] = None
     # Deserialization mutates nested configs in place: build from a copy.
     clone = keras.saving.deserialize_keras_object(json.loads(json.dumps(config)))
+    # The clone's own config: the model's records the dtypes its tensors had
+    # while it trained (bfloat16 between layers under mixed_bfloat16).
+    config = keras.saving.serialize_keras_object(clone)
     # The random streams' positions are training state too; leaving them out
     # also keeps the weights layout every shipped preset has.
     clone.save_random_state = False

@@ -121,7 +121,10 @@ def test_mixed_precision_model_saves_a_float32_preset(tmp_path):
     model = tiny_model()
     keras.mixed_precision.set_global_policy("float32")
     folder = zoo.save_preset(model, tmp_path / "bf16", METADATA)
-    assert "mixed_bfloat16" not in (folder / zoo.CONFIG_FILE).read_text()
+    config = (folder / zoo.CONFIG_FILE).read_text()
+    assert "mixed_bfloat16" not in config
+    # Nor the bfloat16 tensors between its layers (the model's own config records them).
+    assert "bfloat16" not in config
     loaded = zoo.load(folder)
     assert loaded.generator.layers[1].compute_dtype == "float32"
 
