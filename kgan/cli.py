@@ -509,8 +509,7 @@ def _train(args, argv):
                        "--output, or pass --overwrite to write the run's files there")
     arch = zoo.architecture(args.arch)
     translation = hasattr(arch.cls, "translate")
-    if args.batch_size is None:  # recorded resolved: in command.json and the metadata
-        args.batch_size = 1 if translation else 64
+    _resolve_batch_size(args, translation)  # recorded resolved: in command.json and the metadata
     # --seed fixes initialization, data order and every random stream, so a
     # recipe reproduces its preset and a resumed run continues the same run.
     keras.utils.set_random_seed(args.seed)
@@ -737,10 +736,17 @@ def architecture_options(args):
     }
 
 
+def _resolve_batch_size(args, translation):
+    """`--batch-size` unset: 1 per domain for a translator (the paper's), else 64."""
+    if args.batch_size is None:
+        args.batch_size = 1 if translation else 64
+
+
 def _build_and_compile(arch, args, extra, translation):
     """The training pipeline, the compiled model and its image shape."""
     from kgan import data
 
+    _resolve_batch_size(args, translation)  # also for kgan.resave, which parses a recipe
     if translation:
         if args.split != "train":
             raise CLIError("--split selects one dataset's examples; cyclegan trains on both "
