@@ -746,6 +746,7 @@ def portable_copy(model):
     # The clone's own config: the model's records the dtypes its tensors had
     # while it trained (bfloat16 between layers under mixed_bfloat16).
     config = keras.saving.serialize_keras_object(clone)
+    config.pop("compile_config", None)  # None for the uncompiled clone
     # The random streams' positions are training state too; leaving them out
     # also keeps the weights layout every shipped preset has.
     clone.save_random_state = False
