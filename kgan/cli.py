@@ -628,18 +628,28 @@ def _refuse_output_over_training_data(output, args):
     grey --output grey/run`) would make its PNGs (samples/, preset/samples.png)
     training images of the next run on that folder.
     """
-    target = output.resolve()
-    for flag, value in (("--dataset", args.dataset), ("--dataset-b", args.dataset_b)):
+    _refuse_output_in_read_folders(
+        output, (("--dataset", args.dataset), ("--dataset-b", args.dataset_b)),
+        "the run's files (sample PNGs, the preset) and the training images would mix",
+    )
+
+
+def _refuse_output_in_read_folders(output, named_folders, consequence):
+    """Refuse an --output that is, lies inside or holds one of the folders in
+    `named_folders` (`(name, path)` pairs; paths that are no folder are skipped),
+    which are read with all their sub-folders: `consequence` says what follows."""
+    target = Path(output).resolve()
+    for name, value in named_folders:
         if value is None or not Path(value).expanduser().is_dir():
-            continue  # a dataset name
+            continue  # a dataset name, or a file
         folder = Path(value).expanduser().resolve()
         relation = ("is" if folder == target else "lies inside" if folder in target.parents
                     else "holds" if target in folder.parents else None)
         if relation:
             raise CLIError(
-                f"--output {output} {relation} {flag} {value}: folders are read with all their "
-                "sub-folders, so the run's files (sample PNGs, the preset) and the training "
-                f"images would mix. Choose an --output outside {value} that does not hold it"
+                f"--output {output} {relation} {name} {value}: folders are read with all their "
+                f"sub-folders, so {consequence}. Choose an --output outside {value} that does "
+                "not hold it"
             )
 
 
@@ -1394,6 +1404,10 @@ def cmd_translate(args):
     from kgan.atomic import write_folder
 
     output = _output_folder(args, inputs=args.inputs)
+    _refuse_output_in_read_folders(
+        output, (("the input folder", path) for path in args.inputs),
+        "translating that folder again would translate these outputs too",
+    )
     jobs = _translation_jobs(args.inputs)
     model = zoo.load(args.name, sha256=args.sha256)
     if not hasattr(model, "translate"):

@@ -638,6 +638,20 @@ def test_translate_names_the_file_it_cannot_translate(cyclegan_preset, tmp_path,
     assert not (tmp_path / "out").exists()
 
 
+def test_translate_refuses_an_output_inside_an_input_folder(cyclegan_preset, tmp_path, capsys):
+    # Folders are read with their sub-folders: translating photos/ again would
+    # translate photos/out/ too.
+    kgan.images.save_png(np.zeros((8, 8, 1), np.uint8), tmp_path / "photos" / "a.png")
+    output = tmp_path / "photos" / "out"
+    assert run(["translate", cyclegan_preset, tmp_path / "photos", "--output", output]) == 2
+    line = error_line(capsys.readouterr().err)
+    assert "lies inside the input folder" in line and "translate these outputs too" in line
+    assert not output.exists()
+    # A file input's folder is not read whole: an output beside it is fine.
+    assert run(["translate", cyclegan_preset, tmp_path / "photos" / "a.png", "--output",
+                tmp_path / "photos" / "translated"]) == 0
+
+
 def test_translate_refuses_a_latent_model(preset, tmp_path, capsys):
     kgan.images.save_png(np.zeros((16, 16, 1), np.uint8), tmp_path / "x.png")
     assert run(["translate", preset, tmp_path / "x.png", "--output", tmp_path / "out"]) == 2
