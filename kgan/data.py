@@ -798,6 +798,24 @@ def _walk_images(top: str) -> list[str]:
     return sorted(found)
 
 
+def _class_folders(directory: str) -> tuple[list[str], list[str]]:
+    """``(class sub-folders, images lying directly in the folder)``, both sorted.
+
+    The layout ``from_folder(with_labels=True)`` reads: each sub-folder not
+    starting with ``.`` is a class; images directly in the folder have none.
+    """
+    entries = sorted(name.rstrip("/") for name in tf.io.gfile.listdir(directory))
+    loose = [
+        n for n in entries
+        if _is_image_file(n) and not tf.io.gfile.isdir(tf.io.gfile.join(directory, n))
+    ]
+    classes = [
+        n for n in entries
+        if not n.startswith(".") and tf.io.gfile.isdir(tf.io.gfile.join(directory, n))
+    ]
+    return classes, loose
+
+
 def _check_folder(directory: str | os.PathLike) -> str:
     """Returns the folder as a string path, or raises if it is missing or a file."""
     directory = os.fspath(directory)
@@ -944,23 +962,13 @@ def from_folder(
     class_names: list[str] = []
     labels: list[int] = []
     if with_labels:
-        entries = sorted(name.rstrip("/") for name in tf.io.gfile.listdir(directory))
-        loose = [
-            n
-            for n in entries
-            if _is_image_file(n) and not tf.io.gfile.isdir(tf.io.gfile.join(directory, n))
-        ]
+        class_names, loose = _class_folders(directory)
         if loose:
             raise ValueError(
                 f"with_labels=True takes each image's label from its sub-folder of {directory!r}, "
                 f"but {len(loose)} image(s) lie directly in it (e.g. {loose[0]!r}). Move them into "
                 f"a class sub-folder, or pass with_labels=False."
             )
-        class_names = [
-            n
-            for n in entries
-            if not n.startswith(".") and tf.io.gfile.isdir(tf.io.gfile.join(directory, n))
-        ]
         paths: list[str] = []
         for index, name in enumerate(class_names):
             found = _walk_images(tf.io.gfile.join(directory, name))

@@ -77,10 +77,8 @@ def _has_labels(name):
     folder = os.path.expanduser(str(name))
     if name in data.EMBEDDED_DATASETS or not os.path.isdir(folder):
         return True
-    entries = [e for e in os.listdir(folder) if not e.startswith(".")]
-    subfolders = [e for e in entries if os.path.isdir(os.path.join(folder, e))]
-    loose = [e for e in entries if e not in subfolders and data._is_image_file(e)]
-    return bool(subfolders) and not loose
+    classes, loose = data._class_folders(folder)
+    return bool(classes) and not any(not name.startswith(".") for name in loose)
 
 
 def _domain_images(name, split, image_shape):
