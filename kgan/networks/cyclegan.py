@@ -33,7 +33,12 @@ images and logits never round to bf16/fp16.
 import keras
 from keras import layers
 
-from kgan.layers import FusedInstanceNormalization, ReflectionPadding2D, SliceCropping2D
+from kgan.layers import (
+    ForwardGradConv2D,
+    FusedInstanceNormalization,
+    ReflectionPadding2D,
+    SliceCropping2D,
+)
 
 
 def _init():
@@ -44,8 +49,8 @@ def _instance_norm():
     return FusedInstanceNormalization(groups=-1, center=False, scale=False, epsilon=1e-5)
 
 
-def _conv(filters, kernel_size, strides=1, use_bias=False, **kwargs):
-    return layers.Conv2D(
+def _conv(filters, kernel_size, strides=1, use_bias=False, conv_class=layers.Conv2D, **kwargs):
+    return conv_class(
         filters, kernel_size, strides=strides, padding="valid", use_bias=use_bias,
         kernel_initializer=_init(), **kwargs,
     )
@@ -241,8 +246,13 @@ def patchgan_discriminator(channels=3, filters=64, num_layers=3, name="discrimin
         width = filters * min(2**block, 8)
         stride = 2 if block < num_layers else 1
         x = layers.ZeroPadding2D(1)(x)
-        # The first block has no norm, so it keeps its bias.
-        x = _conv(width, 4, strides=stride, use_bias=block == 0)(x)
+        # The first block has no norm, so it keeps its bias; ForwardGradConv2D
+        # sums that bias's 16-bit gradient in float32 on a CPU, where
+        # TensorFlow's BiasAddGrad sums it in 16 bits and loses most of it.
+        x = _conv(
+            width, 4, strides=stride, use_bias=block == 0,
+            conv_class=ForwardGradConv2D if block == 0 else layers.Conv2D,
+        )(x)
         if block > 0:
             x = _instance_norm()(x)
         x = layers.LeakyReLU(0.2)(x)

@@ -6,6 +6,7 @@ import pytest
 import tensorflow as tf
 
 import kgan
+from kgan.layers import _Float32BiasGrad
 from kgan.models import InputValidationError
 from architecture_checks import (
     TINY_CONFIGS,
@@ -13,6 +14,7 @@ from architecture_checks import (
     check_export_round_trip,
     check_keras_round_trip,
     check_train_step,
+    networks,
     sample,
     sample_shape,
     tiny_dataset,
@@ -226,6 +228,15 @@ def test_mixed_bfloat16(arch, tmp_path):
     model.compile()
     assert model.generator.layers[1].compute_dtype == "bfloat16"
     assert all(v.dtype == "float32" for v in model.generator.trainable_variables)
+    # TensorFlow's CPU BiasAddGrad sums a 16-bit bias gradient in 16 bits (most
+    # of it rounds away): every biased layer computing in 16 bits must sum it
+    # in float32 (tests/test_layers.py checks the sums themselves).
+    sixteen_bit_biased = [
+        layer for network in networks(model) for layer in network._flatten_layers()
+        if getattr(layer, "use_bias", False) and layer.compute_dtype != "float32"
+    ]
+    assert sixteen_bit_biased, "expected a biased bfloat16 layer (a discriminator's first)"
+    assert [l.name for l in sixteen_bit_biased if not isinstance(l, _Float32BiasGrad)] == []
     check_train_step(model, tiny_dataset(model, arch))
     images = sample(model, 3, seed=0)
     assert images.dtype == np.float32 and np.abs(images).max() <= 1.0
