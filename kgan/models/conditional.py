@@ -36,6 +36,13 @@ LOSSES = {
 }
 
 
+#: How to give one label per image (no "]": run-time check messages end there).
+_BATCH_THEM_TOGETHER = (
+    "batch images and labels together, e.g. "
+    "`tf.data.Dataset.from_tensor_slices((images, labels)).batch(64)`"
+)
+
+
 @keras.saving.register_keras_serializable(package="kgan")
 class ConditionalGAN(GAN):
     """Class-conditional GAN: label-embedding generator, projection discriminator.
@@ -274,7 +281,27 @@ class ConditionalGAN(GAN):
         images, labels = super()._split_batch(data)
         if labels is not None:
             labels = self._check_label_spec(labels)
+            self._check_label_count(labels.shape[0], images.shape[0])
         return images, labels
+
+    def _label_count_error(self, num_labels, num_images):
+        return self._label_error(
+            f"a batch holds {num_images} images but {num_labels} labels.",
+            f"Give one label per image: {_BATCH_THEM_TOGETHER}.",
+        )
+
+    def _check_label_count(self, num_labels, num_images):
+        """Refuse a batch of `num_images` images and another number of labels (None: unknown)."""
+        if num_labels is not None and num_images is not None and num_labels != num_images:
+            raise self._label_count_error(num_labels, num_images)
+
+    def _check_first_batch(self, images, labels):
+        """Static checks of the batch `fit` reads first: images, then labels and their count."""
+        # Images first: an unbatched (image, label) dataset is "one image, not
+        # a batch" (as a DCGAN says), not "labels must have shape [batch]".
+        self._check_image_spec(np.shape(images), images.dtype)
+        labels = self._check_label_spec(tf.convert_to_tensor(labels))
+        self._check_label_count(labels.shape[0], np.shape(images)[0])
 
     def _missing_labels_error(self):
         return self._label_error(
@@ -309,6 +336,8 @@ class ConditionalGAN(GAN):
             if tf.is_tensor(labels):
                 labels = labels.numpy()
             array = np.asarray(labels)
+            if array.size == 0:  # np.asarray([]) is float64: the count is what is wrong
+                array = array.astype(np.int64)
             if array.dtype == object or not (
                 np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)
                 or array.dtype == np.bool_
@@ -335,7 +364,7 @@ class ConditionalGAN(GAN):
                 )
             if num is not None and len(array) != num:
                 raise self._label_error(
-                    f"got {len(array)} labels for {num} images.",
+                    f"got {len(array)} labels for {num} image{'' if num == 1 else 's'}.",
                     f"Pass one label per image ({num}), a single int for all, or None "
                     "for a class-balanced cycle 0, 1, ..., K-1, 0, ...",
                 )
@@ -404,7 +433,7 @@ class ConditionalGAN(GAN):
         if labels is None:
             raise self._missing_labels_error()
         if self._is_batch_stream(x):
-            self._check_label_spec(tf.convert_to_tensor(labels))
+            self._check_first_batch(batch[0], labels)
         # Every later batch as it is read, on the host, so under XLA too (which
         # drops in-step assertions and clamps a bad index to a valid class): a
         # dataset in its pipeline, beside prefetching; a generator as it yields.
@@ -421,7 +450,9 @@ class ConditionalGAN(GAN):
         """A generator of `batches`, each one's labels checked as it is yielded."""
         for batch in batches:
             if isinstance(batch, (tuple, list)) and len(batch) > 1:
-                self.check_labels(batch[1])
+                labels = self.check_labels(batch[1])
+                if np.ndim(batch[1]):  # an int label stands for every image
+                    self._check_label_count(len(labels), len(batch[0]))
             yield batch
 
     def _dict_batch_error(self, data):
@@ -434,7 +465,18 @@ class ConditionalGAN(GAN):
 
     def _with_label_check(self, dataset):
         """`dataset` with each batch's labels checked to be classes `0..K-1` as it is read."""
-        return dataset.map(lambda *batch: (batch[0], self._checked_labels(batch[1]), *batch[2:]))
+        def checked(images, labels, *rest):
+            # Pipelines of unknown batch size: counted as each batch is read.
+            labels = checked_at_run_time(
+                labels,
+                lambda message: tf.debugging.assert_equal(
+                    tf.shape(labels)[0], tf.shape(images)[0], message=message),
+                "A batch holds another number of labels than images: give one label per "
+                f"image: {_BATCH_THEM_TOGETHER}",
+            )
+            return (images, self._checked_labels(labels), *rest)
+
+        return dataset.map(checked)
 
     def _check_labels_in_step(self, check):
         """Check labels inside the train step (only for distributed datasets; retraces on change)."""
