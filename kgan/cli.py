@@ -1536,6 +1536,15 @@ def cmd_export(args):
 
 def main(argv=None):
     """Entry point of the `kgan` console script."""
+    from kgan.atomic import sigterm_as_interrupt
+
+    # SIGTERM (`timeout`, a job scheduler) as Ctrl-C: writers remove their
+    # staging folders, and the user is told what was kept.
+    with sigterm_as_interrupt():
+        return _main(argv)
+
+
+def _main(argv):
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     try:
@@ -1565,10 +1574,15 @@ def main(argv=None):
     except FloatingPointError as err:  # kgan.callbacks.DivergenceError: training diverged
         print(f"kgan: error: {' '.join(str(err).split())}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        # Ctrl-C: outputs are written atomically and `train` keeps its backup,
-        # so there is nothing to report but the interruption and what was kept.
+    except KeyboardInterrupt as err:
+        # Ctrl-C or SIGTERM: outputs are written atomically and `train` keeps its
+        # backup, so there is nothing to report but the interruption and what was kept.
+        from kgan.atomic import Terminated
+
         kept = _INTERRUPTED.get(args.command, _INTERRUPTED[None])
+        if isinstance(err, Terminated):
+            print(f"kgan: terminated; {kept}", file=sys.stderr)
+            return 128 + 15  # the shell's status for SIGTERM
         print(f"kgan: interrupted; {kept}", file=sys.stderr)
         return 130
     except BenchWorkerError as err:  # a worker crashed or was killed: not the user's input

@@ -823,6 +823,29 @@ def test_synthesize_keeps_a_non_empty_output_unless_overwrite(conditional_preset
     assert sorted(p.name for p in output.iterdir()) == ["0", "1", "2"]
 
 
+def test_sigterm_removes_the_partial_synthesize_folder(conditional_preset, tmp_path, monkeypatch, capsys):
+    # `timeout -s TERM` killed the process before write_folder's cleanup ran:
+    # a hidden out/.big-XXXX stayed, and no later run removed it. Ctrl-C cleaned up.
+    import signal
+
+    from kgan import images as kgan_images
+
+    encode_png = kgan_images.encode_png
+
+    def terminated_after_a_few(image, calls=[]):
+        calls.append(1)
+        if len(calls) == 3:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return encode_png(image)
+
+    monkeypatch.setattr(kgan_images, "encode_png", terminated_after_a_few)
+    assert run(["synthesize", conditional_preset, "--per-class", 5, "--output",
+                tmp_path / "big"]) == 128 + signal.SIGTERM
+    assert capsys.readouterr().err.startswith("kgan: terminated; no output was left")
+    assert list(tmp_path.iterdir()) == []
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # restored after the command
+
+
 # ------------------------------------------------------------- system errors
 @pytest.mark.parametrize("errno_name, expected", [
     ("ENOSPC", r"no space left on the device while writing runs/out.npz: free space or choose an output on another disk"),
