@@ -4,12 +4,19 @@ A preset or export is assembled in a temporary sibling folder and renamed into
 place (`write_folder`, `replace_folder`); a single file such as a training
 backup's weights is written to a temporary sibling and renamed (`write_file`).
 A crash or SIGKILL mid-write leaves the previous version intact.
+
+What an interrupted writer leaves is removed: on Ctrl-C or, within
+`sigterm_as_interrupt` (the `kgan` command), SIGTERM, by the writer itself;
+after a kill, by the next `staging_dir` of the same target.
 """
 
+import contextlib
 import errno
 import os
 import re
 import shutil
+import signal
+import socket
 import tempfile
 import threading
 from pathlib import Path
@@ -163,10 +170,86 @@ def absolute_folder(target):
     return full
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised as Ctrl-C's `KeyboardInterrupt` is, so that writers clean up."""
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt():
+    """Within the block, SIGTERM raises `Terminated` (a `KeyboardInterrupt`).
+
+    By default SIGTERM ends the process at once, so a writer's cleanup
+    (`write_folder`'s staging folder, `write_file`'s temporary file) never
+    ran and `timeout` or a job scheduler left a hidden partial copy behind.
+    A no-op outside the main thread, or where a SIGTERM handler is already set.
+
+    Example:
+
+    ```python
+    with sigterm_as_interrupt():
+        write_folder("out/samples", write)  # a SIGTERM removes out/.samples-*
+    ```
+    """
+    if (threading.current_thread() is not threading.main_thread()
+            or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL):
+        yield
+        return
+
+    def terminate(signum, frame):
+        raise Terminated(f"terminated by signal {signum} (SIGTERM)")
+
+    signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def _host():
+    """This machine's name, as a staging folder's name holds it (letters and digits)."""
+    return re.sub(r"[^A-Za-z0-9]", "", socket.gethostname())[:32] or "host"
+
+
+def _staging_prefix(name):
+    """`.NAME-HOST-PID-`: whose staging folder it is, so a later writer can tell a dead one."""
+    return f".{name}-{_host()}-{os.getpid()}-"
+
+
+def _process_alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # another user's process (EPERM): alive
+        return True
+    return True
+
+
+def _remove_dead_staging(full):
+    """Remove staging folders of `full` that processes of this machine, now ended, left.
+
+    A writer killed (SIGKILL, a crash of the interpreter) cannot clean up.
+    Folders of live writers, of other machines (a shared file system) and
+    of unknown origin stay.
+    """
+    pattern = re.compile(rf"^\.{re.escape(full.name)}-{_host()}-(?P<pid>\d+)-[A-Za-z0-9_]{{8}}$")
+    try:
+        siblings = list(full.parent.iterdir())
+    except OSError:
+        return
+    for sibling in siblings:
+        match = pattern.match(sibling.name)
+        if match and sibling.is_dir() and not sibling.is_symlink() and not _process_alive(
+                int(match["pid"])):
+            shutil.rmtree(sibling, ignore_errors=True)
+
+
 def staging_dir(target):
     """A temporary sibling folder of `target` with ordinary permissions.
 
     mkdtemp makes folders private (0700); renamed into place they would stay so.
+    Its name, `.NAME-HOST-PID-XXXXXXXX`, says whose it is: staging folders
+    of `target` left by a killed writer of this machine are removed here.
 
     Raises:
         OutputPathError: `target` is not a folder kgan may replace
@@ -181,12 +264,18 @@ def staging_dir(target):
     full = absolute_folder(target)  # before any folder is made
     target = Path(target)
     make_dirs(target.parent)
+    _remove_dead_staging(full)
     try:
-        staging = Path(tempfile.mkdtemp(prefix=f".{full.name}-", dir=full.parent))
-    except OSError as err:  # the folder exists but is read-only
-        if err.errno not in UNWRITABLE:
-            raise
-        raise unwritable(target, target.parent, err) from err
+        staging = Path(tempfile.mkdtemp(prefix=_staging_prefix(full.name), dir=full.parent))
+    except OSError as err:  # the folder exists but is read-only, or is no real folder (/proc)
+        if err.errno in UNWRITABLE:
+            raise unwritable(target, target.parent, err) from err
+        # mkdtemp's error names the temporary folder, which the user never asked for.
+        raise OutputPathError(
+            f"Cannot write {target}: creating a folder in {target.parent} failed "
+            f"({err.strerror}). Choose an output folder on an ordinary file system you can "
+            "write to."
+        ) from err
     umask = os.umask(0)
     os.umask(umask)
     os.chmod(staging, 0o777 & ~umask)
@@ -327,7 +416,7 @@ def replace_folder(source, target):
 
     ```python
     from kgan.atomic import replace_folder, staging_dir
-    staging = staging_dir("out/report")  # a temporary sibling: out/.report-XXXX
+    staging = staging_dir("out/report")  # a temporary sibling: out/.report-HOST-PID-XXXXXXXX
     (staging / "index.txt").write_text("version 2")
     replace_folder(staging, "out/report")  # out/report now holds index.txt, whole
     ```

@@ -339,7 +339,12 @@ def _output_format(image_dtype, value_range):
         ) from err
     if not (dtype.is_floating or dtype == tf.uint8):
         raise ValueError(f"image_dtype must be a floating dtype or uint8, got {dtype.name}.")
-    default = (0, 255) if dtype == tf.uint8 else (-1.0, 1.0)
+    return (dtype, *_value_range(dtype, value_range))
+
+
+def _value_range(dtype, value_range):
+    """`(low, high)` of images of `dtype`: `value_range`, or 0..255 for integers, else [-1, 1]."""
+    default = (0, 255) if dtype.is_integer else (-1.0, 1.0)
     if value_range is None:
         value_range = default
     try:
@@ -350,7 +355,7 @@ def _output_format(image_dtype, value_range):
         raise ValueError(f"value_range must have low < high, got {value_range!r}.")
     if dtype == tf.uint8 and (low, high) != (0.0, 255.0):
         raise ValueError(f"uint8 images hold 0..255; value_range must be (0, 255), got {value_range!r}.")
-    return dtype, low, high
+    return low, high
 
 
 def _convert_images(images, dtype, low, high):
@@ -521,7 +526,8 @@ def _fraction(value, name):
     return float(value)
 
 
-def mix_datasets(real, synthetic, synthetic_fraction=0.5, seed=None, batch_size=None):
+def mix_datasets(real, synthetic, synthetic_fraction=0.5, seed=None, batch_size=None,
+                 value_range=None, check_value_range=True):
     """Interleave real and synthetic `(image, label)` data into batches for `fit`.
 
     Each example comes from `synthetic` with probability `synthetic_fraction`
@@ -531,8 +537,15 @@ def mix_datasets(real, synthetic, synthetic_fraction=0.5, seed=None, batch_size=
 
     Both inputs may be batched (`[B, H, W, C]`, as `kgan.data.load` yields)
     or not (as `synthetic_dataset` yields); labels are cast to int32. Images
-    must already share dtype and range: `synthetic_dataset`'s default float32
-    [-1, 1] matches `kgan.data.load(..., with_labels=True)`.
+    must already share dtype and `value_range`: `synthetic_dataset`'s
+    default float32 [-1, 1] matches `kgan.data.load(..., with_labels=True)`.
+    Real images of another convention, [0, 1] (`x / 255`) or the [0, 255]
+    floats of `keras.utils.image_dataset_from_directory`, would otherwise mix
+    with [-1, 1] samples silently, so the first
+    `RANGE_CHECK_IMAGES` images of each input drawn from are checked when the
+    mix is iterated (the inputs are not read beforehand, so their order is
+    unchanged): their values must lie in `value_range` and reach both of its
+    halves. Images of another convention fall outside it, or into one half.
 
     Args:
         real: dataset of real `(image, label)`.
@@ -541,6 +554,13 @@ def mix_datasets(real, synthetic, synthetic_fraction=0.5, seed=None, batch_size=
         seed: seed of the draw (same seed, same interleaving).
         batch_size: examples per batch; default the batch size of `real` when
             it is batched with a static size, else 32 (Keras' default).
+        value_range: `(low, high)` of both inputs' images, as in
+            `synthetic_dataset`: default `(-1, 1)` for floats, `(0, 255)`
+            for uint8. Rescale the real images to it, or make the synthetic
+            ones in the real data's range with
+            `synthetic_dataset(..., value_range=...)` and pass the same here.
+        check_value_range: False skips the check of the first images (for
+            images that may lie in one half of the range, e.g. all dark).
 
     Returns:
         A batched, prefetched `tf.data.Dataset` of `(images, labels)`.
@@ -550,7 +570,8 @@ def mix_datasets(real, synthetic, synthetic_fraction=0.5, seed=None, batch_size=
             `(image, label)`, or images of different shapes or dtypes.
         TypeError: an input that is not a `tf.data.Dataset`.
         tf.errors.InvalidArgumentError: when iterated, if an input drawn
-            from is empty (the message says which).
+            from is empty, or its first images do not fit `value_range` (the
+            message says which input, its values and how to rescale them).
 
     Example:
 
@@ -580,6 +601,7 @@ def mix_datasets(real, synthetic, synthetic_fraction=0.5, seed=None, batch_size=
     batch_size = _count(batch_size, "batch_size")
     if batch_size < 1:
         raise ValueError("batch_size must be at least 1.")
+    low, high = _value_range(real_image.dtype, value_range)
     # Either input empty (e.g. filter_by_confidence kept nothing) stopped the
     # mix at once: fit then trained on nothing with only a warning.
     if fraction < 1.0:
@@ -590,6 +612,11 @@ def mix_datasets(real, synthetic, synthetic_fraction=0.5, seed=None, batch_size=
             synthetic, "mix_datasets: the synthetic dataset yielded no (image, label) examples. "
             "From kgan.augment.filter_by_confidence this means no generated image reached its "
             "threshold: lower the threshold, or train the GAN longer.")
+    if check_value_range:
+        if fraction < 1.0:
+            real = _fail_if_out_of_range(real, "real", low, high)
+        if fraction > 0.0:
+            synthetic = _fail_if_out_of_range(synthetic, "synthetic", low, high)
     if fraction == 0.0:
         mixed = real
     elif fraction == 1.0:
@@ -624,6 +651,73 @@ def _fail_if_empty(dataset, message):
     return (marked.enumerate().map(check)
             .filter(lambda is_end, image, label: tf.logical_not(is_end))
             .map(lambda is_end, image, label: (image, label)))
+
+
+#: How many first images of each input `mix_datasets` checks against `value_range`.
+RANGE_CHECK_IMAGES = 32
+
+#: Image conventions `mix_datasets` names when an input does not fit: a
+#: maximum above 2 reads as [0, 255], a minimum below -0.1 as [-1, 1].
+_CONVENTIONS = ((0.0, 255.0), (-1.0, 1.0), (0.0, 1.0))
+
+
+def _rescaling(name, source, target):
+    """The `name.map(...)` call that takes images from range `source` to `target`."""
+    scale = (target[1] - target[0]) / (source[1] - source[0])
+    offset = target[0] - source[0] * scale
+    formula = f"x / {1 / scale:.6g}" if scale < 1 else f"x * {scale:.6g}"
+    if offset:
+        formula += f" {'+' if offset > 0 else '-'} {abs(offset):.6g}"
+    return f"{name}.map(lambda x, y: ({formula}, y))"
+
+
+def _fail_if_out_of_range(dataset, name, low, high):
+    """`dataset` of `(image, label)`, unchanged, but raising when its first
+    `RANGE_CHECK_IMAGES` images leave `[low, high]` or stay in one half of it.
+
+    Lazy, as `_fail_if_empty`: the images are checked as the mix reads them.
+    """
+    middle = (low + high) / 2.0
+    tolerance = 0.01 * (high - low)  # resampling may overshoot a little
+    value_range = f"({low:g}, {high:g})"
+    advice = {}
+    for convention in _CONVENTIONS:
+        if convention == (low, high):  # the right convention, but one half of it only
+            advice[convention] = (
+                f"mix_datasets: the first images of the {name} dataset stay in one half of "
+                f"value_range {value_range} (e.g. all dark, or constant). If they really are "
+                f"{value_range} images, pass check_value_range=False. Smallest and largest value "
+                "of its first images:"
+            )
+            continue
+        advice[convention] = (
+            f"mix_datasets: the first images of the {name} dataset do not fit value_range "
+            f"{value_range}: they look like [{convention[0]:g}, {convention[1]:g}] images. Rescale "
+            f"them with {_rescaling(name, convention, (low, high))}, or make both inputs "
+            f"[{convention[0]:g}, {convention[1]:g}] with synthetic_dataset(..., value_range="
+            f"({convention[0]:g}, {convention[1]:g})) and mix_datasets(..., value_range="
+            f"({convention[0]:g}, {convention[1]:g})); check_value_range=False skips this check. "
+            "Smallest and largest value of its first images:"
+        )
+
+    def check(index, images, labels):
+        if tf.equal(index, 0):  # the first RANGE_CHECK_IMAGES images only
+            values = tf.cast(images, tf.float32)
+            smallest, largest = tf.reduce_min(values), tf.reduce_max(values)
+            fits = ((smallest >= low - tolerance) & (largest <= high + tolerance)
+                    & (smallest < middle) & (largest > middle))
+            if not fits:
+                if largest > 2.0:
+                    message = advice[_CONVENTIONS[0]]
+                elif smallest < -0.1:
+                    message = advice[_CONVENTIONS[1]]
+                else:
+                    message = advice[_CONVENTIONS[2]]
+                tf.debugging.Assert(False, [message, smallest, largest])
+        return images, labels
+
+    return (dataset.batch(RANGE_CHECK_IMAGES).enumerate()
+            .map(lambda index, batch: check(index, *batch)).unbatch())
 
 
 #: How far from 1 a row of 16-bit probabilities may sum: 8 units of their

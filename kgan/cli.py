@@ -1444,16 +1444,23 @@ def cmd_synthesize(args):
     from kgan import images as kgan_images
     from kgan.atomic import write_folder
 
+    suffix = Path(args.output).suffix.lower()
+    if suffix in _IMAGE_SUFFIXES or suffix == ".npz":
+        # It made a folder named x.png; kgan sample refuses the wrong kind of path too.
+        raise CLIError(f"kgan synthesize writes a folder of class folders; {args.output} looks "
+                       f"like a {suffix} file. Name a folder, e.g. --output synthetic")
     output = _output_folder(args)
     if args.seed < 0:
         raise CLIError(f"--seed must be >= 0, got {args.seed}")
     preset_folder = zoo.resolve(args.name, sha256=args.sha256)  # once: a URL is fetched, checked
     model = zoo.load(preset_folder)
     if getattr(model, "num_classes", None) is None:
+        # kgan sample refuses image-to-image models: those go to kgan translate.
+        other = ("kgan translate to translate images" if hasattr(model, "translate")
+                 else "kgan sample for unlabeled samples")
         raise CLIError(
             f"{args.name} is a {type(model).__name__}, which is not class-conditional, so its "
-            "images have no labels; synthesize needs a conditional_gan preset (use kgan sample "
-            "for unlabeled samples)"
+            f"images have no labels; synthesize needs a conditional_gan preset (use {other})"
         )
     num_classes = model.num_classes
     # Class folders by the names the preset was trained with (a folder's
@@ -1536,6 +1543,15 @@ def cmd_export(args):
 
 def main(argv=None):
     """Entry point of the `kgan` console script."""
+    from kgan.atomic import sigterm_as_interrupt
+
+    # SIGTERM (`timeout`, a job scheduler) as Ctrl-C: writers remove their
+    # staging folders, and the user is told what was kept.
+    with sigterm_as_interrupt():
+        return _main(argv)
+
+
+def _main(argv):
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     try:
@@ -1565,10 +1581,15 @@ def main(argv=None):
     except FloatingPointError as err:  # kgan.callbacks.DivergenceError: training diverged
         print(f"kgan: error: {' '.join(str(err).split())}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        # Ctrl-C: outputs are written atomically and `train` keeps its backup,
-        # so there is nothing to report but the interruption and what was kept.
+    except KeyboardInterrupt as err:
+        # Ctrl-C or SIGTERM: outputs are written atomically and `train` keeps its
+        # backup, so there is nothing to report but the interruption and what was kept.
+        from kgan.atomic import Terminated
+
         kept = _INTERRUPTED.get(args.command, _INTERRUPTED[None])
+        if isinstance(err, Terminated):
+            print(f"kgan: terminated; {kept}", file=sys.stderr)
+            return 128 + 15  # the shell's status for SIGTERM
         print(f"kgan: interrupted; {kept}", file=sys.stderr)
         return 130
     except BenchWorkerError as err:  # a worker crashed or was killed: not the user's input

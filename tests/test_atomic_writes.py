@@ -495,3 +495,47 @@ def test_a_worker_that_is_not_the_chief_still_stops_on_non_finite_weights(tmp_pa
         model.fit(tf.data.Dataset.from_tensor_slices(images).batch(4), epochs=2, verbose=0,
                   callbacks=[BackupAndRestore(tmp_path / "backup")])
     assert not (tmp_path / "backup").exists()
+
+
+def test_a_staging_folder_left_by_a_killed_writer_goes_with_the_next_write(tmp_path):
+    # A SIGKILLed `kgan synthesize` left out/.big-XXXX (33 MB) that no later run removed.
+    target = tmp_path / "big"
+    writer = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(f"""
+            import os
+            from kgan import atomic
+            (atomic.staging_dir({str(target)!r}) / "partial.png").write_bytes(b"x" * 100)
+            print(os.getpid(), flush=True)
+            os._exit(1)  # killed: no cleanup runs
+        """)], env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}, check=False,
+        capture_output=True, text=True)
+    assert writer.returncode == 1, writer.stderr
+    pid = int(writer.stdout)
+    left = [p.name for p in tmp_path.iterdir()]
+    assert len(left) == 1 and left[0].startswith(f".big-{atomic._host()}-{pid}-")
+    # A live writer's folder, and one written from another machine, stay.
+    live = atomic.staging_dir(target)
+    other_machine = tmp_path / f".big-othermachine-{pid}-abcdefgh"
+    other_machine.mkdir()
+    atomic.write_folder(target, lambda folder: folder.mkdir())
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["big", live.name, other_machine.name])
+
+
+def test_sigterm_within_sigterm_as_interrupt_cleans_up_like_ctrl_c(tmp_path):
+    def write(folder):
+        folder.mkdir()
+        (folder / "part").write_text("x")
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    with pytest.raises(atomic.Terminated):
+        with atomic.sigterm_as_interrupt():
+            atomic.write_folder(tmp_path / "out", write)
+    assert list(tmp_path.iterdir()) == []
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+
+
+def test_a_folder_that_cannot_hold_folders_is_named_as_the_user_gave_it():
+    # mkdtemp's error named the temporary /proc/.kgan_syn-XXXX instead.
+    with pytest.raises(atomic.OutputPathError, match=r"^Cannot write /proc/kgan_syn: creating a "
+                                                     r"folder in /proc failed"):
+        atomic.staging_dir("/proc/kgan_syn")

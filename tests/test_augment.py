@@ -261,9 +261,14 @@ def test_synthetic_dataset_takes_a_bare_conditional_generator(conditional):
 
 
 def marked(value, label, num, batch=None):
-    """`num` constant images of `value` labeled `label` (int64, as tfds yields)."""
-    dataset = tf.data.Dataset.from_tensor_slices(
-        (np.full((num, 4, 4, 1), value, "float32"), np.full(num, label, "int64")))
+    """`num` images of `value` labeled `label` (int64, as tfds yields).
+
+    The last pixel is `-value`, so that images of +-1 span [-1, 1] as
+    `mix_datasets`' range check expects.
+    """
+    images = np.full((num, 4, 4, 1), value, "float32")
+    images[:, -1, -1, 0] = -value
+    dataset = tf.data.Dataset.from_tensor_slices((images, np.full(num, label, "int64")))
     return dataset.batch(batch, drop_remainder=True) if batch else dataset
 
 
@@ -324,6 +329,45 @@ def test_mix_datasets_with_synthetic_dataset_feeds_a_classifier(conditional):
     classifier.compile("sgd", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     history = classifier.fit(mixed, epochs=1, verbose=0, shuffle=False)
     assert np.isfinite(history.history["loss"]).all()
+
+
+def uniform_images(low, high, num=40):
+    """`num` unbatched `(image, label)` of random values in [low, high]."""
+    images = np.random.default_rng(0).uniform(low, high, (num, 4, 4, 1)).astype("float32")
+    return tf.data.Dataset.from_tensor_slices((images, np.arange(num) % 3))
+
+
+@pytest.mark.parametrize("real_range, synthetic_range, message", [
+    # x / 255 real data and [-1, 1] samples used to mix without a word.
+    ((0, 1), (-1, 1), r"real dataset do not fit value_range \(-1, 1\): they look like \[0, 1\] "
+                      r"images. Rescale them with real.map\(lambda x, y: \(x \* 2 - 1, y\)\)"),
+    # The float [0, 255] of keras.utils.image_dataset_from_directory.
+    ((0, 255), (-1, 1), r"look like \[0, 255\] images. Rescale them with "
+                        r"real.map\(lambda x, y: \(x / 127.5 - 1, y\)\), or make both inputs "
+                        r"\[0, 255\] with synthetic_dataset\(..., value_range=\(0, 255\)\)"),
+    ((-1, 1), (0, 1), r"first images of the synthetic dataset do not fit"),
+    ((-1, -0.2), (-1, 1), r"stay in one half of value_range \(-1, 1\).*check_value_range=False"),
+])
+def test_mix_datasets_refuses_images_of_another_range_when_iterated(
+        real_range, synthetic_range, message):
+    mixed = augment.mix_datasets(uniform_images(*real_range), uniform_images(*synthetic_range),
+                                 0.5, seed=0, batch_size=4)
+    with pytest.raises(tf.errors.InvalidArgumentError, match=message):
+        list(mixed)
+
+
+def test_mix_datasets_takes_the_range_both_inputs_use():
+    for value_range in [(0, 1), (0, 255)]:
+        inputs = uniform_images(*value_range), uniform_images(*value_range)
+        assert len(list(augment.mix_datasets(*inputs, 0.5, seed=0, value_range=value_range))) > 0
+    unchecked = augment.mix_datasets(uniform_images(0, 1), uniform_images(-1, 1), 0.5, seed=0,
+                                     check_value_range=False)
+    assert len(list(unchecked)) > 0
+    pixels = tf.data.Dataset.from_tensor_slices(
+        (np.arange(40 * 16).reshape(40, 4, 4, 1).astype("uint8"), np.zeros(40, "int32")))
+    assert len(list(augment.mix_datasets(pixels, pixels, 0.5, seed=0))) > 0  # uint8: 0..255
+    with pytest.raises(ValueError, match=r"value_range must have low < high"):
+        augment.mix_datasets(uniform_images(0, 1), uniform_images(0, 1), value_range=(1, 0))
 
 
 @pytest.mark.parametrize("kwargs, error, message", [

@@ -805,6 +805,22 @@ def test_synthesize_refuses_an_unconditional_preset(preset, tmp_path, capsys):
     assert not (tmp_path / "s").exists()
 
 
+def test_synthesize_sends_a_cyclegan_to_kgan_translate(tmp_path, capsys):
+    # It said "use kgan sample", which refuses CycleGANs.
+    assert run(["synthesize", "cyclegan_digits", "--per-class", 1, "--output", tmp_path / "s"]) == 2
+    line = error_line(capsys.readouterr().err)
+    assert "is a CycleGAN, which is not class-conditional" in line and "use kgan translate" in line
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("name", ["x.png", "x.NPZ", "x.jpg"])
+def test_synthesize_refuses_a_file_name_for_its_folder(conditional_preset, tmp_path, capsys, name):
+    # It made a folder named x.png.
+    assert run(["synthesize", conditional_preset, "--per-class", 1, "--output", tmp_path / name]) == 2
+    assert "writes a folder of class folders; " in error_line(capsys.readouterr().err)
+    assert list(tmp_path.iterdir()) == []
+
+
 @pytest.mark.parametrize("value", ["0", "-3", "many"])
 def test_synthesize_bad_per_class_is_a_usage_error(conditional_preset, tmp_path, capsys, value):
     assert run(["synthesize", conditional_preset, "--per-class", value, "--output", tmp_path / "s"]) == 2
@@ -821,6 +837,29 @@ def test_synthesize_keeps_a_non_empty_output_unless_overwrite(conditional_preset
         capsys.readouterr().err)
     assert run(["synthesize", conditional_preset, "--per-class", 1, "--output", output, "--overwrite"]) == 0
     assert sorted(p.name for p in output.iterdir()) == ["0", "1", "2"]
+
+
+def test_sigterm_removes_the_partial_synthesize_folder(conditional_preset, tmp_path, monkeypatch, capsys):
+    # `timeout -s TERM` killed the process before write_folder's cleanup ran:
+    # a hidden out/.big-XXXX stayed, and no later run removed it. Ctrl-C cleaned up.
+    import signal
+
+    from kgan import images as kgan_images
+
+    encode_png = kgan_images.encode_png
+
+    def terminated_after_a_few(image, calls=[]):
+        calls.append(1)
+        if len(calls) == 3:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return encode_png(image)
+
+    monkeypatch.setattr(kgan_images, "encode_png", terminated_after_a_few)
+    assert run(["synthesize", conditional_preset, "--per-class", 5, "--output",
+                tmp_path / "big"]) == 128 + signal.SIGTERM
+    assert capsys.readouterr().err.startswith("kgan: terminated; no output was left")
+    assert list(tmp_path.iterdir()) == []
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # restored after the command
 
 
 # ------------------------------------------------------------- system errors

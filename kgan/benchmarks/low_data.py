@@ -209,6 +209,11 @@ def confident(classifier, images, labels, threshold):
 
 FCD_IMAGES = 2000
 
+#: Features per image of kgan's MNIST evaluator (its `embedding` layer). FCD
+#: needs more images than that on each side: a covariance of D features from
+#: D images or fewer is singular.
+EVALUATOR_FEATURES = 128
+
 
 def gan_quality(images, test_images, extractor, seed):
     """FCD, precision and recall of `images` against real test digits (kgan's MNIST evaluator).
@@ -402,6 +407,15 @@ def _check_arguments(args):
     """Refuse, before any training, what would fail after some: ValueError/OutputPathError."""
     for flag in ("gan_steps", "classifier_steps", "synthetic_per_class"):
         positive_int(getattr(args, flag), f"--{flag.replace('_', '-')}")
+    # The GAN's FCD is taken on its pool of samples, after the GAN has trained.
+    fewest_per_class = EVALUATOR_FEATURES // NUM_CLASSES + 1
+    if args.synthetic_per_class < fewest_per_class:
+        raise ValueError(
+            f"--synthetic-per-class {args.synthetic_per_class} gives "
+            f"{NUM_CLASSES * args.synthetic_per_class} samples, too few for the GAN's FCD: it "
+            f"needs more than the evaluator's {EVALUATOR_FEATURES} feature dimensions. Use "
+            f"--synthetic-per-class {fewest_per_class} or more."
+        )
     _schedule(args.gan_steps)
     _, labels = data.load_mnist_5k()
     smallest = int(np.bincount(labels).min())

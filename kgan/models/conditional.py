@@ -36,6 +36,13 @@ LOSSES = {
 }
 
 
+#: How to give one label per image (no "]": run-time check messages end there).
+_BATCH_THEM_TOGETHER = (
+    "batch images and labels together, e.g. "
+    "`tf.data.Dataset.from_tensor_slices((images, labels)).batch(64)`"
+)
+
+
 @keras.saving.register_keras_serializable(package="kgan")
 class ConditionalGAN(GAN):
     """Class-conditional GAN: label-embedding generator, projection discriminator.
@@ -66,9 +73,13 @@ class ConditionalGAN(GAN):
     same images stay diverse ("collapse by conditioning", Shahbazi et al.
     2022): the class signal makes matching one prototype per class, which the
     class-wise discriminator can barely tell from 10-50 memorized reals, the
-    generator's easiest move, and it stops using its latents (measured on
-    50 MNIST digits per class, 1200 steps: per-pixel std across latents
-    0.047, recall 0.01; unconditional: 0.32, 0.72). The mode-seeking term adds
+    generator's easiest move, and it stops using its latents (on 50 MNIST
+    digits per class: per-pixel std across latents 0.047, recall 0.01;
+    unconditional: 0.32, 0.72). The figures in this docstring were measured
+    for commit 681b6bd (`kgan.benchmarks.low_data.train_gan`, 32 filters, 1,200
+    steps, seed 0); the command that measured them was not recorded.
+    `tests/models/test_conditional.py::test_few_shot_training_stays_diverse_within_each_class`
+    measures the same std (20 digits per class, 600 steps). The mode-seeking term adds
     `mode_seeking * mean(1 / (|G(z1, y) - G(z2, y)| / |z1 - z2| + 1e-5))` to
     the generator loss, with the batch's latents paired `(i, i + B/2)` and
     both given the first one's label (no extra generator pass). It is the
@@ -111,11 +122,12 @@ class ConditionalGAN(GAN):
             to 1 at `end`, 1 after. None (default): fully conditional from
             the start.
         mode_seeking: weight of the mode-seeking term (0 off; see above).
-            Default 0.2: on 50 digits per class (1200 steps) it took
-            per-pixel std across latents from 0.047 to 0.26, recall from 0.01
-            to 0.67 and FCD from 553 to 426, at label agreement 0.80 instead
-            of 0.97 (0.1: std 0.23, agreement 0.79; 0.5: 0.34, 0.63; 1.0:
-            0.40, 0.49).
+            Default 0.2: on 50 digits per class (681b6bd, see above) it took
+            per-pixel std across latents from 0.047 to 0.26 and recall from
+            0.01 to 0.67, at label agreement 0.80 instead of 0.97 (0.1: std
+            0.23, agreement 0.79; 0.5: 0.34, 0.63; 1.0: 0.40, 0.49). For FCD
+            with the default see the README's low-data tables (their
+            commands are given there).
         **kwargs: passed to `GAN` / `keras.Model` (e.g. `name`, `ada_target`).
 
     Example:
@@ -274,7 +286,27 @@ class ConditionalGAN(GAN):
         images, labels = super()._split_batch(data)
         if labels is not None:
             labels = self._check_label_spec(labels)
+            self._check_label_count(labels.shape[0], images.shape[0])
         return images, labels
+
+    def _label_count_error(self, num_labels, num_images):
+        return self._label_error(
+            f"a batch holds {num_images} images but {num_labels} labels.",
+            f"Give one label per image: {_BATCH_THEM_TOGETHER}.",
+        )
+
+    def _check_label_count(self, num_labels, num_images):
+        """Refuse a batch of `num_images` images and another number of labels (None: unknown)."""
+        if num_labels is not None and num_images is not None and num_labels != num_images:
+            raise self._label_count_error(num_labels, num_images)
+
+    def _check_first_batch(self, images, labels):
+        """Static checks of the batch `fit` reads first: images, then labels and their count."""
+        # Images first: an unbatched (image, label) dataset is "one image, not
+        # a batch" (as a DCGAN says), not "labels must have shape [batch]".
+        self._check_image_spec(np.shape(images), images.dtype)
+        labels = self._check_label_spec(tf.convert_to_tensor(labels))
+        self._check_label_count(labels.shape[0], np.shape(images)[0])
 
     def _missing_labels_error(self):
         return self._label_error(
@@ -309,6 +341,8 @@ class ConditionalGAN(GAN):
             if tf.is_tensor(labels):
                 labels = labels.numpy()
             array = np.asarray(labels)
+            if array.size == 0:  # np.asarray([]) is float64: the count is what is wrong
+                array = array.astype(np.int64)
             if array.dtype == object or not (
                 np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)
                 or array.dtype == np.bool_
@@ -335,7 +369,7 @@ class ConditionalGAN(GAN):
                 )
             if num is not None and len(array) != num:
                 raise self._label_error(
-                    f"got {len(array)} labels for {num} images.",
+                    f"got {len(array)} labels for {num} image{'' if num == 1 else 's'}.",
                     f"Pass one label per image ({num}), a single int for all, or None "
                     "for a class-balanced cycle 0, 1, ..., K-1, 0, ...",
                 )
@@ -404,7 +438,7 @@ class ConditionalGAN(GAN):
         if labels is None:
             raise self._missing_labels_error()
         if self._is_batch_stream(x):
-            self._check_label_spec(tf.convert_to_tensor(labels))
+            self._check_first_batch(batch[0], labels)
         # Every later batch as it is read, on the host, so under XLA too (which
         # drops in-step assertions and clamps a bad index to a valid class): a
         # dataset in its pipeline, beside prefetching; a generator as it yields.
@@ -421,7 +455,9 @@ class ConditionalGAN(GAN):
         """A generator of `batches`, each one's labels checked as it is yielded."""
         for batch in batches:
             if isinstance(batch, (tuple, list)) and len(batch) > 1:
-                self.check_labels(batch[1])
+                labels = self.check_labels(batch[1])
+                if np.ndim(batch[1]):  # an int label stands for every image
+                    self._check_label_count(len(labels), len(batch[0]))
             yield batch
 
     def _dict_batch_error(self, data):
@@ -434,7 +470,18 @@ class ConditionalGAN(GAN):
 
     def _with_label_check(self, dataset):
         """`dataset` with each batch's labels checked to be classes `0..K-1` as it is read."""
-        return dataset.map(lambda *batch: (batch[0], self._checked_labels(batch[1]), *batch[2:]))
+        def checked(images, labels, *rest):
+            # Pipelines of unknown batch size: counted as each batch is read.
+            labels = checked_at_run_time(
+                labels,
+                lambda message: tf.debugging.assert_equal(
+                    tf.shape(labels)[0], tf.shape(images)[0], message=message),
+                "A batch holds another number of labels than images: give one label per "
+                f"image: {_BATCH_THEM_TOGETHER}",
+            )
+            return (images, self._checked_labels(labels), *rest)
+
+        return dataset.map(checked)
 
     def _check_labels_in_step(self, check):
         """Check labels inside the train step (only for distributed datasets; retraces on change)."""

@@ -30,7 +30,11 @@ def test_fcd_compares_with_every_class_of_the_test_set():
     # would hold a few classes only and make real digits look far from real.
     _, (test_x, test_y) = low_data.split_labelled(10, seed=0)
     assert test_y[0] == 0 and test_y[-1] == 9
-    extractor = low_data._Evaluator().features
+    evaluator = low_data._Evaluator()
+    # _check_arguments sizes the FCD's sample pool by this, before loading the evaluator.
+    embedding = evaluator.classifier.get_layer(low_data.evaluators.EMBEDDING_LAYER)
+    assert embedding.output.shape[-1] == low_data.EVALUATOR_FEATURES
+    extractor = evaluator.features
     floor = low_data.real_floor(test_x, 1000, extractor, seed=0)["fcd"]
     quality = low_data.gan_quality(test_x[test_y == 1], test_x, extractor, seed=0)
     assert 0 < floor < 15 and quality["fcd"] > 10 * floor
@@ -96,6 +100,10 @@ def test_the_gan_trains_exactly_the_steps_asked(steps, schedule):
     (["--gan-steps", "0"], "--gan-steps must be at least 1"),
     (["--gan-steps", "255"], "--gan-steps must be a multiple of 10 (the GAN trains 10 steps per execution), got 255; e.g. 250"),
     (["--classifier-steps", "0"], "--classifier-steps must be at least 1"),
+    # Used to train the GAN, then die in FID: 50 samples of 128 features.
+    (["--synthetic-per-class", "5"], "--synthetic-per-class 5 gives 50 samples, too few for the "
+                                     "GAN's FCD: it needs more than the evaluator's 128 feature "
+                                     "dimensions. Use --synthetic-per-class 13 or more."),
     (["--fractions", "0.5", "1.5"], "--fractions must be in [0, 1]"),
     (["--confidence", "2"], "--confidence must be in [0, 1]"),
     (["--gan-augment", "colour"], "Unknown DiffAugment policy"),

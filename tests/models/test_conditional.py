@@ -221,6 +221,47 @@ def test_fit_refuses_data_without_or_with_bad_labels(model):
         gan.check_labels(np.zeros(6, int), num=4)
 
 
+def test_fit_refuses_batches_with_another_number_of_labels_than_images():
+    # A raw Keras Concatenate error (dataset) or a graph InvalidArgumentError
+    # from the gradient tape (generator) used to be all the user saw.
+    gan = tiny(filters=2)
+    gan.compile()
+    rng = np.random.default_rng(0)
+    images = rng.uniform(-1, 1, (12, 16, 16, 1)).astype("float32")
+    labels = np.arange(12, dtype="int32") % NUM_CLASSES
+    message = r"a batch holds 6 images but 3 labels. Give one label per image.*from_tensor_slices"
+    with pytest.raises(InputValidationError, match=message):
+        gan.fit(tf.data.Dataset.from_tensors((images[:6], labels[:3])), verbose=0)
+    with pytest.raises(InputValidationError, match=message):
+        gan.fit(((images[:6], labels[:3]) for _ in range(2)), verbose=0)
+    later = ((images[i : i + 6], labels[: 6 if i == 0 else 3]) for i in (0, 6))
+    with pytest.raises(InputValidationError, match=message):
+        gan.fit(later, verbose=0)
+    # Batches of unknown size: the second one is counted as the pipeline reads it.
+    unknown_sizes = tf.data.Dataset.zip((tf.data.Dataset.from_tensor_slices(images).batch(6),
+                                         tf.data.Dataset.from_tensor_slices(labels[:11]).batch(6)))
+    with pytest.raises(InputValidationError, match=r"another number of labels than images"):
+        gan.fit(unknown_sizes, verbose=0)
+    assert int(gan.d_optimizer.iterations) <= 2  # no step took the bad batch
+
+
+def test_fit_of_an_unbatched_dataset_says_to_batch_it():
+    # It said "labels must have shape [batch], got ()": the labels were not the mistake.
+    gan = tiny(filters=2)
+    gan.compile()
+    images = np.zeros((6, 16, 16, 1), "float32")
+    unbatched = tf.data.Dataset.from_tensor_slices((images, np.zeros(6, "int32")))
+    with pytest.raises(InputValidationError,
+                       match=r"That is one image, not a batch: batch the dataset, e.g. `dataset.batch\(64\)`"):
+        gan.fit(unbatched, verbose=0)
+
+
+def test_generate_with_no_labels_for_its_images_says_so(model):
+    # np.asarray([]) is float64: it used to say "got dtype float64".
+    with pytest.raises(InputValidationError, match=r"got 0 labels for 1 image\. Pass one label per image"):
+        model.generate(1, labels=[])
+
+
 @pytest.mark.parametrize("kind", ["generator", "pydataset"])
 def test_fit_takes_generators_and_pydatasets_of_images_and_labels(kind):
     # They were refused with "got images without labels ... call fit(x=images, y=labels)".
