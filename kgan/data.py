@@ -756,8 +756,13 @@ def _check_images(images: Any) -> np.ndarray:
 
 def _check_labels(labels: Any, num_images: int) -> np.ndarray:
     array = np.asarray(labels)
+    one_hot = array.ndim == 2 and array.shape[1] > 1
     if array.dtype == np.bool_ or not np.issubdtype(array.dtype, np.integer):
-        raise TypeError(f"labels must be integers (class indices), got dtype {array.dtype}.")
+        # keras.utils.to_categorical makes float one-hot rows: say how to undo them.
+        hint = f" For one-hot labels {array.shape} pass labels.argmax(-1)." if one_hot else ""
+        raise TypeError(
+            f"labels must be integers (class indices), got dtype {array.dtype}.{hint}"
+        )
     if array.ndim == 2 and array.shape[1] == 1:  # keras.datasets' [N, 1], as fit takes
         array = array[:, 0]
     if array.ndim != 1:
@@ -967,7 +972,8 @@ def from_folder(
             raise ValueError(
                 f"with_labels=True takes each image's label from its sub-folder of {directory!r}, "
                 f"but {len(loose)} image(s) lie directly in it (e.g. {loose[0]!r}). Move them into "
-                f"a class sub-folder, or pass with_labels=False."
+                f"a class sub-folder, or read the folder without labels: with_labels=False "
+                f"(on the command line, train an unconditional architecture such as dcgan)."
             )
         paths: list[str] = []
         for index, name in enumerate(class_names):

@@ -786,6 +786,19 @@ def test_a_conditional_gan_on_one_class_folder_says_so(tmp_path, capsys):
     assert not (tmp_path / "run").exists()
 
 
+def test_a_conditional_gan_on_a_flat_folder_says_what_to_do_on_the_command_line(tmp_path, capsys):
+    # It suggested with_labels=False, which no flag sets.
+    (tmp_path / "flat").mkdir()
+    for i in range(2):
+        (tmp_path / "flat" / f"{i}.png").write_bytes(
+            kgan.images.encode_png(np.zeros((20, 20, 1), np.uint8)))
+    assert run(["train", "conditional_gan", "--dataset", tmp_path / "flat", "--image-size", "16",
+                "--epochs", "1", "--batch-size", "1", "--output", tmp_path / "run"]) == 2
+    err = capsys.readouterr().err
+    assert "lie directly in it" in err and "such as dcgan" in err, err
+    assert not (tmp_path / "run").exists()
+
+
 @pytest.mark.parametrize("names", [["b", "a", "c"], ["x", "../y", "z"], ["a", "b"]])
 def test_synthesize_names_folders_by_label_when_class_names_would_not_read_back(
         conditional_preset, tmp_path, names):

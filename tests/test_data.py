@@ -302,6 +302,9 @@ def test_from_numpy_rejects_bad_labels():
         data.from_numpy(images, np.linspace(0, 1, 5), batch_size=1)
     with pytest.raises(ValueError, match="argmax"):
         data.from_numpy(images, np.eye(5, dtype=int), batch_size=1)
+    # keras.utils.to_categorical's one-hot rows are float32.
+    with pytest.raises(TypeError, match=r"one-hot labels \(5, 5\) pass labels\.argmax\(-1\)"):
+        data.from_numpy(images, np.eye(5, dtype="float32"), batch_size=1)
     # int32 wrapped 2**32 + k to k, silently; a negative index is no class.
     with pytest.raises(ValueError, match=r"class indices 0, 1, 2, \.\.\., got 4294967300"):
         data.from_numpy(images, np.arange(5) + 2**32, batch_size=1)
