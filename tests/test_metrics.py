@@ -286,6 +286,41 @@ def test_precision_recall_does_not_depend_on_the_block_size():
     assert precision_recall(real, fake, k=3, batch_size=7) == expected
 
 
+def _brute_force_precision_recall(real, fake, k):
+    """The paper's definition with exact float64 distances |x - y|^2."""
+    def d2(a, b):
+        return ((a[:, None, :] - b[None, :, :]) ** 2).sum(-1)
+
+    def radii(x):
+        d = d2(x, x)
+        np.fill_diagonal(d, np.inf)
+        return np.partition(d, k - 1, axis=1)[:, k - 1]
+
+    cross = d2(real, fake)
+    return ((cross <= radii(real)[:, None]).any(0).mean(),
+            (cross <= radii(fake)[None, :]).any(1).mean())
+
+
+@pytest.mark.parametrize("offset", [0.0, 100.0, 1000.0])
+def test_precision_recall_of_float32_features_far_from_the_origin_is_exact(offset):
+    # |x|^2 + |y|^2 - 2x.y cancelled in float32: offset 1000 gave precision
+    # 0.387 instead of 0.313.
+    rng = np.random.default_rng(0)
+    real = (rng.normal(size=(300, 16)) + offset).astype("float32")
+    fake = (rng.normal(size=(250, 16)) * 1.4 + 0.3 + offset).astype("float32")
+    expected = _brute_force_precision_recall(real.astype("float64"), fake.astype("float64"), 3)
+    assert precision_recall(real, fake, k=3) == pytest.approx(expected, abs=0)
+
+
+def test_precision_recall_of_collapsed_fakes_far_from_the_origin_is_zero_recall():
+    # Duplicated fakes have k-NN radius 0, so no real sample lies in their
+    # manifold, however close; rounding put the reals they copy in it.
+    real = np.random.default_rng(1).normal(size=(600, 16)) + 50
+    fake = np.repeat(real[:30] + 0.01, 15, axis=0).astype("float32")
+    real = real.astype("float32")
+    assert precision_recall(real, fake, k=3)[1] == 0.0
+
+
 def test_precision_recall_needs_more_than_k_samples():
     with pytest.raises(ValueError, match="at least 4 samples"):
         precision_recall(np.ones((3, 2)), np.ones((10, 2)), k=3)
