@@ -188,9 +188,7 @@ class _Trainer:
         self.conditional = _is_conditional(arch)
         is_baseline = config["kind"] == _BASELINE
         precision = "float32" if is_baseline else config["precision"]
-        previous = keras.mixed_precision.global_policy()
-        keras.mixed_precision.set_global_policy(precision)
-        try:
+        with performance.global_precision(precision):
             pipeline = _pipeline(p, self.translation, self.conditional)
             if self.translation:
                 spec_a, spec_b = pipeline.element_spec
@@ -230,8 +228,6 @@ class _Trainer:
                     steps_per_execution=config["steps_per_execution"],
                     jit_compile=config["jit_compile"],
                 )
-        finally:
-            keras.mixed_precision.set_global_policy(previous)
         self.model = model
         self.precision = precision
         # As compiled: the baseline's plain compile() leaves "auto", which Keras

@@ -470,8 +470,6 @@ def _quality_callback(args, image_shape, output):
 
 
 def cmd_train(args, argv):
-    import keras
-
     from kgan import performance
 
     # "auto" -> the measured defaults (kgan.performance); recorded resolved in the metadata.
@@ -481,12 +479,8 @@ def cmd_train(args, argv):
     # Before any TensorFlow op; a process where TensorFlow already runs keeps its pools.
     args.cpu_threads = performance.set_threads(
         performance.cpu_threads(args.arch, mirrored=mirrored), warn=False)
-    previous = keras.mixed_precision.global_policy()
-    keras.mixed_precision.set_global_policy(args.precision)
-    try:
+    with performance.global_precision(args.precision):
         _train(args, argv)
-    finally:
-        keras.mixed_precision.set_global_policy(previous)
 
 
 def _train(args, argv):

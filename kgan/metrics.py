@@ -52,6 +52,7 @@ import scipy.linalg
 import scipy.special
 import tensorflow as tf
 
+from kgan import performance
 from kgan._checks import positive_int
 from kgan.data import without_teardown_stall
 from kgan.images import check_value_range
@@ -816,12 +817,15 @@ def inception_v3_extractor(weights_path=None):
             "keras.applications.InceptionV3(include_top=False) once) and copy "
             f"the file to {path}, or pass weights_path=."
         )
-    model = keras.applications.InceptionV3(
-        include_top=False,
-        pooling="avg",
-        weights=None,
-        input_shape=(_INCEPTION_SIZE, _INCEPTION_SIZE, 3),
-    )
+    # float32 whatever the caller's policy: `kgan train --eval-every` builds
+    # it under the training precision, where bfloat16 features moved by ~1%.
+    with performance.global_precision("float32"):
+        model = keras.applications.InceptionV3(
+            include_top=False,
+            pooling="avg",
+            weights=None,
+            input_shape=(_INCEPTION_SIZE, _INCEPTION_SIZE, 3),
+        )
     model.load_weights(path)
     return KerasFeatureExtractor(model, preprocess=inception_preprocess)
 

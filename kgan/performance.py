@@ -39,6 +39,7 @@ performance.resolve("dcgan", precision="float32")   # the opt-out
 ```
 """
 
+import contextlib
 import functools
 import numbers
 import os
@@ -356,6 +357,31 @@ def resolve_precision(precision=AUTO):
             f"unknown precision {precision!r}; choose from auto, {', '.join(PRECISIONS)}"
         )
     return precision
+
+
+@contextlib.contextmanager
+def global_precision(precision):
+    """Within the block, Keras's global dtype policy is `precision`; restored after.
+
+    Networks take the policy when built: kgan builds a model to train under
+    the training precision, and measuring networks (FID's InceptionV3) under
+    float32 whatever the caller's.
+
+    Example:
+
+    ```python
+    with kgan.performance.global_precision("mixed_bfloat16"):
+        gan = kgan.DCGAN.from_image_shape((28, 28, 1))  # computes in bfloat16
+    ```
+    """
+    import keras
+
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy(precision)
+    try:
+        yield
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
 
 
 def resolve(arch, precision=AUTO, steps_per_execution=AUTO, jit_compile=AUTO, mirrored=False):

@@ -285,6 +285,15 @@ def test_precision_auto_follows_the_hardware(monkeypatch):
     assert performance.resolve("dcgan")["precision"] == "float32"
 
 
+def test_global_precision_is_restored_after_its_block_even_on_an_error():
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    with pytest.raises(RuntimeError):
+        with performance.global_precision("mixed_bfloat16"):
+            assert keras.layers.Dense(1).compute_dtype == "bfloat16"
+            raise RuntimeError
+    assert keras.mixed_precision.global_policy().name == "mixed_float16"
+
+
 @pytest.mark.parametrize("capability,expected", [
     ((7, 5), None),  # emulated bfloat16 there, whatever the CPU has
     ((8, 0), "gpu:compute_capability_8.0"),

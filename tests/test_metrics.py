@@ -480,8 +480,11 @@ def test_inception_preprocess_makes_rgb_299_in_range():
 
 
 @pytest.mark.slow
-def test_inception_extractor_loads_a_legacy_h5_weights_file(tmp_path):
-    """Round-trips a weights file in the Keras-applications (legacy h5) format."""
+@pytest.mark.parametrize("policy", ["float32", "mixed_bfloat16"])
+def test_inception_extractor_loads_a_legacy_h5_weights_file(tmp_path, policy):
+    """Round-trips a weights file in the Keras-applications (legacy h5) format,
+    into a float32 network under any global policy (`kgan train --eval-every`
+    builds it under the training precision; bfloat16 moved features ~1%)."""
     import h5py
     from keras.src.legacy.saving import legacy_h5_format
 
@@ -489,7 +492,9 @@ def test_inception_extractor_loads_a_legacy_h5_weights_file(tmp_path):
     path = tmp_path / metrics.INCEPTION_WEIGHTS_FILE
     with h5py.File(path, "w") as f:
         legacy_h5_format.save_weights_to_hdf5_group(f, model)
+    keras.mixed_precision.set_global_policy(policy)
     extractor = metrics.inception_v3_extractor(path)
+    assert {layer.compute_dtype for layer in extractor.model.layers} == {"float32"}
     out = extractor(random_images(2))
     assert out["features"].shape == (2, 2048)
     expected = model(metrics.inception_preprocess(random_images(2)), training=False)
