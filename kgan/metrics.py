@@ -449,9 +449,10 @@ def kernel_distance(features_a, features_b, num_subsets=100, subset_size=1000, s
 def inception_score(probabilities, num_splits=10):
     """Inception Score (Salimans et al. 2016): `exp(E_x KL(p(y|x) || p(y)))`.
 
-    Computed separately on `num_splits` consecutive equal splits (a remainder
-    of fewer than `num_splits` rows is dropped, as in the reference code),
-    with `p(y)` the split's mean prediction. It ranges from 1 (every
+    Computed separately on `num_splits` consecutive splits, rows
+    `[k * N // num_splits, (k + 1) * N // num_splits)` as in the reference
+    code (openai/improved-gan), so every row counts and sizes differ by at
+    most one, with `p(y)` the split's mean prediction. It ranges from 1 (every
     prediction equal) to the number of classes (confident and balanced).
 
     Args:
@@ -483,14 +484,13 @@ def inception_score(probabilities, num_splits=10):
             f"sums to {sums[worst]:.6g}. Apply a softmax to logits first."
         )
     num_splits = positive_int(num_splits, "num_splits")
-    size = len(p) // num_splits
-    if size < 1:
+    if len(p) < num_splits:
         raise ValueError(
             f"Need at least num_splits={num_splits} samples, got {len(p)}."
         )
     scores = []
     for k in range(num_splits):
-        part = p[k * size : (k + 1) * size]
+        part = p[k * len(p) // num_splits : (k + 1) * len(p) // num_splits]
         marginal = part.mean(axis=0, keepdims=True)
         kl = scipy.special.rel_entr(part, marginal).sum(axis=1)
         scores.append(np.exp(kl.mean()))

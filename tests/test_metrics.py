@@ -249,6 +249,19 @@ def test_inception_score_of_confident_balanced_predictions_is_the_class_count():
     assert mean == pytest.approx(10.0) and std == pytest.approx(0.0, abs=1e-9)
 
 
+@pytest.mark.parametrize("num", [1000, 1009, 95])
+def test_inception_score_splits_every_row_as_the_reference_does(num):
+    # openai/improved-gan's inception_score.py; kgan dropped the remainder
+    # (1009 rows: 3.7871 against the reference's 3.7849).
+    p = np.random.default_rng(0).dirichlet(np.full(10, 0.3), size=num)
+    scores = []
+    for i in range(10):
+        part = p[(i * p.shape[0] // 10):((i + 1) * p.shape[0] // 10), :]
+        kl = part * (np.log(part) - np.log(np.expand_dims(np.mean(part, 0), 0)))
+        scores.append(np.exp(np.mean(np.sum(kl, 1))))
+    np.testing.assert_allclose(inception_score(p), (np.mean(scores), np.std(scores)), rtol=1e-12)
+
+
 def test_inception_score_validates_probabilities():
     with pytest.raises(ValueError, match="sum to 1"):
         inception_score(np.full((20, 4), 0.3))
