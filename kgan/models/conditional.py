@@ -82,7 +82,12 @@ class ConditionalGAN(GAN):
     measures the same std (20 digits per class, 600 steps). The mode-seeking term adds
     `mode_seeking * mean(1 / (|G(z1, y) - G(z2, y)| / |z1 - z2| + 1e-5))` to
     the generator loss, with the batch's latents paired `(i, i + B/2)` and
-    both given the first one's label (no extra generator pass). It is the
+    both given the first one's label (no extra generator pass). This is a
+    per-pair variant of MSGAN's term: the authors' code takes one ratio of
+    batch means, `1 / (mean|dG| / mean|dz| + 1e-5)`, where kgan averages the
+    pairs' reciprocals, so the most collapsed pairs weigh most (their
+    gradient grows as `1 / ratio^2`). The default weight was tuned for
+    kgan's form and does not carry over to the authors'. It is the
     lever that measured best; the weight trades diversity against how
     strictly samples keep their class (see `mode_seeking` below).
     Transitional conditioning (`transition_steps`, Shahbazi et al. 2022) and
@@ -515,10 +520,12 @@ class ConditionalGAN(GAN):
                     layer.strength.assign(strength)
 
     def mode_seeking_loss(self, latents, fakes):
-        """MSGAN's term (Mao et al. 2019) for pairs `(i, i + B/2)` drawn for the same label.
+        """A per-pair MSGAN term (Mao et al. 2019) for pairs `(i, i + B/2)` of one label.
 
-        `1 / (mean|G(z1, y) - G(z2, y)| / mean|z1 - z2| + 1e-5)`, averaged over
-        pairs: small when different latents give different images.
+        `1 / (mean|G(z1, y) - G(z2, y)| / mean|z1 - z2| + 1e-5)` per pair (the
+        means over pixels and latent entries), averaged over pairs: small
+        when different latents give different images. The authors take one
+        ratio of batch means instead (see the class docstring).
         """
         half = tf.shape(latents)[0] // 2
         image_gap = tf.reduce_mean(
