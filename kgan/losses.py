@@ -28,7 +28,14 @@ def global_batch_mean(per_example_loss):
 
     Inside a replica of a `tf.distribute` strategy this is the replica's mean
     divided by `num_replicas_in_sync`; the all-reduced (summed) gradients are
-    then those of the global-batch mean. Outside a strategy it is the mean.
+    then those of the global-batch mean when replicas hold equal shares, as
+    every batch of a pipeline with `drop_remainder=True` does. A last batch
+    that tf.distribute splits unevenly (7 examples as 4 and 3) weighs the
+    smaller share's examples more (1/6 against 1/8, not 1/7 each), as
+    Keras's own `scale_loss_for_distribution` does; an exact count would
+    need a collective per loss, which ReplicaContext.all_reduce does not
+    give under MultiWorkerMirroredStrategy with one device per worker.
+    Outside a strategy it is the mean.
 
     Example:
 
