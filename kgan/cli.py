@@ -1497,24 +1497,15 @@ def _safe_folder_name(name):
 
 def cmd_export(args):
     from kgan import export, zoo
-    from kgan.atomic import absolute_folder
 
-    target = Path(args.dir)
     tflite = args.format == "tflite"
     if not tflite and (args.quantize or args.image_size or args.batch_size != 1):
         raise CLIError("--batch-size, --quantize and --image-size apply to --format tflite "
                        "(a SavedModel takes any batch and image size)")
     image_size = args.image_size
-    if tflite and target.suffix.lower() == ".tflite":
-        raise CLIError(f"DIR is the folder the .tflite file is written into; {target} looks like "
-                       f"the file. Give its folder, e.g. {target.parent / target.stem}")
-    absolute_folder(target)  # not `.`, `..` or a folder holding the current one
+    # The same refusals as the Python API's: empty, a file, a preset, a `.tflite` name.
+    target = export.check_export_path(args.dir, args.overwrite, tflite=tflite)
     _refuse_output_over_inputs(target, [p for p in (_preset_folder(args.name),) if p], "DIR")
-    if target.exists() and not target.is_dir():  # --overwrite replaces folders, not files
-        raise CLIError(f"{target} exists and is not a folder; DIR names the folder the export "
-                       "is written into: choose a new folder, or move that file away")
-    if target.exists() and not args.overwrite:
-        raise CLIError(f"{target} already exists; pass --overwrite to replace it")
     model = zoo.load(args.name, sha256=args.sha256)
     translator = hasattr(model, "translate")
     if image_size and not translator:

@@ -22,6 +22,7 @@ TensorFlow; `tflite_interpreter` runs it.
 """
 
 import numbers
+import os
 import tempfile
 from pathlib import Path
 
@@ -29,7 +30,7 @@ import keras
 import tensorflow as tf
 
 from kgan import zoo
-from kgan.atomic import write_folder
+from kgan.atomic import absolute_folder, write_folder
 
 #: file name of the LiteRT model inside an `export_tflite` folder.
 TFLITE_FILE = "generator.tflite"
@@ -48,7 +49,8 @@ def export_generator(model, path, overwrite=False):
     Args:
         model: a `kgan.models.GAN` (its `generator` is exported).
         path: destination folder; must not exist unless `overwrite=True`.
-        overwrite: replace an existing folder at `path`.
+        overwrite: replace an earlier export folder at `path` (never a file
+            or a preset: `check_export_path`).
 
     Returns:
         `path` as a `Path`.
@@ -56,7 +58,8 @@ def export_generator(model, path, overwrite=False):
     Raises:
         TypeError: `model` is not a kgan model (e.g. a preset's name: load
             it first with `kgan.zoo.load`).
-        FileExistsError: `path` exists and `overwrite` is False.
+        FileExistsError: `path` is a file, or exists and `overwrite` is False.
+        kgan.zoo.ZooError: `path` is, holds or lies inside a preset folder.
 
     Example:
 
@@ -69,15 +72,68 @@ def export_generator(model, path, overwrite=False):
     _check_model(model, "export_generator")
     if hasattr(model, "export_serving"):  # models whose inputs are images, not latents
         return model.export_serving(path, overwrite=overwrite)  # (CycleGAN: a_to_b, b_to_a)
-    path = Path(path)
-    if path.exists() and not overwrite:
-        raise FileExistsError(
-            f"Export path {path} already exists; pass overwrite=True "
-            "(CLI: --overwrite) to replace it, or choose a new path."
-        )
+    path = check_export_path(path, overwrite)
     # The same two signatures as the TFLite export, at any batch size.
     archive = _archive(*_latent_signatures(model, batch_size=None))
     return write_folder(path, lambda folder: archive.write_out(str(folder), verbose=False))
+
+
+def check_export_path(path, overwrite=False, tflite=False):
+    """Refuse, before any work, an export folder that must not be written.
+
+    An export is assembled beside `path` and renamed over it, deleting what
+    was there, so `overwrite` replaces only an earlier export *folder*:
+    a file at `path`, a preset folder (or a folder holding or inside one)
+    and, for `tflite`, a path named like the `.tflite` file itself are
+    refused whatever `overwrite` says. `~` is expanded.
+
+    Args:
+        path: the export folder asked for.
+        overwrite: whether an existing export folder may be replaced.
+        tflite: the target of `export_tflite` (a folder for `generator.tflite`).
+
+    Returns:
+        `path` as a `Path`, `~` expanded.
+
+    Raises:
+        ValueError: an empty path, or a `.tflite`-named one for `tflite`.
+        FileExistsError: `path` is a file, or an existing folder without
+            `overwrite`.
+        kgan.zoo.ZooError: `path` is, holds or lies inside a preset folder.
+
+    Example:
+
+    ```python
+    path = kgan.export.check_export_path("~/served/dcgan")  # Path('/home/me/served/dcgan')
+    kgan.export.check_export_path("notes.txt", overwrite=True)  # FileExistsError: a file
+    ```
+    """
+    if not os.fspath(path).strip():
+        # Path("") is the current folder: the export would replace it whole.
+        raise ValueError(
+            "The export path is empty: give the folder to write the export into, e.g. "
+            "'served/dcgan'."
+        )
+    path = Path(path).expanduser()
+    if tflite and path.suffix.lower() == ".tflite":
+        raise ValueError(
+            f"The export path is the folder the {TFLITE_FILE} file is written into; {path} "
+            f"looks like the file. Give its folder, e.g. {path.parent / path.stem}."
+        )
+    zoo.check_not_over_presets(path, "export into")
+    if path.exists() and not path.is_dir():
+        raise FileExistsError(
+            f"{path} exists and is not a folder; the export path names the folder the export "
+            "is written into (overwrite replaces only an earlier export folder): choose a new "
+            "folder, or move that file away."
+        )
+    if path.exists() and not overwrite:
+        raise FileExistsError(
+            f"Export path {path} already exists; pass overwrite=True (CLI: --overwrite) to "
+            "replace it, or choose a new path."
+        )
+    absolute_folder(path)  # not `.`, `..` or a folder holding the current one
+    return path
 
 
 def _check_model(model, function):
@@ -239,7 +295,8 @@ def export_tflite(model, path, batch_size=1, quantize=None, image_size=None, ove
     Raises:
         TypeError: `model` is not a kgan model (e.g. a preset's name: load
             it first with `kgan.zoo.load`).
-        FileExistsError: `path` exists and `overwrite` is False.
+        FileExistsError: `path` is a file, or exists and `overwrite` is False.
+        kgan.zoo.ZooError: `path` is, holds or lies inside a preset folder.
         ValueError: a bad `batch_size`, `quantize` or `image_size`.
 
     Example:
@@ -251,12 +308,7 @@ def export_tflite(model, path, batch_size=1, quantize=None, image_size=None, ove
     ```
     """
     _check_model(model, "export_tflite")
-    path = Path(path)
-    if path.exists() and not overwrite:
-        raise FileExistsError(
-            f"Export path {path} already exists; pass overwrite=True "
-            "(CLI: --overwrite) to replace it, or choose a new path."
-        )
+    path = check_export_path(path, overwrite, tflite=True)
     if batch_size is not None and (
         isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1
     ):

@@ -45,6 +45,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from kgan._checks import path_relation
 from kgan.atomic import OutputPathError, _writer_id, make_dirs, replace_folder, staging_dir
 
 CONFIG_FILE = "config.json"
@@ -903,6 +904,41 @@ def check_not_installed_catalog(folder, action="write into"):
             f"my_{folder.name}`, or shutil.copytree), or work in a source checkout "
             f"(pip install -e .) to change the repository's zoo/."
         )
+
+
+def check_not_over_presets(target, action="write"):
+    """Refuse an output folder that is, lies inside or holds a preset folder.
+
+    Exports and other outputs are written beside their target and renamed
+    over it, deleting what was there: a target that is a preset (a
+    registered one, or any folder holding `metadata.json`), or holds one,
+    would delete it; one inside a preset's folder would add files to it.
+
+    Raises:
+        ZooError: naming the preset folder and saying to choose another
+            path; also for any path inside the installed catalog
+            (`check_not_installed_catalog`).
+
+    Example:
+
+    ```python
+    kgan.zoo.check_not_over_presets("served/dcgan")  # no error
+    kgan.zoo.check_not_over_presets(kgan.zoo.resolve("dcgan_mnist"))  # ZooError
+    ```
+    """
+    check_not_installed_catalog(target, action)
+    target = Path(target).expanduser()
+    folders = [Path(p.path) for p in _PRESETS.values() if p.path is not None]
+    if (target / METADATA_FILE).is_file():
+        folders.append(target)  # a preset of the user's own, registered or not
+    for folder in folders:
+        relation = path_relation(target, folder)
+        if relation:
+            raise ZooError(
+                f"Refusing to {action} {target}: it {relation} the preset folder {folder}, "
+                "which the output would " + ("add files to" if relation == "lies inside"
+                                             else "delete") + ". Choose a path outside it."
+            )
 
 
 def update_metadata(folder, updates):

@@ -1158,3 +1158,11 @@ def test_a_failing_table_stays_the_error_when_the_json_write_fails_too(tmp_path,
     out, err = capsys.readouterr()
     assert out.strip() == '{"rows": []}'
     assert "kgan: error:" in err and "the results are printed above as JSON" in err
+
+
+def test_export_to_an_empty_path_says_it_is_empty(tmp_path, monkeypatch, capsys):
+    # It said "Cannot write the folder .: it is the current folder".
+    monkeypatch.chdir(tmp_path)
+    assert run(["export", "dcgan_mnist", ""]) == 2
+    assert "The export path is empty" in error_line(capsys.readouterr().err)
+    assert list(tmp_path.iterdir()) == []

@@ -185,23 +185,93 @@ def test_failed_export_keeps_the_previous_export_and_leaves_no_temp_folders(tmp_
     assert [p.name for p in tmp_path.iterdir()] == ["served"]
 
 
-def test_overwriting_a_file_leaves_only_the_export(tmp_path, monkeypatch):
-    # `kgan export NAME FILE --overwrite` left a hidden `.FILE.old-PID-THREAD` behind.
-    target = tmp_path / "f1"
+def _exporters():
+    """`(name, export(path, overwrite))` for every function that writes an export folder."""
+    from kgan.models.cyclegan import CycleGAN, export_translator
+
+    def tiny_cyclegan():
+        return CycleGAN.from_image_shape((16, 16, 1), filters=4, num_residual_blocks=1,
+                                         disc_layers=2, seed=1)
+
+    return {
+        "savedmodel": lambda path, overwrite=False: export_generator(tiny_model(), path, overwrite),
+        "tflite": lambda path, overwrite=False: kgan.export.export_tflite(
+            tiny_model(), path, overwrite=overwrite),
+        "translator": lambda path, overwrite=False: export_translator(tiny_cyclegan(), path,
+                                                                      overwrite),
+    }
+
+
+EXPORTERS = ("savedmodel", "tflite", "translator")
+
+
+@pytest.mark.parametrize("exporter", EXPORTERS)
+def test_overwrite_never_replaces_a_file(exporter, tmp_path):
+    # overwrite=True deleted the file and put a folder in its place; the CLI refused it.
+    target = tmp_path / "notes.txt"
     target.write_text("an old file")
-    with pytest.raises(FileExistsError, match="overwrite=True"):
-        export_generator(tiny_model(), target)
-    # A write failing halfway keeps the old file, and leaves nothing beside it.
-    archive_class = type(keras.export.ExportArchive())
-    with monkeypatch.context() as patch:
-        patch.setattr(archive_class, "write_out", _failing_write_out)
-        with pytest.raises(OSError, match="simulated failure"):
-            export_generator(tiny_model(), target, overwrite=True)
+    for overwrite in (False, True):
+        with pytest.raises(FileExistsError, match=r"exists and is not a folder.*overwrite "
+                           r"replaces only an earlier export folder.*move that file away"):
+            _exporters()[exporter](target, overwrite)
     assert target.read_text() == "an old file"
-    assert [p.name for p in tmp_path.iterdir()] == ["f1"]
-    export_generator(tiny_model(), target, overwrite=True)
-    assert set(tf.saved_model.load(str(target)).signatures) == SIGNATURES
-    assert [p.name for p in tmp_path.iterdir()] == ["f1"]
+    assert [p.name for p in tmp_path.iterdir()] == ["notes.txt"]
+
+
+def test_a_tflite_export_path_named_like_the_file_is_refused(tmp_path):
+    # export_tflite(g, "new.tflite") made a folder new.tflite/ holding generator.tflite.
+    with pytest.raises(ValueError, match=r"new.tflite looks like the file. Give its folder, "
+                       r"e.g. .*new\b"):
+        kgan.export.export_tflite(tiny_model(), tmp_path / "new.tflite")
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("exporter", EXPORTERS)
+@pytest.mark.parametrize("where", ["registered", "unregistered", "inside", "holding"])
+def test_an_export_never_replaces_or_writes_into_a_preset(exporter, where, tmp_path):
+    # export_generator(g, zoo.resolve("cgan_mnist_50shot"), overwrite=True)
+    # replaced the shipped preset with a SavedModel: zoo.load failed after.
+    preset = kgan.zoo.save_preset(tiny_model(), tmp_path / "presets" / "tiny", TINY_METADATA)
+    before = {p.name: p.read_bytes() for p in preset.iterdir()}
+    target = {"registered": preset, "unregistered": preset, "inside": preset / "exported",
+              "holding": tmp_path / "presets"}[where]
+    if where != "unregistered":
+        kgan.zoo.register_preset("kgan_test_export_target", path=preset)
+    try:
+        with pytest.raises(kgan.zoo.ZooError, match=r"Refusing to export into .* the preset "
+                           r"folder .*tiny.*Choose a path outside it"):
+            _exporters()[exporter](target, True)
+    finally:
+        if where != "unregistered":
+            kgan.zoo.unregister_preset("kgan_test_export_target")
+    assert {p.name: p.read_bytes() for p in preset.iterdir()} == before
+    kgan.zoo.load(preset)
+
+
+def test_an_export_into_the_installed_catalog_is_refused(tmp_path, monkeypatch):
+    catalog = tmp_path / "site-packages" / "kgan" / "_catalog"
+    catalog.mkdir(parents=True)
+    monkeypatch.setattr(kgan.zoo, "_installed_catalog", lambda: catalog)
+    with pytest.raises(kgan.zoo.ZooError, match="installed kgan package"):
+        export_generator(tiny_model(), catalog / "served")
+    assert list(catalog.iterdir()) == []
+
+
+@pytest.mark.parametrize("exporter", EXPORTERS)
+def test_an_empty_export_path_says_it_is_empty(exporter, tmp_path, monkeypatch):
+    # It reported "Cannot write the folder .: it is the current folder".
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ValueError, match="The export path is empty: give the folder"):
+        _exporters()[exporter]("", True)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_home_relative_export_path_is_expanded(tmp_path, monkeypatch):
+    # "~/served" became a folder named "~" in the current folder.
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
+    assert export_generator(tiny_model(), "~/served") == tmp_path / "home" / "served"
+    assert not (tmp_path / "~").exists()
 
 
 def test_export_creates_missing_parent_folders(tmp_path):

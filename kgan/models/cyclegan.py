@@ -25,8 +25,6 @@ None; `generate` and friends raise and point to `translate`), `call` and
 `a_to_b` and a `b_to_a` signature.
 """
 
-from pathlib import Path
-
 import keras
 import numpy as np
 import tensorflow as tf
@@ -907,7 +905,8 @@ def export_translator(model, path, overwrite=False):
     Args:
         model: a `CycleGAN`.
         path: destination folder; must not exist unless `overwrite=True`.
-        overwrite: replace an existing folder.
+        overwrite: replace an earlier export folder (never a file or a
+            preset: `kgan.export.check_export_path`).
 
     Returns:
         `path` as a `Path`.
@@ -925,12 +924,9 @@ def export_translator(model, path, overwrite=False):
             f"export_translator exports a CycleGAN, got {type(model).__name__}; export "
             "latent-space GANs with kgan.export.export_generator."
         )
-    path = Path(path)
-    if path.exists() and not overwrite:
-        raise FileExistsError(
-            f"Export path {path} already exists; pass overwrite=True to replace it, or choose "
-            "a new path."
-        )
+    from kgan.export import check_export_path
+
+    path = check_export_path(path, overwrite)
     archive = keras.export.ExportArchive()
     for direction in DIRECTIONS:  # the first endpoint is also `serving_default`
         generator = model._direction(direction)
