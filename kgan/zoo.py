@@ -12,9 +12,12 @@ samples.png        a sample grid (latent seed 0)
 ```
 
 `load` takes a registered name, a preset folder, or an https URL of a
-`.tar.gz` of such a folder together with its full sha256. Downloads go through
-`keras.utils.get_file` into the Keras cache; a file whose hash does not match
-is deleted before the error is raised, so nothing unverified stays cached.
+`.tar.gz` of such a folder together with its full sha256. A download is
+checked against that sha256 and extracted into the Keras cache,
+`$KERAS_HOME/kgan/presets/<sha256>/` (`~/.keras` without `KERAS_HOME`; or
+`cache_dir=`); a file whose hash does not match is deleted before the error
+is raised, so nothing unverified stays cached. A server that sends nothing
+for `DOWNLOAD_TIMEOUT` seconds (60) fails the download.
 
 Example:
 
@@ -32,6 +35,7 @@ import dataclasses
 import difflib
 import fnmatch
 import hashlib
+import http.client
 import json
 import os
 import platform
@@ -39,6 +43,8 @@ import shutil
 import tarfile
 import threading
 import time
+import urllib.error
+import urllib.request
 import warnings
 from pathlib import Path
 
@@ -295,11 +301,11 @@ def build(name, **kwargs):
         ) from err
 
 
-def info(name, cache_dir=None, allow_http=False):
+def info(name, cache_dir=None, allow_http=False, timeout=None):
     """Metadata of a preset (name, folder or URL), with its location added.
 
-    `cache_dir` and `allow_http` as in `load` (e.g. a local test server's
-    plain-http URL).
+    `cache_dir`, `allow_http` and `timeout` as in `load` (e.g. a local test
+    server's plain-http URL).
 
     Example:
 
@@ -309,7 +315,7 @@ def info(name, cache_dir=None, allow_http=False):
     meta["location"]  # '.../zoo/dcgan_mnist'
     ```
     """
-    folder = resolve(name, cache_dir=cache_dir, allow_http=allow_http)
+    folder = resolve(name, cache_dir=cache_dir, allow_http=allow_http, timeout=timeout)
     metadata = read_metadata(folder)
     metadata["location"] = str(folder)
     return metadata
@@ -323,7 +329,7 @@ def _unknown_message(kind, name, registry):
 
 
 # ---------------------------------------------------------------------- resolve
-def resolve(source, sha256=None, cache_dir=None, allow_http=False):
+def resolve(source, sha256=None, cache_dir=None, allow_http=False, timeout=None):
     """Return the local preset folder for a name, folder or URL.
 
     Args:
@@ -332,6 +338,8 @@ def resolve(source, sha256=None, cache_dir=None, allow_http=False):
         sha256: the archive's full sha256 (required for URLs not registered).
         cache_dir: Keras cache root (default `~/.keras`, or `KERAS_HOME`).
         allow_http: accept plain `http://` (only for local testing).
+        timeout: seconds a download may wait for the server's next bytes
+            (default `DOWNLOAD_TIMEOUT`, 60).
 
     Example:
 
@@ -368,9 +376,9 @@ def resolve(source, sha256=None, cache_dir=None, allow_http=False):
                     f"kgan.zoo.unregister_preset({source!r})."
                 )
             return Path(preset.path)
-        return _fetch(preset.url, preset.sha256, cache_dir, allow_http)
+        return _fetch(preset.url, preset.sha256, cache_dir, allow_http, timeout)
     if source.startswith(("https://", "http://")):
-        return _fetch(source, sha256, cache_dir, allow_http)
+        return _fetch(source, sha256, cache_dir, allow_http, timeout)
     path = Path(source)
     if path.is_dir():
         check_not_train_output(path)
@@ -438,7 +446,13 @@ def _check_sha256(sha256):
     return sha256.lower()
 
 
-def _fetch(url, sha256, cache_dir, allow_http):
+#: Seconds a download waits for the server's next bytes before it fails: without
+#: a bound a server that stalls mid-file hangs `load` forever. A slow but
+#: steady server is never cut off. `load(..., timeout=)` overrides it per call.
+DOWNLOAD_TIMEOUT = 60.0
+
+
+def _fetch(url, sha256, cache_dir, allow_http, timeout=None):
     if url.startswith("http://") and not allow_http:
         raise ZooError(
             f"Refusing plain-http URL {url!r}: use https (in Python, "
@@ -450,41 +464,83 @@ def _fetch(url, sha256, cache_dir, allow_http):
     extracted = cache_root / "kgan" / "presets" / sha256
     if (extracted / CONFIG_FILE).is_file():
         return extracted
-    # get_file falls back to /tmp/.keras for a folder that does not exist yet.
     make_dirs(cache_root / "kgan")
     # A name of this writer's own: processes (or threads) fetching the same
     # preset at once must not download over, verify or delete each other's file.
-    fname = f"kgan-preset-{sha256}.{_writer_id()}.tar.gz"
+    archive = cache_root / "kgan" / f"kgan-preset-{sha256}.{_writer_id()}.tar.gz"
     try:
-        archive = keras.utils.get_file(
-            fname=fname,
-            origin=url,
-            file_hash=sha256,
-            hash_algorithm="sha256",
-            cache_dir=str(cache_root),
-            cache_subdir="kgan",
-        )
-    except ValueError as err:
-        # get_file leaves a mismatching download in the cache; remove it.
-        stale = cache_root / "kgan" / fname
-        if stale.exists():
-            stale.unlink()
-        raise IntegrityError(
-            f"Download of {url} does not match sha256 {sha256}; the file was "
-            "deleted. Check the URL and the hash you were given."
-        ) from err
-    except Exception as err:
-        (cache_root / "kgan" / fname).unlink(missing_ok=True)  # a partial download
-        raise ZooError(f"Could not download preset from {url}: {err}") from err
-    try:
+        actual, size, content_type = _download(url, archive, timeout)
+        if actual != sha256:
+            what = f", served as {content_type}" if content_type else ""
+            raise IntegrityError(
+                f"Download of {url} does not match sha256 {sha256}: it has sha256 {actual} "
+                f"({size:,} bytes{what}); the file was deleted. Check the URL and the hash "
+                "you were given."
+            )
         # Another writer may have finished first: its verified entry is the same.
         if not (extracted / CONFIG_FILE).is_file():
-            _safe_extract(Path(archive), extracted)
+            _safe_extract(archive, extracted)
     finally:
         # The verified, extracted folder is the cache entry; the archive is
-        # not needed again (and a refused archive must not stay cached).
-        Path(archive).unlink(missing_ok=True)
+        # not needed again (and a refused or partial one must not stay cached).
+        archive.unlink(missing_ok=True)
     return extracted
+
+
+def _download(url, target, timeout=None):
+    """Stream `url` into the file `target`: `(sha256 hex, bytes, content type or None)`.
+
+    `urlopen`'s timeout bounds each wait for the server (connecting, and
+    every read), not the whole download. Progress goes to stdout, as
+    `keras.utils.get_file` prints it (the CLI sends it to stderr).
+    """
+    timeout = DOWNLOAD_TIMEOUT if timeout is None else timeout
+    digest, size = hashlib.sha256(), 0
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response, open(target, "wb") as out:
+            expected = response.length  # None without a Content-Length
+            content_type = response.headers.get("Content-Type")
+            print(f"Downloading data from {url}")
+            progress = keras.utils.Progbar(expected, unit_name="byte")
+            while chunk := response.read(1 << 16):
+                digest.update(chunk)
+                out.write(chunk)
+                size += len(chunk)
+                progress.update(size)
+    except TimeoutError as err:
+        raise _stalled(url, timeout) from err
+    except urllib.error.HTTPError as err:
+        raise ZooError(
+            f"Could not download preset from {url}: the server answered HTTP {err.code} "
+            f"({err.reason}). Check the URL."
+        ) from err
+    except urllib.error.URLError as err:
+        if isinstance(err.reason, TimeoutError):  # no connection within the timeout
+            raise _stalled(url, timeout) from err
+        raise ZooError(
+            f"Could not download preset from {url}: {err.reason}. Check the URL and the "
+            "network connection."
+        ) from err
+    except (http.client.HTTPException, ConnectionError) as err:
+        raise ZooError(
+            f"Could not download preset from {url}: the connection failed "
+            f"({type(err).__name__}: {err}). Try again."
+        ) from err
+    if expected is not None and size < expected:
+        # http.client returns a short body as if complete: a dropped connection.
+        raise ZooError(
+            f"Download of {url} is incomplete: the connection ended after {size:,} of "
+            f"{expected:,} bytes. Try again."
+        )
+    return digest.hexdigest(), size, content_type
+
+
+def _stalled(url, timeout):
+    return ZooError(
+        f"Download of {url} stalled: the server sent nothing for {timeout:g} s, the timeout "
+        "(kgan.zoo.DOWNLOAD_TIMEOUT, or load(..., timeout=...)). Check the network and the "
+        "server, or try again with a longer timeout; nothing was cached."
+    )
 
 
 def _safe_extract(archive, destination):
@@ -575,7 +631,8 @@ def file_sha256(path):
     return digest.hexdigest()
 
 
-def load(source, sha256=None, cache_dir=None, allow_http=False, compile=False):  # noqa: A002
+def load(source, sha256=None, cache_dir=None, allow_http=False, compile=False,  # noqa: A002
+         timeout=None):
     """Load a pretrained model from a preset name, folder or URL.
 
     The weight file is checked against the sha256 in `metadata.json` before
@@ -587,6 +644,8 @@ def load(source, sha256=None, cache_dir=None, allow_http=False, compile=False): 
         cache_dir: Keras cache root for downloads.
         allow_http: accept plain http URLs (local testing only).
         compile: compile with the architecture's default optimizers.
+        timeout: seconds a download may wait for the server's next bytes
+            before it fails (default `DOWNLOAD_TIMEOUT`, 60).
 
     Returns:
         The `kgan.models.GAN` subclass instance.
@@ -598,7 +657,8 @@ def load(source, sha256=None, cache_dir=None, allow_http=False, compile=False): 
     kgan.images.save_grid(gan.generate(64, seed=0), "digits.png")
     ```
     """
-    folder = resolve(source, sha256=sha256, cache_dir=cache_dir, allow_http=allow_http)
+    folder = resolve(source, sha256=sha256, cache_dir=cache_dir, allow_http=allow_http,
+                     timeout=timeout)
     for required in (CONFIG_FILE, WEIGHTS_FILE, METADATA_FILE):
         if not (folder / required).is_file():
             raise ZooError(f"Preset folder {folder} is missing {required}.")

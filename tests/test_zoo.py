@@ -484,3 +484,42 @@ def test_a_preset_registered_with_a_folder_that_is_gone_says_so(tmp_path):
             zoo.info("gone_folder")
     finally:
         zoo.unregister_preset("gone_folder")
+
+
+@pytest.fixture
+def stalling_server():
+    """A server that sends the first 100 KB of a 1 MB file, then nothing until the test ends."""
+    released = threading.Event()
+
+    class Stalling(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 - http.server's name
+            self.send_response(200)
+            self.send_header("Content-Length", str(1 << 20))
+            self.end_headers()
+            self.wfile.write(b"\0" * 100_000)
+            self.wfile.flush()
+            released.wait(30)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Stalling)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/stalls.tar.gz"
+    released.set()
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_stalled_download_fails_naming_the_url_and_timeout(stalling_server, tmp_path,
+                                                              monkeypatch):
+    # keras.utils.get_file sets no timeout: zoo.load(url) waited forever.
+    cache = tmp_path / "cache"
+    with pytest.raises(zoo.ZooError, match=rf"Download of {stalling_server} stalled: the server "
+                       r"sent nothing for 0.5 s, the timeout \(kgan.zoo.DOWNLOAD_TIMEOUT"):
+        zoo.load(stalling_server, sha256="0" * 64, cache_dir=cache, allow_http=True, timeout=0.5)
+    monkeypatch.setattr(zoo, "DOWNLOAD_TIMEOUT", 0.25)  # the documented setting
+    with pytest.raises(zoo.ZooError, match=r"sent nothing for 0.25 s.*nothing was cached"):
+        zoo.resolve(stalling_server, sha256="0" * 64, cache_dir=cache, allow_http=True)
+    assert [p for p in cache.rglob("*") if p.is_file()] == []
