@@ -390,14 +390,33 @@ def cmd_list(args):
 def cmd_info(args):
     from kgan import zoo
 
-    print(json.dumps(zoo.info(args.name) if not args.sha256 else _info_remote(args), indent=2, sort_keys=True))
+    # _resolve sends a download's progress to stderr: stdout is the JSON.
+    print(json.dumps(zoo.info(str(_resolve(args))), indent=2, sort_keys=True))
 
 
-def _info_remote(args):
+def _progress_to_stderr():
+    """Keras' progress output (a download's, an evaluation's bars) on stderr.
+
+    Keras prints it to stdout, which holds a command's result (`kgan info`'s
+    or `kgan evaluate`'s JSON, piped into a file or another program).
+    """
+    return contextlib.redirect_stdout(sys.stderr)
+
+
+def _resolve(args):
+    """The local folder of the preset `args.name` (a URL is fetched and checked)."""
     from kgan import zoo
 
-    folder = zoo.resolve(args.name, sha256=args.sha256)
-    return zoo.info(str(folder))
+    with _progress_to_stderr():
+        return zoo.resolve(args.name, sha256=args.sha256)
+
+
+def _load(args):
+    """The model of the preset `args.name`, fetched if it is a URL."""
+    from kgan import zoo
+
+    with _progress_to_stderr():
+        return zoo.load(args.name, sha256=args.sha256)
 
 
 def cmd_sample(args):
@@ -425,7 +444,7 @@ def cmd_sample(args):
         if output.exists() and any(output.iterdir()) and not args.overwrite:
             raise CLIError(_NOT_EMPTY.format(output))
     _refuse_output_over_inputs(output, [p for p in (_preset_folder(args.name),) if p])
-    model = zoo.load(args.name, sha256=args.sha256)
+    model = _load(args)
     if model.latent_dim is None:
         raise CLIError(
             f"{args.name} is a {type(model).__name__}, which translates images and has no "
@@ -1192,8 +1211,7 @@ def cmd_evaluate(args, argv):
     _refuse_installed_catalog(args)
     if _is_translator(args.source):
         return _evaluate_translation(args, argv)
-    # Progress bars (Keras prints them to stdout) go to stderr; stdout is the JSON.
-    with contextlib.redirect_stdout(sys.stderr):
+    with _progress_to_stderr():
         result = evaluation.evaluate(
             args.source, split=args.split, against=args.against, against_split=args.against_split,
             num=args.num or 2500,
@@ -1301,7 +1319,7 @@ def _evaluate_translation(args, argv):
                        "domains as A,B (e.g. digits_8x8,mnist_5k)")
     dataset_a, dataset_b = domains or (None, None)
     classifier = args.extractor if args.extractor != "auto" else "mnist_classifier"
-    with contextlib.redirect_stdout(sys.stderr):
+    with _progress_to_stderr():
         result = translation_evaluation.evaluate_translation(
             args.source, dataset_a=dataset_a, dataset_b=dataset_b, num=args.num,
             classifier=classifier, batch_size=args.batch_size, seed=args.seed, num_flag="--num",
@@ -1409,7 +1427,7 @@ def cmd_translate(args):
         "translating that folder again would translate these outputs too",
     )
     jobs = _translation_jobs(args.inputs)
-    model = zoo.load(args.name, sha256=args.sha256)
+    model = _load(args)
     if not hasattr(model, "translate"):
         raise CLIError(
             f"{args.name} is a {type(model).__name__}, which generates images from latents; "
@@ -1447,7 +1465,7 @@ def cmd_synthesize(args):
     output = _output_folder(args)
     if args.seed < 0:
         raise CLIError(f"--seed must be >= 0, got {args.seed}")
-    preset_folder = zoo.resolve(args.name, sha256=args.sha256)  # once: a URL is fetched, checked
+    preset_folder = _resolve(args)  # once: a URL is fetched, checked
     model = zoo.load(preset_folder)
     if getattr(model, "num_classes", None) is None:
         raise CLIError(
@@ -1506,7 +1524,7 @@ def cmd_export(args):
     # The same refusals as the Python API's: empty, a file, a preset, a `.tflite` name.
     target = export.check_export_path(args.dir, args.overwrite, tflite=tflite)
     _refuse_output_over_inputs(target, [p for p in (_preset_folder(args.name),) if p], "DIR")
-    model = zoo.load(args.name, sha256=args.sha256)
+    model = _load(args)
     translator = hasattr(model, "translate")
     if image_size and not translator:
         raise CLIError(f"--image-size is for image-to-image presets; {args.name} generates "

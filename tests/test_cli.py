@@ -1166,3 +1166,35 @@ def test_export_to_an_empty_path_says_it_is_empty(tmp_path, monkeypatch, capsys)
     assert run(["export", "dcgan_mnist", ""]) == 2
     assert "The export path is empty" in error_line(capsys.readouterr().err)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_info_of_a_url_prints_only_json_on_stdout(preset, tmp_path, monkeypatch, capsys):
+    # Keras' "Downloading data from ..." and progress bar went to stdout:
+    # `kgan info URL --sha256 H > meta.json` wrote invalid JSON.
+    import functools
+    import hashlib
+    import http.server
+    import io
+    import tarfile
+    import threading
+
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        tar.add(preset, arcname="tiny")
+    (tmp_path / "tiny.tar.gz").write_bytes(buffer.getvalue())
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
+    handler.log_message = lambda *args: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    # The CLI takes https only; this test's server is plain http on 127.0.0.1.
+    monkeypatch.setattr(zoo, "resolve", functools.partial(zoo.resolve, allow_http=True,
+                                                          cache_dir=tmp_path / "cache"))
+    url = f"http://127.0.0.1:{server.server_address[1]}/tiny.tar.gz"
+    try:
+        assert run(["info", url, "--sha256", hashlib.sha256(buffer.getvalue()).hexdigest()]) == 0
+    finally:
+        server.shutdown()
+        server.server_close()
+    out, err = capsys.readouterr()
+    assert json.loads(out)["name"] == "tiny"
+    assert "Downloading data from" in err
