@@ -462,8 +462,15 @@ def _fetch(url, sha256, cache_dir, allow_http, timeout=None):
     sha256 = _check_sha256(sha256)
     cache_root = Path(cache_dir or os.environ.get("KERAS_HOME", Path.home() / ".keras"))
     extracted = cache_root / "kgan" / "presets" / sha256
-    if (extracted / CONFIG_FILE).is_file():
-        return extracted
+    if extracted.is_dir():
+        try:
+            _check_preset_files(extracted)
+            return extracted
+        except IntegrityError as err:
+            # Truncated or deleted by hand, or by a full disk: fetched again once,
+            # or every later load would fail the same way.
+            warnings.warn(f"Downloading {url} again: {err}", stacklevel=3)
+            _remove_cache_entry(extracted)
     make_dirs(cache_root / "kgan")
     # A name of this writer's own: processes (or threads) fetching the same
     # preset at once must not download over, verify or delete each other's file.
@@ -480,11 +487,31 @@ def _fetch(url, sha256, cache_dir, allow_http, timeout=None):
         # Another writer may have finished first: its verified entry is the same.
         if not (extracted / CONFIG_FILE).is_file():
             _safe_extract(archive, extracted)
+        try:
+            _check_preset_files(extracted, fix=(
+                f"The archive from {url} matches its sha256, so it was published so: nothing "
+                "was cached; tell its publisher."))
+        except IntegrityError:
+            _remove_cache_entry(extracted)  # nothing refused stays cached
+            raise
     finally:
         # The verified, extracted folder is the cache entry; the archive is
         # not needed again (and a refused or partial one must not stay cached).
         archive.unlink(missing_ok=True)
     return extracted
+
+
+def _remove_cache_entry(folder):
+    """Delete the download cache entry `folder`, or say which folder to delete."""
+    try:
+        shutil.rmtree(folder)
+    except FileNotFoundError:
+        pass  # another writer removed it first
+    except OSError as err:
+        raise ZooError(
+            f"The download cache entry {folder} is damaged and cannot be removed "
+            f"({err.strerror}): delete that folder yourself, then load the preset again."
+        ) from err
 
 
 def _download(url, target, timeout=None):
@@ -600,7 +627,7 @@ _JSON_TYPES = {type([]): "array", str: "string", int: "number", float: "number",
 
 def _read_json_object(path):
     """A preset's JSON file as a dict; `IntegrityError` naming the file if it is not one."""
-    fix = "The preset is damaged: re-download or re-save it."
+    fix = _damaged_fix(Path(path).parent)
     try:
         value = json.loads(Path(path).read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
@@ -659,29 +686,79 @@ def load(source, sha256=None, cache_dir=None, allow_http=False, compile=False,  
     """
     folder = resolve(source, sha256=sha256, cache_dir=cache_dir, allow_http=allow_http,
                      timeout=timeout)
+    try:
+        return _load_folder(folder, compile)
+    except ZooError:
+        if folder != Path(os.fspath(source)) and _is_cache_entry(folder):
+            # Downloaded for this URL, and it does not load (its weights do
+            # not fit its config, ...): nothing refused stays cached.
+            shutil.rmtree(folder, ignore_errors=True)
+        raise
+
+
+def _check_preset_files(folder, fix=None):
+    """Check a preset folder's files before reading any weights; return its metadata.
+
+    The config, weights and metadata must be there, the JSON files must be
+    objects, and the weights must have the sha256 that `metadata.json`
+    records. `fix` ends the messages (default: how to get a good copy).
+
+    Raises:
+        IntegrityError: a file is missing, unreadable or does not match its
+            recorded hash.
+
+    Example:
+
+    ```python
+    metadata = _check_preset_files(resolve("dcgan_mnist"))
+    metadata["weights_sha256"]  # the sha256 model.weights.h5 was checked against
+    ```
+    """
+    folder = Path(folder)
+    fix = fix or _damaged_fix(folder)
     for required in (CONFIG_FILE, WEIGHTS_FILE, METADATA_FILE):
         if not (folder / required).is_file():
-            raise ZooError(f"Preset folder {folder} is missing {required}.")
+            raise IntegrityError(f"Preset folder {folder} is missing {required}. {fix}")
     metadata = read_metadata(folder)
     expected = metadata.get("weights_sha256")
     if not expected:
         raise IntegrityError(
             f"{folder / METADATA_FILE} records no weights_sha256, so {WEIGHTS_FILE} cannot be "
-            "checked. The preset is damaged: re-download or re-save it."
+            f"checked. {fix}"
         )
     if not isinstance(expected, str):
         raise IntegrityError(
             f"{folder / METADATA_FILE} records weights_sha256 as {expected!r}, not a string of "
-            "64 hex digits. The preset is damaged: re-download or re-save it."
+            f"64 hex digits. {fix}"
         )
     actual = file_sha256(folder / WEIGHTS_FILE)
     # Hex digests are case-free: some tools (e.g. PowerShell's Get-FileHash) print capitals.
     if expected.strip().lower() != actual:
         raise IntegrityError(
             f"{folder / WEIGHTS_FILE} has sha256 {actual}, but metadata.json "
-            f"records {expected}: the file is corrupt or was replaced. "
-            "Re-download or re-save the preset."
+            f"records {expected}: the file is corrupt or was replaced. {fix}"
         )
+    return metadata
+
+
+def _is_cache_entry(folder):
+    """Whether `folder` is a downloaded preset: `<cache>/kgan/presets/<sha256>`."""
+    folder = Path(folder)
+    return (folder.parent.name == "presets" and folder.parent.parent.name == "kgan"
+            and len(folder.name) == 64 and all(c in "0123456789abcdef" for c in folder.name))
+
+
+def _damaged_fix(folder):
+    """What to do about a damaged preset `folder`: a cache entry is deleted and fetched again."""
+    if _is_cache_entry(folder):
+        return (f"The download cache entry is damaged: delete the folder {folder} and load "
+                "the preset's URL again, which downloads it anew.")
+    return "The preset is damaged: re-download or re-save it."
+
+
+def _load_folder(folder, compile):  # noqa: A002
+    """`load` of a local preset folder."""
+    metadata = _check_preset_files(folder)
     config = _read_json_object(folder / CONFIG_FILE)
     registered = config.get("registered_name") or ""
     if not isinstance(registered, str) or not registered.startswith("kgan>"):

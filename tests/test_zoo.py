@@ -523,3 +523,53 @@ def test_a_stalled_download_fails_naming_the_url_and_timeout(stalling_server, tm
     with pytest.raises(zoo.ZooError, match=r"sent nothing for 0.25 s.*nothing was cached"):
         zoo.resolve(stalling_server, sha256="0" * 64, cache_dir=cache, allow_http=True)
     assert [p for p in cache.rglob("*") if p.is_file()] == []
+
+
+@pytest.mark.parametrize("damage", ["truncate", "delete"])
+def test_a_damaged_cache_entry_is_downloaded_again(damage, preset, http_server, tmp_path):
+    # Every later load failed, and the message did not say to delete the folder.
+    model, _ = preset
+    (url, digest), cache = _served(preset, http_server), tmp_path / "cache"
+    weights = zoo.resolve(url, sha256=digest, cache_dir=cache, allow_http=True) / zoo.WEIGHTS_FILE
+    if damage == "truncate":
+        weights.write_bytes(weights.read_bytes()[:100])
+    else:
+        weights.unlink()
+    with pytest.warns(UserWarning, match=rf"Downloading {url} again: "):
+        loaded = zoo.load(url, sha256=digest, cache_dir=cache, allow_http=True)
+    np.testing.assert_allclose(loaded.generate(2, seed=0), model.generate(2, seed=0), atol=1e-6)
+    assert list(cache.rglob("*.tar.gz")) == []
+
+
+def _published(folder, http_server, name):
+    root, base = http_server
+    data = _archive(folder)
+    (root / name).write_bytes(data)
+    return f"{base}/{name}", _sha256(data)
+
+
+def test_a_verified_archive_whose_preset_is_refused_is_not_cached(preset, http_server, tmp_path):
+    # The archive matched its sha256, so its extraction stayed in the cache
+    # although load refused it: "nothing unverified or refused stays cached".
+    _, folder = preset
+    bad_hash = shutil.copytree(folder, tmp_path / "bad_hash")
+    metadata = json.loads((bad_hash / zoo.METADATA_FILE).read_text())
+    metadata["weights_sha256"] = "0" * 64
+    (bad_hash / zoo.METADATA_FILE).write_text(json.dumps(metadata))
+    cache = tmp_path / "cache"
+    url, digest = _published(bad_hash, http_server, "bad_hash.tar.gz")
+    with pytest.raises(zoo.IntegrityError, match=r"records 0{64}.*matches its sha256, so it was "
+                       r"published so: nothing was cached; tell its publisher"):
+        zoo.resolve(url, sha256=digest, cache_dir=cache, allow_http=True)
+    assert [p for p in cache.rglob("*") if p.is_file()] == []
+
+    # Weights of another architecture: refused by load once built.
+    other = zoo.save_preset(DCGAN.from_image_shape((16, 16, 1), latent_dim=8, filters=8, seed=0),
+                            tmp_path / "other", METADATA)
+    mismatched = shutil.copytree(folder, tmp_path / "mismatched")
+    for name in (zoo.WEIGHTS_FILE, zoo.METADATA_FILE):
+        shutil.copy(other / name, mismatched / name)
+    url, digest = _published(mismatched, http_server, "mismatched.tar.gz")
+    with pytest.raises(zoo.PresetMismatchError, match="do not fit"):
+        zoo.load(url, sha256=digest, cache_dir=cache, allow_http=True)
+    assert [p for p in cache.rglob("*") if p.is_file()] == []
