@@ -472,6 +472,7 @@ def _fetch(url, sha256, cache_dir, allow_http, timeout=None):
             warnings.warn(f"Downloading {url} again: {err}", stacklevel=3)
             _remove_cache_entry(extracted)
     make_dirs(cache_root / "kgan")
+    _sweep_stale_downloads(cache_root / "kgan")
     # A name of this writer's own: processes (or threads) fetching the same
     # preset at once must not download over, verify or delete each other's file.
     archive = cache_root / "kgan" / f"kgan-preset-{sha256}.{_writer_id()}.tar.gz"
@@ -499,6 +500,31 @@ def _fetch(url, sha256, cache_dir, allow_http, timeout=None):
         # not needed again (and a refused or partial one must not stay cached).
         archive.unlink(missing_ok=True)
     return extracted
+
+
+#: Seconds after which a partial download or extraction nobody writes to any
+#: more is deleted (one whose process was killed): a running download writes
+#: at least every `DOWNLOAD_TIMEOUT` seconds, so a day is far past any of them.
+STALE_DOWNLOAD_SECONDS = 24 * 3600
+
+
+def _sweep_stale_downloads(kgan_cache):
+    """Delete the leftovers of killed fetches: `.tar.gz` parts and staging folders.
+
+    Each fetch removes its own files, unless its process dies first (kill -9,
+    a power cut): then they would stay in the cache for good.
+    """
+    leftovers = [*kgan_cache.glob("kgan-preset-*.tar.gz"), *kgan_cache.glob("presets/.*")]
+    cutoff = time.time() - STALE_DOWNLOAD_SECONDS
+    for path in leftovers:
+        try:
+            if path.lstat().st_mtime < cutoff:
+                if path.is_dir() and not path.is_symlink():
+                    shutil.rmtree(path)
+                else:
+                    path.unlink()
+        except OSError:
+            pass  # gone already (another fetch swept it), or not ours to delete
 
 
 def _remove_cache_entry(folder):

@@ -573,3 +573,24 @@ def test_a_verified_archive_whose_preset_is_refused_is_not_cached(preset, http_s
     with pytest.raises(zoo.PresetMismatchError, match="do not fit"):
         zoo.load(url, sha256=digest, cache_dir=cache, allow_http=True)
     assert [p for p in cache.rglob("*") if p.is_file()] == []
+
+
+def test_a_fetch_sweeps_partial_downloads_of_killed_processes(preset, http_server, tmp_path):
+    # A download killed with kill -9 left kgan-preset-<sha>.<pid>-<tid>.tar.gz forever.
+    import os
+    import time
+
+    (url, digest), cache = _served(preset, http_server), tmp_path / "cache"
+    kgan_cache = cache / "kgan"
+    (kgan_cache / "presets" / f".{digest}-abc123").mkdir(parents=True)  # a killed extraction
+    stale = [kgan_cache / f"kgan-preset-{'1' * 64}.4242-1.tar.gz", kgan_cache / "presets" /
+             f".{digest}-abc123"]
+    stale[0].write_bytes(b"half a download")
+    fresh = kgan_cache / f"kgan-preset-{'2' * 64}.4243-1.tar.gz"  # another fetch, running
+    fresh.write_bytes(b"a download in progress")
+    long_ago = time.time() - zoo.STALE_DOWNLOAD_SECONDS - 60
+    for path in stale:
+        os.utime(path, (long_ago, long_ago))
+    zoo.resolve(url, sha256=digest, cache_dir=cache, allow_http=True)
+    assert not any(path.exists() for path in stale)
+    assert fresh.read_bytes() == b"a download in progress"
