@@ -370,7 +370,8 @@ def tflite_interpreter(model_path, num_threads=None):
     uint8_images = interpreter.get_signature_runner("generate_uint8")(latents=z)["images"]
     ```
     """
-    if not Path(model_path).is_file():
+    model_path = Path(model_path).expanduser()
+    if not model_path.is_file():
         raise FileNotFoundError(
             f"No LiteRT model at {model_path}: give the .tflite file that export_tflite wrote "
             f"(its folder's {TFLITE_FILE}; CLI: kgan export NAME DIR --format tflite)."

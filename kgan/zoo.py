@@ -216,7 +216,7 @@ def register_preset(name, path=None, url=None, sha256=None, description=""):
         raise ValueError("Give exactly one of `path` (a folder) or `url` (an archive).")
     if url is not None:
         _check_sha256(sha256)
-    _PRESETS[name] = Preset(name, None if path is None else str(path), url, sha256, description)
+    _PRESETS[name] = Preset(name, None if path is None else str(Path(path).expanduser()), url, sha256, description)
     return _PRESETS[name]
 
 
@@ -379,7 +379,7 @@ def resolve(source, sha256=None, cache_dir=None, allow_http=False, timeout=None)
         return _fetch(preset.url, preset.sha256, cache_dir, allow_http, timeout)
     if source.startswith(("https://", "http://")):
         return _fetch(source, sha256, cache_dir, allow_http, timeout)
-    path = Path(source)
+    path = Path(source).expanduser()
     if path.is_dir():
         check_not_train_output(path)
         return path
@@ -405,7 +405,7 @@ def train_output_preset(folder):
     kgan.zoo.train_output_preset("runs/dcgan")  # Path('runs/dcgan/preset'), or None
     ```
     """
-    folder = Path(folder)
+    folder = Path(folder).expanduser()
     preset = folder / "preset"
     if not (folder / METADATA_FILE).exists() and (preset / METADATA_FILE).is_file():
         return preset
@@ -452,6 +452,23 @@ def _check_sha256(sha256):
 DOWNLOAD_TIMEOUT = 60.0
 
 
+def cache_root_dir(cache_dir=None):
+    """The Keras cache folder remote presets are downloaded into, `~` expanded.
+
+    `cache_dir` if given, else `$KERAS_HOME`, else `~/.keras`, as Keras
+    itself chooses; the presets are extracted in its `kgan/presets/<sha256>/`.
+
+    Example:
+
+    ```python
+    kgan.zoo.cache_root_dir()  # PosixPath('/home/me/.keras'), or $KERAS_HOME
+    kgan.zoo.cache_root_dir("~/kc")  # PosixPath('/home/me/kc')
+    ```
+    """
+    root = cache_dir or os.environ.get("KERAS_HOME") or Path.home() / ".keras"
+    return Path(root).expanduser()
+
+
 def _fetch(url, sha256, cache_dir, allow_http, timeout=None):
     if url.startswith("http://") and not allow_http:
         raise ZooError(
@@ -460,7 +477,7 @@ def _fetch(url, sha256, cache_dir, allow_http, timeout=None):
             "line takes https only)."
         )
     sha256 = _check_sha256(sha256)
-    cache_root = Path(cache_dir or os.environ.get("KERAS_HOME", Path.home() / ".keras"))
+    cache_root = cache_root_dir(cache_dir)
     extracted = cache_root / "kgan" / "presets" / sha256
     if extracted.is_dir():
         try:
@@ -640,7 +657,7 @@ def read_metadata(folder):
     meta["architecture"], meta["metrics"]["fcd"]  # ('wgan', ...)
     ```
     """
-    path = Path(folder) / METADATA_FILE
+    path = Path(folder).expanduser() / METADATA_FILE
     if not path.is_file():
         raise ZooError(f"{folder} is not a preset folder: {METADATA_FILE} is missing.")
     return _read_json_object(path)
@@ -740,7 +757,7 @@ def _check_preset_files(folder, fix=None):
     metadata["weights_sha256"]  # the sha256 model.weights.h5 was checked against
     ```
     """
-    folder = Path(folder)
+    folder = Path(folder).expanduser()
     fix = fix or _damaged_fix(folder)
     for required in (CONFIG_FILE, WEIGHTS_FILE, METADATA_FILE):
         if not (folder / required).is_file():
@@ -970,7 +987,7 @@ def save_preset(model, folder, metadata, overwrite=False, sample_seed=0, samples
             f"metadata must be a dict of the preset's descriptive fields (name, description, "
             f"dataset, recipe, license, metrics), got {type(metadata).__name__}."
         )
-    folder = Path(folder)
+    folder = Path(folder).expanduser()
     check_not_installed_catalog(folder, "save a preset into")
     registered = keras.saving.get_registered_name(type(model))
     if not registered.startswith("kgan>"):
@@ -1059,7 +1076,7 @@ def check_not_installed_catalog(folder, action="write into"):
     ```
     """
     installed = _installed_catalog()
-    folder = Path(folder).resolve()
+    folder = Path(folder).expanduser().resolve()
     if installed.is_dir() and folder.is_relative_to(installed.resolve()):
         raise ZooError(
             f"Refusing to {action} {folder}: it is a preset of the installed kgan package, "
@@ -1119,7 +1136,7 @@ def update_metadata(folder, updates):
     kgan.zoo.update_metadata(folder, {"notes": "Recipe chosen because ..."})["notes"]
     ```
     """
-    folder = Path(folder)
+    folder = Path(folder).expanduser()
     check_not_installed_catalog(folder, "update the metadata of")
     clash = set(DERIVED_METADATA) & set(updates)
     if clash:

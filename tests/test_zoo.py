@@ -594,3 +594,26 @@ def test_a_fetch_sweeps_partial_downloads_of_killed_processes(preset, http_serve
     zoo.resolve(url, sha256=digest, cache_dir=cache, allow_http=True)
     assert not any(path.exists() for path in stale)
     assert fresh.read_bytes() == b"a download in progress"
+
+
+def test_home_relative_paths_are_expanded(preset, http_server, tmp_path, monkeypatch):
+    # cache_dir="~/kc" made a folder literally named "~" in the current folder.
+    model, folder = preset
+    home, work = tmp_path / "home", tmp_path / "work"
+    work.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(work)
+    url, digest = _served(preset, http_server)
+    fetched = zoo.resolve(url, sha256=digest, cache_dir="~/kc", allow_http=True)
+    assert fetched == home / "kc" / "kgan" / "presets" / digest
+    monkeypatch.setenv("KERAS_HOME", "~/keras_home")  # quoted in a shell, so not expanded
+    assert zoo.cache_root_dir() == home / "keras_home"
+    saved = zoo.save_preset(model, "~/presets/tiny", METADATA)
+    assert saved == home / "presets" / "tiny" and zoo.load("~/presets/tiny").latent_dim == 8
+    assert zoo.update_metadata("~/presets/tiny", {"notes": "mine"})["notes"] == "mine"
+    zoo.register_preset("kgan_test_home", path="~/presets/tiny")
+    try:
+        assert zoo.resolve("kgan_test_home") == saved
+    finally:
+        zoo.unregister_preset("kgan_test_home")
+    assert list(work.iterdir()) == []
