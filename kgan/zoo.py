@@ -33,6 +33,7 @@ import builtins
 import collections.abc
 import dataclasses
 import difflib
+import errno
 import fnmatch
 import hashlib
 import http.client
@@ -488,6 +489,15 @@ def _fetch(url, sha256, cache_dir, allow_http, timeout=None):
             # or every later load would fail the same way.
             warnings.warn(f"Downloading {url} again: {err}", stacklevel=3)
             _remove_cache_entry(extracted)
+    try:
+        return _download_into_cache(url, sha256, cache_root, timeout)
+    except OSError as err:  # network errors are ZooErrors by now: the cache is unwritable
+        raise _cache_unwritable(cache_root, cache_dir, err) from err
+
+
+def _download_into_cache(url, sha256, cache_root, timeout):
+    """Download, verify and extract the archive at `url` into `cache_root`; its folder."""
+    extracted = cache_root / "kgan" / "presets" / sha256
     make_dirs(cache_root / "kgan")
     _sweep_stale_downloads(cache_root / "kgan")
     # A name of this writer's own: processes (or threads) fetching the same
@@ -517,6 +527,30 @@ def _fetch(url, sha256, cache_dir, allow_http, timeout=None):
         # not needed again (and a refused or partial one must not stay cached).
         archive.unlink(missing_ok=True)
     return extracted
+
+
+def _cache_unwritable(cache_root, cache_dir, err):
+    """The `ZooError` for `err`, an `OSError` writing the download cache `cache_root`.
+
+    `make_dirs` and `staging_dir` say "choose an output folder": the cache
+    is no output the user named, but `cache_dir` or `KERAS_HOME`.
+    """
+    code = err.errno if err.errno is not None else getattr(err.__cause__, "errno", None)
+    reason = {errno.EROFS: "it is on a read-only file system", errno.EACCES: "no permission to "
+              "write there", errno.EPERM: "no permission to write there", errno.ENOSPC: "no "
+              "space left on the device", errno.EEXIST: "a file is in the way of a folder",
+              errno.ENOTDIR: "a file is in the way of a folder"}.get(code, _one_line(err))
+    if cache_dir:
+        setting = f"cache_dir ({cache_dir})"
+    elif os.environ.get("KERAS_HOME"):
+        setting = f"KERAS_HOME ({os.environ['KERAS_HOME']})"
+    else:
+        setting = "the Keras cache folder (~/.keras, as KERAS_HOME is not set)"
+    return ZooError(
+        f"Cannot cache the downloaded preset in {cache_root}: {reason}. Remote presets are "
+        f"cached in {setting}: set KERAS_HOME (or pass cache_dir=...) to a folder you can "
+        "write to, or fix that folder."
+    )
 
 
 #: Seconds after which a partial download or extraction nobody writes to any

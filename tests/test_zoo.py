@@ -617,3 +617,33 @@ def test_home_relative_paths_are_expanded(preset, http_server, tmp_path, monkeyp
     finally:
         zoo.unregister_preset("kgan_test_home")
     assert list(work.iterdir()) == []
+
+
+@pytest.mark.parametrize("how", ["under_a_file", "no_permission", "cache_dir"])
+def test_an_unwritable_cache_is_named_with_the_setting_that_moves_it(how, preset, http_server,
+                                                                      tmp_path, monkeypatch):
+    # The error blamed "an output folder", which the user never named.
+    import errno
+    import os
+
+    url, digest = _served(preset, http_server)
+    (tmp_path / "afile").write_text("")
+    home = tmp_path / ("ro" if how == "no_permission" else "afile") / "keras"
+    if how == "no_permission":  # faked: root may write anywhere
+        real_mkdir = os.mkdir
+
+        def refuse(path, *args, **kwargs):
+            if str(home) in str(path):
+                raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(path))
+            return real_mkdir(path, *args, **kwargs)
+
+        monkeypatch.setattr(os, "mkdir", refuse)
+    monkeypatch.setenv("KERAS_HOME", str(home))
+    setting = f"cache_dir \\({home}\\)" if how == "cache_dir" else f"KERAS_HOME \\({home}\\)"
+    reason = ("no permission to write there" if how == "no_permission"
+              else "a file is in the way of a folder")
+    with pytest.raises(zoo.ZooError, match=rf"Cannot cache the downloaded preset in {home}: "
+                       rf"{reason}. Remote presets are cached in {setting}: set KERAS_HOME \(or "
+                       r"pass cache_dir=...\) to a folder you can write to"):
+        zoo.resolve(url, sha256=digest, allow_http=True,
+                    cache_dir=home if how == "cache_dir" else None)
