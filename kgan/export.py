@@ -178,19 +178,67 @@ def _uint8(images):
     return tf.cast(tf.round((tf.clip_by_value(images, -1.0, 1.0) + 1.0) * 127.5), tf.uint8)
 
 
+def _has_shape(shape, dims):
+    """Whether the run-time `shape` (an int32 vector) is `dims` (ints, None for any size)."""
+    rank = len(dims)
+    # Padded, so that indexing a shorter (wrong) shape reads 1s instead of failing.
+    padded = tf.concat([shape, tf.ones([rank], shape.dtype)], 0)[:rank]
+    matches = tf.equal(tf.size(shape), rank)
+    for index, size in enumerate(dims):
+        if size is not None:
+            matches = tf.logical_and(matches, tf.equal(padded[index], size))
+    return matches
+
+
+def _checked_shape(tensor, valid, message):
+    """`tensor`, once `valid(shape)` holds at run time; else an error of `message` and the shape.
+
+    A loaded SavedModel's signature does not enforce the input shape it
+    declares: a wrong one fails deep inside the network ("Matrix
+    size-incompatible", "output depth must be evenly divisible"). The
+    shape is read from a copy whose static shape is unknown: on the
+    input itself, TensorFlow would fold the declared rank into a constant
+    and drop the check. The returned tensor keeps its static shape.
+
+    Example:
+
+    ```python
+    latents = _checked_shape(latents, lambda shape: _has_shape(shape, [None, 100]),
+                            "latents must be float32 [batch, 100].")
+    ```
+    """
+    shape = tf.shape(tf.compat.v1.placeholder_with_default(tensor, shape=None))
+    check = tf.debugging.Assert(valid(shape), [message + " Got shape:", shape])
+    with tf.control_dependencies([check]):
+        return tf.identity(tensor)
+
+
 def _latent_signatures(model, batch_size):
     """`{name: (function, specs)}`: export_generator's two signatures at a batch size.
 
     A class-conditional model (one with `num_classes`) takes `labels` int32
-    `[batch]` beside the latents; a label outside `[0, num_classes)` fails
-    with an error naming the range (an embedding lookup on a GPU would
-    silently return zeros).
+    `[batch]` (or `[batch, 1]`, as `generate` does) beside the latents; a
+    label outside `[0, num_classes)` fails with an error naming the range
+    (an embedding lookup on a GPU would silently return zeros). Inputs of
+    another shape fail with an error saying the shape to pass
+    (`_checked_shape`); another dtype (e.g. int64 labels) is refused by
+    TensorFlow before the graph runs: cast to the signature's dtype.
     """
     generator = model.sampling_generator  # the EMA weights when enabled
-    latents_spec = tf.TensorSpec([batch_size, model.latent_dim], tf.float32, name="latents")
+    latent_dim = model.latent_dim
+    latents_spec = tf.TensorSpec([batch_size, latent_dim], tf.float32, name="latents")
     num_classes = getattr(model, "num_classes", None)
+
+    def checked_latents(latents):
+        return _checked_shape(
+            latents, lambda shape: _has_shape(shape, [None, latent_dim]),
+            f"latents must be float32 of shape [batch, {latent_dim}]: one {latent_dim}-number "
+            "latent vector per image.",
+        )
+
     if num_classes is None:
         def serve_float(latents):
+            latents = checked_latents(latents)
             return {"images": tf.cast(generator(latents, training=False), tf.float32)}
 
         def serve_uint8(latents):
@@ -201,6 +249,16 @@ def _latent_signatures(model, batch_size):
         message = f"labels must be class indices in [0, {num_classes})"
 
         def serve_float(latents, labels):
+            latents = checked_latents(latents)
+            labels = _checked_shape(
+                labels, lambda shape: tf.logical_or(_has_shape(shape, [None]),
+                                                    _has_shape(shape, [None, 1])),
+                f"labels must be int32 of shape [batch] (or [batch, 1]): one class index in "
+                f"[0, {num_classes}) per latent vector, not one-hot (pass argmax(-1) of those).",
+            )
+            # [batch, 1] as generate takes it; reshaped from the copy of unknown shape,
+            # else Grappler drops a reshape of a (declared) vector as a no-op.
+            labels = tf.reshape(tf.compat.v1.placeholder_with_default(labels, shape=None), [-1])
             checks = [
                 tf.debugging.assert_equal(
                     tf.shape(latents)[0], tf.shape(labels)[0],

@@ -299,3 +299,71 @@ def test_mixed_bfloat16_model_exports_float32_outputs(tmp_path):
     # in practice; the same weights computed in float32 are ~7e-3 away).
     np.testing.assert_allclose(images, model.generate_from_latents(z), atol=1e-5)
     np.testing.assert_array_equal(serve(loaded, z, "generate_uint8"), kgan.images.to_uint8(images))
+
+
+# ---------------------------------------------------------------- inputs of the wrong shape
+def _served_error(signature, **inputs):
+    """The message a loaded signature fails with for `inputs`."""
+    with pytest.raises(tf.errors.InvalidArgumentError) as raised:
+        signature(**{name: tf.constant(value) for name, value in inputs.items()})
+    return raised.value.message
+
+
+@pytest.mark.parametrize("shape", [(2, 7), (LATENT_DIM,), (2, LATENT_DIM, 1)])
+def test_latents_of_the_wrong_shape_say_the_shape_to_pass(exported, shape):
+    # TF does not enforce a signature's declared shape: [2, 7] failed with
+    # "Matrix size-incompatible" inside the first Dense layer.
+    _, _, loaded = exported
+    for name in SIGNATURES:
+        message = _served_error(loaded.signatures[name], latents=np.zeros(shape, np.float32))
+        assert f"latents must be float32 of shape [batch, {LATENT_DIM}]" in message
+        assert f"Got shape:] [{' '.join(map(str, shape))}]" in message
+
+
+@pytest.fixture(scope="module")
+def exported_conditional(tmp_path_factory):
+    model = spread_weights(kgan.models.ConditionalGAN.from_image_shape(
+        IMAGE_SHAPE, 3, latent_dim=LATENT_DIM, filters=4, embedding_dim=4, seed=0))
+    path = export_generator(model, tmp_path_factory.mktemp("export") / "conditional")
+    return model, tf.saved_model.load(str(path))
+
+
+@pytest.mark.parametrize("labels", [np.eye(3, dtype=np.int32)[[0, 2]], np.int32(1)],
+                         ids=["one_hot", "scalar"])
+def test_labels_of_the_wrong_shape_say_the_shape_to_pass(exported_conditional, labels):
+    # One-hot labels failed with "In[0] should be a scalar", a scalar with
+    # "Invalid reduction dimension".
+    _, loaded = exported_conditional
+    z = np.zeros((2, LATENT_DIM), np.float32)
+    message = _served_error(loaded.signatures["serving_default"], latents=z, labels=labels)
+    assert "labels must be int32 of shape [batch] (or [batch, 1]): one class index in [0, 3)" in message
+
+
+def test_labels_of_shape_batch_by_one_are_taken_as_generate_takes_them(exported_conditional):
+    model, loaded = exported_conditional
+    z = model.latents(2, seed=1)
+    served = loaded.signatures["serving_default"](latents=tf.constant(z),
+                                                  labels=tf.constant([[1], [2]]))["images"]
+    np.testing.assert_allclose(served.numpy(), model.generate_from_latents(z, labels=[1, 2]),
+                               atol=1e-5)
+
+
+@pytest.fixture(scope="module")
+def exported_translator(tmp_path_factory):
+    from kgan.models import CycleGAN
+
+    model = CycleGAN.from_image_shape((16, 16, 1), filters=4, num_residual_blocks=1,
+                                      disc_layers=2, seed=1)
+    path = export_generator(model, tmp_path_factory.mktemp("export") / "translator")
+    return tf.saved_model.load(str(path))
+
+
+@pytest.mark.parametrize("shape", [(32, 32, 1), (1, 32, 32, 3)], ids=["no_batch", "rgb"])
+def test_translator_images_of_the_wrong_shape_say_the_shape_to_pass(exported_translator, shape):
+    # [32, 32, 1] said "images must be at least 5x5 pixels"; 3 channels for 1
+    # failed with "output depth must be evenly divisible".
+    for name in ("a_to_b", "b_to_a", "serving_default"):
+        message = _served_error(exported_translator.signatures[name],
+                                images=np.zeros(shape, np.uint8))
+        assert "images must be uint8 of shape [batch, height, width, 1] (1 channel" in message
+        assert "add a batch axis (image[None])" in message

@@ -878,7 +878,17 @@ def translate_images(generator, images):
 def _uint8_translator(generator):
     """uint8 images -> `{"images": uint8}` through `generator`, as `translate` does."""
 
+    from kgan.export import _checked_shape, _has_shape
+
+    channels = _channels(generator, "in")
+
     def serve(images):
+        images = _checked_shape(
+            images, lambda shape: _has_shape(shape, [None, None, None, channels]),
+            f"images must be uint8 of shape [batch, height, width, {channels}] ({channels} "
+            f"channel{'s' if channels > 1 else ''}, this direction's source domain); for one "
+            "image add a batch axis (image[None]).",
+        )
         checked = tf.debugging.assert_greater_equal(
             tf.reduce_min(tf.shape(images)[1:3]), MIN_SIZE,
             message=f"images must be at least {MIN_SIZE}x{MIN_SIZE} pixels",
