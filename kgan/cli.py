@@ -443,7 +443,7 @@ def cmd_sample(args):
             )
         if output.exists() and any(output.iterdir()) and not args.overwrite:
             raise CLIError(_NOT_EMPTY.format(output))
-    _refuse_output_over_inputs(output, [p for p in (_preset_folder(args.name),) if p])
+    _refuse_output_over_preset(output, args.name)
     model = _load(args)
     if model.latent_dim is None:
         raise CLIError(
@@ -649,26 +649,25 @@ def _refuse_output_over_training_data(output, args):
     """
     _refuse_output_in_read_folders(
         output, (("--dataset", args.dataset), ("--dataset-b", args.dataset_b)),
-        "the run's files (sample PNGs, the preset) and the training images would mix",
+        "folders are read with all their sub-folders, so the run's files (sample PNGs, the "
+        "preset) and the training images would mix",
     )
 
 
-def _refuse_output_in_read_folders(output, named_folders, consequence):
-    """Refuse an --output that is, lies inside or holds one of the folders in
-    `named_folders` (`(name, path)` pairs; paths that are no folder are skipped),
-    which are read with all their sub-folders: `consequence` says what follows."""
-    target = Path(output).resolve()
+def _refuse_output_in_read_folders(output, named_folders, consequence, flag="--output"):
+    """Refuse an output that is, lies inside or holds one of the folders in
+    `named_folders` (`(name, path)` pairs; paths that are no folder are
+    skipped), which the command reads: `consequence` says what would follow."""
+    from kgan._checks import path_relation
+
     for name, value in named_folders:
         if value is None or not Path(value).expanduser().is_dir():
             continue  # a dataset name, or a file
-        folder = Path(value).expanduser().resolve()
-        relation = ("is" if folder == target else "lies inside" if folder in target.parents
-                    else "holds" if target in folder.parents else None)
+        relation = path_relation(output, value)
         if relation:
             raise CLIError(
-                f"--output {output} {relation} {name} {value}: folders are read with all their "
-                f"sub-folders, so {consequence}. Choose an --output outside {value} that does "
-                "not hold it"
+                f"{flag} {output} {relation} {name} {value}: {consequence}. Choose {flag} "
+                f"outside {value} that does not hold it"
             )
 
 
@@ -1378,14 +1377,28 @@ def _refuse_output_over_inputs(output, inputs, flag="--output"):
     `--overwrite` deletes what was there: `kgan sample run/preset --output run
     --overwrite` would delete the preset it samples.
     """
-    target = Path(output).resolve()
+    from kgan._checks import path_relation
+
     for source in inputs:
-        source = Path(source).resolve()
-        if source == target or target in source.parents:
+        relation = path_relation(output, source)
+        if relation in ("is", "holds"):
             raise CLIError(
-                f"{flag} {output} {'is' if source == target else 'holds'} {source}, which this "
-                "command reads; replacing it would delete that input. Choose another output"
+                f"{flag} {output} {relation} {Path(source).resolve()}, which this command "
+                "reads; replacing it would delete that input. Choose another output"
             )
+
+
+def _refuse_output_over_preset(output, name, flag="--output", inputs=()):
+    """`_refuse_output_over_inputs` for the preset `name` (and `inputs`), and
+    refuse an output inside the preset's folder: `kgan sample dcgan_mnist
+    --output zoo/dcgan_mnist/samples.png --overwrite` replaced its card image."""
+    preset = _preset_folder(name)
+    _refuse_output_over_inputs(output, [p for p in (preset, *inputs) if p], flag)
+    _refuse_output_in_read_folders(
+        output, [("the preset folder", preset)],
+        "a preset folder holds the preset's own files only (the output could replace its "
+        "samples.png or README.md, or be packed with it)", flag,
+    )
 
 
 def _preset_folder(name):
@@ -1408,7 +1421,7 @@ def _output_folder(args, inputs=()):
     absolute_folder(output)  # not `.`, `..` or a folder holding the current one
     if output.exists() and not output.is_dir():
         raise CLIError(f"--output {output} exists and is not a folder")
-    _refuse_output_over_inputs(output, [p for p in (_preset_folder(args.name), *inputs) if p])
+    _refuse_output_over_preset(output, args.name, inputs=inputs)
     if output.exists() and any(output.iterdir()) and not args.overwrite:
         raise CLIError(_NOT_EMPTY.format(output))
     return output
@@ -1424,7 +1437,8 @@ def cmd_translate(args):
     output = _output_folder(args, inputs=args.inputs)
     _refuse_output_in_read_folders(
         output, (("the input folder", path) for path in args.inputs),
-        "translating that folder again would translate these outputs too",
+        "folders are read with all their sub-folders, so translating that folder again would "
+        "translate these outputs too",
     )
     jobs = _translation_jobs(args.inputs)
     model = _load(args)
@@ -1523,7 +1537,7 @@ def cmd_export(args):
     image_size = args.image_size
     # The same refusals as the Python API's: empty, a file, a preset, a `.tflite` name.
     target = export.check_export_path(args.dir, args.overwrite, tflite=tflite)
-    _refuse_output_over_inputs(target, [p for p in (_preset_folder(args.name),) if p], "DIR")
+    _refuse_output_over_preset(target, args.name, "DIR")
     model = _load(args)
     translator = hasattr(model, "translate")
     if image_size and not translator:

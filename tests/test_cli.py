@@ -1198,3 +1198,21 @@ def test_info_of_a_url_prints_only_json_on_stdout(preset, tmp_path, monkeypatch,
     out, err = capsys.readouterr()
     assert json.loads(out)["name"] == "tiny"
     assert "Downloading data from" in err
+
+
+@pytest.mark.parametrize("argv", [
+    ["sample", "{preset}", "--num", "2", "--output", "{preset}/samples.png", "--overwrite"],
+    ["sample", "{preset}", "--num", "2", "--output", "{preset}/more"],
+    ["export", "{preset}", "{preset}/exp"],
+    ["export", "{preset}", "{preset}/exp", "--format", "tflite"],
+], ids=["sample_png", "sample_folder", "savedmodel", "tflite"])
+def test_an_output_inside_the_preset_read_is_refused(argv, tmp_path, capsys):
+    # `kgan sample dcgan_mnist --output zoo/dcgan_mnist/samples.png --overwrite`
+    # replaced the shipped card image; `kgan export` wrote into the preset.
+    preset = shutil.copytree(zoo.resolve("dcgan_mnist"), tmp_path / "dcgan_mnist")
+    before = {p.name: p.read_bytes() for p in preset.iterdir()}
+    assert run([a.format(preset=preset) for a in argv]) == 2
+    line = error_line(capsys.readouterr().err)
+    assert f"lies inside the preset folder {preset}: a preset folder holds the preset's own " \
+           "files only" in line
+    assert {p.name: p.read_bytes() for p in preset.iterdir()} == before
