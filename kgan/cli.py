@@ -1402,13 +1402,15 @@ def _refuse_output_over_preset(output, name, flag="--output", inputs=()):
 
 
 def _preset_folder(name):
-    """The local folder a preset argument names (a path, or a registered
-    preset's), for `_refuse_output_over_inputs`; None for a URL."""
+    """The local folder a preset argument names (a registered preset's, or a
+    path), for `_refuse_output_over_preset`; None for a URL. A registered
+    name wins over a folder of that name, as in `zoo.resolve`."""
     from kgan import zoo
 
-    if Path(name).exists():
-        return Path(name)
-    return zoo.resolve(name) if name in zoo.list() else None
+    if name in zoo.list():
+        preset = zoo._PRESETS[name]
+        return None if preset.path is None else Path(preset.path)  # else a download
+    return Path(name) if Path(name).exists() else None
 
 
 def _output_folder(args, inputs=()):

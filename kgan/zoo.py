@@ -369,6 +369,7 @@ def resolve(source, sha256=None, cache_dir=None, allow_http=False, timeout=None)
         )
     if source in _PRESETS:
         preset = _PRESETS[source]
+        _warn_if_shadowed(source, preset)
         if preset.path is not None:
             if not Path(preset.path).is_dir():
                 raise ZooError(
@@ -392,6 +393,27 @@ def resolve(source, sha256=None, cache_dir=None, allow_http=False, timeout=None)
             "name (kgan.zoo.list(), `kgan list`) or an https URL with its sha256."
         )
     raise UnknownNameError(_unknown_message("preset", source, _PRESETS))
+
+
+def _warn_if_shadowed(name, preset):
+    """Warn that the registered `name` is loaded although a folder of that name is here.
+
+    The registered name wins (as in keras-hub): a folder someone made must
+    not silently replace a preset the recipe or the docs name. But the user
+    may have meant the folder, so say how to load it: `./NAME`.
+    """
+    local = Path(name)
+    if not local.is_dir():
+        return
+    if preset.path is not None and local.resolve() == Path(preset.path).expanduser().resolve():
+        return  # the registered preset itself (e.g. run from inside zoo/)
+    where = preset.path if preset.path is not None else preset.url
+    warnings.warn(
+        f"{name!r} names the registered preset ({where}), which is loaded; the folder "
+        f"{local.resolve()} in the current folder is not. To load that folder, pass "
+        f"'./{name}'.",
+        stacklevel=3,
+    )
 
 
 def train_output_preset(folder):

@@ -1216,3 +1216,15 @@ def test_an_output_inside_the_preset_read_is_refused(argv, tmp_path, capsys):
     assert f"lies inside the preset folder {preset}: a preset folder holds the preset's own " \
            "files only" in line
     assert {p.name: p.read_bytes() for p in preset.iterdir()} == before
+
+
+def test_a_folder_named_like_a_registered_preset_is_read_as_the_preset_everywhere(
+        tmp_path, monkeypatch, capsys):
+    # cli._preset_folder took the local folder, zoo.resolve the registered
+    # preset: the output checks and the command read different presets.
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "dcgan_mnist").mkdir()
+    assert cli._preset_folder("dcgan_mnist") == Path(zoo._PRESETS["dcgan_mnist"].path)
+    with pytest.warns(UserWarning, match="To load that folder, pass './dcgan_mnist'"):
+        assert run(["info", "dcgan_mnist"]) == 0
+    assert json.loads(capsys.readouterr().out)["name"] == "dcgan_mnist"

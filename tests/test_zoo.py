@@ -647,3 +647,22 @@ def test_an_unwritable_cache_is_named_with_the_setting_that_moves_it(how, preset
                        r"pass cache_dir=...\) to a folder you can write to"):
         zoo.resolve(url, sha256=digest, allow_http=True,
                     cache_dir=home if how == "cache_dir" else None)
+
+
+def test_a_folder_named_like_a_registered_preset_is_named_in_a_warning(tmp_path, monkeypatch):
+    # `mkdir dcgan_mnist; kgan info dcgan_mnist` showed the shipped preset, silently.
+    import warnings
+
+    shipped = zoo.resolve("dcgan_mnist")
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "dcgan_mnist").mkdir()
+    with pytest.warns(UserWarning, match=r"'dcgan_mnist' names the registered preset \(.*zoo/"
+                      r"dcgan_mnist\), which is loaded; the folder .*dcgan_mnist in the current "
+                      r"folder is not. To load that folder, pass './dcgan_mnist'"):
+        assert zoo.resolve("dcgan_mnist") == shipped
+    with pytest.raises(zoo.ZooError, match="is not a preset folder"):  # the folder, as told
+        zoo.info("./dcgan_mnist")
+    monkeypatch.chdir(shipped.parent)  # from inside zoo/: the folder is the preset itself
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert zoo.resolve("dcgan_mnist") == shipped
