@@ -101,10 +101,19 @@ def _add_speed_arguments(p):
                    help="compile the train step with XLA (default: where it measured faster)")
 
 
+#: --sha256's help: what it checks, and where the download is kept.
+_SHA256_HELP = ("full sha256 of a remote archive; it is downloaded once into "
+                "$KERAS_HOME/kgan/presets/<sha256>/ (KERAS_HOME defaults to ~/.keras)")
+
+
 def build_parser():
     parser = _Parser(
         prog="kgan",
         description="GAN model zoo for Keras 3: list and inspect presets, sample, train, export.",
+        epilog="A preset is a registered name (kgan list), a preset folder (./NAME for a folder "
+               "named like a registered preset) or an https URL of a .tar.gz with --sha256. "
+               "Remote presets are cached in $KERAS_HOME/kgan/presets/ (KERAS_HOME defaults "
+               "to ~/.keras): set KERAS_HOME to move the cache.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
@@ -116,7 +125,7 @@ def build_parser():
 
     p = sub.add_parser("info", help="show a preset's metadata", description="Print a preset's metadata (JSON).")
     p.add_argument("name", help="preset name, preset folder, or https URL (with --sha256)")
-    p.add_argument("--sha256", help="full sha256 of a remote archive")
+    p.add_argument("--sha256", help=_SHA256_HELP)
 
     p = sub.add_parser(
         "sample",
@@ -133,7 +142,7 @@ def build_parser():
     p.add_argument("--seed", type=_int, default=0, help="latent seed (same seed, same images)")
     p.add_argument("--output", required=True, help="file.png, file.npz or a folder")
     p.add_argument("--interpolate", type=_positive_int, metavar="K", help="K-step latent interpolations per row")
-    p.add_argument("--sha256", help="full sha256 of a remote archive")
+    p.add_argument("--sha256", help=_SHA256_HELP)
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
 
     p = sub.add_parser(
@@ -155,7 +164,7 @@ def build_parser():
     p.add_argument("--seed", type=_int, default=0, help="latent seed (same seed, same images)")
     p.add_argument("--batch-size", type=_positive_int, default=256,
                    help="images generated per step (the images do not depend on it)")
-    p.add_argument("--sha256", help="full sha256 of a remote archive")
+    p.add_argument("--sha256", help=_SHA256_HELP)
     p.add_argument("--overwrite", action="store_true", help="replace an existing, non-empty output folder")
 
     p = sub.add_parser(
@@ -330,7 +339,7 @@ def build_parser():
     p.add_argument("--compare-into", metavar="PRESET_FOLDER",
                    help="add the figures as a comparison row to another preset's card")
     p.add_argument("--label", help="row label for --compare-into")
-    p.add_argument("--sha256", help="full sha256 of a remote archive")
+    p.add_argument("--sha256", help=_SHA256_HELP)
 
     p = sub.add_parser(
         "translate",
@@ -345,7 +354,7 @@ def build_parser():
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders")
     p.add_argument("--direction", choices=("a_to_b", "b_to_a"), default="a_to_b")
     p.add_argument("--output", required=True, help="folder for the translated PNGs")
-    p.add_argument("--sha256", help="full sha256 of a remote archive")
+    p.add_argument("--sha256", help=_SHA256_HELP)
     p.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
 
     p = sub.add_parser(
@@ -353,8 +362,10 @@ def build_parser():
         help="export a generator as a SavedModel or a TFLite (LiteRT) model",
         description=(
             "Export a preset's generator as a SavedModel (signatures serving_default, "
-            "generate_uint8), or with --format tflite as DIR/generator.tflite (the same "
-            "signatures at a fixed --batch-size; a CycleGAN's a_to_b/b_to_a at a fixed --image-size)."
+            "generate_uint8 on float32 latents, plus int32 labels for a conditional preset; "
+            "a CycleGAN's a_to_b, b_to_a and serving_default (= a_to_b) on uint8 images), or "
+            "with --format tflite as DIR/generator.tflite (the same signatures at a fixed "
+            "--batch-size; a CycleGAN's a_to_b/b_to_a at a fixed --image-size)."
         ),
     )
     p.add_argument("name", help="preset name, preset folder, or https URL (with --sha256)")
@@ -365,7 +376,7 @@ def build_parser():
     p.add_argument("--image-size", metavar="HxW", type=_height_width,
                    help="tflite CycleGAN: input size, e.g. 256x256, or 256 for a square "
                         "(default: the training crop size)")
-    p.add_argument("--sha256", help="full sha256 of a remote archive")
+    p.add_argument("--sha256", help=_SHA256_HELP)
     p.add_argument("--overwrite", action="store_true")
     return parser
 
@@ -1549,14 +1560,22 @@ def cmd_export(args):
         written = export.export_tflite(model, target, batch_size=args.batch_size,
                                        quantize=args.quantize, image_size=image_size,
                                        overwrite=args.overwrite)
-        signatures = "a_to_b, b_to_a" if translator else "serving_default, generate_uint8"
+        signatures = "a_to_b, b_to_a" if translator else _latent_signatures(model)
         print(f"exported {args.name} to {written} ({written.stat().st_size:,} bytes, batch size "
               f"{args.batch_size}, {args.quantize or 'float32'} weights; signatures: {signatures})")
         return
     export.export_generator(model, target, overwrite=args.overwrite)
-    signatures = ("a_to_b, b_to_a, serving_default (= a_to_b)" if translator
-                  else "serving_default, generate_uint8")
+    signatures = ("a_to_b, b_to_a, serving_default (= a_to_b), on uint8 images" if translator
+                  else _latent_signatures(model))
     print(f"exported {args.name} to {target} (signatures: {signatures})")
+
+
+def _latent_signatures(model):
+    """`kgan export`'s listing of a latent GAN's signatures and their inputs."""
+    inputs = "float32 latents"
+    if getattr(model, "num_classes", None) is not None:
+        inputs += f" and int32 labels in [0, {model.num_classes})"
+    return f"serving_default, generate_uint8, on {inputs}"
 
 
 def main(argv=None):

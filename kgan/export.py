@@ -1,6 +1,6 @@
 """SavedModel export of generators, for serving without kgan.
 
-The SavedModel has two signatures:
+The SavedModel of a latent GAN has two signatures:
 
 * `serving_default`: float32 latents `[None, latent_dim]` -> `{"images":
   float32 [None, H, W, C] in [-1, 1]}`. Float, because it is exactly what
@@ -10,8 +10,11 @@ The SavedModel has two signatures:
 * `generate_uint8`: the same input -> `{"images": uint8 [None, H, W, C]}`,
   ready for PNG/JPEG encoding by a serving front end.
 
-A class-conditional model's signatures take int32 `labels [None]` beside the
-latents.
+A class-conditional model's signatures take int32 `labels [None]` (or
+`[None, 1]`) beside the latents. A CycleGAN's has `a_to_b`, `b_to_a` and
+`serving_default` (= `a_to_b`), each on uint8 `images [None, H, W, C]` of
+any size (`kgan.models.cyclegan.export_translator`). Inputs of the wrong
+shape fail with an error saying the shape to pass.
 
 It loads with plain TensorFlow: `tf.saved_model.load(path).signatures[...]`.
 

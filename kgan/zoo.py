@@ -1245,7 +1245,7 @@ def card_weights_and_recipe(metadata):
 
     ```python
     lines = kgan.zoo.card_weights_and_recipe(kgan.zoo.info("dcgan_mnist"))
-    lines[0]   # '| weights | `model.weights.h5`, 4.71 MB, sha256 `cac475...` |'
+    lines[0]   # '| weights | `model.weights.h5`, 4.71 MB, sha256 `<its 64 hex digits>` |'
     lines[-3]  # the recipe: 'kgan train dcgan --dataset mnist_5k ...'
     ```
     """

@@ -1228,3 +1228,21 @@ def test_a_folder_named_like_a_registered_preset_is_read_as_the_preset_everywher
     with pytest.warns(UserWarning, match="To load that folder, pass './dcgan_mnist'"):
         assert run(["info", "dcgan_mnist"]) == 0
     assert json.loads(capsys.readouterr().out)["name"] == "dcgan_mnist"
+
+
+def test_export_lists_the_conditional_signatures_labels(conditional_preset, tmp_path, capsys):
+    # The listing said "serving_default, generate_uint8" without the labels input.
+    assert run(["export", conditional_preset, tmp_path / "served"]) == 0
+    assert "signatures: serving_default, generate_uint8, on float32 latents and int32 labels " \
+           "in [0, " in capsys.readouterr().out
+
+
+def test_help_says_where_remote_presets_are_cached(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["--help"])
+    assert "set KERAS_HOME to move the cache" in " ".join(capsys.readouterr().out.split())
+    with pytest.raises(SystemExit):
+        cli.main(["export", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "$KERAS_HOME/kgan/presets/<sha256>/" in text
+    assert "a_to_b, b_to_a and serving_default (= a_to_b)" in text
