@@ -462,9 +462,15 @@ def _check_sha256(sha256):
                 "the archive downloaded: pass sha256=... (on the command line, --sha256 "
                 "HEX), e.g. from the page that publishes the URL."
             )
+        if not isinstance(sha256, str):
+            problem = f"got the {type(sha256).__name__} {sha256!r}"
+        elif len(sha256) != 64:
+            problem = f"got {len(sha256)} characters, {sha256!r}"
+        else:
+            problem = f"{sha256!r} has characters that are not hex digits (0-9, a-f)"
         raise ZooError(
-            "A remote preset needs its full sha256 (64 hex characters); got "
-            f"{sha256!r}. Keras would treat a shorter hash as MD5."
+            f"A remote preset needs its full sha256 (64 hex characters); {problem}. Copy the "
+            "whole hash from the page that publishes the URL."
         )
     return sha256.lower()
 
@@ -536,7 +542,7 @@ def _download_into_cache(url, sha256, cache_root, timeout):
             )
         # Another writer may have finished first: its verified entry is the same.
         if not (extracted / CONFIG_FILE).is_file():
-            _safe_extract(archive, extracted)
+            _safe_extract(archive, extracted, url)
         try:
             _check_preset_files(extracted, fix=(
                 f"The archive from {url} matches its sha256, so it was published so: nothing "
@@ -669,8 +675,11 @@ def _stalled(url, timeout):
     )
 
 
-def _safe_extract(archive, destination):
-    """Extract a preset archive, refusing links and paths outside it, atomically."""
+def _safe_extract(archive, destination, source):
+    """Extract a preset archive, refusing links and paths outside it, atomically.
+
+    `source` (the URL) names the archive in errors: `archive` is a temporary file.
+    """
     destination.parent.mkdir(parents=True, exist_ok=True)
     staging = staging_dir(destination)
     try:
@@ -678,8 +687,9 @@ def _safe_extract(archive, destination):
             tar = tarfile.open(archive, "r:*")
         except tarfile.ReadError:
             raise ZooError(
-                "The archive is not a tar file (plain, gzip, bz2 or xz; a .zip is not read): a "
-                "remote preset is a .tar.gz of a preset folder (see kgan.zoo's module docstring)."
+                f"The archive from {source} is not a tar file (plain, gzip, bz2 or xz; a .zip "
+                "is not read): a remote preset is a .tar.gz of a preset folder (see kgan.zoo's "
+                "module docstring)."
             ) from None
         with tar:
             members = tar.getmembers()
@@ -696,7 +706,10 @@ def _safe_extract(archive, destination):
             if len(subdirs) == 1 and (subdirs[0] / CONFIG_FILE).exists():
                 root = subdirs[0]
             else:
-                raise ZooError(f"Archive {archive.name} holds no preset folder ({CONFIG_FILE}).")
+                raise ZooError(
+                    f"The archive from {source} holds no preset folder (one with {CONFIG_FILE}, "
+                    "at its top or in its only folder): it is not a kgan preset archive."
+                )
         replace_folder(root, destination)
     finally:
         shutil.rmtree(staging, ignore_errors=True)

@@ -666,3 +666,63 @@ def test_a_folder_named_like_a_registered_preset_is_named_in_a_warning(tmp_path,
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert zoo.resolve("dcgan_mnist") == shipped
+
+
+def test_a_sha256_of_64_characters_that_are_not_hex_says_so():
+    # It said "Keras would treat a shorter hash as MD5" of a hash that was not shorter.
+    with pytest.raises(zoo.ZooError, match=r"64 hex characters\); 'z{64}' has characters that are "
+                       r"not hex digits"):
+        zoo.resolve("https://example.invalid/p.tar.gz", sha256="z" * 64)
+    with pytest.raises(zoo.ZooError, match=r"got 32 characters"):
+        zoo.resolve("https://example.invalid/p.tar.gz", sha256="a" * 32)
+
+
+@pytest.fixture
+def odd_server():
+    """Serves `/html` (an HTML page) and `/short` (a body shorter than its Content-Length)."""
+
+    class Odd(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 - http.server's name
+            body = b"<html>not found, but 200</html>"
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(body) + (1000 if self.path == "/short" else 0)))
+            self.end_headers()
+            self.wfile.write(body)
+            self.close_connection = True
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Odd)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_download_errors_say_what_was_received(odd_server, tmp_path):
+    # A mismatch did not say what came instead; a dropped connection said
+    # Keras' "None -- retrieval incomplete".
+    cache = tmp_path / "cache"
+    actual = _sha256(b"<html>not found, but 200</html>")
+    with pytest.raises(zoo.IntegrityError, match=rf"it has sha256 {actual} \(31 bytes, served as "
+                       r"text/html; charset=utf-8\)"):
+        zoo.resolve(f"{odd_server}/html", sha256="0" * 64, cache_dir=cache, allow_http=True)
+    with pytest.raises(zoo.ZooError, match=r"/short is incomplete: the connection ended after 31 "
+                       r"of 1,031 bytes. Try again"):
+        zoo.resolve(f"{odd_server}/short", sha256="0" * 64, cache_dir=cache, allow_http=True)
+    assert [p for p in cache.rglob("*") if p.is_file()] == []
+
+
+def test_an_archive_without_a_preset_is_named_by_its_url(http_server, tmp_path):
+    # The error named the temporary kgan-preset-<sha>.<pid>-<tid>.tar.gz.
+    root, base = http_server
+    (root / "notes").mkdir()
+    (root / "notes" / "a.txt").write_text("no preset here")
+    data = _archive(root / "notes", arcname="notes")
+    (root / "notes.tar.gz").write_bytes(data)
+    with pytest.raises(zoo.ZooError, match=rf"The archive from {base}/notes.tar.gz holds no preset "
+                       "folder"):
+        zoo.resolve(f"{base}/notes.tar.gz", sha256=_sha256(data), cache_dir=tmp_path / "c",
+                    allow_http=True)
