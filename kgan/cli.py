@@ -13,6 +13,7 @@ import json
 import os
 import shlex
 import shutil
+import signal
 import sys
 import time
 from pathlib import Path
@@ -1606,6 +1607,15 @@ def main(argv=None):
             cmd_export(args)
         elif args.command == "bench":
             cmd_bench(args)
+        sys.stdout.flush()  # here, where a closed pipe is still caught below
+    except BrokenPipeError:
+        # The reader went away (`kgan info NAME | head`): not an error of the
+        # command. As the Python docs advise, point stdout at devnull, so the
+        # flush at exit does not fail again, and exit as a process killed by
+        # SIGPIPE would.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 128 + signal.SIGPIPE
     except FloatingPointError as err:  # kgan.callbacks.DivergenceError: training diverged
         print(f"kgan: error: {' '.join(str(err).split())}", file=sys.stderr)
         return 1

@@ -1246,3 +1246,14 @@ def test_help_says_where_remote_presets_are_cached(capsys):
     text = " ".join(capsys.readouterr().out.split())
     assert "$KERAS_HOME/kgan/presets/<sha256>/" in text
     assert "a_to_b, b_to_a and serving_default (= a_to_b)" in text
+
+
+def test_a_reader_that_closes_the_pipe_early_is_no_error(tmp_path):
+    # `kgan info dcgan_mnist | head` ended with "kgan: error: [Errno 32] Broken pipe", exit 2.
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="")
+    process = subprocess.Popen([sys.executable, "-m", "kgan.cli", "info", "dcgan_mnist"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+                               cwd=tmp_path)
+    process.stdout.close()  # before kgan writes: its first write finds no reader
+    err = process.communicate(timeout=120)[1].decode()
+    assert process.returncode == 141 and "Broken pipe" not in err and "Error" not in err, err
