@@ -465,7 +465,7 @@ def _check_sha256(sha256):
         if not isinstance(sha256, str):
             problem = f"got the {type(sha256).__name__} {sha256!r}"
         elif len(sha256) != 64:
-            problem = f"got {len(sha256)} characters, {sha256!r}"
+            problem = f"got {sha256!r}, {len(sha256)} characters"
         else:
             problem = f"{sha256!r} has characters that are not hex digits (0-9, a-f)"
         raise ZooError(
@@ -827,7 +827,8 @@ def _check_preset_files(folder, fix=None):
     ```
     """
     folder = Path(folder).expanduser()
-    fix = fix or _damaged_fix(folder)
+    given_fix = fix
+    fix = given_fix or _damaged_fix(folder)
     for required in (CONFIG_FILE, WEIGHTS_FILE, METADATA_FILE):
         if not (folder / required).is_file():
             raise IntegrityError(f"Preset folder {folder} is missing {required}. {fix}")
@@ -848,7 +849,8 @@ def _check_preset_files(folder, fix=None):
     if expected.strip().lower() != actual:
         raise IntegrityError(
             f"{folder / WEIGHTS_FILE} has sha256 {actual}, but metadata.json "
-            f"records {expected}: the file is corrupt or was replaced. {fix}"
+            f"records {expected}: the file is corrupt or was replaced. "
+            + (given_fix or _damaged_fix(folder, "Re-download or re-save the preset."))
         )
     return metadata
 
@@ -860,12 +862,13 @@ def _is_cache_entry(folder):
             and len(folder.name) == 64 and all(c in "0123456789abcdef" for c in folder.name))
 
 
-def _damaged_fix(folder):
-    """What to do about a damaged preset `folder`: a cache entry is deleted and fetched again."""
+def _damaged_fix(folder, local="The preset is damaged: re-download or re-save it."):
+    """What to do about a damaged preset `folder`: `local`, but a cache entry is
+    deleted and fetched again."""
     if _is_cache_entry(folder):
         return (f"The download cache entry is damaged: delete the folder {folder} and load "
                 "the preset's URL again, which downloads it anew.")
-    return "The preset is damaged: re-download or re-save it."
+    return local
 
 
 def _load_folder(folder, compile):  # noqa: A002
