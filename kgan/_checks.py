@@ -2,6 +2,7 @@
 
 import numbers
 import os
+from pathlib import Path
 
 
 def positive_int(value, name):
@@ -88,3 +89,22 @@ def check_fits_in_memory(nbytes, request, holds, fix):
             f"{request} would need {format_bytes(nbytes)} of memory ({holds}), more than "
             f"the {format_bytes(memory)} this process can use now. {fix}"
         )
+
+
+def path_relation(target, folder):
+    """How the path `target` sits against the folder `folder`, both resolved.
+
+    Returns `"is"`, `"lies inside"` (target is below folder), `"holds"`
+    (folder is below target) or None: the words messages put between the
+    two paths. An output that replaces its folder whole must be none of
+    them for a folder it reads or must keep.
+    """
+    target = Path(target).expanduser().resolve()
+    folder = Path(folder).expanduser().resolve()
+    if folder == target:
+        return "is"
+    if folder in target.parents:
+        return "lies inside"
+    if target in folder.parents:
+        return "holds"
+    return None

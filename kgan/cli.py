@@ -13,6 +13,7 @@ import json
 import os
 import shlex
 import shutil
+import signal
 import sys
 import time
 from pathlib import Path
@@ -101,10 +102,19 @@ def _add_speed_arguments(p):
                    help="compile the train step with XLA (default: where it measured faster)")
 
 
+#: --sha256's help: what it checks, and where the download is kept.
+_SHA256_HELP = ("full sha256 of a remote archive; it is downloaded once into "
+                "$KERAS_HOME/kgan/presets/<sha256>/ (KERAS_HOME defaults to ~/.keras)")
+
+
 def build_parser():
     parser = _Parser(
         prog="kgan",
         description="GAN model zoo for Keras 3: list and inspect presets, sample, train, export.",
+        epilog="A preset is a registered name (kgan list), a preset folder (./NAME for a folder "
+               "named like a registered preset) or an https URL of a .tar.gz with --sha256. "
+               "Remote presets are cached in $KERAS_HOME/kgan/presets/ (KERAS_HOME defaults "
+               "to ~/.keras): set KERAS_HOME to move the cache.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
@@ -116,7 +126,7 @@ def build_parser():
 
     p = sub.add_parser("info", help="show a preset's metadata", description="Print a preset's metadata (JSON).")
     p.add_argument("name", help="preset name, preset folder, or https URL (with --sha256)")
-    p.add_argument("--sha256", help="full sha256 of a remote archive")
+    p.add_argument("--sha256", help=_SHA256_HELP)
 
     p = sub.add_parser(
         "sample",
@@ -133,7 +143,7 @@ def build_parser():
     p.add_argument("--seed", type=_int, default=0, help="latent seed (same seed, same images)")
     p.add_argument("--output", required=True, help="file.png, file.npz or a folder")
     p.add_argument("--interpolate", type=_positive_int, metavar="K", help="K-step latent interpolations per row")
-    p.add_argument("--sha256", help="full sha256 of a remote archive")
+    p.add_argument("--sha256", help=_SHA256_HELP)
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
 
     p = sub.add_parser(
@@ -155,7 +165,7 @@ def build_parser():
     p.add_argument("--seed", type=_int, default=0, help="latent seed (same seed, same images)")
     p.add_argument("--batch-size", type=_positive_int, default=256,
                    help="images generated per step (the images do not depend on it)")
-    p.add_argument("--sha256", help="full sha256 of a remote archive")
+    p.add_argument("--sha256", help=_SHA256_HELP)
     p.add_argument("--overwrite", action="store_true", help="replace an existing, non-empty output folder")
 
     p = sub.add_parser(
@@ -330,7 +340,7 @@ def build_parser():
     p.add_argument("--compare-into", metavar="PRESET_FOLDER",
                    help="add the figures as a comparison row to another preset's card")
     p.add_argument("--label", help="row label for --compare-into")
-    p.add_argument("--sha256", help="full sha256 of a remote archive")
+    p.add_argument("--sha256", help=_SHA256_HELP)
 
     p = sub.add_parser(
         "translate",
@@ -345,7 +355,7 @@ def build_parser():
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders")
     p.add_argument("--direction", choices=("a_to_b", "b_to_a"), default="a_to_b")
     p.add_argument("--output", required=True, help="folder for the translated PNGs")
-    p.add_argument("--sha256", help="full sha256 of a remote archive")
+    p.add_argument("--sha256", help=_SHA256_HELP)
     p.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
 
     p = sub.add_parser(
@@ -353,8 +363,10 @@ def build_parser():
         help="export a generator as a SavedModel or a TFLite (LiteRT) model",
         description=(
             "Export a preset's generator as a SavedModel (signatures serving_default, "
-            "generate_uint8), or with --format tflite as DIR/generator.tflite (the same "
-            "signatures at a fixed --batch-size; a CycleGAN's a_to_b/b_to_a at a fixed --image-size)."
+            "generate_uint8 on float32 latents, plus int32 labels for a conditional preset; "
+            "a CycleGAN's a_to_b, b_to_a and serving_default (= a_to_b) on uint8 images), or "
+            "with --format tflite as DIR/generator.tflite (the same signatures at a fixed "
+            "--batch-size; a CycleGAN's a_to_b/b_to_a at a fixed --image-size)."
         ),
     )
     p.add_argument("name", help="preset name, preset folder, or https URL (with --sha256)")
@@ -365,7 +377,7 @@ def build_parser():
     p.add_argument("--image-size", metavar="HxW", type=_height_width,
                    help="tflite CycleGAN: input size, e.g. 256x256, or 256 for a square "
                         "(default: the training crop size)")
-    p.add_argument("--sha256", help="full sha256 of a remote archive")
+    p.add_argument("--sha256", help=_SHA256_HELP)
     p.add_argument("--overwrite", action="store_true")
     return parser
 
@@ -390,14 +402,33 @@ def cmd_list(args):
 def cmd_info(args):
     from kgan import zoo
 
-    print(json.dumps(zoo.info(args.name) if not args.sha256 else _info_remote(args), indent=2, sort_keys=True))
+    # _resolve sends a download's progress to stderr: stdout is the JSON.
+    print(json.dumps(zoo.info(str(_resolve(args))), indent=2, sort_keys=True))
 
 
-def _info_remote(args):
+def _progress_to_stderr():
+    """Keras' progress output (a download's, an evaluation's bars) on stderr.
+
+    Keras prints it to stdout, which holds a command's result (`kgan info`'s
+    or `kgan evaluate`'s JSON, piped into a file or another program).
+    """
+    return contextlib.redirect_stdout(sys.stderr)
+
+
+def _resolve(args):
+    """The local folder of the preset `args.name` (a URL is fetched and checked)."""
     from kgan import zoo
 
-    folder = zoo.resolve(args.name, sha256=args.sha256)
-    return zoo.info(str(folder))
+    with _progress_to_stderr():
+        return zoo.resolve(args.name, sha256=args.sha256)
+
+
+def _load(args):
+    """The model of the preset `args.name`, fetched if it is a URL."""
+    from kgan import zoo
+
+    with _progress_to_stderr():
+        return zoo.load(args.name, sha256=args.sha256)
 
 
 def cmd_sample(args):
@@ -424,8 +455,8 @@ def cmd_sample(args):
             )
         if output.exists() and any(output.iterdir()) and not args.overwrite:
             raise CLIError(_NOT_EMPTY.format(output))
-    _refuse_output_over_inputs(output, [p for p in (_preset_folder(args.name),) if p])
-    model = zoo.load(args.name, sha256=args.sha256)
+    _refuse_output_over_preset(output, args.name)
+    model = _load(args)
     if model.latent_dim is None:
         raise CLIError(
             f"{args.name} is a {type(model).__name__}, which translates images and has no "
@@ -624,26 +655,25 @@ def _refuse_output_over_training_data(output, args):
     """
     _refuse_output_in_read_folders(
         output, (("--dataset", args.dataset), ("--dataset-b", args.dataset_b)),
-        "the run's files (sample PNGs, the preset) and the training images would mix",
+        "folders are read with all their sub-folders, so the run's files (sample PNGs, the "
+        "preset) and the training images would mix",
     )
 
 
-def _refuse_output_in_read_folders(output, named_folders, consequence):
-    """Refuse an --output that is, lies inside or holds one of the folders in
-    `named_folders` (`(name, path)` pairs; paths that are no folder are skipped),
-    which are read with all their sub-folders: `consequence` says what follows."""
-    target = Path(output).resolve()
+def _refuse_output_in_read_folders(output, named_folders, consequence, flag="--output"):
+    """Refuse an output that is, lies inside or holds one of the folders in
+    `named_folders` (`(name, path)` pairs; paths that are no folder are
+    skipped), which the command reads: `consequence` says what would follow."""
+    from kgan._checks import path_relation
+
     for name, value in named_folders:
         if value is None or not Path(value).expanduser().is_dir():
             continue  # a dataset name, or a file
-        folder = Path(value).expanduser().resolve()
-        relation = ("is" if folder == target else "lies inside" if folder in target.parents
-                    else "holds" if target in folder.parents else None)
+        relation = path_relation(output, value)
         if relation:
             raise CLIError(
-                f"--output {output} {relation} {name} {value}: folders are read with all their "
-                f"sub-folders, so {consequence}. Choose an --output outside {value} that does "
-                "not hold it"
+                f"{flag} {output} {relation} {name} {value}: {consequence}. Choose {flag} "
+                f"outside {value} that does not hold it"
             )
 
 
@@ -1186,8 +1216,7 @@ def cmd_evaluate(args, argv):
     _refuse_installed_catalog(args)
     if _is_translator(args.source):
         return _evaluate_translation(args, argv)
-    # Progress bars (Keras prints them to stdout) go to stderr; stdout is the JSON.
-    with contextlib.redirect_stdout(sys.stderr):
+    with _progress_to_stderr():
         result = evaluation.evaluate(
             args.source, split=args.split, against=args.against, against_split=args.against_split,
             num=args.num or 2500,
@@ -1295,7 +1324,7 @@ def _evaluate_translation(args, argv):
                        "domains as A,B (e.g. digits_8x8,mnist_5k)")
     dataset_a, dataset_b = domains or (None, None)
     classifier = args.extractor if args.extractor != "auto" else "mnist_classifier"
-    with contextlib.redirect_stdout(sys.stderr):
+    with _progress_to_stderr():
         result = translation_evaluation.evaluate_translation(
             args.source, dataset_a=dataset_a, dataset_b=dataset_b, num=args.num,
             classifier=classifier, batch_size=args.batch_size, seed=args.seed, num_flag="--num",
@@ -1354,24 +1383,40 @@ def _refuse_output_over_inputs(output, inputs, flag="--output"):
     `--overwrite` deletes what was there: `kgan sample run/preset --output run
     --overwrite` would delete the preset it samples.
     """
-    target = Path(output).resolve()
+    from kgan._checks import path_relation
+
     for source in inputs:
-        source = Path(source).resolve()
-        if source == target or target in source.parents:
+        relation = path_relation(output, source)
+        if relation in ("is", "holds"):
             raise CLIError(
-                f"{flag} {output} {'is' if source == target else 'holds'} {source}, which this "
-                "command reads; replacing it would delete that input. Choose another output"
+                f"{flag} {output} {relation} {Path(source).resolve()}, which this command "
+                "reads; replacing it would delete that input. Choose another output"
             )
 
 
+def _refuse_output_over_preset(output, name, flag="--output", inputs=()):
+    """`_refuse_output_over_inputs` for the preset `name` (and `inputs`), and
+    refuse an output inside the preset's folder: `kgan sample dcgan_mnist
+    --output zoo/dcgan_mnist/samples.png --overwrite` replaced its card image."""
+    preset = _preset_folder(name)
+    _refuse_output_over_inputs(output, [p for p in (preset, *inputs) if p], flag)
+    _refuse_output_in_read_folders(
+        output, [("the preset folder", preset)],
+        "a preset folder holds the preset's own files only (the output could replace its "
+        "samples.png or README.md, or be packed with it)", flag,
+    )
+
+
 def _preset_folder(name):
-    """The local folder a preset argument names (a path, or a registered
-    preset's), for `_refuse_output_over_inputs`; None for a URL."""
+    """The local folder a preset argument names (a registered preset's, or a
+    path), for `_refuse_output_over_preset`; None for a URL. A registered
+    name wins over a folder of that name, as in `zoo.resolve`."""
     from kgan import zoo
 
-    if Path(name).exists():
-        return Path(name)
-    return zoo.resolve(name) if name in zoo.list() else None
+    if name in zoo.list():
+        preset = zoo._PRESETS[name]
+        return None if preset.path is None else Path(preset.path)  # else a download
+    return Path(name) if Path(name).exists() else None
 
 
 def _output_folder(args, inputs=()):
@@ -1384,7 +1429,7 @@ def _output_folder(args, inputs=()):
     absolute_folder(output)  # not `.`, `..` or a folder holding the current one
     if output.exists() and not output.is_dir():
         raise CLIError(f"--output {output} exists and is not a folder")
-    _refuse_output_over_inputs(output, [p for p in (_preset_folder(args.name), *inputs) if p])
+    _refuse_output_over_preset(output, args.name, inputs=inputs)
     if output.exists() and any(output.iterdir()) and not args.overwrite:
         raise CLIError(_NOT_EMPTY.format(output))
     return output
@@ -1400,10 +1445,11 @@ def cmd_translate(args):
     output = _output_folder(args, inputs=args.inputs)
     _refuse_output_in_read_folders(
         output, (("the input folder", path) for path in args.inputs),
-        "translating that folder again would translate these outputs too",
+        "folders are read with all their sub-folders, so translating that folder again would "
+        "translate these outputs too",
     )
     jobs = _translation_jobs(args.inputs)
-    model = zoo.load(args.name, sha256=args.sha256)
+    model = _load(args)
     if not hasattr(model, "translate"):
         raise CLIError(
             f"{args.name} is a {type(model).__name__}, which generates images from latents; "
@@ -1446,7 +1492,7 @@ def cmd_synthesize(args):
     output = _output_folder(args)
     if args.seed < 0:
         raise CLIError(f"--seed must be >= 0, got {args.seed}")
-    preset_folder = zoo.resolve(args.name, sha256=args.sha256)  # once: a URL is fetched, checked
+    preset_folder = _resolve(args)  # once: a URL is fetched, checked
     model = zoo.load(preset_folder)
     if getattr(model, "num_classes", None) is None:
         # kgan sample refuses image-to-image models: those go to kgan translate.
@@ -1498,25 +1544,16 @@ def _safe_folder_name(name):
 
 def cmd_export(args):
     from kgan import export, zoo
-    from kgan.atomic import absolute_folder
 
-    target = Path(args.dir)
     tflite = args.format == "tflite"
     if not tflite and (args.quantize or args.image_size or args.batch_size != 1):
         raise CLIError("--batch-size, --quantize and --image-size apply to --format tflite "
                        "(a SavedModel takes any batch and image size)")
     image_size = args.image_size
-    if tflite and target.suffix.lower() == ".tflite":
-        raise CLIError(f"DIR is the folder the .tflite file is written into; {target} looks like "
-                       f"the file. Give its folder, e.g. {target.parent / target.stem}")
-    absolute_folder(target)  # not `.`, `..` or a folder holding the current one
-    _refuse_output_over_inputs(target, [p for p in (_preset_folder(args.name),) if p], "DIR")
-    if target.exists() and not target.is_dir():  # --overwrite replaces folders, not files
-        raise CLIError(f"{target} exists and is not a folder; DIR names the folder the export "
-                       "is written into: choose a new folder, or move that file away")
-    if target.exists() and not args.overwrite:
-        raise CLIError(f"{target} already exists; pass --overwrite to replace it")
-    model = zoo.load(args.name, sha256=args.sha256)
+    # The same refusals as the Python API's: empty, a file, a preset, a `.tflite` name.
+    target = export.check_export_path(args.dir, args.overwrite, tflite=tflite)
+    _refuse_output_over_preset(target, args.name, "DIR")
+    model = _load(args)
     translator = hasattr(model, "translate")
     if image_size and not translator:
         raise CLIError(f"--image-size is for image-to-image presets; {args.name} generates "
@@ -1525,14 +1562,22 @@ def cmd_export(args):
         written = export.export_tflite(model, target, batch_size=args.batch_size,
                                        quantize=args.quantize, image_size=image_size,
                                        overwrite=args.overwrite)
-        signatures = "a_to_b, b_to_a" if translator else "serving_default, generate_uint8"
+        signatures = "a_to_b, b_to_a" if translator else _latent_signatures(model)
         print(f"exported {args.name} to {written} ({written.stat().st_size:,} bytes, batch size "
               f"{args.batch_size}, {args.quantize or 'float32'} weights; signatures: {signatures})")
         return
     export.export_generator(model, target, overwrite=args.overwrite)
-    signatures = ("a_to_b, b_to_a, serving_default (= a_to_b)" if translator
-                  else "serving_default, generate_uint8")
+    signatures = ("a_to_b, b_to_a, serving_default (= a_to_b), on uint8 images" if translator
+                  else _latent_signatures(model))
     print(f"exported {args.name} to {target} (signatures: {signatures})")
+
+
+def _latent_signatures(model):
+    """`kgan export`'s listing of a latent GAN's signatures and their inputs."""
+    inputs = "float32 latents"
+    if getattr(model, "num_classes", None) is not None:
+        inputs += f" and int32 labels in [0, {model.num_classes})"
+    return f"serving_default, generate_uint8, on {inputs}"
 
 
 def main(argv=None):
@@ -1572,6 +1617,15 @@ def _main(argv):
             cmd_export(args)
         elif args.command == "bench":
             cmd_bench(args)
+        sys.stdout.flush()  # here, where a closed pipe is still caught below
+    except BrokenPipeError:
+        # The reader went away (`kgan info NAME | head`): not an error of the
+        # command. As the Python docs advise, point stdout at devnull, so the
+        # flush at exit does not fail again, and exit as a process killed by
+        # SIGPIPE would.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 128 + signal.SIGPIPE
     except FloatingPointError as err:  # kgan.callbacks.DivergenceError: training diverged
         print(f"kgan: error: {' '.join(str(err).split())}", file=sys.stderr)
         return 1

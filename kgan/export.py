@@ -1,6 +1,6 @@
 """SavedModel export of generators, for serving without kgan.
 
-The SavedModel has two signatures:
+The SavedModel of a latent GAN has two signatures:
 
 * `serving_default`: float32 latents `[None, latent_dim]` -> `{"images":
   float32 [None, H, W, C] in [-1, 1]}`. Float, because it is exactly what
@@ -10,8 +10,11 @@ The SavedModel has two signatures:
 * `generate_uint8`: the same input -> `{"images": uint8 [None, H, W, C]}`,
   ready for PNG/JPEG encoding by a serving front end.
 
-A class-conditional model's signatures take int32 `labels [None]` beside the
-latents.
+A class-conditional model's signatures take int32 `labels [None]` (or
+`[None, 1]`) beside the latents. A CycleGAN's has `a_to_b`, `b_to_a` and
+`serving_default` (= `a_to_b`), each on uint8 `images [None, H, W, C]` of
+any size (`kgan.models.cyclegan.export_translator`). Inputs of the wrong
+shape fail with an error saying the shape to pass.
 
 It loads with plain TensorFlow: `tf.saved_model.load(path).signatures[...]`.
 
@@ -22,6 +25,7 @@ TensorFlow; `tflite_interpreter` runs it.
 """
 
 import numbers
+import os
 import tempfile
 from pathlib import Path
 
@@ -29,7 +33,7 @@ import keras
 import tensorflow as tf
 
 from kgan import zoo
-from kgan.atomic import write_folder
+from kgan.atomic import absolute_folder, write_folder
 
 #: file name of the LiteRT model inside an `export_tflite` folder.
 TFLITE_FILE = "generator.tflite"
@@ -48,7 +52,8 @@ def export_generator(model, path, overwrite=False):
     Args:
         model: a `kgan.models.GAN` (its `generator` is exported).
         path: destination folder; must not exist unless `overwrite=True`.
-        overwrite: replace an existing folder at `path`.
+        overwrite: replace an earlier export folder at `path` (never a file
+            or a preset: `check_export_path`).
 
     Returns:
         `path` as a `Path`.
@@ -56,7 +61,8 @@ def export_generator(model, path, overwrite=False):
     Raises:
         TypeError: `model` is not a kgan model (e.g. a preset's name: load
             it first with `kgan.zoo.load`).
-        FileExistsError: `path` exists and `overwrite` is False.
+        FileExistsError: `path` is a file, or exists and `overwrite` is False.
+        kgan.zoo.ZooError: `path` is, holds or lies inside a preset folder.
 
     Example:
 
@@ -69,15 +75,68 @@ def export_generator(model, path, overwrite=False):
     _check_model(model, "export_generator")
     if hasattr(model, "export_serving"):  # models whose inputs are images, not latents
         return model.export_serving(path, overwrite=overwrite)  # (CycleGAN: a_to_b, b_to_a)
-    path = Path(path)
-    if path.exists() and not overwrite:
-        raise FileExistsError(
-            f"Export path {path} already exists; pass overwrite=True "
-            "(CLI: --overwrite) to replace it, or choose a new path."
-        )
+    path = check_export_path(path, overwrite)
     # The same two signatures as the TFLite export, at any batch size.
     archive = _archive(*_latent_signatures(model, batch_size=None))
     return write_folder(path, lambda folder: archive.write_out(str(folder), verbose=False))
+
+
+def check_export_path(path, overwrite=False, tflite=False):
+    """Refuse, before any work, an export folder that must not be written.
+
+    An export is assembled beside `path` and renamed over it, deleting what
+    was there, so `overwrite` replaces only an earlier export *folder*:
+    a file at `path`, a preset folder (or a folder holding or inside one)
+    and, for `tflite`, a path named like the `.tflite` file itself are
+    refused whatever `overwrite` says. `~` is expanded.
+
+    Args:
+        path: the export folder asked for.
+        overwrite: whether an existing export folder may be replaced.
+        tflite: the target of `export_tflite` (a folder for `generator.tflite`).
+
+    Returns:
+        `path` as a `Path`, `~` expanded.
+
+    Raises:
+        ValueError: an empty path, or a `.tflite`-named one for `tflite`.
+        FileExistsError: `path` is a file, or an existing folder without
+            `overwrite`.
+        kgan.zoo.ZooError: `path` is, holds or lies inside a preset folder.
+
+    Example:
+
+    ```python
+    path = kgan.export.check_export_path("~/served/dcgan")  # Path('/home/me/served/dcgan')
+    kgan.export.check_export_path("notes.txt", overwrite=True)  # FileExistsError: a file
+    ```
+    """
+    if not os.fspath(path).strip():
+        # Path("") is the current folder: the export would replace it whole.
+        raise ValueError(
+            "The export path is empty: give the folder to write the export into, e.g. "
+            "'served/dcgan'."
+        )
+    path = Path(path).expanduser()
+    if tflite and path.suffix.lower() == ".tflite":
+        raise ValueError(
+            f"The export path is the folder the {TFLITE_FILE} file is written into; {path} "
+            f"looks like the file. Give its folder, e.g. {path.parent / path.stem}."
+        )
+    zoo.check_not_over_presets(path, "export into")
+    if path.exists() and not path.is_dir():
+        raise FileExistsError(
+            f"{path} exists and is not a folder; the export path names the folder the export "
+            "is written into (overwrite replaces only an earlier export folder): choose a new "
+            "folder, or move that file away."
+        )
+    if path.exists() and not overwrite:
+        raise FileExistsError(
+            f"Export path {path} already exists; pass overwrite=True (CLI: --overwrite) to "
+            "replace it, or choose a new path."
+        )
+    absolute_folder(path)  # not `.`, `..` or a folder holding the current one
+    return path
 
 
 def _check_model(model, function):
@@ -122,19 +181,67 @@ def _uint8(images):
     return tf.cast(tf.round((tf.clip_by_value(images, -1.0, 1.0) + 1.0) * 127.5), tf.uint8)
 
 
+def _has_shape(shape, dims):
+    """Whether the run-time `shape` (an int32 vector) is `dims` (ints, None for any size)."""
+    rank = len(dims)
+    # Padded, so that indexing a shorter (wrong) shape reads 1s instead of failing.
+    padded = tf.concat([shape, tf.ones([rank], shape.dtype)], 0)[:rank]
+    matches = tf.equal(tf.size(shape), rank)
+    for index, size in enumerate(dims):
+        if size is not None:
+            matches = tf.logical_and(matches, tf.equal(padded[index], size))
+    return matches
+
+
+def _checked_shape(tensor, valid, message):
+    """`tensor`, once `valid(shape)` holds at run time; else an error of `message` and the shape.
+
+    A loaded SavedModel's signature does not enforce the input shape it
+    declares: a wrong one fails deep inside the network ("Matrix
+    size-incompatible", "output depth must be evenly divisible"). The
+    shape is read from a copy whose static shape is unknown: on the
+    input itself, TensorFlow would fold the declared rank into a constant
+    and drop the check. The returned tensor keeps its static shape.
+
+    Example:
+
+    ```python
+    latents = _checked_shape(latents, lambda shape: _has_shape(shape, [None, 100]),
+                            "latents must be float32 [batch, 100].")
+    ```
+    """
+    shape = tf.shape(tf.compat.v1.placeholder_with_default(tensor, shape=None))
+    check = tf.debugging.Assert(valid(shape), [message + " Got shape:", shape])
+    with tf.control_dependencies([check]):
+        return tf.identity(tensor)
+
+
 def _latent_signatures(model, batch_size):
     """`{name: (function, specs)}`: export_generator's two signatures at a batch size.
 
     A class-conditional model (one with `num_classes`) takes `labels` int32
-    `[batch]` beside the latents; a label outside `[0, num_classes)` fails
-    with an error naming the range (an embedding lookup on a GPU would
-    silently return zeros).
+    `[batch]` (or `[batch, 1]`, as `generate` does) beside the latents; a
+    label outside `[0, num_classes)` fails with an error naming the range
+    (an embedding lookup on a GPU would silently return zeros). Inputs of
+    another shape fail with an error saying the shape to pass
+    (`_checked_shape`); another dtype (e.g. int64 labels) is refused by
+    TensorFlow before the graph runs: cast to the signature's dtype.
     """
     generator = model.sampling_generator  # the EMA weights when enabled
-    latents_spec = tf.TensorSpec([batch_size, model.latent_dim], tf.float32, name="latents")
+    latent_dim = model.latent_dim
+    latents_spec = tf.TensorSpec([batch_size, latent_dim], tf.float32, name="latents")
     num_classes = getattr(model, "num_classes", None)
+
+    def checked_latents(latents):
+        return _checked_shape(
+            latents, lambda shape: _has_shape(shape, [None, latent_dim]),
+            f"latents must be float32 of shape [batch, {latent_dim}]: one {latent_dim}-number "
+            "latent vector per image.",
+        )
+
     if num_classes is None:
         def serve_float(latents):
+            latents = checked_latents(latents)
             return {"images": tf.cast(generator(latents, training=False), tf.float32)}
 
         def serve_uint8(latents):
@@ -145,6 +252,16 @@ def _latent_signatures(model, batch_size):
         message = f"labels must be class indices in [0, {num_classes})"
 
         def serve_float(latents, labels):
+            latents = checked_latents(latents)
+            labels = _checked_shape(
+                labels, lambda shape: tf.logical_or(_has_shape(shape, [None]),
+                                                    _has_shape(shape, [None, 1])),
+                f"labels must be int32 of shape [batch] (or [batch, 1]): one class index in "
+                f"[0, {num_classes}) per latent vector, not one-hot (pass argmax(-1) of those).",
+            )
+            # [batch, 1] as generate takes it; reshaped from the copy of unknown shape,
+            # else Grappler drops a reshape of a (declared) vector as a no-op.
+            labels = tf.reshape(tf.compat.v1.placeholder_with_default(labels, shape=None), [-1])
             checks = [
                 tf.debugging.assert_equal(
                     tf.shape(latents)[0], tf.shape(labels)[0],
@@ -239,7 +356,8 @@ def export_tflite(model, path, batch_size=1, quantize=None, image_size=None, ove
     Raises:
         TypeError: `model` is not a kgan model (e.g. a preset's name: load
             it first with `kgan.zoo.load`).
-        FileExistsError: `path` exists and `overwrite` is False.
+        FileExistsError: `path` is a file, or exists and `overwrite` is False.
+        kgan.zoo.ZooError: `path` is, holds or lies inside a preset folder.
         ValueError: a bad `batch_size`, `quantize` or `image_size`.
 
     Example:
@@ -251,12 +369,7 @@ def export_tflite(model, path, batch_size=1, quantize=None, image_size=None, ove
     ```
     """
     _check_model(model, "export_tflite")
-    path = Path(path)
-    if path.exists() and not overwrite:
-        raise FileExistsError(
-            f"Export path {path} already exists; pass overwrite=True "
-            "(CLI: --overwrite) to replace it, or choose a new path."
-        )
+    path = check_export_path(path, overwrite, tflite=True)
     if batch_size is not None and (
         isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1
     ):
@@ -318,7 +431,8 @@ def tflite_interpreter(model_path, num_threads=None):
     uint8_images = interpreter.get_signature_runner("generate_uint8")(latents=z)["images"]
     ```
     """
-    if not Path(model_path).is_file():
+    model_path = Path(model_path).expanduser()
+    if not model_path.is_file():
         raise FileNotFoundError(
             f"No LiteRT model at {model_path}: give the .tflite file that export_tflite wrote "
             f"(its folder's {TFLITE_FILE}; CLI: kgan export NAME DIR --format tflite)."

@@ -12,9 +12,12 @@ samples.png        a sample grid (latent seed 0)
 ```
 
 `load` takes a registered name, a preset folder, or an https URL of a
-`.tar.gz` of such a folder together with its full sha256. Downloads go through
-`keras.utils.get_file` into the Keras cache; a file whose hash does not match
-is deleted before the error is raised, so nothing unverified stays cached.
+`.tar.gz` of such a folder together with its full sha256. A download is
+checked against that sha256 and extracted into the Keras cache,
+`$KERAS_HOME/kgan/presets/<sha256>/` (`~/.keras` without `KERAS_HOME`; or
+`cache_dir=`); a file whose hash does not match is deleted before the error
+is raised, so nothing unverified stays cached. A server that sends nothing
+for `DOWNLOAD_TIMEOUT` seconds (60) fails the download.
 
 Example:
 
@@ -30,8 +33,10 @@ import builtins
 import collections.abc
 import dataclasses
 import difflib
+import errno
 import fnmatch
 import hashlib
+import http.client
 import json
 import os
 import platform
@@ -39,12 +44,15 @@ import shutil
 import tarfile
 import threading
 import time
+import urllib.error
+import urllib.request
 import warnings
 from pathlib import Path
 
 import keras
 import numpy as np
 
+from kgan._checks import path_relation
 from kgan.atomic import OutputPathError, _writer_id, make_dirs, replace_folder, staging_dir
 
 CONFIG_FILE = "config.json"
@@ -209,7 +217,7 @@ def register_preset(name, path=None, url=None, sha256=None, description=""):
         raise ValueError("Give exactly one of `path` (a folder) or `url` (an archive).")
     if url is not None:
         _check_sha256(sha256)
-    _PRESETS[name] = Preset(name, None if path is None else str(path), url, sha256, description)
+    _PRESETS[name] = Preset(name, None if path is None else str(Path(path).expanduser()), url, sha256, description)
     return _PRESETS[name]
 
 
@@ -294,11 +302,11 @@ def build(name, **kwargs):
         ) from err
 
 
-def info(name, cache_dir=None, allow_http=False):
+def info(name, cache_dir=None, allow_http=False, timeout=None):
     """Metadata of a preset (name, folder or URL), with its location added.
 
-    `cache_dir` and `allow_http` as in `load` (e.g. a local test server's
-    plain-http URL).
+    `cache_dir`, `allow_http` and `timeout` as in `load` (e.g. a local test
+    server's plain-http URL).
 
     Example:
 
@@ -308,7 +316,7 @@ def info(name, cache_dir=None, allow_http=False):
     meta["location"]  # '.../zoo/dcgan_mnist'
     ```
     """
-    folder = resolve(name, cache_dir=cache_dir, allow_http=allow_http)
+    folder = resolve(name, cache_dir=cache_dir, allow_http=allow_http, timeout=timeout)
     metadata = read_metadata(folder)
     metadata["location"] = str(folder)
     return metadata
@@ -322,7 +330,7 @@ def _unknown_message(kind, name, registry):
 
 
 # ---------------------------------------------------------------------- resolve
-def resolve(source, sha256=None, cache_dir=None, allow_http=False):
+def resolve(source, sha256=None, cache_dir=None, allow_http=False, timeout=None):
     """Return the local preset folder for a name, folder or URL.
 
     Args:
@@ -331,6 +339,8 @@ def resolve(source, sha256=None, cache_dir=None, allow_http=False):
         sha256: the archive's full sha256 (required for URLs not registered).
         cache_dir: Keras cache root (default `~/.keras`, or `KERAS_HOME`).
         allow_http: accept plain `http://` (only for local testing).
+        timeout: seconds a download may wait for the server's next bytes
+            (default `DOWNLOAD_TIMEOUT`, 60).
 
     Example:
 
@@ -359,6 +369,7 @@ def resolve(source, sha256=None, cache_dir=None, allow_http=False):
         )
     if source in _PRESETS:
         preset = _PRESETS[source]
+        _warn_if_shadowed(source, preset)
         if preset.path is not None:
             if not Path(preset.path).is_dir():
                 raise ZooError(
@@ -367,10 +378,10 @@ def resolve(source, sha256=None, cache_dir=None, allow_http=False):
                     f"kgan.zoo.unregister_preset({source!r})."
                 )
             return Path(preset.path)
-        return _fetch(preset.url, preset.sha256, cache_dir, allow_http)
+        return _fetch(preset.url, preset.sha256, cache_dir, allow_http, timeout)
     if source.startswith(("https://", "http://")):
-        return _fetch(source, sha256, cache_dir, allow_http)
-    path = Path(source)
+        return _fetch(source, sha256, cache_dir, allow_http, timeout)
+    path = Path(source).expanduser()
     if path.is_dir():
         check_not_train_output(path)
         return path
@@ -382,6 +393,27 @@ def resolve(source, sha256=None, cache_dir=None, allow_http=False):
             "name (kgan.zoo.list(), `kgan list`) or an https URL with its sha256."
         )
     raise UnknownNameError(_unknown_message("preset", source, _PRESETS))
+
+
+def _warn_if_shadowed(name, preset):
+    """Warn that the registered `name` is loaded although a folder of that name is here.
+
+    The registered name wins (as in keras-hub): a folder someone made must
+    not silently replace a preset the recipe or the docs name. But the user
+    may have meant the folder, so say how to load it: `./NAME`.
+    """
+    local = Path(name)
+    if not local.is_dir():
+        return
+    if preset.path is not None and local.resolve() == Path(preset.path).expanduser().resolve():
+        return  # the registered preset itself (e.g. run from inside zoo/)
+    where = preset.path if preset.path is not None else preset.url
+    warnings.warn(
+        f"{name!r} names the registered preset ({where}), which is loaded; the folder "
+        f"{local.resolve()} in the current folder is not. To load that folder, pass "
+        f"'./{name}'.",
+        stacklevel=3,
+    )
 
 
 def train_output_preset(folder):
@@ -396,7 +428,7 @@ def train_output_preset(folder):
     kgan.zoo.train_output_preset("runs/dcgan")  # Path('runs/dcgan/preset'), or None
     ```
     """
-    folder = Path(folder)
+    folder = Path(folder).expanduser()
     preset = folder / "preset"
     if not (folder / METADATA_FILE).exists() and (preset / METADATA_FILE).is_file():
         return preset
@@ -430,14 +462,43 @@ def _check_sha256(sha256):
                 "the archive downloaded: pass sha256=... (on the command line, --sha256 "
                 "HEX), e.g. from the page that publishes the URL."
             )
+        if not isinstance(sha256, str):
+            problem = f"got the {type(sha256).__name__} {sha256!r}"
+        elif len(sha256) != 64:
+            problem = f"got {sha256!r}, {len(sha256)} characters"
+        else:
+            problem = f"{sha256!r} has characters that are not hex digits (0-9, a-f)"
         raise ZooError(
-            "A remote preset needs its full sha256 (64 hex characters); got "
-            f"{sha256!r}. Keras would treat a shorter hash as MD5."
+            f"A remote preset needs its full sha256 (64 hex characters); {problem}. Copy the "
+            "whole hash from the page that publishes the URL."
         )
     return sha256.lower()
 
 
-def _fetch(url, sha256, cache_dir, allow_http):
+#: Seconds a download waits for the server's next bytes before it fails: without
+#: a bound a server that stalls mid-file hangs `load` forever. A slow but
+#: steady server is never cut off. `load(..., timeout=)` overrides it per call.
+DOWNLOAD_TIMEOUT = 60.0
+
+
+def cache_root_dir(cache_dir=None):
+    """The Keras cache folder remote presets are downloaded into, `~` expanded.
+
+    `cache_dir` if given, else `$KERAS_HOME`, else `~/.keras`, as Keras
+    itself chooses; the presets are extracted in its `kgan/presets/<sha256>/`.
+
+    Example:
+
+    ```python
+    kgan.zoo.cache_root_dir()  # PosixPath('/home/me/.keras'), or $KERAS_HOME
+    kgan.zoo.cache_root_dir("~/kc")  # PosixPath('/home/me/kc')
+    ```
+    """
+    root = cache_dir or os.environ.get("KERAS_HOME") or Path.home() / ".keras"
+    return Path(root).expanduser()
+
+
+def _fetch(url, sha256, cache_dir, allow_http, timeout=None):
     if url.startswith("http://") and not allow_http:
         raise ZooError(
             f"Refusing plain-http URL {url!r}: use https (in Python, "
@@ -445,49 +506,180 @@ def _fetch(url, sha256, cache_dir, allow_http):
             "line takes https only)."
         )
     sha256 = _check_sha256(sha256)
-    cache_root = Path(cache_dir or os.environ.get("KERAS_HOME", Path.home() / ".keras"))
+    cache_root = cache_root_dir(cache_dir)
     extracted = cache_root / "kgan" / "presets" / sha256
-    if (extracted / CONFIG_FILE).is_file():
-        return extracted
-    # get_file falls back to /tmp/.keras for a folder that does not exist yet.
+    if extracted.is_dir():
+        try:
+            _check_preset_files(extracted)
+            return extracted
+        except IntegrityError as err:
+            # Truncated or deleted by hand, or by a full disk: fetched again once,
+            # or every later load would fail the same way.
+            warnings.warn(f"Downloading {url} again: {err}", stacklevel=3)
+            _remove_cache_entry(extracted)
+    try:
+        return _download_into_cache(url, sha256, cache_root, timeout)
+    except OSError as err:  # network errors are ZooErrors by now: the cache is unwritable
+        raise _cache_unwritable(cache_root, cache_dir, err) from err
+
+
+def _download_into_cache(url, sha256, cache_root, timeout):
+    """Download, verify and extract the archive at `url` into `cache_root`; its folder."""
+    extracted = cache_root / "kgan" / "presets" / sha256
     make_dirs(cache_root / "kgan")
+    _sweep_stale_downloads(cache_root / "kgan")
     # A name of this writer's own: processes (or threads) fetching the same
     # preset at once must not download over, verify or delete each other's file.
-    fname = f"kgan-preset-{sha256}.{_writer_id()}.tar.gz"
+    archive = cache_root / "kgan" / f"kgan-preset-{sha256}.{_writer_id()}.tar.gz"
     try:
-        archive = keras.utils.get_file(
-            fname=fname,
-            origin=url,
-            file_hash=sha256,
-            hash_algorithm="sha256",
-            cache_dir=str(cache_root),
-            cache_subdir="kgan",
-        )
-    except ValueError as err:
-        # get_file leaves a mismatching download in the cache; remove it.
-        stale = cache_root / "kgan" / fname
-        if stale.exists():
-            stale.unlink()
-        raise IntegrityError(
-            f"Download of {url} does not match sha256 {sha256}; the file was "
-            "deleted. Check the URL and the hash you were given."
-        ) from err
-    except Exception as err:
-        (cache_root / "kgan" / fname).unlink(missing_ok=True)  # a partial download
-        raise ZooError(f"Could not download preset from {url}: {err}") from err
-    try:
+        actual, size, content_type = _download(url, archive, timeout)
+        if actual != sha256:
+            what = f", served as {content_type}" if content_type else ""
+            raise IntegrityError(
+                f"Download of {url} does not match sha256 {sha256}: it has sha256 {actual} "
+                f"({size:,} bytes{what}); the file was deleted. Check the URL and the hash "
+                "you were given."
+            )
         # Another writer may have finished first: its verified entry is the same.
         if not (extracted / CONFIG_FILE).is_file():
-            _safe_extract(Path(archive), extracted)
+            _safe_extract(archive, extracted, url)
+        try:
+            _check_preset_files(extracted, fix=(
+                f"The archive from {url} matches its sha256, so it was published so: nothing "
+                "was cached; tell its publisher."))
+        except IntegrityError:
+            _remove_cache_entry(extracted)  # nothing refused stays cached
+            raise
     finally:
         # The verified, extracted folder is the cache entry; the archive is
-        # not needed again (and a refused archive must not stay cached).
-        Path(archive).unlink(missing_ok=True)
+        # not needed again (and a refused or partial one must not stay cached).
+        archive.unlink(missing_ok=True)
     return extracted
 
 
-def _safe_extract(archive, destination):
-    """Extract a preset archive, refusing links and paths outside it, atomically."""
+def _cache_unwritable(cache_root, cache_dir, err):
+    """The `ZooError` for `err`, an `OSError` writing the download cache `cache_root`.
+
+    `make_dirs` and `staging_dir` say "choose an output folder": the cache
+    is no output the user named, but `cache_dir` or `KERAS_HOME`.
+    """
+    code = err.errno if err.errno is not None else getattr(err.__cause__, "errno", None)
+    reason = {errno.EROFS: "it is on a read-only file system", errno.EACCES: "no permission to "
+              "write there", errno.EPERM: "no permission to write there", errno.ENOSPC: "no "
+              "space left on the device", errno.EEXIST: "a file is in the way of a folder",
+              errno.ENOTDIR: "a file is in the way of a folder"}.get(code, _one_line(err))
+    if cache_dir:
+        setting = f"cache_dir ({cache_dir})"
+    elif os.environ.get("KERAS_HOME"):
+        setting = f"KERAS_HOME ({os.environ['KERAS_HOME']})"
+    else:
+        setting = "the Keras cache folder (~/.keras, as KERAS_HOME is not set)"
+    return ZooError(
+        f"Cannot cache the downloaded preset in {cache_root}: {reason}. Remote presets are "
+        f"cached in {setting}: set KERAS_HOME (or pass cache_dir=...) to a folder you can "
+        "write to, or fix that folder."
+    )
+
+
+#: Seconds after which a partial download or extraction nobody writes to any
+#: more is deleted (one whose process was killed): a running download writes
+#: at least every `DOWNLOAD_TIMEOUT` seconds, so a day is far past any of them.
+STALE_DOWNLOAD_SECONDS = 24 * 3600
+
+
+def _sweep_stale_downloads(kgan_cache):
+    """Delete the leftovers of killed fetches: `.tar.gz` parts and staging folders.
+
+    Each fetch removes its own files, unless its process dies first (kill -9,
+    a power cut): then they would stay in the cache for good.
+    """
+    leftovers = [*kgan_cache.glob("kgan-preset-*.tar.gz"), *kgan_cache.glob("presets/.*")]
+    cutoff = time.time() - STALE_DOWNLOAD_SECONDS
+    for path in leftovers:
+        try:
+            if path.lstat().st_mtime < cutoff:
+                if path.is_dir() and not path.is_symlink():
+                    shutil.rmtree(path)
+                else:
+                    path.unlink()
+        except OSError:
+            pass  # gone already (another fetch swept it), or not ours to delete
+
+
+def _remove_cache_entry(folder):
+    """Delete the download cache entry `folder`, or say which folder to delete."""
+    try:
+        shutil.rmtree(folder)
+    except FileNotFoundError:
+        pass  # another writer removed it first
+    except OSError as err:
+        raise ZooError(
+            f"The download cache entry {folder} is damaged and cannot be removed "
+            f"({err.strerror}): delete that folder yourself, then load the preset again."
+        ) from err
+
+
+def _download(url, target, timeout=None):
+    """Stream `url` into the file `target`: `(sha256 hex, bytes, content type or None)`.
+
+    `urlopen`'s timeout bounds each wait for the server (connecting, and
+    every read), not the whole download. Progress goes to stdout, as
+    `keras.utils.get_file` prints it (the CLI sends it to stderr).
+    """
+    timeout = DOWNLOAD_TIMEOUT if timeout is None else timeout
+    digest, size = hashlib.sha256(), 0
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response, open(target, "wb") as out:
+            expected = response.length  # None without a Content-Length
+            content_type = response.headers.get("Content-Type")
+            print(f"Downloading data from {url}")
+            progress = keras.utils.Progbar(expected, unit_name="byte")
+            while chunk := response.read(1 << 16):
+                digest.update(chunk)
+                out.write(chunk)
+                size += len(chunk)
+                progress.update(size)
+    except TimeoutError as err:
+        raise _stalled(url, timeout) from err
+    except urllib.error.HTTPError as err:
+        raise ZooError(
+            f"Could not download preset from {url}: the server answered HTTP {err.code} "
+            f"({err.reason}). Check the URL."
+        ) from err
+    except urllib.error.URLError as err:
+        if isinstance(err.reason, TimeoutError):  # no connection within the timeout
+            raise _stalled(url, timeout) from err
+        raise ZooError(
+            f"Could not download preset from {url}: {err.reason}. Check the URL and the "
+            "network connection."
+        ) from err
+    except (http.client.HTTPException, ConnectionError) as err:
+        raise ZooError(
+            f"Could not download preset from {url}: the connection failed "
+            f"({type(err).__name__}: {err}). Try again."
+        ) from err
+    if expected is not None and size < expected:
+        # http.client returns a short body as if complete: a dropped connection.
+        raise ZooError(
+            f"Download of {url} is incomplete: the connection ended after {size:,} of "
+            f"{expected:,} bytes. Try again."
+        )
+    return digest.hexdigest(), size, content_type
+
+
+def _stalled(url, timeout):
+    return ZooError(
+        f"Download of {url} stalled: the server sent nothing for {timeout:g} s, the timeout "
+        "(kgan.zoo.DOWNLOAD_TIMEOUT, or load(..., timeout=...)). Check the network and the "
+        "server, or try again with a longer timeout; nothing was cached."
+    )
+
+
+def _safe_extract(archive, destination, source):
+    """Extract a preset archive, refusing links and paths outside it, atomically.
+
+    `source` (the URL) names the archive in errors: `archive` is a temporary file.
+    """
     destination.parent.mkdir(parents=True, exist_ok=True)
     staging = staging_dir(destination)
     try:
@@ -495,8 +687,9 @@ def _safe_extract(archive, destination):
             tar = tarfile.open(archive, "r:*")
         except tarfile.ReadError:
             raise ZooError(
-                "The archive is not a tar file (plain, gzip, bz2 or xz; a .zip is not read): a "
-                "remote preset is a .tar.gz of a preset folder (see kgan.zoo's module docstring)."
+                f"The archive from {source} is not a tar file (plain, gzip, bz2 or xz; a .zip "
+                "is not read): a remote preset is a .tar.gz of a preset folder (see kgan.zoo's "
+                "module docstring)."
             ) from None
         with tar:
             members = tar.getmembers()
@@ -513,7 +706,10 @@ def _safe_extract(archive, destination):
             if len(subdirs) == 1 and (subdirs[0] / CONFIG_FILE).exists():
                 root = subdirs[0]
             else:
-                raise ZooError(f"Archive {archive.name} holds no preset folder ({CONFIG_FILE}).")
+                raise ZooError(
+                    f"The archive from {source} holds no preset folder (one with {CONFIG_FILE}, "
+                    "at its top or in its only folder): it is not a kgan preset archive."
+                )
         replace_folder(root, destination)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -530,7 +726,7 @@ def read_metadata(folder):
     meta["architecture"], meta["metrics"]["fcd"]  # ('wgan', ...)
     ```
     """
-    path = Path(folder) / METADATA_FILE
+    path = Path(folder).expanduser() / METADATA_FILE
     if not path.is_file():
         raise ZooError(f"{folder} is not a preset folder: {METADATA_FILE} is missing.")
     return _read_json_object(path)
@@ -543,7 +739,7 @@ _JSON_TYPES = {type([]): "array", str: "string", int: "number", float: "number",
 
 def _read_json_object(path):
     """A preset's JSON file as a dict; `IntegrityError` naming the file if it is not one."""
-    fix = "The preset is damaged: re-download or re-save it."
+    fix = _damaged_fix(Path(path).parent)
     try:
         value = json.loads(Path(path).read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
@@ -574,7 +770,8 @@ def file_sha256(path):
     return digest.hexdigest()
 
 
-def load(source, sha256=None, cache_dir=None, allow_http=False, compile=False):  # noqa: A002
+def load(source, sha256=None, cache_dir=None, allow_http=False, compile=False,  # noqa: A002
+         timeout=None):
     """Load a pretrained model from a preset name, folder or URL.
 
     The weight file is checked against the sha256 in `metadata.json` before
@@ -586,6 +783,8 @@ def load(source, sha256=None, cache_dir=None, allow_http=False, compile=False): 
         cache_dir: Keras cache root for downloads.
         allow_http: accept plain http URLs (local testing only).
         compile: compile with the architecture's default optimizers.
+        timeout: seconds a download may wait for the server's next bytes
+            before it fails (default `DOWNLOAD_TIMEOUT`, 60).
 
     Returns:
         The `kgan.models.GAN` subclass instance.
@@ -597,21 +796,53 @@ def load(source, sha256=None, cache_dir=None, allow_http=False, compile=False): 
     kgan.images.save_grid(gan.generate(64, seed=0), "digits.png")
     ```
     """
-    folder = resolve(source, sha256=sha256, cache_dir=cache_dir, allow_http=allow_http)
+    folder = resolve(source, sha256=sha256, cache_dir=cache_dir, allow_http=allow_http,
+                     timeout=timeout)
+    try:
+        return _load_folder(folder, compile)
+    except ZooError:
+        if folder != Path(os.fspath(source)) and _is_cache_entry(folder):
+            # Downloaded for this URL, and it does not load (its weights do
+            # not fit its config, ...): nothing refused stays cached.
+            shutil.rmtree(folder, ignore_errors=True)
+        raise
+
+
+def _check_preset_files(folder, fix=None):
+    """Check a preset folder's files before reading any weights; return its metadata.
+
+    The config, weights and metadata must be there, the JSON files must be
+    objects, and the weights must have the sha256 that `metadata.json`
+    records. `fix` ends the messages (default: how to get a good copy).
+
+    Raises:
+        IntegrityError: a file is missing, unreadable or does not match its
+            recorded hash.
+
+    Example:
+
+    ```python
+    metadata = _check_preset_files(resolve("dcgan_mnist"))
+    metadata["weights_sha256"]  # the sha256 model.weights.h5 was checked against
+    ```
+    """
+    folder = Path(folder).expanduser()
+    given_fix = fix
+    fix = given_fix or _damaged_fix(folder)
     for required in (CONFIG_FILE, WEIGHTS_FILE, METADATA_FILE):
         if not (folder / required).is_file():
-            raise ZooError(f"Preset folder {folder} is missing {required}.")
+            raise IntegrityError(f"Preset folder {folder} is missing {required}. {fix}")
     metadata = read_metadata(folder)
     expected = metadata.get("weights_sha256")
     if not expected:
         raise IntegrityError(
             f"{folder / METADATA_FILE} records no weights_sha256, so {WEIGHTS_FILE} cannot be "
-            "checked. The preset is damaged: re-download or re-save it."
+            f"checked. {fix}"
         )
     if not isinstance(expected, str):
         raise IntegrityError(
             f"{folder / METADATA_FILE} records weights_sha256 as {expected!r}, not a string of "
-            "64 hex digits. The preset is damaged: re-download or re-save it."
+            f"64 hex digits. {fix}"
         )
     actual = file_sha256(folder / WEIGHTS_FILE)
     # Hex digests are case-free: some tools (e.g. PowerShell's Get-FileHash) print capitals.
@@ -619,8 +850,30 @@ def load(source, sha256=None, cache_dir=None, allow_http=False, compile=False): 
         raise IntegrityError(
             f"{folder / WEIGHTS_FILE} has sha256 {actual}, but metadata.json "
             f"records {expected}: the file is corrupt or was replaced. "
-            "Re-download or re-save the preset."
+            + (given_fix or _damaged_fix(folder, "Re-download or re-save the preset."))
         )
+    return metadata
+
+
+def _is_cache_entry(folder):
+    """Whether `folder` is a downloaded preset: `<cache>/kgan/presets/<sha256>`."""
+    folder = Path(folder)
+    return (folder.parent.name == "presets" and folder.parent.parent.name == "kgan"
+            and len(folder.name) == 64 and all(c in "0123456789abcdef" for c in folder.name))
+
+
+def _damaged_fix(folder, local="The preset is damaged: re-download or re-save it."):
+    """What to do about a damaged preset `folder`: `local`, but a cache entry is
+    deleted and fetched again."""
+    if _is_cache_entry(folder):
+        return (f"The download cache entry is damaged: delete the folder {folder} and load "
+                "the preset's URL again, which downloads it anew.")
+    return local
+
+
+def _load_folder(folder, compile):  # noqa: A002
+    """`load` of a local preset folder."""
+    metadata = _check_preset_files(folder)
     config = _read_json_object(folder / CONFIG_FILE)
     registered = config.get("registered_name") or ""
     if not isinstance(registered, str) or not registered.startswith("kgan>"):
@@ -806,7 +1059,7 @@ def save_preset(model, folder, metadata, overwrite=False, sample_seed=0, samples
             f"metadata must be a dict of the preset's descriptive fields (name, description, "
             f"dataset, recipe, license, metrics), got {type(metadata).__name__}."
         )
-    folder = Path(folder)
+    folder = Path(folder).expanduser()
     check_not_installed_catalog(folder, "save a preset into")
     registered = keras.saving.get_registered_name(type(model))
     if not registered.startswith("kgan>"):
@@ -895,7 +1148,7 @@ def check_not_installed_catalog(folder, action="write into"):
     ```
     """
     installed = _installed_catalog()
-    folder = Path(folder).resolve()
+    folder = Path(folder).expanduser().resolve()
     if installed.is_dir() and folder.is_relative_to(installed.resolve()):
         raise ZooError(
             f"Refusing to {action} {folder}: it is a preset of the installed kgan package, "
@@ -903,6 +1156,41 @@ def check_not_installed_catalog(folder, action="write into"):
             f"my_{folder.name}`, or shutil.copytree), or work in a source checkout "
             f"(pip install -e .) to change the repository's zoo/."
         )
+
+
+def check_not_over_presets(target, action="write"):
+    """Refuse an output folder that is, lies inside or holds a preset folder.
+
+    Exports and other outputs are written beside their target and renamed
+    over it, deleting what was there: a target that is a preset (a
+    registered one, or any folder holding `metadata.json`), or holds one,
+    would delete it; one inside a preset's folder would add files to it.
+
+    Raises:
+        ZooError: naming the preset folder and saying to choose another
+            path; also for any path inside the installed catalog
+            (`check_not_installed_catalog`).
+
+    Example:
+
+    ```python
+    kgan.zoo.check_not_over_presets("served/dcgan")  # no error
+    kgan.zoo.check_not_over_presets(kgan.zoo.resolve("dcgan_mnist"))  # ZooError
+    ```
+    """
+    check_not_installed_catalog(target, action)
+    target = Path(target).expanduser()
+    folders = [Path(p.path) for p in _PRESETS.values() if p.path is not None]
+    if (target / METADATA_FILE).is_file():
+        folders.append(target)  # a preset of the user's own, registered or not
+    for folder in folders:
+        relation = path_relation(target, folder)
+        if relation:
+            raise ZooError(
+                f"Refusing to {action} {target}: it {relation} the preset folder {folder}, "
+                "which the output would " + ("add files to" if relation == "lies inside"
+                                             else "delete") + ". Choose a path outside it."
+            )
 
 
 def update_metadata(folder, updates):
@@ -920,7 +1208,7 @@ def update_metadata(folder, updates):
     kgan.zoo.update_metadata(folder, {"notes": "Recipe chosen because ..."})["notes"]
     ```
     """
-    folder = Path(folder)
+    folder = Path(folder).expanduser()
     check_not_installed_catalog(folder, "update the metadata of")
     clash = set(DERIVED_METADATA) & set(updates)
     if clash:
@@ -973,7 +1261,7 @@ def card_weights_and_recipe(metadata):
 
     ```python
     lines = kgan.zoo.card_weights_and_recipe(kgan.zoo.info("dcgan_mnist"))
-    lines[0]   # '| weights | `model.weights.h5`, 4.71 MB, sha256 `cac475...` |'
+    lines[0]   # '| weights | `model.weights.h5`, 4.71 MB, sha256 `<its 64 hex digits>` |'
     lines[-3]  # the recipe: 'kgan train dcgan --dataset mnist_5k ...'
     ```
     """

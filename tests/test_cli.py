@@ -1204,3 +1204,102 @@ def test_a_failing_table_stays_the_error_when_the_json_write_fails_too(tmp_path,
     out, err = capsys.readouterr()
     assert out.strip() == '{"rows": []}'
     assert "kgan: error:" in err and "the results are printed above as JSON" in err
+
+
+def test_export_to_an_empty_path_says_it_is_empty(tmp_path, monkeypatch, capsys):
+    # It said "Cannot write the folder .: it is the current folder".
+    monkeypatch.chdir(tmp_path)
+    assert run(["export", "dcgan_mnist", ""]) == 2
+    assert "The export path is empty" in error_line(capsys.readouterr().err)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_info_of_a_url_prints_only_json_on_stdout(preset, tmp_path, monkeypatch, capsys):
+    # Keras' "Downloading data from ..." and progress bar went to stdout:
+    # `kgan info URL --sha256 H > meta.json` wrote invalid JSON.
+    import functools
+    import hashlib
+    import http.server
+    import io
+    import tarfile
+    import threading
+
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        tar.add(preset, arcname="tiny")
+    (tmp_path / "tiny.tar.gz").write_bytes(buffer.getvalue())
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
+    handler.log_message = lambda *args: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    # The CLI takes https only; this test's server is plain http on 127.0.0.1.
+    monkeypatch.setattr(zoo, "resolve", functools.partial(zoo.resolve, allow_http=True,
+                                                          cache_dir=tmp_path / "cache"))
+    url = f"http://127.0.0.1:{server.server_address[1]}/tiny.tar.gz"
+    try:
+        assert run(["info", url, "--sha256", hashlib.sha256(buffer.getvalue()).hexdigest()]) == 0
+    finally:
+        server.shutdown()
+        server.server_close()
+    out, err = capsys.readouterr()
+    assert json.loads(out)["name"] == "tiny"
+    assert "Downloading data from" in err
+
+
+@pytest.mark.parametrize("argv", [
+    ["sample", "{preset}", "--num", "2", "--output", "{preset}/samples.png", "--overwrite"],
+    ["sample", "{preset}", "--num", "2", "--output", "{preset}/more"],
+    ["export", "{preset}", "{preset}/exp"],
+    ["export", "{preset}", "{preset}/exp", "--format", "tflite"],
+], ids=["sample_png", "sample_folder", "savedmodel", "tflite"])
+def test_an_output_inside_the_preset_read_is_refused(argv, tmp_path, capsys):
+    # `kgan sample dcgan_mnist --output zoo/dcgan_mnist/samples.png --overwrite`
+    # replaced the shipped card image; `kgan export` wrote into the preset.
+    preset = shutil.copytree(zoo.resolve("dcgan_mnist"), tmp_path / "dcgan_mnist")
+    before = {p.name: p.read_bytes() for p in preset.iterdir()}
+    assert run([a.format(preset=preset) for a in argv]) == 2
+    line = error_line(capsys.readouterr().err)
+    assert f"lies inside the preset folder {preset}: a preset folder holds the preset's own " \
+           "files only" in line
+    assert {p.name: p.read_bytes() for p in preset.iterdir()} == before
+
+
+def test_a_folder_named_like_a_registered_preset_is_read_as_the_preset_everywhere(
+        tmp_path, monkeypatch, capsys):
+    # cli._preset_folder took the local folder, zoo.resolve the registered
+    # preset: the output checks and the command read different presets.
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "dcgan_mnist").mkdir()
+    assert cli._preset_folder("dcgan_mnist") == Path(zoo._PRESETS["dcgan_mnist"].path)
+    with pytest.warns(UserWarning, match="To load that folder, pass './dcgan_mnist'"):
+        assert run(["info", "dcgan_mnist"]) == 0
+    assert json.loads(capsys.readouterr().out)["name"] == "dcgan_mnist"
+
+
+def test_export_lists_the_conditional_signatures_labels(conditional_preset, tmp_path, capsys):
+    # The listing said "serving_default, generate_uint8" without the labels input.
+    assert run(["export", conditional_preset, tmp_path / "served"]) == 0
+    assert "signatures: serving_default, generate_uint8, on float32 latents and int32 labels " \
+           "in [0, " in capsys.readouterr().out
+
+
+def test_help_says_where_remote_presets_are_cached(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["--help"])
+    assert "set KERAS_HOME to move the cache" in " ".join(capsys.readouterr().out.split())
+    with pytest.raises(SystemExit):
+        cli.main(["export", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "$KERAS_HOME/kgan/presets/<sha256>/" in text
+    assert "a_to_b, b_to_a and serving_default (= a_to_b)" in text
+
+
+def test_a_reader_that_closes_the_pipe_early_is_no_error(tmp_path):
+    # `kgan info dcgan_mnist | head` ended with "kgan: error: [Errno 32] Broken pipe", exit 2.
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="")
+    process = subprocess.Popen([sys.executable, "-m", "kgan.cli", "info", "dcgan_mnist"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+                               cwd=tmp_path)
+    process.stdout.close()  # before kgan writes: its first write finds no reader
+    err = process.communicate(timeout=120)[1].decode()
+    assert process.returncode == 141 and "Broken pipe" not in err and "Error" not in err, err

@@ -185,23 +185,93 @@ def test_failed_export_keeps_the_previous_export_and_leaves_no_temp_folders(tmp_
     assert [p.name for p in tmp_path.iterdir()] == ["served"]
 
 
-def test_overwriting_a_file_leaves_only_the_export(tmp_path, monkeypatch):
-    # `kgan export NAME FILE --overwrite` left a hidden `.FILE.old-PID-THREAD` behind.
-    target = tmp_path / "f1"
+def _exporters():
+    """`(name, export(path, overwrite))` for every function that writes an export folder."""
+    from kgan.models.cyclegan import CycleGAN, export_translator
+
+    def tiny_cyclegan():
+        return CycleGAN.from_image_shape((16, 16, 1), filters=4, num_residual_blocks=1,
+                                         disc_layers=2, seed=1)
+
+    return {
+        "savedmodel": lambda path, overwrite=False: export_generator(tiny_model(), path, overwrite),
+        "tflite": lambda path, overwrite=False: kgan.export.export_tflite(
+            tiny_model(), path, overwrite=overwrite),
+        "translator": lambda path, overwrite=False: export_translator(tiny_cyclegan(), path,
+                                                                      overwrite),
+    }
+
+
+EXPORTERS = ("savedmodel", "tflite", "translator")
+
+
+@pytest.mark.parametrize("exporter", EXPORTERS)
+def test_overwrite_never_replaces_a_file(exporter, tmp_path):
+    # overwrite=True deleted the file and put a folder in its place; the CLI refused it.
+    target = tmp_path / "notes.txt"
     target.write_text("an old file")
-    with pytest.raises(FileExistsError, match="overwrite=True"):
-        export_generator(tiny_model(), target)
-    # A write failing halfway keeps the old file, and leaves nothing beside it.
-    archive_class = type(keras.export.ExportArchive())
-    with monkeypatch.context() as patch:
-        patch.setattr(archive_class, "write_out", _failing_write_out)
-        with pytest.raises(OSError, match="simulated failure"):
-            export_generator(tiny_model(), target, overwrite=True)
+    for overwrite in (False, True):
+        with pytest.raises(FileExistsError, match=r"exists and is not a folder.*overwrite "
+                           r"replaces only an earlier export folder.*move that file away"):
+            _exporters()[exporter](target, overwrite)
     assert target.read_text() == "an old file"
-    assert [p.name for p in tmp_path.iterdir()] == ["f1"]
-    export_generator(tiny_model(), target, overwrite=True)
-    assert set(tf.saved_model.load(str(target)).signatures) == SIGNATURES
-    assert [p.name for p in tmp_path.iterdir()] == ["f1"]
+    assert [p.name for p in tmp_path.iterdir()] == ["notes.txt"]
+
+
+def test_a_tflite_export_path_named_like_the_file_is_refused(tmp_path):
+    # export_tflite(g, "new.tflite") made a folder new.tflite/ holding generator.tflite.
+    with pytest.raises(ValueError, match=r"new.tflite looks like the file. Give its folder, "
+                       r"e.g. .*new\b"):
+        kgan.export.export_tflite(tiny_model(), tmp_path / "new.tflite")
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("exporter", EXPORTERS)
+@pytest.mark.parametrize("where", ["registered", "unregistered", "inside", "holding"])
+def test_an_export_never_replaces_or_writes_into_a_preset(exporter, where, tmp_path):
+    # export_generator(g, zoo.resolve("cgan_mnist_50shot"), overwrite=True)
+    # replaced the shipped preset with a SavedModel: zoo.load failed after.
+    preset = kgan.zoo.save_preset(tiny_model(), tmp_path / "presets" / "tiny", TINY_METADATA)
+    before = {p.name: p.read_bytes() for p in preset.iterdir()}
+    target = {"registered": preset, "unregistered": preset, "inside": preset / "exported",
+              "holding": tmp_path / "presets"}[where]
+    if where != "unregistered":
+        kgan.zoo.register_preset("kgan_test_export_target", path=preset)
+    try:
+        with pytest.raises(kgan.zoo.ZooError, match=r"Refusing to export into .* the preset "
+                           r"folder .*tiny.*Choose a path outside it"):
+            _exporters()[exporter](target, True)
+    finally:
+        if where != "unregistered":
+            kgan.zoo.unregister_preset("kgan_test_export_target")
+    assert {p.name: p.read_bytes() for p in preset.iterdir()} == before
+    kgan.zoo.load(preset)
+
+
+def test_an_export_into_the_installed_catalog_is_refused(tmp_path, monkeypatch):
+    catalog = tmp_path / "site-packages" / "kgan" / "_catalog"
+    catalog.mkdir(parents=True)
+    monkeypatch.setattr(kgan.zoo, "_installed_catalog", lambda: catalog)
+    with pytest.raises(kgan.zoo.ZooError, match="installed kgan package"):
+        export_generator(tiny_model(), catalog / "served")
+    assert list(catalog.iterdir()) == []
+
+
+@pytest.mark.parametrize("exporter", EXPORTERS)
+def test_an_empty_export_path_says_it_is_empty(exporter, tmp_path, monkeypatch):
+    # It reported "Cannot write the folder .: it is the current folder".
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ValueError, match="The export path is empty: give the folder"):
+        _exporters()[exporter]("", True)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_home_relative_export_path_is_expanded(tmp_path, monkeypatch):
+    # "~/served" became a folder named "~" in the current folder.
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
+    assert export_generator(tiny_model(), "~/served") == tmp_path / "home" / "served"
+    assert not (tmp_path / "~").exists()
 
 
 def test_export_creates_missing_parent_folders(tmp_path):
@@ -229,3 +299,71 @@ def test_mixed_bfloat16_model_exports_float32_outputs(tmp_path):
     # in practice; the same weights computed in float32 are ~7e-3 away).
     np.testing.assert_allclose(images, model.generate_from_latents(z), atol=1e-5)
     np.testing.assert_array_equal(serve(loaded, z, "generate_uint8"), kgan.images.to_uint8(images))
+
+
+# ---------------------------------------------------------------- inputs of the wrong shape
+def _served_error(signature, **inputs):
+    """The message a loaded signature fails with for `inputs`."""
+    with pytest.raises(tf.errors.InvalidArgumentError) as raised:
+        signature(**{name: tf.constant(value) for name, value in inputs.items()})
+    return raised.value.message
+
+
+@pytest.mark.parametrize("shape", [(2, 7), (LATENT_DIM,), (2, LATENT_DIM, 1)])
+def test_latents_of_the_wrong_shape_say_the_shape_to_pass(exported, shape):
+    # TF does not enforce a signature's declared shape: [2, 7] failed with
+    # "Matrix size-incompatible" inside the first Dense layer.
+    _, _, loaded = exported
+    for name in SIGNATURES:
+        message = _served_error(loaded.signatures[name], latents=np.zeros(shape, np.float32))
+        assert f"latents must be float32 of shape [batch, {LATENT_DIM}]" in message
+        assert f"Got shape:] [{' '.join(map(str, shape))}]" in message
+
+
+@pytest.fixture(scope="module")
+def exported_conditional(tmp_path_factory):
+    model = spread_weights(kgan.models.ConditionalGAN.from_image_shape(
+        IMAGE_SHAPE, 3, latent_dim=LATENT_DIM, filters=4, embedding_dim=4, seed=0))
+    path = export_generator(model, tmp_path_factory.mktemp("export") / "conditional")
+    return model, tf.saved_model.load(str(path))
+
+
+@pytest.mark.parametrize("labels", [np.eye(3, dtype=np.int32)[[0, 2]], np.int32(1)],
+                         ids=["one_hot", "scalar"])
+def test_labels_of_the_wrong_shape_say_the_shape_to_pass(exported_conditional, labels):
+    # One-hot labels failed with "In[0] should be a scalar", a scalar with
+    # "Invalid reduction dimension".
+    _, loaded = exported_conditional
+    z = np.zeros((2, LATENT_DIM), np.float32)
+    message = _served_error(loaded.signatures["serving_default"], latents=z, labels=labels)
+    assert "labels must be int32 of shape [batch] (or [batch, 1]): one class index in [0, 3)" in message
+
+
+def test_labels_of_shape_batch_by_one_are_taken_as_generate_takes_them(exported_conditional):
+    model, loaded = exported_conditional
+    z = model.latents(2, seed=1)
+    served = loaded.signatures["serving_default"](latents=tf.constant(z),
+                                                  labels=tf.constant([[1], [2]]))["images"]
+    np.testing.assert_allclose(served.numpy(), model.generate_from_latents(z, labels=[1, 2]),
+                               atol=1e-5)
+
+
+@pytest.fixture(scope="module")
+def exported_translator(tmp_path_factory):
+    from kgan.models import CycleGAN
+
+    model = CycleGAN.from_image_shape((16, 16, 1), filters=4, num_residual_blocks=1,
+                                      disc_layers=2, seed=1)
+    path = export_generator(model, tmp_path_factory.mktemp("export") / "translator")
+    return tf.saved_model.load(str(path))
+
+
+@pytest.mark.parametrize("shape", [(32, 32, 1), (1, 32, 32, 3)], ids=["no_batch", "rgb"])
+def test_translator_images_of_the_wrong_shape_say_the_shape_to_pass(exported_translator, shape):
+    # [32, 32, 1] said "images must be at least 5x5 pixels"; 3 channels for 1
+    # failed with "output depth must be evenly divisible".
+    for name in ("a_to_b", "b_to_a", "serving_default"):
+        message = _served_error(exported_translator.signatures[name],
+                                images=np.zeros(shape, np.uint8))
+        assert "images must be uint8 of shape [batch, height, width, 1] (1 channel" in message
+        assert "add a batch axis (image[None])" in message

@@ -158,8 +158,15 @@ def test_weights_are_verified_on_every_load_not_only_after_download(preset, serv
     data = bytearray(weights.read_bytes())
     data[len(data) // 2] ^= 0x01  # one bit, after it was verified and cached
     weights.write_bytes(bytes(data))
-    with pytest.raises(zoo.IntegrityError, match="corrupt or was replaced"):
-        zoo.load(url, sha256=digest, cache_dir=cache, allow_http=True)
+    # Read as a folder, the damage is refused, naming the cache entry to delete.
+    with pytest.raises(zoo.IntegrityError, match=rf"corrupt or was replaced.*delete the folder "
+                       rf"{re.escape(str(folder))} and load the preset's URL again"):
+        zoo.load(folder)
+    # Loaded by its URL, the damaged entry is downloaded again (see test_zoo).
+    with pytest.warns(UserWarning, match="Downloading .* again: .*corrupt or was replaced"):
+        assert zoo.load(url, sha256=digest, cache_dir=cache, allow_http=True).latent_dim == 8
+    assert len(server.requests) == 2 and zoo.file_sha256(weights) == zoo.read_metadata(
+        folder)["weights_sha256"]
 
 
 # ---------------------------------------------------------------- archive extraction

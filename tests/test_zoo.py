@@ -484,3 +484,245 @@ def test_a_preset_registered_with_a_folder_that_is_gone_says_so(tmp_path):
             zoo.info("gone_folder")
     finally:
         zoo.unregister_preset("gone_folder")
+
+
+@pytest.fixture
+def stalling_server():
+    """A server that sends the first 100 KB of a 1 MB file, then nothing until the test ends."""
+    released = threading.Event()
+
+    class Stalling(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 - http.server's name
+            self.send_response(200)
+            self.send_header("Content-Length", str(1 << 20))
+            self.end_headers()
+            self.wfile.write(b"\0" * 100_000)
+            self.wfile.flush()
+            released.wait(30)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Stalling)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/stalls.tar.gz"
+    released.set()
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_stalled_download_fails_naming_the_url_and_timeout(stalling_server, tmp_path,
+                                                              monkeypatch):
+    # keras.utils.get_file sets no timeout: zoo.load(url) waited forever.
+    cache = tmp_path / "cache"
+    with pytest.raises(zoo.ZooError, match=rf"Download of {stalling_server} stalled: the server "
+                       r"sent nothing for 0.5 s, the timeout \(kgan.zoo.DOWNLOAD_TIMEOUT"):
+        zoo.load(stalling_server, sha256="0" * 64, cache_dir=cache, allow_http=True, timeout=0.5)
+    monkeypatch.setattr(zoo, "DOWNLOAD_TIMEOUT", 0.25)  # the documented setting
+    with pytest.raises(zoo.ZooError, match=r"sent nothing for 0.25 s.*nothing was cached"):
+        zoo.resolve(stalling_server, sha256="0" * 64, cache_dir=cache, allow_http=True)
+    assert [p for p in cache.rglob("*") if p.is_file()] == []
+
+
+@pytest.mark.parametrize("damage", ["truncate", "delete"])
+def test_a_damaged_cache_entry_is_downloaded_again(damage, preset, http_server, tmp_path):
+    # Every later load failed, and the message did not say to delete the folder.
+    model, _ = preset
+    (url, digest), cache = _served(preset, http_server), tmp_path / "cache"
+    weights = zoo.resolve(url, sha256=digest, cache_dir=cache, allow_http=True) / zoo.WEIGHTS_FILE
+    if damage == "truncate":
+        weights.write_bytes(weights.read_bytes()[:100])
+    else:
+        weights.unlink()
+    with pytest.warns(UserWarning, match=rf"Downloading {url} again: "):
+        loaded = zoo.load(url, sha256=digest, cache_dir=cache, allow_http=True)
+    np.testing.assert_allclose(loaded.generate(2, seed=0), model.generate(2, seed=0), atol=1e-6)
+    assert list(cache.rglob("*.tar.gz")) == []
+
+
+def _published(folder, http_server, name):
+    root, base = http_server
+    data = _archive(folder)
+    (root / name).write_bytes(data)
+    return f"{base}/{name}", _sha256(data)
+
+
+def test_a_verified_archive_whose_preset_is_refused_is_not_cached(preset, http_server, tmp_path):
+    # The archive matched its sha256, so its extraction stayed in the cache
+    # although load refused it: "nothing unverified or refused stays cached".
+    _, folder = preset
+    bad_hash = shutil.copytree(folder, tmp_path / "bad_hash")
+    metadata = json.loads((bad_hash / zoo.METADATA_FILE).read_text())
+    metadata["weights_sha256"] = "0" * 64
+    (bad_hash / zoo.METADATA_FILE).write_text(json.dumps(metadata))
+    cache = tmp_path / "cache"
+    url, digest = _published(bad_hash, http_server, "bad_hash.tar.gz")
+    with pytest.raises(zoo.IntegrityError, match=r"records 0{64}.*matches its sha256, so it was "
+                       r"published so: nothing was cached; tell its publisher"):
+        zoo.resolve(url, sha256=digest, cache_dir=cache, allow_http=True)
+    assert [p for p in cache.rglob("*") if p.is_file()] == []
+
+    # Weights of another architecture: refused by load once built.
+    other = zoo.save_preset(DCGAN.from_image_shape((16, 16, 1), latent_dim=8, filters=8, seed=0),
+                            tmp_path / "other", METADATA)
+    mismatched = shutil.copytree(folder, tmp_path / "mismatched")
+    for name in (zoo.WEIGHTS_FILE, zoo.METADATA_FILE):
+        shutil.copy(other / name, mismatched / name)
+    url, digest = _published(mismatched, http_server, "mismatched.tar.gz")
+    with pytest.raises(zoo.PresetMismatchError, match="do not fit"):
+        zoo.load(url, sha256=digest, cache_dir=cache, allow_http=True)
+    assert [p for p in cache.rglob("*") if p.is_file()] == []
+
+
+def test_a_fetch_sweeps_partial_downloads_of_killed_processes(preset, http_server, tmp_path):
+    # A download killed with kill -9 left kgan-preset-<sha>.<pid>-<tid>.tar.gz forever.
+    import os
+    import time
+
+    (url, digest), cache = _served(preset, http_server), tmp_path / "cache"
+    kgan_cache = cache / "kgan"
+    (kgan_cache / "presets" / f".{digest}-abc123").mkdir(parents=True)  # a killed extraction
+    stale = [kgan_cache / f"kgan-preset-{'1' * 64}.4242-1.tar.gz", kgan_cache / "presets" /
+             f".{digest}-abc123"]
+    stale[0].write_bytes(b"half a download")
+    fresh = kgan_cache / f"kgan-preset-{'2' * 64}.4243-1.tar.gz"  # another fetch, running
+    fresh.write_bytes(b"a download in progress")
+    long_ago = time.time() - zoo.STALE_DOWNLOAD_SECONDS - 60
+    for path in stale:
+        os.utime(path, (long_ago, long_ago))
+    zoo.resolve(url, sha256=digest, cache_dir=cache, allow_http=True)
+    assert not any(path.exists() for path in stale)
+    assert fresh.read_bytes() == b"a download in progress"
+
+
+def test_home_relative_paths_are_expanded(preset, http_server, tmp_path, monkeypatch):
+    # cache_dir="~/kc" made a folder literally named "~" in the current folder.
+    model, folder = preset
+    home, work = tmp_path / "home", tmp_path / "work"
+    work.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(work)
+    url, digest = _served(preset, http_server)
+    fetched = zoo.resolve(url, sha256=digest, cache_dir="~/kc", allow_http=True)
+    assert fetched == home / "kc" / "kgan" / "presets" / digest
+    monkeypatch.setenv("KERAS_HOME", "~/keras_home")  # quoted in a shell, so not expanded
+    assert zoo.cache_root_dir() == home / "keras_home"
+    saved = zoo.save_preset(model, "~/presets/tiny", METADATA)
+    assert saved == home / "presets" / "tiny" and zoo.load("~/presets/tiny").latent_dim == 8
+    assert zoo.update_metadata("~/presets/tiny", {"notes": "mine"})["notes"] == "mine"
+    zoo.register_preset("kgan_test_home", path="~/presets/tiny")
+    try:
+        assert zoo.resolve("kgan_test_home") == saved
+    finally:
+        zoo.unregister_preset("kgan_test_home")
+    assert list(work.iterdir()) == []
+
+
+@pytest.mark.parametrize("how", ["under_a_file", "no_permission", "cache_dir"])
+def test_an_unwritable_cache_is_named_with_the_setting_that_moves_it(how, preset, http_server,
+                                                                      tmp_path, monkeypatch):
+    # The error blamed "an output folder", which the user never named.
+    import errno
+    import os
+
+    url, digest = _served(preset, http_server)
+    (tmp_path / "afile").write_text("")
+    home = tmp_path / ("ro" if how == "no_permission" else "afile") / "keras"
+    if how == "no_permission":  # faked: root may write anywhere
+        real_mkdir = os.mkdir
+
+        def refuse(path, *args, **kwargs):
+            if str(home) in str(path):
+                raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(path))
+            return real_mkdir(path, *args, **kwargs)
+
+        monkeypatch.setattr(os, "mkdir", refuse)
+    monkeypatch.setenv("KERAS_HOME", str(home))
+    setting = f"cache_dir \\({home}\\)" if how == "cache_dir" else f"KERAS_HOME \\({home}\\)"
+    reason = ("no permission to write there" if how == "no_permission"
+              else "a file is in the way of a folder")
+    with pytest.raises(zoo.ZooError, match=rf"Cannot cache the downloaded preset in {home}: "
+                       rf"{reason}. Remote presets are cached in {setting}: set KERAS_HOME \(or "
+                       r"pass cache_dir=...\) to a folder you can write to"):
+        zoo.resolve(url, sha256=digest, allow_http=True,
+                    cache_dir=home if how == "cache_dir" else None)
+
+
+def test_a_folder_named_like_a_registered_preset_is_named_in_a_warning(tmp_path, monkeypatch):
+    # `mkdir dcgan_mnist; kgan info dcgan_mnist` showed the shipped preset, silently.
+    import warnings
+
+    shipped = zoo.resolve("dcgan_mnist")
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "dcgan_mnist").mkdir()
+    with pytest.warns(UserWarning, match=r"'dcgan_mnist' names the registered preset \(.*zoo/"
+                      r"dcgan_mnist\), which is loaded; the folder .*dcgan_mnist in the current "
+                      r"folder is not. To load that folder, pass './dcgan_mnist'"):
+        assert zoo.resolve("dcgan_mnist") == shipped
+    with pytest.raises(zoo.ZooError, match="is not a preset folder"):  # the folder, as told
+        zoo.info("./dcgan_mnist")
+    monkeypatch.chdir(shipped.parent)  # from inside zoo/: the folder is the preset itself
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert zoo.resolve("dcgan_mnist") == shipped
+
+
+def test_a_sha256_of_64_characters_that_are_not_hex_says_so():
+    # It said "Keras would treat a shorter hash as MD5" of a hash that was not shorter.
+    with pytest.raises(zoo.ZooError, match=r"64 hex characters\); 'z{64}' has characters that are "
+                       r"not hex digits"):
+        zoo.resolve("https://example.invalid/p.tar.gz", sha256="z" * 64)
+    with pytest.raises(zoo.ZooError, match=r"got 'a{32}', 32 characters"):
+        zoo.resolve("https://example.invalid/p.tar.gz", sha256="a" * 32)
+
+
+@pytest.fixture
+def odd_server():
+    """Serves `/html` (an HTML page) and `/short` (a body shorter than its Content-Length)."""
+
+    class Odd(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 - http.server's name
+            body = b"<html>not found, but 200</html>"
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(body) + (1000 if self.path == "/short" else 0)))
+            self.end_headers()
+            self.wfile.write(body)
+            self.close_connection = True
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Odd)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_download_errors_say_what_was_received(odd_server, tmp_path):
+    # A mismatch did not say what came instead; a dropped connection said
+    # Keras' "None -- retrieval incomplete".
+    cache = tmp_path / "cache"
+    actual = _sha256(b"<html>not found, but 200</html>")
+    with pytest.raises(zoo.IntegrityError, match=rf"it has sha256 {actual} \(31 bytes, served as "
+                       r"text/html; charset=utf-8\)"):
+        zoo.resolve(f"{odd_server}/html", sha256="0" * 64, cache_dir=cache, allow_http=True)
+    with pytest.raises(zoo.ZooError, match=r"/short is incomplete: the connection ended after 31 "
+                       r"of 1,031 bytes. Try again"):
+        zoo.resolve(f"{odd_server}/short", sha256="0" * 64, cache_dir=cache, allow_http=True)
+    assert [p for p in cache.rglob("*") if p.is_file()] == []
+
+
+def test_an_archive_without_a_preset_is_named_by_its_url(http_server, tmp_path):
+    # The error named the temporary kgan-preset-<sha>.<pid>-<tid>.tar.gz.
+    root, base = http_server
+    (root / "notes").mkdir()
+    (root / "notes" / "a.txt").write_text("no preset here")
+    data = _archive(root / "notes", arcname="notes")
+    (root / "notes.tar.gz").write_bytes(data)
+    with pytest.raises(zoo.ZooError, match=rf"The archive from {base}/notes.tar.gz holds no preset "
+                       "folder"):
+        zoo.resolve(f"{base}/notes.tar.gz", sha256=_sha256(data), cache_dir=tmp_path / "c",
+                    allow_http=True)

@@ -105,8 +105,10 @@ class ConditionalGAN(GAN):
 
     **Export** (`kgan.export.export_generator` / `export_tflite`): the
     signatures `serving_default(latents, labels)` (float32 images, exactly
-    `generate_from_latents`) and `generate_uint8(latents, labels)`; a label
-    outside `[0, num_classes)` fails with an error naming the range.
+    `generate_from_latents`) and `generate_uint8(latents, labels)`, with
+    int32 `labels`. A label outside `[0, num_classes)` fails: in the
+    SavedModel with an error naming the range, in TFLite with the
+    interpreter's "gather index out of bounds".
 
     Args:
         generator: `[latents, labels]` -> images model (see

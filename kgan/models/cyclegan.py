@@ -25,8 +25,6 @@ None; `generate` and friends raise and point to `translate`), `call` and
 `a_to_b` and a `b_to_a` signature.
 """
 
-from pathlib import Path
-
 import keras
 import numpy as np
 import tensorflow as tf
@@ -880,7 +878,17 @@ def translate_images(generator, images):
 def _uint8_translator(generator):
     """uint8 images -> `{"images": uint8}` through `generator`, as `translate` does."""
 
+    from kgan.export import _checked_shape, _has_shape
+
+    channels = _channels(generator, "in")
+
     def serve(images):
+        images = _checked_shape(
+            images, lambda shape: _has_shape(shape, [None, None, None, channels]),
+            f"images must be uint8 of shape [batch, height, width, {channels}] ({channels} "
+            f"channel{'s' if channels > 1 else ''}, this direction's source domain); for one "
+            "image add a batch axis (image[None]).",
+        )
         checked = tf.debugging.assert_greater_equal(
             tf.reduce_min(tf.shape(images)[1:3]), MIN_SIZE,
             message=f"images must be at least {MIN_SIZE}x{MIN_SIZE} pixels",
@@ -907,7 +915,8 @@ def export_translator(model, path, overwrite=False):
     Args:
         model: a `CycleGAN`.
         path: destination folder; must not exist unless `overwrite=True`.
-        overwrite: replace an existing folder.
+        overwrite: replace an earlier export folder (never a file or a
+            preset: `kgan.export.check_export_path`).
 
     Returns:
         `path` as a `Path`.
@@ -925,12 +934,9 @@ def export_translator(model, path, overwrite=False):
             f"export_translator exports a CycleGAN, got {type(model).__name__}; export "
             "latent-space GANs with kgan.export.export_generator."
         )
-    path = Path(path)
-    if path.exists() and not overwrite:
-        raise FileExistsError(
-            f"Export path {path} already exists; pass overwrite=True to replace it, or choose "
-            "a new path."
-        )
+    from kgan.export import check_export_path
+
+    path = check_export_path(path, overwrite)
     archive = keras.export.ExportArchive()
     for direction in DIRECTIONS:  # the first endpoint is also `serving_default`
         generator = model._direction(direction)
