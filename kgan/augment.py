@@ -544,8 +544,10 @@ def mix_datasets(real, synthetic, synthetic_fraction=0.5, seed=None, batch_size=
     with [-1, 1] samples silently, so the first
     `RANGE_CHECK_IMAGES` images of each input drawn from are checked when the
     mix is iterated (the inputs are not read beforehand, so their order is
-    unchanged): their values must lie in `value_range` and reach both of its
-    halves. Images of another convention fall outside it, or into one half.
+    unchanged): values well outside `value_range` (a quarter of its span:
+    resizing overshoots), a signed range whose negative half goes unused, or
+    a range wider than 2 used only in its bottom tenth mean another
+    convention. Dark, bright or constant images of the right one pass.
 
     Args:
         real: dataset of real `(image, label)`.
@@ -559,8 +561,8 @@ def mix_datasets(real, synthetic, synthetic_fraction=0.5, seed=None, batch_size=
             for uint8. Rescale the real images to it, or make the synthetic
             ones in the real data's range with
             `synthetic_dataset(..., value_range=...)` and pass the same here.
-        check_value_range: False skips the check of the first images (for
-            images that may lie in one half of the range, e.g. all dark).
+        check_value_range: False skips the check of the first images (e.g.
+            for [-1, 1] images with no pixel below -0.02).
 
     Returns:
         A batched, prefetched `tf.data.Dataset` of `(images, labels)`.
@@ -656,9 +658,14 @@ def _fail_if_empty(dataset, message):
 #: How many first images of each input `mix_datasets` checks against `value_range`.
 RANGE_CHECK_IMAGES = 32
 
-#: Image conventions `mix_datasets` names when an input does not fit: a
-#: maximum above 2 reads as [0, 255], a minimum below -0.1 as [-1, 1].
-_CONVENTIONS = ((0.0, 255.0), (-1.0, 1.0), (0.0, 1.0))
+#: Image conventions `mix_datasets` names when an input does not fit, the
+#: narrowest first: the first that holds an input's values is named.
+_CONVENTIONS = ((0.0, 1.0), (-1.0, 1.0), (0.0, 255.0))
+
+#: How far past `value_range` an input's values may go, as a share of its
+#: span: bicubic or Lanczos resizing and contrast jitter overshoot (a bicubic
+#: resize of [-1, 1] digits spanned [-1.06, 1.14]).
+_RANGE_OVERSHOOT = 0.25
 
 
 def _rescaling(name, source, target):
@@ -673,47 +680,54 @@ def _rescaling(name, source, target):
 
 def _fail_if_out_of_range(dataset, name, low, high):
     """`dataset` of `(image, label)`, unchanged, but raising when its first
-    `RANGE_CHECK_IMAGES` images leave `[low, high]` or stay in one half of it.
+    `RANGE_CHECK_IMAGES` images look like images of another convention.
+
+    Only evidence of another convention fails: values well past either end
+    of `[low, high]` ([0, 255] or [-1, 1] images in [0, 1]), a signed range
+    whose negative part goes unused ([0, 1] images in [-1, 1]), or, in a range
+    wider than 2, values only in its bottom tenth ([0, 1] or [-1, 1] images
+    as 0..255 floats). Dark, bright, constant or slightly overshooting images
+    of the right convention pass.
 
     Lazy, as `_fail_if_empty`: the images are checked as the mix reads them.
     """
-    middle = (low + high) / 2.0
-    tolerance = 0.01 * (high - low)  # resampling may overshoot a little
+    span = high - low
     value_range = f"({low:g}, {high:g})"
-    advice = {}
-    for convention in _CONVENTIONS:
-        if convention == (low, high):  # the right convention, but one half of it only
-            advice[convention] = (
-                f"mix_datasets: the first images of the {name} dataset stay in one half of "
-                f"value_range {value_range} (e.g. all dark, or constant). If they really are "
-                f"{value_range} images, pass check_value_range=False. Smallest and largest value "
-                "of its first images:"
-            )
-            continue
-        advice[convention] = (
-            f"mix_datasets: the first images of the {name} dataset do not fit value_range "
-            f"{value_range}: they look like [{convention[0]:g}, {convention[1]:g}] images. Rescale "
-            f"them with {_rescaling(name, convention, (low, high))}, or make both inputs "
-            f"[{convention[0]:g}, {convention[1]:g}] with synthetic_dataset(..., value_range="
-            f"({convention[0]:g}, {convention[1]:g})) and mix_datasets(..., value_range="
-            f"({convention[0]:g}, {convention[1]:g})); check_value_range=False skips this check. "
-            "Smallest and largest value of its first images:"
-        )
+    candidates = [c for c in _CONVENTIONS if c != (low, high)]
+    messages = [
+        f"mix_datasets: the first images of the {name} dataset do not fit value_range "
+        f"{value_range}: they look like [{c[0]:g}, {c[1]:g}] images. Rescale them with "
+        f"{_rescaling(name, c, (low, high))}, or make both inputs [{c[0]:g}, {c[1]:g}] with "
+        f"synthetic_dataset(..., value_range=({c[0]:g}, {c[1]:g})) and mix_datasets(..., "
+        f"value_range=({c[0]:g}, {c[1]:g})); check_value_range=False skips this check. "
+        "Smallest and largest value of its first images:"
+        for c in candidates
+    ] + [
+        f"mix_datasets: the first images of the {name} dataset do not look like value_range "
+        f"{value_range} images. Pass the (low, high) of both inputs as value_range, or "
+        "check_value_range=False to skip this check. Smallest and largest value of its first "
+        "images:"
+    ]
+
+    def holds(convention, smallest, largest):
+        margin = _RANGE_OVERSHOOT * (convention[1] - convention[0])
+        return (smallest >= convention[0] - margin) & (largest <= convention[1] + margin)
 
     def check(index, images, labels):
         if tf.equal(index, 0):  # the first RANGE_CHECK_IMAGES images only
             values = tf.cast(images, tf.float32)
             smallest, largest = tf.reduce_min(values), tf.reduce_max(values)
-            fits = ((smallest >= low - tolerance) & (largest <= high + tolerance)
-                    & (smallest < middle) & (largest > middle))
-            if not fits:
-                if largest > 2.0:
-                    message = advice[_CONVENTIONS[0]]
-                elif smallest < -0.1:
-                    message = advice[_CONVENTIONS[1]]
-                else:
-                    message = advice[_CONVENTIONS[2]]
-                tf.debugging.Assert(False, [message, smallest, largest])
+            other = ~holds((low, high), smallest, largest)
+            if low < 0:
+                # No value below the middle: unsigned images. Barely below
+                # counts as signed: an untrained generator's tanh stays near 0.
+                other |= smallest >= low + 0.49 * span
+            if span > 2:
+                other |= largest <= low + 0.1 * span
+            # The narrowest convention that holds the values names them.
+            named = tf.stack([holds(c, smallest, largest) for c in candidates] + [True])
+            message = tf.gather(tf.constant(messages), tf.argmax(tf.cast(named, tf.int32)))
+            tf.debugging.Assert(~other, [message, smallest, largest])
         return images, labels
 
     return (dataset.batch(RANGE_CHECK_IMAGES).enumerate()

@@ -346,14 +346,31 @@ def uniform_images(low, high, num=40):
                         r"real.map\(lambda x, y: \(x / 127.5 - 1, y\)\), or make both inputs "
                         r"\[0, 255\] with synthetic_dataset\(..., value_range=\(0, 255\)\)"),
     ((-1, 1), (0, 1), r"first images of the synthetic dataset do not fit"),
-    ((-1, -0.2), (-1, 1), r"stay in one half of value_range \(-1, 1\).*check_value_range=False"),
+    # [0, 1] images as 0..255 floats sit in its bottom tenth.
+    ((0, 1), (0, 255), r"real dataset do not fit value_range \(0, 255\): they look like \[0, 1\]"),
+    ((-300, 300), (-1, 1), r"do not look like value_range \(-1, 1\) images.*check_value_range=False"),
 ])
 def test_mix_datasets_refuses_images_of_another_range_when_iterated(
         real_range, synthetic_range, message):
+    # The synthetic images' range is the one both inputs should share,
+    # except where the synthetic ones are the odd ones out.
+    value_range = (-1, 1) if synthetic_range == (0, 1) else synthetic_range
     mixed = augment.mix_datasets(uniform_images(*real_range), uniform_images(*synthetic_range),
-                                 0.5, seed=0, batch_size=4)
+                                 0.5, seed=0, batch_size=4, value_range=value_range)
     with pytest.raises(tf.errors.InvalidArgumentError, match=message):
         list(mixed)
+
+
+@pytest.mark.parametrize("real_range", [
+    (-1.06, 1.14),  # a bicubic resize of [-1, 1] digits
+    (-1, -0.2),  # dark images
+    (-1, -1),  # constant (black) images
+])
+def test_mix_datasets_takes_images_of_the_right_convention_that_do_not_span_it(real_range):
+    # The check refused these: it wanted values within 1% of [-1, 1] in both halves.
+    mixed = augment.mix_datasets(uniform_images(*real_range), uniform_images(-1, 1), 0.5,
+                                 seed=0, batch_size=4)
+    assert len(list(mixed)) == 20
 
 
 def test_mix_datasets_takes_the_range_both_inputs_use():
