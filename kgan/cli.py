@@ -1618,7 +1618,10 @@ def _main(argv):
         elif args.command == "bench":
             cmd_bench(args)
         sys.stdout.flush()  # here, where a closed pipe is still caught below
-    except BrokenPipeError:
+    except BrokenPipeError as err:
+        if not _stdout_reader_gone():  # another pipe or socket: an ordinary error
+            print(f"kgan: error: {' '.join(_os_error_message(err).split())}", file=sys.stderr)
+            return 2
         # The reader went away (`kgan info NAME | head`): not an error of the
         # command. As the Python docs advise, point stdout at devnull, so the
         # flush at exit does not fail again, and exit as a process killed by
@@ -1659,6 +1662,19 @@ def _main(argv):
         print(f"kgan: error: {' '.join(message.split())}", file=sys.stderr)
         return 2
     return 0
+
+
+def _stdout_reader_gone():
+    """Whether stdout is a pipe whose reader has closed it (poll reports an error
+    on its write end), rather than some other pipe or socket being broken."""
+    import select
+
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+    except (AttributeError, OSError, ValueError):  # not a file (captured), or no poll
+        return not hasattr(select, "poll")  # without poll: stdout, as the docs assume
+    return any(events & (select.POLLERR | select.POLLHUP) for _, events in poller.poll(0))
 
 
 #: What a command interrupted by Ctrl-C kept, by command (None: the others).

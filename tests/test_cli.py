@@ -1294,6 +1294,16 @@ def test_help_says_where_remote_presets_are_cached(capsys):
     assert "a_to_b, b_to_a and serving_default (= a_to_b)" in text
 
 
+def test_a_broken_pipe_other_than_stdout_is_reported(monkeypatch, capsys):
+    # Every BrokenPipeError exited 141 silently, a worker's or a socket's too.
+    def info(args):
+        raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr(cli, "cmd_info", info)
+    assert run(["info", "dcgan_mnist"]) == 2
+    assert "kgan: error:" in capsys.readouterr().err
+
+
 def test_a_reader_that_closes_the_pipe_early_is_no_error(tmp_path):
     # `kgan info dcgan_mnist | head` ended with "kgan: error: [Errno 32] Broken pipe", exit 2.
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="")
