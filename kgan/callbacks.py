@@ -705,8 +705,10 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
             raise ValueError(
                 f"The backup in {self.backup_dir} does not fit this {type(self.model).__name__}: "
                 "it was written by another model (e.g. another latent_dim, image size or "
-                "architecture). Delete that folder to start afresh, or give this run its own "
-                f"backup folder. Keras said: {err}"
+                "architecture), or by a kgan whose networks used other layer classes (weight "
+                "files name layers by class: CycleGAN discriminators before 2026-11-30). Finish "
+                "that run with the kgan that started it, delete that folder to start afresh, or "
+                f"give this run its own backup folder. Keras said: {err}"
             ) from err
         self.model._initial_epoch = int(metadata["epoch"])
         self._current_epoch = int(metadata["epoch"])

@@ -466,7 +466,7 @@ def test_a_backup_of_another_model_names_the_folder_and_the_fix(tmp_path):
     new = tiny_dcgan(latent_dim=16)
     new.compile()
     with pytest.raises(ValueError, match=r"backup in .*backup does not fit this DCGAN.*another "
-                                         r"latent_dim.*Delete that folder.*its own backup folder"):
+                                         r"latent_dim.*other layer classes.*delete that folder.*its own backup folder"):
         new.fit(images, batch_size=4, epochs=2, verbose=0,
                 callbacks=[BackupAndRestore(tmp_path / "backup")])
 
