@@ -519,7 +519,7 @@ def _fetch(url, sha256, cache_dir, allow_http, timeout=None):
             _remove_cache_entry(extracted)
     try:
         return _download_into_cache(url, sha256, cache_root, timeout)
-    except OSError as err:  # network errors are ZooErrors by now: the cache is unwritable
+    except OSError as err:  # network errors are ZooErrors by now (`_download_error`): the cache's
         raise _cache_unwritable(cache_root, cache_dir, err) from err
 
 
@@ -628,36 +628,27 @@ def _download(url, target, timeout=None):
     """
     timeout = DOWNLOAD_TIMEOUT if timeout is None else timeout
     digest, size = hashlib.sha256(), 0
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as response, open(target, "wb") as out:
-            expected = response.length  # None without a Content-Length
-            content_type = response.headers.get("Content-Type")
-            print(f"Downloading data from {url}")
-            progress = keras.utils.Progbar(expected, unit_name="byte")
-            while chunk := response.read(1 << 16):
-                digest.update(chunk)
-                out.write(chunk)
-                size += len(chunk)
-                progress.update(size)
-    except TimeoutError as err:
-        raise _stalled(url, timeout) from err
-    except urllib.error.HTTPError as err:
-        raise ZooError(
-            f"Could not download preset from {url}: the server answered HTTP {err.code} "
-            f"({err.reason}). Check the URL."
-        ) from err
-    except urllib.error.URLError as err:
-        if isinstance(err.reason, TimeoutError):  # no connection within the timeout
-            raise _stalled(url, timeout) from err
-        raise ZooError(
-            f"Could not download preset from {url}: {err.reason}. Check the URL and the "
-            "network connection."
-        ) from err
-    except (http.client.HTTPException, ConnectionError) as err:
-        raise ZooError(
-            f"Could not download preset from {url}: the connection failed "
-            f"({type(err).__name__}: {err}). Try again."
-        ) from err
+    # Only the network calls are inside the `try`: an OSError of the cache file
+    # (open, write) reaches `_fetch`, which names the cache folder to change.
+    with open(target, "wb") as out:
+        try:
+            with urllib.request.urlopen(url, timeout=timeout) as response:
+                expected = response.length  # None without a Content-Length
+                content_type = response.headers.get("Content-Type")
+                print(f"Downloading data from {url}")
+                progress = keras.utils.Progbar(expected, unit_name="byte")
+                while chunk := response.read(1 << 16):
+                    digest.update(chunk)
+                    try:
+                        out.write(chunk)
+                    except OSError as err:
+                        raise _CacheWriteError(err) from err
+                    size += len(chunk)
+                    progress.update(size)
+        except _CacheWriteError as failed:
+            raise failed.error from None
+        except (OSError, http.client.HTTPException) as err:
+            raise _download_error(url, timeout, err) from err
     if expected is not None and size < expected:
         # http.client returns a short body as if complete: a dropped connection.
         raise ZooError(
@@ -665,6 +656,46 @@ def _download(url, target, timeout=None):
             f"{expected:,} bytes. Try again."
         )
     return digest.hexdigest(), size, content_type
+
+
+class _CacheWriteError(Exception):
+    """A failed write of the downloaded file, carried past `_download`'s network `except`."""
+
+    def __init__(self, error):
+        super().__init__(error)
+        self.error = error
+
+
+def _download_error(url, timeout, err):
+    """The `ZooError` for `err`, an error of `urlopen` or of reading its response.
+
+    Every one is the network's or the server's, never the cache folder's:
+    an `ssl.SSLError` mid-read has errno 1 (EPERM), which must not read as
+    "no permission to write the cache".
+    """
+    if isinstance(err, TimeoutError) or (isinstance(err, urllib.error.URLError)
+                                         and isinstance(err.reason, TimeoutError)):
+        return _stalled(url, timeout)  # no connection, or no bytes, within the timeout
+    if isinstance(err, urllib.error.HTTPError):
+        return ZooError(
+            f"Could not download preset from {url}: the server answered HTTP {err.code} "
+            f"({err.reason}). Check the URL."
+        )
+    if isinstance(err, urllib.error.URLError):
+        return ZooError(
+            f"Could not download preset from {url}: {err.reason}. Check the URL and the "
+            "network connection."
+        )
+    if isinstance(err, (http.client.HTTPException, ConnectionError)):
+        return ZooError(
+            f"Could not download preset from {url}: the connection failed "
+            f"({type(err).__name__}: {err}). Try again."
+        )
+    # Any other OSError: ssl.SSLError, ENETUNREACH, ...
+    return ZooError(
+        f"Could not download preset from {url}: {type(err).__name__}: {_one_line(err)}. "
+        "Check the network connection and try again."
+    )
 
 
 def _stalled(url, timeout):

@@ -1,12 +1,16 @@
 """The zoo: registries, preset save/load, integrity, remote fetch, the catalog."""
 
+import errno
 import functools
 import http.server
 import io
 import json
+import re
 import shutil
+import ssl
 import tarfile
 import threading
+import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -647,6 +651,44 @@ def test_an_unwritable_cache_is_named_with_the_setting_that_moves_it(how, preset
                        r"pass cache_dir=...\) to a folder you can write to"):
         zoo.resolve(url, sha256=digest, allow_http=True,
                     cache_dir=home if how == "cache_dir" else None)
+
+
+class _FailingResponse:
+    """A response that sends 100 bytes, then fails the next read with `error`."""
+
+    length = 1000
+    headers = {"Content-Type": "application/gzip"}
+
+    def __init__(self, error):
+        self.error, self.reads = error, 0
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def read(self, size):
+        self.reads += 1
+        if self.reads == 1:
+            return b"x" * 100
+        raise self.error
+
+
+@pytest.mark.parametrize("error", [
+    ssl.SSLError(1, "[SSL: DECRYPTION_FAILED_OR_BAD_RECORD_MAC] bad record mac"),
+    OSError(errno.ENETUNREACH, "Network is unreachable"),
+], ids=["ssl", "enetunreach"])
+def test_a_network_oserror_mid_download_is_a_download_error(error, tmp_path, monkeypatch):
+    # ssl.SSLError has errno 1 (EPERM): it was reported as "Cannot cache ... no
+    # permission to write there ... set KERAS_HOME", about a cache that was fine.
+    url = "https://example.com/p.tar.gz"
+    monkeypatch.setattr(urllib.request, "urlopen", lambda *a, **k: _FailingResponse(error))
+    with pytest.raises(zoo.ZooError, match=rf"Could not download preset from {url}: "
+                       rf"{type(error).__name__}: .*{re.escape(error.strerror)}.*Check the network") as info:
+        zoo.resolve(url, sha256="a" * 64, cache_dir=tmp_path / "cache")
+    assert "Cannot cache" not in str(info.value)
+    assert list((tmp_path / "cache" / "kgan").glob("*.tar.gz")) == []
 
 
 def test_a_folder_named_like_a_registered_preset_is_named_in_a_warning(tmp_path, monkeypatch):
