@@ -829,14 +829,67 @@ def load(source, sha256=None, cache_dir=None, allow_http=False, compile=False,  
     """
     folder = resolve(source, sha256=sha256, cache_dir=cache_dir, allow_http=allow_http,
                      timeout=timeout)
+    downloaded = _downloaded_entry(folder, source, cache_dir)
+    identity = _identity(folder) if downloaded else None
     try:
         return _load_folder(folder, compile)
-    except ZooError:
-        if folder != Path(os.fspath(source)) and _is_cache_entry(folder):
-            # Downloaded for this URL, and it does not load (its weights do
-            # not fit its config, ...): nothing refused stays cached.
-            shutil.rmtree(folder, ignore_errors=True)
+    except ZooError as err:
+        # Downloaded for a URL, and its files are damaged or do not fit each
+        # other: nothing refused stays cached. An error of the user's
+        # environment (an architecture whose module is not imported yet, a
+        # preset of a newer kgan) keeps the entry: the next load may work.
+        if downloaded and _is_damage(err):
+            _discard_cache_entry(folder, identity)
         raise
+
+
+def _downloaded_entry(folder, source, cache_dir):
+    """Whether `folder`, which `source` resolved to, is a download cache entry of a URL."""
+    source = os.fspath(source)
+    registered = _PRESETS.get(source)
+    from_url = (source.startswith(("https://", "http://"))
+                or (registered is not None and registered.path is None))
+    entries = cache_root_dir(cache_dir) / "kgan" / "presets"
+    return (from_url and _is_cache_entry(folder)
+            and Path(folder).parent.resolve() == entries.resolve())
+
+
+def _is_damage(err):
+    """Whether the load error `err` is about the preset's files (missing, truncated, not
+    matching their hash or each other), not about what this environment can build."""
+    return isinstance(err, IntegrityError) or (
+        isinstance(err, PresetMismatchError) and not isinstance(err, _NotBuildableError))
+
+
+class _NotBuildableError(PresetMismatchError):
+    """`config.json` names a class this process cannot build (not imported, newer kgan)."""
+
+
+def _identity(folder):
+    """`(device, inode)` of `folder`, or None: which folder a path names right now."""
+    try:
+        info = os.stat(folder)
+    except OSError:
+        return None
+    return info.st_dev, info.st_ino
+
+
+def _discard_cache_entry(folder, identity):
+    """Delete the damaged cache entry `folder`, if it is still the one that was loaded.
+
+    Another process may have fetched it anew meanwhile (its fresh entry is
+    renamed over the path): that one stays. The entry is first renamed into
+    a staging folder, so a concurrent fetch sees no entry and downloads it,
+    and a killed process's leftover is swept like any staging folder.
+    """
+    if identity is None or _identity(folder) != identity:
+        return
+    try:
+        aside = staging_dir(folder)
+        os.replace(folder, aside / "damaged")
+    except OSError:
+        return  # gone already (another process discarded it), or not ours to move
+    shutil.rmtree(aside, ignore_errors=True)
 
 
 def _check_preset_files(folder, fix=None):
@@ -935,7 +988,7 @@ def _load_folder(folder, compile):  # noqa: A002
         model = keras.saving.deserialize_keras_object(config, safe_mode=True)  # no Lambda code
     except Exception as err:
         _unsafe_or_raise(err, folder / CONFIG_FILE)
-        raise PresetMismatchError(
+        raise _NotBuildableError(
             f"{folder / CONFIG_FILE} does not describe a model this kgan can build "
             f"({type(err).__name__}: {_one_line(err)}). If its class is your own "
             "architecture, import the module that registers it first; if the preset is from "

@@ -579,6 +579,45 @@ def test_a_verified_archive_whose_preset_is_refused_is_not_cached(preset, http_s
     assert [p for p in cache.rglob("*") if p.is_file()] == []
 
 
+def _cached_entry(folder, cache, sha256="ab" * 32):
+    """A copy of the preset `folder` as the download cache entry of `sha256` in `cache`."""
+    return shutil.copytree(folder, cache / "kgan" / "presets" / sha256)
+
+
+def test_a_cache_entry_whose_architecture_is_not_imported_stays_cached(preset, tmp_path):
+    # load deleted a verified cache entry on any ZooError: one naming an
+    # architecture whose plugin module is not imported yet was downloaded
+    # again and again, although importing the module would have loaded it.
+    _, folder = preset
+    cache = tmp_path / "cache"
+    entry = _cached_entry(folder, cache)
+    config = json.loads((entry / zoo.CONFIG_FILE).read_text())
+    config["class_name"], config["registered_name"] = "MyGAN", "kgan>MyGAN"
+    (entry / zoo.CONFIG_FILE).write_text(json.dumps(config))
+    metadata = json.loads((entry / zoo.METADATA_FILE).read_text())
+    metadata["architecture"] = "mygan"  # a plugin's, registered when its module is imported
+    (entry / zoo.METADATA_FILE).write_text(json.dumps(metadata))
+    before = {p.name: p.read_bytes() for p in entry.iterdir()}
+    with pytest.raises(zoo.PresetMismatchError, match="import the module that registers it"):
+        zoo.load("https://example.com/p.tar.gz", sha256="ab" * 32, cache_dir=cache)
+    assert {p.name: p.read_bytes() for p in entry.iterdir()} == before
+
+
+def test_a_damaged_cache_entry_fetched_anew_by_another_process_stays(preset, tmp_path):
+    # The entry that failed to load is deleted only if it is still the one at
+    # that path: another process may have renamed a fresh download over it.
+    _, folder = preset
+    entry = _cached_entry(folder, tmp_path / "cache")
+    loaded = zoo._identity(entry)
+    fresh = shutil.copytree(folder, tmp_path / "fresh")
+    shutil.rmtree(entry)
+    fresh.rename(entry)
+    zoo._discard_cache_entry(entry, loaded)
+    assert (entry / zoo.WEIGHTS_FILE).is_file()
+    zoo._discard_cache_entry(entry, zoo._identity(entry))
+    assert list(entry.parent.iterdir()) == []  # gone, and no staging folder left
+
+
 def test_a_fetch_sweeps_partial_downloads_of_killed_processes(preset, http_server, tmp_path):
     # A download killed with kill -9 left kgan-preset-<sha>.<pid>-<tid>.tar.gz forever.
     import os
