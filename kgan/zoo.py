@@ -53,7 +53,14 @@ import keras
 import numpy as np
 
 from kgan._checks import path_relation
-from kgan.atomic import OutputPathError, _writer_id, make_dirs, replace_folder, staging_dir
+from kgan.atomic import (
+    OutputPathError,
+    _writer_id,
+    make_dirs,
+    remove_dead_staging_in,
+    replace_folder,
+    staging_dir,
+)
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.weights.h5"
@@ -581,9 +588,10 @@ def _cache_unwritable(cache_root, cache_dir, err):
     )
 
 
-#: Seconds after which a partial download or extraction nobody writes to any
-#: more is deleted (one whose process was killed): a running download writes
-#: at least every `DOWNLOAD_TIMEOUT` seconds, so a day is far past any of them.
+#: Seconds after which a partial download nobody writes to any more is deleted
+#: (one whose process was killed): a running download writes at least every
+#: `DOWNLOAD_TIMEOUT` seconds, so a day is far past any of them. Partial
+#: extractions go as other staging folders do (`kgan.atomic.remove_dead_staging_in`).
 STALE_DOWNLOAD_SECONDS = 24 * 3600
 
 
@@ -593,17 +601,16 @@ def _sweep_stale_downloads(kgan_cache):
     Each fetch removes its own files, unless its process dies first (kill -9,
     a power cut): then they would stay in the cache for good.
     """
-    leftovers = [*kgan_cache.glob("kgan-preset-*.tar.gz"), *kgan_cache.glob("presets/.*")]
     cutoff = time.time() - STALE_DOWNLOAD_SECONDS
-    for path in leftovers:
+    for path in kgan_cache.glob("kgan-preset-*.tar.gz"):  # written to as long as it downloads
         try:
             if path.lstat().st_mtime < cutoff:
-                if path.is_dir() and not path.is_symlink():
-                    shutil.rmtree(path)
-                else:
-                    path.unlink()
+                path.unlink()
         except OSError:
             pass  # gone already (another fetch swept it), or not ours to delete
+    # Extractions are judged by their writer's process, not by mtime alone: a
+    # tar's "." member gives the folder it is extracted into the archive's mtime.
+    remove_dead_staging_in(kgan_cache / "presets")
 
 
 def _remove_cache_entry(folder):
@@ -730,10 +737,14 @@ def _safe_extract(archive, destination, source):
                     raise ZooError(f"Refusing archive member with unsafe path {name!r}.")
                 if not (member.isfile() or member.isdir()):
                     raise ZooError(f"Refusing archive member {name!r}: not a plain file.")
-            tar.extractall(staging, members=members, filter="data")
-        root = staging
+            # Into a subfolder: a "." member sets the mtime of the folder it is
+            # extracted into to the archive's, and the staging folder's own
+            # mtime tells other writers that this extraction is alive.
+            extracted = staging / "archive"
+            tar.extractall(extracted, members=members, filter="data")
+        root = extracted
         if not (root / CONFIG_FILE).exists():
-            subdirs = [p for p in staging.iterdir() if p.is_dir()]
+            subdirs = [p for p in extracted.iterdir() if p.is_dir()]
             if len(subdirs) == 1 and (subdirs[0] / CONFIG_FILE).exists():
                 root = subdirs[0]
             else:

@@ -621,22 +621,67 @@ def test_a_damaged_cache_entry_fetched_anew_by_another_process_stays(preset, tmp
 def test_a_fetch_sweeps_partial_downloads_of_killed_processes(preset, http_server, tmp_path):
     # A download killed with kill -9 left kgan-preset-<sha>.<pid>-<tid>.tar.gz forever.
     import os
+    import subprocess
+    import sys
     import time
+
+    from kgan import atomic
 
     (url, digest), cache = _served(preset, http_server), tmp_path / "cache"
     kgan_cache = cache / "kgan"
-    (kgan_cache / "presets" / f".{digest}-abc123").mkdir(parents=True)  # a killed extraction
-    stale = [kgan_cache / f"kgan-preset-{'1' * 64}.4242-1.tar.gz", kgan_cache / "presets" /
-             f".{digest}-abc123"]
+    presets = kgan_cache / "presets"
+    presets.mkdir(parents=True)
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)
+    dead_pid = int(dead.stdout)
+    # Staging folders as staging_dir names them: `.NAME-HOST-PID-XXXXXXXX`.
+    killed = presets / f".{'3' * 64}-{atomic._host()}-{dead_pid}-abcd1234"  # a killed extraction
+    live = presets / f".{'4' * 64}-{atomic._host()}-{os.getpid()}-abcd1234"  # a running one
+    recent = presets / f".{'5' * 64}-{atomic._host()}-{dead_pid}-abcd1234"  # another namespace's?
+    for folder in (killed, live, recent):
+        folder.mkdir()
+    stale = [kgan_cache / f"kgan-preset-{'1' * 64}.4242-1.tar.gz", killed]
     stale[0].write_bytes(b"half a download")
     fresh = kgan_cache / f"kgan-preset-{'2' * 64}.4243-1.tar.gz"  # another fetch, running
     fresh.write_bytes(b"a download in progress")
     long_ago = time.time() - zoo.STALE_DOWNLOAD_SECONDS - 60
-    for path in stale:
+    for path in (*stale, live):
         os.utime(path, (long_ago, long_ago))
     zoo.resolve(url, sha256=digest, cache_dir=cache, allow_http=True)
     assert not any(path.exists() for path in stale)
     assert fresh.read_bytes() == b"a download in progress"
+    assert live.is_dir() and recent.is_dir()
+
+
+def test_an_extraction_keeps_its_staging_folder_fresh_whatever_the_archive_says(
+        preset, http_server, tmp_path, monkeypatch):
+    # Extracting a tar whose "." member dates from 2020 set the live staging
+    # folder's mtime to 2020: another fetch's sweep deleted it mid-extraction.
+    import os
+    import time
+
+    from kgan import atomic
+
+    _, folder = preset
+    old = shutil.copytree(folder, tmp_path / "old")
+    january_2020 = 1577836800
+    for path in (*old.iterdir(), old):
+        os.utime(path, (january_2020, january_2020))
+    url, digest = _published(old, http_server, "old.tar.gz")
+    seen = []
+    real_replace = zoo.replace_folder
+
+    def replace_folder(source, target):
+        staging = next(p for p in (Path(source), *Path(source).parents)
+                       if p.parent == Path(target).parent)
+        seen.append((staging.name, atomic._last_written(staging)))
+        return real_replace(source, target)
+
+    monkeypatch.setattr(zoo, "replace_folder", replace_folder)
+    zoo.resolve(url, sha256=digest, cache_dir=tmp_path / "cache", allow_http=True)
+    [(name, written)] = seen
+    assert name.startswith(f".{digest}-{atomic._host()}-{os.getpid()}-")
+    assert written > time.time() - 60
 
 
 def test_home_relative_paths_are_expanded(preset, http_server, tmp_path, monkeypatch):
