@@ -1257,9 +1257,11 @@ def check_not_over_presets(target, action="write"):
     """Refuse an output folder that is, lies inside or holds a preset folder.
 
     Exports and other outputs are written beside their target and renamed
-    over it, deleting what was there: a target that is a preset (a
-    registered one, or any folder holding `metadata.json`), or holds one,
-    would delete it; one inside a preset's folder would add files to it.
+    over it, deleting what was there: a target that is a preset, or holds
+    one (a `kgan train` output folder's `preset/`, or any folder directly
+    inside it), would delete it; one inside a preset's folder would add
+    files to it. A preset is a registered one, or any folder holding kgan's
+    `metadata.json` or a `config.json` of a kgan model, registered or not.
 
     Raises:
         ZooError: naming the preset folder and saying to choose another
@@ -1271,13 +1273,25 @@ def check_not_over_presets(target, action="write"):
     ```python
     kgan.zoo.check_not_over_presets("served/dcgan")  # no error
     kgan.zoo.check_not_over_presets(kgan.zoo.resolve("dcgan_mnist"))  # ZooError
+    kgan.zoo.check_not_over_presets("runs/dcgan")  # ZooError: holds runs/dcgan/preset
     ```
     """
     check_not_installed_catalog(target, action)
     target = Path(target).expanduser()
+    full = target.resolve()
     folders = [Path(p.path) for p in _PRESETS.values() if p.path is not None]
-    if (target / METADATA_FILE).is_file():
-        folders.append(target)  # a preset of the user's own, registered or not
+    # Presets of the user's own: the target or a folder holding it, ...
+    folders += [folder for folder in (full, *full.parents) if _holds_preset_files(folder)]
+    # ... a `kgan train` output's preset, or one directly inside the target.
+    held = train_output_preset(full)
+    if held is not None:
+        folders.append(held)
+    if full.is_dir() and not full.is_symlink():
+        try:
+            folders += [child for child in full.iterdir()
+                        if child.is_dir() and _holds_preset_files(child)]
+        except OSError:
+            pass  # unreadable: what it holds cannot be told, nor replaced
     for folder in folders:
         relation = path_relation(target, folder)
         if relation:
@@ -1286,6 +1300,21 @@ def check_not_over_presets(target, action="write"):
                 "which the output would " + ("add files to" if relation == "lies inside"
                                              else "delete") + ". Choose a path outside it."
             )
+
+
+def _holds_preset_files(folder):
+    """Whether `folder` holds kgan's preset files: `metadata.json`, or the
+    `config.json` of a kgan model (an unreadable one counts: it may be damaged)."""
+    if (folder / METADATA_FILE).is_file():
+        return True
+    config = folder / CONFIG_FILE
+    if not config.is_file():
+        return False
+    try:
+        registered = json.loads(config.read_text()).get("registered_name")
+    except (OSError, ValueError, AttributeError):
+        return True
+    return isinstance(registered, str) and registered.startswith("kgan>")
 
 
 def update_metadata(folder, updates):
