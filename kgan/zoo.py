@@ -867,13 +867,9 @@ def _downloaded_entry(folder, source, cache_dir):
 
 def _is_damage(err):
     """Whether the load error `err` is about the preset's files (missing, truncated, not
-    matching their hash or each other), not about what this environment can build."""
-    return isinstance(err, IntegrityError) or (
-        isinstance(err, PresetMismatchError) and not isinstance(err, _NotBuildableError))
-
-
-class _NotBuildableError(PresetMismatchError):
-    """`config.json` names a class this process cannot build (not imported, newer kgan)."""
+    matching their hash, weights not fitting the config), not about what this
+    environment can build (a class not imported, a newer kgan's preset)."""
+    return isinstance(err, IntegrityError) or getattr(err, "weights_do_not_fit", False)
 
 
 def _identity(folder):
@@ -999,7 +995,7 @@ def _load_folder(folder, compile):  # noqa: A002
         model = keras.saving.deserialize_keras_object(config, safe_mode=True)  # no Lambda code
     except Exception as err:
         _unsafe_or_raise(err, folder / CONFIG_FILE)
-        raise _NotBuildableError(
+        raise PresetMismatchError(
             f"{folder / CONFIG_FILE} does not describe a model this kgan can build "
             f"({type(err).__name__}: {_one_line(err)}). If its class is your own "
             "architecture, import the module that registers it first; if the preset is from "
@@ -1026,12 +1022,14 @@ def _load_folder(folder, compile):  # noqa: A002
             "metadata."
         ) from err
     except Exception as err:
-        raise PresetMismatchError(
+        mismatch = PresetMismatchError(
             f"The weights in {folder / WEIGHTS_FILE} do not fit the {type(model).__name__} "
             f"that {CONFIG_FILE} describes ({_one_line(err)}): they were saved from another "
             "architecture or configuration. Keep a preset's config.json and model.weights.h5 "
             "together, or re-save it with kgan.zoo.save_preset."
-        ) from err
+        )
+        mismatch.weights_do_not_fit = True  # damage, for `load` (`_is_damage`)
+        raise mismatch from err
     if compile:
         model.compile()
     return model

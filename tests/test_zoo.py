@@ -584,7 +584,9 @@ def _cached_entry(folder, cache, sha256="ab" * 32):
     return shutil.copytree(folder, cache / "kgan" / "presets" / sha256)
 
 
-def test_a_cache_entry_whose_architecture_is_not_imported_stays_cached(preset, tmp_path):
+@pytest.mark.parametrize("metadata_too", [True, False], ids=["plugin_preset", "config_only"])
+def test_a_cache_entry_whose_architecture_is_not_imported_stays_cached(metadata_too, preset,
+                                                                        tmp_path):
     # load deleted a verified cache entry on any ZooError: one naming an
     # architecture whose plugin module is not imported yet was downloaded
     # again and again, although importing the module would have loaded it.
@@ -594,11 +596,13 @@ def test_a_cache_entry_whose_architecture_is_not_imported_stays_cached(preset, t
     config = json.loads((entry / zoo.CONFIG_FILE).read_text())
     config["class_name"], config["registered_name"] = "MyGAN", "kgan>MyGAN"
     (entry / zoo.CONFIG_FILE).write_text(json.dumps(config))
-    metadata = json.loads((entry / zoo.METADATA_FILE).read_text())
-    metadata["architecture"] = "mygan"  # a plugin's, registered when its module is imported
-    (entry / zoo.METADATA_FILE).write_text(json.dumps(metadata))
+    if metadata_too:
+        metadata = json.loads((entry / zoo.METADATA_FILE).read_text())
+        metadata["architecture"] = "mygan"  # a plugin's, registered when its module is imported
+        (entry / zoo.METADATA_FILE).write_text(json.dumps(metadata))
     before = {p.name: p.read_bytes() for p in entry.iterdir()}
-    with pytest.raises(zoo.PresetMismatchError, match="import the module that registers it"):
+    with pytest.raises(zoo.PresetMismatchError, match="import the module that registers it"
+                       if metadata_too else "one of the two files was replaced"):
         zoo.load("https://example.com/p.tar.gz", sha256="ab" * 32, cache_dir=cache)
     assert {p.name: p.read_bytes() for p in entry.iterdir()} == before
 
