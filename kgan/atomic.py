@@ -7,11 +7,13 @@ A crash or SIGKILL mid-write leaves the previous version intact.
 
 What an interrupted writer leaves is removed: on Ctrl-C or, within
 `sigterm_as_interrupt` (the `kgan` command), SIGTERM, by the writer itself;
-after a kill, by the next `staging_dir` of the same target.
+after a kill, by the next `staging_dir` of the same target, once the folder has
+been left untouched for `STAGING_STALE_SECONDS`.
 """
 
 import contextlib
 import errno
+import hashlib
 import os
 import re
 import shutil
@@ -19,6 +21,7 @@ import signal
 import socket
 import tempfile
 import threading
+import time
 from pathlib import Path
 
 
@@ -206,8 +209,12 @@ def sigterm_as_interrupt():
 
 
 def _host():
-    """This machine's name, as a staging folder's name holds it (letters and digits)."""
-    return re.sub(r"[^A-Za-z0-9]", "", socket.gethostname())[:32] or "host"
+    """This machine's name as a staging folder's name holds it: 12 hex digits of its sha256.
+
+    A hash of the whole name, so that names differing only in punctuation or
+    beyond some length ("node-1-1", "node-11") do not read as one machine.
+    """
+    return hashlib.sha256(socket.gethostname().encode("utf-8", "surrogateescape")).hexdigest()[:12]
 
 
 def _staging_prefix(name):
@@ -225,31 +232,70 @@ def _process_alive(pid):
     return True
 
 
+#: Seconds a staging folder must be left untouched before a later writer may
+#: delete it, even if its process looks dead: containers with their own PID
+#: namespaces may share a host name, so "no such process here" is no proof.
+STAGING_STALE_SECONDS = 10 * 60
+
+
+def _last_written(folder):
+    """The newest mtime of `folder` and of what it holds directly (a writer adds there)."""
+    times = [folder.lstat().st_mtime]
+    with os.scandir(folder) as entries:
+        times.extend(entry.stat(follow_symlinks=False).st_mtime for entry in entries)
+    return max(times)
+
+
 def _remove_dead_staging(full):
     """Remove staging folders of `full` that processes of this machine, now ended, left.
 
     A writer killed (SIGKILL, a crash of the interpreter) cannot clean up.
-    Folders of live writers, of other machines (a shared file system) and
-    of unknown origin stay.
+    A folder goes only if its process is not running here and nobody wrote
+    to it for `STAGING_STALE_SECONDS`. Folders of live writers, of other
+    machines (a shared file system) and of unknown origin stay.
     """
-    pattern = re.compile(rf"^\.{re.escape(full.name)}-{_host()}-(?P<pid>\d+)-[A-Za-z0-9_]{{8}}$")
+    _remove_dead_staging_matching(full.parent, re.escape(full.name))
+
+
+def remove_dead_staging_in(folder):
+    """`_remove_dead_staging` for the staging folders of every target in `folder`.
+
+    Example:
+
+    ```python
+    remove_dead_staging_in(Path("~/.keras/kgan/presets").expanduser())
+    ```
+    """
+    _remove_dead_staging_matching(Path(folder), r".+")
+
+
+def _remove_dead_staging_matching(folder, name):
+    """Remove the dead, stale staging folders in `folder` whose target matches the regex `name`."""
+    pattern = re.compile(rf"^\.(?:{name})-{_host()}-(?P<pid>\d+)-[A-Za-z0-9_]{{8}}$")
     try:
-        siblings = list(full.parent.iterdir())
+        children = list(folder.iterdir())
     except OSError:
         return
-    for sibling in siblings:
-        match = pattern.match(sibling.name)
-        if match and sibling.is_dir() and not sibling.is_symlink() and not _process_alive(
+    cutoff = time.time() - STAGING_STALE_SECONDS
+    for child in children:
+        match = pattern.match(child.name)
+        if not (match and child.is_dir() and not child.is_symlink()) or _process_alive(
                 int(match["pid"])):
-            shutil.rmtree(sibling, ignore_errors=True)
+            continue
+        try:
+            if _last_written(child) < cutoff:
+                shutil.rmtree(child, ignore_errors=True)
+        except OSError:
+            pass  # gone already: another writer removed it
 
 
 def staging_dir(target):
     """A temporary sibling folder of `target` with ordinary permissions.
 
     mkdtemp makes folders private (0700); renamed into place they would stay so.
-    Its name, `.NAME-HOST-PID-XXXXXXXX`, says whose it is: staging folders
-    of `target` left by a killed writer of this machine are removed here.
+    Its name, `.NAME-HOST-PID-XXXXXXXX` (HOST: a hash of the host name), says
+    whose it is: staging folders of `target` left by a killed writer of this
+    machine, untouched for `STAGING_STALE_SECONDS`, are removed here.
 
     Raises:
         OutputPathError: `target` is not a folder kgan may replace

@@ -1550,9 +1550,12 @@ def cmd_export(args):
         raise CLIError("--batch-size, --quantize and --image-size apply to --format tflite "
                        "(a SavedModel takes any batch and image size)")
     image_size = args.image_size
-    # The same refusals as the Python API's: empty, a file, a preset, a `.tflite` name.
+    # First what the command reads (its message names the input), then the
+    # same refusals as the Python API's: empty, a file, a preset, a folder
+    # that is no earlier export, a `.tflite` name.
+    if args.dir.strip():
+        _refuse_output_over_preset(Path(args.dir).expanduser(), args.name, "DIR")
     target = export.check_export_path(args.dir, args.overwrite, tflite=tflite)
-    _refuse_output_over_preset(target, args.name, "DIR")
     model = _load(args)
     translator = hasattr(model, "translate")
     if image_size and not translator:

@@ -85,8 +85,9 @@ def check_export_path(path, overwrite=False, tflite=False):
     """Refuse, before any work, an export folder that must not be written.
 
     An export is assembled beside `path` and renamed over it, deleting what
-    was there, so `overwrite` replaces only an earlier export *folder*:
-    a file at `path`, a preset folder (or a folder holding or inside one)
+    was there, so `overwrite` replaces only an empty folder or an earlier
+    export folder of the same format: a file at `path`, any other folder, a
+    preset folder (or a folder holding or inside one, `kgan.zoo.check_not_over_presets`)
     and, for `tflite`, a path named like the `.tflite` file itself are
     refused whatever `overwrite` says. `~` is expanded.
 
@@ -101,7 +102,9 @@ def check_export_path(path, overwrite=False, tflite=False):
     Raises:
         ValueError: an empty path, or a `.tflite`-named one for `tflite`.
         FileExistsError: `path` is a file, or an existing folder without
-            `overwrite`.
+            `overwrite`, or with it one that is neither empty nor an earlier
+            export of the same format (holding `saved_model.pb`, or
+            `generator.tflite` for `tflite`).
         kgan.zoo.ZooError: `path` is, holds or lies inside a preset folder.
 
     Example:
@@ -136,7 +139,29 @@ def check_export_path(path, overwrite=False, tflite=False):
             "replace it, or choose a new path."
         )
     absolute_folder(path)  # not `.`, `..` or a folder holding the current one
+    if path.is_dir():
+        _check_earlier_export(path, tflite)
     return path
+
+
+#: the file every SavedModel folder holds.
+SAVED_MODEL_FILE = "saved_model.pb"
+
+
+def _check_earlier_export(path, tflite):
+    """Refuse to replace the folder `path` unless it is empty or an earlier export
+    of the same format (holding `generator.tflite`, or `saved_model.pb`)."""
+    marker, form = (TFLITE_FILE, "TFLite") if tflite else (SAVED_MODEL_FILE, "SavedModel")
+    contents = sorted(p.name for p in path.iterdir())
+    if not contents or (path / marker).is_file():
+        return
+    shown = ", ".join(contents[:5]) + (f" and {len(contents) - 5} more" if len(contents) > 5
+                                        else "")
+    raise FileExistsError(
+        f"Refusing to replace {path}: it holds {shown}, not an earlier {form} export (a folder "
+        f"holding {marker}), and overwrite replaces only such an export or an empty folder, "
+        "deleting everything in it. Choose another export path, or move those files away."
+    )
 
 
 def _check_model(model, function):

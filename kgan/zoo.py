@@ -53,7 +53,14 @@ import keras
 import numpy as np
 
 from kgan._checks import path_relation
-from kgan.atomic import OutputPathError, _writer_id, make_dirs, replace_folder, staging_dir
+from kgan.atomic import (
+    OutputPathError,
+    _writer_id,
+    make_dirs,
+    remove_dead_staging_in,
+    replace_folder,
+    staging_dir,
+)
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.weights.h5"
@@ -519,7 +526,7 @@ def _fetch(url, sha256, cache_dir, allow_http, timeout=None):
             _remove_cache_entry(extracted)
     try:
         return _download_into_cache(url, sha256, cache_root, timeout)
-    except OSError as err:  # network errors are ZooErrors by now: the cache is unwritable
+    except OSError as err:  # network errors are ZooErrors by now (`_download_error`): the cache's
         raise _cache_unwritable(cache_root, cache_dir, err) from err
 
 
@@ -581,9 +588,10 @@ def _cache_unwritable(cache_root, cache_dir, err):
     )
 
 
-#: Seconds after which a partial download or extraction nobody writes to any
-#: more is deleted (one whose process was killed): a running download writes
-#: at least every `DOWNLOAD_TIMEOUT` seconds, so a day is far past any of them.
+#: Seconds after which a partial download nobody writes to any more is deleted
+#: (one whose process was killed): a running download writes at least every
+#: `DOWNLOAD_TIMEOUT` seconds, so a day is far past any of them. Partial
+#: extractions go as other staging folders do (`kgan.atomic.remove_dead_staging_in`).
 STALE_DOWNLOAD_SECONDS = 24 * 3600
 
 
@@ -593,17 +601,16 @@ def _sweep_stale_downloads(kgan_cache):
     Each fetch removes its own files, unless its process dies first (kill -9,
     a power cut): then they would stay in the cache for good.
     """
-    leftovers = [*kgan_cache.glob("kgan-preset-*.tar.gz"), *kgan_cache.glob("presets/.*")]
     cutoff = time.time() - STALE_DOWNLOAD_SECONDS
-    for path in leftovers:
+    for path in kgan_cache.glob("kgan-preset-*.tar.gz"):  # written to as long as it downloads
         try:
             if path.lstat().st_mtime < cutoff:
-                if path.is_dir() and not path.is_symlink():
-                    shutil.rmtree(path)
-                else:
-                    path.unlink()
+                path.unlink()
         except OSError:
             pass  # gone already (another fetch swept it), or not ours to delete
+    # Extractions are judged by their writer's process, not by mtime alone: a
+    # tar's "." member gives the folder it is extracted into the archive's mtime.
+    remove_dead_staging_in(kgan_cache / "presets")
 
 
 def _remove_cache_entry(folder):
@@ -628,36 +635,27 @@ def _download(url, target, timeout=None):
     """
     timeout = DOWNLOAD_TIMEOUT if timeout is None else timeout
     digest, size = hashlib.sha256(), 0
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as response, open(target, "wb") as out:
-            expected = response.length  # None without a Content-Length
-            content_type = response.headers.get("Content-Type")
-            print(f"Downloading data from {url}")
-            progress = keras.utils.Progbar(expected, unit_name="byte")
-            while chunk := response.read(1 << 16):
-                digest.update(chunk)
-                out.write(chunk)
-                size += len(chunk)
-                progress.update(size)
-    except TimeoutError as err:
-        raise _stalled(url, timeout) from err
-    except urllib.error.HTTPError as err:
-        raise ZooError(
-            f"Could not download preset from {url}: the server answered HTTP {err.code} "
-            f"({err.reason}). Check the URL."
-        ) from err
-    except urllib.error.URLError as err:
-        if isinstance(err.reason, TimeoutError):  # no connection within the timeout
-            raise _stalled(url, timeout) from err
-        raise ZooError(
-            f"Could not download preset from {url}: {err.reason}. Check the URL and the "
-            "network connection."
-        ) from err
-    except (http.client.HTTPException, ConnectionError) as err:
-        raise ZooError(
-            f"Could not download preset from {url}: the connection failed "
-            f"({type(err).__name__}: {err}). Try again."
-        ) from err
+    # Only the network calls are inside the `try`: an OSError of the cache file
+    # (open, write) reaches `_fetch`, which names the cache folder to change.
+    with open(target, "wb") as out:
+        try:
+            with urllib.request.urlopen(url, timeout=timeout) as response:
+                expected = response.length  # None without a Content-Length
+                content_type = response.headers.get("Content-Type")
+                print(f"Downloading data from {url}")
+                progress = keras.utils.Progbar(expected, unit_name="byte")
+                while chunk := response.read(1 << 16):
+                    digest.update(chunk)
+                    try:
+                        out.write(chunk)
+                    except OSError as err:
+                        raise _CacheWriteError(err) from err
+                    size += len(chunk)
+                    progress.update(size)
+        except _CacheWriteError as failed:
+            raise failed.error from None
+        except (OSError, http.client.HTTPException) as err:
+            raise _download_error(url, timeout, err) from err
     if expected is not None and size < expected:
         # http.client returns a short body as if complete: a dropped connection.
         raise ZooError(
@@ -665,6 +663,46 @@ def _download(url, target, timeout=None):
             f"{expected:,} bytes. Try again."
         )
     return digest.hexdigest(), size, content_type
+
+
+class _CacheWriteError(Exception):
+    """A failed write of the downloaded file, carried past `_download`'s network `except`."""
+
+    def __init__(self, error):
+        super().__init__(error)
+        self.error = error
+
+
+def _download_error(url, timeout, err):
+    """The `ZooError` for `err`, an error of `urlopen` or of reading its response.
+
+    Every one is the network's or the server's, never the cache folder's:
+    an `ssl.SSLError` mid-read has errno 1 (EPERM), which must not read as
+    "no permission to write the cache".
+    """
+    if isinstance(err, TimeoutError) or (isinstance(err, urllib.error.URLError)
+                                         and isinstance(err.reason, TimeoutError)):
+        return _stalled(url, timeout)  # no connection, or no bytes, within the timeout
+    if isinstance(err, urllib.error.HTTPError):
+        return ZooError(
+            f"Could not download preset from {url}: the server answered HTTP {err.code} "
+            f"({err.reason}). Check the URL."
+        )
+    if isinstance(err, urllib.error.URLError):
+        return ZooError(
+            f"Could not download preset from {url}: {err.reason}. Check the URL and the "
+            "network connection."
+        )
+    if isinstance(err, (http.client.HTTPException, ConnectionError)):
+        return ZooError(
+            f"Could not download preset from {url}: the connection failed "
+            f"({type(err).__name__}: {err}). Try again."
+        )
+    # Any other OSError: ssl.SSLError, ENETUNREACH, ...
+    return ZooError(
+        f"Could not download preset from {url}: {type(err).__name__}: {_one_line(err)}. "
+        "Check the network connection and try again."
+    )
 
 
 def _stalled(url, timeout):
@@ -699,10 +737,14 @@ def _safe_extract(archive, destination, source):
                     raise ZooError(f"Refusing archive member with unsafe path {name!r}.")
                 if not (member.isfile() or member.isdir()):
                     raise ZooError(f"Refusing archive member {name!r}: not a plain file.")
-            tar.extractall(staging, members=members, filter="data")
-        root = staging
+            # Into a subfolder: a "." member sets the mtime of the folder it is
+            # extracted into to the archive's, and the staging folder's own
+            # mtime tells other writers that this extraction is alive.
+            extracted = staging / "archive"
+            tar.extractall(extracted, members=members, filter="data")
+        root = extracted
         if not (root / CONFIG_FILE).exists():
-            subdirs = [p for p in staging.iterdir() if p.is_dir()]
+            subdirs = [p for p in extracted.iterdir() if p.is_dir()]
             if len(subdirs) == 1 and (subdirs[0] / CONFIG_FILE).exists():
                 root = subdirs[0]
             else:
@@ -798,14 +840,63 @@ def load(source, sha256=None, cache_dir=None, allow_http=False, compile=False,  
     """
     folder = resolve(source, sha256=sha256, cache_dir=cache_dir, allow_http=allow_http,
                      timeout=timeout)
+    downloaded = _downloaded_entry(folder, source, cache_dir)
+    identity = _identity(folder) if downloaded else None
     try:
         return _load_folder(folder, compile)
-    except ZooError:
-        if folder != Path(os.fspath(source)) and _is_cache_entry(folder):
-            # Downloaded for this URL, and it does not load (its weights do
-            # not fit its config, ...): nothing refused stays cached.
-            shutil.rmtree(folder, ignore_errors=True)
+    except ZooError as err:
+        # Downloaded for a URL, and its files are damaged or do not fit each
+        # other: nothing refused stays cached. An error of the user's
+        # environment (an architecture whose module is not imported yet, a
+        # preset of a newer kgan) keeps the entry: the next load may work.
+        if downloaded and _is_damage(err):
+            _discard_cache_entry(folder, identity)
         raise
+
+
+def _downloaded_entry(folder, source, cache_dir):
+    """Whether `folder`, which `source` resolved to, is a download cache entry of a URL."""
+    source = os.fspath(source)
+    registered = _PRESETS.get(source)
+    from_url = (source.startswith(("https://", "http://"))
+                or (registered is not None and registered.path is None))
+    entries = cache_root_dir(cache_dir) / "kgan" / "presets"
+    return (from_url and _is_cache_entry(folder)
+            and Path(folder).parent.resolve() == entries.resolve())
+
+
+def _is_damage(err):
+    """Whether the load error `err` is about the preset's files (missing, truncated, not
+    matching their hash, weights not fitting the config), not about what this
+    environment can build (a class not imported, a newer kgan's preset)."""
+    return isinstance(err, IntegrityError) or getattr(err, "weights_do_not_fit", False)
+
+
+def _identity(folder):
+    """`(device, inode)` of `folder`, or None: which folder a path names right now."""
+    try:
+        info = os.stat(folder)
+    except OSError:
+        return None
+    return info.st_dev, info.st_ino
+
+
+def _discard_cache_entry(folder, identity):
+    """Delete the damaged cache entry `folder`, if it is still the one that was loaded.
+
+    Another process may have fetched it anew meanwhile (its fresh entry is
+    renamed over the path): that one stays. The entry is first renamed into
+    a staging folder, so a concurrent fetch sees no entry and downloads it,
+    and a killed process's leftover is swept like any staging folder.
+    """
+    if identity is None or _identity(folder) != identity:
+        return
+    try:
+        aside = staging_dir(folder)
+        os.replace(folder, aside / "damaged")
+    except OSError:
+        return  # gone already (another process discarded it), or not ours to move
+    shutil.rmtree(aside, ignore_errors=True)
 
 
 def _check_preset_files(folder, fix=None):
@@ -931,12 +1022,14 @@ def _load_folder(folder, compile):  # noqa: A002
             "metadata."
         ) from err
     except Exception as err:
-        raise PresetMismatchError(
+        mismatch = PresetMismatchError(
             f"The weights in {folder / WEIGHTS_FILE} do not fit the {type(model).__name__} "
             f"that {CONFIG_FILE} describes ({_one_line(err)}): they were saved from another "
             "architecture or configuration. Keep a preset's config.json and model.weights.h5 "
             "together, or re-save it with kgan.zoo.save_preset."
-        ) from err
+        )
+        mismatch.weights_do_not_fit = True  # damage, for `load` (`_is_damage`)
+        raise mismatch from err
     if compile:
         model.compile()
     return model
@@ -1162,9 +1255,11 @@ def check_not_over_presets(target, action="write"):
     """Refuse an output folder that is, lies inside or holds a preset folder.
 
     Exports and other outputs are written beside their target and renamed
-    over it, deleting what was there: a target that is a preset (a
-    registered one, or any folder holding `metadata.json`), or holds one,
-    would delete it; one inside a preset's folder would add files to it.
+    over it, deleting what was there: a target that is a preset, or holds
+    one (a `kgan train` output folder's `preset/`, or any folder directly
+    inside it), would delete it; one inside a preset's folder would add
+    files to it. A preset is a registered one, or any folder holding kgan's
+    `metadata.json` or a `config.json` of a kgan model, registered or not.
 
     Raises:
         ZooError: naming the preset folder and saying to choose another
@@ -1176,13 +1271,25 @@ def check_not_over_presets(target, action="write"):
     ```python
     kgan.zoo.check_not_over_presets("served/dcgan")  # no error
     kgan.zoo.check_not_over_presets(kgan.zoo.resolve("dcgan_mnist"))  # ZooError
+    kgan.zoo.check_not_over_presets("runs/dcgan")  # ZooError: holds runs/dcgan/preset
     ```
     """
     check_not_installed_catalog(target, action)
     target = Path(target).expanduser()
+    full = target.resolve()
     folders = [Path(p.path) for p in _PRESETS.values() if p.path is not None]
-    if (target / METADATA_FILE).is_file():
-        folders.append(target)  # a preset of the user's own, registered or not
+    # Presets of the user's own: the target or a folder holding it, ...
+    folders += [folder for folder in (full, *full.parents) if _holds_preset_files(folder)]
+    # ... a `kgan train` output's preset, or one directly inside the target.
+    held = train_output_preset(full)
+    if held is not None:
+        folders.append(held)
+    if full.is_dir() and not full.is_symlink():
+        try:
+            folders += [child for child in full.iterdir()
+                        if child.is_dir() and _holds_preset_files(child)]
+        except OSError:
+            pass  # unreadable: what it holds cannot be told, nor replaced
     for folder in folders:
         relation = path_relation(target, folder)
         if relation:
@@ -1191,6 +1298,21 @@ def check_not_over_presets(target, action="write"):
                 "which the output would " + ("add files to" if relation == "lies inside"
                                              else "delete") + ". Choose a path outside it."
             )
+
+
+def _holds_preset_files(folder):
+    """Whether `folder` holds kgan's preset files: `metadata.json`, or the
+    `config.json` of a kgan model (an unreadable one counts: it may be damaged)."""
+    if (folder / METADATA_FILE).is_file():
+        return True
+    config = folder / CONFIG_FILE
+    if not config.is_file():
+        return False
+    try:
+        registered = json.loads(config.read_text()).get("registered_name")
+    except (OSError, ValueError, AttributeError):
+        return True
+    return isinstance(registered, str) and registered.startswith("kgan>")
 
 
 def update_metadata(folder, updates):

@@ -2,6 +2,7 @@
 previous preset, export, metadata or backup complete and loadable."""
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -511,14 +512,34 @@ def test_a_staging_folder_left_by_a_killed_writer_goes_with_the_next_write(tmp_p
         capture_output=True, text=True)
     assert writer.returncode == 1, writer.stderr
     pid = int(writer.stdout)
-    left = [p.name for p in tmp_path.iterdir()]
-    assert len(left) == 1 and left[0].startswith(f".big-{atomic._host()}-{pid}-")
+    [left] = tmp_path.iterdir()
+    assert left.name.startswith(f".big-{atomic._host()}-{pid}-")
+    # Written to within STAGING_STALE_SECONDS: it stays (its process may live in
+    # another PID namespace, e.g. a container of the same host name).
+    atomic.write_folder(target, lambda folder: folder.mkdir())
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["big", left.name])
+    long_ago = time.time() - atomic.STAGING_STALE_SECONDS - 60
+    for path in (left / "partial.png", left):
+        os.utime(path, (long_ago, long_ago))
     # A live writer's folder, and one written from another machine, stay.
     live = atomic.staging_dir(target)
-    other_machine = tmp_path / f".big-othermachine-{pid}-abcdefgh"
+    other_machine = tmp_path / f".big-{'0' * 12}-{pid}-abcdefgh"
     other_machine.mkdir()
+    for path in (live, other_machine):
+        os.utime(path, (long_ago, long_ago))
     atomic.write_folder(target, lambda folder: folder.mkdir())
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["big", live.name, other_machine.name])
+
+
+def test_host_names_differing_in_punctuation_are_different_hosts(monkeypatch):
+    # "node-1-1" and "node-11" were both "node11": a live writer on the other
+    # node, whose PID is free here, had its staging folder deleted.
+    names = {}
+    for host in ("node-1-1", "node-11", "a" * 40 + "x", "a" * 40 + "y"):
+        monkeypatch.setattr(atomic.socket, "gethostname", lambda host=host: host)
+        names[host] = atomic._host()
+    assert len(set(names.values())) == 4
+    assert all(re.fullmatch(r"[0-9a-f]{12}", name) for name in names.values())
 
 
 def test_sigterm_within_sigterm_as_interrupt_cleans_up_like_ctrl_c(tmp_path):

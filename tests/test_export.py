@@ -248,6 +248,90 @@ def test_an_export_never_replaces_or_writes_into_a_preset(exporter, where, tmp_p
     kgan.zoo.load(preset)
 
 
+def _train_output(folder):
+    """A folder as `kgan train --output` leaves it: preset/, backup/, log.csv."""
+    kgan.zoo.save_preset(tiny_model(), folder / "preset", TINY_METADATA)
+    (folder / "backup").mkdir()
+    (folder / "backup" / "epoch-9.weights.h5").write_text("a backup")
+    (folder / "log.csv").write_text("epoch,g_loss\n")
+    return folder
+
+
+def _files(folder):
+    return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+@pytest.mark.parametrize("exporter", EXPORTERS)
+@pytest.mark.parametrize("where", ["train_output", "inside_unregistered", "deep_inside",
+                                   "inside_config_only", "holding_unregistered"])
+def test_an_export_never_replaces_or_writes_into_an_unregistered_preset(exporter, where,
+                                                                         tmp_path):
+    # export_generator(m, "runs/dcgan", overwrite=True) deleted the run's preset/
+    # and backup/ for a SavedModel; export_generator(m, mypreset / "exp") wrote
+    # into a preset folder no registry knew.
+    run = _train_output(tmp_path / "runs" / "dcgan")
+    preset = kgan.zoo.save_preset(tiny_model(), tmp_path / "mine", TINY_METADATA)
+    if where == "inside_config_only":  # damaged, or half-written: still kgan's preset files
+        (preset / kgan.zoo.METADATA_FILE).unlink()
+    target, preset_folder = {
+        "train_output": (run, run / "preset"),
+        "inside_unregistered": (preset / "exp", preset),
+        "deep_inside": (preset / "a" / "b", preset),
+        "inside_config_only": (preset / "exp", preset),
+        "holding_unregistered": (tmp_path, preset),
+    }[where]
+    before = _files(tmp_path)
+    with pytest.raises(kgan.zoo.ZooError, match=rf"Refusing to export into .* the preset "
+                       rf"folder .*{preset_folder.name}.*Choose a path outside it"):
+        _exporters()[exporter](target, True)
+    assert _files(tmp_path) == before
+    assert not (preset / "exp").exists() and not (preset / "a").exists()
+
+
+@pytest.mark.parametrize("exporter", EXPORTERS)
+def test_overwrite_replaces_only_an_empty_folder_or_an_earlier_export(exporter, tmp_path):
+    # overwrite=True deleted whatever folder was there, e.g. a folder of notes.
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "todo.txt").write_text("mine")
+    marker = "generator.tflite" if exporter == "tflite" else "saved_model.pb"
+    form = "TFLite" if exporter == "tflite" else "SavedModel"
+    with pytest.raises(FileExistsError, match=rf"Refusing to replace .*notes: it holds todo.txt, "
+                       rf"not an earlier {form} export \(a folder holding {marker}\).*Choose "
+                       r"another export path"):
+        _exporters()[exporter](notes, True)
+    assert _files(notes) == {"todo.txt": b"mine"}
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    _exporters()[exporter](empty, True)
+    assert (empty / marker).is_file()
+    _exporters()[exporter](empty, True)  # an earlier export of its format: replaced
+
+
+def test_a_savedmodel_export_never_replaces_a_tflite_export(tmp_path):
+    target = tmp_path / "served"
+    kgan.export.export_tflite(tiny_model(), target)
+    with pytest.raises(FileExistsError, match=r"holds generator.tflite, not an earlier "
+                       r"SavedModel export"):
+        export_generator(tiny_model(), target, overwrite=True)
+    assert [p.name for p in target.iterdir()] == ["generator.tflite"]
+
+
+def test_the_cli_never_exports_over_a_train_output_or_into_a_preset(tmp_path, capsys):
+    # `kgan export A runs/B --overwrite` had the same hole as the Python API.
+    from kgan import cli
+
+    run = _train_output(tmp_path / "runs" / "dcgan")
+    preset = kgan.zoo.save_preset(tiny_model(), tmp_path / "mine", TINY_METADATA)
+    before = _files(tmp_path)
+    for target in (run, preset / "exp"):
+        for extra in ([], ["--format", "tflite"]):
+            assert cli.main(["export", "dcgan_mnist", str(target), "--overwrite", *extra]) == 2
+            err = capsys.readouterr().err
+            assert "Refusing to export into" in err and "Choose a path outside it" in err
+    assert _files(tmp_path) == before
+
+
 def test_an_export_into_the_installed_catalog_is_refused(tmp_path, monkeypatch):
     catalog = tmp_path / "site-packages" / "kgan" / "_catalog"
     catalog.mkdir(parents=True)

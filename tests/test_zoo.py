@@ -1,12 +1,16 @@
 """The zoo: registries, preset save/load, integrity, remote fetch, the catalog."""
 
+import errno
 import functools
 import http.server
 import io
 import json
+import re
 import shutil
+import ssl
 import tarfile
 import threading
+import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -575,25 +579,113 @@ def test_a_verified_archive_whose_preset_is_refused_is_not_cached(preset, http_s
     assert [p for p in cache.rglob("*") if p.is_file()] == []
 
 
+def _cached_entry(folder, cache, sha256="ab" * 32):
+    """A copy of the preset `folder` as the download cache entry of `sha256` in `cache`."""
+    return shutil.copytree(folder, cache / "kgan" / "presets" / sha256)
+
+
+@pytest.mark.parametrize("metadata_too", [True, False], ids=["plugin_preset", "config_only"])
+def test_a_cache_entry_whose_architecture_is_not_imported_stays_cached(metadata_too, preset,
+                                                                        tmp_path):
+    # load deleted a verified cache entry on any ZooError: one naming an
+    # architecture whose plugin module is not imported yet was downloaded
+    # again and again, although importing the module would have loaded it.
+    _, folder = preset
+    cache = tmp_path / "cache"
+    entry = _cached_entry(folder, cache)
+    config = json.loads((entry / zoo.CONFIG_FILE).read_text())
+    config["class_name"], config["registered_name"] = "MyGAN", "kgan>MyGAN"
+    (entry / zoo.CONFIG_FILE).write_text(json.dumps(config))
+    if metadata_too:
+        metadata = json.loads((entry / zoo.METADATA_FILE).read_text())
+        metadata["architecture"] = "mygan"  # a plugin's, registered when its module is imported
+        (entry / zoo.METADATA_FILE).write_text(json.dumps(metadata))
+    before = {p.name: p.read_bytes() for p in entry.iterdir()}
+    with pytest.raises(zoo.PresetMismatchError, match="import the module that registers it"
+                       if metadata_too else "one of the two files was replaced"):
+        zoo.load("https://example.com/p.tar.gz", sha256="ab" * 32, cache_dir=cache)
+    assert {p.name: p.read_bytes() for p in entry.iterdir()} == before
+
+
+def test_a_damaged_cache_entry_fetched_anew_by_another_process_stays(preset, tmp_path):
+    # The entry that failed to load is deleted only if it is still the one at
+    # that path: another process may have renamed a fresh download over it.
+    _, folder = preset
+    entry = _cached_entry(folder, tmp_path / "cache")
+    loaded = zoo._identity(entry)
+    fresh = shutil.copytree(folder, tmp_path / "fresh")
+    shutil.rmtree(entry)
+    fresh.rename(entry)
+    zoo._discard_cache_entry(entry, loaded)
+    assert (entry / zoo.WEIGHTS_FILE).is_file()
+    zoo._discard_cache_entry(entry, zoo._identity(entry))
+    assert list(entry.parent.iterdir()) == []  # gone, and no staging folder left
+
+
 def test_a_fetch_sweeps_partial_downloads_of_killed_processes(preset, http_server, tmp_path):
     # A download killed with kill -9 left kgan-preset-<sha>.<pid>-<tid>.tar.gz forever.
     import os
+    import subprocess
+    import sys
     import time
+
+    from kgan import atomic
 
     (url, digest), cache = _served(preset, http_server), tmp_path / "cache"
     kgan_cache = cache / "kgan"
-    (kgan_cache / "presets" / f".{digest}-abc123").mkdir(parents=True)  # a killed extraction
-    stale = [kgan_cache / f"kgan-preset-{'1' * 64}.4242-1.tar.gz", kgan_cache / "presets" /
-             f".{digest}-abc123"]
+    presets = kgan_cache / "presets"
+    presets.mkdir(parents=True)
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)
+    dead_pid = int(dead.stdout)
+    # Staging folders as staging_dir names them: `.NAME-HOST-PID-XXXXXXXX`.
+    killed = presets / f".{'3' * 64}-{atomic._host()}-{dead_pid}-abcd1234"  # a killed extraction
+    live = presets / f".{'4' * 64}-{atomic._host()}-{os.getpid()}-abcd1234"  # a running one
+    recent = presets / f".{'5' * 64}-{atomic._host()}-{dead_pid}-abcd1234"  # another namespace's?
+    for folder in (killed, live, recent):
+        folder.mkdir()
+    stale = [kgan_cache / f"kgan-preset-{'1' * 64}.4242-1.tar.gz", killed]
     stale[0].write_bytes(b"half a download")
     fresh = kgan_cache / f"kgan-preset-{'2' * 64}.4243-1.tar.gz"  # another fetch, running
     fresh.write_bytes(b"a download in progress")
     long_ago = time.time() - zoo.STALE_DOWNLOAD_SECONDS - 60
-    for path in stale:
+    for path in (*stale, live):
         os.utime(path, (long_ago, long_ago))
     zoo.resolve(url, sha256=digest, cache_dir=cache, allow_http=True)
     assert not any(path.exists() for path in stale)
     assert fresh.read_bytes() == b"a download in progress"
+    assert live.is_dir() and recent.is_dir()
+
+
+def test_an_extraction_keeps_its_staging_folder_fresh_whatever_the_archive_says(
+        preset, http_server, tmp_path, monkeypatch):
+    # Extracting a tar whose "." member dates from 2020 set the live staging
+    # folder's mtime to 2020: another fetch's sweep deleted it mid-extraction.
+    import os
+    import time
+
+    from kgan import atomic
+
+    _, folder = preset
+    old = shutil.copytree(folder, tmp_path / "old")
+    january_2020 = 1577836800
+    for path in (*old.iterdir(), old):
+        os.utime(path, (january_2020, january_2020))
+    url, digest = _published(old, http_server, "old.tar.gz")
+    seen = []
+    real_replace = zoo.replace_folder
+
+    def replace_folder(source, target):
+        staging = next(p for p in (Path(source), *Path(source).parents)
+                       if p.parent == Path(target).parent)
+        seen.append((staging.name, atomic._last_written(staging)))
+        return real_replace(source, target)
+
+    monkeypatch.setattr(zoo, "replace_folder", replace_folder)
+    zoo.resolve(url, sha256=digest, cache_dir=tmp_path / "cache", allow_http=True)
+    [(name, written)] = seen
+    assert name.startswith(f".{digest}-{atomic._host()}-{os.getpid()}-")
+    assert written > time.time() - 60
 
 
 def test_home_relative_paths_are_expanded(preset, http_server, tmp_path, monkeypatch):
@@ -647,6 +739,44 @@ def test_an_unwritable_cache_is_named_with_the_setting_that_moves_it(how, preset
                        r"pass cache_dir=...\) to a folder you can write to"):
         zoo.resolve(url, sha256=digest, allow_http=True,
                     cache_dir=home if how == "cache_dir" else None)
+
+
+class _FailingResponse:
+    """A response that sends 100 bytes, then fails the next read with `error`."""
+
+    length = 1000
+    headers = {"Content-Type": "application/gzip"}
+
+    def __init__(self, error):
+        self.error, self.reads = error, 0
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def read(self, size):
+        self.reads += 1
+        if self.reads == 1:
+            return b"x" * 100
+        raise self.error
+
+
+@pytest.mark.parametrize("error", [
+    ssl.SSLError(1, "[SSL: DECRYPTION_FAILED_OR_BAD_RECORD_MAC] bad record mac"),
+    OSError(errno.ENETUNREACH, "Network is unreachable"),
+], ids=["ssl", "enetunreach"])
+def test_a_network_oserror_mid_download_is_a_download_error(error, tmp_path, monkeypatch):
+    # ssl.SSLError has errno 1 (EPERM): it was reported as "Cannot cache ... no
+    # permission to write there ... set KERAS_HOME", about a cache that was fine.
+    url = "https://example.com/p.tar.gz"
+    monkeypatch.setattr(urllib.request, "urlopen", lambda *a, **k: _FailingResponse(error))
+    with pytest.raises(zoo.ZooError, match=rf"Could not download preset from {url}: "
+                       rf"{type(error).__name__}: .*{re.escape(error.strerror)}.*Check the network") as info:
+        zoo.resolve(url, sha256="a" * 64, cache_dir=tmp_path / "cache")
+    assert "Cannot cache" not in str(info.value)
+    assert list((tmp_path / "cache" / "kgan").glob("*.tar.gz")) == []
 
 
 def test_a_folder_named_like_a_registered_preset_is_named_in_a_warning(tmp_path, monkeypatch):
