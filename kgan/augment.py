@@ -553,7 +553,9 @@ def mix_datasets(real, synthetic, synthetic_fraction=0.5, seed=None, batch_size=
         real: dataset of real `(image, label)`.
         synthetic: dataset of generated `(image, label)`.
         synthetic_fraction: share of synthetic examples, in [0, 1].
-        seed: seed of the draw (same seed, same interleaving).
+        seed: seed of the draw (same seed, same interleaving, under the
+            same global seed: TensorFlow combines the two, so
+            `keras.utils.set_random_seed` changes it too).
         batch_size: examples per batch; default the batch size of `real` when
             it is batched with a static size, else 32 (Keras' default).
         value_range: `(low, high)` of both inputs' images, as in
