@@ -292,7 +292,7 @@ class ConditionalGAN(GAN):
         # batch before it knows `y`; train_step refuses missing labels.
         images, labels = super()._split_batch(data)
         if labels is not None:
-            labels = self._check_label_spec(labels)
+            labels = self._check_label_spec(tf.convert_to_tensor(labels))
             self._check_label_count(labels.shape[0], images.shape[0])
         return images, labels
 
@@ -457,6 +457,13 @@ class ConditionalGAN(GAN):
         # A PyDataset's batches are made by its own workers: checked in the step.
         self._check_labels_in_step(isinstance(x, keras.utils.PyDataset))
         return super().fit(x, y, *args, **kwargs)
+
+    def _check_labels_of_batch(self, images, labels):
+        """`train_on_batch`'s labels: present, one per image, classes `0..K-1`."""
+        if labels is None:
+            raise self._missing_labels_error()
+        self._check_first_batch(images, labels)
+        self.check_labels(labels, num=len(images))
 
     def _label_checked_batches(self, batches):
         """A generator of `batches`, each one's labels checked as it is yielded."""

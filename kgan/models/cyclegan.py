@@ -40,6 +40,7 @@ from kgan.models.gan import (
     InputValidationError,
     _deserialize,
     _serialize,
+    _without_absent_parts,
     checked_at_run_time,
 )
 from kgan.networks.cyclegan import (
@@ -395,6 +396,7 @@ class CycleGAN(GAN):
     # ------------------------------------------------------------------ inputs
     def _split_batch(self, data):
         """`(images_a, images_b)` from a batch, with static shape and dtype checks."""
+        data = _without_absent_parts(data)
         if not isinstance(data, (tuple, list)) or len(data) != 2:
             kind = f"a {type(data).__name__}" if not isinstance(data, (tuple, list)) else (
                 f"a tuple of {len(data)}"
@@ -504,6 +506,26 @@ class CycleGAN(GAN):
                 "paper's optimizers (see default_optimizers for the decaying schedule)."
             )
         return self._keras_fit(x, y, *args, **kwargs)
+
+    def train_on_batch(self, x, y=None, sample_weight=None, class_weight=None,
+                       return_dict=False):
+        """`keras.Model.train_on_batch` on `x=images_a, y=images_b`, after fit's checks.
+
+        Example:
+
+        ```python
+        gan.train_on_batch(images_a, images_b, return_dict=True)  # d_loss, g_loss, ...
+        ```
+        """
+        from kgan.images import check_value_range
+
+        self._refuse_unsupported_fit_arguments(
+            x, y, (), {"sample_weight": sample_weight, "class_weight": class_weight},
+            method="train_on_batch")
+        for images in self._split_batch(x if y is None else (x, y)):
+            check_value_range(images, error=InputValidationError)
+        self._check_compiled("train_on_batch")
+        return keras.Model.train_on_batch(self, x, y, return_dict=return_dict)
 
     # ------------------------------------------------------------------ training
     def _shared_seed(self):

@@ -642,6 +642,7 @@ class GAN(keras.Model):
         """Return `(images, labels_or_None)` from `x`, `(x,)` or `(x, y)`."""
         if isinstance(data, dict):
             raise self._dict_batch_error(data)
+        data = _without_absent_parts(data)
         if isinstance(data, (tuple, list)):
             if not data:
                 raise InputValidationError("Got an empty batch tuple.")
@@ -918,12 +919,7 @@ class GAN(keras.Model):
         ```
         """
         self._refuse_validation(kwargs)
-        if y is not None and not self.takes_labels:
-            raise InputValidationError(
-                f"{type(self).__name__} is unconditional: it trains on images alone and "
-                "would ignore the labels y. Drop y, or use the conditional_gan architecture "
-                "(kgan.ConditionalGAN) to train on labels."
-            )
+        self._refuse_labels_if_unconditional(y)
         batch, x = self._peek_first_batch(x)
         if batch is not None:
             images, _ = self._split_batch(batch)
@@ -933,12 +929,50 @@ class GAN(keras.Model):
                 self._check_first_batch_splits_evenly(images.shape[0])
             elif hasattr(x, "__len__"):
                 self._check_array_batches(len(x), args, kwargs)
+        self._check_compiled("fit")
+        return self._keras_fit(x, y, *args, **kwargs)
+
+    def train_on_batch(self, x, y=None, sample_weight=None, class_weight=None,
+                       return_dict=False):
+        """`keras.Model.train_on_batch`, after the checks `fit` makes of a first batch.
+
+        One training step on the batch `x` (with labels `y` for a
+        conditional GAN); returns the losses as `fit` logs them.
+
+        Example:
+
+        ```python
+        gan.train_on_batch(images, return_dict=True)  # {"d_loss": ..., "g_loss": ...}
+        ```
+        """
+        self._refuse_unsupported_fit_arguments(
+            x, y, (), {"sample_weight": sample_weight, "class_weight": class_weight},
+            method="train_on_batch")
+        self._refuse_labels_if_unconditional(y)
+        images, labels = self._split_batch(x if y is None else (x, y))
+        self.check_values(images)
+        self._check_batch_divides(images.shape[0])
+        self._check_labels_of_batch(images, labels)
+        self._check_compiled("train_on_batch")
+        return keras.Model.train_on_batch(self, x, y, return_dict=return_dict)
+
+    def _check_labels_of_batch(self, images, labels):
+        """Check a batch's labels before training on it (none for an unconditional GAN)."""
+
+    def _refuse_labels_if_unconditional(self, y):
+        if y is not None and not self.takes_labels:
+            raise InputValidationError(
+                f"{type(self).__name__} is unconditional: it trains on images alone and "
+                "would ignore the labels y. Drop y, or use the conditional_gan architecture "
+                "(kgan.ConditionalGAN) to train on labels."
+            )
+
+    def _check_compiled(self, method):
         if not self.compiled:
             raise RuntimeError(
-                f"Call {type(self).__name__}.compile() before fit(); "
+                f"Call {type(self).__name__}.compile() before {method}(); "
                 "compile() with no arguments uses the paper's optimizers."
             )
-        return self._keras_fit(x, y, *args, **kwargs)
 
     def _refuse_validation(self, fit_kwargs):
         """Refuse fit's validation arguments: Keras would run `test_step` on them."""
@@ -952,15 +986,15 @@ class GAN(keras.Model):
                     "afterwards with kgan.evaluation.evaluate."
                 )
 
-    def _refuse_unsupported_fit_arguments(self, x, y, args, kwargs):
+    def _refuse_unsupported_fit_arguments(self, x, y, args, kwargs, method="fit"):
         """Refuse what `keras.Model.fit` takes but a GAN would silently ignore or fail on."""
-        name = type(self).__name__
+        name = f"{type(self).__name__}.{method}"
         given = inspect.signature(keras.Model.fit).bind_partial(self, x, y, *args, **kwargs)
         given = given.arguments
         for key in ("sample_weight", "class_weight"):
             if given.get(key) is not None:
                 raise ValueError(
-                    f"{name}.fit() takes no {key}: a GAN's losses weight every example "
+                    f"{name}() takes no {key}: a GAN's losses weight every example "
                     f"alike, so Keras would ignore it. Drop {key}; to train more on some "
                     "examples or classes, repeat or resample them in the pipeline (e.g. "
                     "tf.data.Dataset.sample_from_datasets)."
@@ -970,7 +1004,7 @@ class GAN(keras.Model):
                                      keras.callbacks.ReduceLROnPlateau)):
                 # They set model.optimizer's rate, and a GAN has two optimizers instead.
                 raise ValueError(
-                    f"{name}.fit() cannot run keras.callbacks.{type(callback).__name__}: it "
+                    f"{name}() cannot run keras.callbacks.{type(callback).__name__}: it "
                     "changes model.optimizer's learning rate, and a GAN has one optimizer "
                     "per network (g_optimizer, d_optimizer) instead. Give each optimizer a "
                     "schedule: compile(g_optimizer=keras.optimizers.Adam("
@@ -1550,6 +1584,15 @@ class GAN(keras.Model):
         ```
         """
         return self.generate_from_latents(slerp(z0, z1, steps))
+
+
+def _without_absent_parts(data):
+    """A batch tuple without trailing Nones: train_on_batch packs `(x, y, sample_weight)`
+    with None for what was not given."""
+    if isinstance(data, (tuple, list)):
+        while len(data) > 1 and data[-1] is None:
+            data = data[:-1]
+    return data
 
 
 def _refuse_legacy_h5(filepath, weights_only, caller):

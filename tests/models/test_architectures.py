@@ -13,9 +13,11 @@ from architecture_checks import (
     build_tiny,
     check_export_round_trip,
     check_keras_round_trip,
+    changed,
     check_train_step,
     networks,
     sample,
+    snapshot,
     sample_shape,
     tiny_dataset,
 )
@@ -50,6 +52,28 @@ def test_train_save_load_export(arch, tmp_path):
     check_train_step(model, tiny_dataset(model, arch))
     check_keras_round_trip(model, tmp_path / "model.keras")
     check_export_round_trip(model, tmp_path)
+
+
+@pytest.mark.parametrize("arch", ARCHITECTURES)
+def test_train_on_batch_trains_one_step_after_fits_checks(arch):
+    # Keras packs (x, y, sample_weight) with Nones: kgan refused every call
+    # as "a batch of 3 parts", and skipped fit's checks of the batch.
+    model = build_tiny(arch)
+    model.compile()
+    batch = next(iter(tiny_dataset(model, arch)))
+    parts = [np.asarray(part) for part in (batch if isinstance(batch, tuple) else (batch,))]
+    before = [snapshot(net.trainable_variables) for net in networks(model)]
+    losses = model.train_on_batch(*parts, return_dict=True)
+    for net, weights in zip(networks(model), before):
+        assert changed(weights, net.trainable_variables), f"{net.name} did not change"
+    assert set(model.loss_names) <= set(losses) and all(np.isfinite(list(losses.values())))
+    with pytest.raises(InputValidationError, match=r"scaled to \[-1, 1\]"):
+        model.train_on_batch(parts[0] * 255, *parts[1:])
+    with pytest.raises(ValueError, match=r"train_on_batch\(\) takes no sample_weight"):
+        model.train_on_batch(*parts, sample_weight=np.ones(len(parts[0])))
+    if len(parts) == 1:
+        with pytest.raises(InputValidationError, match="would ignore the labels y"):
+            model.train_on_batch(parts[0], np.zeros(len(parts[0]), "int32"))
 
 
 def users_pipeline(dataset, autotune=None):

@@ -460,3 +460,17 @@ def test_mode_seeking_term_of_a_batch_of_one_is_zero_not_nan():
     assert float(model.mode_seeking_loss(latents, fakes)) == 0.0
     pair = model.mode_seeking_loss(tf.random.normal([2, 8]), tf.random.normal([2, 16, 16, 1]))
     assert np.isfinite(float(pair)) and float(pair) > 0
+
+
+@pytest.mark.parametrize("labels, message", [
+    (np.array([0, 1, 2, 9]), r"label 9 is outside \[0, 3\)"),
+    (np.array([0, 1]), "a batch holds 4 images but 2 labels"),
+    (None, "got images without labels"),
+    (2, r"labels must have shape \[batch\], got \(\)"),
+])
+def test_train_on_batch_checks_labels_as_fit_does(labels, message):
+    gan = tiny()
+    gan.compile()
+    images = np.random.default_rng(0).uniform(-1, 1, (4, *gan.image_shape)).astype("float32")
+    with pytest.raises(InputValidationError, match=message):
+        gan.train_on_batch(images, labels)
