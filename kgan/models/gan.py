@@ -1348,6 +1348,18 @@ class GAN(keras.Model):
                 raise
             raise failure from error
 
+    def predict_on_batch(self, x):
+        """`keras.Model.predict_on_batch`, after the checks `predict` makes of `x`.
+
+        Example:
+
+        ```python
+        images = gan.predict_on_batch(gan.latents(8, seed=0))  # [8, H, W, C] in [-1, 1]
+        ```
+        """
+        self._check_predict_inputs(x)
+        return super().predict_on_batch(x)
+
     def _check_predict_inputs(self, x):
         """Host checks of what `predict` gets, when it is an array (not a dataset)."""
         if self.latent_dim is None:  # a translator (CycleGAN) predicts from images

@@ -474,3 +474,14 @@ def test_train_on_batch_checks_labels_as_fit_does(labels, message):
     images = np.random.default_rng(0).uniform(-1, 1, (4, *gan.image_shape)).astype("float32")
     with pytest.raises(InputValidationError, match=message):
         gan.train_on_batch(images, labels)
+
+
+def test_predict_on_batch_checks_latents_and_labels_as_predict_does():
+    # It went straight to the network: "Matrix size-incompatible", or label 9 drawn.
+    gan = tiny()
+    latents = gan.latents(2, seed=0)
+    assert gan.predict_on_batch((latents, np.array([0, 2]))).shape == (2, 16, 16, 1)
+    with pytest.raises(InputValidationError, match=r"label 9 is outside \[0, 3\)"):
+        gan.predict_on_batch((latents, np.array([0, 9])))
+    with pytest.raises(InputValidationError, match="latent"):
+        gan.predict_on_batch((latents[:, :2], np.array([0, 1])))

@@ -209,6 +209,8 @@ def test_predict_and_call_say_they_take_latents(images):
         model.predict(images, verbose=0)
     with pytest.raises(InputValidationError, match=message):
         model(images)
+    with pytest.raises(InputValidationError, match=message):
+        model.predict_on_batch(images)
 
 
 def test_test_on_batch_is_refused_like_evaluate():
