@@ -185,7 +185,7 @@ class SampleGrid(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         self._last_epoch = epoch
         self._epochs_seen = self._epochs_before + epoch + 1
-        if (self._epochs_before + epoch + 1) % self.every_n_epochs == 0:
+        if self._epochs_seen % self.every_n_epochs == 0:
             self._write(epoch)
 
     def on_train_end(self, logs=None):

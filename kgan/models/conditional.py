@@ -459,10 +459,10 @@ class ConditionalGAN(GAN):
         return super().fit(x, y, *args, **kwargs)
 
     def _check_labels_of_batch(self, images, labels):
-        """`train_on_batch`'s labels: present, one per image, classes `0..K-1`."""
+        """`train_on_batch`'s labels: present and classes `0..K-1` (their shape and
+        count against the images were checked by `_split_batch`)."""
         if labels is None:
             raise self._missing_labels_error()
-        self._check_first_batch(images, labels)
         self.check_labels(labels, num=len(images))
 
     def _label_checked_batches(self, batches):
