@@ -43,6 +43,155 @@ _BATCH_THEM_TOGETHER = (
 )
 
 
+class _LabelRules:
+    """What a conditional GAN's labels must be: integer class indices `0..K-1`.
+
+    Apart from the model so that a `keras.utils.PyDataset`'s worker processes
+    can check batches with it without a copy of the model.
+    """
+
+    def __init__(self, owner, num_classes):
+        self.owner, self.num_classes = owner, num_classes
+
+    def error(self, problem, fix=None, dtype=False):
+        """An InputValidationError (InputDTypeError for a wrong dtype) naming problem and fix."""
+        fix = fix or (
+            f"Pass integer class indices in [0, {self.num_classes}) (e.g. "
+            "kgan.data.load(name, with_labels=True))."
+        )
+        error = InputDTypeError if dtype else InputValidationError
+        return error(f"{self.owner}: {problem} {fix}")
+
+    def check(self, labels, num=None):
+        """`ConditionalGAN.check_labels`: labels as int32 numpy `[N]`, or an error."""
+        if isinstance(labels, (bool, np.bool_)):
+            raise self.error(f"labels={labels!r} is a bool, not a class index.", dtype=True)
+        if isinstance(labels, (numbers.Integral, np.integer)):
+            array = np.full((num if num is not None else 1,), int(labels), dtype=np.int64)
+        else:
+            if tf.is_tensor(labels):
+                labels = labels.numpy()
+            array = np.asarray(labels)
+            if array.size == 0:  # np.asarray([]) is float64: the count is what is wrong
+                array = array.astype(np.int64)
+            if array.dtype == object or not (
+                np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)
+                or array.dtype == np.bool_
+            ):
+                raise self.error(
+                    f"labels must be an int or a sequence of ints, got {type(labels).__name__} "
+                    f"of dtype {array.dtype}.",
+                    dtype=True,
+                )
+            if not np.issubdtype(array.dtype, np.integer):
+                raise self.error(
+                    f"labels must be integer class indices, got dtype {array.dtype}.",
+                    "Cast them, e.g. `labels.astype('int32')`; for one-hot labels use "
+                    "`labels.argmax(-1)`.",
+                    dtype=True,
+                )
+            if array.ndim == 2 and array.shape[1] == 1:
+                array = array[:, 0]
+            if array.ndim != 1:
+                raise self.error(
+                    f"labels must be one class index per image, shape [N], got shape "
+                    f"{array.shape}.",
+                    "For one-hot labels pass `labels.argmax(-1)`.",
+                )
+            if num is not None and len(array) != num:
+                raise self.error(
+                    f"got {len(array)} labels for {num} image{'' if num == 1 else 's'}.",
+                    f"Pass one label per image ({num}), a single int for all, or None "
+                    "for a class-balanced cycle 0, 1, ..., K-1, 0, ...",
+                )
+        if array.size and (array.min() < 0 or array.max() >= self.num_classes):
+            bad = array[(array < 0) | (array >= self.num_classes)]
+            raise self.error(
+                f"label {int(bad[0])} is outside [0, {self.num_classes}) (this model has "
+                f"{self.num_classes} classes).",
+                f"Pass class indices 0..{self.num_classes - 1}.",
+            )
+        return array.astype(np.int32)
+
+    def check_training_batch(self, batch):
+        """`batch` unchanged, after checking its labels (if any) against its images."""
+        if isinstance(batch, (tuple, list)) and len(batch) > 1:
+            labels = self.check(batch[1])
+            if np.ndim(batch[1]) and len(labels) != len(batch[0]):  # an int labels every image
+                raise self.count_error(len(labels), len(batch[0]))
+        return batch
+
+    def count_error(self, num_labels, num_images):
+        """The error for a batch of `num_images` images and `num_labels` labels."""
+        return self.error(
+            f"a batch holds {num_images} images but {num_labels} labels.",
+            f"Give one label per image: {_BATCH_THEM_TOGETHER}.",
+        )
+
+    def prediction_batch(self, batch):
+        """A `predict` batch as Keras must read it: `((latents, labels),)`, labels checked.
+
+        Keras reads a `(latents, labels)` pair from a dataset as `(x, y)` and
+        drops `y`; a conditional model would then draw its default classes.
+        """
+        pair = _latents_and_labels(batch)
+        if pair is None:
+            return batch
+        latents, labels = pair
+        return ((latents, self.check(labels, num=len(latents))),)
+
+
+def _one_label_each(labels, items, item):
+    """`labels`, checked as the batch is read to be as many as `items` (an `item` each)."""
+    return checked_at_run_time(
+        labels,
+        lambda message: tf.debugging.assert_equal(
+            tf.shape(labels)[0], tf.shape(items)[0], message=message),
+        f"A batch holds another number of labels than {item}s: give one label per "
+        f"{item}: {_BATCH_THEM_TOGETHER}",
+    )
+
+
+def _latents_and_labels(batch):
+    """`(latents, labels)` of a `predict` batch `(z, y)` or `((z, y),)`, else None."""
+    if isinstance(batch, (tuple, list)) and len(batch) == 1:
+        batch = batch[0]
+    if isinstance(batch, (tuple, list)) and len(batch) == 2:
+        return tuple(batch)
+    return None
+
+
+class _CheckedPyDataset(keras.utils.PyDataset):
+    """A `keras.utils.PyDataset` whose batches pass through `check` as they are made.
+
+    Checks run where the batches are made, on the host: XLA (`jit_compile`)
+    drops assertions inside a step.
+    """
+
+    def __init__(self, batches, check):
+        super().__init__(
+            workers=batches.workers, use_multiprocessing=batches.use_multiprocessing,
+            max_queue_size=batches.max_queue_size,
+        )
+        self.batches, self.check = batches, check
+
+    @property
+    def num_batches(self):
+        return self.batches.num_batches
+
+    def __len__(self):
+        return len(self.batches)
+
+    def __getitem__(self, index):
+        return self.check(self.batches[index])
+
+    def on_epoch_begin(self):
+        self.batches.on_epoch_begin()
+
+    def on_epoch_end(self):
+        self.batches.on_epoch_end()
+
+
 @keras.saving.register_keras_serializable(package="kgan")
 class ConditionalGAN(GAN):
     """Class-conditional GAN: label-embedding generator, projection discriminator.
@@ -252,14 +401,12 @@ class ConditionalGAN(GAN):
         return config
 
     # ------------------------------------------------------------------ labels
+    def _label_rules(self):
+        return _LabelRules(type(self).__name__, self.num_classes)
+
     def _label_error(self, problem, fix=None, dtype=False):
         """An InputValidationError (InputDTypeError for a wrong dtype) naming problem and fix."""
-        fix = fix or (
-            f"Pass integer class indices in [0, {self.num_classes}) (e.g. "
-            "kgan.data.load(name, with_labels=True))."
-        )
-        error = InputDTypeError if dtype else InputValidationError
-        return error(f"{type(self).__name__}: {problem} {fix}")
+        return self._label_rules().error(problem, fix, dtype)
 
     def _check_label_spec(self, labels):
         """Static checks of a training batch's labels; returns int32 `[B]` (trace time)."""
@@ -297,10 +444,7 @@ class ConditionalGAN(GAN):
         return images, labels
 
     def _label_count_error(self, num_labels, num_images):
-        return self._label_error(
-            f"a batch holds {num_images} images but {num_labels} labels.",
-            f"Give one label per image: {_BATCH_THEM_TOGETHER}.",
-        )
+        return self._label_rules().count_error(num_labels, num_images)
 
     def _check_label_count(self, num_labels, num_images):
         """Refuse a batch of `num_images` images and another number of labels (None: unknown)."""
@@ -340,54 +484,7 @@ class ConditionalGAN(GAN):
         gan.check_labels([0, 3, 9], num=3)  # array([0, 3, 9], dtype=int32)
         ```
         """
-        if isinstance(labels, (bool, np.bool_)):
-            raise self._label_error(f"labels={labels!r} is a bool, not a class index.", dtype=True)
-        if isinstance(labels, (numbers.Integral, np.integer)):
-            array = np.full((num if num is not None else 1,), int(labels), dtype=np.int64)
-        else:
-            if tf.is_tensor(labels):
-                labels = labels.numpy()
-            array = np.asarray(labels)
-            if array.size == 0:  # np.asarray([]) is float64: the count is what is wrong
-                array = array.astype(np.int64)
-            if array.dtype == object or not (
-                np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)
-                or array.dtype == np.bool_
-            ):
-                raise self._label_error(
-                    f"labels must be an int or a sequence of ints, got {type(labels).__name__} "
-                    f"of dtype {array.dtype}.",
-                    dtype=True,
-                )
-            if not np.issubdtype(array.dtype, np.integer):
-                raise self._label_error(
-                    f"labels must be integer class indices, got dtype {array.dtype}.",
-                    "Cast them, e.g. `labels.astype('int32')`; for one-hot labels use "
-                    "`labels.argmax(-1)`.",
-                    dtype=True,
-                )
-            if array.ndim == 2 and array.shape[1] == 1:
-                array = array[:, 0]
-            if array.ndim != 1:
-                raise self._label_error(
-                    f"labels must be one class index per image, shape [N], got shape "
-                    f"{array.shape}.",
-                    "For one-hot labels pass `labels.argmax(-1)`.",
-                )
-            if num is not None and len(array) != num:
-                raise self._label_error(
-                    f"got {len(array)} labels for {num} image{'' if num == 1 else 's'}.",
-                    f"Pass one label per image ({num}), a single int for all, or None "
-                    "for a class-balanced cycle 0, 1, ..., K-1, 0, ...",
-                )
-        if array.size and (array.min() < 0 or array.max() >= self.num_classes):
-            bad = array[(array < 0) | (array >= self.num_classes)]
-            raise self._label_error(
-                f"label {int(bad[0])} is outside [0, {self.num_classes}) (this model has "
-                f"{self.num_classes} classes).",
-                f"Pass class indices 0..{self.num_classes - 1}.",
-            )
-        return array.astype(np.int32)
+        return self._label_rules().check(labels, num)
 
     def balanced_labels(self, num):
         """The class-balanced cycle `0, 1, ..., K-1, 0, 1, ...` of length `num`.
@@ -409,11 +506,11 @@ class ConditionalGAN(GAN):
         generator or `keras.utils.PyDataset` yielding them, or arrays
         `fit(x=images, y=labels)`. Label values are checked before training
         on the first batch (all of `y` for arrays), and every later batch as
-        the pipeline (or generator) yields it (with or without XLA): a label
-        outside `0..K-1` stops `fit` with an `InputValidationError` before
-        that batch updates anything. A dataset already distributed over
-        replicas (`strategy.experimental_distribute_dataset`) and a
-        `PyDataset` (whose workers make the batches) are checked inside the
+        the pipeline, generator or `PyDataset` yields it (with or without
+        XLA): a label outside `0..K-1` stops `fit` with an
+        `InputValidationError` before that batch updates anything. A dataset
+        already distributed over replicas
+        (`strategy.experimental_distribute_dataset`) is checked inside the
         train step instead, which XLA (`jit_compile=True`) does not run.
 
         Example:
@@ -452,10 +549,11 @@ class ConditionalGAN(GAN):
         if isinstance(x, tf.data.Dataset):
             x = self._with_label_check(x)
         elif isinstance(x, types.GeneratorType):
-            x = self._label_checked_batches(x)
+            x = self._checked_batches(x, self._label_rules().check_training_batch)
+        elif isinstance(x, keras.utils.PyDataset):  # as its workers make each batch
+            x = _CheckedPyDataset(x, self._label_rules().check_training_batch)
         self.check_labels(labels)  # arrays: all of y
-        # A PyDataset's batches are made by its own workers: checked in the step.
-        self._check_labels_in_step(isinstance(x, keras.utils.PyDataset))
+        self._check_labels_in_step(False)
         return super().fit(x, y, *args, **kwargs)
 
     def _check_labels_of_batch(self, images, labels):
@@ -465,14 +563,11 @@ class ConditionalGAN(GAN):
             raise self._missing_labels_error()
         self.check_labels(labels, num=len(images))
 
-    def _label_checked_batches(self, batches):
-        """A generator of `batches`, each one's labels checked as it is yielded."""
+    @staticmethod
+    def _checked_batches(batches, check):
+        """A generator of `batches`, each passed through `check` as it is yielded."""
         for batch in batches:
-            if isinstance(batch, (tuple, list)) and len(batch) > 1:
-                labels = self.check_labels(batch[1])
-                if np.ndim(batch[1]):  # an int label stands for every image
-                    self._check_label_count(len(labels), len(batch[0]))
-            yield batch
+            yield check(batch)
 
     def _dict_batch_error(self, data):
         return self._label_error(
@@ -486,13 +581,7 @@ class ConditionalGAN(GAN):
         """`dataset` with each batch's labels checked to be classes `0..K-1` as it is read."""
         def checked(images, labels, *rest):
             # Pipelines of unknown batch size: counted as each batch is read.
-            labels = checked_at_run_time(
-                labels,
-                lambda message: tf.debugging.assert_equal(
-                    tf.shape(labels)[0], tf.shape(images)[0], message=message),
-                "A batch holds another number of labels than images: give one label per "
-                f"image: {_BATCH_THEM_TOGETHER}",
-            )
+            labels = _one_label_each(labels, images, "image")
             return (images, self._checked_labels(labels), *rest)
 
         return dataset.map(checked)
@@ -657,11 +746,7 @@ class ConditionalGAN(GAN):
         if tf.executing_eagerly() and not isinstance(labels, keras.KerasTensor):
             return self.check_labels(labels)
         labels = self._check_label_spec(tf.convert_to_tensor(labels))
-        return self._checked_labels(
-            labels,
-            f"A label passed to this {type(self).__name__} is outside its classes "
-            f"0..{self.num_classes - 1}: pass class indices 0..{self.num_classes - 1}",
-        )
+        return self._checked_labels(labels, self._call_label_message())
 
     def _check_predict_inputs(self, x):
         if isinstance(x, (list, tuple)) and len(x) == 2:
@@ -672,6 +757,54 @@ class ConditionalGAN(GAN):
                 self.check_labels(labels, num=len(latents))
             return
         super()._check_predict_inputs(x)
+
+    def predict(self, x, *args, **kwargs):
+        """`keras.Model.predict` on latents and labels: images in [-1, 1].
+
+        Takes `[latents, labels]` arrays, latents alone (the class-balanced
+        cycle of labels), or a `tf.data.Dataset`, Python generator or
+        `keras.utils.PyDataset` of `(latents, labels)` batches (or
+        `((latents, labels),)`). Keras alone would read a `(latents, labels)`
+        batch as `(x, y)` and drop the labels. Labels are checked on the host
+        as the batches are read (so under XLA too): a class outside
+        `[0, num_classes)` raises `InputValidationError`.
+
+        Example:
+
+        ```python
+        z = gan.latents(6, seed=0)
+        batches = tf.data.Dataset.from_tensor_slices((z, [0, 1, 2, 0, 1, 2])).batch(3)
+        images = gan.predict(batches, verbose=0)  # [6, H, W, C], classes 0, 1, 2, 0, 1, 2
+        ```
+        """
+        rules = self._label_rules()
+        if isinstance(x, tf.data.Dataset):
+            x = self._checked_prediction_dataset(x)
+        elif isinstance(x, types.GeneratorType):
+            x = self._checked_batches(x, rules.prediction_batch)
+        elif isinstance(x, keras.utils.PyDataset):
+            x = _CheckedPyDataset(x, rules.prediction_batch)
+        return super().predict(x, *args, **kwargs)
+
+    def _checked_prediction_dataset(self, dataset):
+        """`dataset` of `(latents, labels)` batches as `((latents, labels),)`, labels
+        checked as each batch is read; other datasets unchanged."""
+        spec = dataset.element_spec
+        if _latents_and_labels(spec) is None:
+            return dataset
+
+        def checked(*batch):
+            latents, labels = _latents_and_labels(batch)
+            labels = _one_label_each(self._check_label_spec(labels), latents, "latent vector")
+            return ((latents, self._checked_labels(labels, self._call_label_message())),)
+
+        return dataset.map(checked)
+
+    def _call_label_message(self):
+        return (
+            f"A label passed to this {type(self).__name__} is outside its classes "
+            f"0..{self.num_classes - 1}: pass class indices 0..{self.num_classes - 1}"
+        )
 
     def generate_from_latents(self, latents, batch_size=256, *, labels=None):
         """Images (float32 numpy in [-1, 1]) for the given latents and labels.

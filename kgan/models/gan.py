@@ -74,6 +74,7 @@ def _deserialize(config):
 #: marks the run-time batch checks, so `fit` can report them as InputValidationError.
 _RUNTIME_CHECK_MARK = "kgan input check: "
 _RUNTIME_CHECK_PATTERN = re.compile(r"\[" + re.escape(_RUNTIME_CHECK_MARK) + r"([^\]]*)\]")
+_PY_FUNC_CHECK_PATTERN = re.compile(r"^(InputValidationError|InputDTypeError): (.+)$", re.M)
 
 
 def checked_at_run_time(tensor, assertion, message):
@@ -107,12 +108,23 @@ _EMPTY_REPLICA_MESSAGE = (
 
 
 def _input_check_failure(error):
-    """The `InputValidationError` a failed `checked_at_run_time` means, or None."""
-    found = _RUNTIME_CHECK_PATTERN.search(str(getattr(error, "message", error)))
-    if not found:
-        return None
-    # TensorFlow prints the assertion's message with its quotes escaped.
-    return InputValidationError(found.group(1).replace("\\'", "'").replace('\\"', '"') + ".")
+    """The `InputValidationError` a failed input check means, or None.
+
+    Either a `checked_at_run_time` assertion, or a kgan check that raised in
+    Python while tf.data read a generator or `PyDataset` (TensorFlow passes
+    it on as an InvalidArgumentError of its `PyFunc` op, with the original
+    error's type and message on a line of their own).
+    """
+    message = str(getattr(error, "message", error))
+    found = _RUNTIME_CHECK_PATTERN.search(message)
+    if found:
+        # TensorFlow prints the assertion's message with its quotes escaped.
+        return InputValidationError(found.group(1).replace("\\'", "'").replace('\\"', '"') + ".")
+    found = _PY_FUNC_CHECK_PATTERN.search(message)
+    if found:
+        error_type = InputDTypeError if found.group(1) == "InputDTypeError" else InputValidationError
+        return error_type(found.group(2))
+    return None
 
 
 #: key prefix of the random-stream states in a weights file (`GAN.save_own_variables`).
@@ -1028,7 +1040,7 @@ class GAN(keras.Model):
 
     def _as_fit_pipeline(self, x, fit_kwargs):
         """`x` as kgan hands it to `keras.Model.fit` (a dataset: see `fit`)."""
-        if isinstance(x, types.GeneratorType):
+        if isinstance(x, (types.GeneratorType, tf.distribute.DistributedDataset)):
             fit_kwargs.setdefault("shuffle", False)  # as for a dataset, below
         if isinstance(x, tf.data.Dataset):
             # The pipeline shuffles; Keras would warn that shuffle=True is ignored.

@@ -8,6 +8,7 @@ test_architectures.py through TINY_CONFIGS["conditional_gan"].
 """
 
 import json
+import warnings
 
 import keras
 import numpy as np
@@ -191,6 +192,36 @@ def test_call_and_predict_refuse_labels_outside_the_classes(model, bad_label):
                                model.generate_from_latents(z, labels=good), atol=1e-5)
 
 
+PREDICT_STREAMS = ["dataset", "nested dataset", "generator", "nested generator", "pydataset"]
+
+
+def prediction_stream(kind, latents, labels):
+    """`(latents, labels)` batches of 2 as `kind`; "nested" ones as `((latents, labels),)`."""
+    batches = [(latents[i:i + 2], labels[i:i + 2]) for i in range(0, len(latents), 2)]
+    if kind.startswith("nested"):
+        batches = [(b,) for b in batches]
+    if kind.endswith("dataset") and kind != "pydataset":
+        pairs = (latents, labels) if kind == "dataset" else ((latents, labels),)
+        return tf.data.Dataset.from_tensor_slices(pairs).batch(2)
+    return BatchSequence(batches) if kind == "pydataset" else (b for b in batches)
+
+
+@pytest.mark.parametrize("kind", PREDICT_STREAMS)
+@pytest.mark.parametrize("jit_compile", [False, True])
+def test_predict_streams_of_latents_and_labels(model, kind, jit_compile):
+    # Keras reads a dataset's (latents, labels) pair as (x, y) and dropped the
+    # labels: images came out in the default class cycle. Under XLA a label
+    # outside the classes was clamped to one (nested batches too).
+    model.compile(jit_compile=jit_compile)
+    z = model.latents(4, seed=0)
+    labels = np.array([2, 2, 1, 1], "int32")
+    np.testing.assert_allclose(model.predict(prediction_stream(kind, z, labels), verbose=0),
+                               model.generate_from_latents(z, labels=labels), atol=1e-5)
+    bad = np.array([2, 2, 1, NUM_CLASSES], "int32")
+    with pytest.raises(InputValidationError, match=r"outside .*classes.*0\.\.2"):
+        model.predict(prediction_stream(kind, z, bad), verbose=0)
+
+
 def test_predict_refuses_images_for_latents(model):
     with pytest.raises(InputValidationError, match=r"latent vectors of shape \[N, 8\].*generate\("):
         model.predict([np.zeros((4, 16, 16, 1), "float32"), np.zeros(4, "int32")], verbose=0)
@@ -286,6 +317,20 @@ def test_fit_takes_generators_and_pydatasets_of_images_and_labels(kind):
         gan.fit(source([(b[0],) for b in batches]), verbose=0)
 
 
+@pytest.mark.parametrize("kind", ["generator", "pydataset"])
+def test_a_bad_label_from_a_generator_or_pydataset_stops_fit_under_xla(kind):
+    # A PyDataset's labels were checked in the step, where XLA drops the assertion.
+    rng = np.random.default_rng(0)
+    batches = [(rng.uniform(-1, 1, (6, 16, 16, 1)).astype("float32"),
+                np.array([0, 1, 2, 0, 1, label], "int32")) for label in (2, 2, 2, -1)]
+    gan = tiny(filters=2)
+    gan.compile(steps_per_execution=1, jit_compile=True)
+    source = (b for b in batches) if kind == "generator" else BatchSequence(batches)
+    with pytest.raises(InputValidationError, match=r"outside \[0, 3\)"):
+        gan.fit(source, verbose=0)
+    assert int(gan.d_optimizer.iterations) <= 3  # the bad batch updated nothing
+
+
 @pytest.mark.parametrize("bad_label, jit_compile", [(-1, False), (NUM_CLASSES, False), (-1, True)])
 def test_a_bad_label_in_a_later_batch_stops_fit(bad_label, jit_compile):
     # Only the first batch is checked before training; Keras's embedding
@@ -312,7 +357,11 @@ def test_fit_takes_a_dataset_already_distributed_over_the_replicas(two_cpu_strat
         gan.compile()
     labels = [0, 1, 2] * 4
     distributed = two_cpu_strategy.experimental_distribute_dataset(labeled_batches(labels))
-    gan.fit(distributed, verbose=0)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        gan.fit(distributed, verbose=0)
+    # The pipeline shuffles, as a tf.data.Dataset's does: no "shuffle=True is ignored".
+    assert not [w for w in caught if "shuffle" in str(w.message)]
     assert int(gan.g_optimizer.iterations.numpy()) == 2
     unlabeled = two_cpu_strategy.experimental_distribute_dataset(
         labeled_batches(labels).map(lambda x, y: x))
