@@ -1722,7 +1722,9 @@ def _tensorflow_error_message(err, args):
     text = str(err)
     if "No space left" in text:
         return _no_space_message(getattr(args, "output", None) or getattr(args, "dir", None) or "the output")
-    if "decode" not in text.lower():  # DecodeImage and the codecs' own messages
+    # DecodeImage and the codecs' own messages; ExtractJpegShape reads a JPEG's
+    # header before a grey decode (kgan.data), so a broken one fails there.
+    if "decode" not in text.lower() and "ExtractJpegShape" not in text:
         return None
     folders = [value for key in ("dataset", "dataset_b", "source", "against", "reference", "name")
                if isinstance(value := getattr(args, key, None), str) and os.path.isdir(value)]

@@ -794,13 +794,43 @@ def _is_image_file(name: str) -> bool:
 
 
 def _walk_images(top: str) -> list[str]:
+    """The image files under `top`, sorted; raises on a broken symbolic link.
+
+    Linked folders are followed, each real folder once: gfile's walk follows
+    links, and a link to the folder itself or an ancestor (`latest -> .`)
+    made it read the same images again at every depth until the path grew
+    too long (41 copies of each).
+    """
+    local = "://" not in top  # gfile also reads gs://..., which has no links
     found = []
+    walked = set()
     for root, subdirs, files in tf.io.gfile.walk(top):
+        if local:
+            real = os.path.realpath(root)
+            if real in walked:  # reached again through a link: already read
+                subdirs[:] = []
+                continue
+            walked.add(real)
         # Pruned in place so the walk skips hidden folders such as
         # .ipynb_checkpoints, which would otherwise add stray images.
         subdirs[:] = sorted(d for d in subdirs if not d.startswith("."))
-        found.extend(tf.io.gfile.join(root, name) for name in files if _is_image_file(name))
+        images = [tf.io.gfile.join(root, name) for name in files if _is_image_file(name)]
+        if local:
+            _refuse_broken_links(images, top)
+        found.extend(images)
     return sorted(found)
+
+
+def _refuse_broken_links(paths: list[str], top: str) -> None:
+    # Found here, before training: reading one failed mid-fit with a bare
+    # NotFoundError (in the CLI, a traceback).
+    broken = [p for p in paths if os.path.islink(p) and not os.path.exists(p)]
+    if broken:
+        raise FileNotFoundError(
+            f"Image folder {top!r} holds {len(broken)} broken symbolic link(s): {broken[0]!r} "
+            f"points to {os.readlink(broken[0])!r}, which does not exist. Remove the link(s) "
+            f"or restore what they point to."
+        )
 
 
 def _class_folders(directory: str) -> tuple[list[str], list[str]]:
@@ -838,15 +868,34 @@ def _no_images_error(directory: str, where: str) -> ValueError:
     )
 
 
+def _decodes_only_to_colour(contents: tf.Tensor) -> tf.Tensor:
+    """Whether TensorFlow's decoder of this file refuses ``channels=1``.
+
+    GIF takes 0 or 3 channels, BMP 0, 3 or 4, WebP 3 or 4, and libjpeg
+    cannot convert a CMYK (4-component, e.g. Adobe print) JPEG to grey:
+    such files decode as RGB and are converted after. Known by their bytes,
+    not the file name: a GIF named .png failed.
+    """
+    # Padded to 12 bytes: substr fails at a position past the end of a short file.
+    head = tf.strings.substr(tf.strings.join([tf.strings.substr(contents, 0, 12), "\0" * 12]), 0, 12)
+    webp = tf.logical_and(tf.equal(tf.strings.substr(head, 0, 4), "RIFF"),
+                          tf.equal(tf.strings.substr(head, 8, 4), "WEBP"))
+    jpeg = tf.equal(tf.strings.substr(head, 0, 3), b"\xff\xd8\xff")
+    return tf.reduce_any([
+        tf.equal(tf.strings.substr(head, 0, 3), "GIF"),
+        tf.equal(tf.strings.substr(head, 0, 2), "BM"),
+        webp,
+        # Only a JPEG reaches extract_jpeg_shape, which fails on other bytes.
+        tf.cond(jpeg, lambda: tf.equal(tf.io.extract_jpeg_shape(contents)[2], 4),
+                lambda: tf.constant(False)),
+    ])
+
+
 def _decode_image(path: tf.Tensor, channels: int) -> tf.Tensor:
     contents = tf.io.read_file(path)
     if channels == 1:
-        # TensorFlow's GIF and BMP decoders cannot give one channel (GIF takes
-        # 0 or 3, BMP 0, 3 or 4): decode those as RGB and convert. Known by
-        # their first bytes, not the file name: a GIF named .png failed.
-        head = tf.strings.substr(contents, 0, 3)
         image = tf.cond(
-            tf.logical_or(tf.equal(head, "GIF"), tf.equal(tf.strings.substr(head, 0, 2), "BM")),
+            _decodes_only_to_colour(contents),
             lambda: tf.image.rgb_to_grayscale(
                 tf.io.decode_image(contents, channels=3, expand_animations=False)),
             lambda: tf.io.decode_image(contents, channels=1, expand_animations=False),
@@ -907,7 +956,8 @@ def from_folder(
 
     Reads every PNG, JPEG, BMP and GIF file (first frame) under
     ``directory``, recursively, in sorted path order; hidden files and
-    folders (names starting with ".") are skipped. Files are decoded in
+    folders (names starting with ".") are skipped, and a linked folder is
+    read once however many links lead to it. Files are decoded in
     parallel. With ``with_labels=True`` each immediate sub-folder is a class,
     as in ``keras.utils.image_dataset_from_directory``: class ``i`` is the
     ``i``-th sub-folder name in sorted order, and the returned dataset has a
@@ -933,7 +983,8 @@ def from_folder(
         or of ``(images, labels)``.
 
     Raises:
-        FileNotFoundError: If ``directory`` does not exist.
+        FileNotFoundError: If ``directory`` does not exist, or an image
+            file in it is a symbolic link to nothing.
         NotADirectoryError: If ``directory`` is a file.
         ValueError: If no image file is found, if ``with_labels=True`` and
             images lie directly in ``directory`` or there are no sub-folders,

@@ -180,6 +180,21 @@ def folder_with_undecodable_images(env):
     return images
 
 
+def folder_with_truncated_jpeg(env):
+    """Two good PNGs and a JPEG cut off in its header (read with --channels 1)."""
+    images = folder_of_good_images(env, "grey")
+    jpeg = tf.io.encode_jpeg(np.zeros((8, 8, 3), np.uint8)).numpy()
+    (images / "half.jpg").write_bytes(jpeg[:100])
+    return images
+
+
+def folder_with_broken_link(env):
+    """Two good PNGs and a link to a file that was deleted."""
+    images = folder_of_good_images(env, "linked")
+    (images / "gone.png").symlink_to(env.tmp / "deleted.png")
+    return images
+
+
 def foreign_weights(env, source, rehashed):
     """dcgan_mnist with the weights file of another shipped preset copied in."""
     folder = copy_shipped(env)
@@ -572,6 +587,15 @@ CLI_CASES = [
                        "--image-size", "16", "--epochs", "1", "--filters", "4", "--num-residual-blocks", "1",
                        "--disc-layers", "2", "--batch-size", "2", "--output", e.tmp / "r"],
             r"cannot decode .*half.png, .*notes.jpg: corrupt, truncated or not an image", r"Remove or re-save"),
+    CLICase("broken_link_in_a_training_folder",
+            lambda e: ["train", "dcgan", "--dataset", folder_with_broken_link(e), "--image-size", "8",
+                       "--epochs", "1", "--filters", "4", "--batch-size", "2", "--output", e.tmp / "r"],
+            r"holds 1 broken symbolic link\(s\): .*gone.png' points to", r"Remove the link"),
+    CLICase("truncated_jpeg_in_a_grey_training_folder",
+            lambda e: ["train", "dcgan", "--dataset", folder_with_truncated_jpeg(e), "--channels", "1",
+                       "--image-size", "8", "--epochs", "1", "--filters", "4", "--batch-size", "2",
+                       "--output", e.tmp / "r"],
+            r"cannot decode .*half.jpg: corrupt, truncated or not an image", r"Remove or re-save"),
 ]
 
 

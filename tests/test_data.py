@@ -496,6 +496,66 @@ def test_from_folder_reads_gif_and_bmp_as_one_channel(fmt, name, tmp_path):
     assert data.undecodable_images(tmp_path) == []
 
 
+#: A 1x1 white lossless WebP (Pillow 13); TensorFlow decodes WebP but only to 3 or 4 channels.
+WHITE_WEBP = (b"RIFF\x1e\x00\x00\x00WEBPVP8L\x11\x00\x00\x00/\x00\x00\x00\x00\x07\xd0\xff\xfe"
+              b"\xf7\xbf\xff\x81\x88\xe8\x7f\x00\x00")
+
+
+def _white_cmyk_jpeg():
+    """A 2x2 white CMYK JPEG, as print workflows (Adobe) write them."""
+    image = pytest.importorskip("PIL.Image")  # Pillow comes with tensorboard
+    import io
+
+    buffer = io.BytesIO()
+    image.new("CMYK", (2, 2), (0, 0, 0, 0)).save(buffer, "JPEG", quality=95)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("fmt, name", [("cmyk", "print.jpg"), ("webp", "a_webp_named.png")])
+def test_from_folder_reads_cmyk_jpeg_and_webp_as_one_channel(fmt, name, tmp_path):
+    # libjpeg cannot convert CMYK to grey and the WebP decoder gives 3 or 4
+    # channels: with channels=1 either failed mid-fit ("Unsupported color
+    # conversion request") though it decodes with channels=3.
+    (tmp_path / name).write_bytes(_white_cmyk_jpeg() if fmt == "cmyk" else WHITE_WEBP)
+    write_png(tmp_path / "grey.png", np.full((2, 2, 1), 255, np.uint8))
+    (gray,) = batches(data.from_folder(tmp_path, image_size=2, channels=1, batch_size=2,
+                                       shuffle=False))
+    assert gray.shape == (2, 2, 2, 1)
+    np.testing.assert_allclose(gray, 1.0, atol=2 / 127.5)  # white, as the RGB decode says
+    assert data.undecodable_images(tmp_path) == []
+
+
+def test_from_folder_one_channel_still_refuses_a_truncated_jpeg(tmp_path):
+    # The header read that finds CMYK files fails on a broken JPEG: still an
+    # error of the decode (and the CLI's message names the file).
+    jpeg = tf.io.encode_jpeg(np.zeros((8, 8, 3), np.uint8)).numpy()
+    (tmp_path / "half.jpg").write_bytes(jpeg[:100])
+    with pytest.raises(tf.errors.InvalidArgumentError, match="JPEG"):
+        batches(data.from_folder(tmp_path, image_size=8, channels=1, batch_size=1))
+    assert data.undecodable_images(tmp_path) == [str(tmp_path / "half.jpg")]
+
+
+def test_from_folder_reads_each_linked_folder_once(tmp_path):
+    # gfile's walk follows links: `latest -> .` read a.png 41 times (until the
+    # path grew too long); a link to a folder elsewhere is still read.
+    root, elsewhere = tmp_path / "photos", tmp_path / "elsewhere"
+    write_png(root / "a.png", np.zeros((4, 4, 3), np.uint8))
+    write_png(elsewhere / "b.png", np.full((4, 4, 3), 255, np.uint8))
+    (root / "latest").symlink_to(root, target_is_directory=True)
+    (root / "more").symlink_to(elsewhere, target_is_directory=True)
+    dataset = data.from_folder(root, image_size=4, batch_size=1, shuffle=False)
+    assert len(batches(dataset)) == 2
+
+
+def test_from_folder_refuses_a_broken_link_before_reading(tmp_path):
+    # It failed mid-fit with a bare NotFoundError naming no folder (the CLI: a traceback).
+    write_png(tmp_path / "a.png", np.zeros((4, 4, 3), np.uint8))
+    (tmp_path / "gone.png").symlink_to(tmp_path / "deleted.png")
+    with pytest.raises(FileNotFoundError, match=r"broken symbolic link\(s\): .*gone\.png' points "
+                                                r"to .*deleted\.png.*Remove the link"):
+        data.from_folder(tmp_path, image_size=4, batch_size=1)
+
+
 def test_embedded_class_names_are_the_datasets_not_the_splits():
     # train[-3:] holds labels 7-9 only; class i is still label i.
     dataset = data.load("digits_8x8", split="train[-3:]", batch_size=1, with_labels=True,
