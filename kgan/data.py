@@ -987,8 +987,9 @@ def from_folder(
             file in it is a symbolic link to nothing.
         NotADirectoryError: If ``directory`` is a file.
         ValueError: If no image file is found, if ``with_labels=True`` and
-            images lie directly in ``directory`` or there are no sub-folders,
-            or if there are fewer images than one batch.
+            images lie directly in ``directory``, there are no sub-folders
+            or one of them holds no images, or if there are fewer images
+            than one batch.
 
     Example:
         >>> # faces/0001.png, faces/0002.jpg, ...
@@ -1027,10 +1028,22 @@ def from_folder(
                 f"(on the command line, train an unconditional architecture such as dcgan)."
             )
         paths: list[str] = []
+        empty = []
         for index, name in enumerate(class_names):
             found = _walk_images(tf.io.gfile.join(directory, name))
             paths.extend(found)
             labels.extend([index] * len(found))
+            if not found:
+                empty.append(name)
+        if empty and paths:
+            # Its label would never be seen: a conditional GAN's samples of that
+            # class (kgan synthesize's folder of them) would be noise.
+            raise ValueError(
+                f"with_labels=True makes each sub-folder of {directory!r} a class, but "
+                f"{len(empty)} of them hold no images ({', '.join(map(repr, empty))}), so their "
+                f"labels would be learned from no examples. Put images in them, or move them "
+                f"out of the folder (or rename them to start with '.', which skips them)."
+            )
     else:
         paths = _walk_images(directory)
     if not paths:

@@ -195,6 +195,15 @@ def folder_with_broken_link(env):
     return images
 
 
+def classes_with_an_empty_one(env):
+    """Class folders a/ and b/ of two good PNGs each, and an empty c/."""
+    root = folder(env.tmp / "classes")
+    for name in "ab":
+        shutil.copytree(folder_of_good_images(env, f"class_{name}"), root / name)
+    (root / "c").mkdir()
+    return root
+
+
 def foreign_weights(env, source, rehashed):
     """dcgan_mnist with the weights file of another shipped preset copied in."""
     folder = copy_shipped(env)
@@ -591,6 +600,11 @@ CLI_CASES = [
             lambda e: ["train", "dcgan", "--dataset", folder_with_broken_link(e), "--image-size", "8",
                        "--epochs", "1", "--filters", "4", "--batch-size", "2", "--output", e.tmp / "r"],
             r"holds 1 broken symbolic link\(s\): .*gone.png' points to", r"Remove the link"),
+    CLICase("empty_class_folder_for_a_conditional_gan",
+            lambda e: ["train", "conditional_gan", "--dataset", classes_with_an_empty_one(e),
+                       "--image-size", "8", "--epochs", "1", "--filters", "4", "--batch-size", "2",
+                       "--output", e.tmp / "r"],
+            r"1 of them hold no images \('c'\)", r"Put images in them, or move them out"),
     CLICase("truncated_jpeg_in_a_grey_training_folder",
             lambda e: ["train", "dcgan", "--dataset", folder_with_truncated_jpeg(e), "--channels", "1",
                        "--image-size", "8", "--epochs", "1", "--filters", "4", "--batch-size", "2",

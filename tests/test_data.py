@@ -590,6 +590,18 @@ def test_from_folder_labels_need_class_subfolders(tmp_path):
         data.from_folder(tmp_path, image_size=4, batch_size=1, with_labels=True)
 
 
+def test_from_folder_labels_refuse_a_class_folder_without_images(pets):
+    # An empty `bird/` became class 0 of a conditional GAN that never saw it.
+    (pets / "bird").mkdir()
+    (pets / "bird" / "notes.txt").write_text("to do: photos")
+    with pytest.raises(ValueError, match=r"1 of them hold no images \('bird'\).*Put images in "
+                                         r"them, or move them out"):
+        data.from_folder(pets, image_size=4, batch_size=1, with_labels=True)
+    (pets / "bird").rename(pets / ".bird")  # hidden folders are skipped
+    dataset = data.from_folder(pets, image_size=4, batch_size=1, with_labels=True)
+    assert dataset.class_names == ["cat", "dog"]
+
+
 def test_from_folder_requires_image_size_and_valid_channels(pets):
     with pytest.raises(ValueError, match="needs image_size"):
         data.from_folder(pets, image_size=None)
