@@ -661,7 +661,8 @@ def from_numpy(
     """Builds a training pipeline from images held in memory.
 
     Args:
-        images: ``[N, H, W]`` or ``[N, H, W, C]`` array-like. Either uint8
+        images: ``[N, H, W]`` or ``[N, H, W, C]`` array-like (channels
+            last; ``[N, C, H, W]`` is refused with the transpose to use). Either uint8
             pixels in 0..255 (other integer types are accepted when every
             value lies in 0..255), or floats already scaled to ``[-1, 1]``.
         labels: Optional integer array-like ``[N]`` (or ``[N, 1]``, the
@@ -688,8 +689,9 @@ def from_numpy(
     Raises:
         TypeError: If images are not numeric, labels are not integers, or an
             argument has the wrong type.
-        ValueError: If images are empty, have the wrong rank, lie outside the
-            accepted range, labels do not match images in length, or the data
+        ValueError: If images are empty, have the wrong rank, look
+            channels-first or like one image, lie outside the accepted
+            range, labels do not match images in length, or the data
             holds fewer examples than one batch while ``drop_remainder=True``.
 
     Example:
@@ -727,6 +729,7 @@ def _check_images(images: Any) -> np.ndarray:
         )
     if array.size == 0:
         raise ValueError(f"images is empty (shape {array.shape}); pass at least one image.")
+    _refuse_misread_layout(array.shape)
     if array.ndim == 3:
         array = array[..., np.newaxis]
     if array.dtype == np.uint8:
@@ -752,6 +755,30 @@ def _check_images(images: Any) -> np.ndarray:
 
     warn_if_unit_range(low, high, stacklevel=3)  # the whole set: almost surely 0..1 data
     return np.clip(array, -1.0, 1.0).astype(np.float32)
+
+
+def _refuse_misread_layout(shape: tuple[int, ...]) -> None:
+    """Refuse the two layouts that pass as images of another shape.
+
+    Channels-first ``[N, C, H, W]`` (PyTorch's) read as ``[N, H, W, C]``
+    made 3-pixel-high images with W channels, and one ``[H, W, 3]`` image
+    made H grey images 3 pixels wide: both trained, on nonsense. No
+    architecture trains on images 1, 3 or 4 pixels wide or high, so these
+    shapes are never meant as they read.
+    """
+    image_channels = (1, 3, 4)
+    if len(shape) == 4 and shape[1] in image_channels and shape[3] not in image_channels:
+        raise ValueError(
+            f"images have shape {shape}, which looks channels-first [N, C, H, W] (PyTorch's "
+            f"layout); kgan takes channels-last [N, H, W, C]. Transpose them first: "
+            f"np.transpose(images, (0, 2, 3, 1))."
+        )
+    if len(shape) == 3 and shape[2] in (3, 4) and shape[1] not in image_channels:
+        raise ValueError(
+            f"images have shape {shape}, which looks like one [H, W, C] image; a 3-D array is "
+            f"read as [N, H, W] grey images, here {shape[2]} pixels wide. Pass a batch [N, H, W, "
+            f"C] (one image: images[None])."
+        )
 
 
 def _check_labels(labels: Any, num_images: int) -> np.ndarray:

@@ -294,6 +294,22 @@ def test_from_numpy_rejects_bad_images(images, error, pattern):
         data.from_numpy(images, batch_size=1)
 
 
+@pytest.mark.parametrize(("shape", "pattern"), [
+    ((5, 3, 16, 16), r"\(5, 3, 16, 16\), which looks channels-first.*np\.transpose\(images, "
+                     r"\(0, 2, 3, 1\)\)"),
+    ((5, 1, 28, 28), r"looks channels-first"),
+    ((16, 16, 3), r"\(16, 16, 3\), which looks like one \[H, W, C\] image.*images\[None\]"),
+])
+def test_from_numpy_refuses_layouts_it_would_misread(shape, pattern):
+    # Both trained on nonsense: [5, 3, 16, 16] as 3x16 images of 16 channels,
+    # one RGB image as 16 grey images 3 pixels wide.
+    with pytest.raises(ValueError, match=pattern):
+        data.from_numpy(np.zeros(shape, np.uint8), batch_size=1)
+    # What is refused is only what no image set looks like.
+    for fine in [(5, 16, 16, 3), (5, 16, 16, 1), (5, 4, 4, 3), (5, 28, 28), (3, 4, 4)]:
+        data.from_numpy(np.zeros(fine, np.uint8), batch_size=1)
+
+
 def test_from_numpy_rejects_bad_labels():
     images = ramp_images(5)
     with pytest.raises(ValueError, match="labels has 4 entries but images has 5"):
