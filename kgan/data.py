@@ -1468,6 +1468,7 @@ def load(
     download = _check_bool(download, "download")
     data_dir = _check_data_dir(data_dir)
 
+    _refuse_a_file(name)
     if name not in _EMBEDDED_LOADERS and _is_folder_name(name):
         if not os.path.isdir(os.path.expanduser(name)):
             raise UnknownDatasetError(
@@ -1542,6 +1543,27 @@ class _Domain:
         self.channels = shape[-1] if shape.rank == 3 else None
 
 
+def _refuse_a_file(name: str) -> None:
+    """Refuse a dataset name that is an existing file (`--dataset images.npz`).
+
+    It was read as a missing folder ("does not exist") or an unknown
+    tensorflow-datasets name, though the file is there.
+    """
+    path = os.path.expanduser(name)
+    if name in _EMBEDDED_LOADERS or not os.path.isfile(path):
+        return
+    if path.lower().endswith((".npz", ".npy")):
+        fix = ("Arrays train from Python: kgan.data.from_numpy(np.load(...)[...]) (or save them "
+               "as image files in a folder)")
+    else:
+        fix = (f"Name the folder that holds the images ({os.path.dirname(os.path.abspath(path))}, "
+               f"if this file is one of them)")
+    raise UnknownDatasetError(
+        f"{name!r} is a file; a dataset is a name (mnist_5k, a tensorflow-datasets name) or a "
+        f"folder of images. {fix}."
+    )
+
+
 def _is_folder_name(domain: str) -> bool:
     """Whether a string domain names a folder rather than a dataset."""
     if domain in _EMBEDDED_LOADERS:
@@ -1605,6 +1627,8 @@ def _open_domain(
     """Resolves a dataset name, folder or array into unbatched images."""
     if not isinstance(split, str):
         raise TypeError(f"split_{side.lower()} must be a string such as 'train', got {split!r}.")
+    if isinstance(domain, str):
+        _refuse_a_file(domain)
     if isinstance(domain, os.PathLike) or (
         isinstance(domain, str) and domain and _is_folder_name(domain)
     ):

@@ -204,6 +204,12 @@ def classes_with_an_empty_one(env):
     return root
 
 
+def array_file(env):
+    """An .npz of images, which kgan train does not read."""
+    np.savez(env.tmp / "images.npz", images=zeros(4, 16, 16, 1, dtype="uint8"))
+    return env.tmp / "images.npz"
+
+
 def foreign_weights(env, source, rehashed):
     """dcgan_mnist with the weights file of another shipped preset copied in."""
     folder = copy_shipped(env)
@@ -605,6 +611,10 @@ CLI_CASES = [
                        "--image-size", "8", "--epochs", "1", "--filters", "4", "--batch-size", "2",
                        "--output", e.tmp / "r"],
             r"1 of them hold no images \('c'\)", r"Put images in them, or move them out"),
+    CLICase("array_file_as_the_dataset",
+            lambda e: ["train", "dcgan", "--dataset", array_file(e), "--epochs", "1", "--output", e.tmp / "r"],
+            r"images.npz' is a file; a dataset is a name .* or a folder of images",
+            r"Arrays train from Python: kgan\.data\.from_numpy"),
     CLICase("truncated_jpeg_in_a_grey_training_folder",
             lambda e: ["train", "dcgan", "--dataset", folder_with_truncated_jpeg(e), "--channels", "1",
                        "--image-size", "8", "--epochs", "1", "--filters", "4", "--batch-size", "2",

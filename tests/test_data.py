@@ -479,6 +479,23 @@ def test_load_of_a_missing_folder_path_says_the_folder_does_not_exist(tmp_path, 
     assert "from_folder" not in str(info.value)  # `kgan train --dataset` users have no Python call
 
 
+@pytest.mark.parametrize("spelled", ["./{name}", "{name}"])
+def test_load_of_a_file_says_it_is_a_file(tmp_path, monkeypatch, spelled):
+    # `--dataset ./images.npz` said the folder "does not exist", though the file
+    # is there; `--dataset photo.png` that tensorflow-datasets has no such name.
+    monkeypatch.chdir(tmp_path)
+    np.savez(tmp_path / "images.npz", images=np.zeros((4, 8, 8), np.uint8))
+    write_png(tmp_path / "photos" / "a.png", np.zeros((4, 4, 3), np.uint8))
+    with pytest.raises(data.UnknownDatasetError, match=r"'(\./)?images\.npz' is a file.*"
+                                                       r"kgan\.data\.from_numpy\(np\.load"):
+        data.load(spelled.format(name="images.npz"), image_size=8)
+    with pytest.raises(data.UnknownDatasetError, match=r"a\.png' is a file.*Name the folder that "
+                                                       r"holds the images \(.*photos, if"):
+        data.load(spelled.format(name="photos/a.png"), image_size=8)
+    with pytest.raises(data.UnknownDatasetError, match=r"a\.png' is a file"):
+        data.unpaired(spelled.format(name="photos/a.png"), "photos", image_size=4, batch_size=1)
+
+
 def test_load_expands_the_home_folder_in_a_folder_path(pets, monkeypatch):
     monkeypatch.setenv("HOME", str(pets.parent))
     (images,) = batches(data.load(f"~/{pets.name}", image_size=8, batch_size=5, shuffle=False))
