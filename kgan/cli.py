@@ -537,6 +537,8 @@ def _train(args, argv):
     _resolve_batch_size(args, translation)  # recorded resolved: in command.json and the metadata
     # --seed fixes initialization, data order and every random stream, so a
     # recipe reproduces its preset and a resumed run continues the same run.
+    if not 0 <= args.seed < 2**32:  # numpy's range; its own error names no flag
+        raise CLIError(f"--seed must be in 0..{2**32 - 1}, got {args.seed}")
     keras.utils.set_random_seed(args.seed)
     if args.deterministic:
         import tensorflow as tf
@@ -728,7 +730,9 @@ def _too_few_examples_as_flags(args, translation=False, dataset=None, split_appl
     from kgan import data
 
     if split_applies is None:
-        split_applies = not translation
+        # A folder has no splits (data.load refuses --split for one).
+        named = dataset or args.dataset
+        split_applies = not translation and not (named and data._is_folder_name(named))
     try:
         yield
     except data.TooFewExamplesError as err:

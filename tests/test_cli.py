@@ -62,6 +62,30 @@ def test_train_on_too_few_examples_says_which_flags_to_change(arch, batch_size, 
     assert not (tmp_path / "run").exists()
 
 
+def test_train_on_a_folder_smaller_than_a_batch_does_not_suggest_a_split(tmp_path, capsys):
+    # A folder has no splits: following "choose a larger --split" got "drop --split".
+    for i in range(3):
+        kgan.images.save_png(np.zeros((8, 8, 1), np.uint8), tmp_path / "few" / f"{i}.png")
+    argv = ["train", "dcgan", "--dataset", tmp_path / "few", "--image-size", "8", "--batch-size", "4",
+            "--epochs", "1", "--filters", "4", "--output", tmp_path / "run"]
+    assert run(argv) == 2
+    line = error_line(capsys.readouterr().err)
+    assert line.endswith("few has 3 examples, fewer than one training step takes: 4. Lower "
+                         "--batch-size to at most 3.")
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("seed", ["-1", str(2**32)])
+def test_train_seed_outside_numpys_range_names_the_flag(seed, tmp_path, capsys):
+    # numpy's own error ("Seed must be between 0 and 2**32 - 1") named no flag.
+    argv = ["train", "dcgan", "--dataset", "mnist_5k", "--epochs", "1", "--seed", seed,
+            "--output", tmp_path / "run"]
+    assert run(argv) == 2
+    assert error_line(capsys.readouterr().err) == (
+        f"kgan: error: --seed must be in 0..4294967295, got {seed}")
+    assert not (tmp_path / "run").exists()
+
+
 def test_train_cyclegan_on_a_domain_smaller_than_a_batch_names_the_domain_and_flag(tmp_path, capsys):
     argv = ["train", "cyclegan", "--dataset", "digits_8x8", "--dataset-b", "mnist_5k",
             "--batch-size", 4000, "--image-size", 16, "--epochs", "1", "--output", tmp_path / "run"]
