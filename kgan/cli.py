@@ -11,6 +11,7 @@ import errno
 import inspect
 import json
 import os
+import re
 import shlex
 import shutil
 import signal
@@ -1715,6 +1716,10 @@ def _os_error_message(err):
     return str(err)
 
 
+#: The flags whose values size the tensors a command allocates, named when memory runs out.
+_SIZE_FLAGS = ("batch_size", "image_size", "filters", "latent_dim", "num_residual_blocks")
+
+
 def _tensorflow_error_message(err, args):
     """A one-line message for a TensorFlow error caused by the user's files, else None."""
     import tensorflow as tf
@@ -1726,6 +1731,12 @@ def _tensorflow_error_message(err, args):
     text = str(err)
     if "No space left" in text:
         return _no_space_message(getattr(args, "output", None) or getattr(args, "dir", None) or "the output")
+    if isinstance(err, tf.errors.ResourceExhaustedError):  # e.g. --latent-dim 100000000
+        found = re.search(r"OOM when allocating tensor with shape\s*(\[[^\]]*\])", text)
+        tensor = f" a tensor of shape {found[1]}" if found else ""
+        flags = [f"--{key.replace('_', '-')}" for key in _SIZE_FLAGS if getattr(args, key, None)]
+        fix = f"lower {' or '.join(', '.join(flags).rsplit(', ', 1))}" if flags else "use smaller inputs"
+        return f"out of memory allocating{tensor}: {fix} (the sizes of the networks and batches)"
     # DecodeImage and the codecs' own messages; ExtractJpegShape reads a JPEG's
     # header before a grey decode (kgan.data), so a broken one fails there.
     if "decode" not in text.lower() and "ExtractJpegShape" not in text:

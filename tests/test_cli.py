@@ -86,6 +86,24 @@ def test_train_seed_outside_numpys_range_names_the_flag(seed, tmp_path, capsys):
     assert not (tmp_path / "run").exists()
 
 
+def test_train_out_of_memory_is_one_line_naming_the_size_flags(tmp_path, capsys, monkeypatch):
+    # `--latent-dim 100000000` ended in a ResourceExhaustedError traceback.
+    def exhausted(*args, **kwargs):
+        raise tf.errors.ResourceExhaustedError(
+            None, None, "OOM when allocating tensor with shape[100000000,2048] and type float on "
+            "/job:localhost/replica:0/task:0/device:CPU:0 by allocator mklcpu")
+
+    monkeypatch.setattr(cli, "_build_and_compile", exhausted)
+    argv = ["train", "dcgan", "--dataset", "mnist_5k", "--epochs", "1", "--image-size", "32",
+            "--latent-dim", "100000000", "--output", tmp_path / "run"]
+    assert run(argv) == 2
+    assert error_line(capsys.readouterr().err) == (
+        "kgan: error: out of memory allocating a tensor of shape [100000000,2048]: lower "
+        "--batch-size, --image-size, --filters or --latent-dim (the sizes of the networks and "
+        "batches)")
+    assert not (tmp_path / "run").exists()
+
+
 def test_train_cyclegan_on_a_domain_smaller_than_a_batch_names_the_domain_and_flag(tmp_path, capsys):
     argv = ["train", "cyclegan", "--dataset", "digits_8x8", "--dataset-b", "mnist_5k",
             "--batch-size", 4000, "--image-size", 16, "--epochs", "1", "--output", tmp_path / "run"]
