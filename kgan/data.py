@@ -1147,6 +1147,10 @@ def _unknown_name_error(name: str, tfds: Any) -> UnknownDatasetError:
     )
 
 
+#: How `kgan train`, which has no data_dir flag, sets it: tfds reads the variable.
+_DATA_DIR_ON_THE_COMMAND_LINE = "on the command line: the TFDS_DATA_DIR environment variable"
+
+
 def _unavailable_error(
     name: str,
     split: str,
@@ -1176,7 +1180,7 @@ def _unavailable_error(
         )
         fix = (
             "Check that the network is reachable and retry, or point data_dir at a folder where "
-            "the dataset is already prepared"
+            f"the dataset is already prepared ({_DATA_DIR_ON_THE_COMMAND_LINE})"
         )
     else:
         what = (
@@ -1185,7 +1189,7 @@ def _unavailable_error(
         )
         fix = (
             "Pass download=True on a machine with network access, or point data_dir at a folder "
-            "where the dataset is already prepared"
+            f"where the dataset is already prepared ({_DATA_DIR_ON_THE_COMMAND_LINE})"
         )
     cause = " ".join(str(err).split())
     if len(cause) > 400:

@@ -730,6 +730,8 @@ def test_missing_tfds_data_without_download_is_unavailable(tmp_path):
     assert "download=False" in message
     assert "kgan.data.load('mnist_5k')" in message
     assert "--dataset mnist_5k" in message
+    # kgan train has no data_dir flag: the message names what does it there.
+    assert "on the command line: the TFDS_DATA_DIR environment variable" in message
     assert info.value.dataset == "mnist"
     assert info.value.data_dir == str(tmp_path)
 
@@ -761,6 +763,8 @@ def test_download_failures_are_unavailable(monkeypatch, tmp_path, error, pattern
         data.load("mnist", data_dir=tmp_path)
     assert "mnist_5k" in str(info.value)
     assert str(tmp_path) in str(info.value)
+    if "network" in pattern:
+        assert "on the command line: the TFDS_DATA_DIR environment variable" in str(info.value)
     assert info.value.__cause__ is error
 
 
