@@ -1547,6 +1547,10 @@ class _Domain:
         self.channels = shape[-1] if shape.rank == 3 else None
 
 
+#: The shape of a tensorflow-datasets name: dataset[/config][:version], no extension.
+_TFDS_NAME = re.compile(r"[a-z][a-z0-9_]*(/[a-z0-9_]+)?(:[0-9.]+)?")
+
+
 def _refuse_a_file(name: str) -> None:
     """Refuse a dataset name that is an existing file (`--dataset images.npz`).
 
@@ -1554,7 +1558,9 @@ def _refuse_a_file(name: str) -> None:
     tensorflow-datasets name, though the file is there.
     """
     path = os.path.expanduser(name)
-    if name in _EMBEDDED_LOADERS or not os.path.isfile(path):
+    # A name tensorflow-datasets could hold ('mnist', 'cycle_gan/horse2zebra')
+    # stays one even when a file of that name lies in the current folder.
+    if _TFDS_NAME.fullmatch(name) or not os.path.isfile(path):
         return
     if path.lower().endswith((".npz", ".npy")):
         fix = ("Arrays train from Python: kgan.data.from_numpy(np.load(...)[...]) (or save them "

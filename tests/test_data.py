@@ -494,6 +494,10 @@ def test_load_of_a_file_says_it_is_a_file(tmp_path, monkeypatch, spelled):
         data.load(spelled.format(name="photos/a.png"), image_size=8)
     with pytest.raises(data.UnknownDatasetError, match=r"a\.png' is a file"):
         data.unpaired(spelled.format(name="photos/a.png"), "photos", image_size=4, batch_size=1)
+    # A name tensorflow-datasets could hold is still looked up there, file or not.
+    (tmp_path / "mnistt").write_text("notes")
+    with pytest.raises(data.UnknownDatasetError, match=r"Unknown dataset 'mnistt'.*Did you mean"):
+        data.load("mnistt", image_size=8)
 
 
 def test_load_expands_the_home_folder_in_a_folder_path(pets, monkeypatch):
