@@ -573,6 +573,7 @@ def _train(args, argv):
         print(f"kgan: --distribute {args.distribute}: {strategy.num_replicas_in_sync} replicas "
               f"({', '.join(strategy.extended.worker_devices)}), --batch-size {args.batch_size} "
               "images per step in all", file=sys.stderr)
+    made_output = not output.exists()
     make_dirs(output)  # a one-line error if OUTPUT is under a file or read-only
     backup_dir = output / "backup"
     backup, restored = _backup(args, backup_dir, preset_dir, dataset)
@@ -599,6 +600,13 @@ def _train(args, argv):
         )
     except kgan_callbacks.DivergenceError as err:
         raise _diverged(err, backup_dir, preset_dir) from err
+    except Exception:
+        # An undecodable image is found as fit reads the first batch, after
+        # OUTPUT was made: a run that fails before its first backup takes back
+        # the folder it made (only backup/command.json), as a refusal leaves none.
+        if made_output and kgan_callbacks.BackupAndRestore.read_metadata(backup_dir) is None:
+            shutil.rmtree(output, ignore_errors=True)
+        raise
     model.recalibrate_ema_statistics(seed=args.seed)
     images_per_epoch = _dataset_size(dataset) * args.batch_size * model.batches_per_step
     metadata = {

@@ -86,6 +86,23 @@ def test_train_seed_outside_numpys_range_names_the_flag(seed, tmp_path, capsys):
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.parametrize("existed", [False, True])
+def test_train_on_an_undecodable_image_leaves_no_new_output(existed, tmp_path, capsys):
+    # The decode error comes as fit reads the first batch, after OUTPUT was
+    # made: it stayed behind holding backup/command.json. A folder that was
+    # there before the run is kept (holding that file, as before).
+    for i in range(2):
+        kgan.images.save_png(np.zeros((8, 8, 1), np.uint8), tmp_path / "photos" / f"{i}.png")
+    (tmp_path / "photos" / "half.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")
+    if existed:
+        (tmp_path / "run").mkdir()
+    argv = ["train", "dcgan", "--dataset", tmp_path / "photos", "--image-size", "8",
+            "--batch-size", "2", "--epochs", "1", "--filters", "4", "--output", tmp_path / "run"]
+    assert run(argv) == 2
+    assert "cannot decode" in error_line(capsys.readouterr().err)
+    assert (tmp_path / "run").exists() == existed
+
+
 def test_train_out_of_memory_is_one_line_naming_the_size_flags(tmp_path, capsys, monkeypatch):
     # `--latent-dim 100000000` ended in a ResourceExhaustedError traceback.
     def exhausted(*args, **kwargs):
