@@ -11,6 +11,7 @@ import errno
 import inspect
 import json
 import os
+import re
 import shlex
 import shutil
 import signal
@@ -537,6 +538,8 @@ def _train(args, argv):
     _resolve_batch_size(args, translation)  # recorded resolved: in command.json and the metadata
     # --seed fixes initialization, data order and every random stream, so a
     # recipe reproduces its preset and a resumed run continues the same run.
+    if not 0 <= args.seed < 2**32:  # numpy's range; its own error names no flag
+        raise CLIError(f"--seed must be in 0..{2**32 - 1}, got {args.seed}")
     keras.utils.set_random_seed(args.seed)
     if args.deterministic:
         import tensorflow as tf
@@ -570,6 +573,7 @@ def _train(args, argv):
         print(f"kgan: --distribute {args.distribute}: {strategy.num_replicas_in_sync} replicas "
               f"({', '.join(strategy.extended.worker_devices)}), --batch-size {args.batch_size} "
               "images per step in all", file=sys.stderr)
+    made_output = not output.exists()
     make_dirs(output)  # a one-line error if OUTPUT is under a file or read-only
     backup_dir = output / "backup"
     backup, restored = _backup(args, backup_dir, preset_dir, dataset)
@@ -596,6 +600,13 @@ def _train(args, argv):
         )
     except kgan_callbacks.DivergenceError as err:
         raise _diverged(err, backup_dir, preset_dir) from err
+    except Exception:
+        # An undecodable image is found as fit reads the first batch, after
+        # OUTPUT was made: a run that fails before its first backup takes back
+        # the folder it made (only backup/command.json), as a refusal leaves none.
+        if made_output and kgan_callbacks.BackupAndRestore.read_metadata(backup_dir) is None:
+            shutil.rmtree(output, ignore_errors=True)
+        raise
     model.recalibrate_ema_statistics(seed=args.seed)
     images_per_epoch = _dataset_size(dataset) * args.batch_size * model.batches_per_step
     metadata = {
@@ -728,7 +739,9 @@ def _too_few_examples_as_flags(args, translation=False, dataset=None, split_appl
     from kgan import data
 
     if split_applies is None:
-        split_applies = not translation
+        # A folder has no splits (data.load refuses --split for one).
+        named = dataset or args.dataset
+        split_applies = not translation and not (named and data._is_folder_name(named))
     try:
         yield
     except data.TooFewExamplesError as err:
@@ -1711,6 +1724,10 @@ def _os_error_message(err):
     return str(err)
 
 
+#: The flags whose values size the tensors a command allocates, named when memory runs out.
+_SIZE_FLAGS = ("batch_size", "image_size", "filters", "latent_dim", "num_residual_blocks")
+
+
 def _tensorflow_error_message(err, args):
     """A one-line message for a TensorFlow error caused by the user's files, else None."""
     import tensorflow as tf
@@ -1722,7 +1739,15 @@ def _tensorflow_error_message(err, args):
     text = str(err)
     if "No space left" in text:
         return _no_space_message(getattr(args, "output", None) or getattr(args, "dir", None) or "the output")
-    if "decode" not in text.lower():  # DecodeImage and the codecs' own messages
+    if isinstance(err, tf.errors.ResourceExhaustedError):  # e.g. --latent-dim 100000000
+        found = re.search(r"OOM when allocating tensor with shape\s*(\[[^\]]*\])", text)
+        tensor = f" a tensor of shape {found[1]}" if found else ""
+        flags = [f"--{key.replace('_', '-')}" for key in _SIZE_FLAGS if getattr(args, key, None)]
+        fix = f"lower {' or '.join(', '.join(flags).rsplit(', ', 1))}" if flags else "use smaller inputs"
+        return f"out of memory allocating{tensor}: {fix} (the sizes of the networks and batches)"
+    # DecodeImage and the codecs' own messages; ExtractJpegShape reads a JPEG's
+    # header before a grey decode (kgan.data), so a broken one fails there.
+    if "decode" not in text.lower() and "ExtractJpegShape" not in text:
         return None
     folders = [value for key in ("dataset", "dataset_b", "source", "against", "reference", "name")
                if isinstance(value := getattr(args, key, None), str) and os.path.isdir(value)]

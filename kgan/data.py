@@ -661,7 +661,8 @@ def from_numpy(
     """Builds a training pipeline from images held in memory.
 
     Args:
-        images: ``[N, H, W]`` or ``[N, H, W, C]`` array-like. Either uint8
+        images: ``[N, H, W]`` or ``[N, H, W, C]`` array-like (channels
+            last; ``[N, C, H, W]`` is refused with the transpose to use). Either uint8
             pixels in 0..255 (other integer types are accepted when every
             value lies in 0..255), or floats already scaled to ``[-1, 1]``.
         labels: Optional integer array-like ``[N]`` (or ``[N, 1]``, the
@@ -688,8 +689,9 @@ def from_numpy(
     Raises:
         TypeError: If images are not numeric, labels are not integers, or an
             argument has the wrong type.
-        ValueError: If images are empty, have the wrong rank, lie outside the
-            accepted range, labels do not match images in length, or the data
+        ValueError: If images are empty, have the wrong rank, look
+            channels-first or like one image, lie outside the accepted
+            range, labels do not match images in length, or the data
             holds fewer examples than one batch while ``drop_remainder=True``.
 
     Example:
@@ -727,6 +729,7 @@ def _check_images(images: Any) -> np.ndarray:
         )
     if array.size == 0:
         raise ValueError(f"images is empty (shape {array.shape}); pass at least one image.")
+    _refuse_misread_layout(array.shape)
     if array.ndim == 3:
         array = array[..., np.newaxis]
     if array.dtype == np.uint8:
@@ -752,6 +755,30 @@ def _check_images(images: Any) -> np.ndarray:
 
     warn_if_unit_range(low, high, stacklevel=3)  # the whole set: almost surely 0..1 data
     return np.clip(array, -1.0, 1.0).astype(np.float32)
+
+
+def _refuse_misread_layout(shape: tuple[int, ...]) -> None:
+    """Refuse the two layouts that pass as images of another shape.
+
+    Channels-first ``[N, C, H, W]`` (PyTorch's) read as ``[N, H, W, C]``
+    made 3-pixel-high images with W channels, and one ``[H, W, 3]`` image
+    made H grey images 3 pixels wide: both trained, on nonsense. No
+    architecture trains on images 1, 3 or 4 pixels wide or high, so these
+    shapes are never meant as they read.
+    """
+    image_channels = (1, 3, 4)
+    if len(shape) == 4 and shape[1] in image_channels and shape[3] not in image_channels:
+        raise ValueError(
+            f"images have shape {shape}, which looks channels-first [N, C, H, W] (PyTorch's "
+            f"layout); kgan takes channels-last [N, H, W, C]. Transpose them first: "
+            f"np.transpose(images, (0, 2, 3, 1))."
+        )
+    if len(shape) == 3 and shape[2] in (3, 4) and shape[1] not in image_channels:
+        raise ValueError(
+            f"images have shape {shape}, which looks like one [H, W, C] image; a 3-D array is "
+            f"read as [N, H, W] grey images, here {shape[2]} pixels wide. Pass a batch [N, H, W, "
+            f"C] (one image: images[None])."
+        )
 
 
 def _check_labels(labels: Any, num_images: int) -> np.ndarray:
@@ -794,13 +821,43 @@ def _is_image_file(name: str) -> bool:
 
 
 def _walk_images(top: str) -> list[str]:
+    """The image files under `top`, sorted; raises on a broken symbolic link.
+
+    Linked folders are followed, each real folder once: gfile's walk follows
+    links, and a link to the folder itself or an ancestor (`latest -> .`)
+    made it read the same images again at every depth until the path grew
+    too long (41 copies of each).
+    """
+    local = "://" not in top  # gfile also reads gs://..., which has no links
     found = []
+    walked = set()
     for root, subdirs, files in tf.io.gfile.walk(top):
+        if local:
+            real = os.path.realpath(root)
+            if real in walked:  # reached again through a link: already read
+                subdirs[:] = []
+                continue
+            walked.add(real)
         # Pruned in place so the walk skips hidden folders such as
         # .ipynb_checkpoints, which would otherwise add stray images.
         subdirs[:] = sorted(d for d in subdirs if not d.startswith("."))
-        found.extend(tf.io.gfile.join(root, name) for name in files if _is_image_file(name))
+        images = [tf.io.gfile.join(root, name) for name in files if _is_image_file(name)]
+        if local:
+            _refuse_broken_links(images, top)
+        found.extend(images)
     return sorted(found)
+
+
+def _refuse_broken_links(paths: list[str], top: str) -> None:
+    # Found here, before training: reading one failed mid-fit with a bare
+    # NotFoundError (in the CLI, a traceback).
+    broken = [p for p in paths if os.path.islink(p) and not os.path.exists(p)]
+    if broken:
+        raise FileNotFoundError(
+            f"Image folder {top!r} holds {len(broken)} broken symbolic link(s): {broken[0]!r} "
+            f"points to {os.readlink(broken[0])!r}, which does not exist. Remove the link(s) "
+            f"or restore what they point to."
+        )
 
 
 def _class_folders(directory: str) -> tuple[list[str], list[str]]:
@@ -838,15 +895,34 @@ def _no_images_error(directory: str, where: str) -> ValueError:
     )
 
 
+def _decodes_only_to_colour(contents: tf.Tensor) -> tf.Tensor:
+    """Whether TensorFlow's decoder of this file refuses ``channels=1``.
+
+    GIF takes 0 or 3 channels, BMP 0, 3 or 4, WebP 3 or 4, and libjpeg
+    cannot convert a CMYK (4-component, e.g. Adobe print) JPEG to grey:
+    such files decode as RGB and are converted after. Known by their bytes,
+    not the file name: a GIF named .png failed.
+    """
+    # Padded to 12 bytes: substr fails at a position past the end of a short file.
+    head = tf.strings.substr(tf.strings.join([tf.strings.substr(contents, 0, 12), "\0" * 12]), 0, 12)
+    webp = tf.logical_and(tf.equal(tf.strings.substr(head, 0, 4), "RIFF"),
+                          tf.equal(tf.strings.substr(head, 8, 4), "WEBP"))
+    jpeg = tf.equal(tf.strings.substr(head, 0, 3), b"\xff\xd8\xff")
+    return tf.reduce_any([
+        tf.equal(tf.strings.substr(head, 0, 3), "GIF"),
+        tf.equal(tf.strings.substr(head, 0, 2), "BM"),
+        webp,
+        # Only a JPEG reaches extract_jpeg_shape, which fails on other bytes.
+        tf.cond(jpeg, lambda: tf.equal(tf.io.extract_jpeg_shape(contents)[2], 4),
+                lambda: tf.constant(False)),
+    ])
+
+
 def _decode_image(path: tf.Tensor, channels: int) -> tf.Tensor:
     contents = tf.io.read_file(path)
     if channels == 1:
-        # TensorFlow's GIF and BMP decoders cannot give one channel (GIF takes
-        # 0 or 3, BMP 0, 3 or 4): decode those as RGB and convert. Known by
-        # their first bytes, not the file name: a GIF named .png failed.
-        head = tf.strings.substr(contents, 0, 3)
         image = tf.cond(
-            tf.logical_or(tf.equal(head, "GIF"), tf.equal(tf.strings.substr(head, 0, 2), "BM")),
+            _decodes_only_to_colour(contents),
             lambda: tf.image.rgb_to_grayscale(
                 tf.io.decode_image(contents, channels=3, expand_animations=False)),
             lambda: tf.io.decode_image(contents, channels=1, expand_animations=False),
@@ -907,7 +983,8 @@ def from_folder(
 
     Reads every PNG, JPEG, BMP and GIF file (first frame) under
     ``directory``, recursively, in sorted path order; hidden files and
-    folders (names starting with ".") are skipped. Files are decoded in
+    folders (names starting with ".") are skipped, and a linked folder is
+    read once however many links lead to it. Files are decoded in
     parallel. With ``with_labels=True`` each immediate sub-folder is a class,
     as in ``keras.utils.image_dataset_from_directory``: class ``i`` is the
     ``i``-th sub-folder name in sorted order, and the returned dataset has a
@@ -933,11 +1010,13 @@ def from_folder(
         or of ``(images, labels)``.
 
     Raises:
-        FileNotFoundError: If ``directory`` does not exist.
+        FileNotFoundError: If ``directory`` does not exist, or an image
+            file in it is a symbolic link to nothing.
         NotADirectoryError: If ``directory`` is a file.
         ValueError: If no image file is found, if ``with_labels=True`` and
-            images lie directly in ``directory`` or there are no sub-folders,
-            or if there are fewer images than one batch.
+            images lie directly in ``directory``, there are no sub-folders
+            or one of them holds no images, or if there are fewer images
+            than one batch.
 
     Example:
         >>> # faces/0001.png, faces/0002.jpg, ...
@@ -976,10 +1055,22 @@ def from_folder(
                 f"(on the command line, train an unconditional architecture such as dcgan)."
             )
         paths: list[str] = []
+        empty = []
         for index, name in enumerate(class_names):
             found = _walk_images(tf.io.gfile.join(directory, name))
             paths.extend(found)
             labels.extend([index] * len(found))
+            if not found:
+                empty.append(name)
+        if empty and paths:
+            # Its label would never be seen: a conditional GAN's samples of that
+            # class (kgan synthesize's folder of them) would be noise.
+            raise ValueError(
+                f"with_labels=True makes each sub-folder of {directory!r} a class, but "
+                f"{len(empty)} of them hold no images ({', '.join(map(repr, empty))}), so their "
+                f"labels would be learned from no examples. Put images in them, or move them "
+                f"out of the folder (or rename them to start with '.', which skips them)."
+            )
     else:
         paths = _walk_images(directory)
     if not paths:
@@ -1056,6 +1147,10 @@ def _unknown_name_error(name: str, tfds: Any) -> UnknownDatasetError:
     )
 
 
+#: How `kgan train`, which has no data_dir flag, sets it: tfds reads the variable.
+_DATA_DIR_ON_THE_COMMAND_LINE = "on the command line: the TFDS_DATA_DIR environment variable"
+
+
 def _unavailable_error(
     name: str,
     split: str,
@@ -1085,7 +1180,7 @@ def _unavailable_error(
         )
         fix = (
             "Check that the network is reachable and retry, or point data_dir at a folder where "
-            "the dataset is already prepared"
+            f"the dataset is already prepared ({_DATA_DIR_ON_THE_COMMAND_LINE})"
         )
     else:
         what = (
@@ -1094,7 +1189,7 @@ def _unavailable_error(
         )
         fix = (
             "Pass download=True on a machine with network access, or point data_dir at a folder "
-            "where the dataset is already prepared"
+            f"where the dataset is already prepared ({_DATA_DIR_ON_THE_COMMAND_LINE})"
         )
     cause = " ".join(str(err).split())
     if len(cause) > 400:
@@ -1377,6 +1472,7 @@ def load(
     download = _check_bool(download, "download")
     data_dir = _check_data_dir(data_dir)
 
+    _refuse_a_file(name)
     if name not in _EMBEDDED_LOADERS and _is_folder_name(name):
         if not os.path.isdir(os.path.expanduser(name)):
             raise UnknownDatasetError(
@@ -1451,6 +1547,33 @@ class _Domain:
         self.channels = shape[-1] if shape.rank == 3 else None
 
 
+#: The shape of a tensorflow-datasets name: dataset[/config][:version], no extension.
+_TFDS_NAME = re.compile(r"[a-z][a-z0-9_]*(/[a-z0-9_]+)?(:[0-9.]+)?")
+
+
+def _refuse_a_file(name: str) -> None:
+    """Refuse a dataset name that is an existing file (`--dataset images.npz`).
+
+    It was read as a missing folder ("does not exist") or an unknown
+    tensorflow-datasets name, though the file is there.
+    """
+    path = os.path.expanduser(name)
+    # A name tensorflow-datasets could hold ('mnist', 'cycle_gan/horse2zebra')
+    # stays one even when a file of that name lies in the current folder.
+    if _TFDS_NAME.fullmatch(name) or not os.path.isfile(path):
+        return
+    if path.lower().endswith((".npz", ".npy")):
+        fix = ("Arrays train from Python: kgan.data.from_numpy(np.load(...)[...]) (or save them "
+               "as image files in a folder)")
+    else:
+        fix = (f"Name the folder that holds the images ({os.path.dirname(os.path.abspath(path))}, "
+               f"if this file is one of them)")
+    raise UnknownDatasetError(
+        f"{name!r} is a file; a dataset is a name (mnist_5k, a tensorflow-datasets name) or a "
+        f"folder of images. {fix}."
+    )
+
+
 def _is_folder_name(domain: str) -> bool:
     """Whether a string domain names a folder rather than a dataset."""
     if domain in _EMBEDDED_LOADERS:
@@ -1514,6 +1637,8 @@ def _open_domain(
     """Resolves a dataset name, folder or array into unbatched images."""
     if not isinstance(split, str):
         raise TypeError(f"split_{side.lower()} must be a string such as 'train', got {split!r}.")
+    if isinstance(domain, str):
+        _refuse_a_file(domain)
     if isinstance(domain, os.PathLike) or (
         isinstance(domain, str) and domain and _is_folder_name(domain)
     ):

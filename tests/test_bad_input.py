@@ -180,6 +180,36 @@ def folder_with_undecodable_images(env):
     return images
 
 
+def folder_with_truncated_jpeg(env):
+    """Two good PNGs and a JPEG cut off in its header (read with --channels 1)."""
+    images = folder_of_good_images(env, "grey")
+    jpeg = tf.io.encode_jpeg(np.zeros((8, 8, 3), np.uint8)).numpy()
+    (images / "half.jpg").write_bytes(jpeg[:100])
+    return images
+
+
+def folder_with_broken_link(env):
+    """Two good PNGs and a link to a file that was deleted."""
+    images = folder_of_good_images(env, "linked")
+    (images / "gone.png").symlink_to(env.tmp / "deleted.png")
+    return images
+
+
+def classes_with_an_empty_one(env):
+    """Class folders a/ and b/ of two good PNGs each, and an empty c/."""
+    root = folder(env.tmp / "classes")
+    for name in "ab":
+        shutil.copytree(folder_of_good_images(env, f"class_{name}"), root / name)
+    (root / "c").mkdir()
+    return root
+
+
+def array_file(env):
+    """An .npz of images, which kgan train does not read."""
+    np.savez(env.tmp / "images.npz", images=zeros(4, 16, 16, 1, dtype="uint8"))
+    return env.tmp / "images.npz"
+
+
 def foreign_weights(env, source, rehashed):
     """dcgan_mnist with the weights file of another shipped preset copied in."""
     folder = copy_shipped(env)
@@ -572,6 +602,24 @@ CLI_CASES = [
                        "--image-size", "16", "--epochs", "1", "--filters", "4", "--num-residual-blocks", "1",
                        "--disc-layers", "2", "--batch-size", "2", "--output", e.tmp / "r"],
             r"cannot decode .*half.png, .*notes.jpg: corrupt, truncated or not an image", r"Remove or re-save"),
+    CLICase("broken_link_in_a_training_folder",
+            lambda e: ["train", "dcgan", "--dataset", folder_with_broken_link(e), "--image-size", "8",
+                       "--epochs", "1", "--filters", "4", "--batch-size", "2", "--output", e.tmp / "r"],
+            r"holds 1 broken symbolic link\(s\): .*gone.png' points to", r"Remove the link"),
+    CLICase("empty_class_folder_for_a_conditional_gan",
+            lambda e: ["train", "conditional_gan", "--dataset", classes_with_an_empty_one(e),
+                       "--image-size", "8", "--epochs", "1", "--filters", "4", "--batch-size", "2",
+                       "--output", e.tmp / "r"],
+            r"1 of them hold no images \('c'\)", r"Put images in them, or move them out"),
+    CLICase("array_file_as_the_dataset",
+            lambda e: ["train", "dcgan", "--dataset", array_file(e), "--epochs", "1", "--output", e.tmp / "r"],
+            r"images.npz' is a file; a dataset is a name .* or a folder of images",
+            r"Arrays train from Python: kgan\.data\.from_numpy"),
+    CLICase("truncated_jpeg_in_a_grey_training_folder",
+            lambda e: ["train", "dcgan", "--dataset", folder_with_truncated_jpeg(e), "--channels", "1",
+                       "--image-size", "8", "--epochs", "1", "--filters", "4", "--batch-size", "2",
+                       "--output", e.tmp / "r"],
+            r"cannot decode .*half.jpg: corrupt, truncated or not an image", r"Remove or re-save"),
 ]
 
 

@@ -62,6 +62,65 @@ def test_train_on_too_few_examples_says_which_flags_to_change(arch, batch_size, 
     assert not (tmp_path / "run").exists()
 
 
+def test_train_on_a_folder_smaller_than_a_batch_does_not_suggest_a_split(tmp_path, capsys):
+    # A folder has no splits: following "choose a larger --split" got "drop --split".
+    for i in range(3):
+        kgan.images.save_png(np.zeros((8, 8, 1), np.uint8), tmp_path / "few" / f"{i}.png")
+    argv = ["train", "dcgan", "--dataset", tmp_path / "few", "--image-size", "8", "--batch-size", "4",
+            "--epochs", "1", "--filters", "4", "--output", tmp_path / "run"]
+    assert run(argv) == 2
+    line = error_line(capsys.readouterr().err)
+    assert line.endswith("few has 3 examples, fewer than one training step takes: 4. Lower "
+                         "--batch-size to at most 3.")
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("seed", ["-1", str(2**32)])
+def test_train_seed_outside_numpys_range_names_the_flag(seed, tmp_path, capsys):
+    # numpy's own error ("Seed must be between 0 and 2**32 - 1") named no flag.
+    argv = ["train", "dcgan", "--dataset", "mnist_5k", "--epochs", "1", "--seed", seed,
+            "--output", tmp_path / "run"]
+    assert run(argv) == 2
+    assert error_line(capsys.readouterr().err) == (
+        f"kgan: error: --seed must be in 0..4294967295, got {seed}")
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("existed", [False, True])
+def test_train_on_an_undecodable_image_leaves_no_new_output(existed, tmp_path, capsys):
+    # The decode error comes as fit reads the first batch, after OUTPUT was
+    # made: it stayed behind holding backup/command.json. A folder that was
+    # there before the run is kept (holding that file, as before).
+    for i in range(2):
+        kgan.images.save_png(np.zeros((8, 8, 1), np.uint8), tmp_path / "photos" / f"{i}.png")
+    (tmp_path / "photos" / "half.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")
+    if existed:
+        (tmp_path / "run").mkdir()
+    argv = ["train", "dcgan", "--dataset", tmp_path / "photos", "--image-size", "8",
+            "--batch-size", "2", "--epochs", "1", "--filters", "4", "--output", tmp_path / "run"]
+    assert run(argv) == 2
+    assert "cannot decode" in error_line(capsys.readouterr().err)
+    assert (tmp_path / "run").exists() == existed
+
+
+def test_train_out_of_memory_is_one_line_naming_the_size_flags(tmp_path, capsys, monkeypatch):
+    # `--latent-dim 100000000` ended in a ResourceExhaustedError traceback.
+    def exhausted(*args, **kwargs):
+        raise tf.errors.ResourceExhaustedError(
+            None, None, "OOM when allocating tensor with shape[100000000,2048] and type float on "
+            "/job:localhost/replica:0/task:0/device:CPU:0 by allocator mklcpu")
+
+    monkeypatch.setattr(cli, "_build_and_compile", exhausted)
+    argv = ["train", "dcgan", "--dataset", "mnist_5k", "--epochs", "1", "--image-size", "32",
+            "--latent-dim", "100000000", "--output", tmp_path / "run"]
+    assert run(argv) == 2
+    assert error_line(capsys.readouterr().err) == (
+        "kgan: error: out of memory allocating a tensor of shape [100000000,2048]: lower "
+        "--batch-size, --image-size, --filters or --latent-dim (the sizes of the networks and "
+        "batches)")
+    assert not (tmp_path / "run").exists()
+
+
 def test_train_cyclegan_on_a_domain_smaller_than_a_batch_names_the_domain_and_flag(tmp_path, capsys):
     argv = ["train", "cyclegan", "--dataset", "digits_8x8", "--dataset-b", "mnist_5k",
             "--batch-size", 4000, "--image-size", 16, "--epochs", "1", "--output", tmp_path / "run"]

@@ -294,6 +294,22 @@ def test_from_numpy_rejects_bad_images(images, error, pattern):
         data.from_numpy(images, batch_size=1)
 
 
+@pytest.mark.parametrize(("shape", "pattern"), [
+    ((5, 3, 16, 16), r"\(5, 3, 16, 16\), which looks channels-first.*np\.transpose\(images, "
+                     r"\(0, 2, 3, 1\)\)"),
+    ((5, 1, 28, 28), r"looks channels-first"),
+    ((16, 16, 3), r"\(16, 16, 3\), which looks like one \[H, W, C\] image.*images\[None\]"),
+])
+def test_from_numpy_refuses_layouts_it_would_misread(shape, pattern):
+    # Both trained on nonsense: [5, 3, 16, 16] as 3x16 images of 16 channels,
+    # one RGB image as 16 grey images 3 pixels wide.
+    with pytest.raises(ValueError, match=pattern):
+        data.from_numpy(np.zeros(shape, np.uint8), batch_size=1)
+    # What is refused is only what no image set looks like.
+    for fine in [(5, 16, 16, 3), (5, 16, 16, 1), (5, 4, 4, 3), (5, 28, 28), (3, 4, 4)]:
+        data.from_numpy(np.zeros(fine, np.uint8), batch_size=1)
+
+
 def test_from_numpy_rejects_bad_labels():
     images = ramp_images(5)
     with pytest.raises(ValueError, match="labels has 4 entries but images has 5"):
@@ -463,6 +479,27 @@ def test_load_of_a_missing_folder_path_says_the_folder_does_not_exist(tmp_path, 
     assert "from_folder" not in str(info.value)  # `kgan train --dataset` users have no Python call
 
 
+@pytest.mark.parametrize("spelled", ["./{name}", "{name}"])
+def test_load_of_a_file_says_it_is_a_file(tmp_path, monkeypatch, spelled):
+    # `--dataset ./images.npz` said the folder "does not exist", though the file
+    # is there; `--dataset photo.png` that tensorflow-datasets has no such name.
+    monkeypatch.chdir(tmp_path)
+    np.savez(tmp_path / "images.npz", images=np.zeros((4, 8, 8), np.uint8))
+    write_png(tmp_path / "photos" / "a.png", np.zeros((4, 4, 3), np.uint8))
+    with pytest.raises(data.UnknownDatasetError, match=r"'(\./)?images\.npz' is a file.*"
+                                                       r"kgan\.data\.from_numpy\(np\.load"):
+        data.load(spelled.format(name="images.npz"), image_size=8)
+    with pytest.raises(data.UnknownDatasetError, match=r"a\.png' is a file.*Name the folder that "
+                                                       r"holds the images \(.*photos, if"):
+        data.load(spelled.format(name="photos/a.png"), image_size=8)
+    with pytest.raises(data.UnknownDatasetError, match=r"a\.png' is a file"):
+        data.unpaired(spelled.format(name="photos/a.png"), "photos", image_size=4, batch_size=1)
+    # A name tensorflow-datasets could hold is still looked up there, file or not.
+    (tmp_path / "mnistt").write_text("notes")
+    with pytest.raises(data.UnknownDatasetError, match=r"Unknown dataset 'mnistt'.*Did you mean"):
+        data.load("mnistt", image_size=8)
+
+
 def test_load_expands_the_home_folder_in_a_folder_path(pets, monkeypatch):
     monkeypatch.setenv("HOME", str(pets.parent))
     (images,) = batches(data.load(f"~/{pets.name}", image_size=8, batch_size=5, shuffle=False))
@@ -494,6 +531,66 @@ def test_from_folder_reads_gif_and_bmp_as_one_channel(fmt, name, tmp_path):
     assert gray.shape == (1, 4, 4, 1)
     np.testing.assert_allclose(gray, int(rgb[0, 0, 0]) / 127.5 - 1, atol=1 / 127.5)
     assert data.undecodable_images(tmp_path) == []
+
+
+#: A 1x1 white lossless WebP (Pillow 13); TensorFlow decodes WebP but only to 3 or 4 channels.
+WHITE_WEBP = (b"RIFF\x1e\x00\x00\x00WEBPVP8L\x11\x00\x00\x00/\x00\x00\x00\x00\x07\xd0\xff\xfe"
+              b"\xf7\xbf\xff\x81\x88\xe8\x7f\x00\x00")
+
+
+def _white_cmyk_jpeg():
+    """A 2x2 white CMYK JPEG, as print workflows (Adobe) write them."""
+    image = pytest.importorskip("PIL.Image")  # Pillow comes with tensorboard
+    import io
+
+    buffer = io.BytesIO()
+    image.new("CMYK", (2, 2), (0, 0, 0, 0)).save(buffer, "JPEG", quality=95)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("fmt, name", [("cmyk", "print.jpg"), ("webp", "a_webp_named.png")])
+def test_from_folder_reads_cmyk_jpeg_and_webp_as_one_channel(fmt, name, tmp_path):
+    # libjpeg cannot convert CMYK to grey and the WebP decoder gives 3 or 4
+    # channels: with channels=1 either failed mid-fit ("Unsupported color
+    # conversion request") though it decodes with channels=3.
+    (tmp_path / name).write_bytes(_white_cmyk_jpeg() if fmt == "cmyk" else WHITE_WEBP)
+    write_png(tmp_path / "grey.png", np.full((2, 2, 1), 255, np.uint8))
+    (gray,) = batches(data.from_folder(tmp_path, image_size=2, channels=1, batch_size=2,
+                                       shuffle=False))
+    assert gray.shape == (2, 2, 2, 1)
+    np.testing.assert_allclose(gray, 1.0, atol=2 / 127.5)  # white, as the RGB decode says
+    assert data.undecodable_images(tmp_path) == []
+
+
+def test_from_folder_one_channel_still_refuses_a_truncated_jpeg(tmp_path):
+    # The header read that finds CMYK files fails on a broken JPEG: still an
+    # error of the decode (and the CLI's message names the file).
+    jpeg = tf.io.encode_jpeg(np.zeros((8, 8, 3), np.uint8)).numpy()
+    (tmp_path / "half.jpg").write_bytes(jpeg[:100])
+    with pytest.raises(tf.errors.InvalidArgumentError, match="JPEG"):
+        batches(data.from_folder(tmp_path, image_size=8, channels=1, batch_size=1))
+    assert data.undecodable_images(tmp_path) == [str(tmp_path / "half.jpg")]
+
+
+def test_from_folder_reads_each_linked_folder_once(tmp_path):
+    # gfile's walk follows links: `latest -> .` read a.png 41 times (until the
+    # path grew too long); a link to a folder elsewhere is still read.
+    root, elsewhere = tmp_path / "photos", tmp_path / "elsewhere"
+    write_png(root / "a.png", np.zeros((4, 4, 3), np.uint8))
+    write_png(elsewhere / "b.png", np.full((4, 4, 3), 255, np.uint8))
+    (root / "latest").symlink_to(root, target_is_directory=True)
+    (root / "more").symlink_to(elsewhere, target_is_directory=True)
+    dataset = data.from_folder(root, image_size=4, batch_size=1, shuffle=False)
+    assert len(batches(dataset)) == 2
+
+
+def test_from_folder_refuses_a_broken_link_before_reading(tmp_path):
+    # It failed mid-fit with a bare NotFoundError naming no folder (the CLI: a traceback).
+    write_png(tmp_path / "a.png", np.zeros((4, 4, 3), np.uint8))
+    (tmp_path / "gone.png").symlink_to(tmp_path / "deleted.png")
+    with pytest.raises(FileNotFoundError, match=r"broken symbolic link\(s\): .*gone\.png' points "
+                                                r"to .*deleted\.png.*Remove the link"):
+        data.from_folder(tmp_path, image_size=4, batch_size=1)
 
 
 def test_embedded_class_names_are_the_datasets_not_the_splits():
@@ -528,6 +625,18 @@ def test_from_folder_labels_need_class_subfolders(tmp_path):
     write_png(tmp_path / "cls" / "a.png", np.zeros((4, 4, 3), np.uint8))
     with pytest.raises(ValueError, match=r"lie directly in it \(e\.g\. 'loose\.png'\)"):
         data.from_folder(tmp_path, image_size=4, batch_size=1, with_labels=True)
+
+
+def test_from_folder_labels_refuse_a_class_folder_without_images(pets):
+    # An empty `bird/` became class 0 of a conditional GAN that never saw it.
+    (pets / "bird").mkdir()
+    (pets / "bird" / "notes.txt").write_text("to do: photos")
+    with pytest.raises(ValueError, match=r"1 of them hold no images \('bird'\).*Put images in "
+                                         r"them, or move them out"):
+        data.from_folder(pets, image_size=4, batch_size=1, with_labels=True)
+    (pets / "bird").rename(pets / ".bird")  # hidden folders are skipped
+    dataset = data.from_folder(pets, image_size=4, batch_size=1, with_labels=True)
+    assert dataset.class_names == ["cat", "dog"]
 
 
 def test_from_folder_requires_image_size_and_valid_channels(pets):
@@ -625,6 +734,8 @@ def test_missing_tfds_data_without_download_is_unavailable(tmp_path):
     assert "download=False" in message
     assert "kgan.data.load('mnist_5k')" in message
     assert "--dataset mnist_5k" in message
+    # kgan train has no data_dir flag: the message names what does it there.
+    assert "on the command line: the TFDS_DATA_DIR environment variable" in message
     assert info.value.dataset == "mnist"
     assert info.value.data_dir == str(tmp_path)
 
@@ -656,6 +767,8 @@ def test_download_failures_are_unavailable(monkeypatch, tmp_path, error, pattern
         data.load("mnist", data_dir=tmp_path)
     assert "mnist_5k" in str(info.value)
     assert str(tmp_path) in str(info.value)
+    if "network" in pattern:
+        assert "on the command line: the TFDS_DATA_DIR environment variable" in str(info.value)
     assert info.value.__cause__ is error
 
 
