@@ -347,8 +347,8 @@ def build_parser():
         "translate",
         help="translate images with an image-to-image preset (CycleGAN)",
         description=(
-            "Translate image files (PNG, JPEG, BMP, GIF) or folders of them with a CycleGAN "
-            "preset, at their own size, into PNGs under --output (a folder input keeps its "
+            "Translate image files (PNG, JPEG, BMP, GIF; WebP where TensorFlow decodes it) or "
+            "folders of them with a CycleGAN preset, at their own size, into PNGs under --output (a folder input keeps its "
             "sub-folders). The output folder is written whole or not at all."
         ),
     )
@@ -1353,26 +1353,30 @@ def _evaluate_translation(args, argv):
         print(f"kgan: updated {folder}/metadata.json and its model card", file=sys.stderr)
 
 
-_IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
+#: Names of image files, which `kgan sample` and `kgan synthesize` refuse as outputs.
+_IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 
 
 def _translation_jobs(inputs):
     """`(source file, relative output path)` pairs for `kgan translate`."""
+    from kgan.data import IMAGE_EXTENSIONS  # what kgan decodes, as for training folders
+
+    readable = ", ".join(IMAGE_EXTENSIONS)
     jobs = []
     for given in inputs:
         path = Path(given)
         if path.is_dir():
             files = sorted(
                 p for p in path.rglob("*")
-                if p.suffix.lower() in _IMAGE_SUFFIXES and not any(
+                if p.suffix.lower() in IMAGE_EXTENSIONS and not any(
                     part.startswith(".") for part in p.relative_to(path).parts)
             )
             if not files:
-                raise CLIError(f"folder {path} holds no PNG, JPEG, BMP or GIF files")
+                raise CLIError(f"folder {path} holds no image files ({readable})")
             jobs += [(f, Path(path.name) / f.relative_to(path).with_suffix(".png")) for f in files]
         elif path.is_file():
-            if path.suffix.lower() not in _IMAGE_SUFFIXES:
-                raise CLIError(f"{path} is not a PNG, JPEG, BMP or GIF file")
+            if path.suffix.lower() not in IMAGE_EXTENSIONS:
+                raise CLIError(f"{path} is not an image file kgan reads ({readable})")
             jobs.append((path, Path(path.stem + ".png")))
         else:
             raise CLIError(f"input {path} does not exist")

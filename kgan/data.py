@@ -49,6 +49,7 @@ Example:
 
 from __future__ import annotations
 
+import collections
 import difflib
 import functools
 import importlib.resources
@@ -58,6 +59,7 @@ import re
 import socket
 import urllib.parse
 import urllib.request
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -92,8 +94,18 @@ EMBEDDED_DATASETS: dict[str, str] = {
 }
 """Datasets that install with kgan: name -> short description."""
 
-IMAGE_EXTENSIONS: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
+IMAGE_EXTENSIONS: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".bmp", ".gif") + (
+    # TensorFlow's decode_image reads WebP where it has a WebP decoder (newer releases).
+    (".webp",) if hasattr(tf.io, "decode_webp") else ()
+)
 """File extensions :func:`from_folder` reads (case-insensitive)."""
+
+#: Image formats TensorFlow cannot decode: `from_folder` skips them, and warns.
+_UNREADABLE_IMAGE_EXTENSIONS = tuple(
+    ext for ext in (".webp", ".tif", ".tiff", ".heic", ".heif", ".avif", ".jxl", ".jp2", ".ppm",
+                    ".pgm", ".pbm", ".ico", ".psd", ".dng", ".cr2", ".nef", ".arw")
+    if ext not in IMAGE_EXTENSIONS
+)
 
 # A full-dataset shuffle buffer of decoded images is the best shuffle but costs
 # a second copy of the data in memory; MNIST-sized sets (60k) still fit easily.
@@ -826,11 +838,13 @@ def _walk_images(top: str) -> list[str]:
     Linked folders are followed, each real folder once: gfile's walk follows
     links, and a link to the folder itself or an ancestor (`latest -> .`)
     made it read the same images again at every depth until the path grew
-    too long (41 copies of each).
+    too long (41 copies of each). Images in formats TensorFlow cannot decode
+    (TIFF, HEIC, ...) are left out with a warning that counts them.
     """
     local = "://" not in top  # gfile also reads gs://..., which has no links
     found = []
     walked = set()
+    skipped = collections.Counter()
     for root, subdirs, files in tf.io.gfile.walk(top):
         if local:
             real = os.path.realpath(root)
@@ -845,6 +859,17 @@ def _walk_images(top: str) -> list[str]:
         if local:
             _refuse_broken_links(images, top)
         found.extend(images)
+        skipped.update(os.path.splitext(name)[1].lower() for name in files
+                       if not name.startswith(".")
+                       and name.lower().endswith(_UNREADABLE_IMAGE_EXTENSIONS))
+    if skipped:
+        counts = ", ".join(f"{count} {ext}" for ext, count in sorted(skipped.items()))
+        warnings.warn(
+            f"Image folder {top!r}: skipped {sum(skipped.values())} image file(s) in formats "
+            f"TensorFlow cannot decode ({counts}); kgan reads {', '.join(IMAGE_EXTENSIONS)}. "
+            "Convert them (e.g. to PNG) to train on them.",
+            stacklevel=3,
+        )
     return sorted(found)
 
 
@@ -981,9 +1006,11 @@ def from_folder(
 ) -> tf.data.Dataset:
     """Builds a training pipeline from a folder of image files.
 
-    Reads every PNG, JPEG, BMP and GIF file (first frame) under
-    ``directory``, recursively, in sorted path order; hidden files and
-    folders (names starting with ".") are skipped, and a linked folder is
+    Reads every PNG, JPEG, BMP and GIF file (first frame), and WebP where
+    TensorFlow decodes it (``IMAGE_EXTENSIONS``), under ``directory``,
+    recursively, in sorted path order; hidden files and folders (names
+    starting with ".") are skipped, image formats TensorFlow cannot decode
+    (TIFF, HEIC, ...) are skipped with a warning, and a linked folder is
     read once however many links lead to it. Files are decoded in
     parallel. With ``with_labels=True`` each immediate sub-folder is a class,
     as in ``keras.utils.image_dataset_from_directory``: class ``i`` is the

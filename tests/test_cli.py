@@ -675,8 +675,8 @@ def test_translate_files_and_folders_at_their_own_size(cyclegan_preset, tmp_path
     "make_input, message",
     [
         (lambda d: d / "missing.png", "does not exist"),
-        (lambda d: (d / "notes.txt").write_text("x") and d / "notes.txt", "not a PNG"),
-        (lambda d: (d / "empty").mkdir() or d / "empty", "holds no PNG"),
+        (lambda d: (d / "notes.txt").write_text("x") and d / "notes.txt", "is not an image file kgan reads (.png, .jpg"),
+        (lambda d: (d / "empty").mkdir() or d / "empty", "holds no image files (.png, .jpg"),
         (lambda d: (d / "broken.png").write_bytes(b"\x89PNG garbage") and d / "broken.png", "cannot decode"),
     ],
 )
