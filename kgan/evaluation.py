@@ -335,14 +335,25 @@ def evaluate(
                 "evaluate it with kgan.translation_evaluation.evaluate_translation (what "
                 f"`kgan evaluate {source}` runs)."
             )
-        if against is None:
+        recorded = against is None
+        if recorded:
             if evaluated.metadata is None:
                 raise ValueError(f"Say which real dataset to compare {source} with: pass --against DATASET.")
             against = evaluated.metadata["dataset"]
-        real = open_source(
-            against, split=against_split, batch_size=batch_size, image_shape=evaluated.image_shape,
-            split_flag="--against-split",
-        )
+        try:
+            real = open_source(
+                against, split=against_split, batch_size=batch_size,
+                image_shape=evaluated.image_shape, split_flag="--against-split",
+            )
+        except (FileNotFoundError, data.UnknownDatasetError) as err:
+            if not recorded:
+                raise
+            # kgan train records a folder as it was given, relative to where it ran.
+            raise type(err)(
+                f"{source} was trained on {against!r} (its metadata's dataset), which is not "
+                f"found from {os.getcwd()}: {err} Run from the folder kgan train ran in, or "
+                "pass --against with the real images' folder or dataset name."
+            ) from err
     if real.kind == "preset":
         raise ValueError(f"--against {against} is a preset; compare with real images (a dataset or folder).")
     if real.image_shape != evaluated.image_shape:

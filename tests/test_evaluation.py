@@ -256,6 +256,23 @@ def test_a_train_output_folder_is_not_read_as_its_sample_grids(digits_preset, tm
         assert f"its preset is {output / 'preset'}" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("recorded", ["digits/", "digits"])
+def test_a_recorded_training_folder_not_found_from_here_says_to_pass_against(
+        tmp_path, monkeypatch, capsys, recorded):
+    # kgan train records --dataset as given, relative to where it ran; evaluating
+    # from elsewhere said only "not a preset, a folder of images, or a dataset name".
+    model = spread_weights(DCGAN.from_image_shape((16, 16, 1), latent_dim=8, filters=4, seed=0))
+    folder = zoo.save_preset(model, tmp_path / "run" / "preset",
+                             dict(TINY_METADATA, dataset=recorded))
+    monkeypatch.chdir(tmp_path)
+    assert run(["evaluate", folder, "--num", 1]) == 2
+    err = capsys.readouterr().err
+    assert (f"was trained on {recorded!r} (its metadata's dataset), which is not found from "
+            f"{tmp_path}") in err and "pass --against" in err
+    assert run(["evaluate", folder, "--num", 1, "--against", recorded]) == 2  # given: as it was
+    assert "its metadata's dataset" not in capsys.readouterr().err
+
+
 def test_shape_mismatch_between_source_and_against(tmp_path):
     model = spread_weights(DCGAN.from_image_shape((16, 16, 1), latent_dim=8, filters=4, seed=0))
     folder = zoo.save_preset(model, tmp_path / "small", TINY_METADATA)
