@@ -396,7 +396,10 @@ class AdaptiveAugment(keras.layers.Layer):
 
         sign_sum = self.sign_sum + totals[0]
         image_count = self.image_count + totals[1]
-        updates = self.updates + 1
+        # After the data: the call that ends an epoch of a pipeline of unknown
+        # length has none, and must not count as an update (see GAN._report).
+        with tf.control_dependencies([totals]):
+            updates = self.updates + 1
         due = updates >= self.interval
         rt = sign_sum / tf.maximum(image_count, 1.0)
         # The paper's speed: `image_count` (= batch * interval) images move p

@@ -265,6 +265,18 @@ def test_every_architecture_trains_with_ada(arch, run_eagerly):
         assert float(ada.p.numpy()) == 0.5
 
 
+def test_the_call_that_ends_an_epoch_of_unknown_length_is_no_update():
+    # Keras ends such an epoch with a call whose data runs out; its counter of
+    # updates since the last adjustment advanced in it (3 updates counted 4, and
+    # p moved one update early every epoch).
+    model = tiny_dcgan(ada_interval=100)
+    model.compile()
+    data = tf.data.Dataset.from_tensor_slices(images(batch=24, size=16)).batch(8)
+    model.fit(data.filter(lambda batch: True), epochs=2, verbose=0)
+    assert int(model.ada.updates.numpy()) == 6
+    assert float(model.ada.image_count.numpy()) == 6 * 8
+
+
 def test_a_train_step_that_never_observes_fails_clearly():
     class Forgetful(DCGAN):
         def train_step(self, data):

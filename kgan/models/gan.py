@@ -572,7 +572,13 @@ class GAN(keras.Model):
         # Every train_step ends here: the replicas' batch-norm statistics too.
         self.sync_batchnorm_statistics()
         for name, value in values.items():
-            self._kgan_tracker(name).update_state(value)
+            value = tf.convert_to_tensor(value)
+            # Keras ends an epoch of a pipeline of unknown length (a finite Python
+            # generator, a filtered dataset) with a call whose data runs out. A Mean's
+            # count does not depend on the value, so it counted that call too and the
+            # epoch's logged loss took in a zero (3 steps logged 3/4 of their mean).
+            with tf.control_dependencies([value]):
+                self._kgan_tracker(name).update_state(value)
         logs = {m.name: m.result() for m in self.metrics}
         strategy = tf.distribute.get_strategy()
         if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) and getattr(

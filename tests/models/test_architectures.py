@@ -219,6 +219,24 @@ def test_an_unknown_length_pipeline_counts_only_its_steps(arch):
 
 
 @pytest.mark.parametrize("arch", ARCHITECTURES)
+def test_an_unknown_length_pipeline_logs_the_mean_of_its_steps(arch):
+    """The loss trackers count only the steps made, too: their counts do not
+    depend on the losses, and counted the call that ends such an epoch
+    without data, so an epoch of 3 steps logged 3/4 of its mean losses (a
+    custom train_step's keras.metrics.Mean does the same in plain Keras)."""
+    model = build_tiny(arch)
+    model.compile()
+    data = tiny_dataset(model, arch, num_batches=3).filter(lambda *batch: True)
+    last_batch = {}
+    record = keras.callbacks.LambdaCallback(
+        on_train_batch_end=lambda batch, logs: last_batch.update(logs))
+    history = model.fit(data, epochs=1, verbose=0, callbacks=[record])
+    assert [float(t.count.numpy()) for t in model.loss_trackers] == [3.0] * len(model.loss_trackers)
+    for name in model.loss_names:  # running means: the last batch's is the epoch's
+        assert history.history[name][0] == pytest.approx(float(last_batch[name]), rel=1e-6)
+
+
+@pytest.mark.parametrize("arch", ARCHITECTURES)
 def test_fit_refuses_a_first_batch_that_splits_unevenly_over_the_replicas(arch, two_cpu_strategy):
     # Keras adds the replicas' parts of the first batch to build the model:
     # 3 examples on 2 replicas failed deep in TensorFlow ("AddN must have the
