@@ -1229,7 +1229,13 @@ class GAN(keras.Model):
 
         `LossScaleOptimizer.apply` unscales them and skips steps whose
         gradients are not finite, on every replica when any replica's are.
+        Without `variables` (a frozen network: `trainable = False`) nothing
+        is updated, as Keras leaves a model without trainable weights.
         """
+        variables = list(variables)
+        if not variables:
+            # Keras optimizers fail on an empty update ("not enough values to unpack").
+            return
         grads = tape.gradient(scaled_loss, variables)
         if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
             grads = _overflow_on_every_replica(grads)
@@ -1251,9 +1257,11 @@ class GAN(keras.Model):
         (10 + n))` for generator step n (the warm-up keeps early averages from
         clinging to the random initialization); batch-norm statistics are
         copied. Runs as a cross-replica update, so it works under
-        `tf.distribute` strategies. A no-op without `ema_decay`.
+        `tf.distribute` strategies. A no-op without `ema_decay`, and while the
+        generator is frozen (`generator.trainable = False`): no generator step
+        was made, and copying its weights would overwrite the average.
         """
-        if self.ema_generator is None:
+        if self.ema_generator is None or not self.generator.trainable_variables:
             return
         steps = tf.cast(self.g_optimizer.iterations, tf.float32)
         decay = tf.minimum(self.ema_decay, (1.0 + steps) / (10.0 + steps))

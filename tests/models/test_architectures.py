@@ -54,6 +54,36 @@ def test_train_save_load_export(arch, tmp_path):
     check_export_round_trip(model, tmp_path)
 
 
+#: each architecture's networks by role (CycleGAN has two of each).
+ROLES = {"generators": ("generator", "generator_ba"),
+         "discriminators": ("discriminator", "discriminator_a")}
+
+
+@pytest.mark.parametrize("frozen", sorted(ROLES))
+@pytest.mark.parametrize("arch", ARCHITECTURES_DEFAULT_RUN)
+def test_a_frozen_network_stays_as_it_is_while_the_other_trains(arch, frozen):
+    # As in Keras, `trainable = False` leaves a network's weights alone: fit
+    # failed instead with "not enough values to unpack (expected 2, got 0)"
+    # from the frozen network's optimizer.
+    model = build_tiny(arch)
+    roles = {role: [getattr(model, n) for n in names if getattr(model, n, None) is not None]
+             for role, names in ROLES.items()}
+    for net in roles[frozen]:
+        net.trainable = False
+    model.compile()
+    kept = roles[frozen] + ([model.ema_generator] if model.ema_generator is not None
+                            and frozen == "generators" else [])
+    before = {id(net): snapshot(net.weights) for net in kept}
+    trained = [net for role, nets in roles.items() if role != frozen for net in nets]
+    before_trained = [snapshot(net.trainable_variables) for net in trained]
+    model.fit(tiny_dataset(model, arch, num_batches=2), epochs=1, verbose=0)
+    for net in kept:  # frozen batch norm runs in inference mode: its statistics stay too
+        for saved, variable in zip(before[id(net)], net.weights):
+            np.testing.assert_array_equal(variable.numpy(), saved, err_msg=net.name)
+    for net, weights in zip(trained, before_trained):
+        assert changed(weights, net.trainable_variables), f"{net.name} did not train"
+
+
 @pytest.mark.parametrize("arch", ARCHITECTURES)
 def test_train_on_batch_trains_one_step_after_fits_checks(arch):
     # Keras packs (x, y, sample_weight) with Nones: kgan refused every call

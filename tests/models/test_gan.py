@@ -432,6 +432,23 @@ def test_ema_decay_formula_with_warm_up():
     np.testing.assert_allclose(model.ema_generator.weights[1].numpy(), expected, rtol=1e-6)
 
 
+def test_a_frozen_generator_leaves_its_average_alone():
+    # Fine-tuning only the discriminator of a model with an EMA generator (which
+    # sampling uses): with the generator frozen no generator step is made, and the
+    # average must stay; copying the live weights would have replaced it.
+    model = tiny_dcgan(ema_decay=0.9)
+    model.compile()
+    data = tf.data.Dataset.from_tensor_slices(
+        np.random.default_rng(0).uniform(-1, 1, (16, 16, 16, 1)).astype("float32")).batch(8)
+    model.fit(data, epochs=1, verbose=0)  # the average now differs from the generator
+    average = [w.numpy().copy() for w in model.ema_generator.weights]
+    model.generator.trainable = False
+    model.compile()
+    model.fit(data, epochs=1, verbose=0)
+    for saved, weight in zip(average, model.ema_generator.weights):
+        np.testing.assert_array_equal(weight.numpy(), saved)
+
+
 def test_ema_is_saved_and_restored(tmp_path):
     model = tiny_dcgan(ema_decay=0.5)
     model.compile()
