@@ -476,6 +476,17 @@ class GAN(keras.Model):
                 "optimizer only updates the variables it was built with. "
                 "Pass two optimizer instances."
             )
+        if kwargs.get("steps_per_execution") is not None:
+            # Keras takes any value here, then fails in fit ("range() arg 3 must not
+            # be zero"), or with a negative one trains no step and says nothing.
+            try:
+                kwargs["steps_per_execution"] = positive_int(
+                    kwargs["steps_per_execution"], "steps_per_execution")
+            except (TypeError, ValueError) as err:
+                raise type(err)(
+                    f"{err} It is how many batches each call of fit's step function "
+                    "trains: pass an int such as 1 (Keras's default) or 10."
+                ) from None
         check_compile_settings(self.distribute_strategy, kwargs.get("steps_per_execution"),
                                kwargs.get("jit_compile"))
         # Optimizers bind to the strategy in scope when they are created.

@@ -49,6 +49,18 @@ def test_compile_passes_keras_options_through():
     assert config["steps_per_execution"] == 3 and "g_optimizer" in config
 
 
+@pytest.mark.parametrize("steps, error", [(0, ValueError), (-1, ValueError), ("2", TypeError),
+                                           (2.0, TypeError), (True, TypeError)])
+def test_compile_refuses_steps_per_execution_that_is_not_a_positive_int(steps, error):
+    # Keras takes them, then fit failed with "range() arg 3 must not be zero", or
+    # (for -1) trained no step and returned an empty history without a word.
+    model = tiny_dcgan()
+    with pytest.raises(error, match=r"steps_per_execution must be .*batches each call of fit"):
+        model.compile(steps_per_execution=steps)
+    model.compile(steps_per_execution=np.int64(2))
+    assert model.steps_per_execution == 2 and type(model.steps_per_execution) is int
+
+
 @pytest.mark.parametrize("key", ["optimizer", "loss", "metrics"])
 def test_compile_refuses_single_model_arguments(key):
     with pytest.raises(TypeError, match="g_optimizer"):
