@@ -142,8 +142,9 @@ class _StoreWithout:
 class GAN(keras.Model):
     """Base class of kgan's adversarial models.
 
-    Subclasses override `train_step` (and `default_optimizers`, `loss_names`
-    when they differ). The generator maps latents `[B, latent_dim]` to images
+    Subclasses override `train_step`, ending it with `return
+    self.report_losses(...)` (and `default_optimizers`, `loss_names` when
+    they differ). The generator maps latents `[B, latent_dim]` to images
     `[B, H, W, C]` in [-1, 1]; the discriminator maps images to logits `[B, 1]`.
 
     Args:
@@ -571,25 +572,51 @@ class GAN(keras.Model):
         # ADA's p and r_t are read-outs of its state (not running means).
         return list(self.loss_trackers) + list(self._ada_readouts)
 
-    def _kgan_tracker(self, name):
-        for tracker in self.loss_trackers:
-            if tracker.name == name:
-                return tracker
-        raise KeyError(name)
+    def report_losses(self, **losses):
+        """Record a train step's losses; `train_step` returns what this returns.
 
-    def _report(self, **values):
+        Every `train_step` ends with `return self.report_losses(...)`, given
+        one scalar per name in `loss_names` (e.g. `d_loss=..., g_loss=...`).
+        Besides updating the loss trackers `fit` logs, it does what every step
+        needs at its end: it averages batch-norm statistics over the replicas
+        of a strategy (`sync_batchnorm_statistics`) and, with `augment="ada"`,
+        checks that the step fed ADA (`observe_discriminator`). Returns the
+        logs, `{name: running mean}` for `metrics`.
+
+        Raises:
+            ValueError: (when the step is traced) a name is not in
+                `loss_names`, or one of them is missing.
+
+        Example:
+
+        ```python
+        # the last line of a train_step; the class sets loss_names = ("d_loss", "g_loss")
+        return self.report_losses(d_loss=tf.reduce_mean(d_loss), g_loss=tf.reduce_mean(g_loss))
+        ```
+        """
+        unknown = [name for name in losses if name not in self.loss_names]
+        missing = [name for name in self.loss_names if name not in losses]
+        if unknown or missing:
+            problem = (f"got {', '.join(map(repr, unknown))}, not in" if unknown
+                       else f"got no {', '.join(map(repr, missing))}, named in")
+            raise ValueError(
+                f"{type(self).__name__}.train_step: report_losses() {problem} the class's "
+                f"loss_names {tuple(self.loss_names)}. Report each of loss_names once per "
+                "step, and list every loss the step reports in loss_names (a class "
+                "attribute: fit logs one tracker per name)."
+            )
         for _, ada in self._ada_named():
             ada.check_observed(type(self).__name__)
         # Every train_step ends here: the replicas' batch-norm statistics too.
         self.sync_batchnorm_statistics()
-        for name, value in values.items():
-            value = tf.convert_to_tensor(value)
+        for tracker in self.loss_trackers:
+            value = tf.convert_to_tensor(losses[tracker.name])
             # Keras ends an epoch of a pipeline of unknown length (a finite Python
             # generator, a filtered dataset) with a call whose data runs out. A Mean's
             # count does not depend on the value, so it counted that call too and the
             # epoch's logged loss took in a zero (3 steps logged 3/4 of their mean).
             with tf.control_dependencies([value]):
-                self._kgan_tracker(name).update_state(value)
+                tracker.update_state(value)
         logs = {m.name: m.result() for m in self.metrics}
         strategy = tf.distribute.get_strategy()
         if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) and getattr(
@@ -609,14 +636,14 @@ class GAN(keras.Model):
         own copy from its own share of the batch, so the copies drift apart
         (under `MultiWorkerMirroredStrategy` every worker would then sample and
         save different networks). Called in replica context at the end of each
-        step (`_report` does), this all-reduces them to their mean, as Keras 2
+        step (`report_losses` does), this all-reduces them to their mean, as Keras 2
         did by aggregating them with MEAN. A no-op with one replica and for
         `synchronized=True` layers, whose statistics are already global.
 
         Example:
 
         ```python
-        # at the end of a custom train_step (kgan's own call it through _report)
+        # at the end of a custom train_step (kgan's own call it through report_losses)
         self.sync_batchnorm_statistics()
         ```
         """

@@ -13,6 +13,7 @@ from architecture_checks import (
     build_tiny,
     check_export_round_trip,
     check_keras_round_trip,
+    check_replicas_agree_on_batchnorm_statistics,
     changed,
     check_train_step,
     networks,
@@ -148,6 +149,7 @@ def test_mirrored_strategy(arch, tmp_path, two_cpu_strategy):
         model.compile()
     assert model.distribute_strategy is two_cpu_strategy
     check_train_step(model, tiny_dataset(model, arch))
+    check_replicas_agree_on_batchnorm_statistics(model)
     restored = check_keras_round_trip(model, tmp_path / "model.keras")
     assert sample(restored, 2, seed=0).shape == sample_shape(model, 2)
     check_export_round_trip(model, tmp_path)

@@ -409,6 +409,36 @@ def test_base_class_requires_train_step():
         model.train_step(tf.zeros((2, 16, 16, 1)))
 
 
+class _Reporting(DCGAN):
+    """A DCGAN whose step reports the losses given to the class."""
+
+    reported = {}
+
+    def train_step(self, data):
+        return self.report_losses(**self.reported)
+
+
+@pytest.mark.parametrize("reported, message", [
+    ({"d_loss": 1.0, "g_loss": 1.0, "extra": 1.0}, r"got 'extra', not in the class's loss_names"),
+    ({"d_loss": 1.0}, r"got no 'g_loss', named in the class's loss_names"),
+])
+def test_report_losses_takes_exactly_the_loss_names(reported, message):
+    # An unknown name failed with a bare KeyError('extra'); a missing one logged 0.
+    model = _Reporting.from_image_shape((16, 16, 1), latent_dim=8, filters=4, seed=0)
+    model.reported = reported
+    model.compile()
+    with pytest.raises(ValueError, match=message + r" \('d_loss', 'g_loss'\)\. Report each"):
+        model.fit(np.zeros((8, 16, 16, 1), "float32"), batch_size=8, verbose=0)
+
+
+def test_report_losses_logs_them_as_running_means():
+    model = _Reporting.from_image_shape((16, 16, 1), latent_dim=8, filters=4, seed=0)
+    model.reported = {"g_loss": 2.0, "d_loss": 1.0}
+    model.compile()
+    history = model.fit(np.zeros((16, 16, 16, 1), "float32"), batch_size=8, verbose=0)
+    assert history.history == {"d_loss": [1.0], "g_loss": [2.0]}
+
+
 # ---------------------------------------------------------------- EMA
 def test_ema_generator_tracks_the_generator():
     model = tiny_dcgan(ema_decay=0.9)
