@@ -367,7 +367,7 @@ class AdaptiveAugment(keras.layers.Layer):
         so `p` moves by the global batch's statistic, the same on every
         replica. Gradients do not flow through this.
         """
-        self._observed_by[threading.get_ident()] = True  # checked by GAN._report
+        self._observed_by[threading.get_ident()] = True  # checked by GAN.report_losses
         real = _per_image(real_logits)
         context = tf.distribute.get_replica_context()
 
@@ -396,7 +396,10 @@ class AdaptiveAugment(keras.layers.Layer):
 
         sign_sum = self.sign_sum + totals[0]
         image_count = self.image_count + totals[1]
-        updates = self.updates + 1
+        # After the data: the call that ends an epoch of a pipeline of unknown
+        # length has none, and must not count as an update (see GAN.report_losses).
+        with tf.control_dependencies([totals]):
+            updates = self.updates + 1
         due = updates >= self.interval
         rt = sign_sum / tf.maximum(image_count, 1.0)
         # The paper's speed: `image_count` (= batch * interval) images move p

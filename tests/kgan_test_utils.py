@@ -68,6 +68,16 @@ def spread_weights(model, seed=0, network=None):
     return model
 
 
+def batchnorm_copies(model):
+    """Per-replica values of every BatchNormalization moving statistic of a model
+    built under a `tf.distribute` strategy: one list of arrays per statistic."""
+    return [
+        [np.asarray(copy) for copy in variable.value.values]
+        for layer in model._flatten_layers() if isinstance(layer, keras.layers.BatchNormalization)
+        for variable in (layer.moving_mean, layer.moving_variance)
+    ]
+
+
 def tiny_dcgan(image_shape=(16, 16, 1), latent_dim=8, seed=0, spread=False, **kwargs):
     """A DCGAN small enough for unit tests."""
     model = DCGAN.from_image_shape(image_shape, latent_dim=latent_dim, filters=4, seed=seed, **kwargs)

@@ -201,17 +201,6 @@ def test_a_cluster_with_a_chief_task_resumes_from_the_shared_backup(trained, tmp
 
 
 # ---------------------------------------------------------------- in one process
-def _batchnorm_copies(model):
-    """Per-replica values of every BatchNormalization moving statistic."""
-    import keras
-
-    return [
-        [np.asarray(copy) for copy in variable.value.values]
-        for layer in model._flatten_layers() if isinstance(layer, keras.layers.BatchNormalization)
-        for variable in (layer.moving_mean, layer.moving_variance)
-    ]
-
-
 @pytest.mark.parametrize("sync", [True, pytest.param(False, marks=pytest.mark.slow)])
 def test_replicas_agree_on_batchnorm_statistics(two_cpu_strategy, monkeypatch, sync):
     # Keras 3 moving statistics have aggregation "none": each replica updates its
@@ -219,7 +208,7 @@ def test_replicas_agree_on_batchnorm_statistics(two_cpu_strategy, monkeypatch, s
     import tensorflow as tf
 
     from kgan.models import GAN
-    from kgan_test_utils import tiny_dcgan
+    from kgan_test_utils import batchnorm_copies, tiny_dcgan
 
     if not sync:  # the control: without it the copies drift apart
         monkeypatch.setattr(GAN, "sync_batchnorm_statistics", lambda self: None)
@@ -229,7 +218,7 @@ def test_replicas_agree_on_batchnorm_statistics(two_cpu_strategy, monkeypatch, s
     images = np.random.default_rng(0).uniform(-1, 1, (32, 16, 16, 1)).astype("float32")
     model.fit(tf.data.Dataset.from_tensor_slices(images).batch(8, drop_remainder=True),
               epochs=1, verbose=0)
-    copies = _batchnorm_copies(model)
+    copies = batchnorm_copies(model)
     assert copies and all(len(c) == 2 for c in copies)
     agree = [np.allclose(first, second, rtol=0, atol=1e-7) for first, second in copies]
     assert all(agree) if sync else not any(agree)

@@ -638,7 +638,7 @@ class CycleGAN(GAN):
             d_loss = self.discriminator_loss(real_a, real_b, fake_a, fake_b)
             d_loss_scaled = self.scaled_loss(self.d_optimizer, d_loss)
         self.apply_gradients(self.d_optimizer, tape, d_loss_scaled, self.discriminator_variables)
-        return self._report(
+        return self.report_losses(
             d_loss=tf.reduce_mean(d_loss),
             g_loss=tf.reduce_mean(g_loss),
             cycle_loss=tf.reduce_mean(terms["cycle"]),

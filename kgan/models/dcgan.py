@@ -99,7 +99,7 @@ class DCGAN(GAN):
             self.g_optimizer, tape, g_loss_scaled, self.generator.trainable_variables
         )
         self.update_ema()
-        return self._report(d_loss=tf.reduce_mean(d_loss), g_loss=tf.reduce_mean(g_loss))
+        return self.report_losses(d_loss=tf.reduce_mean(d_loss), g_loss=tf.reduce_mean(g_loss))
 
 
 zoo.register_architecture(

@@ -154,8 +154,9 @@ class _StoreWithout:
 class GAN(keras.Model):
     """Base class of kgan's adversarial models.
 
-    Subclasses override `train_step` (and `default_optimizers`, `loss_names`
-    when they differ). The generator maps latents `[B, latent_dim]` to images
+    Subclasses override `train_step`, ending it with `return
+    self.report_losses(...)` (and `default_optimizers`, `loss_names` when
+    they differ). The generator maps latents `[B, latent_dim]` to images
     `[B, H, W, C]` in [-1, 1]; the discriminator maps images to logits `[B, 1]`.
 
     Args:
@@ -488,6 +489,17 @@ class GAN(keras.Model):
                 "optimizer only updates the variables it was built with. "
                 "Pass two optimizer instances."
             )
+        if kwargs.get("steps_per_execution") is not None:
+            # Keras takes any value here, then fails in fit ("range() arg 3 must not
+            # be zero"), or with a negative one trains no step and says nothing.
+            try:
+                kwargs["steps_per_execution"] = positive_int(
+                    kwargs["steps_per_execution"], "steps_per_execution")
+            except (TypeError, ValueError) as err:
+                raise type(err)(
+                    f"{err} It is how many batches each call of fit's step function "
+                    "trains: pass an int such as 1 (Keras's default) or 10."
+                ) from None
         check_compile_settings(self.distribute_strategy, kwargs.get("steps_per_execution"),
                                kwargs.get("jit_compile"))
         # Optimizers bind to the strategy in scope when they are created.
@@ -572,19 +584,51 @@ class GAN(keras.Model):
         # ADA's p and r_t are read-outs of its state (not running means).
         return list(self.loss_trackers) + list(self._ada_readouts)
 
-    def _kgan_tracker(self, name):
-        for tracker in self.loss_trackers:
-            if tracker.name == name:
-                return tracker
-        raise KeyError(name)
+    def report_losses(self, **losses):
+        """Record a train step's losses; `train_step` returns what this returns.
 
-    def _report(self, **values):
+        Every `train_step` ends with `return self.report_losses(...)`, given
+        one scalar per name in `loss_names` (e.g. `d_loss=..., g_loss=...`).
+        Besides updating the loss trackers `fit` logs, it does what every step
+        needs at its end: it averages batch-norm statistics over the replicas
+        of a strategy (`sync_batchnorm_statistics`) and, with `augment="ada"`,
+        checks that the step fed ADA (`observe_discriminator`). Returns the
+        logs, `{name: running mean}` for `metrics`.
+
+        Raises:
+            ValueError: (when the step is traced) a name is not in
+                `loss_names`, or one of them is missing.
+
+        Example:
+
+        ```python
+        # the last line of a train_step; the class sets loss_names = ("d_loss", "g_loss")
+        return self.report_losses(d_loss=tf.reduce_mean(d_loss), g_loss=tf.reduce_mean(g_loss))
+        ```
+        """
+        unknown = [name for name in losses if name not in self.loss_names]
+        missing = [name for name in self.loss_names if name not in losses]
+        if unknown or missing:
+            problem = (f"got {', '.join(map(repr, unknown))}, not in" if unknown
+                       else f"got no {', '.join(map(repr, missing))}, named in")
+            raise ValueError(
+                f"{type(self).__name__}.train_step: report_losses() {problem} the class's "
+                f"loss_names {tuple(self.loss_names)}. Report each of loss_names once per "
+                "step, and list every loss the step reports in loss_names (a class "
+                "attribute: fit logs one tracker per name)."
+            )
         for _, ada in self._ada_named():
             ada.check_observed(type(self).__name__)
         # Every train_step ends here: the replicas' batch-norm statistics too.
         self.sync_batchnorm_statistics()
-        for name, value in values.items():
-            self._kgan_tracker(name).update_state(value)
+        for tracker in self.loss_trackers:
+            value = tf.convert_to_tensor(losses[tracker.name])
+            # Keras ends an epoch of a pipeline of unknown length (a finite Python
+            # generator, a filtered dataset) with a call whose data runs out. A Mean's
+            # count does not depend on the value, so it counted that call too and the
+            # epoch's logged loss took in a zero (3 steps logged 3/4 of their mean).
+            with tf.control_dependencies([value]):
+                tracker.update_state(value)
         logs = {m.name: m.result() for m in self.metrics}
         strategy = tf.distribute.get_strategy()
         if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) and getattr(
@@ -604,14 +648,14 @@ class GAN(keras.Model):
         own copy from its own share of the batch, so the copies drift apart
         (under `MultiWorkerMirroredStrategy` every worker would then sample and
         save different networks). Called in replica context at the end of each
-        step (`_report` does), this all-reduces them to their mean, as Keras 2
+        step (`report_losses` does), this all-reduces them to their mean, as Keras 2
         did by aggregating them with MEAN. A no-op with one replica and for
         `synchronized=True` layers, whose statistics are already global.
 
         Example:
 
         ```python
-        # at the end of a custom train_step (kgan's own call it through _report)
+        # at the end of a custom train_step (kgan's own call it through report_losses)
         self.sync_batchnorm_statistics()
         ```
         """
@@ -1235,7 +1279,13 @@ class GAN(keras.Model):
 
         `LossScaleOptimizer.apply` unscales them and skips steps whose
         gradients are not finite, on every replica when any replica's are.
+        Without `variables` (a frozen network: `trainable = False`) nothing
+        is updated, as Keras leaves a model without trainable weights.
         """
+        variables = list(variables)
+        if not variables:
+            # Keras optimizers fail on an empty update ("not enough values to unpack").
+            return
         grads = tape.gradient(scaled_loss, variables)
         if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
             grads = _overflow_on_every_replica(grads)
@@ -1257,9 +1307,11 @@ class GAN(keras.Model):
         (10 + n))` for generator step n (the warm-up keeps early averages from
         clinging to the random initialization); batch-norm statistics are
         copied. Runs as a cross-replica update, so it works under
-        `tf.distribute` strategies. A no-op without `ema_decay`.
+        `tf.distribute` strategies. A no-op without `ema_decay`, and while the
+        generator is frozen (`generator.trainable = False`): no generator step
+        was made, and copying its weights would overwrite the average.
         """
-        if self.ema_generator is None:
+        if self.ema_generator is None or not self.generator.trainable_variables:
             return
         steps = tf.cast(self.g_optimizer.iterations, tf.float32)
         decay = tf.minimum(self.ema_decay, (1.0 + steps) / (10.0 + steps))

@@ -141,7 +141,7 @@ class _WassersteinGAN(GAN):
         report = {"d_loss": tf.add_n(d_losses) / len(d_losses), "g_loss": tf.reduce_mean(g_loss)}
         for name in extras[0]:
             report[name] = tf.add_n([e[name] for e in extras]) / len(extras)
-        return self._report(**report)
+        return self.report_losses(**report)
 
 
 @keras.saving.register_keras_serializable(package="kgan")

@@ -16,7 +16,7 @@ import numpy as np
 import tensorflow as tf
 
 import kgan
-from kgan_test_utils import spread_weights
+from kgan_test_utils import batchnorm_copies, spread_weights
 
 #: per architecture: builder kwargs of a tiny model and the minibatch size to
 #: use (a train_step consumes `batch * model.batches_per_step` examples).
@@ -146,6 +146,15 @@ def check_train_step(model, dataset):
     for name in model.loss_names:
         assert np.isfinite(history.history[name]).all(), (name, history.history[name])
     return history
+
+
+def check_replicas_agree_on_batchnorm_statistics(model):
+    """After `fit` under a strategy of several replicas, every replica holds the
+    same batch-norm statistics: the train step ended with `report_losses`,
+    which averages them (Keras 3 lets each replica's copy drift)."""
+    for copies in batchnorm_copies(model):
+        for other in copies[1:]:
+            np.testing.assert_allclose(other, copies[0], rtol=0, atol=1e-7)
 
 
 def optimizer_state(optimizer):

@@ -49,6 +49,18 @@ def test_compile_passes_keras_options_through():
     assert config["steps_per_execution"] == 3 and "g_optimizer" in config
 
 
+@pytest.mark.parametrize("steps, error", [(0, ValueError), (-1, ValueError), ("2", TypeError),
+                                           (2.0, TypeError), (True, TypeError)])
+def test_compile_refuses_steps_per_execution_that_is_not_a_positive_int(steps, error):
+    # Keras takes them, then fit failed with "range() arg 3 must not be zero", or
+    # (for -1) trained no step and returned an empty history without a word.
+    model = tiny_dcgan()
+    with pytest.raises(error, match=r"steps_per_execution must be .*batches each call of fit"):
+        model.compile(steps_per_execution=steps)
+    model.compile(steps_per_execution=np.int64(2))
+    assert model.steps_per_execution == 2 and type(model.steps_per_execution) is int
+
+
 @pytest.mark.parametrize("key", ["optimizer", "loss", "metrics"])
 def test_compile_refuses_single_model_arguments(key):
     with pytest.raises(TypeError, match="g_optimizer"):
@@ -397,6 +409,36 @@ def test_base_class_requires_train_step():
         model.train_step(tf.zeros((2, 16, 16, 1)))
 
 
+class _Reporting(DCGAN):
+    """A DCGAN whose step reports the losses given to the class."""
+
+    reported = {}
+
+    def train_step(self, data):
+        return self.report_losses(**self.reported)
+
+
+@pytest.mark.parametrize("reported, message", [
+    ({"d_loss": 1.0, "g_loss": 1.0, "extra": 1.0}, r"got 'extra', not in the class's loss_names"),
+    ({"d_loss": 1.0}, r"got no 'g_loss', named in the class's loss_names"),
+])
+def test_report_losses_takes_exactly_the_loss_names(reported, message):
+    # An unknown name failed with a bare KeyError('extra'); a missing one logged 0.
+    model = _Reporting.from_image_shape((16, 16, 1), latent_dim=8, filters=4, seed=0)
+    model.reported = reported
+    model.compile()
+    with pytest.raises(ValueError, match=message + r" \('d_loss', 'g_loss'\)\. Report each"):
+        model.fit(np.zeros((8, 16, 16, 1), "float32"), batch_size=8, verbose=0)
+
+
+def test_report_losses_logs_them_as_running_means():
+    model = _Reporting.from_image_shape((16, 16, 1), latent_dim=8, filters=4, seed=0)
+    model.reported = {"g_loss": 2.0, "d_loss": 1.0}
+    model.compile()
+    history = model.fit(np.zeros((16, 16, 16, 1), "float32"), batch_size=8, verbose=0)
+    assert history.history == {"d_loss": [1.0], "g_loss": [2.0]}
+
+
 # ---------------------------------------------------------------- EMA
 def test_ema_generator_tracks_the_generator():
     model = tiny_dcgan(ema_decay=0.9)
@@ -430,6 +472,23 @@ def test_ema_decay_formula_with_warm_up():
     decay = min(0.99, 2.0 / 11.0)
     expected = decay * before + (1 - decay) * after
     np.testing.assert_allclose(model.ema_generator.weights[1].numpy(), expected, rtol=1e-6)
+
+
+def test_a_frozen_generator_leaves_its_average_alone():
+    # Fine-tuning only the discriminator of a model with an EMA generator (which
+    # sampling uses): with the generator frozen no generator step is made, and the
+    # average must stay; copying the live weights would have replaced it.
+    model = tiny_dcgan(ema_decay=0.9)
+    model.compile()
+    data = tf.data.Dataset.from_tensor_slices(
+        np.random.default_rng(0).uniform(-1, 1, (16, 16, 16, 1)).astype("float32")).batch(8)
+    model.fit(data, epochs=1, verbose=0)  # the average now differs from the generator
+    average = [w.numpy().copy() for w in model.ema_generator.weights]
+    model.generator.trainable = False
+    model.compile()
+    model.fit(data, epochs=1, verbose=0)
+    for saved, weight in zip(average, model.ema_generator.weights):
+        np.testing.assert_array_equal(weight.numpy(), saved)
 
 
 def test_ema_is_saved_and_restored(tmp_path):
