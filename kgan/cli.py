@@ -308,7 +308,8 @@ def build_parser():
             "Evaluate SOURCE (a preset name, preset folder or URL; a folder of images; or a "
             "dataset name with --split) against real images. Prints JSON (progress on stderr). "
             "28x28x1 images are measured with kgan's MNIST evaluator (FCD, classifier score), "
-            "others with InceptionV3 (its weights file must be present: see --inception-weights). "
+            "others with InceptionV3 (its weights are downloaded into the Keras cache on first "
+            "use, as keras.applications does; offline, see --inception-weights). "
             "An image translator (CycleGAN preset) is measured in both directions: class "
             "preservation by the evaluator (for domains with labels), cycle reconstruction error, "
             "FCD against the target domain."
@@ -328,7 +329,8 @@ def build_parser():
                    "extractor supports; is needs class probabilities)")
     p.add_argument("--extractor", default="auto",
                    help="auto, mnist_classifier, inception_v3, an evaluator folder, or a .keras file")
-    p.add_argument("--inception-weights", help="path of the InceptionV3 no-top weights file")
+    p.add_argument("--inception-weights", help="path of the InceptionV3 no-top weights file "
+                   "(default: the Keras cache's, downloaded there if missing)")
     p.add_argument("--live-generator", action="store_true",
                    help="sample the trained generator instead of its EMA average")
     p.add_argument("--batch-size", type=_positive_int, default=250,

@@ -62,6 +62,7 @@ __all__ = [
     "FeatureStats",
     "KerasFeatureExtractor",
     "INCEPTION_WEIGHTS_FILE",
+    "download_inception_weights",
     "evaluate",
     "feature_dim",
     "features_from",
@@ -766,20 +767,85 @@ def inception_weights_path():
     ```python
     import os
     path = kgan.metrics.inception_weights_path()  # '~/.keras/models/inception_v3_..._notop.h5'
-    if os.path.exists(path):  # kgan never downloads it: put the file there yourself
-        extractor = kgan.metrics.inception_v3_extractor(path)
+    if not os.path.exists(path):  # inception_v3_extractor() downloads it there
+        print(f"put {kgan.metrics.INCEPTION_WEIGHTS_FILE} at {path}")
     ```
     """
     home = os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
     return os.path.join(home, "models", INCEPTION_WEIGHTS_FILE)
 
 
+#: What the InceptionV3 weights file is, for messages about a missing one.
+_INCEPTION_WEIGHTS_NEEDED = (
+    f"Needed: {INCEPTION_WEIGHTS_FILE} (Keras InceptionV3 ImageNet weights without the "
+    f"top, md5 {_INCEPTION_WEIGHTS_MD5}, from {_INCEPTION_WEIGHTS_URL})."
+)
+
+
+def download_inception_weights(timeout=None):
+    """Download the InceptionV3 weights into the Keras cache; their path.
+
+    Fetched from where `keras.applications.InceptionV3` fetches them, checked
+    against Keras's md5, and renamed into `inception_weights_path()` only
+    when whole and correct: an interrupted or wrong download leaves nothing.
+    A file already there is kept.
+
+    Args:
+        timeout: seconds to wait for the server's next bytes before failing
+            (default `kgan.zoo.DOWNLOAD_TIMEOUT`, 60).
+
+    Raises:
+        FileNotFoundError: the download failed (no network, a stalled or
+            wrong server): the message says where to put the file by hand.
+
+    Example:
+
+    ```python
+    path = kgan.metrics.download_inception_weights()  # once, on a machine with network
+    ```
+    """
+    import hashlib
+
+    from kgan import zoo
+    from kgan.atomic import write_file
+
+    path = inception_weights_path()
+    if os.path.isfile(path):
+        return path
+
+    def fetch(temporary):
+        zoo._download(_INCEPTION_WEIGHTS_URL, temporary, timeout, what="the InceptionV3 weights")
+        md5 = hashlib.md5()
+        with open(temporary, "rb") as handle:
+            while chunk := handle.read(1 << 20):
+                md5.update(chunk)
+        if md5.hexdigest() != _INCEPTION_WEIGHTS_MD5:
+            raise zoo.IntegrityError(
+                f"the file downloaded has md5 {md5.hexdigest()}, not Keras's "
+                f"{_INCEPTION_WEIGHTS_MD5}; it was deleted."
+            )
+
+    try:
+        write_file(path, fetch)
+    except zoo.ZooError as err:  # the network's or the server's
+        raise FileNotFoundError(
+            f"InceptionV3 weights not found in the Keras cache, and downloading them "
+            f"failed: {err}\n{_INCEPTION_WEIGHTS_NEEDED} Without network, fetch it on a "
+            f"machine with network (or run keras.applications.InceptionV3("
+            f"include_top=False) there) and copy the file to {path}, or pass its path "
+            "(weights_path=, or --inception-weights on the command line)."
+        ) from err
+    return path
+
+
 def inception_v3_extractor(weights_path=None):
     """The usual FID/KID feature extractor: InceptionV3's 2048-d pool features.
 
     Builds `keras.applications.InceptionV3(include_top=False, pooling="avg",
-    weights=None)` and loads the ImageNet weights from a local file; nothing
-    is downloaded. Images go through `inception_preprocess` (grayscale to
+    weights=None)` and loads the ImageNet weights from a local file. Without
+    `weights_path`, a missing file is downloaded into the Keras cache first,
+    from where and as `keras.applications` would (md5-checked; written whole
+    or not at all; `download_inception_weights`). Images go through `inception_preprocess` (grayscale to
     RGB, bilinear resize to 299x299 without antialiasing, range [-1, 1]).
 
     These are Keras' ImageNet weights, not the TF 2015 Inception graph of the
@@ -795,8 +861,9 @@ def inception_v3_extractor(weights_path=None):
         A `KerasFeatureExtractor` giving `{"features": [B, 2048]}`.
 
     Raises:
-        FileNotFoundError: the weights file is missing; the message says
-            which file is needed and where to put it.
+        FileNotFoundError: the weights file is missing and could not be
+            downloaded; the message says which file is needed and where to
+            put it.
 
     Example:
 
@@ -807,18 +874,16 @@ def inception_v3_extractor(weights_path=None):
     """
     if weights_path is None:
         path = inception_weights_path()
+        if not os.path.isfile(path):
+            download_inception_weights()
     else:
         path = os.path.expanduser(os.fspath(weights_path))
-    if not os.path.isfile(path):
-        raise FileNotFoundError(
-            f"InceptionV3 weights not found: {path}\n"
-            f"Needed: {INCEPTION_WEIGHTS_FILE} (Keras InceptionV3 ImageNet "
-            f"weights without the top, md5 {_INCEPTION_WEIGHTS_MD5}). This "
-            "machine has no network access and kgan does not download it: on "
-            f"a machine with network, fetch {_INCEPTION_WEIGHTS_URL} (or run "
-            "keras.applications.InceptionV3(include_top=False) once) and copy "
-            f"the file to {path}, or pass weights_path=."
-        )
+        if not os.path.isfile(path):
+            raise FileNotFoundError(
+                f"InceptionV3 weights not found: {path}\n{_INCEPTION_WEIGHTS_NEEDED} Pass "
+                f"the path of that file, or leave the path out to use (and download into) "
+                f"the Keras cache, {inception_weights_path()}."
+            )
     # float32 whatever the caller's policy: `kgan train --eval-every` builds
     # it under the training precision, where bfloat16 features moved by ~1%.
     with performance.global_precision("float32"):

@@ -626,8 +626,10 @@ def _remove_cache_entry(folder):
         ) from err
 
 
-def _download(url, target, timeout=None):
+def _download(url, target, timeout=None, what="preset"):
     """Stream `url` into the file `target`: `(sha256 hex, bytes, content type or None)`.
+
+    `what` names the download in errors ("Could not download preset from ...").
 
     `urlopen`'s timeout bounds each wait for the server (connecting, and
     every read), not the whole download. Progress goes to stdout, as
@@ -655,7 +657,7 @@ def _download(url, target, timeout=None):
         except _CacheWriteError as failed:
             raise failed.error from None
         except (OSError, http.client.HTTPException) as err:
-            raise _download_error(url, timeout, err) from err
+            raise _download_error(url, timeout, err, what) from err
     if expected is not None and size < expected:
         # http.client returns a short body as if complete: a dropped connection.
         raise ZooError(
@@ -673,7 +675,7 @@ class _CacheWriteError(Exception):
         self.error = error
 
 
-def _download_error(url, timeout, err):
+def _download_error(url, timeout, err, what="preset"):
     """The `ZooError` for `err`, an error of `urlopen` or of reading its response.
 
     Every one is the network's or the server's, never the cache folder's:
@@ -685,22 +687,22 @@ def _download_error(url, timeout, err):
         return _stalled(url, timeout)  # no connection, or no bytes, within the timeout
     if isinstance(err, urllib.error.HTTPError):
         return ZooError(
-            f"Could not download preset from {url}: the server answered HTTP {err.code} "
+            f"Could not download {what} from {url}: the server answered HTTP {err.code} "
             f"({err.reason}). Check the URL."
         )
     if isinstance(err, urllib.error.URLError):
         return ZooError(
-            f"Could not download preset from {url}: {err.reason}. Check the URL and the "
+            f"Could not download {what} from {url}: {err.reason}. Check the URL and the "
             "network connection."
         )
     if isinstance(err, (http.client.HTTPException, ConnectionError)):
         return ZooError(
-            f"Could not download preset from {url}: the connection failed "
+            f"Could not download {what} from {url}: the connection failed "
             f"({type(err).__name__}: {err}). Try again."
         )
     # Any other OSError: ssl.SSLError, ENETUNREACH, ...
     return ZooError(
-        f"Could not download preset from {url}: {type(err).__name__}: {_one_line(err)}. "
+        f"Could not download {what} from {url}: {type(err).__name__}: {_one_line(err)}. "
         "Check the network connection and try again."
     )
 

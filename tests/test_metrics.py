@@ -2,6 +2,7 @@
 
 import os
 import time
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -9,7 +10,7 @@ import pytest
 import tensorflow as tf
 from kgan_test_utils import tiny_dcgan
 
-from kgan import metrics
+from kgan import metrics, zoo
 from kgan.metrics import (
     FeatureStats,
     evaluate,
@@ -469,14 +470,60 @@ def test_keras_extractor_checks_the_image_shape():
 
 
 # ---------------------------------------------------------------- Inception
-def test_missing_inception_weights_name_the_file_and_place(tmp_path, monkeypatch):
-    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
-    expected = os.path.join(str(tmp_path), "models", metrics.INCEPTION_WEIGHTS_FILE)
-    with pytest.raises(FileNotFoundError) as info:
+@pytest.fixture
+def weights_server(tmp_path, monkeypatch):
+    """`publish(data, md5=None)`: serve `data` on 127.0.0.1 as the InceptionV3 weights URL
+    (Keras's md5 replaced by the data's, or by `md5`), with KERAS_HOME in tmp_path."""
+    import functools
+    import hashlib
+    import http.server
+    import threading
+
+    root = tmp_path / "www"
+    root.mkdir()
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
+    handler.log_message = lambda *args: None
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
+
+    def publish(data, md5=None):
+        (root / "weights.h5").write_bytes(data)
+        monkeypatch.setattr(metrics, "_INCEPTION_WEIGHTS_URL",
+                            f"http://127.0.0.1:{httpd.server_address[1]}/weights.h5")
+        monkeypatch.setattr(metrics, "_INCEPTION_WEIGHTS_MD5", md5 or hashlib.md5(data).hexdigest())
+        monkeypatch.setattr(zoo, "DOWNLOAD_TIMEOUT", 5.0)
+
+    yield publish
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def test_missing_inception_weights_are_downloaded_into_the_keras_cache(weights_server, tmp_path):
+    # "kgan does not download it": FID of RGB images needed the file copied by hand.
+    weights_server(b"weights")
+    path = metrics.download_inception_weights()
+    assert path == str(tmp_path / "keras" / "models" / metrics.INCEPTION_WEIGHTS_FILE)
+    assert Path(path).read_bytes() == b"weights"
+    assert sorted(p.name for p in Path(path).parent.iterdir()) == [metrics.INCEPTION_WEIGHTS_FILE]
+    weights_server(b"other")  # a file already there is kept
+    assert Path(metrics.download_inception_weights()).read_bytes() == b"weights"
+
+
+def test_a_wrong_or_failed_inception_download_leaves_nothing_and_says_what_to_do(
+        weights_server, tmp_path, monkeypatch):
+    models = tmp_path / "keras" / "models"
+    weights_server(b"truncated", md5="0" * 32)
+    with pytest.raises(FileNotFoundError, match=r"(?s)has md5 [0-9a-f]{32}, not Keras's 0{32}.*copy "
+                                                r"the file to .*--inception-weights"):
         metrics.inception_v3_extractor()
-    message = str(info.value)
-    assert expected in message and "no network" in message
-    with pytest.raises(FileNotFoundError, match="elsewhere.h5"):
+    assert not models.exists() or not list(models.iterdir())
+    monkeypatch.setattr(metrics, "_INCEPTION_WEIGHTS_URL", "http://127.0.0.1:9/weights.h5")
+    with pytest.raises(FileNotFoundError, match=r"downloading them failed: Could not download the InceptionV3 weights from http://127"):
+        metrics.inception_v3_extractor()
+    assert not models.exists() or not list(models.iterdir())
+    # A path given is not downloaded: it names the file and the cache.
+    with pytest.raises(FileNotFoundError, match=r"(?s)elsewhere\.h5.*Needed: inception_v3.*Keras cache"):
         metrics.inception_v3_extractor(tmp_path / "elsewhere.h5")
 
 
@@ -493,11 +540,14 @@ def test_inception_preprocess_makes_rgb_299_in_range():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("policy", ["float32", "mixed_bfloat16"])
-def test_inception_extractor_loads_a_legacy_h5_weights_file(tmp_path, policy):
+@pytest.mark.parametrize("policy, source", [("float32", "path"), ("mixed_bfloat16", "path"),
+                                            ("float32", "download")])
+def test_inception_extractor_loads_a_legacy_h5_weights_file(tmp_path, weights_server, policy,
+                                                            source):
     """Round-trips a weights file in the Keras-applications (legacy h5) format,
-    into a float32 network under any global policy (`kgan train --eval-every`
-    builds it under the training precision; bfloat16 moved features ~1%)."""
+    given or downloaded, into a float32 network under any global policy (`kgan
+    train --eval-every` builds it under the training precision; bfloat16 moved
+    features ~1%)."""
     import h5py
     from keras.src.legacy.saving import legacy_h5_format
 
@@ -506,6 +556,9 @@ def test_inception_extractor_loads_a_legacy_h5_weights_file(tmp_path, policy):
     with h5py.File(path, "w") as f:
         legacy_h5_format.save_weights_to_hdf5_group(f, model)
     keras.mixed_precision.set_global_policy(policy)
+    if source == "download":
+        weights_server(path.read_bytes())
+        path = None
     extractor = metrics.inception_v3_extractor(path)
     assert {layer.compute_dtype for layer in extractor.model.layers} == {"float32"}
     out = extractor(random_images(2))
