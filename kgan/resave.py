@@ -39,7 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kgan import zoo
+from kgan import performance, zoo
 
 #: A discriminator's scores may differ by rounding only: kgan's layer norm
 #: computes Keras's statistics but rounds its output formula differently.
@@ -81,6 +81,9 @@ def recipe_model(metadata):
             f"accept ({recipe!r}); re-save it from a model you build with kgan.zoo.save_preset."
         ) from exit_
     args.ema_decay = None
+    # "auto" as kgan train resolves it: compile takes a number of steps only.
+    args.steps_per_execution = performance.resolve(
+        args.arch, steps_per_execution=args.steps_per_execution)["steps_per_execution"]
     arch = zoo.architecture(args.arch)
     _, model, _ = cli._build_and_compile(
         arch, args, cli.architecture_options(args), translation=hasattr(arch.cls, "translate")
