@@ -390,6 +390,58 @@ def test_losses_average_over_the_global_batch(two_cpu_strategy):
     assert not np.allclose(d_single[0], 1.0)
 
 
+def test_a_dcgan_step_makes_the_alternating_non_saturating_updates():
+    """One step, computed by hand: G(z) = b and D(x) = w . x + c under SGD.
+
+    D descends the mean of softplus(-D(x)) + softplus(D(b)); then G, against
+    the D from after that update, descends softplus(-D(b)). Swapping real and
+    fake in the discriminator loss, the minimax generator loss, or updating G
+    against the old D left every other test of the step passing.
+    """
+    rng = np.random.default_rng(5)
+    lr, side = 0.5, 4
+    z = keras.Input((3,))
+    g_dense = keras.layers.Dense(side * side, kernel_initializer="zeros")
+    g = keras.Model(z, keras.layers.Reshape((side, side, 1))(g_dense(z)))
+    images = keras.Input((side, side, 1))
+    d_dense = keras.layers.Dense(1)
+    d = keras.Model(images, d_dense(keras.layers.Flatten()(images)))
+    w, c, b = rng.normal(0, 0.3, side * side), 0.2, rng.uniform(-1, 1, side * side)
+    d_dense.kernel.assign(w[:, None].astype("float32"))
+    d_dense.bias.assign(np.float32([c]))
+    g_dense.bias.assign(b.astype("float32"))
+    model = DCGAN(g, d, seed=0)
+    model.compile(g_optimizer=keras.optimizers.SGD(lr), d_optimizer=keras.optimizers.SGD(lr))
+    real = rng.uniform(-1, 1, (8, side, side, 1)).astype("float32")
+    history = model.fit(tf.data.Dataset.from_tensor_slices(real).batch(8), epochs=1,
+                        verbose=0).history
+
+    def sigmoid(t):
+        return 1.0 / (1.0 + np.exp(-t))
+
+    def softplus(t):
+        return np.log1p(np.exp(t))
+
+    x = real.reshape(8, -1).astype("float64")
+    real_logits, fake_logit = x @ w + c, b @ w + c
+    d_loss = np.mean(softplus(-real_logits)) + softplus(fake_logit)
+    # d/dl softplus(-l) = -sigmoid(-l); d/dl softplus(l) = sigmoid(l)
+    grad_w = -(sigmoid(-real_logits)[:, None] * x).mean(axis=0) + sigmoid(fake_logit) * b
+    grad_c = -sigmoid(-real_logits).mean() + sigmoid(fake_logit)
+    w1, c1 = w - lr * grad_w, c - lr * grad_c
+    fake_logit = b @ w1 + c1  # the generator follows the updated discriminator
+    g_loss = softplus(-fake_logit)
+    b1 = b + lr * sigmoid(-fake_logit) * w1
+
+    np.testing.assert_allclose(d_dense.kernel.numpy().ravel(), w1, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(d_dense.bias.numpy(), [c1], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(g_dense.bias.numpy(), b1, rtol=1e-5, atol=1e-6)
+    assert set(history) == {"d_loss", "g_loss"}
+    np.testing.assert_allclose(history["d_loss"], [d_loss], rtol=1e-5)
+    np.testing.assert_allclose(history["g_loss"], [g_loss], rtol=1e-5)
+    assert np.abs(w1 - w).max() > 0.05  # D moved enough for G's target to matter
+
+
 def test_base_class_requires_train_step():
     model = GAN(tiny_dcgan().generator, tiny_dcgan().discriminator)
     model.compile()
