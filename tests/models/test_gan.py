@@ -470,17 +470,31 @@ def test_ema_generator_tracks_the_generator():
         np.testing.assert_array_equal(a.numpy(), b.numpy())
 
 
-def test_ema_decay_formula_with_warm_up():
-    """One step with decay d: ema = d' * ema0 + (1 - d') * w1, d' = min(d, (1 + n) / (10 + n))
-    with n = 1 update made (`GAN.update_ema`)."""
+@pytest.mark.parametrize("ema_decay", [0.99, 0.1])
+def test_ema_decay_formula_with_warm_up(ema_decay):
+    """Each step with decay d: ema = d' * ema + (1 - d') * w, d' = min(d, (1 + n) / (10 + n))
+    with n the updates made (`GAN.update_ema`). 0.99 is in its warm-up for
+    both steps (2/11, 3/12), 0.1 is capped by its decay from the first.
+
+    D's kernel is 0.05, not linear_gan's ones, and G steps at 1.0: D(G(z)) = 16 saturated the
+    generator's loss, G's bias moved by 2e-7, and an EMA that never moved
+    (or skipped the warm-up, or the cap) matched the formula."""
     model = linear_gan()
-    model = DCGAN(model.generator, model.discriminator, seed=0, ema_decay=0.99)
-    model.compile(g_optimizer=keras.optimizers.SGD(0.1), d_optimizer=keras.optimizers.SGD(0.1))
-    before = model.generator.weights[1].numpy().copy()
-    model.fit(tf.data.Dataset.from_tensor_slices(np.zeros((4, 4, 4, 1), "float32")).batch(4), verbose=0)
-    after = model.generator.weights[1].numpy()
-    decay = min(0.99, 2.0 / 11.0)
-    expected = decay * before + (1 - decay) * after
+    model.discriminator.layers[-1].kernel.assign(np.full((16, 1), 0.05, "float32"))
+    model = DCGAN(model.generator, model.discriminator, seed=0, ema_decay=ema_decay)
+    model.compile(g_optimizer=keras.optimizers.SGD(1.0), d_optimizer=keras.optimizers.SGD(0.01))
+    expected = model.generator.weights[1].numpy().copy()
+    live = []
+    record = keras.callbacks.LambdaCallback(
+        on_train_batch_end=lambda batch, logs: live.append(model.generator.weights[1].numpy().copy()))
+    images = np.random.default_rng(0).uniform(-1, 1, (8, 4, 4, 1)).astype("float32")
+    model.fit(tf.data.Dataset.from_tensor_slices(images).batch(4), verbose=0, callbacks=[record])
+    assert len(live) == 2
+    # The generator moves, so the average differs from either end.
+    assert np.abs(live[0] - expected).min() > 1e-3 and np.abs(live[1] - live[0]).min() > 1e-3
+    for n, weights in enumerate(live, start=1):
+        decay = min(ema_decay, (1.0 + n) / (10.0 + n))
+        expected = decay * expected + (1 - decay) * weights
     np.testing.assert_allclose(model.ema_generator.weights[1].numpy(), expected, rtol=1e-6)
 
 
