@@ -55,6 +55,37 @@ def test_color_ranges():
     np.testing.assert_allclose(out, offsets[:, None, None, None] * np.ones_like(out), atol=1e-6)
 
 
+def test_color_scales_saturation_and_contrast_per_image():
+    """DiffAugment's color (Zhao et al. 2020): x + b, then channel deviations
+    from the pixel's mean times s in [0, 2), then deviations from the image's
+    mean times c in [0.5, 1.5). On RGB images each image's b, s and c are
+    recovered from the output, which must be exactly that map. (The test
+    above, on constant gray images, sees brightness only: dropping the
+    saturation or the contrast step passed it.)"""
+    x = images(batch=256, size=4, channels=3).numpy().astype("float64")
+    out = augment.color(tf.constant(x, tf.float32), SEED).numpy().astype("float64")
+    gray_in, gray_out = x.mean(axis=3, keepdims=True), out.mean(axis=3, keepdims=True)
+    image_mean = gray_in.mean(axis=(1, 2, 3), keepdims=True)
+    # Gray part: c * (g - mean(g)) + mean(g) + b.
+    centered = (gray_in - image_mean).reshape(256, -1)
+    target = (gray_out - image_mean).reshape(256, -1)
+    c = (centered * (target - target.mean(axis=1, keepdims=True))).sum(axis=1) / (
+        centered**2).sum(axis=1)
+    b = target.mean(axis=1)
+    np.testing.assert_allclose(target, c[:, None] * centered + b[:, None], atol=1e-5)
+    # Colour part: c * s * (x - g).
+    chroma_in, chroma_out = (x - gray_in).reshape(256, -1), (out - gray_out).reshape(256, -1)
+    s = (chroma_in * chroma_out).sum(axis=1) / (chroma_in**2).sum(axis=1) / c
+    np.testing.assert_allclose(chroma_out, (c * s)[:, None] * chroma_in, atol=1e-5)
+    for name, values, low, high in (("b", b, -0.5, 0.5), ("s", s, 0.0, 2.0), ("c", c, 0.5, 1.5)):
+        assert values.min() >= low - 1e-5 and values.max() < high + 1e-5, name
+        # Uniform over the range: 256 draws reach both ends' tenths.
+        span = high - low
+        assert values.min() < low + 0.1 * span and values.max() > high - 0.1 * span, name
+    # Independent draws (one seed reused for two factors makes them one).
+    assert abs(np.corrcoef([b, s, c])[np.triu_indices(3, 1)]).max() < 0.3
+
+
 def test_transforms_are_differentiable():
     layer = DiffAugment("color,translation,cutout")
     x = tf.Variable(images())
