@@ -2,6 +2,7 @@
 synthetic labeled data for classifiers (synthetic_dataset, mix_datasets,
 filter_by_confidence)."""
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -123,9 +124,82 @@ def test_gan_applies_augmentation_to_the_discriminator_view():
     assert DCGAN.from_config(augmented.get_config()).augment == "cutout"
 
 
-# ---------------------------------------------------------------- synthetic data for classifiers
-import keras  # noqa: E402
+_D_INPUTS = []
 
+
+class _RecordInputs(keras.layers.Layer):
+    """Identity that records each concrete batch the discriminator sees."""
+
+    def call(self, inputs):
+        if tf.executing_eagerly():
+            _D_INPUTS.append(np.array(inputs))
+        return inputs
+
+
+@pytest.mark.parametrize("arch", ["DCGAN", "WGAN", "WGANGP"])
+def test_every_discriminator_call_of_a_step_sees_augmented_images(arch):
+    """Reals are -1 and fakes 0.5, and cutout zeroes a square of every
+    image: each real or fake the discriminator scores in a train step (its
+    own update and the generator's) must hold zeros. The view test above
+    calls `discriminator_view` itself; a step that scored the reals
+    unaugmented (DiffAugment's leak: D learns the augmentations are fake)
+    passed every test here and in test_ada.py."""
+    from kgan import models
+
+    cls = getattr(models, arch)
+    z = keras.Input((2,))
+    zeros = keras.layers.Lambda(lambda z: keras.ops.zeros_like(z[:, :1]))(z)
+    fake = keras.layers.Dense(64, kernel_initializer="zeros", bias_initializer="ones")(zeros)
+    generator = keras.Model(z, keras.layers.Reshape((8, 8, 1))(0.5 * fake))
+    images = keras.Input((8, 8, 1))
+    critic = keras.Model(images, keras.layers.Dense(1)(keras.layers.Flatten()(
+        _RecordInputs()(images))))
+    extra = {} if cls is models.DCGAN else {"n_critic": 2}
+    model = cls(generator, critic, seed=0, augment="cutout", **extra)
+    model.compile(run_eagerly=True)
+    _D_INPUTS.clear()
+    model.fit(tf.data.Dataset.from_tensor_slices(np.full((8, 8, 8, 1), -1.0, "float32")).batch(8),
+              epochs=1, verbose=0)
+    seen = {"real": 0, "fake": 0}
+    for batch in _D_INPUTS:
+        for image in batch:
+            values = set(np.unique(image)) - {0.0}
+            if values not in ({-1.0}, {0.5}):
+                continue  # WGAN-GP's interpolates of the (augmented) reals and fakes
+            seen["real" if values == {-1.0} else "fake"] += 1
+            assert (image == 0).any(), "the discriminator scored an unaugmented image"
+    # Every real once; fakes in the discriminator's updates and the generator's.
+    n = 1 if cls is models.DCGAN else 2
+    assert seen == {"real": 8, "fake": 8 + 8 // n}
+
+
+def test_every_discriminator_call_of_a_conditional_step_sees_augmented_images():
+    """The same for ConditionalGAN's own train step. Its networks take labels
+    and its fresh generator's fakes hold exact zeros (dead ReLUs at the
+    borders), so here the discriminator's call is wrapped and the augmenter
+    replaced by a marker (every pixel 0.25): the three calls (reals, fakes,
+    the generator's fakes) must see only marked images."""
+    from kgan.models import ConditionalGAN
+
+    gan = ConditionalGAN.from_image_shape((8, 8, 1), 3, latent_dim=4, filters=2,
+                                          embedding_dim=2, seed=0, augment="cutout")
+    object.__setattr__(gan, "augmenter", lambda images, seed: tf.fill(tf.shape(images), 0.25))
+    gan.compile(run_eagerly=True)
+    seen, call = [], gan.discriminator.call
+
+    def recording_call(inputs, *args, **kwargs):
+        seen.append(np.array(inputs[0]))
+        return call(inputs, *args, **kwargs)
+
+    object.__setattr__(gan.discriminator, "call", recording_call)
+    images, labels = np.full((6, 8, 8, 1), -1.0, "float32"), np.arange(6) % 3
+    gan.fit(tf.data.Dataset.from_tensor_slices((images, labels)).batch(6), epochs=1, verbose=0)
+    assert [batch.shape for batch in seen] == [(6, 8, 8, 1)] * 3
+    for batch in seen:
+        assert (batch == 0.25).all(), "the discriminator scored an unaugmented image"
+
+
+# ---------------------------------------------------------------- synthetic data for classifiers
 import kgan  # noqa: E402
 from kgan.models import ConditionalGAN  # noqa: E402
 
