@@ -136,6 +136,58 @@ def test_train_step_feeds_the_batch_labels_to_both_networks():
         np.testing.assert_array_equal(old[[0, 2]], new[[0, 2]])
 
 
+@pytest.mark.parametrize("adversarial_loss", ["hinge", "non_saturating"])
+def test_a_step_descends_the_chosen_losses_of_what_the_networks_saw(adversarial_loss):
+    """One eager SGD step, with both networks' calls recorded: the
+    discriminator moves by -lr * the gradient of its loss of (reals, fakes),
+    reals first, and the generator, against the updated discriminator, by
+    -lr * the gradient of its loss of the fakes it made. Swapping the reals
+    and fakes in the discriminator loss passed every other test here.
+    (mode_seeking=0: its term has its own tests.)"""
+    lr, losses_of = 0.05, kgan.models.conditional.LOSSES[adversarial_loss]
+    gan = tiny(adversarial_loss=adversarial_loss, mode_seeking=0.0, filters=2)
+    reference = tiny(adversarial_loss=adversarial_loss, mode_seeking=0.0, filters=2)
+    for name in ("generator", "discriminator"):
+        getattr(reference, name).set_weights(getattr(gan, name).get_weights())
+    calls = {"generator": [], "discriminator": []}
+    for name in calls:
+        network = getattr(gan, name)
+
+        def recording(inputs, *args, _call=network.call, _name=name, **kwargs):
+            calls[_name].append([tf.identity(x) for x in inputs])
+            return _call(inputs, *args, **kwargs)
+
+        object.__setattr__(network, "call", recording)
+    gan.compile(g_optimizer=keras.optimizers.SGD(lr), d_optimizer=keras.optimizers.SGD(lr),
+                run_eagerly=True)
+    d_start = [v.numpy() for v in gan.discriminator.trainable_variables]
+    history = gan.fit(labeled_batches([0, 1, 2, 1, 0, 2]), epochs=1, verbose=0).history
+    assert [len(calls["generator"]), len(calls["discriminator"])] == [2, 3]
+    real, fake, g_step = calls["discriminator"]
+    D, G = reference.discriminator, reference.generator
+
+    with tf.GradientTape() as tape:
+        d_loss = losses_of[0](D(real, training=True), D(fake, training=True))
+        mean = tf.reduce_mean(d_loss)
+    # (embedding lookups give IndexedSlices: made dense)
+    d_grads = [tf.convert_to_tensor(g) for g in tape.gradient(mean, D.trainable_variables)]
+    for variable, start, grad in zip(D.trainable_variables, d_start, d_grads):
+        variable.assign(start - lr * grad.numpy())
+    with tf.GradientTape() as tape:
+        images = G(calls["generator"][1], training=True)
+        g_loss = losses_of[1](D([images, calls["generator"][1][1]], training=True))
+        g_mean = tf.reduce_mean(g_loss)
+    g_grads = [tf.convert_to_tensor(g) for g in tape.gradient(g_mean, G.trainable_variables)]
+    np.testing.assert_allclose(history["d_loss"], [float(mean)], rtol=1e-5)
+    np.testing.assert_allclose(history["g_loss"], [float(g_mean)], rtol=1e-5)
+    for ours, theirs in zip(gan.discriminator.trainable_variables, D.trainable_variables):
+        np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=1e-4, atol=1e-6)
+    for ours, start, grad in zip(gan.generator.trainable_variables, G.trainable_variables, g_grads):
+        np.testing.assert_allclose(ours.numpy(), start.numpy() - lr * grad.numpy(), rtol=1e-4,
+                                   atol=1e-6)
+    assert max(np.abs(lr * g.numpy()).max() for g in d_grads) > 1e-3  # D moved
+
+
 def test_non_saturating_loss_and_arrays():
     gan = tiny(adversarial_loss="non_saturating", filters=2)
     gan.compile()
