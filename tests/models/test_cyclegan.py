@@ -365,6 +365,41 @@ def test_a_step_descends_the_generators_total_and_the_discriminators_loss():
         assert gap <= 0.01 * np.linalg.norm(expected) + 1e-7, (variable.path, gap)
 
 
+def test_the_discriminators_learn_from_what_the_pools_return():
+    """Each step's discriminator loss takes the pools' outputs, and once the
+    pools are full those hold earlier steps' fakes. The pool tests check
+    the pools alone: a step that updated the pools but gave the
+    discriminators the fresh fakes passed every test here."""
+    model = tiny(pool_size=2)
+    pooled, scored = {"a": [], "b": []}, []
+    for domain in pooled:
+        pool = getattr(model, f"pool_{domain}")
+
+        def recording(images, *args, _call=pool.call, _domain=domain, **kwargs):
+            out = _call(images, *args, **kwargs)
+            pooled[_domain].append((np.array(images), np.array(out)))
+            return out
+
+        object.__setattr__(pool, "call", recording)
+    loss = model.discriminator_loss
+
+    def recording_loss(real_a, real_b, fake_a, fake_b, *args, **kwargs):
+        scored.append((np.array(fake_a), np.array(fake_b)))
+        return loss(real_a, real_b, fake_a, fake_b, *args, **kwargs)
+
+    object.__setattr__(model, "discriminator_loss", recording_loss)
+    model.compile(run_eagerly=True)
+    model.fit(unpaired(4, seed=3), epochs=1, verbose=0)
+    assert len(scored) == len(pooled["a"]) == len(pooled["b"]) == 4
+    swapped = 0
+    for step, (fake_a, fake_b) in enumerate(scored):
+        for domain, fake in (("a", fake_a), ("b", fake_b)):
+            fresh, returned = pooled[domain][step]
+            np.testing.assert_array_equal(fake, returned)
+            swapped += not np.array_equal(returned, fresh)
+    assert swapped > 0, "the full pools never returned an earlier fake"
+
+
 def test_losses_are_the_papers():
     """g_loss = LSGAN + 10 * cycle + 5 * identity; d_loss = halved LSGAN losses."""
     model = tiny()
