@@ -531,6 +531,17 @@ def test_mode_seeking_loss_rewards_latents_that_change_the_image():
     different = tf.constant([[[[1.0]]], [[[-1.0]]], [[[-1.0]]], [[[1.0]]]]) * tf.ones((4, 16, 16, 1))
     assert float(gan.mode_seeking_loss(latents, different)) < float(
         gan.mode_seeking_loss(latents, same))
+    # The MSGAN term per pair (i, i + B/2), as documented, averaged over the pairs:
+    # 1 / (mean|G(z1) - G(z2)| / mean|z1 - z2| + 1e-5). (Only the inequality
+    # above was checked: pairing (i, i + B/2 - 1), or a sum over the latent
+    # entries for their mean, passed.)
+    rng = np.random.default_rng(1)
+    z, fakes = rng.standard_normal((6, LATENT_DIM)), rng.uniform(-1, 1, (6, 16, 16, 1))
+    image_gap = np.abs(fakes[:3] - fakes[3:]).mean(axis=(1, 2, 3))
+    latent_gap = np.abs(z[:3] - z[3:]).mean(axis=1)
+    expected = np.mean(1.0 / (image_gap / latent_gap + 1e-5))
+    got = gan.mode_seeking_loss(tf.constant(z, tf.float32), tf.constant(fakes, tf.float32))
+    assert float(got) == pytest.approx(expected, rel=1e-5)
 
 
 @pytest.mark.slow
