@@ -136,17 +136,20 @@ def test_train_step_feeds_the_batch_labels_to_both_networks():
         np.testing.assert_array_equal(old[[0, 2]], new[[0, 2]])
 
 
-@pytest.mark.parametrize("adversarial_loss", ["hinge", "non_saturating"])
-def test_a_step_descends_the_chosen_losses_of_what_the_networks_saw(adversarial_loss):
+@pytest.mark.parametrize("adversarial_loss, mode_seeking",
+                         [("hinge", 0.0), ("non_saturating", 0.0), ("hinge", 0.2)])
+def test_a_step_descends_the_chosen_losses_of_what_the_networks_saw(adversarial_loss,
+                                                                    mode_seeking):
     """One eager SGD step, with both networks' calls recorded: the
     discriminator moves by -lr * the gradient of its loss of (reals, fakes),
     reals first, and the generator, against the updated discriminator, by
-    -lr * the gradient of its loss of the fakes it made. Swapping the reals
-    and fakes in the discriminator loss passed every other test here.
-    (mode_seeking=0: its term has its own tests.)"""
+    -lr * the gradient of its loss of the fakes it made (plus, with
+    mode_seeking, the weighted mode_seeking_loss of its latents and fakes).
+    Swapping the reals and fakes in the discriminator loss, or a generator
+    step without its mode-seeking term, passed every other test here."""
     lr, losses_of = 0.05, kgan.models.conditional.LOSSES[adversarial_loss]
-    gan = tiny(adversarial_loss=adversarial_loss, mode_seeking=0.0, filters=2)
-    reference = tiny(adversarial_loss=adversarial_loss, mode_seeking=0.0, filters=2)
+    gan = tiny(adversarial_loss=adversarial_loss, mode_seeking=mode_seeking, filters=2)
+    reference = tiny(adversarial_loss=adversarial_loss, mode_seeking=mode_seeking, filters=2)
     for name in ("generator", "discriminator"):
         getattr(reference, name).set_weights(getattr(gan, name).get_weights())
     calls = {"generator": [], "discriminator": []}
@@ -173,9 +176,17 @@ def test_a_step_descends_the_chosen_losses_of_what_the_networks_saw(adversarial_
     d_grads = [tf.convert_to_tensor(g) for g in tape.gradient(mean, D.trainable_variables)]
     for variable, start, grad in zip(D.trainable_variables, d_start, d_grads):
         variable.assign(start - lr * grad.numpy())
+    latents, g_labels = calls["generator"][1]
+    # Mode seeking pairs example i with i + B/2 under one label: the first half's.
+    batch_labels = real[1].numpy()
+    np.testing.assert_array_equal(batch_labels, [0, 1, 2, 1, 0, 2])
+    np.testing.assert_array_equal(
+        g_labels, np.tile(batch_labels[:3], 2) if mode_seeking else batch_labels)
     with tf.GradientTape() as tape:
-        images = G(calls["generator"][1], training=True)
-        g_loss = losses_of[1](D([images, calls["generator"][1][1]], training=True))
+        images = G([latents, g_labels], training=True)
+        g_loss = losses_of[1](D([images, g_labels], training=True))
+        if mode_seeking:
+            g_loss += mode_seeking * reference.mode_seeking_loss(latents, images)
         g_mean = tf.reduce_mean(g_loss)
     g_grads = [tf.convert_to_tensor(g) for g in tape.gradient(g_mean, G.trainable_variables)]
     np.testing.assert_allclose(history["d_loss"], [float(mean)], rtol=1e-5)
