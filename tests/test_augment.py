@@ -160,17 +160,26 @@ def test_every_discriminator_call_of_a_step_sees_augmented_images(arch):
     _D_INPUTS.clear()
     model.fit(tf.data.Dataset.from_tensor_slices(np.full((8, 8, 8, 1), -1.0, "float32")).batch(8),
               epochs=1, verbose=0)
-    seen = {"real": 0, "fake": 0}
+    seen, cutouts = {"real": 0, "fake": 0}, []
     for batch in _D_INPUTS:
+        groups = {"real": [], "fake": []}
         for image in batch:
             values = set(np.unique(image)) - {0.0}
             if values not in ({-1.0}, {0.5}):
                 continue  # WGAN-GP's interpolates of the (augmented) reals and fakes
-            seen["real" if values == {-1.0} else "fake"] += 1
+            kind = "real" if values == {-1.0} else "fake"
+            seen[kind] += 1
+            groups[kind].append(image == 0)
             assert (image == 0).any(), "the discriminator scored an unaugmented image"
+        cutouts += [np.stack(masks) for masks in groups.values() if masks]
     # Every real once; fakes in the discriminator's updates and the generator's.
     n = 1 if cls is models.DCGAN else 2
     assert seen == {"real": 8, "fake": 8 + 8 // n}
+    # Each view draws its own augmentation (a seed reused for every view cut
+    # the same squares from reals and fakes, every step, and passed).
+    for i in range(len(cutouts)):
+        for j in range(i):
+            assert not np.array_equal(cutouts[i][:4], cutouts[j][:4]), (i, j)
 
 
 def test_every_discriminator_call_of_a_conditional_step_sees_augmented_images():
