@@ -251,6 +251,28 @@ def test_each_critic_update_sees_a_fresh_real_minibatch(cls):
 
 
 @pytest.mark.parametrize("cls", WASSERSTEIN)
+def test_each_update_draws_its_own_latents(cls):
+    """Algorithm 1 samples fresh z for every critic update and for the
+    generator's: one eager step calls G on n_critic + 1 distinct latent
+    batches. (Every other test here uses G(z) = b: one draw reused for all
+    critic updates passed them.)"""
+    model = tiny_mlp_gan(cls, n_critic=3)
+    latents, call = [], model.generator.call
+
+    def recording(z, *args, **kwargs):
+        latents.append(np.array(z))
+        return call(z, *args, **kwargs)
+
+    object.__setattr__(model.generator, "call", recording)
+    model.compile(run_eagerly=True)
+    model.fit(batches(points(8 * 3), 8 * 3), epochs=1, verbose=0)
+    assert len(latents) == 3 + 1 and all(z.shape == (8, 2) for z in latents)
+    for i in range(len(latents)):
+        for j in range(i):
+            assert not np.allclose(latents[i], latents[j]), (i, j)
+
+
+@pytest.mark.parametrize("cls", WASSERSTEIN)
 def test_one_device_equals_two_replicas(cls, two_cpu_strategy):
     """A step on 2 replicas equals a step on 1 device for the same global batch.
 
