@@ -177,6 +177,7 @@ def test_a_step_descends_the_chosen_losses_of_what_the_networks_saw(adversarial_
     for variable, start, grad in zip(D.trainable_variables, d_start, d_grads):
         variable.assign(start - lr * grad.numpy())
     latents, g_labels = calls["generator"][1]
+    assert not np.allclose(calls["generator"][0][0], latents)  # each update draws its own
     # Mode seeking pairs example i with i + B/2 under one label: the first half's.
     batch_labels = real[1].numpy()
     np.testing.assert_array_equal(batch_labels, [0, 1, 2, 1, 0, 2])

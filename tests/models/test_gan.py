@@ -446,6 +446,24 @@ def test_a_dcgan_step_makes_the_alternating_non_saturating_updates():
     assert np.abs(w1 - w).max() > 0.05  # D moved enough for G's target to matter
 
 
+def test_a_dcgan_step_draws_latents_for_each_update():
+    """The class docstring: 'Each update draws its own latents'. The step
+    tests use G(z) = b; reusing the discriminator update's latents for the
+    generator's passed them all."""
+    model = tiny_dcgan()
+    latents, call = [], model.generator.call
+
+    def recording(z, *args, **kwargs):
+        latents.append(np.array(z))
+        return call(z, *args, **kwargs)
+
+    object.__setattr__(model.generator, "call", recording)
+    model.compile(run_eagerly=True)
+    model.fit(np.zeros((4, 16, 16, 1), "float32"), batch_size=4, epochs=1, verbose=0)
+    assert len(latents) == 2 and latents[0].shape == latents[1].shape == (4, 8)
+    assert not np.allclose(latents[0], latents[1])
+
+
 def test_base_class_requires_train_step():
     model = GAN(tiny_dcgan().generator, tiny_dcgan().discriminator)
     model.compile()
