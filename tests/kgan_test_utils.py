@@ -6,6 +6,7 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from kgan.models import DCGAN
 
@@ -66,6 +67,22 @@ def spread_weights(model, seed=0, network=None):
             std = 1.0 / np.sqrt(np.prod(variable.shape[:-1]))
             variable.assign(rng.normal(0.0, std, variable.shape).astype("float32"))
     return model
+
+
+def record_inputs(layer):
+    """Wrap `layer.call` (in place) to record what it is called on; return the list.
+
+    Each call appends its inputs as numpy arrays (a list for a list of
+    inputs). Concrete values only: compile the model with run_eagerly=True.
+    """
+    calls, call = [], layer.call
+
+    def recording(inputs, *args, **kwargs):
+        calls.append(tf.nest.map_structure(np.array, inputs))
+        return call(inputs, *args, **kwargs)
+
+    object.__setattr__(layer, "call", recording)
+    return calls
 
 
 def tiny_dcgan(image_shape=(16, 16, 1), latent_dim=8, seed=0, spread=False, **kwargs):

@@ -6,7 +6,7 @@ import pytest
 import tensorflow as tf
 
 import kgan
-from kgan_test_utils import TWO_CPU_DEVICES_PRELUDE, BatchSequence
+from kgan_test_utils import TWO_CPU_DEVICES_PRELUDE, BatchSequence, record_inputs
 from kgan.models import DCGAN, GAN, InputValidationError, slerp
 
 
@@ -451,13 +451,7 @@ def test_a_dcgan_step_draws_latents_for_each_update():
     tests use G(z) = b; reusing the discriminator update's latents for the
     generator's passed them all."""
     model = tiny_dcgan()
-    latents, call = [], model.generator.call
-
-    def recording(z, *args, **kwargs):
-        latents.append(np.array(z))
-        return call(z, *args, **kwargs)
-
-    object.__setattr__(model.generator, "call", recording)
+    latents = record_inputs(model.generator)
     model.compile(run_eagerly=True)
     model.fit(np.zeros((4, 16, 16, 1), "float32"), batch_size=4, epochs=1, verbose=0)
     assert len(latents) == 2 and latents[0].shape == latents[1].shape == (4, 8)

@@ -13,6 +13,7 @@ import kgan
 from kgan import losses
 from kgan.models import DCGAN, WGAN, WGANGP, GAN, InputValidationError
 from kgan.networks import mlp_discriminator, mlp_generator
+from kgan_test_utils import record_inputs
 
 WASSERSTEIN = [WGAN, WGANGP]
 
@@ -257,13 +258,7 @@ def test_each_update_draws_its_own_latents(cls):
     batches. (Every other test here uses G(z) = b: one draw reused for all
     critic updates passed them.)"""
     model = tiny_mlp_gan(cls, n_critic=3)
-    latents, call = [], model.generator.call
-
-    def recording(z, *args, **kwargs):
-        latents.append(np.array(z))
-        return call(z, *args, **kwargs)
-
-    object.__setattr__(model.generator, "call", recording)
+    latents = record_inputs(model.generator)
     model.compile(run_eagerly=True)
     model.fit(batches(points(8 * 3), 8 * 3), epochs=1, verbose=0)
     assert len(latents) == 3 + 1 and all(z.shape == (8, 2) for z in latents)
