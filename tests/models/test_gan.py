@@ -560,6 +560,22 @@ def test_recalibrating_ema_statistics_moves_only_batch_norm_statistics():
     # The live generator is untouched, and a model without EMA is a no-op.
     for before, variable in zip(live, model.generator.variables, strict=True):
         np.testing.assert_array_equal(before, variable.numpy())
+    # The statistics are the EMA generator's own on N(0, I) latents: its first
+    # batch norm's moving mean and variance after 200 batches (momentum 0.9
+    # leaves 0.9**200 of the earlier ones; the initial variance 1 is ~300
+    # times its inputs') are those of its inputs on fresh latents. (Only
+    # "they moved" was checked: recalibrating on U(-1, 1) latents, a third
+    # of the variance, passed.)
+    model.recalibrate_ema_statistics(num_batches=200, batch_size=64)
+    norm = next(layer for layer in generator._flatten_layers()
+                if isinstance(layer, keras.layers.BatchNormalization))
+    assert norm.momentum ** 200 < 1e-6
+    z = np.random.default_rng(123).standard_normal((4096, model.latent_dim)).astype("float32")
+    activations = keras.Model(generator.inputs, norm.input)([z], training=True).numpy()
+    axes = tuple(range(activations.ndim - 1))
+    np.testing.assert_allclose(norm.moving_variance.numpy(), activations.var(axis=axes), rtol=0.1)
+    np.testing.assert_allclose(norm.moving_mean.numpy(), activations.mean(axis=axes),
+                               atol=0.1 * activations.std(axis=axes).min())
     plain = tiny_dcgan()
     plain_before = [np.array(v.numpy()) for v in plain.variables]
     plain.recalibrate_ema_statistics(num_batches=1)
