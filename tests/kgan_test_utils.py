@@ -6,6 +6,7 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from kgan.models import DCGAN
 
@@ -76,6 +77,22 @@ def batchnorm_copies(model):
         for layer in model._flatten_layers() if isinstance(layer, keras.layers.BatchNormalization)
         for variable in (layer.moving_mean, layer.moving_variance)
     ]
+
+
+def record_inputs(layer):
+    """Wrap `layer.call` (in place) to record what it is called on; return the list.
+
+    Each call appends its inputs as numpy arrays (a list for a list of
+    inputs). Concrete values only: compile the model with run_eagerly=True.
+    """
+    calls, call = [], layer.call
+
+    def recording(inputs, *args, **kwargs):
+        calls.append(tf.nest.map_structure(np.array, inputs))
+        return call(inputs, *args, **kwargs)
+
+    object.__setattr__(layer, "call", recording)
+    return calls
 
 
 def tiny_dcgan(image_shape=(16, 16, 1), latent_dim=8, seed=0, spread=False, **kwargs):

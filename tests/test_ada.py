@@ -277,6 +277,48 @@ def test_the_call_that_ends_an_epoch_of_unknown_length_is_no_update():
     assert float(model.ada.image_count.numpy()) == 6 * 8
 
 
+@pytest.mark.parametrize("augmented", ["a", "b"])
+def test_each_cyclegan_discriminator_has_its_own_ada(augmented):
+    """D_A sees images through `ada_a` and `ada_a` observes D_A's scores; D_B
+    likewise with `ada`. One ADA at p = 0 (the identity), the other near
+    P_MAX: only the second discriminator's inputs may differ from the batch.
+    The test above counts what each ADA observed, which is the same for
+    either discriminator: augmenting D_A with D_B's ADA, or feeding ada_a
+    D_B's scores, passed it and test_cyclegan.py."""
+    model = build_tiny("cyclegan", augment="ada", ada_interval=100)
+    model.compile(run_eagerly=True)
+    adas = {"a": model.ada_a, "b": model.ada}
+    for domain, ada in adas.items():
+        ada.p.assign(0.9 if domain == augmented else 0.0)
+    inputs, outputs, observed = {"a": [], "b": []}, {"a": [], "b": []}, {"a": [], "b": []}
+    for domain, network in (("a", model.discriminator_a), ("b", model.discriminator)):
+        def recording(x, *args, _call=network.call, _domain=domain, **kwargs):
+            out = _call(x, *args, **kwargs)
+            inputs[_domain].append(np.array(x))
+            outputs[_domain].append(np.array(out))
+            return out
+
+        object.__setattr__(network, "call", recording)
+    for domain, ada in adas.items():
+        def observing(real, *args, _observe=ada.observe, _domain=domain, **kwargs):
+            observed[_domain].append(np.array(real))
+            return _observe(real, *args, **kwargs)
+
+        object.__setattr__(ada, "observe", observing)
+    data = tiny_dataset(model, "cyclegan", num_batches=1)
+    real = dict(zip("ab", (np.array(x) for x in next(iter(data)))))
+    model.fit(data, epochs=1, verbose=0)
+    for domain in "ab":
+        unchanged = [np.array_equal(x, real[domain]) for x in inputs[domain]]
+        # The discriminator update scores the domain's reals once.
+        assert any(unchanged) is (domain != augmented), (domain, unchanged)
+        # Its ADA observed that discriminator's scores of them, once.
+        assert len(observed[domain]) == 1
+        assert any(np.array_equal(observed[domain][0], out) for out in outputs[domain])
+        other = "b" if domain == "a" else "a"
+        assert not any(np.array_equal(observed[domain][0], out) for out in outputs[other])
+
+
 def test_a_train_step_that_never_observes_fails_clearly():
     class Forgetful(DCGAN):
         def train_step(self, data):

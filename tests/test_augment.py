@@ -2,6 +2,7 @@
 synthetic labeled data for classifiers (synthetic_dataset, mix_datasets,
 filter_by_confidence)."""
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -55,6 +56,37 @@ def test_color_ranges():
     np.testing.assert_allclose(out, offsets[:, None, None, None] * np.ones_like(out), atol=1e-6)
 
 
+def test_color_scales_saturation_and_contrast_per_image():
+    """DiffAugment's color (Zhao et al. 2020): x + b, then channel deviations
+    from the pixel's mean times s in [0, 2), then deviations from the image's
+    mean times c in [0.5, 1.5). On RGB images each image's b, s and c are
+    recovered from the output, which must be exactly that map. (The test
+    above, on constant gray images, sees brightness only: dropping the
+    saturation or the contrast step passed it.)"""
+    x = images(batch=256, size=4, channels=3).numpy().astype("float64")
+    out = augment.color(tf.constant(x, tf.float32), SEED).numpy().astype("float64")
+    gray_in, gray_out = x.mean(axis=3, keepdims=True), out.mean(axis=3, keepdims=True)
+    image_mean = gray_in.mean(axis=(1, 2, 3), keepdims=True)
+    # Gray part: c * (g - mean(g)) + mean(g) + b.
+    centered = (gray_in - image_mean).reshape(256, -1)
+    target = (gray_out - image_mean).reshape(256, -1)
+    c = (centered * (target - target.mean(axis=1, keepdims=True))).sum(axis=1) / (
+        centered**2).sum(axis=1)
+    b = target.mean(axis=1)
+    np.testing.assert_allclose(target, c[:, None] * centered + b[:, None], atol=1e-5)
+    # Colour part: c * s * (x - g).
+    chroma_in, chroma_out = (x - gray_in).reshape(256, -1), (out - gray_out).reshape(256, -1)
+    s = (chroma_in * chroma_out).sum(axis=1) / (chroma_in**2).sum(axis=1) / c
+    np.testing.assert_allclose(chroma_out, (c * s)[:, None] * chroma_in, atol=1e-5)
+    for name, values, low, high in (("b", b, -0.5, 0.5), ("s", s, 0.0, 2.0), ("c", c, 0.5, 1.5)):
+        assert values.min() >= low - 1e-5 and values.max() < high + 1e-5, name
+        # Uniform over the range: 256 draws reach both ends' tenths.
+        span = high - low
+        assert values.min() < low + 0.1 * span and values.max() > high - 0.1 * span, name
+    # Independent draws (one seed reused for two factors makes them one).
+    assert abs(np.corrcoef([b, s, c])[np.triu_indices(3, 1)]).max() < 0.3
+
+
 def test_transforms_are_differentiable():
     layer = DiffAugment("color,translation,cutout")
     x = tf.Variable(images())
@@ -92,9 +124,91 @@ def test_gan_applies_augmentation_to_the_discriminator_view():
     assert DCGAN.from_config(augmented.get_config()).augment == "cutout"
 
 
-# ---------------------------------------------------------------- synthetic data for classifiers
-import keras  # noqa: E402
+_D_INPUTS = []
 
+
+class _RecordInputs(keras.layers.Layer):
+    """Identity that records each concrete batch the discriminator sees."""
+
+    def call(self, inputs):
+        if tf.executing_eagerly():
+            _D_INPUTS.append(np.array(inputs))
+        return inputs
+
+
+@pytest.mark.parametrize("arch", ["DCGAN", "WGAN", "WGANGP"])
+def test_every_discriminator_call_of_a_step_sees_augmented_images(arch):
+    """Reals are -1 and fakes 0.5, and cutout zeroes a square of every
+    image: each real or fake the discriminator scores in a train step (its
+    own update and the generator's) must hold zeros. The view test above
+    calls `discriminator_view` itself; a step that scored the reals
+    unaugmented (DiffAugment's leak: D learns the augmentations are fake)
+    passed every test here and in test_ada.py."""
+    from kgan import models
+
+    cls = getattr(models, arch)
+    z = keras.Input((2,))
+    zeros = keras.layers.Lambda(lambda z: keras.ops.zeros_like(z[:, :1]))(z)
+    fake = keras.layers.Dense(64, kernel_initializer="zeros", bias_initializer="ones")(zeros)
+    generator = keras.Model(z, keras.layers.Reshape((8, 8, 1))(0.5 * fake))
+    images = keras.Input((8, 8, 1))
+    critic = keras.Model(images, keras.layers.Dense(1)(keras.layers.Flatten()(
+        _RecordInputs()(images))))
+    extra = {} if cls is models.DCGAN else {"n_critic": 2}
+    model = cls(generator, critic, seed=0, augment="cutout", **extra)
+    model.compile(run_eagerly=True)
+    _D_INPUTS.clear()
+    model.fit(tf.data.Dataset.from_tensor_slices(np.full((8, 8, 8, 1), -1.0, "float32")).batch(8),
+              epochs=1, verbose=0)
+    seen, cutouts = {"real": 0, "fake": 0}, []
+    for batch in _D_INPUTS:
+        groups = {"real": [], "fake": []}
+        for image in batch:
+            values = set(np.unique(image)) - {0.0}
+            if values not in ({-1.0}, {0.5}):
+                continue  # WGAN-GP's interpolates of the (augmented) reals and fakes
+            kind = "real" if values == {-1.0} else "fake"
+            seen[kind] += 1
+            groups[kind].append(image == 0)
+            assert (image == 0).any(), "the discriminator scored an unaugmented image"
+        cutouts += [np.stack(masks) for masks in groups.values() if masks]
+    # Every real once; fakes in the discriminator's updates and the generator's.
+    n = 1 if cls is models.DCGAN else 2
+    assert seen == {"real": 8, "fake": 8 + 8 // n}
+    # Each view draws its own augmentation (a seed reused for every view cut
+    # the same squares from reals and fakes, every step, and passed).
+    for i in range(len(cutouts)):
+        for j in range(i):
+            assert not np.array_equal(cutouts[i][:4], cutouts[j][:4]), (i, j)
+
+
+def test_every_discriminator_call_of_a_conditional_step_sees_augmented_images():
+    """The same for ConditionalGAN's own train step. Its networks take labels
+    and its fresh generator's fakes hold exact zeros (dead ReLUs at the
+    borders), so here the discriminator's call is wrapped and the augmenter
+    replaced by a marker (every pixel 0.25): the three calls (reals, fakes,
+    the generator's fakes) must see only marked images."""
+    from kgan.models import ConditionalGAN
+
+    gan = ConditionalGAN.from_image_shape((8, 8, 1), 3, latent_dim=4, filters=2,
+                                          embedding_dim=2, seed=0, augment="cutout")
+    object.__setattr__(gan, "augmenter", lambda images, seed: tf.fill(tf.shape(images), 0.25))
+    gan.compile(run_eagerly=True)
+    seen, call = [], gan.discriminator.call
+
+    def recording_call(inputs, *args, **kwargs):
+        seen.append(np.array(inputs[0]))
+        return call(inputs, *args, **kwargs)
+
+    object.__setattr__(gan.discriminator, "call", recording_call)
+    images, labels = np.full((6, 8, 8, 1), -1.0, "float32"), np.arange(6) % 3
+    gan.fit(tf.data.Dataset.from_tensor_slices((images, labels)).batch(6), epochs=1, verbose=0)
+    assert [batch.shape for batch in seen] == [(6, 8, 8, 1)] * 3
+    for batch in seen:
+        assert (batch == 0.25).all(), "the discriminator scored an unaugmented image"
+
+
+# ---------------------------------------------------------------- synthetic data for classifiers
 import kgan  # noqa: E402
 from kgan.models import ConditionalGAN  # noqa: E402
 

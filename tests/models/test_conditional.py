@@ -136,6 +136,70 @@ def test_train_step_feeds_the_batch_labels_to_both_networks():
         np.testing.assert_array_equal(old[[0, 2]], new[[0, 2]])
 
 
+@pytest.mark.parametrize("adversarial_loss, mode_seeking",
+                         [("hinge", 0.0), ("non_saturating", 0.0), ("hinge", 0.2)])
+def test_a_step_descends_the_chosen_losses_of_what_the_networks_saw(adversarial_loss,
+                                                                    mode_seeking):
+    """One eager SGD step, with both networks' calls recorded: the
+    discriminator moves by -lr * the gradient of its loss of (reals, fakes),
+    reals first, and the generator, against the updated discriminator, by
+    -lr * the gradient of its loss of the fakes it made (plus, with
+    mode_seeking, the weighted mode_seeking_loss of its latents and fakes).
+    Swapping the reals and fakes in the discriminator loss, or a generator
+    step without its mode-seeking term, passed every other test here."""
+    lr, losses_of = 0.05, kgan.models.conditional.LOSSES[adversarial_loss]
+    gan = tiny(adversarial_loss=adversarial_loss, mode_seeking=mode_seeking, filters=2)
+    reference = tiny(adversarial_loss=adversarial_loss, mode_seeking=mode_seeking, filters=2)
+    for name in ("generator", "discriminator"):
+        getattr(reference, name).set_weights(getattr(gan, name).get_weights())
+    calls = {"generator": [], "discriminator": []}
+    for name in calls:
+        network = getattr(gan, name)
+
+        def recording(inputs, *args, _call=network.call, _name=name, **kwargs):
+            calls[_name].append([tf.identity(x) for x in inputs])
+            return _call(inputs, *args, **kwargs)
+
+        object.__setattr__(network, "call", recording)
+    gan.compile(g_optimizer=keras.optimizers.SGD(lr), d_optimizer=keras.optimizers.SGD(lr),
+                run_eagerly=True)
+    d_start = [v.numpy() for v in gan.discriminator.trainable_variables]
+    history = gan.fit(labeled_batches([0, 1, 2, 1, 0, 2]), epochs=1, verbose=0).history
+    assert [len(calls["generator"]), len(calls["discriminator"])] == [2, 3]
+    real, fake, g_step = calls["discriminator"]
+    D, G = reference.discriminator, reference.generator
+
+    with tf.GradientTape() as tape:
+        d_loss = losses_of[0](D(real, training=True), D(fake, training=True))
+        mean = tf.reduce_mean(d_loss)
+    # (embedding lookups give IndexedSlices: made dense)
+    d_grads = [tf.convert_to_tensor(g) for g in tape.gradient(mean, D.trainable_variables)]
+    for variable, start, grad in zip(D.trainable_variables, d_start, d_grads):
+        variable.assign(start - lr * grad.numpy())
+    latents, g_labels = calls["generator"][1]
+    assert not np.allclose(calls["generator"][0][0], latents)  # each update draws its own
+    # Mode seeking pairs example i with i + B/2 under one label: the first half's.
+    batch_labels = real[1].numpy()
+    np.testing.assert_array_equal(batch_labels, [0, 1, 2, 1, 0, 2])
+    np.testing.assert_array_equal(
+        g_labels, np.tile(batch_labels[:3], 2) if mode_seeking else batch_labels)
+    with tf.GradientTape() as tape:
+        images = G([latents, g_labels], training=True)
+        g_loss = losses_of[1](D([images, g_labels], training=True))
+        if mode_seeking:
+            g_loss += mode_seeking * reference.mode_seeking_loss(latents, images)
+        g_mean = tf.reduce_mean(g_loss)
+    g_grads = [tf.convert_to_tensor(g) for g in tape.gradient(g_mean, G.trainable_variables)]
+    np.testing.assert_allclose(history["d_loss"], [float(mean)], rtol=1e-5)
+    np.testing.assert_allclose(history["g_loss"], [float(g_mean)], rtol=1e-5)
+    for ours, theirs in zip(gan.discriminator.trainable_variables, D.trainable_variables):
+        np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=1e-4, atol=1e-6)
+    for ours, start, grad in zip(gan.generator.trainable_variables, G.trainable_variables, g_grads):
+        np.testing.assert_allclose(ours.numpy(), start.numpy() - lr * grad.numpy(), rtol=1e-4,
+                                   atol=1e-6)
+    assert max(np.abs(lr * g.numpy()).max() for g in d_grads) > 1e-3  # D moved
+
+
 def test_non_saturating_loss_and_arrays():
     gan = tiny(adversarial_loss="non_saturating", filters=2)
     gan.compile()
@@ -479,6 +543,17 @@ def test_mode_seeking_loss_rewards_latents_that_change_the_image():
     different = tf.constant([[[[1.0]]], [[[-1.0]]], [[[-1.0]]], [[[1.0]]]]) * tf.ones((4, 16, 16, 1))
     assert float(gan.mode_seeking_loss(latents, different)) < float(
         gan.mode_seeking_loss(latents, same))
+    # The MSGAN term per pair (i, i + B/2), as documented, averaged over the pairs:
+    # 1 / (mean|G(z1) - G(z2)| / mean|z1 - z2| + 1e-5). (Only the inequality
+    # above was checked: pairing (i, i + B/2 - 1), or a sum over the latent
+    # entries for their mean, passed.)
+    rng = np.random.default_rng(1)
+    z, fakes = rng.standard_normal((6, LATENT_DIM)), rng.uniform(-1, 1, (6, 16, 16, 1))
+    image_gap = np.abs(fakes[:3] - fakes[3:]).mean(axis=(1, 2, 3))
+    latent_gap = np.abs(z[:3] - z[3:]).mean(axis=1)
+    expected = np.mean(1.0 / (image_gap / latent_gap + 1e-5))
+    got = gan.mode_seeking_loss(tf.constant(z, tf.float32), tf.constant(fakes, tf.float32))
+    assert float(got) == pytest.approx(expected, rel=1e-5)
 
 
 @pytest.mark.slow

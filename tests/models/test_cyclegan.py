@@ -328,6 +328,78 @@ def test_identity_loss_off_changes_nothing_else():
     assert logs[1]["identity_loss"] == [0.0]
 
 
+def test_a_step_descends_the_generators_total_and_the_discriminators_loss():
+    """One train_step under SGD moves the generators by -lr * the gradient of
+    mean(adversarial + cycle + identity), then the discriminators by -lr * the
+    gradient of their loss on the step's fakes (a fresh pool returns them).
+    The other tests check the terms and the report; a step that left the
+    cycle loss out of the generators' update passed all of them.
+
+    Relative check (as in test_two_replicas_make_the_one_device_update):
+    instance normalization makes float rounding of two computations of the
+    same update differ by ~1e-6.
+    """
+    lr = 1e-2
+    model, reference = tiny(), tiny()
+    copy_networks(model, reference)
+    a, b = next(iter(unpaired(1)))
+    g_vars, d_vars = reference.generator_variables, reference.discriminator_variables
+    with tf.GradientTape(persistent=True) as tape:
+        terms, fake_a, fake_b = reference.generator_loss_terms(a, b)
+        total = tf.reduce_mean(terms["adversarial"] + terms["cycle"] + terms["identity"])
+        cycle = tf.reduce_mean(terms["cycle"])
+    g_grads, cycle_grads = tape.gradient(total, g_vars), tape.gradient(cycle, g_vars)
+    with tf.GradientTape() as tape:
+        d_loss = tf.reduce_mean(reference.discriminator_loss(a, b, fake_a, fake_b))
+    d_grads = tape.gradient(d_loss, d_vars)
+    # The cycle term is a large part of the generators' gradient here.
+    assert np.linalg.norm(np.concatenate([g.numpy().ravel() for g in cycle_grads])) > 0.1 * (
+        np.linalg.norm(np.concatenate([g.numpy().ravel() for g in g_grads])))
+
+    model.compile(g_optimizer=keras.optimizers.SGD(lr), d_optimizer=keras.optimizers.SGD(lr))
+    model.fit(unpaired(1), epochs=1, verbose=0)
+    for start, grad, variable in zip(g_vars + d_vars, list(g_grads) + list(d_grads),
+                                     model.generator_variables + model.discriminator_variables):
+        update, expected = variable.numpy() - start.numpy(), -lr * grad.numpy()
+        gap = np.linalg.norm(update - expected)
+        assert gap <= 0.01 * np.linalg.norm(expected) + 1e-7, (variable.path, gap)
+
+
+def test_the_discriminators_learn_from_what_the_pools_return():
+    """Each step's discriminator loss takes the pools' outputs, and once the
+    pools are full those hold earlier steps' fakes. The pool tests check
+    the pools alone: a step that updated the pools but gave the
+    discriminators the fresh fakes passed every test here."""
+    model = tiny(pool_size=2)
+    pooled, scored = {"a": [], "b": []}, []
+    for domain in pooled:
+        pool = getattr(model, f"pool_{domain}")
+
+        def recording(images, *args, _call=pool.call, _domain=domain, **kwargs):
+            out = _call(images, *args, **kwargs)
+            pooled[_domain].append((np.array(images), np.array(out)))
+            return out
+
+        object.__setattr__(pool, "call", recording)
+    loss = model.discriminator_loss
+
+    def recording_loss(real_a, real_b, fake_a, fake_b, *args, **kwargs):
+        scored.append((np.array(fake_a), np.array(fake_b)))
+        return loss(real_a, real_b, fake_a, fake_b, *args, **kwargs)
+
+    object.__setattr__(model, "discriminator_loss", recording_loss)
+    model.compile(run_eagerly=True)
+    model.fit(unpaired(4, seed=3), epochs=1, verbose=0)
+    assert len(scored) == len(pooled["a"]) == len(pooled["b"]) == 4
+    swapped = 0
+    for step, (fake_a, fake_b) in enumerate(scored):
+        for domain, fake in (("a", fake_a), ("b", fake_b)):
+            fresh, returned = pooled[domain][step]
+            np.testing.assert_array_equal(fake, returned)
+            swapped += not np.array_equal(returned, fresh)
+    assert swapped > 0, "the full pools never returned an earlier fake"
+
+
 def test_losses_are_the_papers():
     """g_loss = LSGAN + 10 * cycle + 5 * identity; d_loss = halved LSGAN losses."""
     model = tiny()

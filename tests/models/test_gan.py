@@ -6,7 +6,7 @@ import pytest
 import tensorflow as tf
 
 import kgan
-from kgan_test_utils import TWO_CPU_DEVICES_PRELUDE, BatchSequence
+from kgan_test_utils import TWO_CPU_DEVICES_PRELUDE, BatchSequence, record_inputs
 from kgan.models import DCGAN, GAN, InputValidationError, slerp
 
 
@@ -388,7 +388,10 @@ def test_losses_average_over_the_global_batch(two_cpu_strategy):
     def one_step(strategy):
         with strategy.scope():
             model = linear_gan()
-            model.compile(g_optimizer=keras.optimizers.SGD(0.1), d_optimizer=keras.optimizers.SGD(0.1))
+            # Kernel 0.05: with linear_gan's ones D(G(z)) = 16 saturates G's
+            # loss and G's bias moved by 2e-7, under any replica scaling.
+            model.discriminator.layers[-1].kernel.assign(np.full((16, 1), 0.05, "float32"))
+            model.compile(g_optimizer=keras.optimizers.SGD(1.0), d_optimizer=keras.optimizers.SGD(0.1))
         data = tf.data.Dataset.from_tensor_slices(images).batch(8)
         model.fit(data, epochs=1, verbose=0)
         return [v.numpy() for v in model.discriminator.weights], model.generator.weights[1].numpy()
@@ -399,7 +402,72 @@ def test_losses_average_over_the_global_batch(two_cpu_strategy):
         np.testing.assert_allclose(a, b, atol=1e-6)
     np.testing.assert_allclose(g_bias_single, g_bias_mirrored, atol=1e-6)
     # The step did move the weights (the comparison is not vacuous).
-    assert not np.allclose(d_single[0], 1.0)
+    assert np.abs(d_single[0] - 0.05).max() > 5e-3
+    assert np.abs(g_bias_single - 1.0).max() > 5e-3
+
+
+def test_a_dcgan_step_makes_the_alternating_non_saturating_updates():
+    """One step, computed by hand: G(z) = b and D(x) = w . x + c under SGD.
+
+    D descends the mean of softplus(-D(x)) + softplus(D(b)); then G, against
+    the D from after that update, descends softplus(-D(b)). Swapping real and
+    fake in the discriminator loss, the minimax generator loss, or updating G
+    against the old D left every other test of the step passing.
+    """
+    rng = np.random.default_rng(5)
+    lr, side = 0.5, 4
+    z = keras.Input((3,))
+    g_dense = keras.layers.Dense(side * side, kernel_initializer="zeros")
+    g = keras.Model(z, keras.layers.Reshape((side, side, 1))(g_dense(z)))
+    images = keras.Input((side, side, 1))
+    d_dense = keras.layers.Dense(1)
+    d = keras.Model(images, d_dense(keras.layers.Flatten()(images)))
+    w, c, b = rng.normal(0, 0.3, side * side), 0.2, rng.uniform(-1, 1, side * side)
+    d_dense.kernel.assign(w[:, None].astype("float32"))
+    d_dense.bias.assign(np.float32([c]))
+    g_dense.bias.assign(b.astype("float32"))
+    model = DCGAN(g, d, seed=0)
+    model.compile(g_optimizer=keras.optimizers.SGD(lr), d_optimizer=keras.optimizers.SGD(lr))
+    real = rng.uniform(-1, 1, (8, side, side, 1)).astype("float32")
+    history = model.fit(tf.data.Dataset.from_tensor_slices(real).batch(8), epochs=1,
+                        verbose=0).history
+
+    def sigmoid(t):
+        return 1.0 / (1.0 + np.exp(-t))
+
+    def softplus(t):
+        return np.log1p(np.exp(t))
+
+    x = real.reshape(8, -1).astype("float64")
+    real_logits, fake_logit = x @ w + c, b @ w + c
+    d_loss = np.mean(softplus(-real_logits)) + softplus(fake_logit)
+    # d/dl softplus(-l) = -sigmoid(-l); d/dl softplus(l) = sigmoid(l)
+    grad_w = -(sigmoid(-real_logits)[:, None] * x).mean(axis=0) + sigmoid(fake_logit) * b
+    grad_c = -sigmoid(-real_logits).mean() + sigmoid(fake_logit)
+    w1, c1 = w - lr * grad_w, c - lr * grad_c
+    fake_logit = b @ w1 + c1  # the generator follows the updated discriminator
+    g_loss = softplus(-fake_logit)
+    b1 = b + lr * sigmoid(-fake_logit) * w1
+
+    np.testing.assert_allclose(d_dense.kernel.numpy().ravel(), w1, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(d_dense.bias.numpy(), [c1], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(g_dense.bias.numpy(), b1, rtol=1e-5, atol=1e-6)
+    assert set(history) == {"d_loss", "g_loss"}
+    np.testing.assert_allclose(history["d_loss"], [d_loss], rtol=1e-5)
+    np.testing.assert_allclose(history["g_loss"], [g_loss], rtol=1e-5)
+    assert np.abs(w1 - w).max() > 0.05  # D moved enough for G's target to matter
+
+
+def test_a_dcgan_step_draws_latents_for_each_update():
+    """The class docstring: 'Each update draws its own latents'. The step
+    tests use G(z) = b; reusing the discriminator update's latents for the
+    generator's passed them all."""
+    model = tiny_dcgan()
+    latents = record_inputs(model.generator)
+    model.compile(run_eagerly=True)
+    model.fit(np.zeros((4, 16, 16, 1), "float32"), batch_size=4, epochs=1, verbose=0)
+    assert len(latents) == 2 and latents[0].shape == latents[1].shape == (4, 8)
+    assert not np.allclose(latents[0], latents[1])
 
 
 def test_base_class_requires_train_step():
@@ -460,17 +528,31 @@ def test_ema_generator_tracks_the_generator():
         np.testing.assert_array_equal(a.numpy(), b.numpy())
 
 
-def test_ema_decay_formula_with_warm_up():
-    """One step with decay d: ema = d' * ema0 + (1 - d') * w1, d' = min(d, (1 + n) / (10 + n))
-    with n = 1 update made (`GAN.update_ema`)."""
+@pytest.mark.parametrize("ema_decay", [0.99, 0.1])
+def test_ema_decay_formula_with_warm_up(ema_decay):
+    """Each step with decay d: ema = d' * ema + (1 - d') * w, d' = min(d, (1 + n) / (10 + n))
+    with n the updates made (`GAN.update_ema`). 0.99 is in its warm-up for
+    both steps (2/11, 3/12), 0.1 is capped by its decay from the first.
+
+    D's kernel is 0.05, not linear_gan's ones, and G steps at 1.0: D(G(z)) = 16 saturated the
+    generator's loss, G's bias moved by 2e-7, and an EMA that never moved
+    (or skipped the warm-up, or the cap) matched the formula."""
     model = linear_gan()
-    model = DCGAN(model.generator, model.discriminator, seed=0, ema_decay=0.99)
-    model.compile(g_optimizer=keras.optimizers.SGD(0.1), d_optimizer=keras.optimizers.SGD(0.1))
-    before = model.generator.weights[1].numpy().copy()
-    model.fit(tf.data.Dataset.from_tensor_slices(np.zeros((4, 4, 4, 1), "float32")).batch(4), verbose=0)
-    after = model.generator.weights[1].numpy()
-    decay = min(0.99, 2.0 / 11.0)
-    expected = decay * before + (1 - decay) * after
+    model.discriminator.layers[-1].kernel.assign(np.full((16, 1), 0.05, "float32"))
+    model = DCGAN(model.generator, model.discriminator, seed=0, ema_decay=ema_decay)
+    model.compile(g_optimizer=keras.optimizers.SGD(1.0), d_optimizer=keras.optimizers.SGD(0.01))
+    expected = model.generator.weights[1].numpy().copy()
+    live = []
+    record = keras.callbacks.LambdaCallback(
+        on_train_batch_end=lambda batch, logs: live.append(model.generator.weights[1].numpy().copy()))
+    images = np.random.default_rng(0).uniform(-1, 1, (8, 4, 4, 1)).astype("float32")
+    model.fit(tf.data.Dataset.from_tensor_slices(images).batch(4), verbose=0, callbacks=[record])
+    assert len(live) == 2
+    # The generator moves, so the average differs from either end.
+    assert np.abs(live[0] - expected).min() > 1e-3 and np.abs(live[1] - live[0]).min() > 1e-3
+    for n, weights in enumerate(live, start=1):
+        decay = min(ema_decay, (1.0 + n) / (10.0 + n))
+        expected = decay * expected + (1 - decay) * weights
     np.testing.assert_allclose(model.ema_generator.weights[1].numpy(), expected, rtol=1e-6)
 
 
@@ -537,6 +619,22 @@ def test_recalibrating_ema_statistics_moves_only_batch_norm_statistics():
     # The live generator is untouched, and a model without EMA is a no-op.
     for before, variable in zip(live, model.generator.variables, strict=True):
         np.testing.assert_array_equal(before, variable.numpy())
+    # The statistics are the EMA generator's own on N(0, I) latents: its first
+    # batch norm's moving mean and variance after 200 batches (momentum 0.9
+    # leaves 0.9**200 of the earlier ones; the initial variance 1 is ~300
+    # times its inputs') are those of its inputs on fresh latents. (Only
+    # "they moved" was checked: recalibrating on U(-1, 1) latents, a third
+    # of the variance, passed.)
+    model.recalibrate_ema_statistics(num_batches=200, batch_size=64)
+    norm = next(layer for layer in generator._flatten_layers()
+                if isinstance(layer, keras.layers.BatchNormalization))
+    assert norm.momentum ** 200 < 1e-6
+    z = np.random.default_rng(123).standard_normal((4096, model.latent_dim)).astype("float32")
+    activations = keras.Model(generator.inputs, norm.input)([z], training=True).numpy()
+    axes = tuple(range(activations.ndim - 1))
+    np.testing.assert_allclose(norm.moving_variance.numpy(), activations.var(axis=axes), rtol=0.1)
+    np.testing.assert_allclose(norm.moving_mean.numpy(), activations.mean(axis=axes),
+                               atol=0.1 * activations.std(axis=axes).min())
     plain = tiny_dcgan()
     plain_before = [np.array(v.numpy()) for v in plain.variables]
     plain.recalibrate_ema_statistics(num_batches=1)

@@ -13,6 +13,7 @@ import kgan
 from kgan import losses
 from kgan.models import DCGAN, WGAN, WGANGP, GAN, InputValidationError
 from kgan.networks import mlp_discriminator, mlp_generator
+from kgan_test_utils import record_inputs
 
 WASSERSTEIN = [WGAN, WGANGP]
 
@@ -251,6 +252,22 @@ def test_each_critic_update_sees_a_fresh_real_minibatch(cls):
 
 
 @pytest.mark.parametrize("cls", WASSERSTEIN)
+def test_each_update_draws_its_own_latents(cls):
+    """Algorithm 1 samples fresh z for every critic update and for the
+    generator's: one eager step calls G on n_critic + 1 distinct latent
+    batches. (Every other test here uses G(z) = b: one draw reused for all
+    critic updates passed them.)"""
+    model = tiny_mlp_gan(cls, n_critic=3)
+    latents = record_inputs(model.generator)
+    model.compile(run_eagerly=True)
+    model.fit(batches(points(8 * 3), 8 * 3), epochs=1, verbose=0)
+    assert len(latents) == 3 + 1 and all(z.shape == (8, 2) for z in latents)
+    for i in range(len(latents)):
+        for j in range(i):
+            assert not np.allclose(latents[i], latents[j]), (i, j)
+
+
+@pytest.mark.parametrize("cls", WASSERSTEIN)
 def test_one_device_equals_two_replicas(cls, two_cpu_strategy):
     """A step on 2 replicas equals a step on 1 device for the same global batch.
 
@@ -290,6 +307,58 @@ def test_one_device_equals_two_replicas(cls, two_cpu_strategy):
     if cls is WGAN:
         assert np.abs(single_critic[0]).max() <= 0.3 + 1e-7
         assert np.isclose(np.abs(single_critic[0]), 0.3).any()
+
+
+@pytest.mark.parametrize("cls", WASSERSTEIN)
+def test_a_step_makes_the_papers_updates_of_a_linear_critic(cls):
+    """One step, computed by hand: G(z) = b and f(x) = w . x under SGD.
+
+    Critic update k on the real minibatch x_k = real[k::n] descends
+    mean(f(b)) - mean(f(x_k)) (+ lambda (||w|| - 1)^2 for WGAN-GP, whose
+    gradient is 2 lambda (||w|| - 1) w / ||w||), then WGAN clips w; the
+    generator then descends -f(b), so b += lr * w. The penalty only reported
+    but left out of the critic's loss, or a loss with its sign or arguments
+    swapped, passed every other test here.
+    """
+    rng = np.random.default_rng(3)
+    n, lr, lam, clip, value = 2, 0.05, 2.0, 0.3, 0.5
+    kernel = rng.normal(0.0, 0.3, 16)
+    real = rng.uniform(-1, 1, (n * 4, 4, 4, 1)).astype("float32")
+    extra = {"clip_value": clip} if cls is WGAN else {"gp_weight": lam}
+    model = cls(constant_generator((4, 4, 1), value), linear_critic((4, 4, 1), kernel),
+                n_critic=n, seed=0, **extra)
+    model.compile(g_optimizer=keras.optimizers.SGD(lr), d_optimizer=keras.optimizers.SGD(lr))
+    history = model.fit(batches(real, n * 4), epochs=1, verbose=0).history
+
+    w, b = kernel.astype("float64"), np.full(16, value)
+    d_losses, penalties = [], []
+    for k in range(n):
+        x = real[k::n].reshape(4, -1).astype("float64")
+        grad = b - x.mean(axis=0)
+        d_loss = w @ b - (x @ w).mean()
+        if cls is WGANGP:
+            norm = np.sqrt(w @ w + 1e-12)
+            penalties.append(lam * (norm - 1.0) ** 2)
+            d_loss += penalties[-1]
+            grad = grad + 2.0 * lam * (norm - 1.0) * w / norm
+        d_losses.append(d_loss)
+        w = w - lr * grad
+        if cls is WGAN:
+            w = np.clip(w, -clip, clip)
+    g_loss = -(w @ b)
+    b = b + lr * w
+
+    np.testing.assert_allclose(
+        model.discriminator.trainable_variables[0].numpy().ravel(), w, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        model.generator.trainable_variables[1].numpy(), b, rtol=1e-5, atol=1e-6)
+    expected = {"d_loss": np.mean(d_losses), "g_loss": g_loss}
+    if cls is WGANGP:
+        expected["gradient_penalty"] = np.mean(penalties)
+        assert expected["gradient_penalty"] > 0.01  # the penalty is not negligible here
+    assert set(history) == set(expected)
+    for name, value in expected.items():
+        np.testing.assert_allclose(history[name], [value], rtol=1e-5, atol=1e-6, err_msg=name)
 
 
 # ---------------------------------------------------------------- batch size errors
