@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from kgan import callbacks, data, images
+from kgan import callbacks, data, images, metrics
 from kgan.callbacks import SampleGrid
 
 LATENT_DIM = 4
@@ -263,6 +263,9 @@ def test_quality_metrics_same_generator_same_figures():
     quality.on_epoch_end(0, first)
     quality.on_epoch_end(1, second)
     assert first == second and "fid" in first
+    # And they are kgan.metrics.evaluate's for the same samples.
+    direct = metrics.evaluate(real, model, _coarse_pixels, metrics=("fid",), num=40, seed=0)
+    assert first["fid"] == pytest.approx(direct["fid"], rel=1e-6) and direct["fid"] > 0
 
 
 @pytest.mark.parametrize(
