@@ -383,6 +383,8 @@ def test_preset_folder_has_ordinary_permissions(preset):
 
 def test_update_metadata_rewrites_metadata_and_card(preset):
     _, folder = preset
+    weights = (folder / zoo.WEIGHTS_FILE).read_bytes()
+    images = zoo.load(folder).generate(4, seed=0)
     zoo.update_metadata(folder, {"notes": "chosen for a reason", "metrics": {"fid": 1.5}})
     metadata = zoo.read_metadata(folder)
     assert metadata["notes"] == "chosen for a reason" and metadata["metrics"] == {"fid": 1.5}
@@ -390,7 +392,9 @@ def test_update_metadata_rewrites_metadata_and_card(preset):
     assert "chosen for a reason" in card and "| fid | 1.5 |" in card
     with pytest.raises(ValueError, match="derived from the weights"):
         zoo.update_metadata(folder, {"weights_sha256": "0" * 64})
-    assert zoo.load(folder) is not None
+    # The weights and the model are untouched (it only checked that the preset loads).
+    assert (folder / zoo.WEIGHTS_FILE).read_bytes() == weights
+    np.testing.assert_array_equal(zoo.load(folder).generate(4, seed=0), images)
     assert not [p for p in folder.iterdir() if p.name.startswith(".")]
 
 
