@@ -1457,8 +1457,8 @@ def _output_folder(args, inputs=()):
 def cmd_translate(args):
     import tensorflow as tf
 
+    from kgan import data, zoo
     from kgan import images as kgan_images
-    from kgan import zoo
     from kgan.atomic import write_folder
 
     output = _output_folder(args, inputs=args.inputs)
@@ -1480,9 +1480,8 @@ def cmd_translate(args):
         folder.mkdir()
         for source, target in jobs:
             try:
-                image = tf.io.decode_image(
-                    tf.io.read_file(str(source)), channels=channels, expand_animations=False
-                ).numpy()
+                # kgan's decode: a WebP, GIF or CMYK JPEG into a grey model too.
+                image = data.decode_image_file(tf.io.read_file(str(source)), channels).numpy()
             except tf.errors.OpError as err:
                 # TF's message starts with "{{function_node ...}}" noise; keep its reason.
                 reason = err.message.splitlines()[0].split("}}")[-1].split(" [Op:")[0].strip().rstrip(".")

@@ -75,6 +75,7 @@ __all__ = [
     "DatasetUnavailableError",
     "TooFewExamplesError",
     "UnknownDatasetError",
+    "decode_image_file",
     "from_folder",
     "from_numpy",
     "load",
@@ -920,44 +921,70 @@ def _no_images_error(directory: str, where: str) -> ValueError:
     )
 
 
-def _decodes_only_to_colour(contents: tf.Tensor) -> tf.Tensor:
-    """Whether TensorFlow's decoder of this file refuses ``channels=1``.
+def _file_kind(contents: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """``(is WebP, decodes only to colour)`` of an encoded image file, by its bytes.
 
-    GIF takes 0 or 3 channels, BMP 0, 3 or 4, WebP 3 or 4, and libjpeg
-    cannot convert a CMYK (4-component, e.g. Adobe print) JPEG to grey:
-    such files decode as RGB and are converted after. Known by their bytes,
-    not the file name: a GIF named .png failed.
+    TensorFlow's WebP decoder gives only the file's own channels (3 or 4).
+    GIF takes 0 or 3 channels, BMP 0, 3 or 4, and libjpeg cannot convert a
+    CMYK (4-component, e.g. Adobe print) JPEG to grey: those decode as RGB
+    and are converted after. Known by their bytes, not the file name: a GIF
+    named .png failed.
     """
     # Padded to 12 bytes: substr fails at a position past the end of a short file.
     head = tf.strings.substr(tf.strings.join([tf.strings.substr(contents, 0, 12), "\0" * 12]), 0, 12)
     webp = tf.logical_and(tf.equal(tf.strings.substr(head, 0, 4), "RIFF"),
                           tf.equal(tf.strings.substr(head, 8, 4), "WEBP"))
     jpeg = tf.equal(tf.strings.substr(head, 0, 3), b"\xff\xd8\xff")
-    return tf.reduce_any([
+    colour_only = tf.reduce_any([
         tf.equal(tf.strings.substr(head, 0, 3), "GIF"),
         tf.equal(tf.strings.substr(head, 0, 2), "BM"),
-        webp,
         # Only a JPEG reaches extract_jpeg_shape, which fails on other bytes.
         tf.cond(jpeg, lambda: tf.equal(tf.io.extract_jpeg_shape(contents)[2], 4),
                 lambda: tf.constant(False)),
     ])
+    return webp, colour_only
 
 
-def _decode_image(path: tf.Tensor, channels: int) -> tf.Tensor:
-    contents = tf.io.read_file(path)
-    if channels == 1:
-        image = tf.cond(
-            _decodes_only_to_colour(contents),
+def decode_image_file(contents: tf.Tensor, channels: int) -> tf.Tensor:
+    """An encoded image file (PNG, JPEG, BMP, GIF's first frame, WebP) as uint8
+    ``[H, W, channels]``, for ``channels`` 1 or 3.
+
+    Like ``tf.io.decode_image(contents, channels)``, which drops alpha and
+    converts grey and colour, also for the files whose TensorFlow decoders
+    refuse the conversion: WebP with or without alpha, GIF, BMP and CMYK
+    JPEGs as grey.
+
+    Example:
+
+    ```python
+    image = kgan.data.decode_image_file(tf.io.read_file("cat.webp"), channels=1)
+    ```
+    """
+    webp, colour_only = _file_kind(contents)
+
+    def webp_image():
+        image = tf.io.decode_image(contents, expand_animations=False)[..., :3]  # RGB(A)
+        return tf.image.rgb_to_grayscale(image) if channels == 1 else image
+
+    def other_image():
+        if channels != 1:
+            return tf.io.decode_image(contents, channels=channels, expand_animations=False)
+        return tf.cond(
+            colour_only,
             lambda: tf.image.rgb_to_grayscale(
                 tf.io.decode_image(contents, channels=3, expand_animations=False)),
             lambda: tf.io.decode_image(contents, channels=1, expand_animations=False),
         )
-    else:
-        image = tf.io.decode_image(contents, channels=channels, expand_animations=False)
-    # decode_image leaves the static shape unknown; the pipeline needs the rank
+
+    image = tf.cond(webp, webp_image, other_image)
+    # decode_image leaves the static shape unknown; a pipeline needs the rank
     # and channel count to plan the preprocessing.
     image.set_shape([None, None, channels])
     return image
+
+
+def _decode_image(path: tf.Tensor, channels: int) -> tf.Tensor:
+    return decode_image_file(tf.io.read_file(path), channels)
 
 
 def undecodable_images(directory: str | os.PathLike, limit: int | None = None) -> list[str]:

@@ -671,6 +671,35 @@ def test_translate_files_and_folders_at_their_own_size(cyclegan_preset, tmp_path
     assert sorted(p.name for p in out.iterdir()) == ["many", "one.png"]
 
 
+def test_translate_reads_webp_gif_and_bmp_into_a_grey_model(cyclegan_preset, tmp_path, capsys):
+    # It decoded with channels=1, which TensorFlow's WebP, GIF and BMP decoders refuse.
+    import tensorflow as tf
+
+    image = pytest.importorskip("PIL.Image")  # Pillow comes with tensorboard
+    rng = np.random.default_rng(0)
+    pixels = rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)
+    (tmp_path / "in").mkdir()
+    formats = {"a.bmp": "BMP", "b.gif": "GIF"}
+    if hasattr(tf.io, "decode_webp"):
+        formats["c.webp"] = "WEBP"
+    for name, fmt in formats.items():
+        picture = image.fromarray(pixels)
+        if fmt == "WEBP":  # with alpha, which TensorFlow decodes to 4 channels only
+            picture = image.fromarray(np.dstack([pixels, np.full((8, 8), 128, np.uint8)]))
+        picture.save(tmp_path / "in" / name, fmt, **({"lossless": True} if fmt == "WEBP" else {}))
+    out = tmp_path / "out"
+    assert run(["translate", cyclegan_preset, tmp_path / "in", "--output", out]) == 0, (
+        capsys.readouterr().err)
+    model = zoo.load(cyclegan_preset)
+    for name in formats:
+        source = tf.io.decode_image(tf.io.read_file(str(tmp_path / "in" / name)),
+                                    expand_animations=False).numpy()[..., :3]
+        grey = tf.image.rgb_to_grayscale(source).numpy()
+        np.testing.assert_array_equal(
+            kgan.images.load_png(out / "in" / Path(name).with_suffix(".png")),
+            model.translate(grey, direction="a_to_b"))
+
+
 @pytest.mark.parametrize(
     "make_input, message",
     [

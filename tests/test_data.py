@@ -538,6 +538,28 @@ WHITE_WEBP = (b"RIFF\x1e\x00\x00\x00WEBPVP8L\x11\x00\x00\x00/\x00\x00\x00\x00\x0
               b"\xf7\xbf\xff\x81\x88\xe8\x7f\x00\x00")
 
 
+#: The same in RGBA with alpha 128 (Pillow 13): TensorFlow decodes it to 4 channels only.
+HALF_CLEAR_WHITE_WEBP = (b"RIFF\x1e\x00\x00\x00WEBPVP8L\x11\x00\x00\x00/\x00\x00\x00\x10\x07"
+                         b"\xd0\xff\xfe\xf7\xbf\x80\x81\x88\xe8\x7f\x00\x00")
+
+
+@pytest.mark.skipif(not hasattr(tf.io, "decode_webp"), reason="this TensorFlow has no WebP decoder")
+@pytest.mark.parametrize("channels", [1, 3])
+def test_a_webp_with_alpha_reads_as_its_colour(channels, tmp_path):
+    # TensorFlow's WebP decoder refuses any channel count but the file's own:
+    # one RGBA WebP in a folder of PNGs stopped fit ("Number of channels
+    # requested does not match input").
+    write_png(tmp_path / "a.png", np.full((1, 1, 3), 255, np.uint8))
+    (tmp_path / "b.webp").write_bytes(HALF_CLEAR_WHITE_WEBP)
+    (batch,) = batches(data.from_folder(tmp_path, image_size=1, channels=channels, batch_size=2,
+                                        shuffle=False))
+    png, webp = batch
+    assert webp.shape == (1, 1, channels)
+    np.testing.assert_array_equal(webp, png)  # white: alpha dropped, as for PNG
+    decoded = data.decode_image_file(tf.constant(HALF_CLEAR_WHITE_WEBP), channels).numpy()
+    assert decoded.shape == (1, 1, channels) and (decoded == 255).all()
+
+
 def _white_cmyk_jpeg():
     """A 2x2 white CMYK JPEG, as print workflows (Adobe) write them."""
     image = pytest.importorskip("PIL.Image")  # Pillow comes with tensorboard
