@@ -33,6 +33,7 @@ import difflib
 import json
 import math
 import os
+import re
 import time
 from pathlib import Path
 
@@ -42,7 +43,7 @@ from kgan import data, evaluators, metrics, zoo
 
 __all__ = [
     "METRICS", "Source", "dumps", "evaluate", "label_agreement", "open_source",
-    "record_comparison", "record_in_card",
+    "record_comparison", "record_in_card", "recorded_dataset",
 ]
 
 #: Metric groups `evaluate` understands (as in `kgan.metrics.evaluate`).
@@ -256,6 +257,30 @@ def _round(value, digits=4):
     return round(float(value), max(digits - 1 - int(math.floor(math.log10(abs(value)))), 0))
 
 
+#: A split as `kgan train` appends it to a recorded dataset: "train[:500]", "test".
+_RECORDED_SPLIT = re.compile(r"[a-z_]+(\[[^\]\s]*\])?")
+
+
+def recorded_dataset(dataset):
+    """`(dataset, split or None)` of a preset's recorded `metadata["dataset"]`.
+
+    `kgan train` records `--dataset` as given, followed by `--split` unless it
+    is "train" (e.g. "mnist_5k train[:500]"); a path with a space in it is
+    kept whole when it exists.
+
+    Example:
+
+    ```python
+    kgan.evaluation.recorded_dataset("mnist_5k train[:500]")  # ('mnist_5k', 'train[:500]')
+    kgan.evaluation.recorded_dataset("photos/")               # ('photos/', None)
+    ```
+    """
+    name, _, split = dataset.rpartition(" ")
+    if name and _RECORDED_SPLIT.fullmatch(split) and not os.path.exists(os.path.expanduser(dataset)):
+        return name, split
+    return dataset, None
+
+
 def evaluate(
     source,
     split="train",
@@ -339,20 +364,22 @@ def evaluate(
         if recorded:
             if evaluated.metadata is None:
                 raise ValueError(f"Say which real dataset to compare {source} with: pass --against DATASET.")
-            against = evaluated.metadata["dataset"]
+            against, recorded_split = recorded_dataset(evaluated.metadata["dataset"])
+            if recorded_split is not None and against_split == "train":
+                against_split = recorded_split
         try:
             real = open_source(
                 against, split=against_split, batch_size=batch_size,
                 image_shape=evaluated.image_shape, split_flag="--against-split",
             )
         except (FileNotFoundError, data.UnknownDatasetError) as err:
-            if not recorded:
+            if not (recorded and data._is_folder_name(against)):
                 raise
             # kgan train records a folder as it was given, relative to where it ran.
             raise type(err)(
-                f"{source} was trained on {against!r} (its metadata's dataset), which is not "
-                f"found from {os.getcwd()}: {err} Run from the folder kgan train ran in, or "
-                "pass --against with the real images' folder or dataset name."
+                f"{source} was trained on the folder {against!r} (its metadata's dataset), "
+                f"which is not found from {os.getcwd()}: {err} Run from the folder kgan train "
+                "ran in, or pass --against with the real images' folder or dataset name."
             ) from err
     if real.kind == "preset":
         raise ValueError(f"--against {against} is a preset; compare with real images (a dataset or folder).")

@@ -256,7 +256,7 @@ def test_a_train_output_folder_is_not_read_as_its_sample_grids(digits_preset, tm
         assert f"its preset is {output / 'preset'}" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("recorded", ["digits/", "digits"])
+@pytest.mark.parametrize("recorded", ["digits/", "./digits"])
 def test_a_recorded_training_folder_not_found_from_here_says_to_pass_against(
         tmp_path, monkeypatch, capsys, recorded):
     # kgan train records --dataset as given, relative to where it ran; evaluating
@@ -267,10 +267,29 @@ def test_a_recorded_training_folder_not_found_from_here_says_to_pass_against(
     monkeypatch.chdir(tmp_path)
     assert run(["evaluate", folder, "--num", 1]) == 2
     err = capsys.readouterr().err
-    assert (f"was trained on {recorded!r} (its metadata's dataset), which is not found from "
-            f"{tmp_path}") in err and "pass --against" in err
+    assert (f"was trained on the folder {recorded!r} (its metadata's dataset), which is not "
+            f"found from {tmp_path}") in err and "pass --against" in err
     assert run(["evaluate", folder, "--num", 1, "--against", recorded]) == 2  # given: as it was
     assert "its metadata's dataset" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("recorded, expected", [
+    ("mnist_5k train[:500]", ("mnist_5k", "train[:500]")),
+    ("mnist_5k test", ("mnist_5k", "test")),
+    ("mnist_5k", ("mnist_5k", None)),
+    ("my photos/", ("my photos/", None)),
+    ("cycle_gan/horse2zebra", ("cycle_gan/horse2zebra", None)),
+])
+def test_recorded_dataset_splits_off_the_split_kgan_train_appends(recorded, expected):
+    assert evaluation.recorded_dataset(recorded) == expected
+
+
+def test_a_preset_trained_on_a_split_is_compared_with_that_split():
+    # cgan_mnist_50shot records "mnist_5k train[:500]" (kgan train appends a
+    # --split): evaluating it without --against failed, "Unknown dataset".
+    result = evaluation.evaluate("cgan_mnist_50shot", num=200, metrics_to_compute=("fid",))
+    assert result["protocol"]["against"] == "mnist_5k train[:500]"
+    assert result["metrics"]["fcd"] > 0
 
 
 def test_shape_mismatch_between_source_and_against(tmp_path):
