@@ -309,7 +309,7 @@ def build_parser():
             "dataset name with --split) against real images. Prints JSON (progress on stderr). "
             "28x28x1 images are measured with kgan's MNIST evaluator (FCD, classifier score), "
             "others with InceptionV3 (its weights are downloaded into the Keras cache on first "
-            "use, as keras.applications does; offline, see --inception-weights). "
+            "use, from keras.applications' URL; offline, see --inception-weights). "
             "An image translator (CycleGAN preset) is measured in both directions: class "
             "preservation by the evaluator (for domains with labels), cycle reconstruction error, "
             "FCD against the target domain."

@@ -814,7 +814,8 @@ def download_inception_weights(timeout=None):
         return path
 
     def fetch(temporary):
-        zoo._download(_INCEPTION_WEIGHTS_URL, temporary, timeout, what="the InceptionV3 weights")
+        zoo._download(_INCEPTION_WEIGHTS_URL, temporary, timeout, what="the InceptionV3 weights",
+                      timeout_setting="kgan.metrics.download_inception_weights(timeout=...)")
         md5 = hashlib.md5()
         with open(temporary, "rb") as handle:
             while chunk := handle.read(1 << 20):
@@ -827,6 +828,15 @@ def download_inception_weights(timeout=None):
 
     try:
         write_file(path, fetch)
+    except OSError as err:  # not the network: the cache folder cannot be written
+        setting = (f"KERAS_HOME ({os.environ['KERAS_HOME']})" if os.environ.get("KERAS_HOME")
+                   else "~/.keras, as KERAS_HOME is not set")
+        raise FileNotFoundError(
+            f"InceptionV3 weights not found in the Keras cache, and they cannot be downloaded "
+            f"there: {err}\nThe cache folder is {setting}: set KERAS_HOME to a folder you can "
+            "write to, or pass the weights file's path (weights_path=, or --inception-weights "
+            "on the command line)."
+        ) from err
     except zoo.ZooError as err:  # the network's or the server's
         raise FileNotFoundError(
             f"InceptionV3 weights not found in the Keras cache, and downloading them "
@@ -844,8 +854,8 @@ def inception_v3_extractor(weights_path=None):
     Builds `keras.applications.InceptionV3(include_top=False, pooling="avg",
     weights=None)` and loads the ImageNet weights from a local file. Without
     `weights_path`, a missing file is downloaded into the Keras cache first,
-    from where and as `keras.applications` would (md5-checked; written whole
-    or not at all; `download_inception_weights`). Images go through `inception_preprocess` (grayscale to
+    from the URL `keras.applications` uses (md5-checked; written whole or not
+    at all; `download_inception_weights`). Images go through `inception_preprocess` (grayscale to
     RGB, bilinear resize to 299x299 without antialiasing, range [-1, 1]).
 
     These are Keras' ImageNet weights, not the TF 2015 Inception graph of the

@@ -626,10 +626,12 @@ def _remove_cache_entry(folder):
         ) from err
 
 
-def _download(url, target, timeout=None, what="preset"):
+def _download(url, target, timeout=None, what="preset", timeout_setting="load(..., timeout=...)"):
     """Stream `url` into the file `target`: `(sha256 hex, bytes, content type or None)`.
 
-    `what` names the download in errors ("Could not download preset from ...").
+    `what` names the download in errors ("Could not download preset from
+    ..."), and a stall's error names `timeout_setting` besides
+    `DOWNLOAD_TIMEOUT`.
 
     `urlopen`'s timeout bounds each wait for the server (connecting, and
     every read), not the whole download. Progress goes to stdout, as
@@ -657,7 +659,7 @@ def _download(url, target, timeout=None, what="preset"):
         except _CacheWriteError as failed:
             raise failed.error from None
         except (OSError, http.client.HTTPException) as err:
-            raise _download_error(url, timeout, err, what) from err
+            raise _download_error(url, timeout, err, what, timeout_setting) from err
     if expected is not None and size < expected:
         # http.client returns a short body as if complete: a dropped connection.
         raise ZooError(
@@ -675,7 +677,7 @@ class _CacheWriteError(Exception):
         self.error = error
 
 
-def _download_error(url, timeout, err, what="preset"):
+def _download_error(url, timeout, err, what="preset", timeout_setting="load(..., timeout=...)"):
     """The `ZooError` for `err`, an error of `urlopen` or of reading its response.
 
     Every one is the network's or the server's, never the cache folder's:
@@ -684,7 +686,7 @@ def _download_error(url, timeout, err, what="preset"):
     """
     if isinstance(err, TimeoutError) or (isinstance(err, urllib.error.URLError)
                                          and isinstance(err.reason, TimeoutError)):
-        return _stalled(url, timeout)  # no connection, or no bytes, within the timeout
+        return _stalled(url, timeout, timeout_setting)  # no connection or bytes within the timeout
     if isinstance(err, urllib.error.HTTPError):
         return ZooError(
             f"Could not download {what} from {url}: the server answered HTTP {err.code} "
@@ -707,10 +709,10 @@ def _download_error(url, timeout, err, what="preset"):
     )
 
 
-def _stalled(url, timeout):
+def _stalled(url, timeout, setting="load(..., timeout=...)"):
     return ZooError(
         f"Download of {url} stalled: the server sent nothing for {timeout:g} s, the timeout "
-        "(kgan.zoo.DOWNLOAD_TIMEOUT, or load(..., timeout=...)). Check the network and the "
+        f"(kgan.zoo.DOWNLOAD_TIMEOUT, or {setting}). Check the network and the "
         "server, or try again with a longer timeout; nothing was cached."
     )
 

@@ -499,6 +499,26 @@ def weights_server(tmp_path, monkeypatch):
     httpd.server_close()
 
 
+def test_a_stalled_inception_download_names_its_own_timeout(tmp_path, monkeypatch):
+    import socket
+    import threading
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)  # accepts, never answers
+    accepted = []
+    threading.Thread(target=lambda: accepted.append(listener.accept()), daemon=True).start()
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    monkeypatch.setattr(metrics, "_INCEPTION_WEIGHTS_URL",
+                        f"http://127.0.0.1:{listener.getsockname()[1]}/weights.h5")
+    try:
+        with pytest.raises(FileNotFoundError, match=r"stalled.*download_inception_weights\(timeout"):
+            metrics.download_inception_weights(timeout=0.5)
+    finally:
+        listener.close()
+    assert not (tmp_path / "models").exists() or not list((tmp_path / "models").iterdir())
+
+
 def test_missing_inception_weights_are_downloaded_into_the_keras_cache(weights_server, tmp_path):
     # "kgan does not download it": FID of RGB images needed the file copied by hand.
     weights_server(b"weights")
@@ -522,6 +542,12 @@ def test_a_wrong_or_failed_inception_download_leaves_nothing_and_says_what_to_do
     with pytest.raises(FileNotFoundError, match=r"downloading them failed: Could not download the InceptionV3 weights from http://127"):
         metrics.inception_v3_extractor()
     assert not models.exists() or not list(models.iterdir())
+    # A cache folder that cannot be made names KERAS_HOME, not an "output path".
+    (tmp_path / "file").write_text("x")
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "file" / "keras"))
+    with pytest.raises(FileNotFoundError, match=r"(?s)cannot be downloaded there.*set KERAS_HOME "
+                                                r"to a folder you can write"):
+        metrics.inception_v3_extractor()
     # A path given is not downloaded: it names the file and the cache.
     with pytest.raises(FileNotFoundError, match=r"(?s)elsewhere\.h5.*Needed: inception_v3.*Keras cache"):
         metrics.inception_v3_extractor(tmp_path / "elsewhere.h5")
