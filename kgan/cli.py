@@ -756,10 +756,14 @@ def _too_few_examples_as_flags(args, translation=False, dataset=None, split_appl
         else:
             split = "" if args.split == "train" else f" --split {shlex.quote(args.split)}"
             data_text = f"--dataset {dataset or args.dataset}{split}"
+        if err.num_examples >= err.repeat_batches:
+            fix = f"Lower --batch-size to at most {err.num_examples // err.repeat_batches}"
+        else:  # even batches of 1 are too few for the critic's minibatches
+            fix = (f"Lower --n-critic to at most {err.num_examples} (with --batch-size 1), or "
+                   "train on more examples")
         raise CLIError(
             f"{data_text} has {err.num_examples} examples, fewer than one training step takes: "
-            f"{per_step}{critic}. Lower --batch-size to at most "
-            f"{err.num_examples // err.repeat_batches or 1}{larger}."
+            f"{per_step}{critic}. {fix}{larger}."
         ) from None
 
 
