@@ -62,30 +62,22 @@ def test_train_on_too_few_examples_says_which_flags_to_change(arch, batch_size, 
     assert not (tmp_path / "run").exists()
 
 
-def test_train_on_fewer_examples_than_critic_minibatches_says_to_lower_n_critic(tmp_path, capsys):
-    # It said "Lower --batch-size to at most 1", also to --batch-size 1 (code review).
-    for i in range(3):
-        kgan.images.save_png(np.zeros((8, 8, 1), np.uint8), tmp_path / "few" / f"{i}.png")
-    argv = ["train", "wgan", "--dataset", tmp_path / "few", "--image-size", "8", "--batch-size", "1",
-            "--epochs", "1", "--filters", "4", "--output", tmp_path / "run"]
-    assert run(argv) == 2
-    line = error_line(capsys.readouterr().err)
-    assert line.endswith("few has 3 examples, fewer than one training step takes: 5 (5 critic "
-                         "minibatches of --batch-size 1). Lower --n-critic to at most 3 (with "
-                         "--batch-size 1), or train on more examples.")
-    assert not (tmp_path / "run").exists()
-
-
-def test_train_on_a_folder_smaller_than_a_batch_does_not_suggest_a_split(tmp_path, capsys):
+@pytest.mark.parametrize(("arch", "batch_size", "expected"), [
     # A folder has no splits: following "choose a larger --split" got "drop --split".
+    ("dcgan", 4, "4. Lower --batch-size to at most 3."),
+    # It said "Lower --batch-size to at most 1", also to --batch-size 1 (code review).
+    ("wgan", 1, "5 (5 critic minibatches of --batch-size 1). Lower --n-critic to at most 3 (with "
+                "--batch-size 1), or train on more examples."),
+])
+def test_train_on_a_folder_smaller_than_a_step_names_the_flag_to_change(
+        arch, batch_size, expected, tmp_path, capsys):
     for i in range(3):
         kgan.images.save_png(np.zeros((8, 8, 1), np.uint8), tmp_path / "few" / f"{i}.png")
-    argv = ["train", "dcgan", "--dataset", tmp_path / "few", "--image-size", "8", "--batch-size", "4",
-            "--epochs", "1", "--filters", "4", "--output", tmp_path / "run"]
+    argv = ["train", arch, "--dataset", tmp_path / "few", "--image-size", "8", "--batch-size",
+            batch_size, "--epochs", "1", "--filters", "4", "--output", tmp_path / "run"]
     assert run(argv) == 2
     line = error_line(capsys.readouterr().err)
-    assert line.endswith("few has 3 examples, fewer than one training step takes: 4. Lower "
-                         "--batch-size to at most 3.")
+    assert line.endswith("few has 3 examples, fewer than one training step takes: " + expected)
     assert not (tmp_path / "run").exists()
 
 
