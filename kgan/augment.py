@@ -545,9 +545,11 @@ def mix_datasets(real, synthetic, synthetic_fraction=0.5, seed=None, batch_size=
     `RANGE_CHECK_IMAGES` images of each input drawn from are checked when the
     mix is iterated (the inputs are not read beforehand, so their order is
     unchanged): values well outside `value_range` (a quarter of its span:
-    resizing overshoots), a signed range whose negative half goes unused, or
-    a range wider than 2 used only in its bottom tenth mean another
-    convention. Dark, bright or constant images of the right one pass.
+    resizing overshoots), a signed range whose negative half goes unused
+    while its positive half is used, or a range wider than 2 used only in its
+    bottom tenth mean another convention. Dark, bright or constant images of
+    the right one pass, and so do values all near the middle (an untrained
+    generator's).
 
     Args:
         real: dataset of real `(image, label)`.
@@ -686,7 +688,8 @@ def _fail_if_out_of_range(dataset, name, low, high):
 
     Only evidence of another convention fails: values well past either end
     of `[low, high]` ([0, 255] or [-1, 1] images in [0, 1]), a signed range
-    whose negative part goes unused ([0, 1] images in [-1, 1]), or, in a range
+    whose negative part goes unused while its positive part is used ([0, 1]
+    images in [-1, 1]), or, in a range
     wider than 2, values only in its bottom tenth ([0, 1] or [-1, 1] images
     as 0..255 floats). Dark, bright, constant or slightly overshooting images
     of the right convention pass.
@@ -721,9 +724,11 @@ def _fail_if_out_of_range(dataset, name, low, high):
             smallest, largest = tf.reduce_min(values), tf.reduce_max(values)
             other = ~holds((low, high), smallest, largest)
             if low < 0:
-                # No value below the middle: unsigned images. Barely below
-                # counts as signed: an untrained generator's tanh stays near 0.
-                other |= smallest >= low + 0.49 * span
+                # No value below the middle, while the upper half is used:
+                # unsigned images. Barely below counts as signed, and values
+                # all near the middle are no evidence: an untrained
+                # generator's tanh stays within +-0.03 of 0.
+                other |= (smallest >= low + 0.49 * span) & (largest >= low + 0.6 * span)
             if span > 2:
                 other |= largest <= low + 0.1 * span
             # The narrowest convention that holds the values names them.
