@@ -16,7 +16,9 @@ import pytest
 import tensorflow as tf
 
 import kgan
-from kgan_test_utils import TINY_METADATA, TWO_CPU_DEVICES_PRELUDE, slow_except, spread_weights
+from kgan_test_utils import (
+    TINY_METADATA, TWO_CPU_DEVICES_PRELUDE, fill_the_disk_halfway_through_writes, slow_except,
+    spread_weights)
 from kgan import cli, zoo
 from kgan.models import DCGAN
 
@@ -964,12 +966,23 @@ def test_other_tensorflow_errors_keep_their_traceback(monkeypatch, tmp_path):
         cli.main(["export", "dcgan_mnist", str(tmp_path / "exported")])
 
 
-def test_evaluate_writes_its_json_atomically_and_still_prints_it(tmp_path, capsys):
+def test_evaluate_writes_its_json_atomically_and_still_prints_it(tmp_path, capsys, monkeypatch):
     target = tmp_path / "results" / "fid.json"
-    assert cli.main(["evaluate", "dcgan_mnist", "--metrics", "fid", "--num", "200",
-                     "--json", str(target)]) == 0
+    argv = ["evaluate", "dcgan_mnist", "--metrics", "fid", "--num", "200", "--json", str(target)]
+    assert cli.main(argv) == 0
     printed = json.loads(capsys.readouterr().out)
     assert json.loads(target.read_text()) == printed
+    assert sorted(p.name for p in target.parent.iterdir()) == ["fid.json"]
+    # A write that fails halfway (a full disk) leaves the earlier file whole and
+    # no temporary file; the figures are still printed (a file written in
+    # place was left truncated).
+    previous = target.read_bytes()
+    fill_the_disk_halfway_through_writes(monkeypatch)
+    assert cli.main(argv) == 2
+    out, err = capsys.readouterr()
+    assert json.loads(out)["metrics"] == printed["metrics"]
+    assert f"kgan: error: no space left on the device while writing {target}" in err
+    assert target.read_bytes() == previous
     assert sorted(p.name for p in target.parent.iterdir()) == ["fid.json"]
 
 
