@@ -667,6 +667,12 @@ def test_translate_files_and_folders_at_their_own_size(cyclegan_preset, tmp_path
     model = zoo.load(cyclegan_preset)
     expected = model.translate(kgan.images.load_png(tmp_path / "one.png"), direction="b_to_a")
     np.testing.assert_array_equal(kgan.images.load_png(out / "one.png"), expected)
+    # The RGB file went in as its grey (luma) image, not as one of its channels.
+    rgb = tmp_path / "many" / "sub" / "1.png"
+    grey = tf.io.decode_png(rgb.read_bytes(), channels=1).numpy()
+    assert not np.array_equal(grey, kgan.images.load_png(rgb)[..., :1])
+    np.testing.assert_array_equal(kgan.images.load_png(out / "many" / "sub" / "1.png"),
+                                  model.translate(grey, direction="b_to_a"))
     # A second run refuses the non-empty folder and leaves it as it was.
     assert run(["translate", cyclegan_preset, tmp_path / "one.png", "--output", out]) == 2
     assert "--overwrite" in error_line(capsys.readouterr().err)
