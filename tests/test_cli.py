@@ -305,8 +305,10 @@ def test_export_writes_a_saved_model_and_refuses_an_existing_dir(preset, loaded,
     assert "already exists" in message and "--overwrite" in message
     assert sorted(p.relative_to(target) for p in target.rglob("*")) == before
 
+    # --overwrite replaces the earlier export whole: a file only it held is gone.
+    (target / "stale.txt").write_text("from the earlier export")
     assert run(["export", preset, target, "--overwrite"]) == 0
-    assert (target / "saved_model.pb").is_file()
+    assert sorted(p.relative_to(target) for p in target.rglob("*")) == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["served"]  # no staging folders
 
 
