@@ -364,6 +364,13 @@ def test_train_writes_preset_samples_and_log(trained):
     assert model.latent_dim == 8 and model.image_shape == (28, 28, 1)
     images = model.generate(4, seed=0)
     assert images.shape == (4, 28, 28, 1) and np.isfinite(images).all()
+    # The epoch's grid is the trained generator's, on SampleGrid's latents of --seed 0.
+    # Measured: 0.004 levels apart on average (the run trained in bfloat16, the
+    # preset is float32); the grid of the generator before the epoch is 1.2 apart.
+    latents = np.random.default_rng(0).standard_normal((64, 8)).astype("float32")
+    expected = kgan.images.make_grid(kgan.images.to_uint8(model.generate_from_latents(latents)))
+    grid = kgan.images.load_png(output / "samples" / "epoch_0001.png").astype(int)
+    assert np.abs(grid - expected).mean() < 0.1
 
 
 def test_train_eval_every_logs_the_fcd(tmp_path):
