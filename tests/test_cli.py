@@ -629,14 +629,16 @@ def test_train_distribute_mirrored_trains_on_every_device(arch, tmp_path):
 def test_bench_reports_each_precision(tmp_path, capsys):
     report = tmp_path / "bench.json"
     code = run(["bench", "dcgan", "--precision", "float32,mixed_bfloat16", "--batch-size", "16",
-                "--steps", "3", "--repeats", "2", "--filters", "4", "--latent-dim", "8", "--json", report])
+                "--steps", "3", "--repeats", "3", "--filters", "4", "--latent-dim", "8", "--json", report])
     assert code == 0
     out = capsys.readouterr().out
     assert "float32" in out and "mixed_bfloat16" in out
     rows = json.loads(report.read_text())
     assert [r["precision"] for r in rows] == ["float32", "mixed_bfloat16"]
     for row in rows:
-        assert row["images_per_s"] > 0 and len(row["repeats_images_per_s"]) == 2
+        assert row["images_per_s"] > 0 and len(row["repeats_images_per_s"]) == 3
+        # The median repeat (rounding to 4 digits is monotonic: the middle one of three).
+        assert row["images_per_s"] == sorted(row["repeats_images_per_s"])[1]
         assert row["step_ms"] == pytest.approx(1000 * 16 / row["images_per_s"], rel=0.01)
 
 
