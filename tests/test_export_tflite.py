@@ -237,6 +237,8 @@ def test_cli_exports_tflite(preset, model, tmp_path, capsys):
     out = capsys.readouterr().out
     assert f"{target / TFLITE_FILE}" in out and "batch size 2, float16 weights" in out
     interpreter = tflite_interpreter(target / TFLITE_FILE)
+    # --quantize float16 reached the converter: the weights are stored as float16.
+    assert np.float16 in {t["dtype"] for t in interpreter.get_tensor_details()}
     z = model.latents(2, seed=3)
     np.testing.assert_allclose(run(interpreter, z), model.generate_from_latents(z), atol=2e-2)
     # Again without --overwrite: refused, the file untouched.
