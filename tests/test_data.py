@@ -165,9 +165,12 @@ def test_from_numpy_accepts_small_rounding_past_the_range():
 
 
 def test_from_numpy_other_integer_dtypes_in_range():
-    images = np.full((4, 3, 3), 255, np.int64)
-    (batch,) = batches(data.from_numpy(images, batch_size=4))
-    assert np.all(batch == 1.0)
+    # 0..255 in any integer type is scaled as uint8 is: 0 -> -1, 128, 255 -> 1
+    # (all-255 alone also passed a 0..1 scaling).
+    images = np.array([0, 128, 255, 255], np.int64).reshape(4, 1, 1)
+    (batch,) = batches(data.from_numpy(images, batch_size=4, shuffle=False))
+    assert batch.dtype == np.float32
+    np.testing.assert_allclose(batch.ravel(), [-1.0, 128 / 127.5 - 1.0, 1.0, 1.0], rtol=0, atol=1e-7)
 
 
 def test_from_numpy_resize_to_32_keeps_range_and_content():
@@ -198,7 +201,10 @@ def test_from_numpy_gray_to_rgb_and_back():
     gray = np.random.default_rng(2).integers(0, 256, size=(2, 4, 4), dtype=np.uint8)
     (rgb,) = batches(data.from_numpy(gray, batch_size=2, channels=3, shuffle=False))
     assert rgb.shape == (2, 4, 4, 3)
-    np.testing.assert_array_equal(rgb[..., 0], rgb[..., 2])
+    # Each of R, G and B is the grey image itself (not only R == B).
+    (plain,) = batches(data.from_numpy(gray, batch_size=2, shuffle=False))
+    for channel in range(3):
+        np.testing.assert_array_equal(rgb[..., channel], plain[..., 0])
 
     color = np.zeros((1, 2, 2, 3), np.uint8)
     color[..., 0] = 255  # pure red

@@ -7,6 +7,9 @@ Keras (XNNPACK sums in another order; measured <= 3e-6 on `dcgan_mnist`),
 float16 weights within 2e-2 (measured 2e-3 on `dcgan_mnist`).
 """
 
+import errno
+from pathlib import Path
+
 import keras
 import numpy as np
 import pytest
@@ -43,6 +46,30 @@ def test_writes_one_file_atomically(exported):
     assert path.name == TFLITE_FILE and path.is_file() and path.stat().st_size > 1000
     assert [p.name for p in path.parent.iterdir()] == [TFLITE_FILE]
     assert [p.name for p in path.parent.parent.iterdir()] == ["served"]  # no staging left
+
+
+def test_a_failed_write_keeps_the_previous_file_and_leaves_nothing_else(model, tmp_path,
+                                                                       monkeypatch):
+    # What "atomically" promises: a failure mid-write (a full disk) neither
+    # leaves a truncated generator.tflite nor loses the earlier export.
+    target = tmp_path / "served"
+    previous = export_tflite(model, target).read_bytes()
+    real_write_bytes = Path.write_bytes
+
+    def disk_full(path, data):
+        real_write_bytes(path, data[:100])
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(Path, "write_bytes", disk_full)
+    with pytest.raises(OSError, match="No space left"):
+        export_tflite(model, target, overwrite=True)
+    assert [p.name for p in tmp_path.iterdir()] == ["served"]
+    assert [p.name for p in target.iterdir()] == [TFLITE_FILE]
+    assert (target / TFLITE_FILE).read_bytes() == previous
+    # A failed first export leaves nothing behind either.
+    with pytest.raises(OSError, match="No space left"):
+        export_tflite(model, tmp_path / "fresh")
+    assert [p.name for p in tmp_path.iterdir()] == ["served"]
 
 
 def test_interpreter_of_a_missing_file_names_the_file(tmp_path):
@@ -210,6 +237,8 @@ def test_cli_exports_tflite(preset, model, tmp_path, capsys):
     out = capsys.readouterr().out
     assert f"{target / TFLITE_FILE}" in out and "batch size 2, float16 weights" in out
     interpreter = tflite_interpreter(target / TFLITE_FILE)
+    # --quantize float16 reached the converter: the weights are stored as float16.
+    assert np.float16 in {t["dtype"] for t in interpreter.get_tensor_details()}
     z = model.latents(2, seed=3)
     np.testing.assert_allclose(run(interpreter, z), model.generate_from_latents(z), atol=2e-2)
     # Again without --overwrite: refused, the file untouched.

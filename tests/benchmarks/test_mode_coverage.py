@@ -5,6 +5,7 @@ import time
 
 import pytest
 
+from kgan import toy
 from kgan.benchmarks import mode_coverage
 from kgan_test_utils import fill_the_disk_halfway_through_writes, the_one_line_error
 
@@ -24,7 +25,10 @@ def no_training(*args, **kwargs):
     pytest.fail("trained before checking the arguments")
 
 
-def test_main_trains_scores_and_writes_the_report(tmp_path, capsys):
+def test_main_trains_scores_and_writes_the_report(tmp_path, monkeypatch, capsys):
+    built, real_build_model = [], mode_coverage.build_model
+    monkeypatch.setattr(mode_coverage, "build_model",
+                        lambda *a, **k: built.append(real_build_model(*a, **k)) or built[-1])
     output = tmp_path / "report.json"
     code = mode_coverage.main(
         TINY_RUN + ["--architectures", "dcgan,wgan_gp", "--output", str(output), "--markdown"])
@@ -43,10 +47,15 @@ def test_main_trains_scores_and_writes_the_report(tmp_path, capsys):
     assert wgan_gp["real_points_seen"] == 4 * 8 * 5
     assert wgan_gp["hyperparameters"]["gp_weight"] == 10.0
     assert wgan_gp["d_optimizer"]["class"] == "FusedAdam"
-    for run in report["runs"]:
+    ring8 = toy.problem("ring8")
+    for run, model in zip(report["runs"], built, strict=True):
         assert run["num_samples"] == 50 and run["num_modes"] == 8
         assert 0 <= run["modes_covered"] <= 8 and 0.0 <= run["high_quality"] <= 1.0
         assert len(run["mode_counts"]) == 8
+        # The scores are the trained generator's samples', not another set's.
+        scores = toy.mode_coverage(model.generate(50, seed=run["seed"]), ring8.centers, ring8.std)
+        assert (run["mode_counts"], run["modes_covered"], run["high_quality"]) == (
+            scores["mode_counts"], scores["modes_covered"], scores["high_quality"])
     assert [r["architecture"] for r in report["summary"]] == ["dcgan", "wgan_gp"]
     out = capsys.readouterr().out
     assert "| problem | architecture | modes covered (≥1 within 3σ) | share within 3σ |" in out
