@@ -76,10 +76,14 @@ def test_main_writes_the_json_and_markdown(tiny_report, tmp_path, monkeypatch, c
     assert json.loads((tmp_path / "s.json").read_text())["rows"] == tiny_report["rows"]
     assert (tmp_path / "s.md").read_text() == hardware_sweep.format_markdown(tiny_report)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["s.json", "s.md"]  # no temporary files
-    with pytest.raises(SystemExit):
-        hardware_sweep.main(["--steps", "0"])
-    with pytest.raises(SystemExit):
-        hardware_sweep.main(["--xla", "maybe"])
+    # Refusals exit 2 (argparse's usage error), naming what is wrong; nothing is run.
+    calls.clear()
+    for argv, message in ((["--steps", "0"], "--steps and --repeats must be positive"),
+                          (["--xla", "maybe"], "invalid choice: 'maybe'")):
+        with pytest.raises(SystemExit) as exit_:
+            hardware_sweep.main(argv)
+        assert exit_.value.code == 2 and message in capsys.readouterr().err
+    assert calls == []
 
 
 def test_help_lists_the_xla_choices_readably(capsys):
