@@ -161,6 +161,19 @@ def _latents_and_labels(batch):
     return None
 
 
+def _checked_stream(x, check_dataset, check_batch):
+    """`x` with each batch checked on the host as it is read (so under XLA too):
+    a `tf.data.Dataset` by `check_dataset(x)`, a generator's or `PyDataset`'s
+    batches by `check_batch(batch)` (in the PyDataset's workers); arrays unchanged."""
+    if isinstance(x, tf.data.Dataset):
+        return check_dataset(x)
+    if isinstance(x, types.GeneratorType):
+        return (check_batch(batch) for batch in x)
+    if isinstance(x, keras.utils.PyDataset):
+        return _CheckedPyDataset(x, check_batch)
+    return x
+
+
 class _CheckedPyDataset(keras.utils.PyDataset):
     """A `keras.utils.PyDataset` whose batches pass through `check` as they are made.
 
@@ -546,12 +559,7 @@ class ConditionalGAN(GAN):
         # Every later batch as it is read, on the host, so under XLA too (which
         # drops in-step assertions and clamps a bad index to a valid class): a
         # dataset in its pipeline, beside prefetching; a generator as it yields.
-        if isinstance(x, tf.data.Dataset):
-            x = self._with_label_check(x)
-        elif isinstance(x, types.GeneratorType):
-            x = self._checked_batches(x, self._label_rules().check_training_batch)
-        elif isinstance(x, keras.utils.PyDataset):  # as its workers make each batch
-            x = _CheckedPyDataset(x, self._label_rules().check_training_batch)
+        x = _checked_stream(x, self._with_label_check, self._label_rules().check_training_batch)
         self.check_labels(labels)  # arrays: all of y
         self._check_labels_in_step(False)
         return super().fit(x, y, *args, **kwargs)
@@ -562,12 +570,6 @@ class ConditionalGAN(GAN):
         if labels is None:
             raise self._missing_labels_error()
         self.check_labels(labels, num=len(images))
-
-    @staticmethod
-    def _checked_batches(batches, check):
-        """A generator of `batches`, each passed through `check` as it is yielded."""
-        for batch in batches:
-            yield check(batch)
 
     def _dict_batch_error(self, data):
         return self._label_error(
@@ -777,13 +779,8 @@ class ConditionalGAN(GAN):
         images = gan.predict(batches, verbose=0)  # [6, H, W, C], classes 0, 1, 2, 0, 1, 2
         ```
         """
-        rules = self._label_rules()
-        if isinstance(x, tf.data.Dataset):
-            x = self._checked_prediction_dataset(x)
-        elif isinstance(x, types.GeneratorType):
-            x = self._checked_batches(x, rules.prediction_batch)
-        elif isinstance(x, keras.utils.PyDataset):
-            x = _CheckedPyDataset(x, rules.prediction_batch)
+        x = _checked_stream(x, self._checked_prediction_dataset,
+                            self._label_rules().prediction_batch)
         return super().predict(x, *args, **kwargs)
 
     def _checked_prediction_dataset(self, dataset):

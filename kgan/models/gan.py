@@ -17,6 +17,7 @@ architecture only writes its `train_step`:
 * sampling helpers (`generate`, `generate_from_latents`, `interpolate`).
 """
 
+import contextlib
 import inspect
 import math
 import os
@@ -125,6 +126,19 @@ def _input_check_failure(error):
         error_type = InputDTypeError if found.group(1) == "InputDTypeError" else InputValidationError
         return error_type(found.group(2))
     return None
+
+
+@contextlib.contextmanager
+def _input_check_failures_raised():
+    """Within the block, a failed input check (`_input_check_failure`) is raised as
+    its `InputValidationError` instead of TensorFlow's InvalidArgumentError."""
+    try:
+        yield
+    except tf.errors.InvalidArgumentError as error:
+        failure = _input_check_failure(error)
+        if failure is None:
+            raise
+        raise failure from error
 
 
 #: key prefix of the random-stream states in a weights file (`GAN.save_own_variables`).
@@ -1074,13 +1088,8 @@ class GAN(keras.Model):
     def _keras_fit(self, x, y, *args, **kwargs):
         """`keras.Model.fit`, with run-time batch checks raised as InputValidationError."""
         self._refuse_unsupported_fit_arguments(x, y, args, kwargs)
-        try:
+        with _input_check_failures_raised():
             return keras.Model.fit(self, self._as_fit_pipeline(x, kwargs), y, *args, **kwargs)
-        except tf.errors.InvalidArgumentError as error:
-            failure = _input_check_failure(error)
-            if failure is None:
-                raise
-            raise failure from error
 
     def _as_fit_pipeline(self, x, fit_kwargs):
         """`x` as kgan hands it to `keras.Model.fit` (a dataset: see `fit`)."""
@@ -1404,13 +1413,8 @@ class GAN(keras.Model):
         ```
         """
         self._check_predict_inputs(x)
-        try:
+        with _input_check_failures_raised():
             return super().predict(x, *args, **kwargs)
-        except tf.errors.InvalidArgumentError as error:
-            failure = _input_check_failure(error)
-            if failure is None:
-                raise
-            raise failure from error
 
     def predict_on_batch(self, x):
         """`keras.Model.predict_on_batch`, after the checks `predict` makes of `x`.
