@@ -804,8 +804,6 @@ def download_inception_weights(timeout=None):
     path = kgan.metrics.download_inception_weights()  # once, on a machine with network
     ```
     """
-    import hashlib
-
     from kgan import zoo
     from kgan.atomic import write_file
 
@@ -814,16 +812,13 @@ def download_inception_weights(timeout=None):
         return path
 
     def fetch(temporary):
-        zoo._download(_INCEPTION_WEIGHTS_URL, temporary, timeout, what="the InceptionV3 weights",
-                      timeout_setting="kgan.metrics.download_inception_weights(timeout=...)")
-        md5 = hashlib.md5()
-        with open(temporary, "rb") as handle:
-            while chunk := handle.read(1 << 20):
-                md5.update(chunk)
-        if md5.hexdigest() != _INCEPTION_WEIGHTS_MD5:
+        md5, _, _ = zoo._download(
+            _INCEPTION_WEIGHTS_URL, temporary, timeout, what="the InceptionV3 weights",
+            timeout_setting="kgan.metrics.download_inception_weights(timeout=...)", hash_name="md5")
+        if md5 != _INCEPTION_WEIGHTS_MD5:
             raise zoo.IntegrityError(
-                f"the file downloaded has md5 {md5.hexdigest()}, not Keras's "
-                f"{_INCEPTION_WEIGHTS_MD5}; it was deleted."
+                f"the file downloaded has md5 {md5}, not Keras's {_INCEPTION_WEIGHTS_MD5}; it "
+                "was deleted."
             )
 
     try:

@@ -626,11 +626,13 @@ def _remove_cache_entry(folder):
         ) from err
 
 
-def _download(url, target, timeout=None, what="preset", timeout_setting="load(..., timeout=...)"):
-    """Stream `url` into the file `target`: `(sha256 hex, bytes, content type or None)`.
+def _download(url, target, timeout=None, what="preset", timeout_setting="load(..., timeout=...)",
+              hash_name="sha256"):
+    """Stream `url` into the file `target`: `(hex digest, bytes, content type or None)`.
 
-    `what` names the download in errors ("Could not download preset from
-    ..."), and a stall's error names `timeout_setting` besides
+    The digest is `hash_name`'s (a `hashlib` name), taken as the bytes
+    arrive. `what` names the download in errors ("Could not download preset
+    from ..."), and a stall's error names `timeout_setting` besides
     `DOWNLOAD_TIMEOUT`.
 
     `urlopen`'s timeout bounds each wait for the server (connecting, and
@@ -638,7 +640,7 @@ def _download(url, target, timeout=None, what="preset", timeout_setting="load(..
     `keras.utils.get_file` prints it (the CLI sends it to stderr).
     """
     timeout = DOWNLOAD_TIMEOUT if timeout is None else timeout
-    digest, size = hashlib.sha256(), 0
+    digest, size = hashlib.new(hash_name), 0
     # Only the network calls are inside the `try`: an OSError of the cache file
     # (open, write) reaches `_fetch`, which names the cache folder to change.
     with open(target, "wb") as out:
