@@ -6,6 +6,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from kgan_test_utils import record_inputs
 
 from kgan import augment
 from kgan.augment import DiffAugment
@@ -124,18 +125,6 @@ def test_gan_applies_augmentation_to_the_discriminator_view():
     assert DCGAN.from_config(augmented.get_config()).augment == "cutout"
 
 
-_D_INPUTS = []
-
-
-class _RecordInputs(keras.layers.Layer):
-    """Identity that records each concrete batch the discriminator sees."""
-
-    def call(self, inputs):
-        if tf.executing_eagerly():
-            _D_INPUTS.append(np.array(inputs))
-        return inputs
-
-
 @pytest.mark.parametrize("arch", ["DCGAN", "WGAN", "WGANGP"])
 def test_every_discriminator_call_of_a_step_sees_augmented_images(arch):
     """Reals are -1 and fakes 0.5, and cutout zeroes a square of every
@@ -152,16 +141,15 @@ def test_every_discriminator_call_of_a_step_sees_augmented_images(arch):
     fake = keras.layers.Dense(64, kernel_initializer="zeros", bias_initializer="ones")(zeros)
     generator = keras.Model(z, keras.layers.Reshape((8, 8, 1))(0.5 * fake))
     images = keras.Input((8, 8, 1))
-    critic = keras.Model(images, keras.layers.Dense(1)(keras.layers.Flatten()(
-        _RecordInputs()(images))))
+    critic = keras.Model(images, keras.layers.Dense(1)(keras.layers.Flatten()(images)))
     extra = {} if cls is models.DCGAN else {"n_critic": 2}
     model = cls(generator, critic, seed=0, augment="cutout", **extra)
     model.compile(run_eagerly=True)
-    _D_INPUTS.clear()
+    d_inputs = record_inputs(critic)  # each concrete batch the discriminator sees
     model.fit(tf.data.Dataset.from_tensor_slices(np.full((8, 8, 8, 1), -1.0, "float32")).batch(8),
               epochs=1, verbose=0)
     seen, cutouts = {"real": 0, "fake": 0}, []
-    for batch in _D_INPUTS:
+    for batch in d_inputs:
         groups = {"real": [], "fake": []}
         for image in batch:
             values = set(np.unique(image)) - {0.0}

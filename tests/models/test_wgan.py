@@ -216,35 +216,23 @@ def test_n_critic_critic_updates_per_generator_update(cls):
     assert int(model.d_optimizer.iterations.numpy()) == 3 * k
 
 
-_RECORDED = []
-
-
-class _Recorder(keras.layers.Layer):
-    """Identity that records every concrete batch the critic is called on."""
-
-    def call(self, inputs):
-        if tf.executing_eagerly():
-            _RECORDED.append(np.array(inputs))
-        return inputs
-
-
 @pytest.mark.parametrize("cls", WASSERSTEIN)
 def test_each_critic_update_sees_a_fresh_real_minibatch(cls):
     """One step over 5 * 4 distinguishable reals: 5 disjoint minibatches of 4
     that together are the whole batch (strided: minibatch k = rows k::5)."""
     inputs = keras.Input((2,))
-    critic = keras.Model(inputs, keras.layers.Dense(1)(_Recorder()(inputs)))
+    critic = keras.Model(inputs, keras.layers.Dense(1)(inputs))
     generator = constant_generator((2,), -100.0)  # fakes far from every real
     model = cls(generator, critic, n_critic=5, seed=0)
     model.compile(run_eagerly=True)  # so the recorder sees concrete tensors
+    recorded = record_inputs(critic)  # every batch the critic is called on
     real = np.repeat(np.arange(20, dtype="float32")[:, None], 2, axis=1)  # row i = (i, i)
-    _RECORDED.clear()
     model.fit(batches(real, 20), epochs=1, verbose=0)
     real_rows = {tuple(r) for r in real}
     # WGAN scores reals alone; WGAN-GP scores them with the fakes in one call.
-    real_calls = [c[[tuple(r) in real_rows for r in c]] for c in _RECORDED]
+    real_calls = [c[[tuple(r) in real_rows for r in c]] for c in recorded]
     real_calls = [c for c in real_calls if len(c)]
-    assert len(real_calls) == 5, [c[:, 0] for c in _RECORDED]
+    assert len(real_calls) == 5, [c[:, 0] for c in recorded]
     for k, call in enumerate(real_calls):
         np.testing.assert_array_equal(call, real[k::5])
     seen = np.concatenate(real_calls)
