@@ -921,28 +921,33 @@ def _no_images_error(directory: str, where: str) -> ValueError:
     )
 
 
-def _file_kind(contents: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-    """``(is WebP, decodes only to colour)`` of an encoded image file, by its bytes.
+def _file_head(contents: tf.Tensor) -> tf.Tensor:
+    """The first 12 bytes of an encoded file (padded: substr fails past the end)."""
+    return tf.strings.substr(tf.strings.join([tf.strings.substr(contents, 0, 12), "\0" * 12]), 0, 12)
 
-    TensorFlow's WebP decoder gives only the file's own channels (3 or 4).
+
+def _is_webp(head: tf.Tensor) -> tf.Tensor:
+    """Whether the file is WebP, whose decoder gives only its own channels (3 or 4)."""
+    return tf.logical_and(tf.equal(tf.strings.substr(head, 0, 4), "RIFF"),
+                          tf.equal(tf.strings.substr(head, 8, 4), "WEBP"))
+
+
+def _decodes_only_to_colour(contents: tf.Tensor, head: tf.Tensor) -> tf.Tensor:
+    """Whether TensorFlow's decoder of this file refuses ``channels=1``.
+
     GIF takes 0 or 3 channels, BMP 0, 3 or 4, and libjpeg cannot convert a
     CMYK (4-component, e.g. Adobe print) JPEG to grey: those decode as RGB
     and are converted after. Known by their bytes, not the file name: a GIF
     named .png failed.
     """
-    # Padded to 12 bytes: substr fails at a position past the end of a short file.
-    head = tf.strings.substr(tf.strings.join([tf.strings.substr(contents, 0, 12), "\0" * 12]), 0, 12)
-    webp = tf.logical_and(tf.equal(tf.strings.substr(head, 0, 4), "RIFF"),
-                          tf.equal(tf.strings.substr(head, 8, 4), "WEBP"))
     jpeg = tf.equal(tf.strings.substr(head, 0, 3), b"\xff\xd8\xff")
-    colour_only = tf.reduce_any([
+    return tf.reduce_any([
         tf.equal(tf.strings.substr(head, 0, 3), "GIF"),
         tf.equal(tf.strings.substr(head, 0, 2), "BM"),
         # Only a JPEG reaches extract_jpeg_shape, which fails on other bytes.
         tf.cond(jpeg, lambda: tf.equal(tf.io.extract_jpeg_shape(contents)[2], 4),
                 lambda: tf.constant(False)),
     ])
-    return webp, colour_only
 
 
 def decode_image_file(contents: tf.Tensor, channels: int) -> tf.Tensor:
@@ -960,7 +965,7 @@ def decode_image_file(contents: tf.Tensor, channels: int) -> tf.Tensor:
     image = kgan.data.decode_image_file(tf.io.read_file("cat.webp"), channels=1)
     ```
     """
-    webp, colour_only = _file_kind(contents)
+    head = _file_head(contents)
 
     def webp_image():
         image = tf.io.decode_image(contents, expand_animations=False)[..., :3]  # RGB(A)
@@ -970,13 +975,13 @@ def decode_image_file(contents: tf.Tensor, channels: int) -> tf.Tensor:
         if channels != 1:
             return tf.io.decode_image(contents, channels=channels, expand_animations=False)
         return tf.cond(
-            colour_only,
+            _decodes_only_to_colour(contents, head),  # looked at for grey only
             lambda: tf.image.rgb_to_grayscale(
                 tf.io.decode_image(contents, channels=3, expand_animations=False)),
             lambda: tf.io.decode_image(contents, channels=1, expand_animations=False),
         )
 
-    image = tf.cond(webp, webp_image, other_image)
+    image = tf.cond(_is_webp(head), webp_image, other_image)
     # decode_image leaves the static shape unknown; a pipeline needs the rank
     # and channel count to plan the preprocessing.
     image.set_shape([None, None, channels])
